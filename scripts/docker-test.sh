@@ -1,0 +1,476 @@
+#!/usr/bin/env bash
+# Docker-based end-to-end test of tcpping-diag.
+#
+# Topology (three user-defined bridge networks would be overkill; two suffice):
+#
+#   client ──(net A)── router ──(net B)── server
+#
+# The router is a container on both networks with ip_forward=1; client and
+# server route the other network via it. Filters are set in the router's
+# FORWARD chain, so ICMP errors come from a real hop in the middle, as in the
+# field. Cases: healthy, REJECT icmp-host-unreachable (3/1), REJECT
+# icmp-admin-prohibited (3/13), plain DROP (timeouts, no invented ICMP),
+# the same host-unreachable without CAP_NET_RAW (kernel error queue), and a
+# server reached through a published port (`docker run -p`).
+#
+# Needs root. Installs docker.io, debootstrap, iptables, jq from Debian when
+# missing, starts a private dockerd when no engine answers, builds a Debian
+# base image with debootstrap (no registry needed) and the image's
+# `runtime-prebuilt` target from target/release/tcpping-diag.
+#
+# Environment:
+#   CI=true              fail (exit 1) instead of skipping when it cannot run
+#   TCPPING_BIN=PATH     use this binary instead of target/release/tcpping-diag
+#   DOCKER_TEST_CACHE    cache dir (default /var/cache/tcpping-diag)
+#   DOCKER_TEST_STATE    private engine's data root parent (default /var/lib/tcpping-diag)
+#   DOCKER_TEST_MIRROR   Debian mirror for debootstrap (default: the one apt uses)
+#   DOCKER_TEST_KEEP_BASE=0  also remove the tcpping-base:bookworm image at the end
+#
+# Prints one PASS/FAIL line per case and a final "N passed, N failed" line;
+# exits non-zero on any failure.
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+PREFIX="tcppingdt$$"
+CACHE_DIR=${DOCKER_TEST_CACHE:-/var/cache/tcpping-diag}
+STATE_DIR=${DOCKER_TEST_STATE:-/var/lib/tcpping-diag}
+BASE_TAG=tcpping-base:bookworm
+IMAGE="tcpping-diag-test:${PREFIX}"
+PORT=12001
+T0=$(date +%s)
+
+log() { printf '[docker-test +%ss] %s\n' "$(($(date +%s) - T0))" "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+# Cannot run here (environment, not the code under test).
+cannot_run() {
+    if [[ "${CI:-}" == "true" ]]; then
+        log "FAIL: cannot run the docker test: $*"
+        exit 1
+    fi
+    log "SKIP: cannot run the docker test: $*"
+    exit 0
+}
+
+if [[ $(id -u) -ne 0 ]]; then
+    cannot_run "must run as root (it installs packages, starts dockerd, runs debootstrap)"
+fi
+
+# One run at a time on a host: the private engine, its data root and the
+# cache are shared between runs.
+mkdir -p "$CACHE_DIR" "$STATE_DIR"
+exec 9>"$STATE_DIR/docker-test.lock"
+if ! flock -w 900 9; then
+    die "another docker-test run holds $STATE_DIR/docker-test.lock for more than 15 minutes"
+fi
+
+# ---------------------------------------------------------------------------
+# Cleanup (EXIT trap): containers, networks, test image, private engine.
+DOCKERD_PID=""
+DEBOOTSTRAP_DIR=""
+WORK=$(mktemp -d /tmp/tcpping-docker-test.XXXXXX)
+
+cleanup() {
+    local rc=$?
+    set +e
+    trap - EXIT INT TERM
+    if [[ -n "${DOCKER_OK:-}" ]]; then
+        docker ps -aq --filter "name=^${PREFIX}-" 2>/dev/null | xargs -r docker rm -f >/dev/null 2>&1
+        docker network ls -q --filter "name=^${PREFIX}-" 2>/dev/null | xargs -r docker network rm >/dev/null 2>&1
+        docker image rm -f "$IMAGE" >/dev/null 2>&1
+        # Layers of a failed (legacy) build stay behind untagged: remove the
+        # dangling images that appeared since our build started.
+        if [[ -f "$WORK/images.before" ]]; then
+            docker images -q --no-trunc --filter dangling=true 2>/dev/null | sort -u \
+                | comm -13 "$WORK/images.before" - | xargs -r docker image rm -f >/dev/null 2>&1
+        fi
+        if [[ "${DOCKER_TEST_KEEP_BASE:-1}" == "0" ]]; then
+            docker image rm -f "$BASE_TAG" >/dev/null 2>&1
+        fi
+    fi
+    if [[ -n "$DOCKERD_PID" ]]; then
+        log "stopping private dockerd (pid $DOCKERD_PID)"
+        kill -TERM "$DOCKERD_PID" 2>/dev/null
+        for _ in $(seq 1 30); do
+            kill -0 "$DOCKERD_PID" 2>/dev/null || break
+            sleep 0.5
+        done
+        if kill -0 "$DOCKERD_PID" 2>/dev/null; then
+            log "dockerd did not stop in 15s, killing it"
+            kill -KILL "$DOCKERD_PID" 2>/dev/null
+        fi
+    fi
+    if [[ -n "$DEBOOTSTRAP_DIR" && -d "$DEBOOTSTRAP_DIR" ]]; then
+        for m in proc sys dev/pts dev; do
+            umount -l "$DEBOOTSTRAP_DIR/root/$m" 2>/dev/null
+        done
+        rm -rf --one-file-system "$DEBOOTSTRAP_DIR"
+    fi
+    rm -rf "$WORK"
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# ---------------------------------------------------------------------------
+# Packages.
+apt_get() {
+    local i
+    for i in 1 2 3 4 5 6 7 8 9 10; do
+        if DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 "$@" </dev/null; then
+            return 0
+        fi
+        log "apt-get $1 failed (try $i; lock held by another apt?), retrying in 10s"
+        sleep 10
+    done
+    return 1
+}
+
+missing=()
+command -v dockerd >/dev/null || missing+=(docker.io)
+command -v docker >/dev/null || missing+=(docker.io)
+command -v debootstrap >/dev/null || missing+=(debootstrap)
+command -v iptables >/dev/null || missing+=(iptables)
+command -v jq >/dev/null || missing+=(jq)
+command -v flock >/dev/null || missing+=(util-linux)
+if ((${#missing[@]})); then
+    mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
+    log "installing ${missing[*]} from Debian"
+    apt_get -qq update || cannot_run "apt-get update failed"
+    apt_get install -y -qq --no-install-recommends "${missing[@]}" ca-certificates \
+        || cannot_run "apt-get install ${missing[*]} failed"
+fi
+
+# ---------------------------------------------------------------------------
+# Binary.
+if [[ -n "${TCPPING_BIN:-}" ]]; then
+    BIN=$TCPPING_BIN
+else
+    BIN="$REPO/target/release/tcpping-diag"
+    if [[ ! -x "$BIN" ]]; then
+        command -v cargo >/dev/null || die "$BIN is missing and cargo is not on PATH"
+        log "building tcpping-diag (cargo build --release --locked)"
+        (cd "$REPO" && cargo build --release --locked) || die "cargo build --release failed"
+    fi
+fi
+[[ -x "$BIN" ]] || die "no tcpping-diag binary at $BIN"
+BIN=$(readlink -f "$BIN")
+for f in "$REPO"/Cargo.toml "$REPO"/Cargo.lock $(find "$REPO/src" -type f 2>/dev/null); do
+    if [[ "$f" -nt "$BIN" ]]; then
+        log "WARNING: $f is newer than $BIN: testing a possibly stale binary (run cargo build --release)"
+        break
+    fi
+done
+
+# ---------------------------------------------------------------------------
+# Engine.
+DOCKER_OK=""
+if docker info >/dev/null 2>&1; then
+    log "using the running docker engine (${DOCKER_HOST:-default socket}); it is left running"
+else
+    ENGINE_ROOT="$STATE_DIR/docker"      # persistent: keeps the base image between runs
+    EXEC_ROOT=/run/tcpping-dt            # short: containerd socket paths live under it
+    SOCK=/run/tcpping-dt.sock
+    PIDFILE=/run/tcpping-dt.pid
+    DLOG="$STATE_DIR/dockerd.log"
+    export DOCKER_HOST="unix://$SOCK"
+    if docker info >/dev/null 2>&1; then
+        # Left over by an earlier run that was killed hard: adopt it.
+        DOCKERD_PID=$(cat "$PIDFILE" 2>/dev/null || true)
+        log "adopting a private dockerd left by an earlier run (pid ${DOCKERD_PID:-?})"
+    else
+        command -v dockerd >/dev/null || cannot_run "dockerd not installed"
+        if [[ -f "$PIDFILE" ]] && ! kill -0 "$(cat "$PIDFILE")" 2>/dev/null; then
+            rm -f "$PIDFILE"
+        fi
+        mkdir -p "$ENGINE_ROOT" "$EXEC_ROOT"
+        log "starting private dockerd (data root $ENGINE_ROOT, socket $SOCK, log $DLOG)"
+        # --bridge none: no docker0, so no clash with another engine's default
+        # bridge; builds use --network host, tests use their own networks.
+        dockerd --data-root "$ENGINE_ROOT" --exec-root "$EXEC_ROOT" \
+            --pidfile "$PIDFILE" -H "unix://$SOCK" --bridge none \
+            >"$DLOG" 2>&1 </dev/null 9>&- &
+        DOCKERD_PID=$!
+        for i in $(seq 1 120); do
+            if docker info >/dev/null 2>&1; then break; fi
+            if ! kill -0 "$DOCKERD_PID" 2>/dev/null; then
+                DOCKERD_PID=""
+                tail -n 30 "$DLOG" >&2
+                cannot_run "dockerd exited during startup (log above, full log $DLOG)"
+            fi
+            sleep 0.5
+        done
+        if ! docker info >/dev/null 2>&1; then
+            tail -n 30 "$DLOG" >&2
+            cannot_run "dockerd did not answer within 60s (log above, full log $DLOG)"
+        fi
+    fi
+fi
+DOCKER_OK=1
+log "engine: $(docker version --format 'server {{.Server.Version}}, client {{.Client.Version}}' 2>/dev/null)"
+export DOCKER_BUILDKIT=0   # the legacy builder works on every engine without buildx
+
+# ---------------------------------------------------------------------------
+# Base image: debootstrap minbase, no registry.
+debian_mirror() {
+    if [[ -n "${DOCKER_TEST_MIRROR:-}" ]]; then echo "$DOCKER_TEST_MIRROR"; return; fi
+    local f uri
+    # deb822 *.sources: first URIs whose Suites has a plain release (no -security).
+    for f in /etc/apt/sources.list.d/*.sources; do
+        [[ -f "$f" ]] || continue
+        uri=$(awk '
+            /^[[:space:]]*$/ { if (u != "" && ok) { print u; exit } u=""; ok=0; next }
+            /^URIs:/   { u=$2 }
+            /^Suites:/ { for (i=2;i<=NF;i++) if ($i !~ /-security$/ && $i !~ /^(stable|bookworm)?-?updates$/) ok=1 }
+            END { if (u != "" && ok) print u }' "$f" | head -n1)
+        if [[ -n "$uri" && "$uri" == *debian* && "$uri" != *security* ]]; then echo "$uri"; return; fi
+    done
+    # one-line format
+    for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
+        [[ -f "$f" ]] || continue
+        uri=$(awk '$1=="deb" { for (i=2;i<=NF;i++) if ($i !~ /^\[/ && $i !~ /\]$/ && $i ~ /:\/\//) { print $i; exit } }' "$f" \
+              | grep -v security | grep debian | head -n1 || true)
+        if [[ -n "$uri" ]]; then echo "$uri"; return; fi
+    done
+    echo "http://deb.debian.org/debian"
+}
+
+ARCH=$(dpkg --print-architecture)
+BASE_TAR="$CACHE_DIR/debootstrap-bookworm-minbase-$ARCH.tar"
+if docker image inspect "$BASE_TAG" >/dev/null 2>&1; then
+    log "base image $BASE_TAG already in the engine"
+else
+    if [[ ! -s "$BASE_TAR" ]]; then
+        MIRROR=$(debian_mirror)
+        DEBOOTSTRAP_DIR=$(mktemp -d /var/tmp/tcpping-debootstrap.XXXXXX)
+        log "debootstrap --variant=minbase bookworm from $MIRROR (cold cache, a few minutes)"
+        if ! debootstrap --variant=minbase bookworm "$DEBOOTSTRAP_DIR/root" "$MIRROR" \
+                >"$WORK/debootstrap.log" 2>&1; then
+            tail -n 30 "$WORK/debootstrap.log" >&2
+            tail -n 30 "$DEBOOTSTRAP_DIR/root/debootstrap/debootstrap.log" >&2 2>/dev/null || true
+            cannot_run "debootstrap failed (mirror $MIRROR)"
+        fi
+        rm -rf "$DEBOOTSTRAP_DIR"/root/var/cache/apt/archives/*.deb \
+               "$DEBOOTSTRAP_DIR"/root/var/lib/apt/lists/*
+        tar --numeric-owner -C "$DEBOOTSTRAP_DIR/root" -cf "$BASE_TAR.partial" .
+        mv "$BASE_TAR.partial" "$BASE_TAR"
+        rm -rf --one-file-system "$DEBOOTSTRAP_DIR"
+        DEBOOTSTRAP_DIR=""
+        log "cached the base root fs in $BASE_TAR ($(du -h "$BASE_TAR" | cut -f1))"
+    fi
+    log "docker import $BASE_TAR -> $BASE_TAG"
+    docker import - "$BASE_TAG" <"$BASE_TAR" >/dev/null
+fi
+
+# ---------------------------------------------------------------------------
+# Test image from the host binary: the repo's Dockerfile and .dockerignore.
+if [[ "$BIN" == "$(readlink -f "$REPO/target/release/tcpping-diag" 2>/dev/null)" ]]; then
+    CONTEXT=$REPO
+else
+    # TCPPING_BIN elsewhere: a minimal context laid out like the repo.
+    CONTEXT="$WORK/context"
+    mkdir -p "$CONTEXT/target/release"
+    cp "$REPO/Dockerfile" "$REPO/.dockerignore" "$CONTEXT/"
+    cp "$BIN" "$CONTEXT/target/release/tcpping-diag"
+fi
+log "docker build --target runtime-prebuilt -t $IMAGE"
+docker images -aq --no-trunc | sort -u >"$WORK/images.before"
+if ! docker build --network host --target runtime-prebuilt \
+        --build-arg BASE_IMAGE="$BASE_TAG" -t "$IMAGE" "$CONTEXT" >"$WORK/build.log" 2>&1; then
+    tail -n 40 "$WORK/build.log" >&2
+    die "docker build failed"
+fi
+
+# ---------------------------------------------------------------------------
+# Topology.
+NET_A="${PREFIX}-clientnet"
+NET_B="${PREFIX}-servernet"
+docker network create "$NET_A" >/dev/null
+docker network create "$NET_B" >/dev/null
+SUBNET_A=$(docker network inspect -f '{{(index .IPAM.Config 0).Subnet}}' "$NET_A")
+SUBNET_B=$(docker network inspect -f '{{(index .IPAM.Config 0).Subnet}}' "$NET_B")
+
+ip_on() { docker inspect -f "{{(index .NetworkSettings.Networks \"$2\").IPAddress}}" "$1"; }
+
+ROUTER="${PREFIX}-router"
+docker run -d --name "$ROUTER" --network "$NET_A" --cap-add NET_ADMIN \
+    --sysctl net.ipv4.ip_forward=1 --sysctl net.ipv4.icmp_ratemask=0 \
+    --entrypoint sleep "$IMAGE" infinity >/dev/null
+docker network connect "$NET_B" "$ROUTER"
+ROUTER_A=$(ip_on "$ROUTER" "$NET_A")
+ROUTER_B=$(ip_on "$ROUTER" "$NET_B")
+
+# Network namespaces for server and client: small NET_ADMIN holders set the
+# routes, the tcpping-diag containers join them with only the documented caps.
+SRVNS="${PREFIX}-serverns"
+docker run -d --name "$SRVNS" --network "$NET_B" --cap-add NET_ADMIN \
+    --entrypoint sleep "$IMAGE" infinity >/dev/null
+docker exec "$SRVNS" ip route add "$SUBNET_A" via "$ROUTER_B"
+SERVER_IP=$(ip_on "$SRVNS" "$NET_B")
+
+CLINS="${PREFIX}-clientns"
+docker run -d --name "$CLINS" --network "$NET_A" --cap-add NET_ADMIN \
+    --entrypoint sleep "$IMAGE" infinity >/dev/null
+docker exec "$CLINS" ip route add "$SUBNET_B" via "$ROUTER_A"
+
+SERVER="${PREFIX}-server"
+docker run -d --name "$SERVER" --network "container:$SRVNS" "$IMAGE" \
+    serve --listen "0.0.0.0:$PORT" --loss 0 -q >/dev/null
+for i in $(seq 1 50); do
+    docker exec "$SRVNS" ss -Hltn "sport = :$PORT" 2>/dev/null | grep -q . && break
+    if [[ "$(docker inspect -f '{{.State.Running}}' "$SERVER")" != "true" ]]; then
+        docker logs "$SERVER" >&2 || true
+        die "server container exited"
+    fi
+    sleep 0.2
+done
+docker exec "$SRVNS" ss -Hltn "sport = :$PORT" | grep -q . || die "server not listening on :$PORT after 10s"
+log "topology: client $SUBNET_A -- router $ROUTER_A / $ROUTER_B -- server $SERVER_IP:$PORT ($SUBNET_B)"
+
+# ---------------------------------------------------------------------------
+# Cases.
+PASSED=0
+FAILED=0
+CASE_OUT=""; CASE_ERR=""; CASE_RC=0; CASE_SECS=0; EXTRA_WHY=""
+
+router_rule() {  # router_rule <iptables target args...>  (replaces all FORWARD rules)
+    docker exec "$ROUTER" iptables -F FORWARD
+    if (($#)); then
+        docker exec "$ROUTER" iptables -A FORWARD -p tcp -d "$SERVER_IP" --dport "$PORT" "$@"
+    fi
+}
+
+run_client() {  # run_client <name> <docker run args...> -- <tcpping-diag args...>
+    local name=$1; shift
+    local dargs=()
+    while (($#)) && [[ $1 != -- ]]; do dargs+=("$1"); shift; done
+    shift
+    CASE_OUT="$WORK/$name.json"; CASE_ERR="$WORK/$name.err"
+    local t1 t2
+    t1=$(date +%s.%N)
+    set +e
+    docker run --rm --name "${PREFIX}-client-$name" --network "container:$CLINS" \
+        "${dargs[@]}" "$IMAGE" "$@" >"$CASE_OUT" 2>"$CASE_ERR"
+    CASE_RC=$?
+    set -e
+    t2=$(date +%s.%N)
+    CASE_SECS=$(awk -v a="$t1" -v b="$t2" 'BEGIN { printf "%.1f", b - a }')
+}
+
+# check <name> <expected exit code> <jq program over the slurped NDJSON array>
+check() {
+    local name=$1 want_rc=$2 prog=$3 why=$EXTRA_WHY
+    EXTRA_WHY=""
+    if [[ -n "$why" ]]; then
+        :
+    elif [[ "$CASE_RC" != "$want_rc" ]]; then
+        why="exit code $CASE_RC, want $want_rc"
+    elif ! jq -e -s "$prog" "$CASE_OUT" >/dev/null 2>"$WORK/$name.jqerr"; then
+        why="JSON assertion failed: $(jq -c -s "$prog" "$CASE_OUT" 2>&1 | head -c 300)"
+    fi
+    if [[ -z "$why" ]]; then
+        PASSED=$((PASSED + 1))
+        echo "PASS: $name (${CASE_SECS}s)"
+    else
+        FAILED=$((FAILED + 1))
+        echo "FAIL: $name (${CASE_SECS}s): $why"
+        echo "----- $name stdout -----"; cat "$CASE_OUT"
+        echo "----- $name stderr -----"; cat "$CASE_ERR"
+        echo "------------------------"
+    fi
+}
+
+N=3
+CLIENT_ARGS=("$SERVER_IP:$PORT" -n "$N" -i 0.2 -W 2 --json)
+
+# Common jq: N ping lines then one summary line, nothing else.
+SHAPE_BASE='(map(select(.type=="ping")) | length) == '"$N"'
+  and (map(select(.type=="summary")) | length) == 1
+  and (.[-1].type == "summary") and (length == '"$((N + 1))"')
+  and ([.[] | select(.type=="ping") | .seq] == [range(1; '"$((N + 1))"')])
+  and .[-1].sent == '"$N"
+# In the client's own network namespace no foreign ICMP error can show up.
+SHAPE="$SHAPE_BASE"' and .[-1].unmatched_icmp == 0'
+
+# ICMP case: every ping status icmp with this type/code from the router,
+# decided well before the 2 s timeout (< 1 s), counted in the summary.
+icmp_prog() {  # icmp_prog <type> <code> <source>
+    local type=$1 code=$2 src=$3
+    cat <<EOF
+$SHAPE
+and all(.[] | select(.type=="ping");
+        .status == "icmp" and .icmp != null
+        and .icmp.type == $type and .icmp.code == $code
+        and .icmp.from == "$ROUTER_A" and .icmp.source == "$src"
+        and .icmp.phase == "connect"
+        and (.icmp.after_ms | type) == "number" and .icmp.after_ms < 1000
+        and (.icmp.reason | type) == "string")
+and .[-1].received == 0 and .[-1].icmp == $N and .[-1].timeout == 0 and .[-1].loss_pct == 100
+and ([.[-1].icmp_errors[] | select(.type == $type and .code == $code and .from == "$ROUTER_A") | .count] == [$N])
+EOF
+}
+
+# 1. healthy
+router_rule
+run_client healthy --cap-add NET_RAW -- "${CLIENT_ARGS[@]}"
+check healthy 0 "$SHAPE"'
+and all(.[] | select(.type=="ping");
+        .status == "reply" and .icmp == null and .error == null
+        and (.rtt_ms | type) == "number" and (.connect_ms | type) == "number")
+and .[-1].received == '"$N"' and .[-1].loss_pct == 0 and .[-1].icmp == 0 and .[-1].timeout == 0
+and (.[-1].icmp_errors // [] | length) == 0
+and .[-1].target == "'"$SERVER_IP:$PORT"'"'
+
+# 2. REJECT icmp-host-unreachable at the router -> 3/1 from the router
+router_rule -j REJECT --reject-with icmp-host-unreachable
+run_client host-unreachable --cap-add NET_RAW -- "${CLIENT_ARGS[@]}"
+check host-unreachable 1 "$(icmp_prog 3 1 raw)"
+
+# 3. REJECT icmp-admin-prohibited -> 3/13
+router_rule -j REJECT --reject-with icmp-admin-prohibited
+run_client admin-prohibited --cap-add NET_RAW -- "${CLIENT_ARGS[@]}"
+check admin-prohibited 1 "$(icmp_prog 3 13 raw)"
+
+# 4. plain DROP: timeouts only, no invented ICMP
+router_rule -j DROP
+run_client drop --cap-add NET_RAW -- "${CLIENT_ARGS[@]}"
+check drop 1 "$SHAPE"'
+and all(.[] | select(.type=="ping"); .status == "timeout" and .icmp == null and .rtt_ms == null)
+and .[-1].received == 0 and .[-1].timeout == '"$N"' and .[-1].icmp == 0
+and (.[-1].icmp_errors // [] | length) == 0'
+
+# 5. no CAP_NET_RAW: one stderr line naming CAP_NET_RAW, and the ICMP error
+#    still reported, from the kernel error queue (source "recverr").
+router_rule -j REJECT --reject-with icmp-host-unreachable
+run_client no-net-raw --cap-drop NET_RAW -- "${CLIENT_ARGS[@]}"
+if [[ $(grep -c CAP_NET_RAW "$CASE_ERR" || true) != 1 ]]; then
+    EXTRA_WHY="stderr has $(grep -c CAP_NET_RAW "$CASE_ERR" || true) lines naming CAP_NET_RAW, want 1"
+fi
+check no-net-raw 1 "$(icmp_prog 3 1 recverr)"
+router_rule
+
+# 6. server published on the host (`docker run -p`, no extra caps), host client.
+PUB="${PREFIX}-published"
+docker run -d --name "$PUB" --network "$NET_B" -p "127.0.0.1::$PORT" "$IMAGE" \
+    serve --loss 0 -q >/dev/null
+HOST_PORT=""
+for i in $(seq 1 50); do
+    HOST_PORT=$(docker port "$PUB" "$PORT/tcp" 2>/dev/null | head -n1 | sed 's/.*://')
+    [[ -n "$HOST_PORT" ]] && docker exec "$PUB" ss -Hltn "sport = :$PORT" 2>/dev/null | grep -q . && break
+    sleep 0.2
+done
+t1=$(date +%s.%N)
+set +e
+"$BIN" "127.0.0.1:${HOST_PORT:-0}" -n "$N" -i 0.2 -W 2 --json >"$WORK/published.json" 2>"$WORK/published.err"
+CASE_RC=$?
+set -e
+CASE_SECS=$(awk -v a="$t1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
+CASE_OUT="$WORK/published.json"; CASE_ERR="$WORK/published.err"
+# (host namespace: other programs' ICMP errors may count as unmatched_icmp)
+check published-port 0 "$SHAPE_BASE"'
+and all(.[] | select(.type=="ping"); .status == "reply")
+and .[-1].received == '"$N"
+
+echo "$PASSED passed, $FAILED failed"
+log "done in $(($(date +%s) - T0))s"
+((FAILED == 0))

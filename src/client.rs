@@ -1,0 +1,411 @@
+//! The ping client: one TCP connection per ping (or one for all), request, echo, verdict.
+//!
+//! Every ping binds its own local port before its SYN leaves and registers it, so an ICMP
+//! error quoting that port is attributed to it by the listener thread, which wakes the ping
+//! at once: an error concludes a ping when it arrives, not when the timeout expires.
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use socket2::{Domain, Protocol, Socket, Type};
+
+use crate::cli::{ClientConfig, Mode};
+use crate::icmp::recverr::read_error_queue;
+use crate::icmp::{IcmpReport, Phase, Registry, Source};
+use crate::net::{self, describe_io, Waker};
+
+/// The verdict of one ping.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Status {
+    /// The echo came back (or, with --connect-only, the handshake completed).
+    Reply,
+    /// The server answered LOST.
+    Lost,
+    /// Nothing within the timeout.
+    Timeout,
+    /// The target answered the SYN with RST: nothing listens on that port.
+    Refused,
+    /// An ICMP error about this ping.
+    Icmp(IcmpReport),
+    /// Any other failure, in words.
+    Error(String),
+}
+
+impl Status {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Status::Reply => "reply",
+            Status::Lost => "lost",
+            Status::Timeout => "timeout",
+            Status::Refused => "refused",
+            Status::Icmp(_) => "icmp",
+            Status::Error(_) => "error",
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct PingResult {
+    pub seq: u64,
+    pub status: Status,
+    /// Handshake time, when this ping made a connection and it completed.
+    pub connect: Option<Duration>,
+    /// Request to echo, when an answer (echo or LOST) came.
+    pub rtt: Option<Duration>,
+    pub local_port: Option<u16>,
+}
+
+/// Judge the bytes received so far against the request sent.
+/// None: incomplete, keep reading.
+pub fn judge_reply(request: &[u8], got: &[u8]) -> Option<Status> {
+    const LOST: &[u8] = b"LOST";
+    if got.len() < LOST.len() && LOST.starts_with(got) {
+        return None;
+    }
+    if got.starts_with(LOST) {
+        return Some(Status::Lost);
+    }
+    let complete = got.contains(&b'\n') || got.len() >= request.len();
+    if !complete {
+        return None;
+    }
+    let trim = |b: &[u8]| -> Vec<u8> {
+        let end = b.iter().position(|&c| c == b'\n').unwrap_or(b.len());
+        let line = &b[..end];
+        line.strip_suffix(b"\r").unwrap_or(line).to_vec()
+    };
+    let want = trim(request).to_ascii_uppercase();
+    let have = trim(got);
+    if have == want {
+        Some(Status::Reply)
+    } else {
+        Some(Status::Error(format!(
+            "unexpected reply: {}",
+            net::escape_bytes(&have[..have.len().min(80)])
+        )))
+    }
+}
+
+struct Conn {
+    sock: Socket,
+    local: SocketAddr,
+}
+
+enum Waited {
+    Ready,
+    Woken,
+    TimedOut,
+}
+
+/// Pings one target, one ping at a time.
+pub struct Pinger {
+    cfg: ClientConfig,
+    src_ip: Option<IpAddr>,
+    registry: Arc<Registry>,
+    waker: Arc<Waker>,
+    stop: Arc<AtomicBool>,
+    conn: Option<Conn>,
+    buf: Vec<u8>,
+}
+
+impl Pinger {
+    /// `src_ip` is the address our pings leave from (None: let the kernel choose per ping).
+    pub fn new(
+        cfg: ClientConfig,
+        src_ip: Option<IpAddr>,
+        registry: Arc<Registry>,
+        waker: Arc<Waker>,
+        stop: Arc<AtomicBool>,
+    ) -> Self {
+        Pinger {
+            cfg,
+            src_ip,
+            registry,
+            waker,
+            stop,
+            conn: None,
+            buf: Vec::with_capacity(2048),
+        }
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    fn stopped(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    /// Wait for `fd` (writable or readable) or a wake-up, until `deadline`.
+    fn wait(&self, fd: RawFd, write: bool, deadline: Instant) -> io::Result<Waited> {
+        loop {
+            let left = net::remaining(deadline);
+            if left.is_zero() {
+                return Ok(Waited::TimedOut);
+            }
+            let r = net::poll(&[(fd, write), (self.waker.fd(), false)], Some(left))?;
+            if r[1].read {
+                self.waker.drain();
+                return Ok(Waited::Woken);
+            }
+            if r[0].read || r[0].write || r[0].error {
+                return Ok(Waited::Ready);
+            }
+        }
+    }
+
+    /// Sleep until `until`, or until interrupted. Returns false when interrupted.
+    pub fn pause_until(&self, until: Instant) -> bool {
+        while !self.stopped() {
+            let left = net::remaining(until);
+            if left.is_zero() {
+                return true;
+            }
+            match net::poll(&[(self.waker.fd(), false)], Some(left)) {
+                Ok(r) if r[0].read => self.waker.drain(),
+                Ok(_) => {}
+                Err(_) => std::thread::sleep(left),
+            }
+        }
+        false
+    }
+
+    fn open_socket(&self) -> io::Result<Conn> {
+        let target = self.cfg.target;
+        let v6 = target.is_ipv6();
+        let sock = Socket::new(Domain::for_address(target), Type::STREAM, Some(Protocol::TCP))?;
+        sock.set_nonblocking(true)?;
+        sock.set_nodelay(true)?;
+        // Close with RST: no TIME_WAIT left behind, so a million pings never run out of ports.
+        sock.set_linger(Some(Duration::ZERO))?;
+        net::set_recverr(sock.as_raw_fd(), v6)?;
+        if let Some(ttl) = self.cfg.ttl {
+            if v6 {
+                sock.set_unicast_hops_v6(u32::from(ttl))?;
+            } else {
+                sock.set_ttl(u32::from(ttl))?;
+            }
+        }
+        let ip = self.src_ip.unwrap_or(if v6 {
+            IpAddr::V6(Ipv6Addr::UNSPECIFIED)
+        } else {
+            IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+        });
+        // Bind first: the ping's source port is known before its SYN leaves.
+        sock.bind(&SocketAddr::new(ip, 0).into())?;
+        let local = sock
+            .local_addr()?
+            .as_socket()
+            .ok_or_else(|| io::Error::other("bound socket has no IP address"))?;
+        Ok(Conn { sock, local })
+    }
+
+    /// A failed socket: attribute it to the ICMP error behind it when there is one.
+    fn socket_error(&self, conn: &Conn, err: io::Error, phase: Phase, start: Instant) -> Status {
+        if let Some(rep) = self.registry.report(conn.local.port()) {
+            return Status::Icmp(rep);
+        }
+        if let Ok(Some(q)) = read_error_queue(conn.sock.as_raw_fd()) {
+            if q.is_icmp() {
+                return Status::Icmp(IcmpReport {
+                    icmp_type: q.icmp_type,
+                    code: q.code,
+                    v6: q.is_v6(),
+                    info: q.info,
+                    from: q.offender.unwrap_or(self.cfg.target.ip()),
+                    after: start.elapsed(),
+                    phase,
+                    source: Source::RecvErr,
+                });
+            }
+        }
+        if err.kind() == io::ErrorKind::ConnectionRefused {
+            Status::Refused
+        } else {
+            Status::Error(describe_io(&err))
+        }
+    }
+
+    /// Send ping `seq` and wait for its verdict. None: interrupted (not counted).
+    pub fn ping(&mut self, seq: u64) -> Option<PingResult> {
+        let start = Instant::now();
+        let deadline = start + self.cfg.timeout;
+        let target = self.cfg.target;
+        let mut result = PingResult {
+            seq,
+            status: Status::Timeout,
+            connect: None,
+            rtt: None,
+            local_port: None,
+        };
+
+        let conn = match self.conn.take() {
+            Some(c) => {
+                self.registry.register(seq, c.local, target, start);
+                self.registry.set_phase(c.local.port(), Phase::Echo);
+                c
+            }
+            None => {
+                let conn = match self.open_socket() {
+                    Ok(c) => c,
+                    Err(e) => {
+                        result.status = Status::Error(format!("open socket: {}", describe_io(&e)));
+                        return Some(result);
+                    }
+                };
+                self.registry.register(seq, conn.local, target, start);
+                match self.connect(&conn, deadline, start) {
+                    Ok(Some(took)) => result.connect = Some(took),
+                    Ok(None) => {
+                        self.registry.unregister(conn.local.port());
+                        return None;
+                    }
+                    Err(status) => {
+                        result.local_port = Some(conn.local.port());
+                        result.status = status;
+                        self.registry.unregister(conn.local.port());
+                        return Some(result);
+                    }
+                }
+                conn
+            }
+        };
+        result.local_port = Some(conn.local.port());
+
+        if self.cfg.mode == Mode::ConnectOnly {
+            self.registry.unregister(conn.local.port());
+            result.status = Status::Reply;
+            return Some(result);
+        }
+
+        self.registry.set_phase(conn.local.port(), Phase::Echo);
+        let outcome = self.echo(&conn, seq, deadline, start);
+        self.registry.unregister(conn.local.port());
+        let (status, rtt) = outcome?;
+        result.rtt = rtt;
+        let keep = matches!(status, Status::Reply | Status::Lost);
+        result.status = status;
+        if self.cfg.mode == Mode::Persistent && keep {
+            self.conn = Some(conn);
+        }
+        Some(result)
+    }
+
+    /// Connect; Ok(Some(handshake time)), Ok(None) when interrupted, Err(verdict) on failure.
+    fn connect(&self, conn: &Conn, deadline: Instant, start: Instant) -> Result<Option<Duration>, Status> {
+        let t0 = Instant::now();
+        match conn.sock.connect(&self.cfg.target.into()) {
+            Ok(()) => return Ok(Some(t0.elapsed())),
+            Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+            Err(e) => return Err(self.socket_error(conn, e, Phase::Connect, start)),
+        }
+        loop {
+            match self.wait(conn.sock.as_raw_fd(), true, deadline) {
+                Err(e) => return Err(Status::Error(format!("wait for connect: {}", describe_io(&e)))),
+                Ok(Waited::TimedOut) => return Err(Status::Timeout),
+                Ok(Waited::Woken) => {
+                    if self.stopped() {
+                        return Ok(None);
+                    }
+                    if let Some(rep) = self.registry.report(conn.local.port()) {
+                        return Err(Status::Icmp(rep));
+                    }
+                }
+                Ok(Waited::Ready) => {
+                    let took = t0.elapsed();
+                    return match conn.sock.take_error() {
+                        Ok(None) => Ok(Some(took)),
+                        Ok(Some(e)) | Err(e) => Err(self.socket_error(conn, e, Phase::Connect, start)),
+                    };
+                }
+            }
+        }
+    }
+
+    /// Send the request and wait for the echo. None when interrupted.
+    fn echo(&mut self, conn: &Conn, seq: u64, deadline: Instant, start: Instant) -> Option<(Status, Option<Duration>)> {
+        let request = format!("ping {seq} {}\n", net::wall_timestamp());
+        let sent_at = Instant::now();
+        match (&conn.sock).send(request.as_bytes()) {
+            Ok(n) if n == request.len() => {}
+            Ok(_) => return Some((Status::Error("send: request only partly sent".into()), None)),
+            Err(e) => return Some((self.socket_error(conn, e, Phase::Echo, start), None)),
+        }
+        self.buf.clear();
+        let mut chunk = [0u8; 2048];
+        loop {
+            match self.wait(conn.sock.as_raw_fd(), false, deadline) {
+                Err(e) => return Some((Status::Error(format!("wait for echo: {}", describe_io(&e))), None)),
+                Ok(Waited::TimedOut) => return Some((Status::Timeout, None)),
+                Ok(Waited::Woken) => {
+                    if self.stopped() {
+                        return None;
+                    }
+                    if let Some(rep) = self.registry.report(conn.local.port()) {
+                        return Some((Status::Icmp(rep), None));
+                    }
+                }
+                Ok(Waited::Ready) => match (&conn.sock).recv(unsafe_uninit(&mut chunk)) {
+                    Ok(0) => {
+                        return Some((Status::Error("connection closed by the server before the echo".into()), None))
+                    }
+                    Ok(n) => {
+                        let at = sent_at.elapsed();
+                        self.buf.extend_from_slice(&chunk[..n]);
+                        if let Some(status) = judge_reply(request.as_bytes(), &self.buf) {
+                            return Some((status, Some(at)));
+                        }
+                        if self.buf.len() > 4096 {
+                            return Some((Status::Error("reply longer than 4096 bytes".into()), None));
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Some((self.socket_error(conn, e, Phase::Echo, start), None)),
+                },
+            }
+        }
+    }
+}
+
+/// View an initialised byte buffer as the `MaybeUninit` slice socket2's recv takes.
+fn unsafe_uninit(buf: &mut [u8]) -> &mut [std::mem::MaybeUninit<u8>] {
+    // SAFETY: u8 and MaybeUninit<u8> share a layout; recv only writes initialised bytes.
+    unsafe { &mut *(buf as *mut [u8] as *mut [std::mem::MaybeUninit<u8>]) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const REQ: &[u8] = b"ping 3 1700000000.123456\n";
+
+    #[test]
+    fn echo_with_and_without_newline() {
+        assert_eq!(judge_reply(REQ, b"PING 3 1700000000.123456\n"), Some(Status::Reply));
+        // A server that answers the bytes it got uppercased echoes our newline too; one that
+        // strips it is complete once it is as long as the request.
+        assert_eq!(judge_reply(REQ, b"PING 3 1700000000.123456\r\n"), Some(Status::Reply));
+        assert_eq!(judge_reply(REQ, b"PING 3 17000"), None);
+    }
+
+    #[test]
+    fn lost_in_pieces() {
+        assert_eq!(judge_reply(REQ, b"LO"), None);
+        assert_eq!(judge_reply(REQ, b"LOST"), Some(Status::Lost));
+        assert_eq!(judge_reply(REQ, b"LOST\n"), Some(Status::Lost));
+    }
+
+    #[test]
+    fn wrong_answers() {
+        let s = judge_reply(REQ, b"PING 4 1700000000.123456\n").unwrap();
+        assert!(matches!(s, Status::Error(ref m) if m.contains("unexpected reply")), "{s:?}");
+        let s = judge_reply(REQ, b"ERROR request is not UTF-8 text\n").unwrap();
+        assert!(matches!(s, Status::Error(_)));
+        let s = judge_reply(REQ, b"\xff\xfe\n").unwrap();
+        assert!(matches!(s, Status::Error(_)));
+    }
+}

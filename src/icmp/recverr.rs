@@ -1,0 +1,163 @@
+//! The kernel's per-socket error queue (IP_RECVERR / IPV6_RECVERR): what an unprivileged
+//! program learns about ICMP errors for its own socket: offender, type, code.
+
+use std::io;
+use std::mem;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::os::fd::RawFd;
+
+/// One entry of the error queue.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QueuedError {
+    pub errno: i32,
+    /// SO_EE_ORIGIN_*: 2 = ICMP, 3 = ICMPv6, 1 = local.
+    pub origin: u8,
+    pub icmp_type: u8,
+    pub code: u8,
+    pub info: u32,
+    /// The router (or our own host) that reported it.
+    pub offender: Option<IpAddr>,
+}
+
+const SO_EE_ORIGIN_ICMP: u8 = 2;
+const SO_EE_ORIGIN_ICMP6: u8 = 3;
+
+impl QueuedError {
+    /// Whether it came from an ICMP(v6) message rather than a local error.
+    pub fn is_icmp(&self) -> bool {
+        matches!(self.origin, SO_EE_ORIGIN_ICMP | SO_EE_ORIGIN_ICMP6)
+    }
+    pub fn is_v6(&self) -> bool {
+        self.origin == SO_EE_ORIGIN_ICMP6
+    }
+}
+
+/// Decode the payload of an IP_RECVERR / IPV6_RECVERR control message: a
+/// `sock_extended_err` followed by the offender's `sockaddr` (SO_EE_OFFENDER).
+pub fn parse_extended_err(data: &[u8]) -> Option<QueuedError> {
+    let ee_len = mem::size_of::<libc::sock_extended_err>();
+    if data.len() < ee_len {
+        return None;
+    }
+    let u32_at = |o: usize| u32::from_ne_bytes([data[o], data[o + 1], data[o + 2], data[o + 3]]);
+    // struct sock_extended_err { u32 ee_errno; u8 ee_origin, ee_type, ee_code, ee_pad; u32 ee_info; u32 ee_data; }
+    let mut e = QueuedError {
+        errno: u32_at(0) as i32,
+        origin: data[4],
+        icmp_type: data[5],
+        code: data[6],
+        info: u32_at(8),
+        offender: None,
+    };
+    let sa = &data[ee_len..];
+    if sa.len() >= 2 {
+        let family = u16::from_ne_bytes([sa[0], sa[1]]) as i32;
+        if family == libc::AF_INET && sa.len() >= 8 {
+            e.offender = Some(IpAddr::V4(Ipv4Addr::new(sa[4], sa[5], sa[6], sa[7])));
+        } else if family == libc::AF_INET6 && sa.len() >= 24 {
+            let mut b = [0u8; 16];
+            b.copy_from_slice(&sa[8..24]);
+            e.offender = Some(IpAddr::V6(Ipv6Addr::from(b)));
+        }
+    }
+    Some(e)
+}
+
+/// Read one entry from `fd`'s error queue, without blocking. Ok(None) when it is empty.
+pub fn read_error_queue(fd: RawFd) -> io::Result<Option<QueuedError>> {
+    let mut data = [0u8; 256];
+    // u64 array: aligned for cmsghdr.
+    let mut control = [0u64; 64];
+    let mut iov = libc::iovec {
+        iov_base: data.as_mut_ptr() as *mut libc::c_void,
+        iov_len: data.len(),
+    };
+    // SAFETY: zeroed msghdr is valid; every pointer set below outlives the call.
+    let mut msg: libc::msghdr = unsafe { mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr() as *mut libc::c_void;
+    msg.msg_controllen = mem::size_of_val(&control) as _;
+    // SAFETY: msg is fully initialised.
+    let n = unsafe { libc::recvmsg(fd, &mut msg, libc::MSG_ERRQUEUE | libc::MSG_DONTWAIT) };
+    if n < 0 {
+        let e = io::Error::last_os_error();
+        return if e.kind() == io::ErrorKind::WouldBlock {
+            Ok(None)
+        } else {
+            Err(e)
+        };
+    }
+    // SAFETY: the CMSG macros walk the control buffer the kernel filled, within msg_controllen.
+    unsafe {
+        let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
+        while !cmsg.is_null() {
+            let c = &*cmsg;
+            let is_err = (c.cmsg_level == libc::SOL_IP && c.cmsg_type == libc::IP_RECVERR)
+                || (c.cmsg_level == libc::SOL_IPV6 && c.cmsg_type == libc::IPV6_RECVERR);
+            if is_err {
+                let start = libc::CMSG_DATA(cmsg);
+                let len = c.cmsg_len as usize - (start as usize - cmsg as usize);
+                let bytes = std::slice::from_raw_parts(start, len);
+                return Ok(parse_extended_err(bytes));
+            }
+            cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+        }
+    }
+    Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ee(origin: u8, t: u8, c: u8, info: u32) -> Vec<u8> {
+        let mut v = Vec::new();
+        v.extend_from_slice(&(libc::EHOSTUNREACH as u32).to_ne_bytes());
+        v.extend_from_slice(&[origin, t, c, 0]);
+        v.extend_from_slice(&info.to_ne_bytes());
+        v.extend_from_slice(&0u32.to_ne_bytes());
+        v
+    }
+
+    #[test]
+    fn v4_offender() {
+        let mut v = ee(2, 3, 1, 0);
+        v.extend_from_slice(&(libc::AF_INET as u16).to_ne_bytes());
+        v.extend_from_slice(&[0, 0, 10, 77, 1, 1]);
+        v.extend_from_slice(&[0; 8]);
+        let e = parse_extended_err(&v).unwrap();
+        assert_eq!(e.errno, libc::EHOSTUNREACH);
+        assert!(e.is_icmp() && !e.is_v6());
+        assert_eq!((e.icmp_type, e.code), (3, 1));
+        assert_eq!(e.offender, Some("10.77.1.1".parse().unwrap()));
+    }
+
+    #[test]
+    fn v6_offender_and_mtu() {
+        let mut v = ee(3, 2, 0, 1280);
+        v.extend_from_slice(&(libc::AF_INET6 as u16).to_ne_bytes());
+        v.extend_from_slice(&[0; 6]);
+        v.extend_from_slice(&"fd77:1::1".parse::<Ipv6Addr>().unwrap().octets());
+        v.extend_from_slice(&[0; 4]);
+        let e = parse_extended_err(&v).unwrap();
+        assert!(e.is_v6());
+        assert_eq!(e.info, 1280);
+        assert_eq!(e.offender, Some("fd77:1::1".parse().unwrap()));
+    }
+
+    #[test]
+    fn truncated_and_unknown_family() {
+        assert_eq!(parse_extended_err(&[0; 10]), None);
+        let mut v = ee(1, 0, 0, 0);
+        v.extend_from_slice(&[0xff, 0xff, 1, 2]);
+        let e = parse_extended_err(&v).unwrap();
+        assert!(!e.is_icmp());
+        assert_eq!(e.offender, None);
+        // A family that claims IPv4 but is cut short gives no offender, no panic.
+        let mut v = ee(2, 3, 1, 0);
+        v.extend_from_slice(&(libc::AF_INET as u16).to_ne_bytes());
+        v.extend_from_slice(&[0, 0, 10]);
+        assert_eq!(parse_extended_err(&v).unwrap().offender, None);
+    }
+}

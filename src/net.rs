@@ -1,0 +1,192 @@
+//! Small system helpers shared by the client, the server and the ICMP listener.
+
+use std::io::{self, Read, Write};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::net::UnixStream;
+use std::time::{Duration, Instant};
+
+/// An io::Error in words, without Rust's "(os error N)" suffix: "No route to host".
+pub fn describe_io(e: &io::Error) -> String {
+    let s = e.to_string();
+    match s.find(" (os error ") {
+        Some(i) => s[..i].to_string(),
+        None => s,
+    }
+}
+
+/// Readiness of one descriptor after `poll`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Ready {
+    pub read: bool,
+    pub write: bool,
+    pub error: bool,
+}
+
+/// Wait until one of `fds` is ready (`(fd, want_write)`) or `timeout` passes.
+/// Returns one `Ready` per descriptor; EINTR is reported as nothing ready.
+pub fn poll(fds: &[(RawFd, bool)], timeout: Option<Duration>) -> io::Result<Vec<Ready>> {
+    let mut pfds: Vec<libc::pollfd> = fds
+        .iter()
+        .map(|&(fd, write)| libc::pollfd {
+            fd,
+            events: if write { libc::POLLOUT } else { libc::POLLIN },
+            revents: 0,
+        })
+        .collect();
+    let ms = match timeout {
+        None => -1,
+        // Round up so that a wait never ends before its deadline.
+        Some(d) => d
+            .as_micros()
+            .div_ceil(1000)
+            .min(i32::MAX as u128) as libc::c_int,
+    };
+    // SAFETY: pfds is a valid array of pollfd of the given length.
+    let n = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, ms) };
+    if n < 0 {
+        let e = io::Error::last_os_error();
+        if e.kind() == io::ErrorKind::Interrupted {
+            return Ok(vec![Ready::default(); fds.len()]);
+        }
+        return Err(e);
+    }
+    Ok(pfds
+        .iter()
+        .map(|p| Ready {
+            read: p.revents & (libc::POLLIN | libc::POLLHUP) != 0,
+            write: p.revents & libc::POLLOUT != 0,
+            error: p.revents & (libc::POLLERR | libc::POLLNVAL) != 0,
+        })
+        .collect())
+}
+
+/// Time left until `deadline` (zero when passed).
+pub fn remaining(deadline: Instant) -> Duration {
+    deadline.saturating_duration_since(Instant::now())
+}
+
+/// A wake-up channel: signal handlers and the ICMP listener write a byte, a waiting
+/// `poll` sees the read end become readable.
+pub struct Waker {
+    rx: UnixStream,
+    tx: UnixStream,
+}
+
+impl Waker {
+    pub fn new() -> io::Result<Self> {
+        let (rx, tx) = UnixStream::pair()?;
+        rx.set_nonblocking(true)?;
+        tx.set_nonblocking(true)?;
+        Ok(Waker { rx, tx })
+    }
+    pub fn fd(&self) -> RawFd {
+        self.rx.as_raw_fd()
+    }
+    /// A writer for another thread or a signal handler.
+    pub fn sender(&self) -> io::Result<UnixStream> {
+        self.tx.try_clone()
+    }
+    pub fn wake(&self) {
+        wake(&self.tx);
+    }
+    /// Empty the channel after a wake-up.
+    pub fn drain(&self) {
+        let mut buf = [0u8; 64];
+        while matches!((&self.rx).read(&mut buf), Ok(n) if n > 0) {}
+    }
+}
+
+/// Write one byte to a waker's sender; a full channel is already awake.
+pub fn wake(tx: &UnixStream) {
+    let _ = (&*tx).write(&[1]);
+}
+
+/// The local address the kernel would use to reach `target`: a UDP socket "connects"
+/// (no packet is sent) and reports its chosen source address.
+pub fn source_address_for(target: SocketAddr) -> io::Result<IpAddr> {
+    let any: SocketAddr = if target.is_ipv4() {
+        (Ipv4Addr::UNSPECIFIED, 0).into()
+    } else {
+        (Ipv6Addr::UNSPECIFIED, 0).into()
+    };
+    let s = UdpSocket::bind(any)?;
+    s.connect(target)?;
+    Ok(s.local_addr()?.ip())
+}
+
+/// Enable IP_RECVERR / IPV6_RECVERR: ICMP errors about this socket are queued on its
+/// error queue with the offender's address, type and code.
+pub fn set_recverr(fd: RawFd, v6: bool) -> io::Result<()> {
+    let (level, opt) = if v6 {
+        (libc::SOL_IPV6, libc::IPV6_RECVERR)
+    } else {
+        (libc::SOL_IP, libc::IP_RECVERR)
+    };
+    setsockopt_int(fd, level, opt, 1)
+}
+
+pub fn setsockopt_int(fd: RawFd, level: libc::c_int, opt: libc::c_int, val: libc::c_int) -> io::Result<()> {
+    // SAFETY: val lives for the call; the length matches its type.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            opt,
+            &val as *const libc::c_int as *const libc::c_void,
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Microseconds since the Unix epoch as `secs.micros`, the timestamp in a ping request.
+pub fn wall_timestamp() -> String {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    format!("{}.{:06}", d.as_secs(), d.subsec_micros())
+}
+
+/// Show an address as the original Python server did: ('127.0.0.1', 34567).
+pub fn python_addr(a: &SocketAddr) -> String {
+    format!("('{}', {})", a.ip(), a.port())
+}
+
+/// Make bytes from the network printable on one line.
+pub fn escape_bytes(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).escape_debug().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn io_errors_in_words() {
+        let e = io::Error::from_raw_os_error(libc::EHOSTUNREACH);
+        assert_eq!(describe_io(&e), "No route to host");
+    }
+
+    #[test]
+    fn waker_wakes_poll() {
+        let w = Waker::new().unwrap();
+        let r = poll(&[(w.fd(), false)], Some(Duration::from_millis(1))).unwrap();
+        assert!(!r[0].read);
+        w.wake();
+        let r = poll(&[(w.fd(), false)], Some(Duration::from_secs(1))).unwrap();
+        assert!(r[0].read);
+        w.drain();
+        let r = poll(&[(w.fd(), false)], Some(Duration::ZERO)).unwrap();
+        assert!(!r[0].read);
+    }
+
+    #[test]
+    fn escapes_binary() {
+        assert_eq!(escape_bytes(b"a\n\x00\xff"), "a\\n\\0\u{fffd}");
+    }
+}

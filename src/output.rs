@@ -1,0 +1,403 @@
+//! What the user sees: ping-style lines for people, NDJSON for programs.
+
+use std::io::{self, Write};
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::cli::{ClientConfig, Mode, Output};
+use crate::client::{PingResult, Status};
+use crate::icmp::correlate::Unmatched;
+use crate::icmp::parse::IcmpError;
+use crate::stats::{Series, Stats};
+
+fn ms(d: Duration) -> f64 {
+    round3(d.as_secs_f64() * 1e3)
+}
+
+/// Milliseconds with microsecond resolution.
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+#[derive(Serialize)]
+struct JsonIcmp {
+    #[serde(rename = "type")]
+    icmp_type: u8,
+    code: u8,
+    from: IpAddr,
+    reason: String,
+    after_ms: f64,
+    phase: &'static str,
+    source: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mtu: Option<u32>,
+}
+
+#[derive(Serialize)]
+struct JsonPing<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    seq: u64,
+    status: &'static str,
+    connect_ms: Option<f64>,
+    rtt_ms: Option<f64>,
+    local_port: Option<u16>,
+    error: Option<&'a str>,
+    icmp: Option<JsonIcmp>,
+}
+
+#[derive(Serialize)]
+struct JsonIcmpRow {
+    #[serde(rename = "type")]
+    icmp_type: u8,
+    code: u8,
+    from: IpAddr,
+    reason: String,
+    count: u64,
+}
+
+#[derive(Serialize)]
+struct JsonSummary {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    target: String,
+    address: SocketAddr,
+    sent: u64,
+    received: u64,
+    lost: u64,
+    timeout: u64,
+    refused: u64,
+    icmp: u64,
+    error: u64,
+    loss_pct: f64,
+    rtt_min_ms: Option<f64>,
+    rtt_avg_ms: Option<f64>,
+    rtt_max_ms: Option<f64>,
+    rtt_mdev_ms: Option<f64>,
+    rtt_p50_ms: Option<f64>,
+    rtt_p90_ms: Option<f64>,
+    rtt_p99_ms: Option<f64>,
+    jitter_ms: Option<f64>,
+    connect_min_ms: Option<f64>,
+    connect_avg_ms: Option<f64>,
+    connect_max_ms: Option<f64>,
+    icmp_errors: Vec<JsonIcmpRow>,
+    unmatched_icmp: u64,
+    elapsed_ms: f64,
+}
+
+#[derive(Serialize)]
+struct JsonUnmatched {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    icmp_type: u8,
+    code: u8,
+    from: IpAddr,
+    reason: String,
+    why: &'static str,
+    quoted_src: Option<SocketAddr>,
+    quoted_dst: Option<SocketAddr>,
+}
+
+/// Writes events in the chosen format. Errors are write errors (a closed pipe).
+pub struct Reporter<W: Write> {
+    out: W,
+    format: Output,
+    mode: Mode,
+}
+
+impl<W: Write> Reporter<W> {
+    pub fn new(out: W, cfg: &ClientConfig) -> Self {
+        Reporter {
+            out,
+            format: cfg.output,
+            mode: cfg.mode,
+        }
+    }
+
+    pub fn start(&mut self, cfg: &ClientConfig, src: Option<IpAddr>) -> io::Result<()> {
+        if self.format != Output::Human {
+            return Ok(());
+        }
+        let count = cfg.count.map_or("until interrupted".to_string(), |n| {
+            format!("{n} ping{}", if n == 1 { "" } else { "s" })
+        });
+        let mode = match cfg.mode {
+            Mode::Echo => "connection per ping",
+            Mode::ConnectOnly => "handshake only",
+            Mode::Persistent => "one connection",
+        };
+        let from = src.map(|s| format!(" from {s}")).unwrap_or_default();
+        writeln!(
+            self.out,
+            "TCPPING {} ({}){from}: {count}, {mode}, timeout {}",
+            cfg.target_name,
+            cfg.target,
+            humantime::format_duration(cfg.timeout)
+        )?;
+        self.out.flush()
+    }
+
+    pub fn ping(&mut self, r: &PingResult, cfg: &ClientConfig) -> io::Result<()> {
+        match self.format {
+            Output::Quiet => Ok(()),
+            Output::Json => self.ping_json(r),
+            Output::Human => self.ping_human(r, cfg),
+        }
+    }
+
+    fn ping_json(&mut self, r: &PingResult) -> io::Result<()> {
+        let (error, icmp) = match &r.status {
+            Status::Error(e) => (Some(e.as_str()), None),
+            Status::Icmp(rep) => {
+                let d = rep.describe();
+                let mtu = ((rep.v6 && rep.icmp_type == 2) || (!rep.v6 && rep.icmp_type == 3 && rep.code == 4))
+                    .then_some(rep.info);
+                (
+                    None,
+                    Some(JsonIcmp {
+                        icmp_type: rep.icmp_type,
+                        code: rep.code,
+                        from: rep.from,
+                        reason: d.reason,
+                        after_ms: ms(rep.after),
+                        phase: rep.phase.as_str(),
+                        source: rep.source.as_str(),
+                        mtu,
+                    }),
+                )
+            }
+            _ => (None, None),
+        };
+        let ev = JsonPing {
+            kind: "ping",
+            seq: r.seq,
+            status: r.status.name(),
+            connect_ms: r.connect.map(ms),
+            rtt_ms: r.rtt.map(ms),
+            local_port: r.local_port,
+            error,
+            icmp,
+        };
+        serde_json::to_writer(&mut self.out, &ev)?;
+        self.out.write_all(b"\n")?;
+        self.out.flush()
+    }
+
+    fn ping_human(&mut self, r: &PingResult, cfg: &ClientConfig) -> io::Result<()> {
+        let seq = r.seq;
+        let target = cfg.target;
+        let times = |r: &PingResult| {
+            let mut parts = Vec::new();
+            if let Some(c) = r.connect {
+                parts.push(format!("connect={:.3} ms", ms(c)));
+            }
+            if let Some(t) = r.rtt {
+                parts.push(format!("rtt={:.3} ms", ms(t)));
+            }
+            parts.join(" ")
+        };
+        match &r.status {
+            Status::Reply if self.mode == Mode::ConnectOnly => writeln!(
+                self.out,
+                "seq={seq} connected to {target}: time={:.3} ms",
+                r.connect.map_or(0.0, ms)
+            )?,
+            Status::Reply => writeln!(self.out, "seq={seq} reply from {target}: {}", times(r))?,
+            Status::Lost => writeln!(self.out, "seq={seq} LOST: the server dropped it ({})", times(r))?,
+            Status::Timeout => {
+                let what = if r.connect.is_some() {
+                    "connected, but no echo"
+                } else {
+                    "no answer to the handshake"
+                };
+                writeln!(
+                    self.out,
+                    "seq={seq} timeout: {what} within {} ms",
+                    cfg.timeout.as_millis()
+                )?
+            }
+            Status::Refused => writeln!(
+                self.out,
+                "seq={seq} refused: {target} answered RST (nothing listens on that port)"
+            )?,
+            Status::Icmp(rep) => {
+                let d = rep.describe();
+                let when = match rep.phase {
+                    crate::icmp::Phase::Connect => "",
+                    crate::icmp::Phase::Echo => ", while waiting for the echo",
+                };
+                writeln!(
+                    self.out,
+                    "seq={seq} From {}: {} (ICMP{} type {} code {}) after {:.3} ms{when}",
+                    rep.from,
+                    d.title,
+                    if rep.v6 { "v6" } else { "" },
+                    rep.icmp_type,
+                    rep.code,
+                    ms(rep.after)
+                )?
+            }
+            Status::Error(e) => writeln!(self.out, "seq={seq} error: {e}")?,
+        }
+        self.out.flush()
+    }
+
+    /// An ICMP error about none of our pings (shown with -v).
+    pub fn unmatched(&mut self, err: &IcmpError, why: Unmatched) -> io::Result<()> {
+        let d = err.describe();
+        match self.format {
+            Output::Quiet => Ok(()),
+            Output::Json => {
+                let ev = JsonUnmatched {
+                    kind: "unmatched_icmp",
+                    icmp_type: err.icmp_type,
+                    code: err.code,
+                    from: err.from,
+                    reason: d.reason,
+                    why: why.as_str(),
+                    quoted_src: err.quoted.map(|q| q.src),
+                    quoted_dst: err.quoted.map(|q| q.dst),
+                };
+                serde_json::to_writer(&mut self.out, &ev)?;
+                self.out.write_all(b"\n")
+            }
+            Output::Human => {
+                let q = err
+                    .quoted
+                    .map(|q| format!(", quoting {} -> {}", q.src, q.dst))
+                    .unwrap_or_default();
+                writeln!(
+                    self.out,
+                    "   not ours: From {}: {} (ICMP{} type {} code {}){q}: {}",
+                    err.from,
+                    d.title,
+                    if err.v6 { "v6" } else { "" },
+                    err.icmp_type,
+                    err.code,
+                    why.as_str()
+                )
+            }
+        }
+    }
+
+    pub fn summary(&mut self, cfg: &ClientConfig, s: &Stats, unmatched: u64, elapsed: Duration) -> io::Result<()> {
+        if self.format == Output::Json {
+            return self.summary_json(cfg, s, unmatched, elapsed);
+        }
+        let o = &mut self.out;
+        writeln!(o, "\n--- {} tcpping-diag statistics ---", cfg.target_name)?;
+        let mut parts = vec![
+            format!("{} pings sent", s.sent),
+            format!("{} replies", s.replies),
+        ];
+        for (n, what) in [
+            (s.lost, "LOST"),
+            (s.timeouts, "timeouts"),
+            (s.refused, "refused"),
+        ] {
+            if n > 0 {
+                parts.push(format!("{n} {what}"));
+            }
+        }
+        if s.icmp + s.errors > 0 {
+            parts.push(format!("+{} errors", s.icmp + s.errors));
+        }
+        parts.push(format!("{:.1}% loss", s.loss_pct()));
+        parts.push(format!("time {} ms", elapsed.as_millis()));
+        writeln!(o, "{}", parts.join(", "))?;
+        if let (Some(min), Some(avg), Some(max), Some(mdev)) = (s.rtt.min(), s.rtt.avg(), s.rtt.max(), s.rtt.mdev()) {
+            let what = if cfg.mode == Mode::ConnectOnly { "connect" } else { "RTT" };
+            writeln!(o, "Maximum {what} (in milliseconds) = {max:.3}")?;
+            writeln!(o, "Minimum {what} (in milliseconds) = {min:.3}")?;
+            writeln!(o, "Average {what} (in milliseconds) = {avg:.3}")?;
+            let label = what.to_lowercase();
+            writeln!(o, "{label} min/avg/max/mdev = {min:.3}/{avg:.3}/{max:.3}/{mdev:.3} ms")?;
+            let p = |q| s.rtt.percentile(q).unwrap_or(0.0);
+            write!(o, "{label} p50/p90/p99 = {:.3}/{:.3}/{:.3} ms", p(50.0), p(90.0), p(99.0))?;
+            match s.jitter() {
+                Some(j) => writeln!(o, ", jitter {j:.3} ms")?,
+                None => writeln!(o)?,
+            }
+        }
+        if cfg.mode != Mode::ConnectOnly {
+            if let (Some(min), Some(avg), Some(max)) = (s.connect.min(), s.connect.avg(), s.connect.max()) {
+                writeln!(o, "connect min/avg/max = {min:.3}/{avg:.3}/{max:.3} ms")?;
+            }
+        }
+        writeln!(o, "Packet loss rate: {:.6}%", s.loss_pct())?;
+        if !s.icmp_rows.is_empty() {
+            writeln!(o, "ICMP errors:")?;
+            for (k, n) in &s.icmp_rows {
+                let d = crate::icmp::parse::describe(k.v6, k.icmp_type, k.code, 0);
+                writeln!(
+                    o,
+                    "  {n:>6}  {} (ICMP{} {}/{}) from {}",
+                    d.title,
+                    if k.v6 { "v6" } else { "" },
+                    k.icmp_type,
+                    k.code,
+                    k.from
+                )?;
+            }
+            if s.icmp_other > 0 {
+                writeln!(o, "  {:>6}  others", s.icmp_other)?;
+            }
+        }
+        if unmatched > 0 {
+            writeln!(
+                o,
+                "{unmatched} ICMP errors quoted none of our pings (other programs, ended pings or spoofed; -v shows them)"
+            )?;
+        }
+        o.flush()
+    }
+
+    fn summary_json(&mut self, cfg: &ClientConfig, s: &Stats, unmatched: u64, elapsed: Duration) -> io::Result<()> {
+        let r = |x: Option<f64>| x.map(round3);
+        let p = |q| r(s.rtt.percentile(q));
+        let c: &Series = &s.connect;
+        let ev = JsonSummary {
+            kind: "summary",
+            target: cfg.target_name.clone(),
+            address: cfg.target,
+            sent: s.sent,
+            received: s.replies,
+            lost: s.lost,
+            timeout: s.timeouts,
+            refused: s.refused,
+            icmp: s.icmp,
+            error: s.errors,
+            loss_pct: round3(s.loss_pct()),
+            rtt_min_ms: r(s.rtt.min()),
+            rtt_avg_ms: r(s.rtt.avg()),
+            rtt_max_ms: r(s.rtt.max()),
+            rtt_mdev_ms: r(s.rtt.mdev()),
+            rtt_p50_ms: p(50.0),
+            rtt_p90_ms: p(90.0),
+            rtt_p99_ms: p(99.0),
+            jitter_ms: r(s.jitter()),
+            connect_min_ms: r(c.min()),
+            connect_avg_ms: r(c.avg()),
+            connect_max_ms: r(c.max()),
+            icmp_errors: s
+                .icmp_rows
+                .iter()
+                .map(|(k, n)| JsonIcmpRow {
+                    icmp_type: k.icmp_type,
+                    code: k.code,
+                    from: k.from,
+                    reason: crate::icmp::parse::describe(k.v6, k.icmp_type, k.code, 0).reason,
+                    count: *n,
+                })
+                .collect(),
+            unmatched_icmp: unmatched,
+            elapsed_ms: ms(elapsed),
+        };
+        serde_json::to_writer(&mut self.out, &ev)?;
+        self.out.write_all(b"\n")?;
+        self.out.flush()
+    }
+}

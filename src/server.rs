@@ -1,0 +1,316 @@
+//! The threaded echo server: one thread per client, as the original's multithreaded server.
+//!
+//! A request is a line `ping <seq> <timestamp>`; the reply is the request uppercased, or
+//! `LOST` (or nothing) when loss is simulated. The accept loop never waits on a client;
+//! the shared state (loss RNG, counters, log) is synchronised.
+
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::Duration;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use socket2::{Domain, Socket, Type};
+
+use crate::cli::{LossMode, ServerConfig};
+use crate::error::Error;
+use crate::net::{self, escape_bytes, python_addr, Waker};
+
+/// Longest request line accepted, in bytes (without the newline).
+pub const MAX_LINE: usize = 1024;
+/// Stack of a client thread: small, so thousands of idle clients cost little memory.
+const CLIENT_STACK: usize = 64 * 1024;
+
+/// Counters printed in the totals line.
+#[derive(Default, Debug)]
+pub struct Totals {
+    pub connections: AtomicU64,
+    pub rejected: AtomicU64,
+    pub messages: AtomicU64,
+    pub answered: AtomicU64,
+    pub lost: AtomicU64,
+    pub invalid: AtomicU64,
+}
+
+struct Shared {
+    cfg: ServerConfig,
+    rng: Mutex<ChaCha8Rng>,
+    active: AtomicUsize,
+    totals: Totals,
+}
+
+impl Shared {
+    fn log(&self, line: std::fmt::Arguments) {
+        let mut out = io::stdout().lock();
+        let _ = out.write_fmt(line);
+        let _ = out.write_all(b"\n");
+    }
+
+    fn lose(&self) -> bool {
+        if self.cfg.loss <= 0.0 {
+            return false;
+        }
+        let mut rng = self.rng.lock().unwrap_or_else(|p| p.into_inner());
+        rng.gen_bool(self.cfg.loss)
+    }
+}
+
+pub struct Server {
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    seed: u64,
+}
+
+impl Server {
+    /// Bind the listening socket. `[::]` listens on IPv6 and IPv4.
+    pub fn bind(cfg: ServerConfig) -> Result<Server, Error> {
+        let addr = cfg.listen;
+        let op = || format!("listen on {addr}");
+        let sock = Socket::new(Domain::for_address(addr), Type::STREAM, None)
+            .map_err(|e| Error::io(op(), e))?;
+        sock.set_reuse_address(true)
+            .map_err(|e| Error::io(op(), e))?;
+        if addr.is_ipv6() {
+            sock.set_only_v6(false).map_err(|e| Error::io(op(), e))?;
+        }
+        sock.bind(&addr.into()).map_err(|e| Error::io(op(), e))?;
+        sock.listen(4096).map_err(|e| Error::io(op(), e))?;
+        let seed = cfg.seed.unwrap_or_else(rand::random);
+        let shared = Arc::new(Shared {
+            rng: Mutex::new(ChaCha8Rng::seed_from_u64(seed)),
+            cfg,
+            active: AtomicUsize::new(0),
+            totals: Totals::default(),
+        });
+        Ok(Server {
+            listener: sock.into(),
+            shared,
+            seed,
+        })
+    }
+
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    pub fn totals(&self) -> &Totals {
+        &self.shared.totals
+    }
+
+    /// Accept clients until `stop` becomes readable (a signal or `Waker::wake`).
+    pub fn run(&self, stop: &Waker) -> Result<(), Error> {
+        let addr = self.local_addr().map_err(|e| Error::io("listen", e))?;
+        let cfg = &self.shared.cfg;
+        self.shared.log(format_args!("Server Started Listening on {addr}"));
+        self.shared.log(format_args!(
+            "loss {:.1}% ({}), seed {}, max {} clients, idle timeout {}",
+            cfg.loss * 100.0,
+            match cfg.loss_mode {
+                LossMode::Reply => "answered LOST",
+                LossMode::Silent => "not answered",
+            },
+            self.seed,
+            cfg.max_clients,
+            humantime::format_duration(cfg.idle_timeout)
+        ));
+        self.listener
+            .set_nonblocking(true)
+            .map_err(|e| Error::io("listen", e))?;
+        loop {
+            let ready = net::poll(&[(self.listener.as_raw_fd(), false), (stop.fd(), false)], None)
+                .map_err(|e| Error::io("wait for clients", e))?;
+            if ready[1].read {
+                break;
+            }
+            if !ready[0].read {
+                continue;
+            }
+            // Accept everything pending, then wait again.
+            loop {
+                match self.listener.accept() {
+                    Ok((stream, peer)) => self.admit(stream, peer),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => {
+                        // Out of descriptors or memory: say so, back off, keep serving.
+                        self.shared.log(format_args!(
+                            "accept failed: {}",
+                            net::describe_io(&e)
+                        ));
+                        thread::sleep(Duration::from_millis(10));
+                        break;
+                    }
+                }
+            }
+        }
+        let t = &self.shared.totals;
+        self.shared.log(format_args!(
+            "Server stopped: {} connections, {} rejected, {} messages, {} answered, {} lost, {} invalid",
+            t.connections.load(Ordering::Relaxed),
+            t.rejected.load(Ordering::Relaxed),
+            t.messages.load(Ordering::Relaxed),
+            t.answered.load(Ordering::Relaxed),
+            t.lost.load(Ordering::Relaxed),
+            t.invalid.load(Ordering::Relaxed),
+        ));
+        Ok(())
+    }
+
+    fn admit(&self, stream: TcpStream, peer: SocketAddr) {
+        let shared = &self.shared;
+        if shared.active.load(Ordering::Relaxed) >= shared.cfg.max_clients {
+            shared.totals.rejected.fetch_add(1, Ordering::Relaxed);
+            shared.log(format_args!(
+                "Too many clients ({}): closing connection from {}",
+                shared.cfg.max_clients,
+                python_addr(&peer)
+            ));
+            return;
+        }
+        shared.active.fetch_add(1, Ordering::Relaxed);
+        shared.totals.connections.fetch_add(1, Ordering::Relaxed);
+        let worker = Arc::clone(shared);
+        let spawned = thread::Builder::new()
+            .name("client".into())
+            .stack_size(CLIENT_STACK)
+            .spawn(move || {
+                serve_client(&worker, stream, peer);
+                worker.active.fetch_sub(1, Ordering::Relaxed);
+            });
+        if let Err(e) = spawned {
+            shared.active.fetch_sub(1, Ordering::Relaxed);
+            shared.totals.rejected.fetch_add(1, Ordering::Relaxed);
+            shared.log(format_args!(
+                "cannot start a thread for {}: {}",
+                python_addr(&peer),
+                net::describe_io(&e)
+            ));
+        }
+    }
+}
+
+/// Serve one client until it closes, errs, idles out or sends an oversized line.
+fn serve_client(shared: &Shared, mut stream: TcpStream, peer: SocketAddr) {
+    let cfg = &shared.cfg;
+    let _ = stream.set_nodelay(true);
+    let _ = stream.set_read_timeout(Some(cfg.idle_timeout));
+    let mut buf = [0u8; 4096];
+    let mut pending: Vec<u8> = Vec::with_capacity(256);
+    let mut reply: Vec<u8> = Vec::with_capacity(256);
+    loop {
+        let n = match stream.read(&mut buf) {
+            Ok(0) => return,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                shared.log(format_args!(
+                    "Idle for {}: closing connection from {}",
+                    humantime::format_duration(cfg.idle_timeout),
+                    python_addr(&peer)
+                ));
+                return;
+            }
+            Err(_) => return, // reset by the peer: nothing to answer
+        };
+        pending.extend_from_slice(&buf[..n]);
+        let mut start = 0;
+        while let Some(nl) = pending[start..].iter().position(|&b| b == b'\n') {
+            let end = start + nl;
+            let line = &pending[start..end];
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            if !answer(shared, &mut stream, &peer, line, true, &mut reply) {
+                return;
+            }
+            start = end + 1;
+        }
+        pending.drain(..start);
+        if pending.len() > MAX_LINE {
+            too_long(shared, &mut stream, &peer);
+            return;
+        }
+        // A request without a newline, sent in one write by a client that now waits for
+        // the answer (the original Python client): answer it when nothing more is pending.
+        if !pending.is_empty() && !more_pending(&stream) {
+            let ok = answer(shared, &mut stream, &peer, &pending, false, &mut reply);
+            pending.clear();
+            if !ok {
+                return;
+            }
+        }
+    }
+}
+
+fn more_pending(stream: &TcpStream) -> bool {
+    matches!(net::poll(&[(stream.as_raw_fd(), false)], Some(Duration::ZERO)), Ok(r) if r[0].read)
+}
+
+fn too_long(shared: &Shared, stream: &mut TcpStream, peer: &SocketAddr) {
+    shared.totals.invalid.fetch_add(1, Ordering::Relaxed);
+    shared.log(format_args!(
+        "Request longer than {MAX_LINE} bytes: closing connection from {}",
+        python_addr(peer)
+    ));
+    let _ = stream.write_all(format!("ERROR request longer than {MAX_LINE} bytes\n").as_bytes());
+}
+
+/// Answer one request. Returns false when the connection must end.
+fn answer(
+    shared: &Shared,
+    stream: &mut TcpStream,
+    peer: &SocketAddr,
+    line: &[u8],
+    newline: bool,
+    reply: &mut Vec<u8>,
+) -> bool {
+    let cfg = &shared.cfg;
+    if line.len() > MAX_LINE {
+        too_long(shared, stream, peer);
+        return false;
+    }
+    shared.totals.messages.fetch_add(1, Ordering::Relaxed);
+    let Ok(text) = std::str::from_utf8(line) else {
+        shared.totals.invalid.fetch_add(1, Ordering::Relaxed);
+        shared.log(format_args!(
+            "Invalid message (not UTF-8) from {}: {}",
+            python_addr(peer),
+            escape_bytes(line)
+        ));
+        return stream.write_all(b"ERROR request is not UTF-8 text\n").is_ok();
+    };
+    reply.clear();
+    let lost = shared.lose();
+    if !cfg.quiet {
+        shared.log(format_args!(
+            "Message sent by client = {} from {}",
+            text.escape_debug(),
+            python_addr(peer)
+        ));
+    }
+    if lost {
+        shared.totals.lost.fetch_add(1, Ordering::Relaxed);
+        if !cfg.quiet {
+            shared.log(format_args!("Packet lost"));
+        }
+        if cfg.loss_mode == LossMode::Silent {
+            return true;
+        }
+        reply.extend_from_slice(b"LOST");
+    } else {
+        shared.totals.answered.fetch_add(1, Ordering::Relaxed);
+        reply.extend_from_slice(text.to_uppercase().as_bytes());
+        if !cfg.quiet {
+            shared.log(format_args!(
+                "Response sent back = {}",
+                String::from_utf8_lossy(reply).escape_debug()
+            ));
+        }
+    }
+    if newline {
+        reply.push(b'\n');
+    }
+    stream.write_all(reply).is_ok()
+}

@@ -1,0 +1,209 @@
+//! Running statistics in constant memory: counts per verdict, exact min/avg/max/mdev and
+//! jitter from running sums, percentiles from an HDR histogram.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+
+use crate::client::{PingResult, Status};
+
+/// Largest value the histograms hold, in nanoseconds (one hour); larger ones are clamped.
+const HIST_MAX_NS: u64 = 3_600_000_000_000;
+/// Distinct (type, code, router) rows kept in the ICMP breakdown; the rest are summed.
+const ICMP_ROWS: usize = 64;
+
+/// Min/avg/max/mdev of a series of durations.
+#[derive(Clone, Debug)]
+pub struct Series {
+    n: u64,
+    sum: f64,
+    sumsq: f64,
+    min: f64,
+    max: f64,
+    hist: Histogram<u64>,
+}
+
+impl Default for Series {
+    fn default() -> Self {
+        Series {
+            n: 0,
+            sum: 0.0,
+            sumsq: 0.0,
+            min: f64::INFINITY,
+            max: 0.0,
+            hist: Histogram::new_with_bounds(1, HIST_MAX_NS, 3).expect("valid histogram bounds"),
+        }
+    }
+}
+
+impl Series {
+    pub fn record(&mut self, d: Duration) {
+        let ms = d.as_secs_f64() * 1e3;
+        self.n += 1;
+        self.sum += ms;
+        self.sumsq += ms * ms;
+        self.min = self.min.min(ms);
+        self.max = self.max.max(ms);
+        let ns = (d.as_nanos() as u64).clamp(1, HIST_MAX_NS);
+        self.hist.saturating_record(ns);
+    }
+    pub fn count(&self) -> u64 {
+        self.n
+    }
+    pub fn min(&self) -> Option<f64> {
+        (self.n > 0).then_some(self.min)
+    }
+    pub fn max(&self) -> Option<f64> {
+        (self.n > 0).then_some(self.max)
+    }
+    pub fn avg(&self) -> Option<f64> {
+        (self.n > 0).then(|| self.sum / self.n as f64)
+    }
+    /// Standard deviation as ping's mdev: sqrt(mean(x²) − mean(x)²).
+    pub fn mdev(&self) -> Option<f64> {
+        let avg = self.avg()?;
+        Some((self.sumsq / self.n as f64 - avg * avg).max(0.0).sqrt())
+    }
+    /// Percentile `q` in 0..=100, in ms.
+    pub fn percentile(&self, q: f64) -> Option<f64> {
+        (self.n > 0).then(|| self.hist.value_at_quantile(q / 100.0) as f64 / 1e6)
+    }
+}
+
+/// One row of the ICMP breakdown.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct IcmpKey {
+    pub icmp_type: u8,
+    pub code: u8,
+    pub v6: bool,
+    pub from: IpAddr,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Stats {
+    pub sent: u64,
+    pub replies: u64,
+    pub lost: u64,
+    pub timeouts: u64,
+    pub refused: u64,
+    pub icmp: u64,
+    pub errors: u64,
+    pub rtt: Series,
+    pub connect: Series,
+    jitter_sum: f64,
+    jitter_n: u64,
+    prev_rtt: Option<f64>,
+    pub icmp_rows: BTreeMap<IcmpKey, u64>,
+    /// ICMP errors beyond the kept rows.
+    pub icmp_other: u64,
+}
+
+impl Stats {
+    pub fn record(&mut self, r: &PingResult) {
+        self.sent += 1;
+        if let Some(c) = r.connect {
+            self.connect.record(c);
+        }
+        match &r.status {
+            Status::Reply => {
+                self.replies += 1;
+                if let Some(rtt) = r.rtt.or(r.connect) {
+                    let ms = rtt.as_secs_f64() * 1e3;
+                    if let Some(prev) = self.prev_rtt {
+                        self.jitter_sum += (ms - prev).abs();
+                        self.jitter_n += 1;
+                    }
+                    self.prev_rtt = Some(ms);
+                    self.rtt.record(rtt);
+                }
+            }
+            Status::Lost => self.lost += 1,
+            Status::Timeout => self.timeouts += 1,
+            Status::Refused => self.refused += 1,
+            Status::Error(_) => self.errors += 1,
+            Status::Icmp(rep) => {
+                self.icmp += 1;
+                let key = IcmpKey {
+                    icmp_type: rep.icmp_type,
+                    code: rep.code,
+                    v6: rep.v6,
+                    from: rep.from,
+                };
+                if let Some(n) = self.icmp_rows.get_mut(&key) {
+                    *n += 1;
+                } else if self.icmp_rows.len() < ICMP_ROWS {
+                    self.icmp_rows.insert(key, 1);
+                } else {
+                    self.icmp_other += 1;
+                }
+            }
+        }
+    }
+
+    /// Share of pings without a reply, in percent.
+    pub fn loss_pct(&self) -> f64 {
+        if self.sent == 0 {
+            0.0
+        } else {
+            (self.sent - self.replies) as f64 * 100.0 / self.sent as f64
+        }
+    }
+
+    /// Mean absolute difference of consecutive RTTs, ms.
+    pub fn jitter(&self) -> Option<f64> {
+        (self.jitter_n > 0).then(|| self.jitter_sum / self.jitter_n as f64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reply(seq: u64, ms: f64) -> PingResult {
+        PingResult {
+            seq,
+            status: Status::Reply,
+            connect: Some(Duration::from_secs_f64(ms / 2000.0)),
+            rtt: Some(Duration::from_secs_f64(ms / 1000.0)),
+            local_port: None,
+        }
+    }
+
+    #[test]
+    fn summary_numbers() {
+        let mut s = Stats::default();
+        for (i, ms) in [1.0, 3.0, 2.0, 6.0].iter().enumerate() {
+            s.record(&reply(i as u64 + 1, *ms));
+        }
+        s.record(&PingResult {
+            seq: 5,
+            status: Status::Lost,
+            connect: None,
+            rtt: None,
+            local_port: None,
+        });
+        assert_eq!((s.sent, s.replies, s.lost), (5, 4, 1));
+        assert!((s.loss_pct() - 20.0).abs() < 1e-9);
+        assert!((s.rtt.min().unwrap() - 1.0).abs() < 1e-9);
+        assert!((s.rtt.max().unwrap() - 6.0).abs() < 1e-9);
+        assert!((s.rtt.avg().unwrap() - 3.0).abs() < 1e-9);
+        // population standard deviation of 1,3,2,6 = sqrt(3.5)
+        assert!((s.rtt.mdev().unwrap() - 3.5f64.sqrt()).abs() < 1e-9);
+        // |3-1| + |2-3| + |6-2| = 7 over 3 differences
+        assert!((s.jitter().unwrap() - 7.0 / 3.0).abs() < 1e-9);
+        let p50 = s.rtt.percentile(50.0).unwrap();
+        assert!((p50 - 2.0).abs() < 0.01, "{p50}");
+        let p99 = s.rtt.percentile(99.0).unwrap();
+        assert!((p99 - 6.0).abs() < 0.01, "{p99}");
+    }
+
+    #[test]
+    fn empty_has_no_rtt() {
+        let s = Stats::default();
+        assert_eq!(s.rtt.avg(), None);
+        assert_eq!(s.loss_pct(), 0.0);
+        assert_eq!(s.jitter(), None);
+    }
+}
