@@ -149,8 +149,8 @@ else
     BIN="$REPO/target/release/tcpping-diag"
     if [[ ! -x "$BIN" ]]; then
         command -v cargo >/dev/null || die "$BIN is missing and cargo is not on PATH"
-        log "building tcpping-diag (cargo build --release --locked)"
-        (cd "$REPO" && cargo build --release --locked) || die "cargo build --release failed"
+        log "building tcpping-diag (cargo build --release)"
+        (cd "$REPO" && cargo build --release) || die "cargo build --release failed"
     fi
 fi
 [[ -x "$BIN" ]] || die "no tcpping-diag binary at $BIN"

@@ -684,7 +684,6 @@ run_one() {
             for e in "${ERRORS[@]}"; do printf '  FAIL: %s\n' "$e" >&2; done
             for f in "$W"/*.json "$W"/*.err; do
                 [ -s "$f" ] || continue
-                case "$(basename "$f")" in "$name"* | blackhole* | drop* | healthy* | ipv6*) ;; *) continue ;; esac
                 printf '  --- %s\n' "$f" >&2
                 sed 's/^/  | /' "$f" >&2
             done
@@ -753,7 +752,11 @@ cmd_test() {
 demo_step() { # demo_step HEADER ARGS...
     local h=$1
     shift
-    printf '\n\033[1m### %s\033[0m\n$ tcpping-diag %s\n' "$h" "$*"
+    if [ -t 1 ]; then
+        printf '\n\033[1m### %s\033[0m\n$ tcpping-diag %s\n' "$h" "$*"
+    else
+        printf '\n### %s\n$ tcpping-diag %s\n' "$h" "$*"
+    fi
     ip netns exec "$NS_CLI" timeout 30 "$BIN" "$@" </dev/null || true
 }
 

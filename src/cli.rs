@@ -274,9 +274,7 @@ pub fn split_host_port(s: &str) -> Result<(&str, u16), Error> {
             .rsplit_once(':')
             .ok_or_else(|| bad("expected HOST:PORT, e.g. 127.0.0.1:12001"))?;
         if host.contains(':') {
-            return Err(bad(
-                "an IPv6 address must be in brackets, e.g. [::1]:12001",
-            ));
+            return Err(bad("an IPv6 address must be in brackets, e.g. [::1]:12001"));
         }
         (host, port)
     };
@@ -363,8 +361,9 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     if s.starts_with('-') {
         return Err(format!("'{s}' is negative; a duration must be 0 or more"));
     }
-    humantime::parse_duration(s)
-        .map_err(|e| format!("'{s}' is not a duration ({e}); use seconds like 0.5 or units like 500ms"))
+    humantime::parse_duration(s).map_err(|e| {
+        format!("'{s}' is not a duration ({e}); use seconds like 0.5 or units like 500ms")
+    })
 }
 
 fn parse_positive_duration(s: &str) -> Result<Duration, String> {
@@ -398,7 +397,16 @@ mod tests {
         assert_eq!(split_host_port("127.0.0.1:80").unwrap(), ("127.0.0.1", 80));
         assert_eq!(split_host_port("[::1]:12001").unwrap(), ("::1", 12001));
         assert_eq!(split_host_port("localhost:1").unwrap(), ("localhost", 1));
-        for bad in ["127.0.0.1", "::1:80", "[::1]80", "[::1:80", ":80", "h:0", "h:65536", "h:x"] {
+        for bad in [
+            "127.0.0.1",
+            "::1:80",
+            "[::1]80",
+            "[::1:80",
+            ":80",
+            "h:0",
+            "h:65536",
+            "h:x",
+        ] {
             assert!(split_host_port(bad).is_err(), "{bad} accepted");
         }
     }
@@ -435,7 +443,16 @@ mod tests {
         assert!(parse(&["h:1", "-4", "-6"]).is_err());
         assert!(parse(&["h:1", "--ttl", "0"]).is_err());
         assert!(parse(&["h:1", "--bogus"]).is_err());
-        let s = parse(&["serve", "--loss", "0.5", "--seed", "7", "--loss-mode", "silent"]).unwrap();
+        let s = parse(&[
+            "serve",
+            "--loss",
+            "0.5",
+            "--seed",
+            "7",
+            "--loss-mode",
+            "silent",
+        ])
+        .unwrap();
         match s.command {
             Some(Command::Serve(a)) => {
                 assert_eq!(a.seed, Some(7));
@@ -448,8 +465,14 @@ mod tests {
 
     #[test]
     fn listen_addresses() {
-        assert_eq!(parse_listen("[::]:12001").unwrap(), "[::]:12001".parse().unwrap());
-        assert_eq!(parse_listen("0.0.0.0:0").unwrap(), "0.0.0.0:0".parse().unwrap());
+        assert_eq!(
+            parse_listen("[::]:12001").unwrap(),
+            "[::]:12001".parse().unwrap()
+        );
+        assert_eq!(
+            parse_listen("0.0.0.0:0").unwrap(),
+            "0.0.0.0:0".parse().unwrap()
+        );
         assert!(parse_listen("localhost:1").is_err());
         assert!(parse_listen("1.2.3.4").is_err());
     }

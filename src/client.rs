@@ -177,7 +177,11 @@ impl Pinger {
     fn open_socket(&self) -> io::Result<Conn> {
         let target = self.cfg.target;
         let v6 = target.is_ipv6();
-        let sock = Socket::new(Domain::for_address(target), Type::STREAM, Some(Protocol::TCP))?;
+        let sock = Socket::new(
+            Domain::for_address(target),
+            Type::STREAM,
+            Some(Protocol::TCP),
+        )?;
         sock.set_nonblocking(true)?;
         sock.set_nodelay(true)?;
         // Close with RST: no TIME_WAIT left behind, so a million pings never run out of ports.
@@ -296,7 +300,12 @@ impl Pinger {
     }
 
     /// Connect; Ok(Some(handshake time)), Ok(None) when interrupted, Err(verdict) on failure.
-    fn connect(&self, conn: &Conn, deadline: Instant, start: Instant) -> Result<Option<Duration>, Status> {
+    fn connect(
+        &self,
+        conn: &Conn,
+        deadline: Instant,
+        start: Instant,
+    ) -> Result<Option<Duration>, Status> {
         let t0 = Instant::now();
         match conn.sock.connect(&self.cfg.target.into()) {
             Ok(()) => return Ok(Some(t0.elapsed())),
@@ -305,7 +314,12 @@ impl Pinger {
         }
         loop {
             match self.wait(conn.sock.as_raw_fd(), true, deadline) {
-                Err(e) => return Err(Status::Error(format!("wait for connect: {}", describe_io(&e)))),
+                Err(e) => {
+                    return Err(Status::Error(format!(
+                        "wait for connect: {}",
+                        describe_io(&e)
+                    )))
+                }
                 Ok(Waited::TimedOut) => return Err(Status::Timeout),
                 Ok(Waited::Woken) => {
                     if self.stopped() {
@@ -319,7 +333,9 @@ impl Pinger {
                     let took = t0.elapsed();
                     return match conn.sock.take_error() {
                         Ok(None) => Ok(Some(took)),
-                        Ok(Some(e)) | Err(e) => Err(self.socket_error(conn, e, Phase::Connect, start)),
+                        Ok(Some(e)) | Err(e) => {
+                            Err(self.socket_error(conn, e, Phase::Connect, start))
+                        }
                     };
                 }
             }
@@ -327,10 +343,16 @@ impl Pinger {
     }
 
     /// Send the request and wait for the echo. None when interrupted.
-    fn echo(&mut self, conn: &Conn, seq: u64, deadline: Instant, start: Instant) -> Option<(Status, Option<Duration>)> {
+    fn echo(
+        &mut self,
+        conn: &Conn,
+        seq: u64,
+        deadline: Instant,
+        start: Instant,
+    ) -> Option<(Status, Option<Duration>)> {
         let request = format!("ping {seq} {}\n", net::wall_timestamp());
         let sent_at = Instant::now();
-        match (&conn.sock).send(request.as_bytes()) {
+        match conn.sock.send(request.as_bytes()) {
             Ok(n) if n == request.len() => {}
             Ok(_) => return Some((Status::Error("send: request only partly sent".into()), None)),
             Err(e) => return Some((self.socket_error(conn, e, Phase::Echo, start), None)),
@@ -339,7 +361,12 @@ impl Pinger {
         let mut chunk = [0u8; 2048];
         loop {
             match self.wait(conn.sock.as_raw_fd(), false, deadline) {
-                Err(e) => return Some((Status::Error(format!("wait for echo: {}", describe_io(&e))), None)),
+                Err(e) => {
+                    return Some((
+                        Status::Error(format!("wait for echo: {}", describe_io(&e))),
+                        None,
+                    ))
+                }
                 Ok(Waited::TimedOut) => return Some((Status::Timeout, None)),
                 Ok(Waited::Woken) => {
                     if self.stopped() {
@@ -349,9 +376,12 @@ impl Pinger {
                         return Some((Status::Icmp(rep), None));
                     }
                 }
-                Ok(Waited::Ready) => match (&conn.sock).recv(unsafe_uninit(&mut chunk)) {
+                Ok(Waited::Ready) => match conn.sock.recv(unsafe_uninit(&mut chunk)) {
                     Ok(0) => {
-                        return Some((Status::Error("connection closed by the server before the echo".into()), None))
+                        return Some((
+                            Status::Error("connection closed by the server before the echo".into()),
+                            None,
+                        ))
                     }
                     Ok(n) => {
                         let at = sent_at.elapsed();
@@ -360,10 +390,15 @@ impl Pinger {
                             return Some((status, Some(at)));
                         }
                         if self.buf.len() > 4096 {
-                            return Some((Status::Error("reply longer than 4096 bytes".into()), None));
+                            return Some((
+                                Status::Error("reply longer than 4096 bytes".into()),
+                                None,
+                            ));
                         }
                     }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e)
+                        if e.kind() == io::ErrorKind::WouldBlock
+                            || e.kind() == io::ErrorKind::Interrupted => {}
                     Err(e) => return Some((self.socket_error(conn, e, Phase::Echo, start), None)),
                 },
             }
@@ -385,10 +420,16 @@ mod tests {
 
     #[test]
     fn echo_with_and_without_newline() {
-        assert_eq!(judge_reply(REQ, b"PING 3 1700000000.123456\n"), Some(Status::Reply));
+        assert_eq!(
+            judge_reply(REQ, b"PING 3 1700000000.123456\n"),
+            Some(Status::Reply)
+        );
         // A server that answers the bytes it got uppercased echoes our newline too; one that
         // strips it is complete once it is as long as the request.
-        assert_eq!(judge_reply(REQ, b"PING 3 1700000000.123456\r\n"), Some(Status::Reply));
+        assert_eq!(
+            judge_reply(REQ, b"PING 3 1700000000.123456\r\n"),
+            Some(Status::Reply)
+        );
         assert_eq!(judge_reply(REQ, b"PING 3 17000"), None);
     }
 
@@ -402,7 +443,10 @@ mod tests {
     #[test]
     fn wrong_answers() {
         let s = judge_reply(REQ, b"PING 4 1700000000.123456\n").unwrap();
-        assert!(matches!(s, Status::Error(ref m) if m.contains("unexpected reply")), "{s:?}");
+        assert!(
+            matches!(s, Status::Error(ref m) if m.contains("unexpected reply")),
+            "{s:?}"
+        );
         let s = judge_reply(REQ, b"ERROR request is not UTF-8 text\n").unwrap();
         assert!(matches!(s, Status::Error(_)));
         let s = judge_reply(REQ, b"\xff\xfe\n").unwrap();

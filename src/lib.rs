@@ -62,9 +62,13 @@ pub fn run() -> i32 {
 fn on_signals(stop: &Arc<AtomicBool>, waker: &Waker) -> Result<(), Error> {
     use signal_hook::consts::{SIGINT, SIGTERM};
     for sig in [SIGINT, SIGTERM] {
-        signal_hook::flag::register(sig, Arc::clone(stop)).map_err(|e| Error::io("install signal handler", e))?;
-        let tx = waker.sender().map_err(|e| Error::io("install signal handler", e))?;
-        signal_hook::low_level::pipe::register(sig, tx).map_err(|e| Error::io("install signal handler", e))?;
+        signal_hook::flag::register(sig, Arc::clone(stop))
+            .map_err(|e| Error::io("install signal handler", e))?;
+        let tx = waker
+            .sender()
+            .map_err(|e| Error::io("install signal handler", e))?;
+        signal_hook::low_level::pipe::register(sig, tx)
+            .map_err(|e| Error::io("install signal handler", e))?;
     }
     Ok(())
 }
@@ -84,7 +88,12 @@ fn prompt_count() -> Result<Option<u64>, Error> {
         print!("Enter number of pings (N): ");
         let _ = io::stdout().flush();
         let mut line = String::new();
-        if stdin.lock().read_line(&mut line).map_err(|e| Error::io("read the number of pings", e))? == 0 {
+        if stdin
+            .lock()
+            .read_line(&mut line)
+            .map_err(|e| Error::io("read the number of pings", e))?
+            == 0
+        {
             return Err(Error::Usage("no number of pings given".into()));
         }
         match line.trim().parse::<u64>() {
@@ -117,7 +126,10 @@ pub fn ping(mut cfg: ClientConfig) -> Result<i32, Error> {
                 if e.kind() == io::ErrorKind::PermissionDenied {
                     eprintln!("{}", privilege::NO_RAW_NOTICE);
                 } else {
-                    eprintln!("tcpping-diag: ICMP capture off: open raw ICMP socket: {}", net::describe_io(&e));
+                    eprintln!(
+                        "tcpping-diag: ICMP capture off: open raw ICMP socket: {}",
+                        net::describe_io(&e)
+                    );
                 }
                 None
             }
@@ -136,8 +148,13 @@ pub fn ping(mut cfg: ClientConfig) -> Result<i32, Error> {
     on_signals(&stop, &waker)?;
     let _capture = match raw {
         Some(socks) => {
-            let tx = waker.sender().map_err(|e| Error::io("create wake-up channel", e))?;
-            Some(Capture::start(socks, Arc::clone(&registry), tx).map_err(|e| Error::io("start ICMP listener", e))?)
+            let tx = waker
+                .sender()
+                .map_err(|e| Error::io("create wake-up channel", e))?;
+            Some(
+                Capture::start(socks, Arc::clone(&registry), tx)
+                    .map_err(|e| Error::io("start ICMP listener", e))?,
+            )
         }
         None => None,
     };
@@ -146,7 +163,13 @@ pub fn ping(mut cfg: ClientConfig) -> Result<i32, Error> {
     let mut out = Reporter::new(io::BufWriter::new(io::stdout()), &cfg);
     let mut stats = Stats::default();
     let started = Instant::now();
-    let mut pinger = Pinger::new(cfg.clone(), src, Arc::clone(&registry), Arc::clone(&waker), Arc::clone(&stop));
+    let mut pinger = Pinger::new(
+        cfg.clone(),
+        src,
+        Arc::clone(&registry),
+        Arc::clone(&waker),
+        Arc::clone(&stop),
+    );
     // A closed pipe (| head) ends the run quietly; other write errors are reported.
     let write = |r: io::Result<()>| -> Result<bool, Error> {
         match r {
@@ -162,7 +185,9 @@ pub fn ping(mut cfg: ClientConfig) -> Result<i32, Error> {
     loop {
         seq += 1;
         let ping_start = Instant::now();
-        let Some(result) = pinger.ping(seq) else { break };
+        let Some(result) = pinger.ping(seq) else {
+            break;
+        };
         stats.record(&result);
         if !write(out.ping(&result, &cfg))? {
             return Ok(if stats.replies > 0 { 0 } else { 1 });
@@ -207,15 +232,34 @@ fn demo() -> Result<i32, Error> {
     let steps = [
         (
             format!("1) 8 pings to a server on {addr} that loses 30% of them (answers LOST):"),
-            vec![addr.to_string(), "-n".into(), "8".into(), "-i".into(), "0.2".into()],
+            vec![
+                addr.to_string(),
+                "-n".into(),
+                "8".into(),
+                "-i".into(),
+                "0.2".into(),
+            ],
         ),
         (
             "2) the same server, one connection for all pings (no handshake in the RTT):".into(),
-            vec![addr.to_string(), "-n".into(), "4".into(), "-i".into(), "0.2".into(), "--persistent".into()],
+            vec![
+                addr.to_string(),
+                "-n".into(),
+                "4".into(),
+                "-i".into(),
+                "0.2".into(),
+                "--persistent".into(),
+            ],
         ),
         (
             format!("3) a port where nothing listens ({closed_addr}): refused, at once"),
-            vec![closed_addr.to_string(), "-n".into(), "2".into(), "-i".into(), "0.2".into()],
+            vec![
+                closed_addr.to_string(),
+                "-n".into(),
+                "2".into(),
+                "-i".into(),
+                "0.2".into(),
+            ],
         ),
     ];
     for (title, args) in steps {

@@ -37,10 +37,7 @@ pub fn poll(fds: &[(RawFd, bool)], timeout: Option<Duration>) -> io::Result<Vec<
     let ms = match timeout {
         None => -1,
         // Round up so that a wait never ends before its deadline.
-        Some(d) => d
-            .as_micros()
-            .div_ceil(1000)
-            .min(i32::MAX as u128) as libc::c_int,
+        Some(d) => d.as_micros().div_ceil(1000).min(i32::MAX as u128) as libc::c_int,
     };
     // SAFETY: pfds is a valid array of pollfd of the given length.
     let n = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, ms) };
@@ -126,7 +123,12 @@ pub fn set_recverr(fd: RawFd, v6: bool) -> io::Result<()> {
     setsockopt_int(fd, level, opt, 1)
 }
 
-pub fn setsockopt_int(fd: RawFd, level: libc::c_int, opt: libc::c_int, val: libc::c_int) -> io::Result<()> {
+pub fn setsockopt_int(
+    fd: RawFd,
+    level: libc::c_int,
+    opt: libc::c_int,
+    val: libc::c_int,
+) -> io::Result<()> {
     // SAFETY: val lives for the call; the length matches its type.
     let rc = unsafe {
         libc::setsockopt(

@@ -153,7 +153,8 @@ impl<W: Write> Reporter<W> {
             Status::Error(e) => (Some(e.as_str()), None),
             Status::Icmp(rep) => {
                 let d = rep.describe();
-                let mtu = ((rep.v6 && rep.icmp_type == 2) || (!rep.v6 && rep.icmp_type == 3 && rep.code == 4))
+                let mtu = ((rep.v6 && rep.icmp_type == 2)
+                    || (!rep.v6 && rep.icmp_type == 3 && rep.code == 4))
                     .then_some(rep.info);
                 (
                     None,
@@ -206,7 +207,11 @@ impl<W: Write> Reporter<W> {
                 r.connect.map_or(0.0, ms)
             )?,
             Status::Reply => writeln!(self.out, "seq={seq} reply from {target}: {}", times(r))?,
-            Status::Lost => writeln!(self.out, "seq={seq} LOST: the server dropped it ({})", times(r))?,
+            Status::Lost => writeln!(
+                self.out,
+                "seq={seq} LOST: the server dropped it ({})",
+                times(r)
+            )?,
             Status::Timeout => {
                 let what = if r.connect.is_some() {
                     "connected, but no echo"
@@ -283,7 +288,13 @@ impl<W: Write> Reporter<W> {
         }
     }
 
-    pub fn summary(&mut self, cfg: &ClientConfig, s: &Stats, unmatched: u64, elapsed: Duration) -> io::Result<()> {
+    pub fn summary(
+        &mut self,
+        cfg: &ClientConfig,
+        s: &Stats,
+        unmatched: u64,
+        elapsed: Duration,
+    ) -> io::Result<()> {
         if self.format == Output::Json {
             return self.summary_json(cfg, s, unmatched, elapsed);
         }
@@ -308,22 +319,39 @@ impl<W: Write> Reporter<W> {
         parts.push(format!("{:.1}% loss", s.loss_pct()));
         parts.push(format!("time {} ms", elapsed.as_millis()));
         writeln!(o, "{}", parts.join(", "))?;
-        if let (Some(min), Some(avg), Some(max), Some(mdev)) = (s.rtt.min(), s.rtt.avg(), s.rtt.max(), s.rtt.mdev()) {
-            let what = if cfg.mode == Mode::ConnectOnly { "connect" } else { "RTT" };
+        if let (Some(min), Some(avg), Some(max), Some(mdev)) =
+            (s.rtt.min(), s.rtt.avg(), s.rtt.max(), s.rtt.mdev())
+        {
+            let what = if cfg.mode == Mode::ConnectOnly {
+                "connect"
+            } else {
+                "RTT"
+            };
             writeln!(o, "Maximum {what} (in milliseconds) = {max:.3}")?;
             writeln!(o, "Minimum {what} (in milliseconds) = {min:.3}")?;
             writeln!(o, "Average {what} (in milliseconds) = {avg:.3}")?;
             let label = what.to_lowercase();
-            writeln!(o, "{label} min/avg/max/mdev = {min:.3}/{avg:.3}/{max:.3}/{mdev:.3} ms")?;
+            writeln!(
+                o,
+                "{label} min/avg/max/mdev = {min:.3}/{avg:.3}/{max:.3}/{mdev:.3} ms"
+            )?;
             let p = |q| s.rtt.percentile(q).unwrap_or(0.0);
-            write!(o, "{label} p50/p90/p99 = {:.3}/{:.3}/{:.3} ms", p(50.0), p(90.0), p(99.0))?;
+            write!(
+                o,
+                "{label} p50/p90/p99 = {:.3}/{:.3}/{:.3} ms",
+                p(50.0),
+                p(90.0),
+                p(99.0)
+            )?;
             match s.jitter() {
                 Some(j) => writeln!(o, ", jitter {j:.3} ms")?,
                 None => writeln!(o)?,
             }
         }
         if cfg.mode != Mode::ConnectOnly {
-            if let (Some(min), Some(avg), Some(max)) = (s.connect.min(), s.connect.avg(), s.connect.max()) {
+            if let (Some(min), Some(avg), Some(max)) =
+                (s.connect.min(), s.connect.avg(), s.connect.max())
+            {
                 writeln!(o, "connect min/avg/max = {min:.3}/{avg:.3}/{max:.3} ms")?;
             }
         }
@@ -355,7 +383,13 @@ impl<W: Write> Reporter<W> {
         o.flush()
     }
 
-    fn summary_json(&mut self, cfg: &ClientConfig, s: &Stats, unmatched: u64, elapsed: Duration) -> io::Result<()> {
+    fn summary_json(
+        &mut self,
+        cfg: &ClientConfig,
+        s: &Stats,
+        unmatched: u64,
+        elapsed: Duration,
+    ) -> io::Result<()> {
         let r = |x: Option<f64>| x.map(round3);
         let p = |q| r(s.rtt.percentile(q));
         let c: &Series = &s.connect;

@@ -3,7 +3,8 @@
 use caps::CapSet;
 
 /// The one line printed when raw sockets cannot be opened.
-pub const NO_RAW_NOTICE: &str = "tcpping-diag: ICMP capture off: raw sockets need root or CAP_NET_RAW \
+pub const NO_RAW_NOTICE: &str =
+    "tcpping-diag: ICMP capture off: raw sockets need root or CAP_NET_RAW \
 (run with sudo, or once: sudo setcap cap_net_raw+ep \"$(command -v tcpping-diag)\"); \
 errors during the handshake are still reported from the kernel's error queue";
 

@@ -105,7 +105,8 @@ impl Server {
     pub fn run(&self, stop: &Waker) -> Result<(), Error> {
         let addr = self.local_addr().map_err(|e| Error::io("listen", e))?;
         let cfg = &self.shared.cfg;
-        self.shared.log(format_args!("Server Started Listening on {addr}"));
+        self.shared
+            .log(format_args!("Server Started Listening on {addr}"));
         self.shared.log(format_args!(
             "loss {:.1}% ({}), seed {}, max {} clients, idle timeout {}",
             cfg.loss * 100.0,
@@ -121,8 +122,11 @@ impl Server {
             .set_nonblocking(true)
             .map_err(|e| Error::io("listen", e))?;
         loop {
-            let ready = net::poll(&[(self.listener.as_raw_fd(), false), (stop.fd(), false)], None)
-                .map_err(|e| Error::io("wait for clients", e))?;
+            let ready = net::poll(
+                &[(self.listener.as_raw_fd(), false), (stop.fd(), false)],
+                None,
+            )
+            .map_err(|e| Error::io("wait for clients", e))?;
             if ready[1].read {
                 break;
             }
@@ -137,10 +141,8 @@ impl Server {
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                     Err(e) => {
                         // Out of descriptors or memory: say so, back off, keep serving.
-                        self.shared.log(format_args!(
-                            "accept failed: {}",
-                            net::describe_io(&e)
-                        ));
+                        self.shared
+                            .log(format_args!("accept failed: {}", net::describe_io(&e)));
                         thread::sleep(Duration::from_millis(10));
                         break;
                     }
@@ -206,7 +208,12 @@ fn serve_client(shared: &Shared, mut stream: TcpStream, peer: SocketAddr) {
             Ok(0) => return,
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
                 shared.log(format_args!(
                     "Idle for {}: closing connection from {}",
                     humantime::format_duration(cfg.idle_timeout),
@@ -279,7 +286,9 @@ fn answer(
             python_addr(peer),
             escape_bytes(line)
         ));
-        return stream.write_all(b"ERROR request is not UTF-8 text\n").is_ok();
+        return stream
+            .write_all(b"ERROR request is not UTF-8 text\n")
+            .is_ok();
     };
     reply.clear();
     let lost = shared.lose();

@@ -105,7 +105,13 @@ pub enum Handled {
 }
 
 /// Parse one packet and attribute it. Malformed input is skipped, never fatal.
-pub fn handle_packet(registry: &Registry, v6: bool, bytes: &[u8], from: IpAddr, at: Instant) -> Handled {
+pub fn handle_packet(
+    registry: &Registry,
+    v6: bool,
+    bytes: &[u8],
+    from: IpAddr,
+    at: Instant,
+) -> Handled {
     let parsed = match (v6, from) {
         (true, IpAddr::V6(from)) => parse_icmpv6_message(bytes, from),
         (false, _) => parse_icmpv4_packet(bytes),
@@ -121,7 +127,12 @@ pub fn handle_packet(registry: &Registry, v6: bool, bytes: &[u8], from: IpAddr, 
 }
 
 /// Read every waiting packet from `sock`; call `on_match` for each attributed one.
-pub fn pump(sock: &mut dyn IcmpSocket, registry: &Registry, buf: &mut [u8], mut on_match: impl FnMut(u64)) -> io::Result<()> {
+pub fn pump(
+    sock: &mut dyn IcmpSocket,
+    registry: &Registry,
+    buf: &mut [u8],
+    mut on_match: impl FnMut(u64),
+) -> io::Result<()> {
     loop {
         let (n, from) = match sock.recv_from(buf) {
             Ok(x) => x,
@@ -145,7 +156,11 @@ pub struct Capture {
 
 impl Capture {
     /// Start listening on `socks`; each attributed error writes to `wake`.
-    pub fn start(mut socks: Vec<RawIcmp>, registry: Arc<Registry>, wake: UnixStream) -> io::Result<Capture> {
+    pub fn start(
+        mut socks: Vec<RawIcmp>,
+        registry: Arc<Registry>,
+        wake: UnixStream,
+    ) -> io::Result<Capture> {
         let stop = Waker::new()?;
         let stop_fd = stop.fd();
         let skipped = Arc::new(AtomicU64::new(0));
@@ -155,15 +170,17 @@ impl Capture {
             let mut fds: Vec<(RawFd, bool)> = socks.iter().map(|s| (s.fd(), false)).collect();
             fds.push((stop_fd, false));
             loop {
-                let Ok(ready) = net::poll(&fds, None) else { return };
+                let Ok(ready) = net::poll(&fds, None) else {
+                    return;
+                };
                 if ready[fds.len() - 1].read {
                     return;
                 }
                 for (i, sock) in socks.iter_mut().enumerate() {
-                    if ready[i].read || ready[i].error {
-                        if pump(sock, &registry, &mut buf, |_| net::wake(&wake)).is_err() {
-                            errors.fetch_add(1, Ordering::Relaxed);
-                        }
+                    if (ready[i].read || ready[i].error)
+                        && pump(sock, &registry, &mut buf, |_| net::wake(&wake)).is_err()
+                    {
+                        errors.fetch_add(1, Ordering::Relaxed);
                     }
                 }
             }

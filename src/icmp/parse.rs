@@ -36,7 +36,10 @@ pub struct Description {
     pub title: String,
 }
 pub fn describe(_v6: bool, t: u8, c: u8, _info: u32) -> Description {
-    Description { reason: format!("{t}/{c}"), title: format!("{t}/{c}") }
+    Description {
+        reason: format!("{t}/{c}"),
+        title: format!("{t}/{c}"),
+    }
 }
 impl IcmpError {
     pub fn describe(&self) -> Description {

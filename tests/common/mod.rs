@@ -1,0 +1,121 @@
+//! Helpers for the integration tests: run the real binary, start real servers on loopback.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_tcpping-diag");
+
+/// A `tcpping-diag serve` process on loopback; killed on drop. Its log is collected.
+pub struct ServerProc {
+    pub child: Child,
+    pub addr: SocketAddr,
+    pub log: Arc<Mutex<Vec<String>>>,
+}
+
+impl ServerProc {
+    /// Start with `args` (listen defaults to 127.0.0.1:0) and wait until it listens.
+    pub fn start(args: &[&str]) -> ServerProc {
+        let mut all: Vec<&str> = vec!["serve"];
+        if !args.contains(&"--listen") {
+            all.extend(["--listen", "127.0.0.1:0"]);
+        }
+        all.extend(args);
+        let mut child = Command::new(BIN)
+            .args(&all)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start server");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let first = lines.next().expect("server printed nothing").unwrap();
+        let addr: SocketAddr = first
+            .strip_prefix("Server Started Listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line: {first}"))
+            .parse()
+            .unwrap();
+        let log = Arc::new(Mutex::new(vec![first]));
+        let sink = Arc::clone(&log);
+        std::thread::spawn(move || {
+            for l in lines.map_while(Result::ok) {
+                sink.lock().unwrap().push(l);
+            }
+        });
+        ServerProc { child, addr, log }
+    }
+
+    pub fn log_text(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+
+    /// SIGTERM, wait, and return the exit status.
+    pub fn stop(mut self) -> std::process::ExitStatus {
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let st = self.child.wait().unwrap();
+        // Let the log reader catch up with the last lines.
+        std::thread::sleep(Duration::from_millis(100));
+        st
+    }
+}
+
+impl Drop for ServerProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Run the client to completion.
+pub fn client(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run client")
+}
+
+/// Parse NDJSON output into values.
+pub fn json_lines(out: &Output) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l:?}: {e}")))
+        .collect()
+}
+
+pub fn pings(v: &[serde_json::Value]) -> Vec<&serde_json::Value> {
+    v.iter().filter(|e| e["type"] == "ping").collect()
+}
+
+pub fn summary(v: &[serde_json::Value]) -> &serde_json::Value {
+    let last = v.last().expect("no output");
+    assert_eq!(
+        last["type"], "summary",
+        "last line is not the summary: {last}"
+    );
+    last
+}
+
+/// A loopback port where nothing listens.
+pub fn closed_port() -> SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap()
+}
+
+pub fn is_root() -> bool {
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Whether a root-only test may run here. Without root it is skipped, loudly, unless CI is set.
+pub fn need_root(test: &str) -> bool {
+    if is_root() {
+        return true;
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("{test} needs root, and CI is set: run the tests as root");
+    }
+    eprintln!("SKIPPED {test}: needs root (CI unset, so skipping is allowed)");
+    false
+}
