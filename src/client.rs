@@ -14,9 +14,10 @@ use std::time::{Duration, Instant};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::cli::{ClientConfig, Mode};
-use crate::icmp::recverr::read_error_queue;
+use crate::icmp::recverr::{read_error_queue, ErrEntry, QueuedError};
 use crate::icmp::{IcmpReport, Phase, Registry, Source};
 use crate::net::{self, describe_io, Waker};
+use crate::timing;
 
 /// The verdict of one ping.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -52,10 +53,16 @@ impl Status {
 pub struct PingResult {
     pub seq: u64,
     pub status: Status,
-    /// Handshake time, when this ping made a connection and it completed.
+    /// Handshake time, when this ping made a connection and it completed: the kernel's
+    /// SYN → SYN-ACK measurement when it has one, else `connect_user`.
     pub connect: Option<Duration>,
-    /// Request to echo, when an answer (echo or LOST) came.
+    /// Handshake time as user space saw it (connect() to writable).
+    pub connect_user: Option<Duration>,
+    /// Request to echo, when an answer (echo or LOST) came: from the kernel's transmit and
+    /// receive timestamps when it has both, else `rtt_user`.
     pub rtt: Option<Duration>,
+    /// Request to echo as user space saw it (send() to the recv() that completed it).
+    pub rtt_user: Option<Duration>,
     pub local_port: Option<u16>,
 }
 
@@ -96,7 +103,7 @@ struct Conn {
 }
 
 enum Waited {
-    Ready,
+    Ready(net::Ready),
     Woken,
     TimedOut,
 }
@@ -153,7 +160,7 @@ impl Pinger {
                 return Ok(Waited::Woken);
             }
             if r[0].read || r[0].write || r[0].error {
-                return Ok(Waited::Ready);
+                return Ok(Waited::Ready(r[0]));
             }
         }
     }
@@ -187,6 +194,8 @@ impl Pinger {
         // Close with RST: no TIME_WAIT left behind, so a million pings never run out of ports.
         sock.set_linger(Some(Duration::ZERO))?;
         net::set_recverr(sock.as_raw_fd(), v6)?;
+        // Kernel timestamps make the echo time exact; without them user-space times remain.
+        let _ = timing::enable_timestamping(sock.as_raw_fd());
         if let Some(ttl) = self.cfg.ttl {
             if v6 {
                 sock.set_unicast_hops_v6(u32::from(ttl))?;
@@ -208,24 +217,45 @@ impl Pinger {
         Ok(Conn { sock, local })
     }
 
+    /// The first ICMP (or local) error on the socket's error queue; transmit timestamps
+    /// met on the way are kept in `tx`.
+    fn queued_error(&self, fd: RawFd, tx: &mut Option<Duration>) -> Option<QueuedError> {
+        while let Ok(Some(entry)) = read_error_queue(fd) {
+            match entry {
+                ErrEntry::TxTimestamp(t) => *tx = Some(t),
+                ErrEntry::Error(e) => return Some(e),
+            }
+        }
+        None
+    }
+
+    /// An ICMP error from the kernel's error queue, as a verdict.
+    fn recverr_report(&self, q: &QueuedError, phase: Phase, start: Instant) -> Option<Status> {
+        q.is_icmp().then(|| {
+            Status::Icmp(IcmpReport {
+                icmp_type: q.icmp_type,
+                code: q.code,
+                v6: q.is_v6(),
+                info: q.info,
+                from: q.offender.unwrap_or(self.cfg.target.ip()),
+                after: start.elapsed(),
+                phase,
+                source: Source::RecvErr,
+            })
+        })
+    }
+
     /// A failed socket: attribute it to the ICMP error behind it when there is one.
     fn socket_error(&self, conn: &Conn, err: io::Error, phase: Phase, start: Instant) -> Status {
         if let Some(rep) = self.registry.report(conn.local.port()) {
             return Status::Icmp(rep);
         }
-        if let Ok(Some(q)) = read_error_queue(conn.sock.as_raw_fd()) {
-            if q.is_icmp() {
-                return Status::Icmp(IcmpReport {
-                    icmp_type: q.icmp_type,
-                    code: q.code,
-                    v6: q.is_v6(),
-                    info: q.info,
-                    from: q.offender.unwrap_or(self.cfg.target.ip()),
-                    after: start.elapsed(),
-                    phase,
-                    source: Source::RecvErr,
-                });
-            }
+        let mut tx = None;
+        if let Some(st) = self
+            .queued_error(conn.sock.as_raw_fd(), &mut tx)
+            .and_then(|q| self.recverr_report(&q, phase, start))
+        {
+            return st;
         }
         if err.kind() == io::ErrorKind::ConnectionRefused {
             Status::Refused
@@ -243,7 +273,9 @@ impl Pinger {
             seq,
             status: Status::Timeout,
             connect: None,
+            connect_user: None,
             rtt: None,
+            rtt_user: None,
             local_port: None,
         };
 
@@ -263,7 +295,10 @@ impl Pinger {
                 };
                 self.registry.register(seq, conn.local, target, start);
                 match self.connect(&conn, deadline, start) {
-                    Ok(Some(took)) => result.connect = Some(took),
+                    Ok(Some(t)) => {
+                        result.connect = Some(t.kernel.unwrap_or(t.user));
+                        result.connect_user = Some(t.user);
+                    }
                     Ok(None) => {
                         self.registry.unregister(conn.local.port());
                         return None;
@@ -290,7 +325,10 @@ impl Pinger {
         let outcome = self.echo(&conn, seq, deadline, start);
         self.registry.unregister(conn.local.port());
         let (status, rtt) = outcome?;
-        result.rtt = rtt;
+        if let Some(t) = rtt {
+            result.rtt = Some(t.kernel.unwrap_or(t.user));
+            result.rtt_user = Some(t.user);
+        }
         let keep = matches!(status, Status::Reply | Status::Lost);
         result.status = status;
         if self.cfg.mode == Mode::Persistent && keep {
@@ -299,21 +337,26 @@ impl Pinger {
         Some(result)
     }
 
-    /// Connect; Ok(Some(handshake time)), Ok(None) when interrupted, Err(verdict) on failure.
+    /// Connect. Ok(Some(handshake times)), Ok(None) when interrupted, Err(verdict) on failure.
     fn connect(
         &self,
         conn: &Conn,
         deadline: Instant,
         start: Instant,
-    ) -> Result<Option<Duration>, Status> {
+    ) -> Result<Option<Timed>, Status> {
+        let fd = conn.sock.as_raw_fd();
         let t0 = Instant::now();
+        let done = |user: Duration| Timed {
+            kernel: timing::handshake_rtt(fd),
+            user,
+        };
         match conn.sock.connect(&self.cfg.target.into()) {
-            Ok(()) => return Ok(Some(t0.elapsed())),
+            Ok(()) => return Ok(Some(done(t0.elapsed()))),
             Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
             Err(e) => return Err(self.socket_error(conn, e, Phase::Connect, start)),
         }
         loop {
-            match self.wait(conn.sock.as_raw_fd(), true, deadline) {
+            match self.wait(fd, true, deadline) {
                 Err(e) => {
                     return Err(Status::Error(format!(
                         "wait for connect: {}",
@@ -329,10 +372,10 @@ impl Pinger {
                         return Err(Status::Icmp(rep));
                     }
                 }
-                Ok(Waited::Ready) => {
+                Ok(Waited::Ready(_)) => {
                     let took = t0.elapsed();
                     return match conn.sock.take_error() {
-                        Ok(None) => Ok(Some(took)),
+                        Ok(None) => Ok(Some(done(took))),
                         Ok(Some(e)) | Err(e) => {
                             Err(self.socket_error(conn, e, Phase::Connect, start))
                         }
@@ -342,15 +385,25 @@ impl Pinger {
         }
     }
 
-    /// Send the request and wait for the echo. None when interrupted.
+    /// Send the request and wait for the echo. None when interrupted; the times are there
+    /// when an answer (echo or LOST) came.
     fn echo(
         &mut self,
         conn: &Conn,
         seq: u64,
         deadline: Instant,
         start: Instant,
-    ) -> Option<(Status, Option<Duration>)> {
+    ) -> Option<(Status, Option<Timed>)> {
+        let fd = conn.sock.as_raw_fd();
         let request = format!("ping {seq} {}\n", net::wall_timestamp());
+        // Timestamps of earlier pings on this connection are not ours.
+        let mut tx = None;
+        if let Some(q) = self.queued_error(fd, &mut tx) {
+            if let Some(st) = self.recverr_report(&q, Phase::Echo, start) {
+                return Some((st, None));
+            }
+        }
+        tx = None;
         let sent_at = Instant::now();
         match conn.sock.send(request.as_bytes()) {
             Ok(n) if n == request.len() => {}
@@ -360,7 +413,7 @@ impl Pinger {
         self.buf.clear();
         let mut chunk = [0u8; 2048];
         loop {
-            match self.wait(conn.sock.as_raw_fd(), false, deadline) {
+            let ready = match self.wait(fd, false, deadline) {
                 Err(e) => {
                     return Some((
                         Status::Error(format!("wait for echo: {}", describe_io(&e))),
@@ -375,41 +428,57 @@ impl Pinger {
                     if let Some(rep) = self.registry.report(conn.local.port()) {
                         return Some((Status::Icmp(rep), None));
                     }
+                    continue;
                 }
-                Ok(Waited::Ready) => match conn.sock.recv(unsafe_uninit(&mut chunk)) {
-                    Ok(0) => {
-                        return Some((
-                            Status::Error("connection closed by the server before the echo".into()),
-                            None,
-                        ))
+                Ok(Waited::Ready(r)) => r,
+            };
+            if ready.error && !ready.read {
+                // The error queue: our transmit timestamp, or an ICMP error.
+                if let Some(q) = self.queued_error(fd, &mut tx) {
+                    if let Some(st) = self.recverr_report(&q, Phase::Echo, start) {
+                        return Some((st, None));
                     }
-                    Ok(n) => {
-                        let at = sent_at.elapsed();
-                        self.buf.extend_from_slice(&chunk[..n]);
-                        if let Some(status) = judge_reply(request.as_bytes(), &self.buf) {
-                            return Some((status, Some(at)));
+                }
+                continue;
+            }
+            match timing::recv_with_timestamp(fd, &mut chunk) {
+                Ok((0, _)) => {
+                    return Some((
+                        Status::Error("connection closed by the server before the echo".into()),
+                        None,
+                    ))
+                }
+                Ok((n, rx)) => {
+                    let user = sent_at.elapsed();
+                    self.buf.extend_from_slice(&chunk[..n]);
+                    if let Some(status) = judge_reply(request.as_bytes(), &self.buf) {
+                        if tx.is_none() {
+                            self.queued_error(fd, &mut tx);
                         }
-                        if self.buf.len() > 4096 {
-                            return Some((
-                                Status::Error("reply longer than 4096 bytes".into()),
-                                None,
-                            ));
-                        }
+                        let kernel = match (tx, rx) {
+                            (Some(tx), Some(rx)) if rx > tx => Some(rx - tx),
+                            _ => None,
+                        };
+                        return Some((status, Some(Timed { kernel, user })));
                     }
-                    Err(e)
-                        if e.kind() == io::ErrorKind::WouldBlock
-                            || e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => return Some((self.socket_error(conn, e, Phase::Echo, start), None)),
-                },
+                    if self.buf.len() > 4096 {
+                        return Some((Status::Error("reply longer than 4096 bytes".into()), None));
+                    }
+                }
+                Err(e)
+                    if e.kind() == io::ErrorKind::WouldBlock
+                        || e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Some((self.socket_error(conn, e, Phase::Echo, start), None)),
             }
         }
     }
 }
 
-/// View an initialised byte buffer as the `MaybeUninit` slice socket2's recv takes.
-fn unsafe_uninit(buf: &mut [u8]) -> &mut [std::mem::MaybeUninit<u8>] {
-    // SAFETY: u8 and MaybeUninit<u8> share a layout; recv only writes initialised bytes.
-    unsafe { &mut *(buf as *mut [u8] as *mut [std::mem::MaybeUninit<u8>]) }
+/// A time measured twice: by the kernel (when it could) and by user space.
+#[derive(Clone, Copy, Debug)]
+struct Timed {
+    kernel: Option<Duration>,
+    user: Duration,
 }
 
 #[cfg(test)]

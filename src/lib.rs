@@ -16,6 +16,7 @@ pub mod output;
 pub mod privilege;
 pub mod server;
 pub mod stats;
+pub mod timing;
 
 use std::io::{self, BufRead, IsTerminal, Write};
 use std::sync::atomic::AtomicBool;

@@ -166,7 +166,9 @@ mod tests {
             seq,
             status: Status::Reply,
             connect: Some(Duration::from_secs_f64(ms / 2000.0)),
+            connect_user: None,
             rtt: Some(Duration::from_secs_f64(ms / 1000.0)),
+            rtt_user: None,
             local_port: None,
         }
     }
@@ -181,7 +183,9 @@ mod tests {
             seq: 5,
             status: Status::Lost,
             connect: None,
+            connect_user: None,
             rtt: None,
+            rtt_user: None,
             local_port: None,
         });
         assert_eq!((s.sent, s.replies, s.lost), (5, 4, 1));

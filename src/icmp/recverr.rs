@@ -5,6 +5,7 @@ use std::io;
 use std::mem;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::RawFd;
+use std::time::Duration;
 
 /// One entry of the error queue.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -63,8 +64,17 @@ pub fn parse_extended_err(data: &[u8]) -> Option<QueuedError> {
     Some(e)
 }
 
+/// One entry of a socket's error queue.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ErrEntry {
+    /// An ICMP error (or a local error) about the socket's traffic.
+    Error(QueuedError),
+    /// A software transmit timestamp (SO_TIMESTAMPING), time since the Unix epoch.
+    TxTimestamp(Duration),
+}
+
 /// Read one entry from `fd`'s error queue, without blocking. Ok(None) when it is empty.
-pub fn read_error_queue(fd: RawFd) -> io::Result<Option<QueuedError>> {
+pub fn read_error_queue(fd: RawFd) -> io::Result<Option<ErrEntry>> {
     let mut data = [0u8; 256];
     // u64 array: aligned for cmsghdr.
     let mut control = [0u64; 64];
@@ -88,23 +98,43 @@ pub fn read_error_queue(fd: RawFd) -> io::Result<Option<QueuedError>> {
             Err(e)
         };
     }
+    let mut err = None;
+    let mut stamp = None;
+    for_each_cmsg(&msg, |level, kind, bytes| {
+        if (level == libc::SOL_IP && kind == libc::IP_RECVERR)
+            || (level == libc::SOL_IPV6 && kind == libc::IPV6_RECVERR)
+        {
+            err = parse_extended_err(bytes);
+        } else if level == libc::SOL_SOCKET && kind == crate::timing::SCM_TIMESTAMPING {
+            stamp = crate::timing::parse_scm_timestamping(bytes);
+        }
+    });
+    Ok(match err {
+        Some(e) if e.origin == SO_EE_ORIGIN_TIMESTAMPING => stamp.map(ErrEntry::TxTimestamp),
+        Some(e) => Some(ErrEntry::Error(e)),
+        None => None,
+    })
+}
+
+const SO_EE_ORIGIN_TIMESTAMPING: u8 = 4;
+
+/// Call `f(level, type, data)` for every control message of a received `msg`.
+pub fn for_each_cmsg(msg: &libc::msghdr, mut f: impl FnMut(libc::c_int, libc::c_int, &[u8])) {
     // SAFETY: the CMSG macros walk the control buffer the kernel filled, within msg_controllen.
     unsafe {
-        let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
+        let mut cmsg = libc::CMSG_FIRSTHDR(msg);
         while !cmsg.is_null() {
             let c = &*cmsg;
-            let is_err = (c.cmsg_level == libc::SOL_IP && c.cmsg_type == libc::IP_RECVERR)
-                || (c.cmsg_level == libc::SOL_IPV6 && c.cmsg_type == libc::IPV6_RECVERR);
-            if is_err {
-                let start = libc::CMSG_DATA(cmsg);
-                let len = c.cmsg_len as usize - (start as usize - cmsg as usize);
-                let bytes = std::slice::from_raw_parts(start, len);
-                return Ok(parse_extended_err(bytes));
-            }
-            cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+            let start = libc::CMSG_DATA(cmsg);
+            let len = (c.cmsg_len as usize).saturating_sub(start as usize - cmsg as usize);
+            f(
+                c.cmsg_level,
+                c.cmsg_type,
+                std::slice::from_raw_parts(start, len),
+            );
+            cmsg = libc::CMSG_NXTHDR(msg, cmsg);
         }
     }
-    Ok(None)
 }
 
 #[cfg(test)]
