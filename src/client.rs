@@ -117,7 +117,12 @@ pub struct Pinger {
     stop: Arc<AtomicBool>,
     conn: Option<Conn>,
     buf: Vec<u8>,
+    /// Whether raw ICMP sockets are being read (see `recverr_report`).
+    raw_capture: bool,
 }
+
+/// How long a ping waits for the raw socket's copy of an error the kernel already reported.
+const RAW_GRACE: Duration = Duration::from_millis(50);
 
 impl Pinger {
     /// `src_ip` is the address our pings leave from (None: let the kernel choose per ping).
@@ -136,7 +141,14 @@ impl Pinger {
             stop,
             conn: None,
             buf: Vec::with_capacity(2048),
+            raw_capture: false,
         }
+    }
+
+    /// Tell the pinger that raw ICMP capture is running.
+    pub fn with_raw_capture(mut self, on: bool) -> Self {
+        self.raw_capture = on;
+        self
     }
 
     pub fn registry(&self) -> &Registry {
@@ -229,20 +241,47 @@ impl Pinger {
         None
     }
 
-    /// An ICMP error from the kernel's error queue, as a verdict.
-    fn recverr_report(&self, q: &QueuedError, phase: Phase, start: Instant) -> Option<Status> {
-        q.is_icmp().then(|| {
-            Status::Icmp(IcmpReport {
-                icmp_type: q.icmp_type,
-                code: q.code,
-                v6: q.is_v6(),
-                info: q.info,
-                from: q.offender.unwrap_or(self.cfg.target.ip()),
-                after: start.elapsed(),
-                phase,
-                source: Source::RecvErr,
-            })
-        })
+    /// An ICMP error from the kernel's error queue, as a verdict. When raw capture is on,
+    /// the raw socket already holds its copy of the same error (the kernel delivers to raw
+    /// sockets before TCP): give the listener a moment to attribute it, so one error is
+    /// reported once, from the raw socket, and never counted again as someone else's.
+    fn recverr_report(
+        &self,
+        port: u16,
+        q: &QueuedError,
+        phase: Phase,
+        start: Instant,
+    ) -> Option<Status> {
+        if !q.is_icmp() {
+            return None;
+        }
+        if self.raw_capture {
+            let give_up = Instant::now() + RAW_GRACE;
+            loop {
+                if let Some(rep) = self.registry.report(port) {
+                    return Some(Status::Icmp(rep));
+                }
+                let left = net::remaining(give_up);
+                if left.is_zero() {
+                    break;
+                }
+                if let Ok(r) = net::poll(&[(self.waker.fd(), false)], Some(left)) {
+                    if r[0].read {
+                        self.waker.drain();
+                    }
+                }
+            }
+        }
+        Some(Status::Icmp(IcmpReport {
+            icmp_type: q.icmp_type,
+            code: q.code,
+            v6: q.is_v6(),
+            info: q.info,
+            from: q.offender.unwrap_or(self.cfg.target.ip()),
+            after: start.elapsed(),
+            phase,
+            source: Source::RecvErr,
+        }))
     }
 
     /// A failed socket: attribute it to the ICMP error behind it when there is one.
@@ -253,7 +292,7 @@ impl Pinger {
         let mut tx = None;
         if let Some(st) = self
             .queued_error(conn.sock.as_raw_fd(), &mut tx)
-            .and_then(|q| self.recverr_report(&q, phase, start))
+            .and_then(|q| self.recverr_report(conn.local.port(), &q, phase, start))
         {
             return st;
         }
@@ -399,7 +438,7 @@ impl Pinger {
         // Timestamps of earlier pings on this connection are not ours.
         let mut tx = None;
         if let Some(q) = self.queued_error(fd, &mut tx) {
-            if let Some(st) = self.recverr_report(&q, Phase::Echo, start) {
+            if let Some(st) = self.recverr_report(conn.local.port(), &q, Phase::Echo, start) {
                 return Some((st, None));
             }
         }
@@ -435,7 +474,8 @@ impl Pinger {
             if ready.error && !ready.read {
                 // The error queue: our transmit timestamp, or an ICMP error.
                 if let Some(q) = self.queued_error(fd, &mut tx) {
-                    if let Some(st) = self.recverr_report(&q, Phase::Echo, start) {
+                    if let Some(st) = self.recverr_report(conn.local.port(), &q, Phase::Echo, start)
+                    {
                         return Some((st, None));
                     }
                 }

@@ -147,7 +147,7 @@ pub fn ping(mut cfg: ClientConfig) -> Result<i32, Error> {
     let waker = Arc::new(Waker::new().map_err(|e| Error::io("create wake-up channel", e))?);
     let stop = Arc::new(AtomicBool::new(false));
     on_signals(&stop, &waker)?;
-    let _capture = match raw {
+    let capture = match raw {
         Some(socks) => {
             let tx = waker
                 .sender()
@@ -170,7 +170,8 @@ pub fn ping(mut cfg: ClientConfig) -> Result<i32, Error> {
         Arc::clone(&registry),
         Arc::clone(&waker),
         Arc::clone(&stop),
-    );
+    )
+    .with_raw_capture(capture.is_some());
     // A closed pipe (| head) ends the run quietly; other write errors are reported.
     let write = |r: io::Result<()>| -> Result<bool, Error> {
         match r {
@@ -207,7 +208,8 @@ pub fn ping(mut cfg: ClientConfig) -> Result<i32, Error> {
             break;
         }
     }
-    write(out.summary(&cfg, &stats, registry.unmatched_count(), started.elapsed()))?;
+    write(out.summary(&cfg, &stats, &registry, started.elapsed()))?;
+    drop(capture);
     Ok(if stats.replies > 0 { 0 } else { 1 })
 }
 

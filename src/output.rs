@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::cli::{ClientConfig, Mode, Output};
 use crate::client::{PingResult, Status};
-use crate::icmp::correlate::Unmatched;
+use crate::icmp::correlate::{Registry, Unmatched};
 use crate::icmp::parse::IcmpError;
 use crate::stats::{Series, Stats};
 
@@ -87,6 +87,7 @@ struct JsonSummary {
     connect_max_ms: Option<f64>,
     icmp_errors: Vec<JsonIcmpRow>,
     unmatched_icmp: u64,
+    late_icmp: u64,
     elapsed_ms: f64,
 }
 
@@ -296,11 +297,12 @@ impl<W: Write> Reporter<W> {
         &mut self,
         cfg: &ClientConfig,
         s: &Stats,
-        unmatched: u64,
+        registry: &Registry,
         elapsed: Duration,
     ) -> io::Result<()> {
+        let (unmatched, late) = (registry.unmatched_count(), registry.late_count());
         if self.format == Output::Json {
-            return self.summary_json(cfg, s, unmatched, elapsed);
+            return self.summary_json(cfg, s, unmatched, late, elapsed);
         }
         let o = &mut self.out;
         writeln!(o, "\n--- {} tcpping-diag statistics ---", cfg.target_name)?;
@@ -378,6 +380,12 @@ impl<W: Write> Reporter<W> {
                 writeln!(o, "  {:>6}  others", s.icmp_other)?;
             }
         }
+        if late > 0 {
+            writeln!(
+                o,
+                "{late} ICMP errors arrived for pings that had already ended"
+            )?;
+        }
         if unmatched > 0 {
             writeln!(
                 o,
@@ -392,6 +400,7 @@ impl<W: Write> Reporter<W> {
         cfg: &ClientConfig,
         s: &Stats,
         unmatched: u64,
+        late: u64,
         elapsed: Duration,
     ) -> io::Result<()> {
         let r = |x: Option<f64>| x.map(round3);
@@ -432,6 +441,7 @@ impl<W: Write> Reporter<W> {
                 })
                 .collect(),
             unmatched_icmp: unmatched,
+            late_icmp: late,
             elapsed_ms: ms(elapsed),
         };
         serde_json::to_writer(&mut self.out, &ev)?;

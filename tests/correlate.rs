@@ -105,16 +105,30 @@ fn a_wrong_port_is_not_attributed() {
 }
 
 #[test]
-fn a_stale_ping_is_not_attributed() {
+fn a_stale_ping_is_not_attributed_but_known_as_late() {
     let reg = Registry::new();
     reg.register(1, sa(CLIENT4), sa(SERVER4), Instant::now());
     assert_eq!(reg.unregister(41001), None);
-    let (bytes, from) = fixture("v4_ttl_exceeded");
+    let (bytes, from) = fixture("v4_host_unreach");
     assert_eq!(
         handle_packet(&reg, false, &bytes, from, Instant::now()),
         Handled::Unmatched
     );
-    assert_eq!(reg.unmatched_count(), 1);
+    // Ours, but too late: not counted as someone else's.
+    assert_eq!((reg.unmatched_count(), reg.late_count()), (0, 1));
+    let why: Vec<_> = reg
+        .drain_unmatched()
+        .into_iter()
+        .map(|(_, w)| w.as_str())
+        .collect();
+    assert_eq!(why, vec!["quotes a ping that already ended"]);
+    // A port that never was a ping of ours is foreign.
+    let reg = Registry::new();
+    assert_eq!(
+        handle_packet(&reg, false, &bytes, from, Instant::now()),
+        Handled::Unmatched
+    );
+    assert_eq!((reg.unmatched_count(), reg.late_count()), (1, 0));
 }
 
 #[test]

@@ -79,6 +79,8 @@ pub enum Unmatched {
     NoSuchPing,
     /// The quoted source address is not ours (spoofed, or another host's traffic).
     OtherSource,
+    /// It quotes a ping of ours that has already ended (a late copy, or a retransmission).
+    Late,
 }
 
 impl Unmatched {
@@ -88,6 +90,7 @@ impl Unmatched {
             Unmatched::OtherDestination => "quotes another destination",
             Unmatched::NoSuchPing => "quotes a port of no current ping",
             Unmatched::OtherSource => "quotes another source address",
+            Unmatched::Late => "quotes a ping that already ended",
         }
     }
 }
@@ -110,6 +113,8 @@ struct Probe {
 
 /// How many unattributed errors are kept for `-v`.
 const UNMATCHED_KEPT: usize = 256;
+/// How many ended pings are remembered, to tell late errors from foreign ones.
+const ENDED_KEPT: usize = 64;
 
 /// The pings in flight, shared by the pinging thread and the ICMP listener.
 #[derive(Default, Debug)]
@@ -117,6 +122,9 @@ pub struct Registry {
     probes: Mutex<HashMap<u16, Probe>>,
     unmatched_log: Mutex<VecDeque<(IcmpError, Unmatched)>>,
     unmatched: AtomicU64,
+    /// 4-tuples (local, remote) of recently ended pings.
+    ended: Mutex<VecDeque<(SocketAddr, SocketAddr)>>,
+    late: AtomicU64,
 }
 
 impl Registry {
@@ -156,15 +164,27 @@ impl Registry {
 
     /// The ping ended: later errors quoting its port are not attributed.
     pub fn unregister(&self, port: u16) -> Option<IcmpReport> {
-        let mut p = self.probes.lock().unwrap_or_else(|e| e.into_inner());
-        p.remove(&port).and_then(|probe| probe.report)
+        let probe = {
+            let mut p = self.probes.lock().unwrap_or_else(|e| e.into_inner());
+            p.remove(&port)
+        }?;
+        let mut ended = self.ended.lock().unwrap_or_else(|e| e.into_inner());
+        if ended.len() == ENDED_KEPT {
+            ended.pop_front();
+        }
+        ended.push_back((probe.local, probe.remote));
+        probe.report
     }
 
     /// Attribute an ICMP error, received at `at`, to the ping whose 4-tuple it quotes.
     pub fn on_icmp(&self, err: &IcmpError, at: Instant) -> Match {
         let m = self.attribute(err, at);
         if let Match::Unmatched(why) = m {
-            self.unmatched.fetch_add(1, Ordering::Relaxed);
+            if why == Unmatched::Late {
+                self.late.fetch_add(1, Ordering::Relaxed);
+            } else {
+                self.unmatched.fetch_add(1, Ordering::Relaxed);
+            }
             let mut log = self.unmatched_log.lock().unwrap_or_else(|e| e.into_inner());
             if log.len() == UNMATCHED_KEPT {
                 log.pop_front();
@@ -180,12 +200,23 @@ impl Registry {
         };
         let mut probes = self.probes.lock().unwrap_or_else(|e| e.into_inner());
         let Some(probe) = probes.get_mut(&q.src.port()) else {
-            return Match::Unmatched(Unmatched::NoSuchPing);
+            drop(probes);
+            let ended = self.ended.lock().unwrap_or_else(|e| e.into_inner());
+            let ours = |&(l, r): &(SocketAddr, SocketAddr)| {
+                r == q.dst
+                    && l.port() == q.src.port()
+                    && (l.ip() == q.src.ip() || l.ip().is_unspecified())
+            };
+            return Match::Unmatched(if ended.iter().any(ours) {
+                Unmatched::Late
+            } else {
+                Unmatched::NoSuchPing
+            });
         };
         if q.dst != probe.remote {
             return Match::Unmatched(Unmatched::OtherDestination);
         }
-        if q.src.ip() != probe.local.ip() {
+        if q.src.ip() != probe.local.ip() && !probe.local.ip().is_unspecified() {
             return Match::Unmatched(Unmatched::OtherSource);
         }
         // The first error decides; a router may repeat itself for retransmissions.
@@ -207,6 +238,11 @@ impl Registry {
     /// ICMP errors seen that quote none of our pings.
     pub fn unmatched_count(&self) -> u64 {
         self.unmatched.load(Ordering::Relaxed)
+    }
+
+    /// ICMP errors that quote one of our pings after it ended (not attributed either).
+    pub fn late_count(&self) -> u64 {
+        self.late.load(Ordering::Relaxed)
     }
 
     /// Take the unattributed errors kept since the last call (for `-v`).
