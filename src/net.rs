@@ -146,6 +146,48 @@ pub fn setsockopt_int(
     }
 }
 
+/// recvmsg() into `data`, calling `on_cmsg(level, type, bytes)` for every control message.
+pub fn recvmsg_cmsgs(
+    fd: RawFd,
+    data: &mut [u8],
+    flags: libc::c_int,
+    mut on_cmsg: impl FnMut(libc::c_int, libc::c_int, &[u8]),
+) -> io::Result<usize> {
+    // u64 array: aligned for cmsghdr.
+    let mut control = [0u64; 64];
+    let mut iov = libc::iovec {
+        iov_base: data.as_mut_ptr() as *mut libc::c_void,
+        iov_len: data.len(),
+    };
+    // SAFETY: zeroed msghdr is valid; every pointer set below outlives the call.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr() as *mut libc::c_void;
+    msg.msg_controllen = std::mem::size_of_val(&control) as _;
+    // SAFETY: msg is fully initialised.
+    let n = unsafe { libc::recvmsg(fd, &mut msg, flags) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the CMSG macros walk the control buffer the kernel filled, within msg_controllen.
+    unsafe {
+        let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
+        while !cmsg.is_null() {
+            let c = &*cmsg;
+            let start = libc::CMSG_DATA(cmsg);
+            let len = (c.cmsg_len as usize).saturating_sub(start as usize - cmsg as usize);
+            on_cmsg(
+                c.cmsg_level,
+                c.cmsg_type,
+                std::slice::from_raw_parts(start, len),
+            );
+            cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+        }
+    }
+    Ok(n as usize)
+}
+
 /// Microseconds since the Unix epoch as `secs.micros`, the timestamp in a ping request.
 pub fn wall_timestamp() -> String {
     let d = std::time::SystemTime::now()

@@ -69,29 +69,13 @@ pub fn handshake_rtt(fd: RawFd) -> Option<Duration> {
 
 /// recv() that also returns the receive software timestamp of the data, when there is one.
 pub fn recv_with_timestamp(fd: RawFd, buf: &mut [u8]) -> io::Result<(usize, Option<Duration>)> {
-    let mut control = [0u64; 16];
-    let mut iov = libc::iovec {
-        iov_base: buf.as_mut_ptr() as *mut libc::c_void,
-        iov_len: buf.len(),
-    };
-    // SAFETY: zeroed msghdr is valid; every pointer set below outlives the call.
-    let mut msg: libc::msghdr = unsafe { mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control.as_mut_ptr() as *mut libc::c_void;
-    msg.msg_controllen = mem::size_of_val(&control) as _;
-    // SAFETY: msg is fully initialised.
-    let n = unsafe { libc::recvmsg(fd, &mut msg, libc::MSG_DONTWAIT) };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
     let mut stamp = None;
-    crate::icmp::recverr::for_each_cmsg(&msg, |level, kind, bytes| {
+    let n = crate::net::recvmsg_cmsgs(fd, buf, libc::MSG_DONTWAIT, |level, kind, bytes| {
         if level == libc::SOL_SOCKET && kind == SCM_TIMESTAMPING {
             stamp = parse_scm_timestamping(bytes);
         }
-    });
-    Ok((n as usize, stamp))
+    })?;
+    Ok((n, stamp))
 }
 
 #[cfg(test)]

@@ -76,39 +76,27 @@ pub enum ErrEntry {
 /// Read one entry from `fd`'s error queue, without blocking. Ok(None) when it is empty.
 pub fn read_error_queue(fd: RawFd) -> io::Result<Option<ErrEntry>> {
     let mut data = [0u8; 256];
-    // u64 array: aligned for cmsghdr.
-    let mut control = [0u64; 64];
-    let mut iov = libc::iovec {
-        iov_base: data.as_mut_ptr() as *mut libc::c_void,
-        iov_len: data.len(),
-    };
-    // SAFETY: zeroed msghdr is valid; every pointer set below outlives the call.
-    let mut msg: libc::msghdr = unsafe { mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control.as_mut_ptr() as *mut libc::c_void;
-    msg.msg_controllen = mem::size_of_val(&control) as _;
-    // SAFETY: msg is fully initialised.
-    let n = unsafe { libc::recvmsg(fd, &mut msg, libc::MSG_ERRQUEUE | libc::MSG_DONTWAIT) };
-    if n < 0 {
-        let e = io::Error::last_os_error();
-        return if e.kind() == io::ErrorKind::WouldBlock {
-            Ok(None)
-        } else {
-            Err(e)
-        };
-    }
     let mut err = None;
     let mut stamp = None;
-    for_each_cmsg(&msg, |level, kind, bytes| {
-        if (level == libc::SOL_IP && kind == libc::IP_RECVERR)
-            || (level == libc::SOL_IPV6 && kind == libc::IPV6_RECVERR)
-        {
-            err = parse_extended_err(bytes);
-        } else if level == libc::SOL_SOCKET && kind == crate::timing::SCM_TIMESTAMPING {
-            stamp = crate::timing::parse_scm_timestamping(bytes);
-        }
-    });
+    let got = crate::net::recvmsg_cmsgs(
+        fd,
+        &mut data,
+        libc::MSG_ERRQUEUE | libc::MSG_DONTWAIT,
+        |level, kind, bytes| {
+            if (level == libc::SOL_IP && kind == libc::IP_RECVERR)
+                || (level == libc::SOL_IPV6 && kind == libc::IPV6_RECVERR)
+            {
+                err = parse_extended_err(bytes);
+            } else if level == libc::SOL_SOCKET && kind == crate::timing::SCM_TIMESTAMPING {
+                stamp = crate::timing::parse_scm_timestamping(bytes);
+            }
+        },
+    );
+    match got {
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+        Err(e) => return Err(e),
+        Ok(_) => {}
+    }
     Ok(match err {
         Some(e) if e.origin == SO_EE_ORIGIN_TIMESTAMPING => stamp.map(ErrEntry::TxTimestamp),
         Some(e) => Some(ErrEntry::Error(e)),
@@ -117,25 +105,6 @@ pub fn read_error_queue(fd: RawFd) -> io::Result<Option<ErrEntry>> {
 }
 
 const SO_EE_ORIGIN_TIMESTAMPING: u8 = 4;
-
-/// Call `f(level, type, data)` for every control message of a received `msg`.
-pub fn for_each_cmsg(msg: &libc::msghdr, mut f: impl FnMut(libc::c_int, libc::c_int, &[u8])) {
-    // SAFETY: the CMSG macros walk the control buffer the kernel filled, within msg_controllen.
-    unsafe {
-        let mut cmsg = libc::CMSG_FIRSTHDR(msg);
-        while !cmsg.is_null() {
-            let c = &*cmsg;
-            let start = libc::CMSG_DATA(cmsg);
-            let len = (c.cmsg_len as usize).saturating_sub(start as usize - cmsg as usize);
-            f(
-                c.cmsg_level,
-                c.cmsg_type,
-                std::slice::from_raw_parts(start, len),
-            );
-            cmsg = libc::CMSG_NXTHDR(msg, cmsg);
-        }
-    }
-}
 
 #[cfg(test)]
 mod tests {
