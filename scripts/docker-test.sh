@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Docker-based end-to-end test of tcpping-diag.
 #
-# Topology (three user-defined bridge networks would be overkill; two suffice):
+# Topology: two user-defined bridge networks joined by a router container:
 #
 #   client ──(net A)── router ──(net B)── server
 #
@@ -72,7 +72,8 @@ WORK=$(mktemp -d /tmp/tcpping-docker-test.XXXXXX)
 cleanup() {
     local rc=$?
     set +e
-    trap - EXIT INT TERM
+    trap - EXIT
+    trap "" INT TERM   # let the cleanup finish
     if [[ -n "${DOCKER_OK:-}" ]]; then
         docker ps -aq --filter "name=^${PREFIX}-" 2>/dev/null | xargs -r docker rm -f >/dev/null 2>&1
         docker network ls -q --filter "name=^${PREFIX}-" 2>/dev/null | xargs -r docker network rm >/dev/null 2>&1
