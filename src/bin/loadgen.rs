@@ -1,0 +1,436 @@
+//! Load generator for the tcpping-diag echo server (benchmarks only, not the product client).
+//!
+//! `loadgen ADDR --mode conn|persistent|idle --clients N --duration SECS`
+//!
+//! - `conn`: each worker connects, sends `ping <seq> <ts>\n`, reads the echo line (or `LOST`)
+//!   and closes with SO_LINGER 0 (RST: no TIME_WAIT piles up), in a loop.
+//! - `persistent`: one connection per worker, request/response loop on it.
+//! - `idle`: opens N connections (each answers one ping first, so a server thread is really
+//!   serving it), prints the JSON line once all are established, then holds them for the
+//!   duration (or until killed).
+//!
+//! Prints one JSON line: mode, clients, duration, completed pings, pings/s, latency
+//! p50/p99/max in microseconds (whole operation: connect + echo for `conn`), errors.
+
+use std::io::{self, Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Barrier, Mutex};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use clap::{Parser, ValueEnum};
+use hdrhistogram::Histogram;
+use socket2::{Domain, Socket, Type};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Mode {
+    Conn,
+    Persistent,
+    Idle,
+}
+
+impl Mode {
+    fn name(self) -> &'static str {
+        match self {
+            Mode::Conn => "conn",
+            Mode::Persistent => "persistent",
+            Mode::Idle => "idle",
+        }
+    }
+}
+
+#[derive(Parser, Debug)]
+#[command(about = "Load generator for the tcpping-diag echo server")]
+struct Args {
+    /// Server address, e.g. 127.0.0.1:12001
+    addr: SocketAddr,
+    #[arg(long, value_enum, default_value_t = Mode::Conn)]
+    mode: Mode,
+    /// Concurrent clients (worker threads; connections held in idle mode)
+    #[arg(short, long, default_value_t = 1)]
+    clients: usize,
+    /// Seconds to run (idle: seconds to hold the connections once established)
+    #[arg(short, long, default_value_t = 5.0)]
+    duration: f64,
+    /// Comma-separated local source addresses to spread connections over (loopback has
+    /// 127.0.0.0/8: several sources give more ports)
+    #[arg(long, value_delimiter = ',')]
+    sources: Vec<IpAddr>,
+    /// Per-operation timeout in seconds (connect, and waiting for an echo)
+    #[arg(long, default_value_t = 5.0)]
+    timeout: f64,
+    /// Threads opening the connections in idle mode
+    #[arg(long, default_value_t = 8)]
+    open_threads: usize,
+}
+
+#[derive(Default)]
+struct Counters {
+    completed: AtomicU64,
+    lost: AtomicU64,
+    errors: AtomicU64,
+}
+
+struct Shared {
+    args: Args,
+    counters: Counters,
+    first_error: Mutex<Option<String>>,
+    next_source: AtomicU64,
+}
+
+impl Shared {
+    fn error(&self, what: &str, e: &dyn std::fmt::Display) {
+        self.counters.errors.fetch_add(1, Ordering::Relaxed);
+        let mut first = self.first_error.lock().unwrap_or_else(|p| p.into_inner());
+        if first.is_none() {
+            *first = Some(format!("{what}: {e}"));
+        }
+    }
+
+    fn timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.args.timeout)
+    }
+
+    /// A new connection to the server, from the next source address when any are given.
+    fn connect(&self) -> io::Result<TcpStream> {
+        let addr = self.args.addr;
+        let sock = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+        sock.set_nodelay(true)?;
+        sock.set_linger(Some(Duration::ZERO))?;
+        if !self.args.sources.is_empty() {
+            let i = self.next_source.fetch_add(1, Ordering::Relaxed) as usize;
+            let ip = self.args.sources[i % self.args.sources.len()];
+            if ip.is_ipv4() {
+                // Pick the port at connect time (per 4-tuple), not at bind time.
+                let one: libc::c_int = 1;
+                // SAFETY: valid fd, option value is a c_int that outlives the call.
+                unsafe {
+                    libc::setsockopt(
+                        sock.as_raw_fd(),
+                        libc::IPPROTO_IP,
+                        libc::IP_BIND_ADDRESS_NO_PORT,
+                        (&one as *const libc::c_int).cast(),
+                        std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                    );
+                }
+            }
+            sock.bind(&SocketAddr::new(ip, 0).into())?;
+        }
+        sock.connect_timeout(&addr.into(), self.timeout())?;
+        let stream: TcpStream = sock.into();
+        stream.set_read_timeout(Some(self.timeout()))?;
+        Ok(stream)
+    }
+}
+
+fn wall_timestamp() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// Outcome of one request on a connection.
+enum Echo {
+    Reply,
+    Lost,
+}
+
+/// Send one ping and read its answer: the uppercased line, or `LOST` (with or without a
+/// newline: the Python server sends none).
+fn ping_once(stream: &mut TcpStream, seq: u64, buf: &mut Vec<u8>) -> io::Result<Echo> {
+    let request = format!("ping {seq} {:.6}\n", wall_timestamp());
+    stream.write_all(request.as_bytes())?;
+    buf.clear();
+    let mut chunk = [0u8; 1024];
+    loop {
+        let n = stream.read(&mut chunk)?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "server closed the connection",
+            ));
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if buf.starts_with(b"LOST") {
+            return Ok(Echo::Lost);
+        }
+        if buf.contains(&b'\n') {
+            let want = request.trim_end().to_ascii_uppercase();
+            let line = buf.split(|&b| b == b'\n').next().unwrap_or_default();
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            if line == want.as_bytes() {
+                return Ok(Echo::Reply);
+            }
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("unexpected reply {:?}", String::from_utf8_lossy(line)),
+            ));
+        }
+        if buf.len() > 4096 {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "reply too long"));
+        }
+    }
+}
+
+fn new_hist() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 120_000_000, 3).expect("histogram bounds")
+}
+
+fn record(hist: &mut Histogram<u64>, took: Duration) {
+    let us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX).max(1);
+    hist.saturating_record(us);
+}
+
+/// One worker of `conn` or `persistent` mode; returns its latency histogram.
+fn worker(
+    shared: &Shared,
+    id: u64,
+    start: &Barrier,
+    deadline: &Mutex<Option<Instant>>,
+) -> Histogram<u64> {
+    let mut hist = new_hist();
+    let mut buf = Vec::with_capacity(256);
+    let persistent = shared.args.mode == Mode::Persistent;
+    let mut conn: Option<TcpStream> = None;
+    if persistent {
+        match shared.connect() {
+            Ok(s) => conn = Some(s),
+            Err(e) => shared.error("connect", &e),
+        }
+    }
+    start.wait();
+    let end = deadline
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .expect("deadline set before the start");
+    let mut seq = id << 40;
+    let c = &shared.counters;
+    loop {
+        let t0 = Instant::now();
+        if t0 >= end {
+            break;
+        }
+        seq += 1;
+        let mut stream = match conn.take() {
+            Some(s) => s,
+            None => match shared.connect() {
+                Ok(s) => s,
+                Err(e) => {
+                    shared.error("connect", &e);
+                    thread::sleep(Duration::from_millis(1));
+                    continue;
+                }
+            },
+        };
+        match ping_once(&mut stream, seq, &mut buf) {
+            Ok(echo) => {
+                let t1 = Instant::now();
+                if t1 <= end {
+                    c.completed.fetch_add(1, Ordering::Relaxed);
+                    if matches!(echo, Echo::Lost) {
+                        c.lost.fetch_add(1, Ordering::Relaxed);
+                    }
+                    record(&mut hist, t1 - t0);
+                }
+                if persistent {
+                    conn = Some(stream);
+                }
+            }
+            Err(e) => shared.error("echo", &e),
+        }
+    }
+    hist
+}
+
+fn percentile(h: &Histogram<u64>, q: f64) -> u64 {
+    if h.is_empty() {
+        0
+    } else {
+        h.value_at_quantile(q)
+    }
+}
+
+fn json_str(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for ch in s.chars() {
+        match ch {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn print_json(shared: &Shared, hist: &Histogram<u64>, elapsed: Duration, extra: &str) {
+    let c = &shared.counters;
+    let completed = c.completed.load(Ordering::Relaxed);
+    let secs = if shared.args.mode == Mode::Idle {
+        elapsed.as_secs_f64()
+    } else {
+        shared.args.duration
+    };
+    let rate = if secs > 0.0 {
+        completed as f64 / secs
+    } else {
+        0.0
+    };
+    let first = shared
+        .first_error
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    let first = first.map_or_else(|| "null".to_string(), |e| json_str(&e));
+    println!(
+        "{{\"mode\":\"{}\",\"addr\":\"{}\",\"clients\":{},\"duration_s\":{},\"elapsed_s\":{:.3},\
+         \"completed\":{},\"lost_replies\":{},\"pings_per_s\":{:.1},\"p50_us\":{},\"p99_us\":{},\
+         \"max_us\":{},\"errors\":{},\"first_error\":{}{}}}",
+        shared.args.mode.name(),
+        shared.args.addr,
+        shared.args.clients,
+        shared.args.duration,
+        elapsed.as_secs_f64(),
+        completed,
+        c.lost.load(Ordering::Relaxed),
+        rate,
+        percentile(hist, 0.50),
+        percentile(hist, 0.99),
+        hist.max(),
+        c.errors.load(Ordering::Relaxed),
+        first,
+        extra
+    );
+    let _ = io::stdout().flush();
+}
+
+/// Raise the soft descriptor limit to the hard one: idle mode holds thousands of sockets.
+fn raise_nofile() -> u64 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain getrlimit/setrlimit on a local struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+            libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
+        }
+    }
+    lim.rlim_cur
+}
+
+fn run_load(shared: Arc<Shared>) {
+    let n = shared.args.clients.max(1);
+    let barrier = Arc::new(Barrier::new(n + 1));
+    let deadline = Arc::new(Mutex::new(None));
+    let mut handles = Vec::with_capacity(n);
+    for id in 0..n {
+        let (shared, barrier, deadline) = (
+            Arc::clone(&shared),
+            Arc::clone(&barrier),
+            Arc::clone(&deadline),
+        );
+        let h = thread::Builder::new()
+            .stack_size(256 * 1024)
+            .spawn(move || worker(&shared, id as u64, &barrier, &deadline))
+            .expect("spawn worker");
+        handles.push(h);
+    }
+    let t0 = Instant::now();
+    *deadline.lock().unwrap_or_else(|p| p.into_inner()) =
+        Some(t0 + Duration::from_secs_f64(shared.args.duration));
+    barrier.wait();
+    let mut hist = new_hist();
+    for h in handles {
+        if let Ok(part) = h.join() {
+            let _ = hist.add(part);
+        }
+    }
+    print_json(&shared, &hist, t0.elapsed(), "");
+}
+
+fn run_idle(shared: Arc<Shared>) {
+    let n = shared.args.clients;
+    let threads = shared.args.open_threads.clamp(1, n.max(1));
+    let t0 = Instant::now();
+    let mut handles = Vec::with_capacity(threads);
+    for t in 0..threads {
+        let shared = Arc::clone(&shared);
+        let count = n / threads + usize::from(t < n % threads);
+        handles.push(thread::spawn(move || {
+            let mut hist = new_hist();
+            let mut held = Vec::with_capacity(count);
+            let mut buf = Vec::with_capacity(256);
+            for i in 0..count {
+                let t1 = Instant::now();
+                let mut s = match shared.connect() {
+                    Ok(s) => s,
+                    Err(e) => {
+                        shared.error("connect", &e);
+                        continue;
+                    }
+                };
+                match ping_once(&mut s, ((t as u64) << 40) + i as u64, &mut buf) {
+                    Ok(echo) => {
+                        shared.counters.completed.fetch_add(1, Ordering::Relaxed);
+                        if matches!(echo, Echo::Lost) {
+                            shared.counters.lost.fetch_add(1, Ordering::Relaxed);
+                        }
+                        record(&mut hist, t1.elapsed());
+                        held.push(s);
+                    }
+                    Err(e) => shared.error("first ping", &e),
+                }
+            }
+            (hist, held)
+        }));
+    }
+    let mut hist = new_hist();
+    let mut held = Vec::with_capacity(n);
+    for h in handles {
+        if let Ok((part, socks)) = h.join() {
+            let _ = hist.add(part);
+            held.extend(socks);
+        }
+    }
+    let extra = format!(",\"established\":{}", held.len());
+    print_json(&shared, &hist, t0.elapsed(), &extra);
+    thread::sleep(Duration::from_secs_f64(shared.args.duration));
+    drop(held);
+}
+
+fn main() {
+    let args = Args::parse();
+    if !(args.duration.is_finite() && args.duration >= 0.0) {
+        eprintln!("loadgen: --duration must be a non-negative number of seconds");
+        std::process::exit(2);
+    }
+    if !(args.timeout.is_finite() && args.timeout > 0.0) {
+        eprintln!("loadgen: --timeout must be a positive number of seconds");
+        std::process::exit(2);
+    }
+    let nofile = raise_nofile();
+    if args.mode == Mode::Idle && (nofile as usize) < args.clients + 64 {
+        eprintln!(
+            "loadgen: descriptor limit {nofile} is below {} connections (raise ulimit -n)",
+            args.clients
+        );
+    }
+    let shared = Arc::new(Shared {
+        args,
+        counters: Counters::default(),
+        first_error: Mutex::new(None),
+        next_source: AtomicU64::new(0),
+    });
+    match shared.args.mode {
+        Mode::Idle => run_idle(shared),
+        Mode::Conn | Mode::Persistent => run_load(shared),
+    }
+}
