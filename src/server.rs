@@ -7,7 +7,7 @@
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
@@ -78,6 +78,10 @@ impl Server {
             sock.set_only_v6(false).map_err(|e| Error::io(op(), e))?;
         }
         sock.bind(&addr.into()).map_err(|e| Error::io(op(), e))?;
+        // Accepted sockets inherit these from the listener: no system calls per client.
+        sock.set_nodelay(true).map_err(|e| Error::io(op(), e))?;
+        sock.set_read_timeout(Some(cfg.idle_timeout))
+            .map_err(|e| Error::io(op(), e))?;
         sock.listen(4096).map_err(|e| Error::io(op(), e))?;
         let seed = cfg.seed.unwrap_or_else(rand::random);
         let shared = Arc::new(Shared {
@@ -118,37 +122,31 @@ impl Server {
             cfg.max_clients,
             humantime::format_duration(cfg.idle_timeout)
         ));
-        self.listener
-            .set_nonblocking(true)
-            .map_err(|e| Error::io("listen", e))?;
-        loop {
-            let ready = net::poll(
-                &[(self.listener.as_raw_fd(), false), (stop.fd(), false)],
-                None,
-            )
-            .map_err(|e| Error::io("wait for clients", e))?;
-            if ready[1].read {
-                break;
-            }
-            if !ready[0].read {
-                continue;
-            }
-            // Accept everything pending, then wait again.
+        // Blocking accept, woken for shutdown by shutdown(2) on the listening socket: one
+        // system call per client, no poll in between.
+        let stopping = AtomicBool::new(false);
+        let fd = self.listener.as_raw_fd();
+        thread::scope(|scope| {
+            scope.spawn(|| {
+                while !matches!(net::poll(&[(stop.fd(), false)], None), Ok(r) if r[0].read) {}
+                stopping.store(true, Ordering::SeqCst);
+                // SAFETY: fd is our listening socket, alive for the whole scope.
+                unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
+            });
             loop {
                 match self.listener.accept() {
                     Ok((stream, peer)) => self.admit(stream, peer),
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(_) if stopping.load(Ordering::SeqCst) => break,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                     Err(e) => {
                         // Out of descriptors or memory: say so, back off, keep serving.
                         self.shared
                             .log(format_args!("accept failed: {}", net::describe_io(&e)));
                         thread::sleep(Duration::from_millis(10));
-                        break;
                     }
                 }
             }
-        }
+        });
         let t = &self.shared.totals;
         self.shared.log(format_args!(
             "Server stopped: {} connections, {} rejected, {} messages, {} answered, {} lost, {} invalid",
@@ -177,7 +175,6 @@ impl Server {
         shared.totals.connections.fetch_add(1, Ordering::Relaxed);
         let worker = Arc::clone(shared);
         let spawned = thread::Builder::new()
-            .name("client".into())
             .stack_size(CLIENT_STACK)
             .spawn(move || {
                 serve_client(&worker, stream, peer);
@@ -198,8 +195,6 @@ impl Server {
 /// Serve one client until it closes, errs, idles out or sends an oversized line.
 fn serve_client(shared: &Shared, mut stream: TcpStream, peer: SocketAddr) {
     let cfg = &shared.cfg;
-    let _ = stream.set_nodelay(true);
-    let _ = stream.set_read_timeout(Some(cfg.idle_timeout));
     let mut buf = [0u8; 4096];
     let mut pending: Vec<u8> = Vec::with_capacity(256);
     let mut reply: Vec<u8> = Vec::with_capacity(256);
