@@ -119,7 +119,12 @@ pub struct Pinger {
     buf: Vec<u8>,
     /// Whether raw ICMP sockets are being read (see `recverr_report`).
     raw_capture: bool,
+    /// Keeps the kernel's timestamping switched on between pings (see `timing`).
+    _timestamping: Option<std::net::UdpSocket>,
 }
+
+/// How long a back-to-back ping polls without sleeping before it waits (see `wait`).
+const SPIN: Duration = Duration::from_micros(250);
 
 /// How long a ping waits for the raw socket's copy of an error the kernel already reported.
 const RAW_GRACE: Duration = Duration::from_millis(50);
@@ -142,6 +147,7 @@ impl Pinger {
             conn: None,
             buf: Vec::with_capacity(2048),
             raw_capture: false,
+            _timestamping: timing::hold_timestamping_on(),
         }
     }
 
@@ -161,12 +167,18 @@ impl Pinger {
 
     /// Wait for `fd` (writable or readable) or a wake-up, until `deadline`.
     fn wait(&self, fd: RawFd, write: bool, deadline: Instant) -> io::Result<Waited> {
+        // Back-to-back pings (-i 0): look without sleeping for a short while first. A CPU
+        // that went idle takes tens of microseconds to wake on a virtual machine, longer
+        // than a loopback round trip.
+        let spin_until = (self.cfg.interval.is_zero()).then(|| Instant::now() + SPIN);
         loop {
             let left = net::remaining(deadline);
             if left.is_zero() {
                 return Ok(Waited::TimedOut);
             }
-            let r = net::poll(&[(fd, write), (self.waker.fd(), false)], Some(left))?;
+            let spinning = spin_until.is_some_and(|t| Instant::now() < t);
+            let timeout = if spinning { Duration::ZERO } else { left };
+            let r = net::poll(&[(fd, write), (self.waker.fd(), false)], Some(timeout))?;
             if r[1].read {
                 self.waker.drain();
                 return Ok(Waited::Woken);
@@ -198,10 +210,9 @@ impl Pinger {
         let v6 = target.is_ipv6();
         let sock = Socket::new(
             Domain::for_address(target),
-            Type::STREAM,
+            Type::STREAM.nonblocking(),
             Some(Protocol::TCP),
         )?;
-        sock.set_nonblocking(true)?;
         sock.set_nodelay(true)?;
         // Close with RST: no TIME_WAIT left behind, so a million pings never run out of ports.
         sock.set_linger(Some(Duration::ZERO))?;
@@ -435,14 +446,16 @@ impl Pinger {
     ) -> Option<(Status, Option<Timed>)> {
         let fd = conn.sock.as_raw_fd();
         let request = format!("ping {seq} {}\n", net::wall_timestamp());
-        // Timestamps of earlier pings on this connection are not ours.
+        // Timestamps of earlier pings on a persistent connection are not ours.
         let mut tx = None;
-        if let Some(q) = self.queued_error(fd, &mut tx) {
-            if let Some(st) = self.recverr_report(conn.local.port(), &q, Phase::Echo, start) {
-                return Some((st, None));
+        if self.cfg.mode == Mode::Persistent {
+            if let Some(q) = self.queued_error(fd, &mut tx) {
+                if let Some(st) = self.recverr_report(conn.local.port(), &q, Phase::Echo, start) {
+                    return Some((st, None));
+                }
             }
+            tx = None;
         }
-        tx = None;
         let sent_at = Instant::now();
         match conn.sock.send(request.as_bytes()) {
             Ok(n) if n == request.len() => {}

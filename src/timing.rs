@@ -31,6 +31,26 @@ pub fn enable_timestamping(fd: RawFd) -> io::Result<()> {
     crate::net::setsockopt_int(fd, libc::SOL_SOCKET, SO_TIMESTAMPING, flags as libc::c_int)
 }
 
+/// A socket that only keeps receive timestamping switched on for the whole run.
+///
+/// The kernel turns software timestamping on for the whole host (a static key, patched into
+/// its code) when the first socket asks for it, and off when the last one closes. A ping per
+/// connection would flip it twice per ping, which costs more than the ping itself; holding
+/// one socket open keeps it on.
+pub fn hold_timestamping_on() -> Option<std::net::UdpSocket> {
+    let s = std::net::UdpSocket::bind((std::net::Ipv4Addr::LOCALHOST, 0)).ok()?;
+    let flags = SOF_TIMESTAMPING_RX_SOFTWARE | SOF_TIMESTAMPING_SOFTWARE;
+    use std::os::fd::AsRawFd;
+    crate::net::setsockopt_int(
+        s.as_raw_fd(),
+        libc::SOL_SOCKET,
+        SO_TIMESTAMPING,
+        flags as libc::c_int,
+    )
+    .ok()?;
+    Some(s)
+}
+
 /// The first non-zero timestamp of a `struct scm_timestamping { timespec ts[3]; }`
 /// (software timestamps are in ts[0]), as time since the Unix epoch.
 pub fn parse_scm_timestamping(data: &[u8]) -> Option<Duration> {
