@@ -304,6 +304,9 @@ def fmt_spread(sm):
 def server_cmd(kind, port, extra=()):
     if kind == "tcpping-diag":
         return [BIN, "serve", "--listen", f"127.0.0.1:{port}", "--loss", "0.2", "-q", *extra]
+    if kind == "reference":
+        # The leanest thread-per-connection echo server: this machine's ceiling.
+        return [LOADGEN, f"127.0.0.1:{port}", "--mode", "reference-server"]
     return [PY, PY_SERVER, "127.0.0.1", str(port), "0.2", "-q"]
 
 
@@ -328,7 +331,7 @@ def bench_throughput(res, cfg):
     log("section 3: server throughput on loopback")
     split = NCPU >= 2
     srv_cpus, lg_cpus = ("0", "1") if split else (None, None)
-    peers = ["tcpping-diag", "python"]
+    peers = ["tcpping-diag", "python", "reference"]
     ports = {k: free_port() for k in peers}
     servers = {k: start_server(k, ports[k], cpus=srv_cpus) for k in peers}
     data = {}  # (kind, mode, clients) -> list of results
@@ -366,9 +369,16 @@ def bench_throughput(res, cfg):
                            "peer_p99_us": summary([r["p99_us"] for r in theirs]),
                            "errors": sum(r["errors"] for r in ours),
                            "peer_errors": sum(r["errors"] for r in theirs)})
+            ceiling = data[("reference", mode, clients)]
+            res.add(3, f"3.{mode}.{clients}.ceiling",
+                    f"{label} pings/s, {clients} clients, against this machine's ceiling", "pings/s",
+                    [r["pings_per_s"] for r in ours], [r["pings_per_s"] for r in ceiling],
+                    "leanest thread-per-connection server (loadgen --mode reference-server)")
     res.note(3, ("Server pinned to CPU 0 and the load generator to CPU 1 with taskset, the same "
                  "for both servers" if split else "single CPU: no pinning")
-             + f"; {cfg.tp_duration} s per run; both servers run with loss 0.2 and -q; the load "
+             + f"; {cfg.tp_duration} s per run; tcpping-diag and the Python server run with loss "
+             "0.2 and -q; the reference is the leanest possible thread-per-connection echo server "
+             "(no loss, no log, no checks), to show what this machine allows; the load "
              "generator is target/release/loadgen (one thread per client; conn mode closes "
              "with SO_LINGER 0). LOST answers count as completed pings.")
 

@@ -29,6 +29,9 @@ enum Mode {
     Conn,
     Persistent,
     Idle,
+    /// Not load: serve ADDR with the leanest possible thread-per-connection echo server
+    /// (uppercase each read, no loss, no log), the machine's ceiling for comparisons.
+    ReferenceServer,
 }
 
 impl Mode {
@@ -37,6 +40,7 @@ impl Mode {
             Mode::Conn => "conn",
             Mode::Persistent => "persistent",
             Mode::Idle => "idle",
+            Mode::ReferenceServer => "reference-server",
         }
     }
 }
@@ -406,6 +410,37 @@ fn run_idle(shared: Arc<Shared>) {
     drop(held);
 }
 
+/// The leanest thread-per-connection echo server: what the machine can do at best.
+fn reference_server(addr: SocketAddr) {
+    let l = match std::net::TcpListener::bind(addr) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("loadgen: listen on {addr}: {e}");
+            std::process::exit(2);
+        }
+    };
+    println!(
+        "Server Started Listening on {}",
+        l.local_addr().map_or(addr, |a| a)
+    );
+    for s in l.incoming() {
+        let Ok(mut s) = s else { continue };
+        thread::spawn(move || {
+            let mut buf = [0u8; 2048];
+            loop {
+                let n = match s.read(&mut buf) {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => n,
+                };
+                buf[..n].make_ascii_uppercase();
+                if s.write_all(&buf[..n]).is_err() {
+                    return;
+                }
+            }
+        });
+    }
+}
+
 fn main() {
     let args = Args::parse();
     if !(args.duration.is_finite() && args.duration >= 0.0) {
@@ -430,6 +465,7 @@ fn main() {
         next_source: AtomicU64::new(0),
     });
     match shared.args.mode {
+        Mode::ReferenceServer => reference_server(shared.args.addr),
         Mode::Idle => run_idle(shared),
         Mode::Conn | Mode::Persistent => run_load(shared),
     }
