@@ -105,6 +105,14 @@ cleanup() {
             kill -KILL "$DOCKERD_PID" 2>/dev/null
         fi
     fi
+    if [[ -n "${FIREWALL_SAVED:-}" ]]; then
+        log "restoring the host firewall as it was before dockerd"
+        nft list tables 2>/dev/null | grep -vxF -f "$WORK/nft.before" | while read -r _ fam name; do
+            nft delete table "$fam" "$name" 2>/dev/null
+        done
+        [[ -s "$WORK/v4.before" ]] && iptables-restore <"$WORK/v4.before" 2>/dev/null
+        [[ -s "$WORK/v6.before" ]] && ip6tables-restore <"$WORK/v6.before" 2>/dev/null
+    fi
     if [[ -n "$DEBOOTSTRAP_DIR" && -d "$DEBOOTSTRAP_DIR" ]]; then
         for m in proc sys dev/pts dev; do
             umount -l "$DEBOOTSTRAP_DIR/root/$m" 2>/dev/null
@@ -134,6 +142,7 @@ apt_get() {
 
 missing=()
 command -v dockerd >/dev/null || missing+=(docker.io)
+command -v nft >/dev/null || missing+=(nftables)
 command -v docker >/dev/null || missing+=(docker.io)
 command -v debootstrap >/dev/null || missing+=(debootstrap)
 command -v iptables >/dev/null || missing+=(iptables)
@@ -190,6 +199,12 @@ else
             rm -f "$PIDFILE"
         fi
         mkdir -p "$ENGINE_ROOT" "$EXEC_ROOT"
+        # dockerd adds its own tables and chains (nat, FORWARD policy DROP) and does not
+        # remove them when it stops: keep the host's firewall as we found it.
+        nft list tables >"$WORK/nft.before" 2>/dev/null || true
+        iptables-save >"$WORK/v4.before" 2>/dev/null || true
+        ip6tables-save >"$WORK/v6.before" 2>/dev/null || true
+        FIREWALL_SAVED=1
         log "starting private dockerd (data root $ENGINE_ROOT, socket $SOCK, log $DLOG)"
         # --bridge none: no docker0, so no clash with another engine's default
         # bridge; builds use --network host, tests use their own networks.
