@@ -18,6 +18,7 @@ use crate::icmp::recverr::{read_error_queue, ErrEntry, QueuedError};
 use crate::icmp::{IcmpReport, Phase, Registry, Source};
 use crate::net::{self, describe_io, Waker};
 use crate::timing;
+use crate::wire::WireTap;
 
 /// The verdict of one ping.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -53,17 +54,42 @@ impl Status {
 pub struct PingResult {
     pub seq: u64,
     pub status: Status,
-    /// Handshake time, when this ping made a connection and it completed: the kernel's
-    /// SYN → SYN-ACK measurement when it has one, else `connect_user`.
+    /// Handshake time, when this ping made a connection and it completed: from the wire
+    /// or the kernel when they have one, else `connect_user` (see `connect_clock`).
     pub connect: Option<Duration>,
+    /// Where `connect` comes from.
+    pub connect_clock: Option<Clock>,
     /// Handshake time as user space saw it (connect() to writable).
     pub connect_user: Option<Duration>,
     /// Request to echo, when an answer (echo or LOST) came: from the kernel's transmit and
     /// receive timestamps when it has both, else `rtt_user`.
     pub rtt: Option<Duration>,
+    /// Where `rtt` comes from.
+    pub rtt_clock: Option<Clock>,
     /// Request to echo as user space saw it (send() to the recv() that completed it).
     pub rtt_user: Option<Duration>,
     pub local_port: Option<u16>,
+}
+
+/// Which clock measured a time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Clock {
+    /// Packet-socket timestamps at the network device, as tcpdump sees the wire.
+    Wire,
+    /// The kernel: TCP_INFO's handshake RTT, or socket transmit/receive timestamps.
+    Kernel,
+    /// User space, around the system calls.
+    User,
+}
+
+impl Clock {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Clock::Wire => "wire",
+            Clock::Kernel => "kernel",
+            Clock::User => "user",
+        }
+    }
 }
 
 /// Judge the bytes received so far against the request sent.
@@ -121,6 +147,8 @@ pub struct Pinger {
     raw_capture: bool,
     /// Keeps the kernel's timestamping switched on between pings (see `timing`).
     _timestamping: Option<std::net::UdpSocket>,
+    /// Wire timestamps of the handshake, when privileged (see `wire`).
+    wire: Option<WireTap>,
 }
 
 /// How long a back-to-back ping polls without sleeping before it waits (see `wait`).
@@ -148,7 +176,14 @@ impl Pinger {
             buf: Vec::with_capacity(2048),
             raw_capture: false,
             _timestamping: timing::hold_timestamping_on(),
+            wire: None,
         }
+    }
+
+    /// Time handshakes on the wire with this packet socket.
+    pub fn with_wire_tap(mut self, tap: Option<WireTap>) -> Self {
+        self.wire = tap;
+        self
     }
 
     /// Tell the pinger that raw ICMP capture is running.
@@ -323,8 +358,10 @@ impl Pinger {
             seq,
             status: Status::Timeout,
             connect: None,
+            connect_clock: None,
             connect_user: None,
             rtt: None,
+            rtt_clock: None,
             rtt_user: None,
             local_port: None,
         };
@@ -346,7 +383,9 @@ impl Pinger {
                 self.registry.register(seq, conn.local, target, start);
                 match self.connect(&conn, deadline, start) {
                     Ok(Some(t)) => {
-                        result.connect = Some(t.kernel.unwrap_or(t.user));
+                        let (d, clock) = t.best();
+                        result.connect = Some(d);
+                        result.connect_clock = Some(clock);
                         result.connect_user = Some(t.user);
                     }
                     Ok(None) => {
@@ -376,7 +415,9 @@ impl Pinger {
         self.registry.unregister(conn.local.port());
         let (status, rtt) = outcome?;
         if let Some(t) = rtt {
-            result.rtt = Some(t.kernel.unwrap_or(t.user));
+            let (d, clock) = t.best();
+            result.rtt = Some(d);
+            result.rtt_clock = Some(clock);
             result.rtt_user = Some(t.user);
         }
         let keep = matches!(status, Status::Reply | Status::Lost);
@@ -396,8 +437,14 @@ impl Pinger {
     ) -> Result<Option<Timed>, Status> {
         let fd = conn.sock.as_raw_fd();
         let t0 = Instant::now();
+        let port = conn.local.port();
         let done = |user: Duration| Timed {
-            kernel: timing::handshake_rtt(fd),
+            kernel: self
+                .wire
+                .as_ref()
+                .and_then(|w| w.handshake(port))
+                .map(|d| (d, Clock::Wire))
+                .or_else(|| timing::handshake_rtt(fd).map(|d| (d, Clock::Kernel))),
             user,
         };
         match conn.sock.connect(&self.cfg.target.into()) {
@@ -509,7 +556,7 @@ impl Pinger {
                             self.queued_error(fd, &mut tx);
                         }
                         let kernel = match (tx, rx) {
-                            (Some(tx), Some(rx)) if rx > tx => Some(rx - tx),
+                            (Some(tx), Some(rx)) if rx > tx => Some((rx - tx, Clock::Kernel)),
                             _ => None,
                         };
                         return Some((status, Some(Timed { kernel, user })));
@@ -527,11 +574,18 @@ impl Pinger {
     }
 }
 
-/// A time measured twice: by the kernel (when it could) and by user space.
+/// A time measured twice: by the wire or kernel (when they could) and by user space.
 #[derive(Clone, Copy, Debug)]
 struct Timed {
-    kernel: Option<Duration>,
+    kernel: Option<(Duration, Clock)>,
     user: Duration,
+}
+
+impl Timed {
+    /// The best measurement and its clock.
+    fn best(&self) -> (Duration, Clock) {
+        self.kernel.unwrap_or((self.user, Clock::User))
+    }
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@ pub mod privilege;
 pub mod server;
 pub mod stats;
 pub mod timing;
+pub mod wire;
 
 use std::io::{self, BufRead, IsTerminal, Write};
 use std::sync::atomic::AtomicBool;
@@ -138,6 +139,8 @@ pub fn ping(mut cfg: ClientConfig) -> Result<i32, Error> {
     } else {
         None
     };
+    // With raw-socket privileges, a packet socket times each handshake on the wire.
+    let wire = wire::WireTap::open(cfg.target.port()).ok();
     if let Err(e) = privilege::drop_all() {
         return Err(Error::Setup(format!("drop capabilities: {e}")));
     }
@@ -171,7 +174,8 @@ pub fn ping(mut cfg: ClientConfig) -> Result<i32, Error> {
         Arc::clone(&waker),
         Arc::clone(&stop),
     )
-    .with_raw_capture(capture.is_some());
+    .with_raw_capture(capture.is_some())
+    .with_wire_tap(wire);
     // A closed pipe (| head) ends the run quietly; other write errors are reported.
     let write = |r: io::Result<()>| -> Result<bool, Error> {
         match r {

@@ -151,6 +151,19 @@ pub fn recvmsg_cmsgs(
     fd: RawFd,
     data: &mut [u8],
     flags: libc::c_int,
+    on_cmsg: impl FnMut(libc::c_int, libc::c_int, &[u8]),
+) -> io::Result<usize> {
+    recvmsg_named(fd, data, std::ptr::null_mut(), 0, flags, on_cmsg)
+}
+
+/// recvmsg() as `recvmsg_cmsgs`, also filling the sender's address into `name`
+/// (`name_len` bytes; null for none).
+pub fn recvmsg_named(
+    fd: RawFd,
+    data: &mut [u8],
+    name: *mut libc::c_void,
+    name_len: usize,
+    flags: libc::c_int,
     mut on_cmsg: impl FnMut(libc::c_int, libc::c_int, &[u8]),
 ) -> io::Result<usize> {
     // u64 array: aligned for cmsghdr.
@@ -161,11 +174,13 @@ pub fn recvmsg_cmsgs(
     };
     // SAFETY: zeroed msghdr is valid; every pointer set below outlives the call.
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_name = name;
+    msg.msg_namelen = name_len as libc::socklen_t;
     msg.msg_iov = &mut iov;
     msg.msg_iovlen = 1;
     msg.msg_control = control.as_mut_ptr() as *mut libc::c_void;
     msg.msg_controllen = std::mem::size_of_val(&control) as _;
-    // SAFETY: msg is fully initialised.
+    // SAFETY: msg is fully initialised; name (when not null) has name_len writable bytes.
     let n = unsafe { libc::recvmsg(fd, &mut msg, flags) };
     if n < 0 {
         return Err(io::Error::last_os_error());

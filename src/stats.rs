@@ -166,8 +166,10 @@ mod tests {
             seq,
             status: Status::Reply,
             connect: Some(Duration::from_secs_f64(ms / 2000.0)),
+            connect_clock: None,
             connect_user: None,
             rtt: Some(Duration::from_secs_f64(ms / 1000.0)),
+            rtt_clock: None,
             rtt_user: None,
             local_port: None,
         }
@@ -183,8 +185,10 @@ mod tests {
             seq: 5,
             status: Status::Lost,
             connect: None,
+            connect_clock: None,
             connect_user: None,
             rtt: None,
+            rtt_clock: None,
             rtt_user: None,
             local_port: None,
         });

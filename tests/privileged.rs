@@ -189,7 +189,22 @@ fn capabilities_are_dropped_once_raw_sockets_are_open() {
         !err.contains("CAP_NET_RAW"),
         "raw sockets were not opened: {err}"
     );
-    assert_eq!(summary(&json_lines(&out))["received"], 4);
+    let v = json_lines(&out);
+    assert_eq!(summary(&v)["received"], 4);
+    // Privileged: the handshake is timed on the wire, the echo by kernel timestamps, and
+    // both are no longer than what user space saw around the calls.
+    for p in pings(&v) {
+        assert_eq!(p["connect_clock"], "wire", "{p}");
+        assert_eq!(p["rtt_clock"], "kernel", "{p}");
+        assert!(
+            p["connect_ms"].as_f64().unwrap() <= p["connect_user_ms"].as_f64().unwrap(),
+            "{p}"
+        );
+        assert!(
+            p["rtt_ms"].as_f64().unwrap() <= p["rtt_user_ms"].as_f64().unwrap(),
+            "{p}"
+        );
+    }
 }
 
 #[test]
@@ -237,5 +252,10 @@ fn without_privileges_one_line_says_so_and_pinging_goes_on() {
             && lines[0].contains("sudo")
     );
     assert_eq!(out.status.code(), Some(0));
-    assert_eq!(summary(&json_lines(&out))["received"], 2);
+    let v = json_lines(&out);
+    assert_eq!(summary(&v)["received"], 2);
+    // No packet socket without privileges: the kernel's own handshake figure.
+    for p in pings(&v) {
+        assert_eq!(p["connect_clock"], "kernel", "{p}");
+    }
 }
