@@ -369,7 +369,6 @@ impl Pinger {
         let conn = match self.conn.take() {
             Some(c) => {
                 self.registry.register(seq, c.local, target, start);
-                self.registry.set_phase(c.local.port(), Phase::Echo);
                 c
             }
             None => {

@@ -146,7 +146,7 @@ pub fn ping(mut cfg: ClientConfig) -> Result<i32, Error> {
     }
 
     let src = net::source_address_for(cfg.target).ok();
-    let registry = Arc::new(Registry::new());
+    let registry = Arc::new(Registry::new().with_unmatched_log(cfg.verbose));
     let waker = Arc::new(Waker::new().map_err(|e| Error::io("create wake-up channel", e))?);
     let stop = Arc::new(AtomicBool::new(false));
     on_signals(&stop, &waker)?;

@@ -216,3 +216,17 @@ fn icmpv6_errors_are_attributed_by_the_same_rules() {
         "communication with destination administratively prohibited"
     );
 }
+
+#[test]
+fn without_verbose_unmatched_errors_are_counted_not_kept() {
+    let reg = Registry::new().with_unmatched_log(false);
+    let (bytes, from) = fixture("v4_host_unreach");
+    for _ in 0..3 {
+        assert_eq!(
+            handle_packet(&reg, false, &bytes, from, Instant::now()),
+            Handled::Unmatched
+        );
+    }
+    assert_eq!(reg.unmatched_count(), 3);
+    assert!(reg.drain_unmatched().is_empty());
+}

@@ -117,9 +117,11 @@ const UNMATCHED_KEPT: usize = 256;
 const ENDED_KEPT: usize = 64;
 
 /// The pings in flight, shared by the pinging thread and the ICMP listener.
-#[derive(Default, Debug)]
+#[derive(Debug)]
 pub struct Registry {
     probes: Mutex<HashMap<u16, Probe>>,
+    /// Whether unattributed errors are kept for `-v` (not worth the copies otherwise).
+    keep_unmatched: bool,
     unmatched_log: Mutex<VecDeque<(IcmpError, Unmatched)>>,
     unmatched: AtomicU64,
     /// 4-tuples (local, remote) of recently ended pings.
@@ -127,9 +129,28 @@ pub struct Registry {
     late: AtomicU64,
 }
 
+impl Default for Registry {
+    fn default() -> Self {
+        Registry {
+            probes: Mutex::default(),
+            keep_unmatched: true,
+            unmatched_log: Mutex::default(),
+            unmatched: AtomicU64::default(),
+            ended: Mutex::default(),
+            late: AtomicU64::default(),
+        }
+    }
+}
+
 impl Registry {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Keep (or not) the unattributed errors for `drain_unmatched`; they are counted anyway.
+    pub fn with_unmatched_log(mut self, keep: bool) -> Self {
+        self.keep_unmatched = keep;
+        self
     }
 
     /// Register a ping before its first packet leaves (or re-register a persistent
@@ -184,6 +205,9 @@ impl Registry {
                 self.late.fetch_add(1, Ordering::Relaxed);
             } else {
                 self.unmatched.fetch_add(1, Ordering::Relaxed);
+            }
+            if !self.keep_unmatched {
+                return m;
             }
             let mut log = self.unmatched_log.lock().unwrap_or_else(|e| e.into_inner());
             if log.len() == UNMATCHED_KEPT {
