@@ -305,7 +305,13 @@ fn answer(
         reply.extend_from_slice(b"LOST");
     } else {
         shared.totals.answered.fetch_add(1, Ordering::Relaxed);
-        reply.extend_from_slice(text.to_uppercase().as_bytes());
+        if text.is_ascii() {
+            // The usual request: uppercase in place, no allocation.
+            reply.extend_from_slice(text.as_bytes());
+            reply.make_ascii_uppercase();
+        } else {
+            reply.extend_from_slice(text.to_uppercase().as_bytes());
+        }
         if !cfg.quiet {
             shared.log(format_args!(
                 "Response sent back = {}",

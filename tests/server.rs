@@ -101,6 +101,11 @@ fn garbage_binary_and_invalid_utf8_get_an_error_not_a_crash() {
     );
     // The same connection keeps working.
     assert_eq!(ask(&mut s, b"ping 9 z\n"), "PING 9 Z\n");
+    // Text beyond ASCII is uppercased as text, as Python's str.upper() does.
+    assert_eq!(
+        ask(&mut s, "ping 10 café ß\n".as_bytes()),
+        "PING 10 CAFÉ SS\n"
+    );
     // NUL bytes and control characters in valid UTF-8 are echoed, uppercased.
     assert_eq!(ask(&mut s, b"a\x00b\x07\n"), "A\x00B\x07\n");
     healthy(srv.addr);
