@@ -230,3 +230,13 @@ fn a_port_in_use_is_a_clear_error() {
         "{err}"
     );
 }
+
+#[test]
+fn a_client_limit_above_the_file_limit_is_warned_about() {
+    let srv = ServerProc::start(&["--loss", "0", "--max-clients", "100000000"]);
+    std::thread::sleep(Duration::from_millis(100));
+    let log = srv.log_text();
+    assert!(log.contains("warning: open-file limit"), "{log}");
+    assert!(log.contains("raise it with ulimit -n"), "{log}");
+    healthy(srv.addr);
+}
