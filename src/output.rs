@@ -158,9 +158,7 @@ impl<W: Write> Reporter<W> {
             Status::Error(e) => (Some(e.as_str()), None),
             Status::Icmp(rep) => {
                 let d = rep.describe();
-                let mtu = ((rep.v6 && rep.icmp_type == 2)
-                    || (!rep.v6 && rep.icmp_type == 3 && rep.code == 4))
-                    .then_some(rep.info);
+                let mtu = rep.mtu();
                 (
                     None,
                     Some(JsonIcmp {
@@ -369,7 +367,7 @@ impl<W: Write> Reporter<W> {
         if !s.icmp_rows.is_empty() {
             writeln!(o, "ICMP errors:")?;
             for (k, n) in &s.icmp_rows {
-                let d = crate::icmp::parse::describe(k.v6, k.icmp_type, k.code, 0);
+                let d = crate::icmp::parse::describe(k.v6, k.icmp_type, k.code, k.mtu);
                 writeln!(
                     o,
                     "  {n:>6}  {} (ICMP{} {}/{}) from {}",
@@ -440,7 +438,7 @@ impl<W: Write> Reporter<W> {
                     icmp_type: k.icmp_type,
                     code: k.code,
                     from: k.from,
-                    reason: crate::icmp::parse::describe(k.v6, k.icmp_type, k.code, 0).reason,
+                    reason: crate::icmp::parse::describe(k.v6, k.icmp_type, k.code, k.mtu).reason,
                     count: *n,
                 })
                 .collect(),

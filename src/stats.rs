@@ -79,6 +79,9 @@ pub struct IcmpKey {
     pub code: u8,
     pub v6: bool,
     pub from: IpAddr,
+    /// The reported MTU for "fragmentation needed" / "packet too big" (rows differ by it),
+    /// 0 for other errors.
+    pub mtu: u32,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -130,6 +133,7 @@ impl Stats {
                     code: rep.code,
                     v6: rep.v6,
                     from: rep.from,
+                    mtu: rep.mtu().unwrap_or(0),
                 };
                 if let Some(n) = self.icmp_rows.get_mut(&key) {
                     *n += 1;
@@ -213,5 +217,52 @@ mod tests {
         assert_eq!(s.rtt.avg(), None);
         assert_eq!(s.loss_pct(), 0.0);
         assert_eq!(s.jitter(), None);
+    }
+
+    #[test]
+    fn icmp_breakdown_by_router_and_mtu() {
+        use crate::icmp::{IcmpReport, Phase, Source};
+        let icmp = |t: u8, c: u8, info: u32, from: &str| PingResult {
+            seq: 1,
+            status: Status::Icmp(IcmpReport {
+                icmp_type: t,
+                code: c,
+                v6: false,
+                info,
+                from: from.parse().unwrap(),
+                after: Duration::from_micros(300),
+                phase: Phase::Connect,
+                source: Source::Raw,
+            }),
+            connect: None,
+            connect_clock: None,
+            connect_user: None,
+            rtt: None,
+            rtt_clock: None,
+            rtt_user: None,
+            local_port: None,
+        };
+        let mut s = Stats::default();
+        s.record(&icmp(3, 1, 0, "10.0.0.1"));
+        s.record(&icmp(3, 1, 0, "10.0.0.1"));
+        s.record(&icmp(3, 1, 0, "10.0.0.2"));
+        s.record(&icmp(3, 4, 1400, "10.0.0.1"));
+        s.record(&icmp(3, 4, 1280, "10.0.0.1"));
+        assert_eq!((s.sent, s.icmp, s.replies), (5, 5, 0));
+        let rows: Vec<(u8, u8, String, u32, u64)> = s
+            .icmp_rows
+            .iter()
+            .map(|(k, n)| (k.icmp_type, k.code, k.from.to_string(), k.mtu, *n))
+            .collect();
+        assert_eq!(
+            rows,
+            vec![
+                (3, 1, "10.0.0.1".into(), 0, 2),
+                (3, 1, "10.0.0.2".into(), 0, 1),
+                (3, 4, "10.0.0.1".into(), 1280, 1),
+                (3, 4, "10.0.0.1".into(), 1400, 1),
+            ]
+        );
+        assert_eq!(s.loss_pct(), 100.0);
     }
 }

@@ -66,6 +66,13 @@ impl IcmpReport {
     pub fn describe(&self) -> super::parse::Description {
         super::parse::describe(self.v6, self.icmp_type, self.code, self.info)
     }
+
+    /// The MTU the error reports: "fragmentation needed" (ICMP 3/4) or "packet too big"
+    /// (ICMPv6 2); None for other errors.
+    pub fn mtu(&self) -> Option<u32> {
+        ((self.v6 && self.icmp_type == 2) || (!self.v6 && self.icmp_type == 3 && self.code == 4))
+            .then_some(self.info)
+    }
 }
 
 /// Why an ICMP error was not attributed.
