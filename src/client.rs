@@ -192,10 +192,6 @@ impl Pinger {
         self
     }
 
-    pub fn registry(&self) -> &Registry {
-        &self.registry
-    }
-
     fn stopped(&self) -> bool {
         self.stop.load(Ordering::Relaxed)
     }

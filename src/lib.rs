@@ -199,7 +199,7 @@ pub fn ping(mut cfg: ClientConfig) -> Result<i32, Error> {
             return Ok(if stats.replies > 0 { 0 } else { 1 });
         }
         if cfg.verbose {
-            for (err, why) in pinger.registry().drain_unmatched() {
+            for (err, why) in registry.drain_unmatched() {
                 if !write(out.unmatched(&err, why))? {
                     return Ok(if stats.replies > 0 { 0 } else { 1 });
                 }

@@ -101,10 +101,6 @@ impl Server {
         self.listener.local_addr()
     }
 
-    pub fn totals(&self) -> &Totals {
-        &self.shared.totals
-    }
-
     /// Accept clients until `stop` becomes readable (a signal or `Waker::wake`).
     pub fn run(&self, stop: &Waker) -> Result<(), Error> {
         let addr = self.local_addr().map_err(|e| Error::io("listen", e))?;
