@@ -8,7 +8,7 @@ use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::Duration;
 
@@ -41,7 +41,19 @@ struct Shared {
     rng: Mutex<ChaCha8Rng>,
     active: AtomicUsize,
     totals: Totals,
+    /// Client threads that finished their client and wait a while for the next one.
+    idle: Mutex<Vec<Arc<Slot>>>,
 }
+
+/// Where an idle client thread waits for its next client.
+#[derive(Default)]
+struct Slot {
+    job: Mutex<Option<(TcpStream, SocketAddr)>>,
+    ready: Condvar,
+}
+
+/// How long a client thread waits for a next client before it exits.
+const THREAD_KEEP: Duration = Duration::from_secs(5);
 
 impl Shared {
     fn log(&self, line: std::fmt::Arguments) {
@@ -89,6 +101,7 @@ impl Server {
             cfg,
             active: AtomicUsize::new(0),
             totals: Totals::default(),
+            idle: Mutex::new(Vec::new()),
         });
         Ok(Server {
             listener: sock.into(),
@@ -177,13 +190,18 @@ impl Server {
         }
         shared.active.fetch_add(1, Ordering::Relaxed);
         shared.totals.connections.fetch_add(1, Ordering::Relaxed);
+        // A thread that finished its client takes this one: still one thread per client,
+        // without a thread's creation and exit for every connection.
+        let parked = shared.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        if let Some(slot) = parked {
+            *slot.job.lock().unwrap_or_else(|p| p.into_inner()) = Some((stream, peer));
+            slot.ready.notify_one();
+            return;
+        }
         let worker = Arc::clone(shared);
         let spawned = thread::Builder::new()
             .stack_size(CLIENT_STACK)
-            .spawn(move || {
-                serve_client(&worker, stream, peer);
-                worker.active.fetch_sub(1, Ordering::Relaxed);
-            });
+            .spawn(move || client_thread(&worker, stream, peer));
         if let Err(e) = spawned {
             shared.active.fetch_sub(1, Ordering::Relaxed);
             shared.totals.rejected.fetch_add(1, Ordering::Relaxed);
@@ -193,6 +211,47 @@ impl Server {
                 net::describe_io(&e)
             ));
         }
+    }
+}
+
+/// A client thread: serve its client, then wait up to THREAD_KEEP for another one.
+fn client_thread(shared: &Shared, stream: TcpStream, peer: SocketAddr) {
+    let slot = Arc::new(Slot::default());
+    let mut job = Some((stream, peer));
+    while let Some((stream, peer)) = job.take() {
+        serve_client(shared, stream, peer);
+        shared.active.fetch_sub(1, Ordering::Relaxed);
+        shared
+            .idle
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(Arc::clone(&slot));
+        let mut next = slot.job.lock().unwrap_or_else(|p| p.into_inner());
+        let mut waited = false;
+        while next.is_none() {
+            if waited {
+                // Timed out: leave, unless `admit` took this slot and a client is on its way.
+                drop(next);
+                let mut idle = shared.idle.lock().unwrap_or_else(|p| p.into_inner());
+                if let Some(i) = idle.iter().position(|s| Arc::ptr_eq(s, &slot)) {
+                    idle.swap_remove(i);
+                    return;
+                }
+                drop(idle);
+                next = slot.job.lock().unwrap_or_else(|p| p.into_inner());
+                while next.is_none() {
+                    next = slot.ready.wait(next).unwrap_or_else(|p| p.into_inner());
+                }
+                break;
+            }
+            let (g, _) = slot
+                .ready
+                .wait_timeout(next, THREAD_KEEP)
+                .unwrap_or_else(|p| p.into_inner());
+            next = g;
+            waited = true;
+        }
+        job = next.take();
     }
 }
 
