@@ -10,28 +10,20 @@ prints one JSON line with what was actually sent.
 """
 import argparse
 import json
+import os
 import signal
 import socket
-import struct
+import sys
 import time
 
 
-def csum(data: bytes) -> int:
-    if len(data) % 2:
-        data += b"\0"
-    s = sum(struct.unpack("!%dH" % (len(data) // 2), data))
-    while s >> 16:
-        s = (s & 0xFFFF) + (s >> 16)
-    return ~s & 0xFFFF
+# The forged packets are built as the lab's spoofing scenario builds them.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lab"))
+from spoof_icmp import icmp_error, quoted_segment  # noqa: E402
 
 
 def packet(icmp_type, code, qsrc, qdst, sport, dport):
-    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 60, sport & 0xFFFF, 0x4000, 64, 6, 0,
-                     socket.inet_aton(qsrc), socket.inet_aton(qdst))
-    ip = ip[:10] + struct.pack("!H", csum(ip)) + ip[12:]
-    quoted = ip + struct.pack("!HHI", sport, dport, 0x01020304)
-    pkt = struct.pack("!BBHI", icmp_type, code, 0, 0) + quoted
-    return pkt[:2] + struct.pack("!H", csum(pkt)) + pkt[4:]
+    return icmp_error(icmp_type, code, quoted_segment(qsrc, qdst, sport, dport, 0x01020304))
 
 
 def main():
