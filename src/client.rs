@@ -71,6 +71,23 @@ pub struct PingResult {
     pub local_port: Option<u16>,
 }
 
+impl PingResult {
+    /// A verdict with no times measured yet.
+    pub fn new(seq: u64, status: Status) -> Self {
+        PingResult {
+            seq,
+            status,
+            connect: None,
+            connect_clock: None,
+            connect_user: None,
+            rtt: None,
+            rtt_clock: None,
+            rtt_user: None,
+            local_port: None,
+        }
+    }
+}
+
 /// Which clock measured a time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Clock {
@@ -350,17 +367,7 @@ impl Pinger {
         let start = Instant::now();
         let deadline = start + self.cfg.timeout;
         let target = self.cfg.target;
-        let mut result = PingResult {
-            seq,
-            status: Status::Timeout,
-            connect: None,
-            connect_clock: None,
-            connect_user: None,
-            rtt: None,
-            rtt_clock: None,
-            rtt_user: None,
-            local_port: None,
-        };
+        let mut result = PingResult::new(seq, Status::Timeout);
 
         let conn = match self.conn.take() {
             Some(c) => {

@@ -167,15 +167,9 @@ mod tests {
 
     fn reply(seq: u64, ms: f64) -> PingResult {
         PingResult {
-            seq,
-            status: Status::Reply,
             connect: Some(Duration::from_secs_f64(ms / 2000.0)),
-            connect_clock: None,
-            connect_user: None,
             rtt: Some(Duration::from_secs_f64(ms / 1000.0)),
-            rtt_clock: None,
-            rtt_user: None,
-            local_port: None,
+            ..PingResult::new(seq, Status::Reply)
         }
     }
 
@@ -185,17 +179,7 @@ mod tests {
         for (i, ms) in [1.0, 3.0, 2.0, 6.0].iter().enumerate() {
             s.record(&reply(i as u64 + 1, *ms));
         }
-        s.record(&PingResult {
-            seq: 5,
-            status: Status::Lost,
-            connect: None,
-            connect_clock: None,
-            connect_user: None,
-            rtt: None,
-            rtt_clock: None,
-            rtt_user: None,
-            local_port: None,
-        });
+        s.record(&PingResult::new(5, Status::Lost));
         assert_eq!((s.sent, s.replies, s.lost), (5, 4, 1));
         assert!((s.loss_pct() - 20.0).abs() < 1e-9);
         assert!((s.rtt.min().unwrap() - 1.0).abs() < 1e-9);
@@ -222,25 +206,20 @@ mod tests {
     #[test]
     fn icmp_breakdown_by_router_and_mtu() {
         use crate::icmp::{IcmpReport, Phase, Source};
-        let icmp = |t: u8, c: u8, info: u32, from: &str| PingResult {
-            seq: 1,
-            status: Status::Icmp(IcmpReport {
-                icmp_type: t,
-                code: c,
-                v6: false,
-                info,
-                from: from.parse().unwrap(),
-                after: Duration::from_micros(300),
-                phase: Phase::Connect,
-                source: Source::Raw,
-            }),
-            connect: None,
-            connect_clock: None,
-            connect_user: None,
-            rtt: None,
-            rtt_clock: None,
-            rtt_user: None,
-            local_port: None,
+        let icmp = |t: u8, c: u8, info: u32, from: &str| {
+            PingResult::new(
+                1,
+                Status::Icmp(IcmpReport {
+                    icmp_type: t,
+                    code: c,
+                    v6: false,
+                    info,
+                    from: from.parse().unwrap(),
+                    after: Duration::from_micros(300),
+                    phase: Phase::Connect,
+                    source: Source::Raw,
+                }),
+            )
         };
         let mut s = Stats::default();
         s.record(&icmp(3, 1, 0, "10.0.0.1"));
