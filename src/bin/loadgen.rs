@@ -68,6 +68,10 @@ struct Args {
     /// Threads opening the connections in idle mode
     #[arg(long, default_value_t = 8)]
     open_threads: usize,
+    /// conn/persistent: drive the clients from this many event-loop threads (mio, non-blocking
+    /// sockets) instead of one blocking thread per client; 0 = a thread per client
+    #[arg(long, default_value_t = 0)]
+    event_threads: usize,
 }
 
 #[derive(Default)]
@@ -142,39 +146,61 @@ enum Echo {
     Lost,
 }
 
-/// Send one ping and read its answer: the uppercased line, or `LOST` (with or without a
-/// newline: the Python server sends none).
+/// The request line for ping `seq`, with its newline.
+fn request(seq: u64) -> String {
+    format!("ping {seq} {:.6}\n", wall_timestamp())
+}
+
+/// Judge what has arrived so far for `request`: `None` while the answer is incomplete, else
+/// the uppercased line or `LOST` (with or without a newline: the Python server sends none).
+fn judge(request: &str, buf: &[u8]) -> Option<io::Result<Echo>> {
+    if buf.starts_with(b"LOST") {
+        return Some(Ok(Echo::Lost));
+    }
+    if let Some(nl) = buf.iter().position(|&b| b == b'\n') {
+        let line = &buf[..nl];
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let want = request.trim_end().as_bytes();
+        if line.len() == want.len()
+            && line
+                .iter()
+                .zip(want)
+                .all(|(a, b)| *a == b.to_ascii_uppercase())
+        {
+            return Some(Ok(Echo::Reply));
+        }
+        return Some(Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("unexpected reply {:?}", String::from_utf8_lossy(line)),
+        )));
+    }
+    if buf.len() > 4096 {
+        return Some(Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "reply too long",
+        )));
+    }
+    None
+}
+
+fn closed() -> io::Error {
+    io::Error::new(io::ErrorKind::UnexpectedEof, "server closed the connection")
+}
+
+/// Send one ping and read its answer.
 fn ping_once(stream: &mut TcpStream, seq: u64, buf: &mut Vec<u8>) -> io::Result<Echo> {
-    let request = format!("ping {seq} {:.6}\n", wall_timestamp());
+    let request = request(seq);
     stream.write_all(request.as_bytes())?;
     buf.clear();
     let mut chunk = [0u8; 1024];
     loop {
         let n = stream.read(&mut chunk)?;
         if n == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "server closed the connection",
-            ));
+            return Err(closed());
         }
         buf.extend_from_slice(&chunk[..n]);
-        if buf.starts_with(b"LOST") {
-            return Ok(Echo::Lost);
-        }
-        if buf.contains(&b'\n') {
-            let want = request.trim_end().to_ascii_uppercase();
-            let line = buf.split(|&b| b == b'\n').next().unwrap_or_default();
-            let line = line.strip_suffix(b"\r").unwrap_or(line);
-            if line == want.as_bytes() {
-                return Ok(Echo::Reply);
-            }
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("unexpected reply {:?}", String::from_utf8_lossy(line)),
-            ));
-        }
-        if buf.len() > 4096 {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, "reply too long"));
+        if let Some(verdict) = judge(&request, buf) {
+            return verdict;
         }
     }
 }
@@ -467,6 +493,258 @@ fn main() {
     match shared.args.mode {
         Mode::ReferenceServer => reference_server(shared.args.addr),
         Mode::Idle => run_idle(shared),
+        Mode::Conn | Mode::Persistent if shared.args.event_threads > 0 => event::run(shared),
         Mode::Conn | Mode::Persistent => run_load(shared),
+    }
+}
+
+/// The event-loop engine (`--event-threads N`): each thread drives its share of the clients
+/// over non-blocking sockets with mio, so the load generator itself costs few context
+/// switches and leaves the CPUs to the server under test.
+mod event {
+    use super::*;
+    use mio::net::TcpStream as MioStream;
+    use mio::{Events, Interest, Poll, Token};
+
+    /// One client of an event loop: its connection and the ping in flight on it.
+    struct Client {
+        stream: Option<MioStream>,
+        connecting: bool,
+        seq: u64,
+        request: String,
+        sent: usize,
+        buf: Vec<u8>,
+        t0: Instant,
+    }
+
+    pub fn run(shared: Arc<Shared>) {
+        let n = shared.args.clients.max(1);
+        let threads = shared.args.event_threads.clamp(1, n);
+        let barrier = Arc::new(Barrier::new(threads + 1));
+        let deadline = Arc::new(Mutex::new(None));
+        let mut handles = Vec::with_capacity(threads);
+        for t in 0..threads {
+            // Clients t, t + threads, t + 2 * threads, ... belong to thread t.
+            let ids: Vec<u64> = (t..n).step_by(threads).map(|i| i as u64).collect();
+            let (shared, barrier, deadline) = (
+                Arc::clone(&shared),
+                Arc::clone(&barrier),
+                Arc::clone(&deadline),
+            );
+            handles.push(
+                thread::Builder::new()
+                    .spawn(move || event_loop(&shared, &ids, &barrier, &deadline))
+                    .expect("spawn event loop"),
+            );
+        }
+        let t0 = Instant::now();
+        *deadline.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some(t0 + Duration::from_secs_f64(shared.args.duration));
+        barrier.wait();
+        let mut hist = new_hist();
+        for h in handles {
+            if let Ok(part) = h.join() {
+                let _ = hist.add(part);
+            }
+        }
+        print_json(&shared, &hist, t0.elapsed(), "");
+    }
+
+    /// A non-blocking connection attempt, from the next source address if any.
+    fn open(shared: &Shared) -> io::Result<MioStream> {
+        let addr = shared.args.addr;
+        let sock = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+        sock.set_nodelay(true)?;
+        sock.set_linger(Some(Duration::ZERO))?;
+        sock.set_nonblocking(true)?;
+        if !shared.args.sources.is_empty() {
+            let i = shared.next_source.fetch_add(1, Ordering::Relaxed) as usize;
+            let ip = shared.args.sources[i % shared.args.sources.len()];
+            sock.bind(&SocketAddr::new(ip, 0).into())?;
+        }
+        match sock.connect(&addr.into()) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+            Err(e) => return Err(e),
+        }
+        Ok(MioStream::from_std(sock.into()))
+    }
+
+    impl Client {
+        /// Begin the next ping: a new connection unless one is kept (persistent mode).
+        fn begin(&mut self, shared: &Shared, poll: &Poll, token: Token) {
+            self.seq += 1;
+            self.request = request(self.seq);
+            self.sent = 0;
+            self.buf.clear();
+            self.t0 = Instant::now();
+            if self.stream.is_none() {
+                let mut s = match open(shared) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        shared.error("connect", &e);
+                        return;
+                    }
+                };
+                let rw = Interest::READABLE | Interest::WRITABLE;
+                if let Err(e) = poll.registry().register(&mut s, token, rw) {
+                    shared.error("epoll_ctl", &e);
+                    return;
+                }
+                self.stream = Some(s);
+                self.connecting = true;
+                return; // the writable event sends the request
+            }
+            if let Some(e) = self.send() {
+                shared.error("send", &e);
+                self.close(poll);
+            }
+        }
+
+        /// Drop the connection (RST: SO_LINGER 0).
+        fn close(&mut self, poll: &Poll) {
+            if let Some(mut s) = self.stream.take() {
+                let _ = poll.registry().deregister(&mut s);
+            }
+        }
+
+        /// Write what is left of the request; Err on a failed send.
+        fn send(&mut self) -> Option<io::Error> {
+            let s = self.stream.as_mut()?;
+            while self.sent < self.request.len() {
+                match s.write(&self.request.as_bytes()[self.sent..]) {
+                    Ok(n) => self.sent += n,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) => return Some(e),
+                }
+            }
+            None
+        }
+
+        /// Handle a readiness event: finish connecting, send, read. Returns the verdict
+        /// once the answer is complete, or the failing operation.
+        fn ready(&mut self, chunk: &mut [u8]) -> Option<Result<Echo, (&'static str, io::Error)>> {
+            let s = self.stream.as_mut()?;
+            if self.connecting {
+                match s.take_error() {
+                    Ok(None) => {}
+                    Ok(Some(e)) | Err(e) => return Some(Err(("connect", e))),
+                }
+                if s.peer_addr().is_err() {
+                    return None; // still connecting
+                }
+                self.connecting = false;
+            }
+            if let Some(e) = self.send() {
+                return Some(Err(("send", e)));
+            }
+            if self.sent < self.request.len() {
+                return None;
+            }
+            let s = self.stream.as_mut()?;
+            loop {
+                match s.read(chunk) {
+                    Ok(0) => return Some(Err(("echo", closed()))),
+                    Ok(n) => {
+                        self.buf.extend_from_slice(&chunk[..n]);
+                        if let Some(v) = judge(&self.request, &self.buf) {
+                            return Some(v.map_err(|e| ("echo", e)));
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return None,
+                    Err(e) => return Some(Err(("echo", e))),
+                }
+            }
+        }
+    }
+
+    fn event_loop(
+        shared: &Shared,
+        ids: &[u64],
+        start: &Barrier,
+        deadline: &Mutex<Option<Instant>>,
+    ) -> Histogram<u64> {
+        let mut hist = new_hist();
+        let persistent = shared.args.mode == Mode::Persistent;
+        let poll = Poll::new();
+        start.wait();
+        let end = deadline
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .expect("deadline set before the start");
+        let poll = match poll {
+            Ok(p) => p,
+            Err(e) => {
+                shared.error("epoll_create", &e);
+                return hist;
+            }
+        };
+        let mut clients: Vec<Client> = ids
+            .iter()
+            .map(|&id| Client {
+                stream: None,
+                connecting: false,
+                seq: id << 40,
+                request: String::new(),
+                sent: 0,
+                buf: Vec::with_capacity(256),
+                t0: Instant::now(),
+            })
+            .collect();
+        for (i, cl) in clients.iter_mut().enumerate() {
+            cl.begin(shared, &poll, Token(i));
+        }
+        let c = &shared.counters;
+        let mut events = Events::with_capacity(1024);
+        let mut chunk = [0u8; 2048];
+        let mut poll = poll;
+        loop {
+            let now = Instant::now();
+            if now >= end {
+                break;
+            }
+            // Clients whose connect failed at once retry here, after a pause.
+            if clients.iter().any(|cl| cl.stream.is_none()) {
+                thread::sleep(Duration::from_millis(1));
+                for (i, cl) in clients.iter_mut().enumerate() {
+                    if cl.stream.is_none() {
+                        cl.begin(shared, &poll, Token(i));
+                    }
+                }
+            }
+            if let Err(e) = poll.poll(&mut events, Some(end - now)) {
+                if e.kind() != io::ErrorKind::Interrupted {
+                    shared.error("epoll_wait", &e);
+                    break;
+                }
+            }
+            for ev in events.iter() {
+                let i = ev.token().0;
+                let cl = &mut clients[i];
+                match cl.ready(&mut chunk) {
+                    None => {}
+                    Some(Ok(echo)) => {
+                        let t1 = Instant::now();
+                        if t1 <= end {
+                            c.completed.fetch_add(1, Ordering::Relaxed);
+                            if matches!(echo, Echo::Lost) {
+                                c.lost.fetch_add(1, Ordering::Relaxed);
+                            }
+                            record(&mut hist, t1 - cl.t0);
+                        }
+                        if !persistent {
+                            cl.close(&poll);
+                        }
+                        cl.begin(shared, &poll, Token(i));
+                    }
+                    Some(Err((what, e))) => {
+                        shared.error(what, &e);
+                        cl.close(&poll);
+                        cl.begin(shared, &poll, Token(i));
+                    }
+                }
+            }
+        }
+        hist
     }
 }
