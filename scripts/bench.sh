@@ -18,7 +18,8 @@
 # same run.
 #
 # Must run as root (namespaces, raw sockets, tcpdump). Installs hping3, nmap (nping),
-# tcpdump, iproute2, iptables, python3 with apt-get when missing.
+# tcpdump, iproute2, iptables, python3, linux-perf (for `perf bench sched pipe`: the cost of
+# a wake-up on one CPU and across CPUs) with apt-get when missing.
 # Binaries: ${TCPPING_BIN:-target/release/tcpping-diag} and ${LOADGEN_BIN:-target/release/loadgen},
 # built with `cargo build --release` when TCPPING_BIN is not set.
 #
@@ -41,7 +42,7 @@ fi
 
 need=()
 for pair in ip:iproute2 iptables:iptables tcpdump:tcpdump hping3:hping3 nping:nmap \
-            python3:python3 taskset:util-linux /usr/bin/time:time; do
+            python3:python3 taskset:util-linux /usr/bin/time:time perf:linux-perf; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
 done
 if [ ${#need[@]} -gt 0 ]; then

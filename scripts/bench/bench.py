@@ -30,6 +30,7 @@ import os
 import platform
 import re
 import shlex
+import shutil
 import signal
 import socket
 import statistics
@@ -327,30 +328,67 @@ def loadgen(port, mode, clients, duration, cpus=None, extra=()):
     return json.loads(line[-1])
 
 
+def pipe_roundtrip_us(cpus):
+    """perf bench sched pipe: µs per round trip between two threads (two wake-ups), both on
+    `cpus` ("0": one CPU) or spread by the scheduler over two ("0,1" pins one to each)."""
+    if not shutil.which("perf"):
+        return None
+    r = sh(["taskset", "-c", cpus, "perf", "bench", "sched", "pipe", "-T", "-l", "20000"],
+           check=False)
+    m = re.search(r"([0-9.]+) usecs/op", r.stdout)
+    return float(m.group(1)) if m else None
+
+
 def bench_throughput(res, cfg):
     log("section 3: server throughput on loopback")
-    split = NCPU >= 2
-    srv_cpus, lg_cpus = ("0", "1") if split else (None, None)
     peers = ["tcpping-diag", "python", "reference"]
-    ports = {k: free_port() for k in peers}
-    servers = {k: start_server(k, ports[k], cpus=srv_cpus) for k in peers}
-    data = {}  # (kind, mode, clients) -> list of results
-    try:
-        for rep in range(cfg.reps):
-            for clients in cfg.clients:
-                for mode in ("conn", "persistent"):
-                    order = peers if rep % 2 == 0 else list(reversed(peers))
+    split = NCPU >= 2
+    # Headline: placement left to the scheduler, as a user runs a server. Diagnostic: the
+    # server pinned to CPU 0 and the load generator to CPU 1, at 16 clients.
+    layouts = {"free": (None, None)}
+    if split:
+        layouts["pinned"] = ("0", "1")
+        # The reference server and the load generator both on CPU 0: every wake-up local,
+        # one CPU's worth of the kernel's per-ping work. Twice this bounds two CPUs.
+        layouts["onecpu"] = ("0", "0")
+    ports = {(k, lay): free_port() for k in peers for lay in layouts}
+    data = {}  # (kind, layout, engine, mode, clients) -> list of results
+    pipes = {"same": [], "cross": []}
+    for lay, (srv_cpus, lg_cpus) in layouts.items():
+        kinds = ["reference"] if lay == "onecpu" else peers
+        servers = {k: start_server(k, ports[(k, lay)], cpus=srv_cpus) for k in kinds}
+        try:
+            for rep in range(cfg.reps):
+                runs = [(c, m, "threads") for c in cfg.clients for m in ("conn", "persistent")]
+                if lay != "free":
+                    runs = [(16, m, "threads") for m in ("conn", "persistent")]
+                else:
+                    runs += [(16, m, "events") for m in ("conn", "persistent")]
+                for clients, mode, engine in runs:
+                    order = kinds if rep % 2 == 0 else list(reversed(kinds))
+                    if engine == "events":
+                        order = ["tcpping-diag"]
+                    extra = ["--event-threads", "1"] if engine == "events" else []
                     for kind in order:
-                        r = loadgen(ports[kind], mode, clients, cfg.tp_duration, cpus=lg_cpus)
-                        data.setdefault((kind, mode, clients), []).append(r)
-            log(f"  repetition {rep + 1}/{cfg.reps} done")
-    finally:
-        for p in servers.values():
-            stop(p)
+                        r = loadgen(ports[(kind, lay)], mode, clients, cfg.tp_duration,
+                                    cpus=lg_cpus, extra=extra)
+                        data.setdefault((kind, lay, engine, mode, clients), []).append(r)
+                if lay == "free" and split:
+                    pipes["same"].append(pipe_roundtrip_us("0"))
+                    pipes["cross"].append(pipe_roundtrip_us("0,1"))
+                log(f"  {lay}: repetition {rep + 1}/{cfg.reps} done")
+        finally:
+            for p in servers.values():
+                stop(p)
+
+    def pps(kind, lay, mode, clients, engine="threads"):
+        return [r["pings_per_s"] for r in data[(kind, lay, engine, mode, clients)]]
+
     for mode in ("conn", "persistent"):
+        label = "connection-per-ping" if mode == "conn" else "persistent"
         for clients in cfg.clients:
-            ours = data[("tcpping-diag", mode, clients)]
-            theirs = data[("python", mode, clients)]
+            ours = data[("tcpping-diag", "free", "threads", mode, clients)]
+            theirs = data[("python", "free", "threads", mode, clients)]
             goal = check = None
             if clients in (16, 64):
                 if mode == "conn":
@@ -359,7 +397,6 @@ def bench_throughput(res, cfg):
                 else:
                     goal = "≥ 200,000/s and ≥ 4× Python"
                     check = lambda o, p, r: o >= 200000 and r is not None and r >= 4  # noqa: E731
-            label = "connection-per-ping" if mode == "conn" else "persistent"
             res.add(3, f"3.{mode}.{clients}", f"{label} pings/s, {clients} clients", "pings/s",
                     [r["pings_per_s"] for r in ours], [r["pings_per_s"] for r in theirs],
                     "Python server", goal, check,
@@ -369,18 +406,46 @@ def bench_throughput(res, cfg):
                            "peer_p99_us": summary([r["p99_us"] for r in theirs]),
                            "errors": sum(r["errors"] for r in ours),
                            "peer_errors": sum(r["errors"] for r in theirs)})
-            ceiling = data[("reference", mode, clients)]
             res.add(3, f"3.{mode}.{clients}.ceiling",
                     f"{label} pings/s, {clients} clients, against this machine's ceiling", "pings/s",
-                    [r["pings_per_s"] for r in ours], [r["pings_per_s"] for r in ceiling],
+                    pps("tcpping-diag", "free", mode, clients),
+                    pps("reference", "free", mode, clients),
                     "leanest thread-per-connection server (loadgen --mode reference-server)")
-    res.note(3, ("Server pinned to CPU 0 and the load generator to CPU 1 with taskset, the same "
-                 "for both servers" if split else "single CPU: no pinning")
-             + f"; {cfg.tp_duration} s per run; tcpping-diag and the Python server run with loss "
-             "0.2 and -q; the reference is the leanest possible thread-per-connection echo server "
-             "(no loss, no log, no checks), to show what this machine allows; the load "
-             "generator is target/release/loadgen (one thread per client; conn mode closes "
-             "with SO_LINGER 0). LOST answers count as completed pings.")
+        if split:
+            res.add(3, f"3.{mode}.16.pinned",
+                    f"{label} pings/s, 16 clients, pinned: server on CPU 0, load generator on "
+                    "CPU 1 (diagnostic)", "pings/s",
+                    pps("tcpping-diag", "pinned", mode, 16), pps("python", "pinned", mode, 16),
+                    "Python server, pinned the same way")
+            res.add(3, f"3.{mode}.16.pinned.ceiling",
+                    f"{label} pings/s, 16 clients, pinned, against the ceiling (diagnostic)",
+                    "pings/s", pps("tcpping-diag", "pinned", mode, 16),
+                    pps("reference", "pinned", mode, 16), "reference server, pinned the same way")
+            res.add(3, f"3.{mode}.16.onecpu",
+                    f"{label} pings/s, 16 clients, against one CPU's ceiling (diagnostic: two "
+                    "CPUs can do at most twice that)", "pings/s",
+                    pps("tcpping-diag", "free", mode, 16), pps("reference", "onecpu", mode, 16),
+                    "reference server and load generator both on CPU 0, every wake-up local")
+        res.add(3, f"3.{mode}.16.events",
+                f"{label} pings/s, 16 clients, event-loop load generator (loadgen "
+                "--event-threads 1) (diagnostic)", "pings/s",
+                pps("tcpping-diag", "free", mode, 16, "events"),
+                pps("tcpping-diag", "free", mode, 16),
+                "same server, thread-per-client load generator")
+    if split and all(v is not None for v in pipes["same"] + pipes["cross"]):
+        res.add(3, "3.machine.pipe", "machine: pipe round trip between two threads on two CPUs "
+                "(perf bench sched pipe -T, two wake-ups) (diagnostic)", "µs",
+                pipes["cross"], pipes["same"], "both threads on one CPU")
+    res.note(3, f"{cfg.tp_duration} s per run; every server runs the same way: tcpping-diag and "
+             "the Python server with loss 0.2 and -q; the reference is the leanest possible "
+             "thread-per-connection echo server (no loss, no log, no checks), to show what this "
+             "machine allows. Headline rows leave CPU placement to the scheduler, as a user "
+             "runs a server; the pinned rows put the server on CPU 0 and the load generator on "
+             "CPU 1 with taskset, which makes every wake-up cross CPUs (see the pipe row: on "
+             "this VM a cross-CPU wake-up costs far more than a local one) and holds any "
+             "server to one CPU. The load generator is target/release/loadgen: one blocking "
+             "thread per client unless marked event-loop; conn mode closes with SO_LINGER 0. "
+             "LOST answers count as completed pings.")
 
 
 # ---------------------------------------------------------------- section 4: scale
