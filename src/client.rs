@@ -2,7 +2,9 @@
 //!
 //! Every ping binds its own local port before its SYN leaves and registers it, so an ICMP
 //! error quoting that port is attributed to it by the listener thread, which wakes the ping
-//! at once: an error concludes a ping when it arrives, not when the timeout expires.
+//! at once: an error concludes a ping when it arrives, not when the timeout expires. With
+//! the packet socket, the registration also carries the connection's sequence window (our
+//! ISN, as the SYN left, and the bytes sent since), which a quoted segment must fall in.
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -18,7 +20,7 @@ use crate::icmp::recverr::{read_error_queue, ErrEntry, QueuedError};
 use crate::icmp::{IcmpReport, Phase, Registry, Source};
 use crate::net::{self, describe_io, Waker};
 use crate::timing;
-use crate::wire::WireTap;
+use crate::wire::{Handshake, WireTap};
 
 /// The verdict of one ping.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -143,6 +145,18 @@ pub fn judge_reply(request: &[u8], got: &[u8]) -> Option<Status> {
 struct Conn {
     sock: Socket,
     local: SocketAddr,
+    /// Our initial sequence number, when the packet socket saw the SYN leave.
+    isn: Option<u32>,
+    /// Data bytes sent on the connection, over all its pings.
+    sent: u64,
+}
+
+impl Conn {
+    /// Sequence numbers used from the ISN on: the SYN, then every byte sent (all of them
+    /// once 2^32 are: the window then covers every sequence number).
+    fn seq_used(&self) -> u32 {
+        u32::try_from(1 + self.sent).unwrap_or(u32::MAX)
+    }
 }
 
 enum Waited {
@@ -285,7 +299,60 @@ impl Pinger {
             .local_addr()?
             .as_socket()
             .ok_or_else(|| io::Error::other("bound socket has no IP address"))?;
-        Ok(Conn { sock, local })
+        Ok(Conn {
+            sock,
+            local,
+            isn: None,
+            sent: 0,
+        })
+    }
+
+    /// Tell the registry which sequence numbers the connection has used, once its ISN is
+    /// known: errors quoting others are not attributed. Call after each `register`.
+    fn seq_window(&self, conn: &Conn) {
+        if let Some(isn) = conn.isn {
+            self.registry
+                .set_seq_window(conn.local.port(), isn, conn.seq_used());
+        }
+    }
+
+    /// Read the packet socket into `hs`; the first time it shows our SYN, the connection's
+    /// ISN is kept and its sequence window registered. While it has not, the registry is
+    /// told the window is unknown (errors waiting for it are judged by the 4-tuple).
+    fn watch_handshake(&self, conn: &mut Conn, hs: &mut Option<Handshake>) {
+        let (Some(tap), Some(hs)) = (self.wire.as_ref(), hs.as_mut()) else {
+            return;
+        };
+        tap.update(hs);
+        if conn.isn.is_none() {
+            match hs.isn() {
+                Some(isn) => {
+                    conn.isn = Some(isn);
+                    self.seq_window(conn);
+                }
+                None => self.registry.seq_window_unknown(conn.local.port()),
+            }
+        }
+    }
+
+    /// The handshake's times, once it completed: the wire's when the packet socket saw
+    /// both SYN and SYN-ACK, else the kernel's.
+    fn handshake_times(
+        &self,
+        conn: &mut Conn,
+        hs: &mut Option<Handshake>,
+        user: Duration,
+    ) -> Timed {
+        self.watch_handshake(conn, hs);
+        let fd = conn.sock.as_raw_fd();
+        Timed {
+            kernel: hs
+                .as_ref()
+                .and_then(Handshake::time)
+                .map(|d| (d, Clock::Wire))
+                .or_else(|| timing::handshake_rtt(fd).map(|d| (d, Clock::Kernel))),
+            user,
+        }
     }
 
     /// The first ICMP (or local) error on the socket's error queue; transmit timestamps
@@ -369,13 +436,14 @@ impl Pinger {
         let target = self.cfg.target;
         let mut result = PingResult::new(seq, Status::Timeout);
 
-        let conn = match self.conn.take() {
+        let mut conn = match self.conn.take() {
             Some(c) => {
                 self.registry.register(seq, c.local, target, start);
+                self.seq_window(&c);
                 c
             }
             None => {
-                let conn = match self.open_socket() {
+                let mut conn = match self.open_socket() {
                     Ok(c) => c,
                     Err(e) => {
                         result.status = Status::Error(format!("open socket: {}", describe_io(&e)));
@@ -383,7 +451,7 @@ impl Pinger {
                     }
                 };
                 self.registry.register(seq, conn.local, target, start);
-                match self.connect(&conn, deadline, start) {
+                match self.connect(&mut conn, deadline, start) {
                     Ok(Some(t)) => {
                         let (d, clock) = t.best();
                         result.connect = Some(d);
@@ -413,7 +481,7 @@ impl Pinger {
         }
 
         self.registry.set_phase(conn.local.port(), Phase::Echo);
-        let outcome = self.echo(&conn, seq, deadline, start);
+        let outcome = self.echo(&mut conn, seq, deadline, start);
         self.registry.unregister(conn.local.port());
         let (status, rtt) = outcome?;
         if let Some(t) = rtt {
@@ -433,24 +501,27 @@ impl Pinger {
     /// Connect. Ok(Some(handshake times)), Ok(None) when interrupted, Err(verdict) on failure.
     fn connect(
         &self,
-        conn: &Conn,
+        conn: &mut Conn,
         deadline: Instant,
         start: Instant,
     ) -> Result<Option<Timed>, Status> {
         let fd = conn.sock.as_raw_fd();
+        let mut hs = self
+            .wire
+            .as_ref()
+            .map(|_| Handshake::new(conn.local.port()));
+        if hs.is_some() {
+            // Errors about the SYN that arrive before we read its ISN wait for it.
+            self.registry.await_seq_window(conn.local.port());
+        }
         let t0 = Instant::now();
-        let port = conn.local.port();
-        let done = |user: Duration| Timed {
-            kernel: self
-                .wire
-                .as_ref()
-                .and_then(|w| w.handshake(port))
-                .map(|d| (d, Clock::Wire))
-                .or_else(|| timing::handshake_rtt(fd).map(|d| (d, Clock::Kernel))),
-            user,
-        };
-        match conn.sock.connect(&self.cfg.target.into()) {
-            Ok(()) => return Ok(Some(done(t0.elapsed()))),
+        let connected = conn.sock.connect(&self.cfg.target.into());
+        let took = t0.elapsed();
+        // The SYN has left: its copy is waiting on the packet socket, with our ISN. Read it
+        // at once, whatever connect() said: this settles the awaited window.
+        self.watch_handshake(conn, &mut hs);
+        match connected {
+            Ok(()) => return Ok(Some(self.handshake_times(conn, &mut hs, took))),
             Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
             Err(e) => return Err(self.socket_error(conn, e, Phase::Connect, start)),
         }
@@ -474,7 +545,7 @@ impl Pinger {
                 Ok(Waited::Ready(_)) => {
                     let took = t0.elapsed();
                     return match conn.sock.take_error() {
-                        Ok(None) => Ok(Some(done(took))),
+                        Ok(None) => Ok(Some(self.handshake_times(conn, &mut hs, took))),
                         Ok(Some(e)) | Err(e) => {
                             Err(self.socket_error(conn, e, Phase::Connect, start))
                         }
@@ -488,7 +559,7 @@ impl Pinger {
     /// when an answer (echo or LOST) came.
     fn echo(
         &mut self,
-        conn: &Conn,
+        conn: &mut Conn,
         seq: u64,
         deadline: Instant,
         start: Instant,
@@ -507,8 +578,13 @@ impl Pinger {
         }
         let sent_at = Instant::now();
         match conn.sock.send(request.as_bytes()) {
-            Ok(n) if n == request.len() => {}
-            Ok(_) => return Some((Status::Error("send: request only partly sent".into()), None)),
+            Ok(n) => {
+                conn.sent += n as u64;
+                self.seq_window(conn);
+                if n != request.len() {
+                    return Some((Status::Error("send: request only partly sent".into()), None));
+                }
+            }
             Err(e) => return Some((self.socket_error(conn, e, Phase::Echo, start), None)),
         }
         self.buf.clear();

@@ -104,6 +104,7 @@ struct JsonUnmatched {
     why: &'static str,
     quoted_src: Option<SocketAddr>,
     quoted_dst: Option<SocketAddr>,
+    quoted_seq: Option<u32>,
 }
 
 /// Writes events in the chosen format. Errors are write errors (a closed pipe).
@@ -272,6 +273,7 @@ impl<W: Write> Reporter<W> {
                     why: why.as_str(),
                     quoted_src: err.quoted.map(|q| q.src),
                     quoted_dst: err.quoted.map(|q| q.dst),
+                    quoted_seq: err.quoted.and_then(|q| q.seq),
                 };
                 serde_json::to_writer(&mut self.out, &ev)?;
                 self.out.write_all(b"\n")
@@ -279,7 +281,10 @@ impl<W: Write> Reporter<W> {
             Output::Human => {
                 let q = err
                     .quoted
-                    .map(|q| format!(", quoting {} -> {}", q.src, q.dst))
+                    .map(|q| match q.seq {
+                        Some(seq) => format!(", quoting {} -> {} seq {seq}", q.src, q.dst),
+                        None => format!(", quoting {} -> {}", q.src, q.dst),
+                    })
                     .unwrap_or_default();
                 writeln!(
                     self.out,
@@ -391,7 +396,7 @@ impl<W: Write> Reporter<W> {
         if unmatched > 0 {
             writeln!(
                 o,
-                "{unmatched} ICMP errors quoted none of our pings (other programs, ended pings or spoofed; -v shows them)"
+                "{unmatched} ICMP errors quoted none of our pings (other programs, ended pings, or spoofed: wrong ports or sequence numbers; -v shows them)"
             )?;
         }
         o.flush()

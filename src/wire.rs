@@ -5,6 +5,10 @@
 //! wire's own, without the TCP/IP stack's processing on either side. A classic BPF filter
 //! in the kernel passes only SYN segments to or from the target port, so unrelated traffic
 //! costs nothing. Without privileges the client falls back to the kernel's TCP_INFO figure.
+//!
+//! The same SYN carries our initial sequence number. A [`Handshake`] gathers what the
+//! socket saw of one connection over several reads: the ISN right after `connect()` (the
+//! outgoing SYN's copy is queued before the call returns), the timing once it completes.
 
 use std::io;
 use std::mem;
@@ -77,12 +81,23 @@ pub struct Syn {
     pub dst_port: u16,
     pub ack: bool,
     pub outgoing: bool,
+    /// The segment's sequence number: for our outgoing SYN, our ISN.
+    pub seq: u32,
     /// Kernel timestamp, since the Unix epoch.
     pub at: Duration,
 }
 
-/// Ports and flags of a TCP segment given from its IP header on.
-pub fn parse_syn(pkt: &[u8]) -> Option<(u16, u16, u8)> {
+/// The TCP header fields of a segment that `parse_syn` reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SynHeader {
+    pub src_port: u16,
+    pub dst_port: u16,
+    pub seq: u32,
+    pub flags: u8,
+}
+
+/// Ports, sequence number and flags of a TCP segment given from its IP header on.
+pub fn parse_syn(pkt: &[u8]) -> Option<SynHeader> {
     let tcp = match pkt.first()? >> 4 {
         4 => pkt.get(usize::from(pkt[0] & 0x0f) * 4..)?,
         6 => pkt.get(40..)?,
@@ -91,11 +106,73 @@ pub fn parse_syn(pkt: &[u8]) -> Option<(u16, u16, u8)> {
     if tcp.len() < 14 {
         return None;
     }
-    Some((
-        u16::from_be_bytes([tcp[0], tcp[1]]),
-        u16::from_be_bytes([tcp[2], tcp[3]]),
-        tcp[13],
-    ))
+    Some(SynHeader {
+        src_port: u16::from_be_bytes([tcp[0], tcp[1]]),
+        dst_port: u16::from_be_bytes([tcp[2], tcp[3]]),
+        seq: u32::from_be_bytes([tcp[4], tcp[5], tcp[6], tcp[7]]),
+        flags: tcp[13],
+    })
+}
+
+/// What the packet socket saw of the handshake of the connection from one local port,
+/// gathered over as many reads (`WireTap::update`) as it takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Handshake {
+    port: u16,
+    /// Our first SYN out, and how many left (a retransmission makes the timing ambiguous).
+    first_syn: Option<Duration>,
+    syns: u32,
+    /// The SYNs' sequence number; None after SYNs that disagree (a stale connection that
+    /// had the same port): then no ISN is trusted.
+    isn: Option<u32>,
+    isn_conflict: bool,
+    /// The first SYN-ACK in.
+    first_synack: Option<Duration>,
+}
+
+impl Handshake {
+    pub fn new(port: u16) -> Self {
+        Handshake {
+            port,
+            first_syn: None,
+            syns: 0,
+            isn: None,
+            isn_conflict: false,
+            first_synack: None,
+        }
+    }
+
+    /// Take one segment into account; those of other connections are ignored.
+    pub fn observe(&mut self, s: &Syn) {
+        if s.outgoing && !s.ack && s.src_port == self.port {
+            self.syns += 1;
+            self.first_syn = self.first_syn.or(Some(s.at));
+            match self.isn {
+                None if !self.isn_conflict => self.isn = Some(s.seq),
+                Some(isn) if isn != s.seq => {
+                    self.isn = None;
+                    self.isn_conflict = true;
+                }
+                _ => {}
+            }
+        } else if !s.outgoing && s.ack && s.dst_port == self.port {
+            self.first_synack = self.first_synack.or(Some(s.at));
+        }
+    }
+
+    /// Our initial sequence number, once our SYN was seen.
+    pub fn isn(&self) -> Option<u32> {
+        self.isn
+    }
+
+    /// First SYN out to first SYN-ACK in. None when either was not seen (or SYNs were
+    /// retransmitted).
+    pub fn time(&self) -> Option<Duration> {
+        match (self.first_syn, self.first_synack) {
+            (Some(a), Some(b)) if self.syns == 1 && b >= a => Some(b - a),
+            _ => None,
+        }
+    }
 }
 
 /// The packet socket.
@@ -162,35 +239,24 @@ impl WireTap {
                 }
             });
             let Ok(n) = got else { return };
-            let (Some((src_port, dst_port, flags)), Some(at)) = (parse_syn(&buf[..n]), at) else {
+            let (Some(h), Some(at)) = (parse_syn(&buf[..n]), at) else {
                 continue;
             };
             f(Syn {
-                src_port,
-                dst_port,
-                ack: flags & 0x10 != 0,
+                src_port: h.src_port,
+                dst_port: h.dst_port,
+                ack: h.flags & 0x10 != 0,
                 outgoing: from.sll_pkttype == PACKET_OUTGOING,
+                seq: h.seq,
                 at,
             });
         }
     }
 
-    /// The handshake of the connection from local port `port` as the wire saw it: first SYN
-    /// out to first SYN-ACK in. None when either was not seen (or SYNs were retransmitted).
-    pub fn handshake(&self, port: u16) -> Option<Duration> {
-        let (mut syn, mut synack, mut syns) = (None, None, 0);
-        self.drain(|s| {
-            if s.outgoing && !s.ack && s.src_port == port {
-                syns += 1;
-                syn = syn.or(Some(s.at));
-            } else if !s.outgoing && s.ack && s.dst_port == port {
-                synack = synack.or(Some(s.at));
-            }
-        });
-        match (syn, synack) {
-            (Some(a), Some(b)) if syns == 1 && b >= a => Some(b - a),
-            _ => None,
-        }
+    /// Read every waiting packet into `hs`: the connection's ISN as soon as its SYN has
+    /// left, its handshake time (`Handshake::time`) once the SYN-ACK is in.
+    pub fn update(&self, hs: &mut Handshake) {
+        self.drain(|s| hs.observe(&s));
     }
 }
 
@@ -227,20 +293,97 @@ mod tests {
         assert_eq!(f.last().unwrap().code, RET);
     }
 
+    fn hdr(src_port: u16, dst_port: u16, seq: u32, flags: u8) -> Option<SynHeader> {
+        Some(SynHeader {
+            src_port,
+            dst_port,
+            seq,
+            flags,
+        })
+    }
+
     #[test]
     fn syn_ports_and_flags() {
-        // IPv4 header (IHL 5) + TCP 40000 -> 12001, flags SYN.
+        // IPv4 header (IHL 5) + TCP 40000 -> 12001, seq 1, flags SYN.
         let mut v4 = vec![
             0x45, 0, 0, 40, 0, 0, 0x40, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
         ];
         v4.extend_from_slice(&[0x9c, 0x40, 0x2e, 0xe1, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x02]);
-        assert_eq!(parse_syn(&v4), Some((40000, 12001, 0x02)));
+        assert_eq!(parse_syn(&v4), hdr(40000, 12001, 1, 0x02));
         assert_eq!(parse_syn(&v4[..30]), None);
         let mut v6 = vec![0x60; 1];
         v6.extend_from_slice(&[0; 39]);
         v6.extend_from_slice(&[0x2e, 0xe1, 0x9c, 0x40, 0, 0, 0, 1, 0, 0, 0, 2, 0x50, 0x12]);
-        assert_eq!(parse_syn(&v6), Some((12001, 40000, 0x12)));
+        assert_eq!(parse_syn(&v6), hdr(12001, 40000, 1, 0x12));
         assert_eq!(parse_syn(&[0x20, 1, 2]), None);
         assert_eq!(parse_syn(&[]), None);
+    }
+
+    fn unhex(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn the_isn_of_real_syns() {
+        // Real SYNs, as they left a Linux client: the packets quoted in full by the
+        // captured errors v4_host_unreach and v6_admin_prohib of
+        // tests/fixtures/icmp-captured.txt (from byte 28 and byte 8 of those captures; the
+        // routers decremented the TTL / hop limit). The ISNs are bytes 4..8 of the TCP
+        // header: 85 1b 52 48 and fb 27 c4 33.
+        let v4 = unhex(concat!(
+            "4500003c046b40003f061ebc0ac901020ac90202a0290051851b524800000000",
+            "a002faf018c40000020405b40402080ae5c5cec7000000000103030a"
+        ));
+        assert_eq!(parse_syn(&v4), hdr(41001, 81, 0x851b_5248, 0x02));
+        let v6 = unhex(concat!(
+            "6001cc3a0028063ffd010001000000000000000000000002fd01000200000000",
+            "0000000000000002a4110053fb27c43300000000a002fd20fa380000020405a0",
+            "0402080ad3428bf8000000000103030a"
+        ));
+        assert_eq!(parse_syn(&v6), hdr(42001, 83, 0xfb27_c433, 0x02));
+    }
+
+    fn syn(src_port: u16, dst_port: u16, ack: bool, outgoing: bool, seq: u32, ms: u64) -> Syn {
+        Syn {
+            src_port,
+            dst_port,
+            ack,
+            outgoing,
+            seq,
+            at: Duration::from_millis(ms),
+        }
+    }
+
+    #[test]
+    fn the_isn_is_known_before_the_handshake_completes_and_the_time_after() {
+        let mut hs = Handshake::new(40000);
+        // Another connection's SYN and SYN-ACK, and our SYN's incoming loopback copy.
+        hs.observe(&syn(40001, 12001, false, true, 7, 1));
+        hs.observe(&syn(12001, 40001, true, false, 9, 2));
+        hs.observe(&syn(40000, 12001, false, false, 5, 3));
+        assert_eq!((hs.isn(), hs.time()), (None, None));
+        // Our SYN leaves: the ISN is known at once, the time only with the SYN-ACK.
+        hs.observe(&syn(40000, 12001, false, true, 0xfeed_f00d, 10));
+        assert_eq!((hs.isn(), hs.time()), (Some(0xfeed_f00d), None));
+        hs.observe(&syn(12001, 40000, true, false, 1234, 13));
+        hs.observe(&syn(12001, 40000, true, false, 1234, 20)); // a repeated SYN-ACK
+        assert_eq!(hs.isn(), Some(0xfeed_f00d));
+        assert_eq!(hs.time(), Some(Duration::from_millis(3)));
+        // A retransmitted SYN keeps the ISN but makes the time ambiguous, as before.
+        hs.observe(&syn(40000, 12001, false, true, 0xfeed_f00d, 1010));
+        assert_eq!((hs.isn(), hs.time()), (Some(0xfeed_f00d), None));
+    }
+
+    #[test]
+    fn syns_that_disagree_give_no_isn() {
+        // A stale SYN of an earlier connection on the same port, then ours.
+        let mut hs = Handshake::new(40000);
+        hs.observe(&syn(40000, 12001, false, true, 100, 1));
+        hs.observe(&syn(40000, 12001, false, true, 200, 2));
+        hs.observe(&syn(40000, 12001, false, true, 100, 3));
+        assert_eq!(hs.isn(), None);
     }
 }

@@ -10,6 +10,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
+use rand::{Rng, SeedableRng};
 
 fn checksum(b: &[u8]) -> u16 {
     let mut sum: u32 = b
@@ -22,8 +23,9 @@ fn checksum(b: &[u8]) -> u16 {
     !(sum as u16)
 }
 
-/// An ICMPv4 error (type/code) quoting a TCP segment src -> dst, as a router would send it.
-fn icmp_quoting(t: u8, c: u8, src: SocketAddrV4, dst: SocketAddrV4) -> Vec<u8> {
+/// An ICMPv4 error (type/code) quoting a TCP segment src -> dst with sequence number `seq`,
+/// as a router would send it.
+fn icmp_quoting(t: u8, c: u8, src: SocketAddrV4, dst: SocketAddrV4, seq: u32) -> Vec<u8> {
     let mut ip = vec![0x45, 0, 0, 40, 0x12, 0x34, 0x40, 0, 64, 6, 0, 0];
     ip.extend_from_slice(&src.ip().octets());
     ip.extend_from_slice(&dst.ip().octets());
@@ -32,13 +34,20 @@ fn icmp_quoting(t: u8, c: u8, src: SocketAddrV4, dst: SocketAddrV4) -> Vec<u8> {
     let mut tcp = Vec::new();
     tcp.extend_from_slice(&src.port().to_be_bytes());
     tcp.extend_from_slice(&dst.port().to_be_bytes());
-    tcp.extend_from_slice(&0x0bad_f00du32.to_be_bytes());
+    tcp.extend_from_slice(&seq.to_be_bytes());
     let mut m = vec![t, c, 0, 0, 0, 0, 0, 0];
     m.extend(ip);
     m.extend(tcp);
     let sum = checksum(&m);
     m[2..4].copy_from_slice(&sum.to_be_bytes());
     m
+}
+
+/// Every client's raw socket sees every forged error on loopback: the tests that forge
+/// them and count the unmatched ones run one at a time.
+fn forging_alone() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn send_icmp(msg: &[u8]) {
@@ -54,32 +63,112 @@ fn send_icmp(msg: &[u8]) {
 
 /// Wait for the server to log a message and return the client's port from it.
 fn client_port_from_log(srv: &ServerProc) -> u16 {
+    client_port_after_requests(srv, 1)
+}
+
+/// Wait until the server has logged `n` messages; the client's port from the last.
+fn client_port_after_requests(srv: &ServerProc, n: usize) -> u16 {
     let t = Instant::now();
     loop {
         let log = srv.log_text();
-        if let Some(line) = log
+        let got: Vec<&str> = log
             .lines()
-            .find(|l| l.starts_with("Message sent by client"))
-        {
-            let port = line.rsplit(", ").next().unwrap().trim_end_matches(')');
+            .filter(|l| l.starts_with("Message sent by client"))
+            .collect();
+        if got.len() >= n {
+            let port = got[n - 1]
+                .rsplit(", ")
+                .next()
+                .unwrap()
+                .trim_end_matches(')');
             return port.parse().unwrap();
         }
         assert!(
             t.elapsed() < Duration::from_secs(5),
-            "no request reached the server: {log}"
+            "{n} requests did not reach the server: {log}"
         );
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+const SYN: u8 = 0x02;
+const ACK: u8 = 0x10;
+
+/// A TCP segment seen on loopback.
+#[derive(Clone, Copy, Debug)]
+struct Seg {
+    src_port: u16,
+    dst_port: u16,
+    seq: u32,
+    flags: u8,
+    /// Payload bytes.
+    len: usize,
+}
+
+/// The test's own view of the TCP segments on loopback, independent of the client's packet
+/// socket: a raw IPPROTO_TCP socket gets a copy of every TCP segment delivered locally.
+struct Sniffer(socket2::Socket);
+
+impl Sniffer {
+    fn open() -> Sniffer {
+        let s = socket2::Socket::new(
+            socket2::Domain::IPV4,
+            socket2::Type::RAW,
+            Some(socket2::Protocol::TCP),
+        )
+        .unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        Sniffer(s)
+    }
+
+    /// The next segment to `dst_port` that `want` accepts (earlier ones are passed over).
+    fn wait_for(&self, dst_port: u16, want: impl Fn(&Seg) -> bool) -> Seg {
+        let t = Instant::now();
+        let mut buf = vec![0u8; 65536];
+        while t.elapsed() < Duration::from_secs(5) {
+            let Ok(n) = (&self.0).read(&mut buf) else {
+                continue;
+            };
+            let b = &buf[..n];
+            let ihl = usize::from(b[0] & 0x0f) * 4;
+            let total = usize::from(u16::from_be_bytes([b[2], b[3]]));
+            let tcp = &b[ihl..];
+            let seg = Seg {
+                src_port: u16::from_be_bytes([tcp[0], tcp[1]]),
+                dst_port: u16::from_be_bytes([tcp[2], tcp[3]]),
+                seq: u32::from_be_bytes([tcp[4], tcp[5], tcp[6], tcp[7]]),
+                flags: tcp[13],
+                len: total - ihl - usize::from(tcp[12] >> 4) * 4,
+            };
+            if seg.dst_port == dst_port && want(&seg) {
+                return seg;
+            }
+        }
+        panic!("no such segment to port {dst_port} within 5 s");
+    }
+
+    /// The client's SYN to `dst_port`, then its first data segment (the request).
+    fn syn_and_request(&self, dst_port: u16) -> (Seg, Seg) {
+        let syn = self.wait_for(dst_port, |s| s.flags & (SYN | ACK) == SYN);
+        let data = self.wait_for(dst_port, |s| s.src_port == syn.src_port && s.len > 0);
+        assert_eq!(data.seq, syn.seq.wrapping_add(1), "{syn:?} {data:?}");
+        (syn, data)
+    }
+}
+
+const OTHER_SEQUENCE: &str = "quotes our connection with a sequence number we never sent (forged?)";
 
 #[test]
 fn an_icmp_error_quoting_the_ping_concludes_it_at_once_and_a_spoofed_one_does_not() {
     if !need_root("raw ICMP capture on loopback") {
         return;
     }
+    let _alone = forging_alone();
     // The server swallows the request: the ping waits for its echo.
     let srv = ServerProc::start(&["--loss", "1", "--loss-mode", "silent"]);
     let srv_addr = SocketAddrV4::new(Ipv4Addr::LOCALHOST, srv.addr.port());
+    let sniff = Sniffer::open();
     let child = Command::new(BIN)
         .args([&srv.addr.to_string(), "-n", "1", "-W", "5", "--json", "-v"])
         .stdin(Stdio::null())
@@ -87,7 +176,9 @@ fn an_icmp_error_quoting_the_ping_concludes_it_at_once_and_a_spoofed_one_does_no
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    let (_, request) = sniff.syn_and_request(srv.addr.port());
     let port = client_port_from_log(&srv);
+    assert_eq!(port, request.src_port);
     let t = Instant::now();
     // First a spoofed error: right addresses, a port of no ping. Never attributed.
     send_icmp(&icmp_quoting(
@@ -95,6 +186,7 @@ fn an_icmp_error_quoting_the_ping_concludes_it_at_once_and_a_spoofed_one_does_no
         1,
         SocketAddrV4::new(Ipv4Addr::LOCALHOST, port ^ 1),
         srv_addr,
+        request.seq,
     ));
     // Another: right port, wrong destination port.
     send_icmp(&icmp_quoting(
@@ -102,13 +194,16 @@ fn an_icmp_error_quoting_the_ping_concludes_it_at_once_and_a_spoofed_one_does_no
         1,
         SocketAddrV4::new(Ipv4Addr::LOCALHOST, port),
         SocketAddrV4::new(Ipv4Addr::LOCALHOST, 9),
+        request.seq,
     ));
-    // Then the real thing: communication administratively prohibited about our segment.
+    // Then the real thing: communication administratively prohibited about our request
+    // segment, quoting its sequence number as a router would.
     send_icmp(&icmp_quoting(
         3,
         13,
         SocketAddrV4::new(Ipv4Addr::LOCALHOST, port),
         srv_addr,
+        request.seq,
     ));
     let out = child.wait_with_output().unwrap();
     let took = t.elapsed();
@@ -140,6 +235,222 @@ fn an_icmp_error_quoting_the_ping_concludes_it_at_once_and_a_spoofed_one_does_no
         2,
         "-v shows the errors that are not ours: {v:?}"
     );
+}
+
+#[test]
+fn an_icmp_error_quoting_our_four_tuple_with_a_wrong_sequence_number_is_not_attributed() {
+    if !need_root("raw ICMP capture on loopback") {
+        return;
+    }
+    let _alone = forging_alone();
+    // The server swallows the request: the ping waits for its echo until the timeout.
+    let srv = ServerProc::start(&["--loss", "1", "--loss-mode", "silent"]);
+    let srv_addr = SocketAddrV4::new(Ipv4Addr::LOCALHOST, srv.addr.port());
+    let sniff = Sniffer::open();
+    let child = Command::new(BIN)
+        .args([&srv.addr.to_string(), "-n", "1", "-W", "2", "--json", "-v"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (syn, request) = sniff.syn_and_request(srv.addr.port());
+    let port = client_port_from_log(&srv);
+    assert_eq!(port, syn.src_port);
+    let ours = SocketAddrV4::new(Ipv4Addr::LOCALHOST, port);
+    // The exact 4-tuple of the ping in flight, as an off-path forger who guessed the port
+    // would send it: one sequence number before our ISN, and one far beyond what we sent.
+    let wrong = [syn.seq.wrapping_sub(1), request.seq.wrapping_add(100_000)];
+    send_icmp(&icmp_quoting(3, 1, ours, srv_addr, wrong[0]));
+    send_icmp(&icmp_quoting(3, 13, ours, srv_addr, wrong[1]));
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("CAP_NET_RAW"), "capture was off: {err}");
+    let v = json_lines(&out);
+    let p = pings(&v);
+    assert_eq!(p.len(), 1, "{v:?}");
+    assert_eq!(
+        p[0]["status"], "timeout",
+        "a forged error was attributed: {}",
+        p[0]
+    );
+    assert!(p[0]["icmp"].is_null(), "{}", p[0]);
+    let s = summary(&v);
+    assert_eq!(
+        (s["unmatched_icmp"].as_u64(), s["icmp"].as_u64()),
+        (Some(2), Some(0)),
+        "{s}"
+    );
+    let unmatched: Vec<_> = v.iter().filter(|e| e["type"] == "unmatched_icmp").collect();
+    assert_eq!(unmatched.len(), 2, "{v:?}");
+    for (u, seq) in unmatched.iter().zip(wrong) {
+        assert_eq!(u["why"], OTHER_SEQUENCE, "{u}");
+        assert_eq!(u["quoted_src"], format!("127.0.0.1:{port}"), "{u}");
+        assert_eq!(u["quoted_seq"].as_u64(), Some(u64::from(seq)), "{u}");
+    }
+}
+
+#[test]
+fn during_the_handshake_only_an_error_quoting_our_isn_is_attributed() {
+    if !need_root("raw ICMP capture on loopback") {
+        return;
+    }
+    let _alone = forging_alone();
+    // A listener with backlog 0 whose accept queue one connection fills: Linux drops the
+    // next SYN (ListenOverflows), so the client's connect waits, its SYN unanswered.
+    let listener =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    listener.bind(&any.into()).unwrap();
+    listener.listen(0).unwrap();
+    let target = listener.local_addr().unwrap().as_socket_ipv4().unwrap();
+    let filler = std::net::TcpStream::connect(target).unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    let sniff = Sniffer::open();
+    let child = Command::new(BIN)
+        .args([&target.to_string(), "-n", "1", "-W", "5", "--json", "-v"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let filler_port = filler.local_addr().unwrap().port();
+    let syn = sniff.wait_for(target.port(), |s| {
+        s.flags & (SYN | ACK) == SYN && s.src_port != filler_port
+    });
+    // The client reads its SYN's copy from its packet socket as soon as connect() returns;
+    // give it ample time to register the window (the SYN is retransmitted only after 1 s).
+    std::thread::sleep(Duration::from_millis(300));
+    let ours = SocketAddrV4::new(Ipv4Addr::LOCALHOST, syn.src_port);
+    let t = Instant::now();
+    // The exact 4-tuple, a sequence number that is not our SYN's: not ours.
+    let wrong = syn.seq.wrapping_add(100_000);
+    send_icmp(&icmp_quoting(3, 1, ours, target, wrong));
+    // Our SYN as a router would quote it: its sequence number is our ISN.
+    send_icmp(&icmp_quoting(3, 13, ours, target, syn.seq));
+    let out = child.wait_with_output().unwrap();
+    let took = t.elapsed();
+    drop(filler);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("CAP_NET_RAW"), "capture was off: {err}");
+    let v = json_lines(&out);
+    let p = pings(&v);
+    assert_eq!(p.len(), 1, "{v:?}");
+    assert_eq!(p[0]["status"], "icmp", "{}", p[0]);
+    let icmp = &p[0]["icmp"];
+    assert_eq!(
+        (icmp["type"].as_u64(), icmp["code"].as_u64()),
+        (Some(3), Some(13)),
+        "the forged 3/1 was attributed: {icmp}"
+    );
+    assert_eq!(
+        (icmp["phase"].as_str(), icmp["source"].as_str()),
+        (Some("connect"), Some("raw"))
+    );
+    assert!(
+        took < Duration::from_secs(3),
+        "waited for the timeout: {took:?}"
+    );
+    let s = summary(&v);
+    assert_eq!(
+        (s["unmatched_icmp"].as_u64(), s["icmp"].as_u64()),
+        (Some(1), Some(1)),
+        "{s}"
+    );
+    let unmatched: Vec<_> = v.iter().filter(|e| e["type"] == "unmatched_icmp").collect();
+    assert_eq!(unmatched.len(), 1, "{v:?}");
+    assert_eq!(unmatched[0]["why"], OTHER_SEQUENCE);
+    assert_eq!(unmatched[0]["quoted_seq"].as_u64(), Some(u64::from(wrong)));
+}
+
+#[test]
+fn a_persistent_connection_checks_the_sequence_window_of_each_ping() {
+    if !need_root("raw ICMP capture on loopback") {
+        return;
+    }
+    let _alone = forging_alone();
+    // A seed whose first request is answered and whose second is swallowed: ping 2, on the
+    // connection ping 1 opened, waits for its echo. The server draws one decision per
+    // request from ChaCha8 seeded with --seed.
+    let seed = (0u64..)
+        .find(|&s| {
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(s);
+            !rng.gen_bool(0.5) && rng.gen_bool(0.5)
+        })
+        .unwrap();
+    let srv = ServerProc::start(&[
+        "--loss",
+        "0.5",
+        "--loss-mode",
+        "silent",
+        "--seed",
+        &seed.to_string(),
+    ]);
+    let srv_addr = SocketAddrV4::new(Ipv4Addr::LOCALHOST, srv.addr.port());
+    let sniff = Sniffer::open();
+    let child = Command::new(BIN)
+        .args([
+            &srv.addr.to_string(),
+            "--persistent",
+            "-n",
+            "2",
+            "-i",
+            "0.2",
+            "-W",
+            "5",
+            "--json",
+            "-v",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (syn, first) = sniff.syn_and_request(srv.addr.port());
+    let second = sniff.wait_for(srv.addr.port(), |s| s.src_port == syn.src_port && s.len > 0);
+    assert_eq!(second.seq, first.seq.wrapping_add(first.len as u32));
+    let port = client_port_after_requests(&srv, 2);
+    assert_eq!(port, syn.src_port, "one connection for both pings");
+    let ours = SocketAddrV4::new(Ipv4Addr::LOCALHOST, port);
+    let t = Instant::now();
+    // Ping 2's 4-tuple, a sequence number beyond anything sent: not ours.
+    let wrong = second.seq.wrapping_add(100_000);
+    send_icmp(&icmp_quoting(3, 1, ours, srv_addr, wrong));
+    // Ping 2's request as a router would quote it: ISN + 1 + ping 1's bytes, ours.
+    send_icmp(&icmp_quoting(3, 13, ours, srv_addr, second.seq));
+    let out = child.wait_with_output().unwrap();
+    let took = t.elapsed();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("CAP_NET_RAW"), "capture was off: {err}");
+    let v = json_lines(&out);
+    let p = pings(&v);
+    assert_eq!(p.len(), 2, "{v:?}");
+    assert_eq!(p[0]["status"], "reply", "seed {seed}: {}", p[0]);
+    assert_eq!(p[1]["status"], "icmp", "{}", p[1]);
+    let icmp = &p[1]["icmp"];
+    assert_eq!(
+        (icmp["type"].as_u64(), icmp["code"].as_u64()),
+        (Some(3), Some(13)),
+        "{icmp}"
+    );
+    assert_eq!(
+        (icmp["phase"].as_str(), icmp["source"].as_str()),
+        (Some("echo"), Some("raw"))
+    );
+    assert!(
+        took < Duration::from_secs(3),
+        "waited for the timeout: {took:?}"
+    );
+    let s = summary(&v);
+    assert_eq!(
+        (s["unmatched_icmp"].as_u64(), s["icmp"].as_u64()),
+        (Some(1), Some(1)),
+        "{s}"
+    );
+    let unmatched: Vec<_> = v.iter().filter(|e| e["type"] == "unmatched_icmp").collect();
+    assert_eq!(unmatched.len(), 1, "{v:?}");
+    assert_eq!(unmatched[0]["why"], OTHER_SEQUENCE);
+    assert_eq!(unmatched[0]["quoted_seq"].as_u64(), Some(u64::from(wrong)));
 }
 
 #[test]

@@ -3,11 +3,20 @@
 //! Every ping binds its own local port before its SYN leaves and is registered under it.
 //! An ICMP error is attributed to a ping only when the TCP header it quotes carries that
 //! ping's exact 4-tuple: our source address and port, the target's address and port.
+//!
+//! When the ping's initial sequence number is known (the packet socket saw its SYN leave,
+//! see `wire`), the quoted sequence number must also be one the connection has used, from
+//! the ISN to the ISN plus the SYN and every byte sent, as Linux's tcp_v4_err /
+//! tcp_v6_err check it (there between snd_una and snd_nxt): an off-path forger who guessed
+//! the port still has to guess a sequence number within that window. The ISN is read right
+//! after `connect()` returns, but an error can be handled sooner (on a fast path the router's
+//! answer is processed while `connect()` is still in the kernel): an error quoting a ping
+//! whose ISN is awaited waits for it, up to `AWAIT_ISN`.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use super::parse::IcmpError;
@@ -88,6 +97,9 @@ pub enum Unmatched {
     OtherSource,
     /// It quotes a ping of ours that has already ended (a late copy, or a retransmission).
     Late,
+    /// It quotes a ping's exact 4-tuple, but a sequence number outside what that connection
+    /// has sent (forged by someone who guessed the port, or a stale connection's segment).
+    OtherSequence,
 }
 
 impl Unmatched {
@@ -98,6 +110,9 @@ impl Unmatched {
             Unmatched::NoSuchPing => "quotes a port of no current ping",
             Unmatched::OtherSource => "quotes another source address",
             Unmatched::Late => "quotes a ping that already ended",
+            Unmatched::OtherSequence => {
+                "quotes our connection with a sequence number we never sent (forged?)"
+            }
         }
     }
 }
@@ -116,7 +131,24 @@ struct Probe {
     started: Instant,
     phase: Phase,
     report: Option<IcmpReport>,
+    window: Window,
 }
+
+/// What is known of the sequence numbers a ping's connection has used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Window {
+    /// Nothing (no packet socket, or it missed the SYN): the 4-tuple decides.
+    Unknown,
+    /// The SYN is leaving; its ISN will be read as soon as `connect()` returns.
+    Awaited,
+    /// From our ISN to `isn + used` (1 for the SYN plus every data byte sent).
+    Known { isn: u32, used: u32 },
+}
+
+/// How long an error quoting a ping whose ISN is awaited waits for it, by default (the
+/// ping thread reads it microseconds after the SYN left; this bounds a descheduled thread).
+/// Past it the 4-tuple decides.
+pub const AWAIT_ISN: Duration = Duration::from_millis(20);
 
 /// How many unattributed errors are kept for `-v`.
 const UNMATCHED_KEPT: usize = 256;
@@ -127,6 +159,13 @@ const ENDED_KEPT: usize = 64;
 #[derive(Debug)]
 pub struct Registry {
     probes: Mutex<HashMap<u16, Probe>>,
+    /// Signalled when an awaited window is settled.
+    window_settled: Condvar,
+    /// Errors waiting on `window_settled` (changed only with `probes` locked): a window
+    /// settles for every ping, a wake-up system call is only worth it when one waits.
+    waiters: AtomicUsize,
+    /// How long an error waits for an awaited window (`AWAIT_ISN`).
+    isn_wait: Duration,
     /// Whether unattributed errors are kept for `-v` (not worth the copies otherwise).
     keep_unmatched: bool,
     unmatched_log: Mutex<VecDeque<(IcmpError, Unmatched)>>,
@@ -140,6 +179,9 @@ impl Default for Registry {
     fn default() -> Self {
         Registry {
             probes: Mutex::default(),
+            window_settled: Condvar::new(),
+            waiters: AtomicUsize::new(0),
+            isn_wait: AWAIT_ISN,
             keep_unmatched: true,
             unmatched_log: Mutex::default(),
             unmatched: AtomicU64::default(),
@@ -160,6 +202,13 @@ impl Registry {
         self
     }
 
+    /// How long an error quoting a ping whose ISN is awaited waits for it (default
+    /// `AWAIT_ISN`).
+    pub fn with_isn_wait(mut self, wait: Duration) -> Self {
+        self.isn_wait = wait;
+        self
+    }
+
     /// Register a ping before its first packet leaves (or re-register a persistent
     /// connection for the next ping).
     pub fn register(&self, seq: u64, local: SocketAddr, remote: SocketAddr, started: Instant) {
@@ -173,8 +222,50 @@ impl Registry {
                 started,
                 phase: Phase::Connect,
                 report: None,
+                window: Window::Unknown,
             },
         );
+    }
+
+    /// The ping's SYN is about to leave and the packet socket will show its ISN: errors
+    /// quoting the ping wait (up to `AWAIT_ISN`) for `set_seq_window` or
+    /// `seq_window_unknown`, which the caller must call as soon as `connect()` returns.
+    pub fn await_seq_window(&self, port: u16) {
+        self.settle(port, |_| Some(Window::Awaited));
+    }
+
+    /// The ISN could not be read (the packet socket did not see the SYN): errors waiting
+    /// for it, and later ones, are judged by the 4-tuple. A known window is kept.
+    pub fn seq_window_unknown(&self, port: u16) {
+        self.settle(port, |w| (w == Window::Awaited).then_some(Window::Unknown));
+    }
+
+    /// Change the window of the ping on `port` to what `f` says (None: keep it); wake the
+    /// errors waiting for it if it was awaited.
+    fn settle(&self, port: u16, f: impl FnOnce(Window) -> Option<Window>) {
+        let mut p = self.probes.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(probe) = p.get_mut(&port) else {
+            return;
+        };
+        let was = probe.window;
+        if let Some(w) = f(was) {
+            probe.window = w;
+        }
+        let wake = was == Window::Awaited && self.waiters.load(Ordering::Relaxed) > 0;
+        drop(p);
+        if wake {
+            self.window_settled.notify_all();
+        }
+    }
+
+    /// The sequence numbers the ping's connection has used: `isn` (our SYN's) up to
+    /// `isn + used` (`used` = 1 for the SYN + the data bytes sent so far). Errors quoting
+    /// its 4-tuple with a sequence number outside that window are not attributed. Until this
+    /// is called for a registration (unprivileged: no packet socket; or the SYN was missed)
+    /// the 4-tuple alone decides (after `await_seq_window`, errors wait for it first).
+    /// `register` forgets the window: a persistent connection sets it again for each ping.
+    pub fn set_seq_window(&self, port: u16, isn: u32, used: u32) {
+        self.settle(port, |_| Some(Window::Known { isn, used }));
     }
 
     pub fn set_phase(&self, port: u16, phase: Phase) {
@@ -230,6 +321,19 @@ impl Registry {
             return Match::Unmatched(Unmatched::NotTcp);
         };
         let mut probes = self.probes.lock().unwrap_or_else(|e| e.into_inner());
+        let awaited = |p: &mut HashMap<u16, Probe>| {
+            p.get(&q.src.port())
+                .is_some_and(|probe| probe.window == Window::Awaited)
+        };
+        if awaited(&mut probes) {
+            self.waiters.fetch_add(1, Ordering::Relaxed);
+            probes = self
+                .window_settled
+                .wait_timeout_while(probes, self.isn_wait, awaited)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+            self.waiters.fetch_sub(1, Ordering::Relaxed);
+        }
         let Some(probe) = probes.get_mut(&q.src.port()) else {
             drop(probes);
             let ended = self.ended.lock().unwrap_or_else(|e| e.into_inner());
@@ -249,6 +353,13 @@ impl Registry {
         }
         if q.src.ip() != probe.local.ip() && !probe.local.ip().is_unspecified() {
             return Match::Unmatched(Unmatched::OtherSource);
+        }
+        // Inclusive at the top, as Linux's between(seq, snd_una, snd_nxt): an error about
+        // the first segment of a send may arrive before the window is widened for it.
+        if let (Some(seq), Window::Known { isn, used }) = (q.seq, probe.window) {
+            if seq.wrapping_sub(isn) > used {
+                return Match::Unmatched(Unmatched::OtherSequence);
+            }
         }
         // The first error decides; a router may repeat itself for retransmissions.
         if probe.report.is_none() {

@@ -12,7 +12,8 @@
 //! The quoted ("invoking") packet inside an error is parsed laxly: it is usually cut short
 //! (RFC 792 only guarantees the IP header plus 8 bytes), its length field then exceeds what
 //! is present, and its checksums are never checked. TCP ports are read from the first four
-//! bytes of the quoted TCP header. Nothing in this module panics on any input.
+//! bytes of the quoted TCP header, the sequence number from the next four (when the quote
+//! reaches that far). Nothing in this module panics on any input.
 
 use std::fmt;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
@@ -23,14 +24,18 @@ use etherparse::{
     LaxIpv6Slice,
 };
 
-/// The TCP endpoints quoted inside an ICMP error (only the first 8 bytes of TCP are
-/// guaranteed; the ports are read from bytes 0..4).
+/// The TCP endpoints and sequence number quoted inside an ICMP error (only the first 8
+/// bytes of TCP are guaranteed; the ports are read from bytes 0..4, the sequence number
+/// from bytes 4..8).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QuotedTcp {
     /// Source of the quoted packet: our local address and port.
     pub src: SocketAddr,
     /// Destination of the quoted packet: the pinged address and port.
     pub dst: SocketAddr,
+    /// Sequence number of the quoted segment; None when the quote stops before it ends
+    /// (fewer than 8 bytes of TCP).
+    pub seq: Option<u32>,
 }
 
 /// An ICMP or ICMPv6 error message.
@@ -187,10 +192,21 @@ pub fn parse_icmpv6_message(buf: &[u8], from: Ipv6Addr) -> Result<Option<IcmpErr
     }))
 }
 
-/// Ports from the first four bytes of a quoted transport header.
-fn ports(transport: &[u8]) -> Option<(u16, u16)> {
-    match transport {
-        [a, b, c, d, ..] => Some((u16::from_be_bytes([*a, *b]), u16::from_be_bytes([*c, *d]))),
+/// Ports (bytes 0..4) and, when present, the sequence number (bytes 4..8) of a quoted TCP
+/// header.
+fn tcp_start(tcp: &[u8]) -> Option<(u16, u16, Option<u32>)> {
+    match tcp {
+        [a, b, c, d, rest @ ..] => {
+            let seq = match rest {
+                [e, f, g, h, ..] => Some(u32::from_be_bytes([*e, *f, *g, *h])),
+                _ => None,
+            };
+            Some((
+                u16::from_be_bytes([*a, *b]),
+                u16::from_be_bytes([*c, *d]),
+                seq,
+            ))
+        }
         _ => None,
     }
 }
@@ -212,9 +228,10 @@ fn quoted_v4(q: &[u8]) -> (Option<QuotedTcp>, Option<u8>) {
     if proto != IpNumber::TCP || header.fragments_offset().value() != 0 {
         return (None, Some(proto.0));
     }
-    let quoted = ports(payload.payload).map(|(sport, dport)| QuotedTcp {
+    let quoted = tcp_start(payload.payload).map(|(sport, dport, seq)| QuotedTcp {
         src: SocketAddr::new(IpAddr::V4(header.source_addr()), sport),
         dst: SocketAddr::new(IpAddr::V4(header.destination_addr()), dport),
+        seq,
     });
     (quoted, Some(proto.0))
 }
@@ -245,9 +262,10 @@ fn quoted_v6(q: &[u8]) -> (Option<QuotedTcp>, Option<u8>) {
         return (None, Some(proto.0));
     }
     let header = ip.header();
-    let quoted = ports(payload.payload).map(|(sport, dport)| QuotedTcp {
+    let quoted = tcp_start(payload.payload).map(|(sport, dport, seq)| QuotedTcp {
         src: SocketAddr::new(IpAddr::V6(header.source_addr()), sport),
         dst: SocketAddr::new(IpAddr::V6(header.destination_addr()), dport),
+        seq,
     });
     (quoted, Some(proto.0))
 }
@@ -682,17 +700,27 @@ mod tests {
             .expect("is an error")
     }
 
-    fn tcp4(sport: u16, dst: Ipv4Addr, dport: u16) -> Option<QuotedTcp> {
+    // The quoted sequence numbers passed to tcp4/tcp6 below were read by hand from the
+    // captured bytes above (python3: bytes.fromhex(capture), then the 4 bytes after the
+    // quoted ports): the SYN's ISN, or for frag needed / packet too big the data segment's
+    // sequence number. E.g. V4_HOST_UNREACH: outer IPv4 header 20 bytes + ICMP header 8,
+    // quoted IPv4 header 20 (IHL 5), so TCP starts at byte 48: ports a029 0051 (41001, 81),
+    // then seq 851b5248 at bytes 52..56. V4_TTL_EXCEEDED_IP_OPTIONS: both IHLs are 7, TCP
+    // at 64, seq bd15f6e8. V6_HOP_LIMIT_DSTOPTS: ICMPv6 8 + IPv6 40 + dst options 8, TCP at
+    // 56, seq e649987a.
+    fn tcp4(sport: u16, dst: Ipv4Addr, dport: u16, seq: u32) -> Option<QuotedTcp> {
         Some(QuotedTcp {
             src: SocketAddr::new(IpAddr::V4(CLIENT4), sport),
             dst: SocketAddr::new(IpAddr::V4(dst), dport),
+            seq: Some(seq),
         })
     }
 
-    fn tcp6(sport: u16, dst: Ipv6Addr, dport: u16) -> Option<QuotedTcp> {
+    fn tcp6(sport: u16, dst: Ipv6Addr, dport: u16, seq: u32) -> Option<QuotedTcp> {
         Some(QuotedTcp {
             src: SocketAddr::new(IpAddr::V6(CLIENT6), sport),
             dst: SocketAddr::new(IpAddr::V6(dst), dport),
+            seq: Some(seq),
         })
     }
 
@@ -725,7 +753,12 @@ mod tests {
     #[test]
     fn v4_host_unreachable() {
         let e = v4(V4_HOST_UNREACH);
-        assert_eq!(e, err4(ROUTER4, 3, 1, 0, tcp4(41001, SERVER4, 81)));
+        assert_eq!(
+            e,
+            err4(ROUTER4, 3, 1, 0, tcp4(41001, SERVER4, 81, 0x851b_5248))
+        );
+        // The quoted SYN's sequence number (its ISN): capture bytes 52..56, 85 1b 52 48.
+        assert_eq!(e.quoted.unwrap().seq, Some(2_233_160_264));
         assert_eq!(e.describe().reason, "destination host unreachable");
         assert_eq!(e.describe().title, "Destination Host Unreachable");
     }
@@ -733,7 +766,10 @@ mod tests {
     #[test]
     fn v4_net_unreachable() {
         let e = v4(V4_NET_UNREACH);
-        assert_eq!(e, err4(ROUTER4, 3, 0, 0, tcp4(41002, NOWHERE4, 80)));
+        assert_eq!(
+            e,
+            err4(ROUTER4, 3, 0, 0, tcp4(41002, NOWHERE4, 80, 0x46f4_3d86))
+        );
         assert_eq!(e.describe().reason, "destination network unreachable");
         assert_eq!(e.describe().title, "Destination Net Unreachable");
     }
@@ -741,7 +777,10 @@ mod tests {
     #[test]
     fn v4_admin_prohibited() {
         let e = v4(V4_ADMIN_PROHIB);
-        assert_eq!(e, err4(ROUTER4, 3, 13, 0, tcp4(41003, SERVER4, 83)));
+        assert_eq!(
+            e,
+            err4(ROUTER4, 3, 13, 0, tcp4(41003, SERVER4, 83, 0x7912_0358))
+        );
         assert_eq!(
             e.describe().reason,
             "communication administratively prohibited"
@@ -752,14 +791,20 @@ mod tests {
     #[test]
     fn v4_port_unreachable() {
         let e = v4(V4_PORT_UNREACH);
-        assert_eq!(e, err4(SERVER4, 3, 3, 0, tcp4(41004, SERVER4, 84)));
+        assert_eq!(
+            e,
+            err4(SERVER4, 3, 3, 0, tcp4(41004, SERVER4, 84, 0x3e5e_eefe))
+        );
         assert_eq!(e.describe().title, "Destination Port Unreachable");
     }
 
     #[test]
     fn v4_time_exceeded() {
         let e = v4(V4_TTL_EXCEEDED);
-        assert_eq!(e, err4(ROUTER4, 11, 0, 0, tcp4(41005, SERVER4, 80)));
+        assert_eq!(
+            e,
+            err4(ROUTER4, 11, 0, 0, tcp4(41005, SERVER4, 80, 0x0aec_f8d0))
+        );
         assert_eq!(e.describe().reason, "time to live exceeded in transit");
         assert_eq!(e.describe().title, "Time to live exceeded");
     }
@@ -767,7 +812,10 @@ mod tests {
     #[test]
     fn v4_fragmentation_needed() {
         let e = v4(V4_FRAG_NEEDED);
-        assert_eq!(e, err4(ROUTER4, 3, 4, 1400, tcp4(41006, SERVER4, 80)));
+        assert_eq!(
+            e,
+            err4(ROUTER4, 3, 4, 1400, tcp4(41006, SERVER4, 80, 0x8d4a_5285))
+        );
         assert_eq!(
             e.describe().reason,
             "fragmentation needed (next-hop MTU 1400)"
@@ -787,7 +835,10 @@ mod tests {
         let outer = usize::from(b[0] & 0x0f) * 4;
         assert_eq!(b[outer + 8] & 0x0f, 7, "quoted header has IHL 7");
         let e = v4(V4_TTL_EXCEEDED_IP_OPTIONS);
-        assert_eq!(e, err4(ROUTER4, 11, 0, 0, tcp4(41007, SERVER4, 80)));
+        assert_eq!(
+            e,
+            err4(ROUTER4, 11, 0, 0, tcp4(41007, SERVER4, 80, 0xbd15_f6e8))
+        );
     }
 
     #[test]
@@ -817,7 +868,10 @@ mod tests {
     #[test]
     fn v6_admin_prohibited() {
         let e = v6(V6_ADMIN_PROHIB, ROUTER6);
-        assert_eq!(e, err6(ROUTER6, 1, 1, 0, tcp6(42001, SERVER6, 83)));
+        assert_eq!(
+            e,
+            err6(ROUTER6, 1, 1, 0, tcp6(42001, SERVER6, 83, 0xfb27_c433))
+        );
         assert_eq!(
             e.describe().title,
             "Destination unreachable: Administratively prohibited"
@@ -827,7 +881,10 @@ mod tests {
     #[test]
     fn v6_no_route() {
         let e = v6(V6_NO_ROUTE, ROUTER6);
-        assert_eq!(e, err6(ROUTER6, 1, 0, 0, tcp6(42002, NOWHERE6, 80)));
+        assert_eq!(
+            e,
+            err6(ROUTER6, 1, 0, 0, tcp6(42002, NOWHERE6, 80, 0x54fb_7034))
+        );
         assert_eq!(e.describe().reason, "no route to destination");
         assert_eq!(e.describe().title, "Destination unreachable: No route");
     }
@@ -835,7 +892,10 @@ mod tests {
     #[test]
     fn v6_packet_too_big() {
         let e = v6(V6_PACKET_TOO_BIG, ROUTER6);
-        assert_eq!(e, err6(ROUTER6, 2, 0, 1280, tcp6(42003, SERVER6, 80)));
+        assert_eq!(
+            e,
+            err6(ROUTER6, 2, 0, 1280, tcp6(42003, SERVER6, 80, 0x3642_dac6))
+        );
         assert_eq!(e.describe().reason, "packet too big (MTU 1280)");
         assert_eq!(e.describe().title, "Packet too big: mtu=1280");
         assert_eq!(
@@ -848,7 +908,10 @@ mod tests {
     #[test]
     fn v6_hop_limit_exceeded() {
         let e = v6(V6_HOP_LIMIT, ROUTER6);
-        assert_eq!(e, err6(ROUTER6, 3, 0, 0, tcp6(42004, SERVER6, 80)));
+        assert_eq!(
+            e,
+            err6(ROUTER6, 3, 0, 0, tcp6(42004, SERVER6, 80, 0xd606_e43d))
+        );
         assert_eq!(e.describe().reason, "hop limit exceeded in transit");
         assert_eq!(e.describe().title, "Time exceeded: Hop limit");
     }
@@ -858,13 +921,19 @@ mod tests {
         let b = hex(V6_HOP_LIMIT_DSTOPTS);
         assert_eq!(b[8 + 6], 60, "quoted next header is destination options");
         let e = v6(V6_HOP_LIMIT_DSTOPTS, ROUTER6);
-        assert_eq!(e, err6(ROUTER6, 3, 0, 0, tcp6(42005, SERVER6, 80)));
+        assert_eq!(
+            e,
+            err6(ROUTER6, 3, 0, 0, tcp6(42005, SERVER6, 80, 0xe649_987a))
+        );
     }
 
     #[test]
     fn v6_port_unreachable() {
         let e = v6(V6_PORT_UNREACH, SERVER6);
-        assert_eq!(e, err6(SERVER6, 1, 4, 0, tcp6(42006, SERVER6, 84)));
+        assert_eq!(
+            e,
+            err6(SERVER6, 1, 4, 0, tcp6(42006, SERVER6, 84, 0xfcfd_6cf3))
+        );
         assert_eq!(
             e.describe().title,
             "Destination unreachable: Port unreachable"
@@ -895,7 +964,10 @@ mod tests {
         b[20] = 4;
         b[21] = 0;
         let e = parse_icmpv4_packet(&b).unwrap().unwrap();
-        assert_eq!(e, err4(ROUTER4, 4, 0, 0, tcp4(41001, SERVER4, 81)));
+        assert_eq!(
+            e,
+            err4(ROUTER4, 4, 0, 0, tcp4(41001, SERVER4, 81, 0x851b_5248))
+        );
         assert_eq!(e.describe().title, "Source Quench");
     }
 
@@ -907,7 +979,10 @@ mod tests {
             b[21] = code;
             b[24] = 20;
             let e = parse_icmpv4_packet(&b).unwrap().unwrap();
-            assert_eq!(e, err4(ROUTER4, 12, code, 20, tcp4(41001, SERVER4, 81)));
+            assert_eq!(
+                e,
+                err4(ROUTER4, 12, code, 20, tcp4(41001, SERVER4, 81, 0x851b_5248))
+            );
             assert_eq!(e.describe().title, "Parameter problem: pointer = 20");
         }
     }
@@ -920,7 +995,7 @@ mod tests {
             b[21] = code;
             let e = parse_icmpv4_packet(&b).unwrap().unwrap();
             assert_eq!((e.icmp_type, e.code), (t, code));
-            assert_eq!(e.quoted, tcp4(41006, SERVER4, 80));
+            assert_eq!(e.quoted, tcp4(41006, SERVER4, 80, 0x8d4a_5285));
             let d = e.describe();
             assert!(d.reason.contains(&format!("unknown code {code}")), "{d:?}");
         }
@@ -933,7 +1008,10 @@ mod tests {
         b[1] = 1;
         b[4..8].copy_from_slice(&40u32.to_be_bytes());
         let e = parse_icmpv6_message(&b, ROUTER6).unwrap().unwrap();
-        assert_eq!(e, err6(ROUTER6, 4, 1, 40, tcp6(42004, SERVER6, 80)));
+        assert_eq!(
+            e,
+            err6(ROUTER6, 4, 1, 40, tcp6(42004, SERVER6, 80, 0xd606_e43d))
+        );
         assert_eq!(
             e.describe().title,
             "Parameter problem: Unknown header at 40"
@@ -954,7 +1032,7 @@ mod tests {
         // an unassigned error type is still handed up (RFC 4443 2.4 (d))
         b[0] = 100;
         let e = parse_icmpv6_message(&b, ROUTER6).unwrap().unwrap();
-        assert_eq!(e.quoted, tcp6(42002, NOWHERE6, 80));
+        assert_eq!(e.quoted, tcp6(42002, NOWHERE6, 80, 0x54fb_7034));
     }
 
     #[test]
@@ -980,7 +1058,7 @@ mod tests {
             let e = parse_icmpv6_message(&b, ROUTER6).unwrap().unwrap();
             assert_eq!(e.quoted_proto, Some(6));
             let expected = if ports_visible {
-                tcp6(42005, SERVER6, 80)
+                tcp6(42005, SERVER6, 80, 0xe649_987a)
             } else {
                 None
             };
@@ -1008,7 +1086,7 @@ mod tests {
         let mut b = hex(V4_HOST_UNREACH);
         b[28 + 2] = 0;
         b[28 + 3] = 4;
-        assert_eq!(v4_quoted(&b), tcp4(41001, SERVER4, 81));
+        assert_eq!(v4_quoted(&b), tcp4(41001, SERVER4, 81, 0x851b_5248));
     }
 
     fn v4_quoted(b: &[u8]) -> Option<QuotedTcp> {
@@ -1016,6 +1094,48 @@ mod tests {
     }
 
     // ---- truncation: every cut of every fixture -----------------------------------------
+
+    /// What a quote cut at `cut` holds, the TCP header starting at `tcp`: nothing before
+    /// the ports are complete, the ports without the sequence number until its 4 bytes are
+    /// there, then everything.
+    fn cut_quote(whole: &IcmpError, cut: usize, tcp: usize) -> Option<QuotedTcp> {
+        match cut.checked_sub(tcp) {
+            Some(8..) => whole.quoted,
+            Some(4..=7) => whole.quoted.map(|q| QuotedTcp { seq: None, ..q }),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn a_quote_cut_inside_the_sequence_number_gives_ports_but_no_seq() {
+        // V4_HOST_UNREACH: TCP starts at byte 48 (see tcp4 above).
+        let full = hex(V4_HOST_UNREACH);
+        for cut in 52..56 {
+            assert_eq!(
+                v4_quoted(&full[..cut]),
+                Some(QuotedTcp {
+                    seq: None,
+                    ..tcp4(41001, SERVER4, 81, 0).unwrap()
+                }),
+                "cut {cut}"
+            );
+        }
+        assert_eq!(
+            v4_quoted(&full[..56]),
+            tcp4(41001, SERVER4, 81, 0x851b_5248)
+        );
+        // V6_HOP_LIMIT_DSTOPTS: TCP starts at byte 56, after the destination options.
+        let full = hex(V6_HOP_LIMIT_DSTOPTS);
+        for cut in 60..64 {
+            let e = parse_icmpv6_message(&full[..cut], ROUTER6)
+                .unwrap()
+                .unwrap();
+            let q = e.quoted.expect("ports are there");
+            assert_eq!((q.src.port(), q.dst.port(), q.seq), (42005, 80, None));
+        }
+        let e = parse_icmpv6_message(&full[..64], ROUTER6).unwrap().unwrap();
+        assert_eq!(e.quoted.and_then(|q| q.seq), Some(0xe649_987a));
+    }
 
     #[test]
     fn v4_every_truncation() {
@@ -1048,12 +1168,11 @@ mod tests {
                     None
                 };
                 assert_eq!(e.quoted_proto, proto, "{name} cut {cut}");
-                let quoted = if cut >= header_end + 4 {
-                    whole.quoted
-                } else {
-                    None
-                };
-                assert_eq!(e.quoted, quoted, "{name} cut {cut}");
+                assert_eq!(
+                    e.quoted,
+                    cut_quote(&whole, cut, header_end),
+                    "{name} cut {cut}"
+                );
             }
         }
     }
@@ -1079,12 +1198,11 @@ mod tests {
                 );
                 let proto = if cut >= header_end { Some(6) } else { None };
                 assert_eq!(e.quoted_proto, proto, "{name} cut {cut}");
-                let quoted = if cut >= header_end + 4 {
-                    whole.quoted
-                } else {
-                    None
-                };
-                assert_eq!(e.quoted, quoted, "{name} cut {cut}");
+                assert_eq!(
+                    e.quoted,
+                    cut_quote(&whole, cut, header_end),
+                    "{name} cut {cut}"
+                );
             }
         }
     }
