@@ -29,48 +29,70 @@ const MSH: u16 = 0xa0;
 const JEQ: u16 = 0x10;
 const JSET: u16 = 0x40;
 const AND: u16 = 0x50;
+const W: u16 = 0x00;
+const ST: u16 = 0x02;
+const MISC: u16 = 0x07;
+const MEM: u16 = 0x60;
+const JA: u16 = 0x00;
+const TAX: u16 = 0x00;
+const TXA: u16 = 0x80;
+/// Ancillary load of the packet type (SKF_AD_OFF + SKF_AD_PKTTYPE, linux/filter.h).
+const SKF_AD_PKTTYPE: u32 = (-0x1000i32 + 4) as u32;
 
 /// Bytes of each packet kept: the IP and TCP headers are enough.
 const SNAP: u32 = 128;
 const PACKET_OUTGOING: u8 = 4;
+const PACKET_OUTGOING_K: u32 = PACKET_OUTGOING as u32;
 const SO_TIMESTAMPNS: libc::c_int = 35;
 
 fn ins(code: u16, jt: u8, jf: u8, k: u32) -> libc::sock_filter {
     libc::sock_filter { code, jt, jf, k }
 }
 
-/// The filter: IPv4 or IPv6 (no extension headers) TCP with SYN set, from or to `port`.
+/// The filter: IPv4 or IPv6 (no extension headers) TCP with SYN set, leaving for `port` or
+/// arriving from it. The direction matters on loopback, where every packet passes twice
+/// (out, then in): our own SYN coming back in, and the server's SYN-ACK going out, are
+/// dropped in the kernel, so each handshake costs two packets here instead of four.
 /// Packets start at the IP header (SOCK_DGRAM packet socket).
 pub fn syn_filter(port: u16) -> Vec<libc::sock_filter> {
     let p = u32::from(port);
-    const ACCEPT: usize = 20;
-    const DROP: usize = 21;
-    const V6: usize = 12;
+    const V6: usize = 14;
+    const PORTS: usize = 21;
+    const ACCEPT: usize = 28;
+    const DROP: usize = 29;
     // Relative jump from instruction `at` to `to`.
     let j = |at: usize, to: usize| (to - at - 1) as u8;
     vec![
-        ins(LD | B | ABS, 0, 0, 0),                    // 0: version/IHL
-        ins(ALU | AND, 0, 0, 0xf0),                    // 1
-        ins(JMP | JEQ, 0, j(2, V6), 0x40),             // 2: IPv4?
-        ins(LD | B | ABS, 0, 0, 9),                    // 3: protocol
-        ins(JMP | JEQ, 0, j(4, DROP), 6),              // 4: TCP?
-        ins(LDX | B | MSH, 0, 0, 0),                   // 5: X = IP header length
-        ins(LD | B | IND, 0, 0, 13),                   // 6: TCP flags
-        ins(JMP | JSET, 0, j(7, DROP), 0x02),          // 7: SYN?
-        ins(LD | H | IND, 0, 0, 0),                    // 8: source port
-        ins(JMP | JEQ, j(9, ACCEPT), 0, p),            // 9
-        ins(LD | H | IND, 0, 0, 2),                    // 10: destination port
-        ins(JMP | JEQ, j(11, ACCEPT), j(11, DROP), p), // 11
-        ins(LD | B | ABS, 0, 0, 6),                    // 12: IPv6 next header
-        ins(JMP | JEQ, 0, j(13, DROP), 6),             // 13: TCP?
-        ins(LD | B | ABS, 0, 0, 40 + 13),              // 14: TCP flags
-        ins(JMP | JSET, 0, j(15, DROP), 0x02),         // 15: SYN?
-        ins(LD | H | ABS, 0, 0, 40),                   // 16: source port
-        ins(JMP | JEQ, j(17, ACCEPT), 0, p),           // 17
-        ins(LD | H | ABS, 0, 0, 42),                   // 18: destination port
-        ins(JMP | JEQ, j(19, ACCEPT), j(19, DROP), p), // 19
-        ins(RET, 0, 0, SNAP),                          // 20: accept
-        ins(RET, 0, 0, 0),                             // 21: drop
+        ins(LD | W | ABS, 0, 0, SKF_AD_PKTTYPE), // 0: A = packet type
+        ins(ST, 0, 0, 0),                        // 1: M[0] = packet type
+        ins(LD | B | ABS, 0, 0, 0),              // 2: version/IHL
+        ins(ALU | AND, 0, 0, 0xf0),              // 3
+        ins(JMP | JEQ, 0, j(4, V6), 0x40),       // 4: IPv4?
+        ins(LD | B | ABS, 0, 0, 9),              // 5: protocol
+        ins(JMP | JEQ, 0, j(6, DROP), 6),        // 6: TCP?
+        ins(LDX | B | MSH, 0, 0, 0),             // 7: X = IP header length
+        ins(LD | B | IND, 0, 0, 13),             // 8: TCP flags
+        ins(JMP | JSET, 0, j(9, DROP), 0x02),    // 9: SYN?
+        ins(LD | H | IND, 0, 0, 0),              // 10: source port
+        ins(ST, 0, 0, 1),                        // 11: M[1] = source port
+        ins(LD | H | IND, 0, 0, 2),              // 12: A = destination port
+        ins(JMP | JA, 0, 0, u32::from(j(13, PORTS))), // 13
+        ins(LD | B | ABS, 0, 0, 6),              // 14: IPv6 next header
+        ins(JMP | JEQ, 0, j(15, DROP), 6),       // 15: TCP?
+        ins(LD | B | ABS, 0, 0, 40 + 13),        // 16: TCP flags
+        ins(JMP | JSET, 0, j(17, DROP), 0x02),   // 17: SYN?
+        ins(LD | H | ABS, 0, 0, 40),             // 18: source port
+        ins(ST, 0, 0, 1),                        // 19: M[1] = source port
+        ins(LD | H | ABS, 0, 0, 42),             // 20: A = destination port
+        ins(MISC | TAX, 0, 0, 0),                // 21: X = destination port
+        ins(LD | MEM, 0, 0, 0),                  // 22: A = packet type
+        ins(JMP | JEQ, 0, j(23, 26), PACKET_OUTGOING_K), // 23: leaving?
+        ins(MISC | TXA, 0, 0, 0),                // 24: A = destination port
+        ins(JMP | JEQ, j(25, ACCEPT), j(25, DROP), p), // 25: to the target
+        ins(LD | MEM, 0, 0, 1),                  // 26: A = source port
+        ins(JMP | JEQ, j(27, ACCEPT), j(27, DROP), p), // 27: from the target
+        ins(RET, 0, 0, SNAP),                    // 28: accept
+        ins(RET, 0, 0, 0),                       // 29: drop
     ]
 }
 
@@ -281,11 +303,113 @@ fn recv_from_ll(
 mod tests {
     use super::*;
 
+    /// Run a classic BPF program (the instructions `syn_filter` uses) over `pkt`, as the
+    /// kernel would for a packet of type `pkttype`; returns the bytes to keep (0: drop).
+    fn run_filter(prog: &[libc::sock_filter], pkt: &[u8], pkttype: u8) -> u32 {
+        let load = |at: u32, n: usize| -> Option<u32> {
+            let b = pkt.get(at as usize..at as usize + n)?;
+            Some(b.iter().fold(0u32, |v, &x| (v << 8) | u32::from(x)))
+        };
+        let (mut a, mut x, mut m, mut pc) = (0u32, 0u32, [0u32; 16], 0usize);
+        loop {
+            let i = prog[pc];
+            pc += 1;
+            let k = i.k;
+            match i.code {
+                c if c == LD | W | ABS && k == SKF_AD_PKTTYPE => a = u32::from(pkttype),
+                c if c == LD | B | ABS => match load(k, 1) {
+                    Some(v) => a = v,
+                    None => return 0,
+                },
+                c if c == LD | H | ABS => match load(k, 2) {
+                    Some(v) => a = v,
+                    None => return 0,
+                },
+                c if c == LD | B | IND => match load(x + k, 1) {
+                    Some(v) => a = v,
+                    None => return 0,
+                },
+                c if c == LD | H | IND => match load(x + k, 2) {
+                    Some(v) => a = v,
+                    None => return 0,
+                },
+                c if c == LDX | B | MSH => match load(k, 1) {
+                    Some(v) => x = (v & 0x0f) * 4,
+                    None => return 0,
+                },
+                c if c == ST => m[k as usize] = a,
+                c if c == LD | MEM => a = m[k as usize],
+                c if c == ALU | AND => a &= k,
+                c if c == MISC | TAX => x = a,
+                c if c == MISC | TXA => a = x,
+                c if c == JMP | JA => pc += k as usize,
+                c if c == JMP | JEQ => pc += usize::from(if a == k { i.jt } else { i.jf }),
+                c if c == JMP | JSET => pc += usize::from(if a & k != 0 { i.jt } else { i.jf }),
+                c if c == RET => return k,
+                c => panic!("instruction {c:#x} at {} not handled", pc - 1),
+            }
+        }
+    }
+
+    /// A SYN-ACK answering `syn` (ports swapped, ACK set), for the filter.
+    fn answer(syn: &[u8], v6: bool) -> Vec<u8> {
+        let mut p = syn.to_vec();
+        let t = if v6 { 40 } else { usize::from(p[0] & 0x0f) * 4 };
+        let (sp, dp) = ([p[t], p[t + 1]], [p[t + 2], p[t + 3]]);
+        p[t..t + 2].copy_from_slice(&dp);
+        p[t + 2..t + 4].copy_from_slice(&sp);
+        p[t + 13] |= 0x10;
+        p
+    }
+
+    #[test]
+    fn the_filter_keeps_our_syn_out_and_the_syn_ack_in_only() {
+        const HOST: u8 = 0;
+        for (syn, v6, target) in [(real_syn_v4(), false, 81), (real_syn_v6(), true, 83)] {
+            let f = syn_filter(target);
+            let synack = answer(&syn, v6);
+            assert_eq!(
+                run_filter(&f, &syn, PACKET_OUTGOING),
+                SNAP,
+                "our SYN leaving"
+            );
+            assert_eq!(run_filter(&f, &synack, HOST), SNAP, "the SYN-ACK arriving");
+            // Loopback's second copies, and the server side's packets.
+            assert_eq!(run_filter(&f, &syn, HOST), 0, "our SYN arriving (loopback)");
+            assert_eq!(
+                run_filter(&f, &synack, PACKET_OUTGOING),
+                0,
+                "SYN-ACK leaving"
+            );
+            // Another target port.
+            let other = syn_filter(target + 1);
+            assert_eq!(run_filter(&other, &syn, PACKET_OUTGOING), 0);
+            assert_eq!(run_filter(&other, &synack, HOST), 0);
+            // Not a SYN: a plain ACK of the same connection.
+            let t = if v6 { 40 } else { 20 };
+            let mut ack = syn.clone();
+            ack[t + 13] = 0x10;
+            assert_eq!(run_filter(&f, &ack, PACKET_OUTGOING), 0, "ACK");
+            // Not TCP.
+            let mut udp = syn.clone();
+            udp[if v6 { 6 } else { 9 }] = 17;
+            assert_eq!(run_filter(&f, &udp, PACKET_OUTGOING), 0, "UDP");
+            // Truncated inside the TCP header: dropped, never read past the end.
+            assert_eq!(
+                run_filter(&f, &syn[..t + 10], PACKET_OUTGOING),
+                0,
+                "truncated"
+            );
+        }
+    }
+
     #[test]
     fn filter_jumps_stay_inside_the_program() {
         let f = syn_filter(12001);
         for (i, ins) in f.iter().enumerate() {
-            if ins.code & 0x07 == JMP {
+            if ins.code == JMP | JA {
+                assert!(i + 1 + (ins.k as usize) < f.len(), "ja of {i}");
+            } else if ins.code & 0x07 == JMP {
                 assert!(i + 1 + (ins.jt as usize) < f.len(), "jt of {i}");
                 assert!(i + 1 + (ins.jf as usize) < f.len(), "jf of {i}");
             }
@@ -333,17 +457,23 @@ mod tests {
         // tests/fixtures/icmp-captured.txt (from byte 28 and byte 8 of those captures; the
         // routers decremented the TTL / hop limit). The ISNs are bytes 4..8 of the TCP
         // header: 85 1b 52 48 and fb 27 c4 33.
-        let v4 = unhex(concat!(
+        assert_eq!(parse_syn(&real_syn_v4()), hdr(41001, 81, 0x851b_5248, 0x02));
+        assert_eq!(parse_syn(&real_syn_v6()), hdr(42001, 83, 0xfb27_c433, 0x02));
+    }
+
+    fn real_syn_v4() -> Vec<u8> {
+        unhex(concat!(
             "4500003c046b40003f061ebc0ac901020ac90202a0290051851b524800000000",
             "a002faf018c40000020405b40402080ae5c5cec7000000000103030a"
-        ));
-        assert_eq!(parse_syn(&v4), hdr(41001, 81, 0x851b_5248, 0x02));
-        let v6 = unhex(concat!(
+        ))
+    }
+
+    fn real_syn_v6() -> Vec<u8> {
+        unhex(concat!(
             "6001cc3a0028063ffd010001000000000000000000000002fd01000200000000",
             "0000000000000002a4110053fb27c43300000000a002fd20fa380000020405a0",
             "0402080ad3428bf8000000000103030a"
-        ));
-        assert_eq!(parse_syn(&v6), hdr(42001, 83, 0xfb27_c433, 0x02));
+        ))
     }
 
     fn syn(src_port: u16, dst_port: u16, ack: bool, outgoing: bool, seq: u32, ms: u64) -> Syn {
