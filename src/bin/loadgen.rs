@@ -373,17 +373,28 @@ fn run_load(shared: Arc<Shared>) {
             .expect("spawn worker");
         handles.push(h);
     }
+    go_and_report(&shared, handles, &barrier, &deadline);
+}
+
+/// Start the workers waiting at `start` (the deadline set first), wait for them all, merge
+/// their latency histograms and print the JSON line.
+fn go_and_report(
+    shared: &Shared,
+    handles: Vec<thread::JoinHandle<Histogram<u64>>>,
+    start: &Barrier,
+    deadline: &Mutex<Option<Instant>>,
+) {
     let t0 = Instant::now();
     *deadline.lock().unwrap_or_else(|p| p.into_inner()) =
         Some(t0 + Duration::from_secs_f64(shared.args.duration));
-    barrier.wait();
+    start.wait();
     let mut hist = new_hist();
     for h in handles {
         if let Ok(part) = h.join() {
             let _ = hist.add(part);
         }
     }
-    print_json(&shared, &hist, t0.elapsed(), "");
+    print_json(shared, &hist, t0.elapsed(), "");
 }
 
 fn run_idle(shared: Arc<Shared>) {
@@ -537,17 +548,7 @@ mod event {
                     .expect("spawn event loop"),
             );
         }
-        let t0 = Instant::now();
-        *deadline.lock().unwrap_or_else(|p| p.into_inner()) =
-            Some(t0 + Duration::from_secs_f64(shared.args.duration));
-        barrier.wait();
-        let mut hist = new_hist();
-        for h in handles {
-            if let Ok(part) = h.join() {
-                let _ = hist.add(part);
-            }
-        }
-        print_json(&shared, &hist, t0.elapsed(), "");
+        go_and_report(&shared, handles, &barrier, &deadline);
     }
 
     /// A non-blocking connection attempt, from the next source address if any.
