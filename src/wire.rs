@@ -182,6 +182,11 @@ impl Handshake {
         }
     }
 
+    /// Both our SYN and the SYN-ACK were seen.
+    pub fn complete(&self) -> bool {
+        self.first_syn.is_some() && self.first_synack.is_some()
+    }
+
     /// Our initial sequence number, once our SYN was seen.
     pub fn isn(&self) -> Option<u32> {
         self.isn
@@ -240,7 +245,7 @@ impl WireTap {
         crate::net::setsockopt_int(raw, libc::SOL_SOCKET, SO_TIMESTAMPNS, 1)?;
         let tap = WireTap { fd };
         // Packets that passed before the filter was attached are not ours to judge.
-        tap.drain(|_| {});
+        tap.drain(|_| true);
         Ok(tap)
     }
 
@@ -248,8 +253,9 @@ impl WireTap {
         self.fd.as_raw_fd()
     }
 
-    /// Read every waiting packet, calling `f` for each SYN.
-    pub fn drain(&self, mut f: impl FnMut(Syn)) {
+    /// Read the waiting packets, calling `f` for each SYN, until the queue is empty or `f`
+    /// returns false.
+    pub fn drain(&self, mut f: impl FnMut(Syn) -> bool) {
         let mut buf = [0u8; SNAP as usize];
         loop {
             // SAFETY: zeroed sockaddr_ll is valid; recvmsg fills it.
@@ -264,7 +270,7 @@ impl WireTap {
             let (Some(h), Some(at)) = (parse_syn(&buf[..n]), at) else {
                 continue;
             };
-            f(Syn {
+            let more = f(Syn {
                 src_port: h.src_port,
                 dst_port: h.dst_port,
                 ack: h.flags & 0x10 != 0,
@@ -272,13 +278,25 @@ impl WireTap {
                 seq: h.seq,
                 at,
             });
+            if !more {
+                return;
+            }
         }
     }
 
-    /// Read every waiting packet into `hs`: the connection's ISN as soon as its SYN has
+    /// Read the waiting packets into `hs`: the connection's ISN as soon as its SYN has
     /// left, its handshake time (`Handshake::time`) once the SYN-ACK is in.
     pub fn update(&self, hs: &mut Handshake) {
-        self.drain(|s| hs.observe(&s));
+        // Read no further than this handshake's SYN-ACK: no system call to learn that the
+        // queue is empty, and none at all once the handshake is complete. Packets queued
+        // after it are older than the next ping's SYN, which reads past them.
+        if hs.complete() {
+            return;
+        }
+        self.drain(|s| {
+            hs.observe(&s);
+            !hs.complete()
+        });
     }
 }
 
@@ -505,6 +523,18 @@ mod tests {
         // A retransmitted SYN keeps the ISN but makes the time ambiguous, as before.
         hs.observe(&syn(40000, 12001, false, true, 0xfeed_f00d, 1010));
         assert_eq!((hs.isn(), hs.time()), (Some(0xfeed_f00d), None));
+    }
+
+    #[test]
+    fn the_handshake_is_complete_with_our_syn_and_its_syn_ack() {
+        let mut hs = Handshake::new(40000);
+        assert!(!hs.complete());
+        hs.observe(&syn(40000, 80, false, true, 7, 1));
+        assert!(!hs.complete(), "SYN only");
+        hs.observe(&syn(80, 40001, true, false, 9, 2));
+        assert!(!hs.complete(), "another connection's SYN-ACK");
+        hs.observe(&syn(80, 40000, true, false, 9, 3));
+        assert!(hs.complete());
     }
 
     #[test]
