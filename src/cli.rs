@@ -25,10 +25,16 @@ handshake are still reported from the kernel's socket error queue.
 
 Exit status: 0 if any reply came, 1 if none, 2 on a usage or setup error.";
 
+/// The usage line of every error message: what can be typed, never an echo of what was.
+const USAGE: &str = "tcpping-diag [OPTIONS] HOST:PORT
+       tcpping-diag serve [OPTIONS]
+       tcpping-diag demo";
+
 #[derive(Parser, Debug)]
 #[command(
     name = "tcpping-diag",
     version,
+    override_usage = USAGE,
     about = "TCP ping that tells you why a ping was lost: server loss, filtering, or an ICMP error matched to the exact ping",
     after_help = AFTER_HELP,
     args_conflicts_with_subcommands = true,
@@ -52,22 +58,22 @@ pub enum Command {
 #[derive(Args, Debug)]
 pub struct PingArgs {
     /// Target as HOST:PORT; HOST is a name, an IPv4 address or a bracketed IPv6 address ([::1]:12001)
-    #[arg(value_name = "HOST:PORT")]
-    pub target: Option<String>,
+    #[arg(value_name = "HOST:PORT", num_args = 0..)]
+    pub targets: Vec<String>,
 
     /// Number of pings; without it, asks on a terminal, else pings until interrupted
-    #[arg(short = 'n', long = "count", short_alias = 'c', value_name = "N",
-          value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(short = 'n', long = "count", visible_short_alias = 'c', value_name = "N",
+          value_parser = parse_count, allow_negative_numbers = true)]
     pub count: Option<u64>,
 
     /// Wait between the starts of two pings (seconds, or with a unit: 200ms); 0 = back to back
     #[arg(short = 'i', long, value_name = "SECS", default_value = "1",
-          value_parser = parse_duration, allow_negative_numbers = true)]
+          value_parser = parse_interval, allow_negative_numbers = true)]
     pub interval: Duration,
 
-    /// Time to wait for each ping (handshake plus echo), seconds or with a unit
+    /// Time to wait for each ping (handshake plus echo), seconds or with a unit; at least 1ms
     #[arg(short = 'W', long, value_name = "SECS", default_value = "1",
-          value_parser = parse_positive_duration, allow_negative_numbers = true)]
+          value_parser = parse_timeout, allow_negative_numbers = true)]
     pub timeout: Duration,
 
     /// Use IPv4 only
@@ -94,7 +100,7 @@ pub struct PingArgs {
     #[arg(long)]
     pub json: bool,
 
-    /// Print only the summary
+    /// Print only the start line and the summary (with --json: only the summary)
     #[arg(short, long)]
     pub quiet: bool,
 
@@ -158,10 +164,12 @@ pub enum Mode {
     Persistent,
 }
 
+/// How results are written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Output {
+    /// Lines as ping writes them.
     Human,
-    Quiet,
+    /// NDJSON events.
     Json,
 }
 
@@ -178,6 +186,8 @@ pub struct ClientConfig {
     pub ttl: Option<u8>,
     pub mode: Mode,
     pub output: Output,
+    /// Only the start line (human) and the summary.
+    pub quiet: bool,
     pub verbose: bool,
     pub icmp: bool,
 }
@@ -197,10 +207,20 @@ pub struct ServerConfig {
 impl PingArgs {
     /// Validate and resolve (once) into a client config.
     pub fn into_config(self) -> Result<ClientConfig, Error> {
-        let Some(target_name) = self.target else {
-            return Err(Error::Usage(
-                "missing target HOST:PORT (try 'tcpping-diag --help')".into(),
-            ));
+        let target_name = match <[String; 1]>::try_from(self.targets) {
+            Ok([t]) => t,
+            Err(t) if t.is_empty() => {
+                return Err(Error::Usage(
+                    "missing target HOST:PORT (try 'tcpping-diag --help')".into(),
+                ))
+            }
+            Err(t) => {
+                return Err(Error::Usage(format!(
+                    "one target at a time: got {} ({})",
+                    t.len(),
+                    t.join(" ")
+                )))
+            }
         };
         let family = match (self.ipv4, self.ipv6) {
             (true, _) => Some(Family::V4),
@@ -217,8 +237,6 @@ impl PingArgs {
         };
         let output = if self.json {
             Output::Json
-        } else if self.quiet {
-            Output::Quiet
         } else {
             Output::Human
         };
@@ -231,6 +249,7 @@ impl PingArgs {
             ttl: self.ttl,
             mode,
             output,
+            quiet: self.quiet,
             verbose: self.verbose,
             icmp: !self.no_icmp,
         })
@@ -343,27 +362,68 @@ fn parse_listen(s: &str) -> Result<SocketAddr, Error> {
     Ok(SocketAddr::new(ip, port))
 }
 
-/// A duration: a plain number is seconds (`0.2`), or a humantime value (`200ms`, `1m`).
+/// A duration: a plain number is seconds (`0.2`), or a number with a unit (`200ms`, `1m`).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    if let Ok(secs) = s.parse::<f64>() {
-        if !secs.is_finite() {
-            return Err(format!("'{s}' is not a finite number of seconds"));
-        }
-        if secs < 0.0 {
-            return Err(format!("'{s}' is negative; a duration must be 0 or more"));
-        }
-        if secs > 86_400.0 * 365.0 {
-            return Err(format!("'{s}' seconds is too long"));
-        }
-        return Ok(Duration::from_secs_f64(secs));
+    parse_bounded(s, "a duration", Duration::ZERO)
+}
+
+/// Units a duration may carry, for error messages.
+const UNITS: &str = "us, ms, s, m, h";
+
+/// A duration as `parse_duration` reads it, or a message that names the flag's rule.
+fn parse_bounded(s: &str, what: &str, min: Duration) -> Result<Duration, String> {
+    let t = s.trim();
+    let rule = if min.is_zero() {
+        format!("{what} must be 0 or more")
+    } else {
+        format!(
+            "{what} must be at least {}",
+            humantime::format_duration(min)
+        )
+    };
+    let d = match t.parse::<f64>() {
+        Ok(x) if x.is_finite() && x < 0.0 => return Err(rule),
+        Ok(x) if !x.is_finite() => return Err("not a number of seconds".into()),
+        Ok(x) if x > MAX_SECS => return Err("longer than a year".into()),
+        Ok(x) => Duration::from_secs_f64(x),
+        Err(_) if t.starts_with('-') => return Err(rule),
+        Err(_) => humantime::parse_duration(t).map_err(|_| {
+            format!(
+                "not a duration: use seconds (0.5) or a number with a unit ({UNITS}), e.g. 200ms"
+            )
+        })?,
+    };
+    if d < min {
+        return Err(rule);
     }
-    if s.starts_with('-') {
-        return Err(format!("'{s}' is negative; a duration must be 0 or more"));
+    Ok(d)
+}
+
+/// Longest duration any flag takes: a year.
+const MAX_SECS: f64 = 86_400.0 * 365.0;
+
+/// `-i`: 0 (back to back) or more.
+fn parse_interval(s: &str) -> Result<Duration, String> {
+    parse_bounded(s, "the interval", Duration::ZERO)
+}
+
+/// The shortest timeout: below a millisecond the waits (poll(2) counts milliseconds) could
+/// not honour it.
+pub const MIN_TIMEOUT: Duration = Duration::from_millis(1);
+
+/// `-W`: at least `MIN_TIMEOUT`.
+fn parse_timeout(s: &str) -> Result<Duration, String> {
+    parse_bounded(s, "the timeout", MIN_TIMEOUT)
+}
+
+/// `-n`: a whole number, 1 or more.
+fn parse_count(s: &str) -> Result<u64, String> {
+    let rule =
+        "the count must be a whole number of 1 or more (leave -n out to ping until interrupted)";
+    match s.trim().parse::<u64>() {
+        Ok(0) | Err(_) => Err(rule.into()),
+        Ok(n) => Ok(n),
     }
-    humantime::parse_duration(s).map_err(|e| {
-        format!("'{s}' is not a duration ({e}); use seconds like 0.5 or units like 500ms")
-    })
 }
 
 fn parse_positive_duration(s: &str) -> Result<Duration, String> {
@@ -426,7 +486,7 @@ mod tests {
         assert_eq!(parse_duration("0").unwrap(), Duration::ZERO);
         assert_eq!(parse_duration("0.25").unwrap(), Duration::from_millis(250));
         assert_eq!(parse_duration("200ms").unwrap(), Duration::from_millis(200));
-        assert!(parse_duration("-1").unwrap_err().contains("negative"));
+        assert!(parse_duration("-1").unwrap_err().contains("0 or more"));
         assert!(parse_duration("nan").is_err());
         assert!(parse_duration("soon").is_err());
         assert!(parse_positive_duration("0").is_err());

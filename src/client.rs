@@ -11,7 +11,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use socket2::{Domain, Protocol, Socket, Type};
 
@@ -37,6 +37,8 @@ pub enum Status {
     Icmp(IcmpReport),
     /// Any other failure, in words.
     Error(String),
+    /// Ctrl-C or SIGTERM came while the ping waited: sent, never answered (as ping counts it).
+    Interrupted,
 }
 
 impl Status {
@@ -48,6 +50,7 @@ impl Status {
             Status::Refused => "refused",
             Status::Icmp(_) => "icmp",
             Status::Error(_) => "error",
+            Status::Interrupted => "interrupted",
         }
     }
 }
@@ -55,6 +58,8 @@ impl Status {
 #[derive(Clone, Debug)]
 pub struct PingResult {
     pub seq: u64,
+    /// When the ping started (wall clock, for the record and for pictures over time).
+    pub sent_at: SystemTime,
     pub status: Status,
     /// Handshake time, when this ping made a connection and it completed: from the wire
     /// or the kernel when they have one, else `connect_user` (see `connect_clock`).
@@ -78,6 +83,7 @@ impl PingResult {
     pub fn new(seq: u64, status: Status) -> Self {
         PingResult {
             seq,
+            sent_at: SystemTime::now(),
             status,
             connect: None,
             connect_clock: None,
@@ -113,26 +119,38 @@ impl Clock {
 
 /// Judge the bytes received so far against the request sent.
 /// None: incomplete, keep reading.
+///
+/// The answer is one line: the request uppercased (the echo), or `LOST` (the server's
+/// simulated loss), each with or without the newline. Line ends left over from an earlier
+/// answer (a server that sent its newline separately) are skipped. An answer without a
+/// newline is complete as soon as it is the whole echo or exactly `LOST`: a server that
+/// strips the newline is answered at once, not after the timeout.
 pub fn judge_reply(request: &[u8], got: &[u8]) -> Option<Status> {
     const LOST: &[u8] = b"LOST";
-    if got.len() < LOST.len() && LOST.starts_with(got) {
-        return None;
-    }
-    if got.starts_with(LOST) {
-        return Some(Status::Lost);
-    }
-    let complete = got.contains(&b'\n') || got.len() >= request.len();
-    if !complete {
-        return None;
-    }
-    let trim = |b: &[u8]| -> Vec<u8> {
-        let end = b.iter().position(|&c| c == b'\n').unwrap_or(b.len());
-        let line = &b[..end];
-        line.strip_suffix(b"\r").unwrap_or(line).to_vec()
+    let got = &got[got
+        .iter()
+        .take_while(|&&c| c == b'\r' || c == b'\n')
+        .count()..];
+    let line_of = |b: &[u8]| -> (usize, bool) {
+        match b.iter().position(|&c| c == b'\n') {
+            Some(i) => (i, true),
+            None => (b.len(), false),
+        }
     };
-    let want = trim(request).to_ascii_uppercase();
-    let have = trim(got);
-    if have == want {
+    let strip_cr = |b: &[u8]| -> Vec<u8> { b.strip_suffix(b"\r").unwrap_or(b).to_vec() };
+    let (end, has_newline) = line_of(got);
+    let have = strip_cr(&got[..end]);
+    let want = strip_cr(&request[..line_of(request).0]).to_ascii_uppercase();
+    if !has_newline {
+        // Still arriving: a part of the echo, or of LOST. Anything else is wrong already.
+        let complete = have == want || have == LOST;
+        if !complete && (want.starts_with(&have) || LOST.starts_with(&have)) {
+            return None;
+        }
+    }
+    if have == LOST {
+        Some(Status::Lost)
+    } else if have == want {
         Some(Status::Reply)
     } else {
         Some(Status::Error(format!(
@@ -429,8 +447,12 @@ impl Pinger {
         }
     }
 
-    /// Send ping `seq` and wait for its verdict. None: interrupted (not counted).
+    /// Send ping `seq` and wait for its verdict. None: a stop was requested before it
+    /// started; a ping interrupted once under way is `Status::Interrupted`.
     pub fn ping(&mut self, seq: u64) -> Option<PingResult> {
+        if self.stopped() {
+            return None;
+        }
         let start = Instant::now();
         let deadline = start + self.cfg.timeout;
         let target = self.cfg.target;
@@ -460,7 +482,9 @@ impl Pinger {
                     }
                     Ok(None) => {
                         self.registry.unregister(conn.local.port());
-                        return None;
+                        result.local_port = Some(conn.local.port());
+                        result.status = Status::Interrupted;
+                        return Some(result);
                     }
                     Err(status) => {
                         result.local_port = Some(conn.local.port());
@@ -483,7 +507,7 @@ impl Pinger {
         self.registry.set_phase(conn.local.port(), Phase::Echo);
         let outcome = self.echo(&mut conn, seq, deadline, start);
         self.registry.unregister(conn.local.port());
-        let (status, rtt) = outcome?;
+        let (status, rtt) = outcome;
         if let Some(t) = rtt {
             let (d, clock) = t.best();
             result.rtt = Some(d);
@@ -555,15 +579,15 @@ impl Pinger {
         }
     }
 
-    /// Send the request and wait for the echo. None when interrupted; the times are there
-    /// when an answer (echo or LOST) came.
+    /// Send the request and wait for the echo; the times are there when an answer (echo or
+    /// LOST) came.
     fn echo(
         &mut self,
         conn: &mut Conn,
         seq: u64,
         deadline: Instant,
         start: Instant,
-    ) -> Option<(Status, Option<Timed>)> {
+    ) -> (Status, Option<Timed>) {
         let fd = conn.sock.as_raw_fd();
         let request = format!("ping {seq} {}\n", net::wall_timestamp());
         // Timestamps of earlier pings on a persistent connection are not ours.
@@ -571,7 +595,7 @@ impl Pinger {
         if self.cfg.mode == Mode::Persistent {
             if let Some(q) = self.queued_error(fd, &mut tx) {
                 if let Some(st) = self.recverr_report(conn.local.port(), &q, Phase::Echo, start) {
-                    return Some((st, None));
+                    return (st, None);
                 }
             }
             tx = None;
@@ -582,28 +606,28 @@ impl Pinger {
                 conn.sent += n as u64;
                 self.seq_window(conn);
                 if n != request.len() {
-                    return Some((Status::Error("send: request only partly sent".into()), None));
+                    return (Status::Error("send: request only partly sent".into()), None);
                 }
             }
-            Err(e) => return Some((self.socket_error(conn, e, Phase::Echo, start), None)),
+            Err(e) => return (self.socket_error(conn, e, Phase::Echo, start), None),
         }
         self.buf.clear();
         let mut chunk = [0u8; 2048];
         loop {
             let ready = match self.wait(fd, false, deadline) {
                 Err(e) => {
-                    return Some((
+                    return (
                         Status::Error(format!("wait for echo: {}", describe_io(&e))),
                         None,
-                    ))
+                    )
                 }
-                Ok(Waited::TimedOut) => return Some((Status::Timeout, None)),
+                Ok(Waited::TimedOut) => return (Status::Timeout, None),
                 Ok(Waited::Woken) => {
                     if self.stopped() {
-                        return None;
+                        return (Status::Interrupted, None);
                     }
                     if let Some(rep) = self.registry.report(conn.local.port()) {
-                        return Some((Status::Icmp(rep), None));
+                        return (Status::Icmp(rep), None);
                     }
                     continue;
                 }
@@ -614,17 +638,17 @@ impl Pinger {
                 if let Some(q) = self.queued_error(fd, &mut tx) {
                     if let Some(st) = self.recverr_report(conn.local.port(), &q, Phase::Echo, start)
                     {
-                        return Some((st, None));
+                        return (st, None);
                     }
                 }
                 continue;
             }
             match timing::recv_with_timestamp(fd, &mut chunk) {
                 Ok((0, _)) => {
-                    return Some((
+                    return (
                         Status::Error("connection closed by the server before the echo".into()),
                         None,
-                    ))
+                    )
                 }
                 Ok((n, rx)) => {
                     let user = sent_at.elapsed();
@@ -637,16 +661,16 @@ impl Pinger {
                             (Some(tx), Some(rx)) if rx > tx => Some((rx - tx, Clock::Kernel)),
                             _ => None,
                         };
-                        return Some((status, Some(Timed { kernel, user })));
+                        return (status, Some(Timed { kernel, user }));
                     }
                     if self.buf.len() > 4096 {
-                        return Some((Status::Error("reply longer than 4096 bytes".into()), None));
+                        return (Status::Error("reply longer than 4096 bytes".into()), None);
                     }
                 }
                 Err(e)
                     if e.kind() == io::ErrorKind::WouldBlock
                         || e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Some((self.socket_error(conn, e, Phase::Echo, start), None)),
+                Err(e) => return (self.socket_error(conn, e, Phase::Echo, start), None),
             }
         }
     }
@@ -685,6 +709,40 @@ mod tests {
             Some(Status::Reply)
         );
         assert_eq!(judge_reply(REQ, b"PING 3 17000"), None);
+    }
+
+    #[test]
+    fn an_echo_without_its_newline_is_complete_when_whole() {
+        assert_eq!(
+            judge_reply(REQ, b"PING 3 1700000000.123456"),
+            Some(Status::Reply)
+        );
+        // The newline that follows on its own is skipped by the next ping's judging.
+        assert_eq!(
+            judge_reply(b"ping 4 1\n", b"\nPING 4 1\n"),
+            Some(Status::Reply)
+        );
+        assert_eq!(judge_reply(b"ping 4 1\n", b"\r\nLOST"), Some(Status::Lost));
+    }
+
+    #[test]
+    fn only_lost_as_the_whole_answer_is_loss() {
+        for bad in [
+            &b"LOSTX"[..],
+            b"LOSTX\n",
+            b"LOST, or maybe not\n",
+            b"LOST 3\n",
+        ] {
+            let s = judge_reply(REQ, bad).unwrap();
+            assert!(
+                matches!(s, Status::Error(ref m) if m.contains("unexpected reply")),
+                "{:?}: {s:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        assert_eq!(judge_reply(REQ, b"LOST\r\n"), Some(Status::Lost));
+        // Garbage that cannot become an answer is judged at once, not at the timeout.
+        assert!(matches!(judge_reply(REQ, b"HELLO"), Some(Status::Error(_))));
     }
 
     #[test]

@@ -83,11 +83,12 @@ pub fn serve(cfg: ServerConfig) -> Result<(), Error> {
     server.run(&stop)
 }
 
-/// Ask for the number of pings, as the original client did.
+/// Ask for the number of pings, as the original client did. An empty answer means "until
+/// interrupted", as ping without -c.
 fn prompt_count() -> Result<Option<u64>, Error> {
     let stdin = io::stdin();
     loop {
-        print!("Enter number of pings (N): ");
+        print!("Enter number of pings (N; empty = until interrupted): ");
         let _ = io::stdout().flush();
         let mut line = String::new();
         if stdin
@@ -98,9 +99,15 @@ fn prompt_count() -> Result<Option<u64>, Error> {
         {
             return Err(Error::Usage("no number of pings given".into()));
         }
-        match line.trim().parse::<u64>() {
+        let line = line.trim();
+        if line.is_empty() {
+            return Ok(None);
+        }
+        match line.parse::<u64>() {
             Ok(n) if n > 0 => return Ok(Some(n)),
-            _ => eprintln!("Please enter a whole number greater than 0."),
+            _ => eprintln!(
+                "Please enter a whole number greater than 0, or nothing to ping until interrupted."
+            ),
         }
     }
 }

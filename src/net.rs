@@ -211,6 +211,18 @@ pub fn wall_timestamp() -> String {
     format!("{}.{:06}", d.as_secs(), d.subsec_micros())
 }
 
+/// This host's name, for the record of a run.
+pub fn hostname() -> Option<String> {
+    let mut buf = [0u8; 256];
+    // SAFETY: buf is writable for its length; gethostname NUL-terminates within it.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr() as *mut libc::c_char, buf.len()) };
+    if rc != 0 {
+        return None;
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    Some(String::from_utf8_lossy(&buf[..end]).into_owned())
+}
+
 /// Show an address as the original Python server did: ('127.0.0.1', 34567).
 pub fn python_addr(a: &SocketAddr) -> String {
     format!("('{}', {})", a.ip(), a.port())

@@ -2,7 +2,7 @@
 
 use std::io::{self, Write};
 use std::net::{IpAddr, SocketAddr};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
@@ -36,10 +36,28 @@ struct JsonIcmp {
 }
 
 #[derive(Serialize)]
+struct JsonStart<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    target: &'a str,
+    address: SocketAddr,
+    source: Option<IpAddr>,
+    host: Option<String>,
+    probe: &'static str,
+    mode: &'static str,
+    count: Option<u64>,
+    interval_ms: f64,
+    timeout_ms: f64,
+    ts: f64,
+}
+
+#[derive(Serialize)]
 struct JsonPing<'a> {
     #[serde(rename = "type")]
     kind: &'static str,
     seq: u64,
+    /// When the ping started: seconds since the Unix epoch, µs resolution.
+    ts: f64,
     status: &'static str,
     connect_ms: Option<f64>,
     rtt_ms: Option<f64>,
@@ -75,6 +93,7 @@ struct JsonSummary {
     refused: u64,
     icmp: u64,
     error: u64,
+    interrupted: u64,
     loss_pct: f64,
     rtt_min_ms: Option<f64>,
     rtt_avg_ms: Option<f64>,
@@ -107,11 +126,32 @@ struct JsonUnmatched {
     quoted_seq: Option<u32>,
 }
 
+/// Seconds since the Unix epoch, µs resolution.
+fn unix_secs(t: SystemTime) -> f64 {
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    d.as_secs() as f64 + f64::from(d.subsec_micros()) / 1e6
+}
+
+fn mode_name(m: Mode) -> &'static str {
+    match m {
+        Mode::Echo => "echo",
+        Mode::ConnectOnly => "connect-only",
+        Mode::Persistent => "persistent",
+    }
+}
+
+/// `n` and the word for it, singular or plural: "1 reply", "2 replies".
+fn count(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 /// Writes events in the chosen format. Errors are write errors (a closed pipe).
 pub struct Reporter<W: Write> {
     out: W,
     format: Output,
     mode: Mode,
+    /// Only the start line (human) and the summary.
+    quiet: bool,
 }
 
 impl<W: Write> Reporter<W> {
@@ -120,12 +160,32 @@ impl<W: Write> Reporter<W> {
             out,
             format: cfg.output,
             mode: cfg.mode,
+            quiet: cfg.quiet,
         }
     }
 
+    /// The start of a run: ping's header line, or a `start` event (not with -q).
     pub fn start(&mut self, cfg: &ClientConfig, src: Option<IpAddr>) -> io::Result<()> {
-        if self.format != Output::Human {
-            return Ok(());
+        if self.format == Output::Json {
+            if self.quiet {
+                return Ok(());
+            }
+            let ev = JsonStart {
+                kind: "start",
+                target: &cfg.target_name,
+                address: cfg.target,
+                source: src,
+                host: crate::net::hostname(),
+                probe: "connect",
+                mode: mode_name(cfg.mode),
+                count: cfg.count,
+                interval_ms: ms(cfg.interval),
+                timeout_ms: ms(cfg.timeout),
+                ts: unix_secs(SystemTime::now()),
+            };
+            serde_json::to_writer(&mut self.out, &ev)?;
+            self.out.write_all(b"\n")?;
+            return self.out.flush();
         }
         let count = cfg.count.map_or("until interrupted".to_string(), |n| {
             format!("{n} ping{}", if n == 1 { "" } else { "s" })
@@ -147,8 +207,10 @@ impl<W: Write> Reporter<W> {
     }
 
     pub fn ping(&mut self, r: &PingResult, cfg: &ClientConfig) -> io::Result<()> {
+        if self.quiet {
+            return Ok(());
+        }
         match self.format {
-            Output::Quiet => Ok(()),
             Output::Json => self.ping_json(r),
             Output::Human => self.ping_human(r, cfg),
         }
@@ -179,6 +241,7 @@ impl<W: Write> Reporter<W> {
         let ev = JsonPing {
             kind: "ping",
             seq: r.seq,
+            ts: unix_secs(r.sent_at),
             status: r.status.name(),
             connect_ms: r.connect.map(ms),
             rtt_ms: r.rtt.map(ms),
@@ -254,15 +317,20 @@ impl<W: Write> Reporter<W> {
                 )?
             }
             Status::Error(e) => writeln!(self.out, "seq={seq} error: {e}")?,
+            Status::Interrupted => {
+                writeln!(self.out, "seq={seq} interrupted before an answer came")?
+            }
         }
         self.out.flush()
     }
 
     /// An ICMP error about none of our pings (shown with -v).
     pub fn unmatched(&mut self, err: &IcmpError, why: Unmatched) -> io::Result<()> {
+        if self.quiet {
+            return Ok(());
+        }
         let d = err.describe();
         match self.format {
-            Output::Quiet => Ok(()),
             Output::Json => {
                 let ev = JsonUnmatched {
                     kind: "unmatched_icmp",
@@ -314,20 +382,21 @@ impl<W: Write> Reporter<W> {
         let o = &mut self.out;
         writeln!(o, "\n--- {} tcpping-diag statistics ---", cfg.target_name)?;
         let mut parts = vec![
-            format!("{} pings sent", s.sent),
-            format!("{} replies", s.replies),
+            count(s.sent, "ping sent", "pings sent"),
+            count(s.replies, "reply", "replies"),
         ];
-        for (n, what) in [
-            (s.lost, "LOST"),
-            (s.timeouts, "timeouts"),
-            (s.refused, "refused"),
+        for (n, one, many) in [
+            (s.lost, "LOST", "LOST"),
+            (s.timeouts, "timeout", "timeouts"),
+            (s.refused, "refused", "refused"),
+            (s.interrupted, "interrupted", "interrupted"),
         ] {
             if n > 0 {
-                parts.push(format!("{n} {what}"));
+                parts.push(count(n, one, many));
             }
         }
         if s.icmp + s.errors > 0 {
-            parts.push(format!("+{} errors", s.icmp + s.errors));
+            parts.push(format!("+{}", count(s.icmp + s.errors, "error", "errors")));
         }
         parts.push(format!("{:.1}% loss", s.loss_pct()));
         parts.push(format!("time {} ms", elapsed.as_millis()));
@@ -390,13 +459,15 @@ impl<W: Write> Reporter<W> {
         if late > 0 {
             writeln!(
                 o,
-                "{late} ICMP errors arrived for pings that had already ended"
+                "{} arrived for pings that had already ended",
+                count(late, "ICMP error", "ICMP errors")
             )?;
         }
         if unmatched > 0 {
             writeln!(
                 o,
-                "{unmatched} ICMP errors quoted none of our pings (other programs, ended pings, or spoofed: wrong ports or sequence numbers; -v shows them)"
+                "{} none of our pings (other programs, ended pings, or spoofed: wrong ports or sequence numbers; -v shows them)",
+                count(unmatched, "ICMP error quoted", "ICMP errors quoted")
             )?;
         }
         o.flush()
@@ -424,6 +495,7 @@ impl<W: Write> Reporter<W> {
             refused: s.refused,
             icmp: s.icmp,
             error: s.errors,
+            interrupted: s.interrupted,
             loss_pct: round3(s.loss_pct()),
             rtt_min_ms: r(s.rtt.min()),
             rtt_avg_ms: r(s.rtt.avg()),

@@ -14,7 +14,10 @@ const HIST_MAX_NS: u64 = 3_600_000_000_000;
 /// Distinct (type, code, router) rows kept in the ICMP breakdown; the rest are summed.
 const ICMP_ROWS: usize = 64;
 
-/// Min/avg/max/mdev of a series of durations.
+/// Samples kept exactly, for exact percentiles of short runs (8 KiB at most).
+const EXACT_KEPT: usize = 1024;
+
+/// Min/avg/max/mdev and percentiles of a series of durations.
 #[derive(Clone, Debug)]
 pub struct Series {
     n: u64,
@@ -23,6 +26,8 @@ pub struct Series {
     min: f64,
     max: f64,
     hist: Histogram<u64>,
+    /// The first `EXACT_KEPT` samples, in nanoseconds.
+    exact: Vec<u64>,
 }
 
 impl Default for Series {
@@ -34,6 +39,7 @@ impl Default for Series {
             min: f64::INFINITY,
             max: 0.0,
             hist: Histogram::new_with_bounds(1, HIST_MAX_NS, 3).expect("valid histogram bounds"),
+            exact: Vec::new(),
         }
     }
 }
@@ -48,6 +54,9 @@ impl Series {
         self.max = self.max.max(ms);
         let ns = (d.as_nanos() as u64).clamp(1, HIST_MAX_NS);
         self.hist.saturating_record(ns);
+        if self.exact.len() < EXACT_KEPT {
+            self.exact.push(d.as_nanos() as u64);
+        }
     }
     pub fn count(&self) -> u64 {
         self.n
@@ -66,9 +75,22 @@ impl Series {
         let avg = self.avg()?;
         Some((self.sumsq / self.n as f64 - avg * avg).max(0.0).sqrt())
     }
-    /// Percentile `q` in 0..=100, in ms.
+    /// Percentile `q` in 0..=100, in ms, by nearest rank: the smallest sample that at least
+    /// `q` % of the samples do not exceed. Exact while every sample is kept (`EXACT_KEPT`);
+    /// beyond that from the histogram (3 significant digits), never outside [min, max].
     pub fn percentile(&self, q: f64) -> Option<f64> {
-        (self.n > 0).then(|| self.hist.value_at_quantile(q / 100.0) as f64 / 1e6)
+        if self.n == 0 {
+            return None;
+        }
+        if self.exact.len() as u64 == self.n {
+            let mut v = self.exact.clone();
+            v.sort_unstable();
+            let rank = ((q / 100.0) * v.len() as f64).ceil() as usize;
+            let i = rank.clamp(1, v.len()) - 1;
+            return Some(v[i] as f64 / 1e6);
+        }
+        let ms = self.hist.value_at_quantile(q / 100.0) as f64 / 1e6;
+        Some(ms.clamp(self.min, self.max))
     }
 }
 
@@ -93,6 +115,7 @@ pub struct Stats {
     pub refused: u64,
     pub icmp: u64,
     pub errors: u64,
+    pub interrupted: u64,
     pub rtt: Series,
     pub connect: Series,
     jitter_sum: f64,
@@ -126,6 +149,7 @@ impl Stats {
             Status::Timeout => self.timeouts += 1,
             Status::Refused => self.refused += 1,
             Status::Error(_) => self.errors += 1,
+            Status::Interrupted => self.interrupted += 1,
             Status::Icmp(rep) => {
                 self.icmp += 1;
                 let key = IcmpKey {
@@ -193,6 +217,45 @@ mod tests {
         assert!((p50 - 2.0).abs() < 0.01, "{p50}");
         let p99 = s.rtt.percentile(99.0).unwrap();
         assert!((p99 - 6.0).abs() < 0.01, "{p99}");
+    }
+
+    #[test]
+    fn percentiles_are_samples_within_min_and_max() {
+        // One sample: every percentile is it (the histogram alone rounds it up).
+        let mut s = Stats::default();
+        s.record(&reply(1, 1.016));
+        for q in [0.0, 50.0, 90.0, 99.0, 100.0] {
+            assert_eq!(s.rtt.percentile(q), s.rtt.max(), "p{q}");
+        }
+        // A few: nearest rank, exact.
+        let mut s = Stats::default();
+        for (i, ms) in [2.032, 0.5, 1.25, 0.75, 3.5].iter().enumerate() {
+            s.record(&reply(i as u64, *ms));
+        }
+        let p = |q| s.rtt.percentile(q).unwrap();
+        assert!((p(50.0) - 1.25).abs() < 1e-9, "{}", p(50.0));
+        assert!((p(20.0) - 0.5).abs() < 1e-9, "{}", p(20.0));
+        assert!((p(90.0) - 3.5).abs() < 1e-9, "{}", p(90.0));
+        assert!((p(99.0) - 3.5).abs() < 1e-9);
+        // Many (past the exact samples): from the histogram, still within [min, max].
+        let mut s = Stats::default();
+        for i in 0..5000u64 {
+            s.record(&reply(i, 2.032 + (i % 7) as f64 * 1e-6));
+        }
+        let (min, max) = (s.rtt.min().unwrap(), s.rtt.max().unwrap());
+        for q in [0.0, 50.0, 99.0, 100.0] {
+            let v = s.rtt.percentile(q).unwrap();
+            assert!(v >= min && v <= max, "p{q} {v} outside [{min}, {max}]");
+        }
+    }
+
+    #[test]
+    fn an_interrupted_ping_is_sent_and_lost() {
+        let mut s = Stats::default();
+        s.record(&reply(1, 1.0));
+        s.record(&PingResult::new(2, Status::Interrupted));
+        assert_eq!((s.sent, s.replies, s.interrupted), (2, 1, 1));
+        assert_eq!(s.loss_pct(), 50.0);
     }
 
     #[test]

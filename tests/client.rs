@@ -394,8 +394,11 @@ fn bad_input_is_one_clear_line_and_exit_2() {
         (&["::1:80"], "brackets"),
         (&["no-such-host.invalid:80", "-n", "1"], "cannot resolve"),
         (&["127.0.0.1:80", "-n", "0"], "--count"),
-        (&["127.0.0.1:80", "-i", "-1"], "negative"),
-        (&["127.0.0.1:80", "-W", "0"], "more than zero"),
+        (
+            &["127.0.0.1:80", "-i", "-1"],
+            "the interval must be 0 or more",
+        ),
+        (&["127.0.0.1:80", "-W", "0"], "at least 1ms"),
         (&["127.0.0.1:80", "--bogus"], "--bogus"),
         (&["127.0.0.1:80", "-4", "-6"], "cannot be used"),
         (&["[::1]:80", "-4", "-n", "1"], "no IPv4 address"),
@@ -449,4 +452,277 @@ fn a_closed_pipe_is_not_an_error() {
         "{err}"
     );
     assert_eq!(out.status.code(), Some(0));
+}
+
+/// A one-connection-at-a-time server on loopback that answers each request line with
+/// `answer(line)`.
+fn answering_server(answer: fn(&[u8]) -> Vec<u8>) -> std::net::SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { continue };
+            let mut buf = Vec::new();
+            let mut b = [0u8; 256];
+            while let Ok(n) = s.read(&mut b) {
+                if n == 0 {
+                    break;
+                }
+                buf.extend_from_slice(&b[..n]);
+                while let Some(i) = buf.iter().position(|&c| c == b'\n') {
+                    let line: Vec<u8> = buf.drain(..=i).collect();
+                    let _ = s.write_all(&answer(&line[..i]));
+                }
+            }
+        }
+    });
+    addr
+}
+
+#[test]
+fn only_lost_as_the_whole_answer_is_the_servers_loss() {
+    for (answer, want) in [
+        (
+            (|_: &[u8]| b"LOSTX\n".to_vec()) as fn(&[u8]) -> Vec<u8>,
+            "error",
+        ),
+        (|_: &[u8]| b"LOST, or maybe not\n".to_vec(), "error"),
+        (|_: &[u8]| b"LOST\n".to_vec(), "lost"),
+        (|_: &[u8]| b"LOST".to_vec(), "lost"),
+    ] {
+        let addr = answering_server(answer);
+        let out = client(&[&addr.to_string(), "-n", "1", "-W", "2", "--json"]);
+        let v = json_lines(&out);
+        assert_eq!(pings(&v)[0]["status"], want, "{v:?}");
+    }
+}
+
+#[test]
+fn an_echo_without_its_newline_is_a_reply_at_once() {
+    let addr = answering_server(|line| line.to_ascii_uppercase());
+    let t = Instant::now();
+    let out = client(&[&addr.to_string(), "-n", "2", "-i", "0", "-W", "5", "--json"]);
+    let v = json_lines(&out);
+    assert_eq!(summary(&v)["received"], 2, "{v:?}");
+    // Behaviour, not speed: a 5 s timeout that was not waited for.
+    assert!(t.elapsed() < Duration::from_secs(4), "{:?}", t.elapsed());
+    // On one connection too: the next ping is not confused by a late newline.
+    let addr = answering_server(|line| {
+        let mut v = line.to_ascii_uppercase();
+        v.extend_from_slice(b"\r");
+        v
+    });
+    let out = client(&[
+        &addr.to_string(),
+        "-n",
+        "3",
+        "-i",
+        "0",
+        "--persistent",
+        "--json",
+    ]);
+    assert_eq!(summary(&json_lines(&out))["received"], 3);
+}
+
+#[test]
+fn a_ping_interrupted_in_flight_is_sent_and_not_received() {
+    let srv = ServerProc::start(&["--loss", "1", "--loss-mode", "silent", "-q"]);
+    for json in [true, false] {
+        let mut args = vec![
+            srv.addr.to_string(),
+            "-n".into(),
+            "5".into(),
+            "-W".into(),
+            "5".into(),
+        ];
+        if json {
+            args.push("--json".into());
+        }
+        let child = Command::new(BIN)
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(400));
+        unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        if json {
+            let v = json_lines(&out);
+            let p = pings(&v);
+            assert_eq!(p.len(), 1, "{v:?}");
+            assert_eq!(p[0]["status"], "interrupted");
+            let s = summary(&v);
+            assert_eq!(
+                (s["sent"].as_u64(), s["received"].as_u64()),
+                (Some(1), Some(0))
+            );
+            assert_eq!(s["interrupted"], 1);
+            assert_eq!(s["loss_pct"], 100.0);
+        } else {
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert!(text.contains("seq=1 interrupted"), "{text}");
+            assert!(
+                text.contains("1 ping sent, 0 replies, 1 interrupted, 100.0% loss"),
+                "{text}"
+            );
+        }
+    }
+}
+
+#[test]
+fn percentiles_lie_within_min_and_max() {
+    // Echoes after about 2 ms: there the histogram's 3 significant digits are coarser than
+    // the µs the JSON shows, and it rounds up past the maximum.
+    let addr = answering_server(|line| {
+        std::thread::sleep(Duration::from_micros(2032));
+        let mut v = line.to_ascii_uppercase();
+        v.push(b'\n');
+        v
+    });
+    for n in ["1", "7"] {
+        let out = client(&[&addr.to_string(), "-n", n, "-i", "0", "--json"]);
+        let v = json_lines(&out);
+        let s = summary(&v);
+        let rtts: Vec<f64> = pings(&v)
+            .iter()
+            .map(|p| p["rtt_ms"].as_f64().unwrap())
+            .collect();
+        let (min, max) = (
+            s["rtt_min_ms"].as_f64().unwrap(),
+            s["rtt_max_ms"].as_f64().unwrap(),
+        );
+        for k in ["rtt_p50_ms", "rtt_p90_ms", "rtt_p99_ms"] {
+            let p = s[k].as_f64().unwrap();
+            assert!(p >= min && p <= max, "{k} {p} outside [{min}, {max}]");
+            // Few samples: the percentile is one of them, exactly.
+            assert!(
+                rtts.iter().any(|r| (r - p).abs() < 1e-9),
+                "{k} {p} not in {rtts:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn quiet_keeps_the_header_and_with_json_prints_only_the_summary() {
+    let srv = ServerProc::start(&["--loss", "0", "-q"]);
+    let out = client(&[&srv.addr.to_string(), "-n", "3", "-i", "0", "-q", "--json"]);
+    let v = json_lines(&out);
+    assert_eq!(v.len(), 1, "{v:?}");
+    assert_eq!(v[0]["type"], "summary");
+    let out = client(&[&srv.addr.to_string(), "-n", "1", "-q"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("TCPPING "), "{text}");
+    assert!(text.contains("1 ping sent, 1 reply, 0.0% loss"), "{text}");
+}
+
+#[test]
+fn json_starts_with_a_start_event_and_stamps_every_ping() {
+    let srv = ServerProc::start(&["--loss", "0", "-q"]);
+    let out = client(&[&srv.addr.to_string(), "-n", "2", "-i", "0", "--json"]);
+    let v = json_lines(&out);
+    assert_eq!(v[0]["type"], "start", "{v:?}");
+    assert_eq!(v[0]["address"], srv.addr.to_string());
+    assert_eq!(v[0]["source"], "127.0.0.1");
+    assert_eq!(v[0]["probe"], "connect");
+    let t0 = v[0]["ts"].as_f64().unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    assert!(t0 <= now && t0 > now - 60.0, "{t0} vs {now}");
+    let ts: Vec<f64> = pings(&v)
+        .iter()
+        .map(|p| p["ts"].as_f64().unwrap())
+        .collect();
+    assert!(ts[0] >= t0 && ts[1] >= ts[0], "{ts:?}");
+}
+
+#[test]
+fn argument_errors_say_what_is_allowed() {
+    let cases: &[(&[&str], &str, &str)] = &[
+        (&["h:1", "-n", "-1"], "whole number of 1 or more", "-- -1"),
+        (
+            &["h:1", "-n", "0"],
+            "whole number of 1 or more",
+            "18446744073709551615",
+        ),
+        (&["a:1", "b:2"], "one target at a time", "subcommand"),
+        (&["h:1", "-W", "-1"], "at least 1ms", "0 or more"),
+        (&["h:1", "-W", "0.0000001"], "at least 1ms", "?"),
+        (&["h:1", "-i", "1x"], "us, ms, s, m, h", "months"),
+        // The usage line says what can be typed, not what was.
+        (
+            &["-4", "--count", "3", "--quiet", "--bogus"],
+            "Usage: tcpping-diag [OPTIONS] HOST:PORT",
+            "--quiet <",
+        ),
+    ];
+    for (args, want, never) in cases {
+        let out = client(args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(want), "{args:?}: wanted {want:?} in {err}");
+        assert!(!err.contains(never), "{args:?}: {never:?} in {err}");
+    }
+    let help = String::from_utf8_lossy(&client(&["--help"]).stdout).to_string();
+    assert!(help.contains("-c"), "-c missing from --help:\n{help}");
+}
+
+/// A pseudo-terminal for the child's stdin: (master, slave).
+fn pty() -> (std::fs::File, std::fs::File) {
+    use std::os::fd::FromRawFd;
+    let (mut m, mut s) = (0, 0);
+    let rc = unsafe {
+        libc::openpty(
+            &mut m,
+            &mut s,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            std::ptr::null(),
+        )
+    };
+    assert_eq!(rc, 0, "openpty");
+    unsafe { (std::fs::File::from_raw_fd(m), std::fs::File::from_raw_fd(s)) }
+}
+
+#[test]
+fn on_a_terminal_it_asks_and_an_empty_answer_pings_until_interrupted() {
+    let srv = ServerProc::start(&["--loss", "0", "-q"]);
+    let (mut master, slave) = pty();
+    let child = Command::new(BIN)
+        .args([&srv.addr.to_string(), "-i", "0.05"])
+        .stdin(Stdio::from(slave))
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    master.write_all(b"\n").unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("Enter number of pings (N; empty = until interrupted)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("until interrupted, connection per ping"),
+        "{text}"
+    );
+    assert!(text.contains("seq=3 reply"), "{text}");
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    // A number is still the count.
+    let (mut master, slave) = pty();
+    let child = Command::new(BIN)
+        .args([&srv.addr.to_string(), "-i", "0"])
+        .stdin(Stdio::from(slave))
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    master.write_all(b"2\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("2 pings sent, 2 replies"), "{text}");
 }
