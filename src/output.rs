@@ -7,9 +7,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 
 use crate::cli::{ClientConfig, Mode, Output};
-use crate::client::{PingResult, Status};
-use crate::icmp::correlate::{Registry, Unmatched};
+use crate::icmp::correlate::Unmatched;
 use crate::icmp::parse::IcmpError;
+use crate::probe::{IcmpTally, PingResult, Status};
 use crate::stats::{Series, Stats};
 
 fn ms(d: Duration) -> f64 {
@@ -372,10 +372,10 @@ impl<W: Write> Reporter<W> {
         &mut self,
         cfg: &ClientConfig,
         s: &Stats,
-        registry: &Registry,
+        icmp: IcmpTally,
         elapsed: Duration,
     ) -> io::Result<()> {
-        let (unmatched, late) = (registry.unmatched_count(), registry.late_count());
+        let (unmatched, late) = (icmp.unmatched, icmp.late);
         if self.format == Output::Json {
             return self.summary_json(cfg, s, unmatched, late, elapsed);
         }

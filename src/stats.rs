@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
-use crate::client::{PingResult, Status};
+use crate::probe::{PingResult, Status};
 
 /// Largest value the histograms hold, in nanoseconds (one hour); larger ones are clamped.
 const HIST_MAX_NS: u64 = 3_600_000_000_000;

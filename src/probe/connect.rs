@@ -1,4 +1,4 @@
-//! The ping client: one TCP connection per ping (or one for all), request, echo, verdict.
+//! The connect probe: one TCP connection per ping (or one for all), request, echo, verdict.
 //!
 //! Every ping binds its own local port before its SYN leaves and registers it, so an ICMP
 //! error quoting that port is attributed to it by the listener thread, which wakes the ping
@@ -11,111 +11,19 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, Socket, Type};
 
+use super::wire::{Handshake, WireTap};
+use super::{Clock, IcmpTally, PingResult, ProbeSpec, Prober, Status};
 use crate::cli::{ClientConfig, Mode};
+use crate::icmp::correlate::Unmatched;
+use crate::icmp::parse::IcmpError;
 use crate::icmp::recverr::{read_error_queue, ErrEntry, QueuedError};
 use crate::icmp::{IcmpReport, Phase, Registry, Source};
 use crate::net::{self, describe_io, Waker};
 use crate::timing;
-use crate::wire::{Handshake, WireTap};
-
-/// The verdict of one ping.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Status {
-    /// The echo came back (or, with --connect-only, the handshake completed).
-    Reply,
-    /// The server answered LOST.
-    Lost,
-    /// Nothing within the timeout.
-    Timeout,
-    /// The target answered the SYN with RST: nothing listens on that port.
-    Refused,
-    /// An ICMP error about this ping.
-    Icmp(IcmpReport),
-    /// Any other failure, in words.
-    Error(String),
-    /// Ctrl-C or SIGTERM came while the ping waited: sent, never answered (as ping counts it).
-    Interrupted,
-}
-
-impl Status {
-    pub fn name(&self) -> &'static str {
-        match self {
-            Status::Reply => "reply",
-            Status::Lost => "lost",
-            Status::Timeout => "timeout",
-            Status::Refused => "refused",
-            Status::Icmp(_) => "icmp",
-            Status::Error(_) => "error",
-            Status::Interrupted => "interrupted",
-        }
-    }
-}
-
-#[derive(Clone, Debug)]
-pub struct PingResult {
-    pub seq: u64,
-    /// When the ping started (wall clock, for the record and for pictures over time).
-    pub sent_at: SystemTime,
-    pub status: Status,
-    /// Handshake time, when this ping made a connection and it completed: from the wire
-    /// or the kernel when they have one, else `connect_user` (see `connect_clock`).
-    pub connect: Option<Duration>,
-    /// Where `connect` comes from.
-    pub connect_clock: Option<Clock>,
-    /// Handshake time as user space saw it (connect() to writable).
-    pub connect_user: Option<Duration>,
-    /// Request to echo, when an answer (echo or LOST) came: from the kernel's transmit and
-    /// receive timestamps when it has both, else `rtt_user`.
-    pub rtt: Option<Duration>,
-    /// Where `rtt` comes from.
-    pub rtt_clock: Option<Clock>,
-    /// Request to echo as user space saw it (send() to the recv() that completed it).
-    pub rtt_user: Option<Duration>,
-    pub local_port: Option<u16>,
-}
-
-impl PingResult {
-    /// A verdict with no times measured yet.
-    pub fn new(seq: u64, status: Status) -> Self {
-        PingResult {
-            seq,
-            sent_at: SystemTime::now(),
-            status,
-            connect: None,
-            connect_clock: None,
-            connect_user: None,
-            rtt: None,
-            rtt_clock: None,
-            rtt_user: None,
-            local_port: None,
-        }
-    }
-}
-
-/// Which clock measured a time.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Clock {
-    /// Packet-socket timestamps at the network device, as tcpdump sees the wire.
-    Wire,
-    /// The kernel: TCP_INFO's handshake RTT, or socket transmit/receive timestamps.
-    Kernel,
-    /// User space, around the system calls.
-    User,
-}
-
-impl Clock {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Clock::Wire => "wire",
-            Clock::Kernel => "kernel",
-            Clock::User => "user",
-        }
-    }
-}
 
 /// Judge the bytes received so far against the request sent.
 /// None: incomplete, keep reading.
@@ -198,6 +106,8 @@ pub struct Pinger {
     _timestamping: Option<std::net::UdpSocket>,
     /// Wire timestamps of the handshake, when privileged (see `wire`).
     wire: Option<WireTap>,
+    /// The verdict of the probe `send` ran, until `poll` hands it over.
+    finished: Option<PingResult>,
 }
 
 /// How long a back-to-back ping polls without sleeping before it waits (see `wait`).
@@ -226,6 +136,7 @@ impl Pinger {
             raw_capture: false,
             _timestamping: timing::hold_timestamping_on(),
             wire: None,
+            finished: None,
         }
     }
 
@@ -673,6 +584,52 @@ impl Pinger {
                 Err(e) => return (self.socket_error(conn, e, Phase::Echo, start), None),
             }
         }
+    }
+}
+
+/// The connect probe runs one probe at a time: `send` takes it from its SYN to its verdict
+/// (waking for ICMP errors and signals on the way), `poll` hands the verdict over, or waits
+/// for the next probe's time.
+impl Prober for Pinger {
+    fn ready(&self) -> bool {
+        self.finished.is_none()
+    }
+
+    fn send(&mut self, spec: ProbeSpec) {
+        self.finished = self.ping(spec.seq).map(|mut r| {
+            r.target = Some(spec.target);
+            r.ttl = spec.ttl;
+            r
+        });
+    }
+
+    fn poll(&mut self, until: Instant, done: &mut Vec<PingResult>) -> io::Result<()> {
+        if let Some(r) = self.finished.take() {
+            done.push(r);
+        } else {
+            self.pause_until(until);
+        }
+        Ok(())
+    }
+
+    fn in_flight(&self) -> usize {
+        usize::from(self.finished.is_some())
+    }
+
+    fn interrupt(&mut self, done: &mut Vec<PingResult>) {
+        // A probe under way was concluded by `ping` itself (as interrupted).
+        done.extend(self.finished.take());
+    }
+
+    fn icmp_tally(&self) -> IcmpTally {
+        IcmpTally {
+            unmatched: self.registry.unmatched_count(),
+            late: self.registry.late_count(),
+        }
+    }
+
+    fn drain_unmatched(&mut self) -> Vec<(IcmpError, Unmatched)> {
+        self.registry.drain_unmatched()
     }
 }
 

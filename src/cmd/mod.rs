@@ -1,0 +1,58 @@
+//! What each command does: `main` calls [`run`], which parses the flags, runs the command
+//! and maps its result to an exit status.
+
+mod demo;
+pub mod ping;
+mod serve;
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command};
+use crate::error::Error;
+use crate::net::Waker;
+
+pub use ping::ping;
+pub use serve::serve;
+
+/// Parse the command line, run, and return the exit status: 0 when any ping was answered
+/// (or the server stopped cleanly), 1 when no ping was, 2 on a usage or setup error.
+pub fn run() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return code;
+        }
+    };
+    let result = match cli.command {
+        Some(Command::Serve(args)) => args.into_config().and_then(|cfg| serve(cfg).map(|()| 0)),
+        Some(Command::Demo) => demo::demo(),
+        None => cli.ping.into_config().and_then(ping),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("tcpping-diag: {e}");
+            2
+        }
+    }
+}
+
+/// Stop on SIGINT/SIGTERM: set `stop` and wake whoever waits on `waker`.
+fn on_signals(stop: &Arc<AtomicBool>, waker: &Waker) -> Result<(), Error> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    for sig in [SIGINT, SIGTERM] {
+        signal_hook::flag::register(sig, Arc::clone(stop))
+            .map_err(|e| Error::io("install signal handler", e))?;
+        let tx = waker
+            .sender()
+            .map_err(|e| Error::io("install signal handler", e))?;
+        signal_hook::low_level::pipe::register(sig, tx)
+            .map_err(|e| Error::io("install signal handler", e))?;
+    }
+    Ok(())
+}

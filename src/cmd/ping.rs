@@ -1,0 +1,196 @@
+//! `tcpping-diag HOST:PORT`: open what the probes need while privileged, drop privileges,
+//! then schedule probes, report each verdict, and summarise.
+
+use std::io::{self, BufRead, IsTerminal, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::cli::{ClientConfig, Output};
+use crate::error::Error;
+use crate::icmp::listener::{Capture, RawIcmp};
+use crate::icmp::Registry;
+use crate::net::{self, Waker};
+use crate::output::Reporter;
+use crate::privilege;
+use crate::probe::connect::Pinger;
+use crate::probe::wire::WireTap;
+use crate::probe::{PingResult, ProbeSpec, Prober};
+use crate::stats::Stats;
+
+/// Ask for the number of pings, as the original client did. An empty answer means "until
+/// interrupted", as ping without -c.
+fn prompt_count() -> Result<Option<u64>, Error> {
+    let stdin = io::stdin();
+    loop {
+        print!("Enter number of pings (N; empty = until interrupted): ");
+        let _ = io::stdout().flush();
+        let mut line = String::new();
+        if stdin
+            .lock()
+            .read_line(&mut line)
+            .map_err(|e| Error::io("read the number of pings", e))?
+            == 0
+        {
+            return Err(Error::Usage("no number of pings given".into()));
+        }
+        let line = line.trim();
+        if line.is_empty() {
+            return Ok(None);
+        }
+        match line.parse::<u64>() {
+            Ok(n) if n > 0 => return Ok(Some(n)),
+            _ => eprintln!(
+                "Please enter a whole number greater than 0, or nothing to ping until interrupted."
+            ),
+        }
+    }
+}
+
+/// Open the raw ICMP sockets for the target's family (and the other, when it can).
+/// Err: the target family's socket could not be opened.
+fn open_raw(v6: bool) -> io::Result<Vec<RawIcmp>> {
+    let mut socks = vec![RawIcmp::open(v6)?];
+    if let Ok(other) = RawIcmp::open(!v6) {
+        socks.push(other);
+    }
+    Ok(socks)
+}
+
+/// The client: ping, report, summarise. Returns the exit status.
+pub fn ping(mut cfg: ClientConfig) -> Result<i32, Error> {
+    if cfg.count.is_none() && io::stdin().is_terminal() && cfg.output == Output::Human {
+        cfg.count = prompt_count()?;
+    }
+    // Raw sockets first, then drop every privilege before anything else happens.
+    let raw = if cfg.icmp {
+        match open_raw(cfg.target.is_ipv6()) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                if e.kind() == io::ErrorKind::PermissionDenied {
+                    eprintln!("{}", privilege::NO_RAW_NOTICE);
+                } else {
+                    eprintln!(
+                        "tcpping-diag: ICMP capture off: open raw ICMP socket: {}",
+                        net::describe_io(&e)
+                    );
+                }
+                None
+            }
+        }
+    } else {
+        None
+    };
+    // With raw-socket privileges, a packet socket times each handshake on the wire.
+    let wire = WireTap::open(cfg.target.port()).ok();
+    if let Err(e) = privilege::drop_all() {
+        return Err(Error::Setup(format!("drop capabilities: {e}")));
+    }
+
+    let src = net::source_address_for(cfg.target).ok();
+    let registry = Arc::new(Registry::new().with_unmatched_log(cfg.verbose));
+    let waker = Arc::new(Waker::new().map_err(|e| Error::io("create wake-up channel", e))?);
+    let stop = Arc::new(AtomicBool::new(false));
+    super::on_signals(&stop, &waker)?;
+    let capture = match raw {
+        Some(socks) => {
+            let tx = waker
+                .sender()
+                .map_err(|e| Error::io("create wake-up channel", e))?;
+            Some(
+                Capture::start(socks, Arc::clone(&registry), tx)
+                    .map_err(|e| Error::io("start ICMP listener", e))?,
+            )
+        }
+        None => None,
+    };
+    let mut prober = Pinger::new(
+        cfg.clone(),
+        src,
+        Arc::clone(&registry),
+        Arc::clone(&waker),
+        Arc::clone(&stop),
+    )
+    .with_raw_capture(capture.is_some())
+    .with_wire_tap(wire);
+    let code = schedule(&cfg, src, &mut prober, &stop);
+    drop(capture);
+    code
+}
+
+/// Send the probes at the configured interval (the next one when the prober is ready for
+/// it), report every verdict as it comes, and the summary at the end or on a signal.
+/// Returns the exit status: 0 when any probe was answered, 1 when none was.
+pub fn schedule(
+    cfg: &ClientConfig,
+    src: Option<std::net::IpAddr>,
+    prober: &mut dyn Prober,
+    stop: &AtomicBool,
+) -> Result<i32, Error> {
+    // Not locked for the whole run: the demo's server thread logs to stdout too.
+    let mut out = Reporter::new(io::BufWriter::new(io::stdout()), cfg);
+    let mut stats = Stats::default();
+    let started = Instant::now();
+    // A closed pipe (| head) ends the run quietly; other write errors are reported.
+    let write = |r: io::Result<()>| -> Result<bool, Error> {
+        match r {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(false),
+            Err(e) => Err(Error::io("write output", e)),
+        }
+    };
+    let exit = |stats: &Stats| if stats.replies > 0 { 0 } else { 1 };
+    if !write(out.start(cfg, src))? {
+        return Ok(0);
+    }
+    let mut seq = 0u64;
+    let mut next = Instant::now();
+    let mut done: Vec<PingResult> = Vec::new();
+    loop {
+        let stopping = stop.load(Ordering::Relaxed);
+        if stopping {
+            prober.interrupt(&mut done);
+        }
+        for result in done.drain(..) {
+            stats.record(&result);
+            if !write(out.ping(&result, cfg))? {
+                return Ok(exit(&stats));
+            }
+        }
+        if cfg.verbose {
+            for (err, why) in prober.drain_unmatched() {
+                if !write(out.unmatched(&err, why))? {
+                    return Ok(exit(&stats));
+                }
+            }
+        }
+        let more = cfg.count.is_none_or(|n| seq < n);
+        if stopping || (!more && prober.in_flight() == 0) {
+            break;
+        }
+        let now = Instant::now();
+        if more && now >= next && prober.ready() {
+            seq += 1;
+            prober.send(ProbeSpec {
+                seq,
+                target: cfg.target,
+                ttl: cfg.ttl,
+            });
+            next = now + cfg.interval;
+            continue;
+        }
+        // Wait for verdicts, until the next probe is due (or, with all sent, until the
+        // last verdict: the prober's own timeouts end that wait).
+        let until = if more {
+            next
+        } else {
+            now + Duration::from_secs(3600)
+        };
+        prober
+            .poll(until, &mut done)
+            .map_err(|e| Error::io("wait for answers", e))?;
+    }
+    let icmp = prober.icmp_tally();
+    write(out.summary(cfg, &stats, icmp, started.elapsed()))?;
+    Ok(exit(&stats))
+}

@@ -1,0 +1,174 @@
+//! The probe layer: every way tcpping-diag asks a target something, behind one interface.
+//!
+//! A [`Prober`] sends probes and reports their verdicts as [`PingResult`]s; a scheduler
+//! decides when each probe leaves (the ping command's loop in `cmd::ping`; trace's rounds and
+//! the many-targets loop build on the same interface). The kinds:
+//! - [`connect`]: a TCP connection per probe (or one for all), the request, the echo;
+//! - [`syn`]: a half-open SYN built with pnet, answered by SYN-ACK, RST or an ICMP error;
+//! - [`wire`]: the packet socket both read for wire timestamps (and `syn` for its answers).
+//!
+//! Sending, matching answers to probes, and accounting are separate: the matching of each
+//! kind is a pure function over captured bytes, tested without root.
+
+pub mod connect;
+pub mod syn;
+pub mod wire;
+
+use std::io;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::icmp::correlate::Unmatched;
+use crate::icmp::parse::IcmpError;
+use crate::icmp::IcmpReport;
+
+/// What to send: the probe's sequence number, where to, and how.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProbeSpec {
+    /// The probe's number in its run (from 1).
+    pub seq: u64,
+    pub target: SocketAddr,
+    /// IPv4 TTL / IPv6 hop limit; None: the system's default.
+    pub ttl: Option<u8>,
+}
+
+/// One kind of probe, driven by a scheduler: `send` when a probe is due and the prober is
+/// `ready`, `poll` for verdicts in between.
+pub trait Prober {
+    /// Whether a probe may leave now. A persistent connection, or a constant flow, carries
+    /// one probe at a time.
+    fn ready(&self) -> bool;
+    /// Send a probe now. Its verdict comes from `poll` (or at once, for kinds that cannot
+    /// overlap probes and finish them in `send`).
+    fn send(&mut self, spec: ProbeSpec);
+    /// Wait at most until `until` for answers, timeouts or a wake-up (a signal) and append
+    /// the probes concluded to `done`.
+    fn poll(&mut self, until: Instant, done: &mut Vec<PingResult>) -> io::Result<()>;
+    /// Probes sent and not concluded yet.
+    fn in_flight(&self) -> usize;
+    /// Conclude every probe in flight as `Status::Interrupted` (Ctrl-C, SIGTERM).
+    fn interrupt(&mut self, done: &mut Vec<PingResult>);
+    /// ICMP errors seen that were not attributed to a probe, so far.
+    fn icmp_tally(&self) -> IcmpTally;
+    /// Take the unattributed ICMP errors kept since the last call (for -v).
+    fn drain_unmatched(&mut self) -> Vec<(IcmpError, Unmatched)>;
+}
+
+/// ICMP errors not attributed to any probe.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IcmpTally {
+    /// They quote none of our probes (other programs, spoofed, forged sequence numbers).
+    pub unmatched: u64,
+    /// They quote a probe of ours that had already ended.
+    pub late: u64,
+}
+
+/// The verdict of one ping.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Status {
+    /// The echo came back (or, with --connect-only, the handshake completed).
+    Reply,
+    /// The server answered LOST.
+    Lost,
+    /// Nothing within the timeout.
+    Timeout,
+    /// The target answered the SYN with RST: nothing listens on that port.
+    Refused,
+    /// An ICMP error about this ping.
+    Icmp(IcmpReport),
+    /// Any other failure, in words.
+    Error(String),
+    /// Ctrl-C or SIGTERM came while the ping waited: sent, never answered (as ping counts it).
+    Interrupted,
+}
+
+impl Status {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Status::Reply => "reply",
+            Status::Lost => "lost",
+            Status::Timeout => "timeout",
+            Status::Refused => "refused",
+            Status::Icmp(_) => "icmp",
+            Status::Error(_) => "error",
+            Status::Interrupted => "interrupted",
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct PingResult {
+    pub seq: u64,
+    /// Where the probe went (None only in tests that do not care).
+    pub target: Option<SocketAddr>,
+    /// The TTL / hop limit it was sent with, when one was set.
+    pub ttl: Option<u8>,
+    /// When the ping started (wall clock, for the record and for pictures over time).
+    pub sent_at: SystemTime,
+    pub status: Status,
+    /// Handshake time, when this ping made a connection and it completed: from the wire
+    /// or the kernel when they have one, else `connect_user` (see `connect_clock`).
+    pub connect: Option<Duration>,
+    /// Where `connect` comes from.
+    pub connect_clock: Option<Clock>,
+    /// Handshake time as user space saw it (connect() to writable).
+    pub connect_user: Option<Duration>,
+    /// Request to echo, when an answer (echo or LOST) came: from the kernel's transmit and
+    /// receive timestamps when it has both, else `rtt_user`.
+    pub rtt: Option<Duration>,
+    /// Where `rtt` comes from.
+    pub rtt_clock: Option<Clock>,
+    /// Request to echo as user space saw it (send() to the recv() that completed it).
+    pub rtt_user: Option<Duration>,
+    pub local_port: Option<u16>,
+}
+
+impl PingResult {
+    /// The verdict of `spec` with no times measured yet, stamped now.
+    pub fn of(spec: &ProbeSpec, status: Status) -> Self {
+        PingResult {
+            target: Some(spec.target),
+            ttl: spec.ttl,
+            ..Self::new(spec.seq, status)
+        }
+    }
+
+    /// A verdict with no times measured yet, stamped now.
+    pub fn new(seq: u64, status: Status) -> Self {
+        PingResult {
+            seq,
+            target: None,
+            ttl: None,
+            sent_at: SystemTime::now(),
+            status,
+            connect: None,
+            connect_clock: None,
+            connect_user: None,
+            rtt: None,
+            rtt_clock: None,
+            rtt_user: None,
+            local_port: None,
+        }
+    }
+}
+
+/// Which clock measured a time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Clock {
+    /// Packet-socket timestamps at the network device, as tcpdump sees the wire.
+    Wire,
+    /// The kernel: TCP_INFO's handshake RTT, or socket transmit/receive timestamps.
+    Kernel,
+    /// User space, around the system calls.
+    User,
+}
+
+impl Clock {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Clock::Wire => "wire",
+            Clock::Kernel => "kernel",
+            Clock::User => "user",
+        }
+    }
+}
