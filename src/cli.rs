@@ -92,6 +92,16 @@ pub struct PingArgs {
     #[arg(long, conflicts_with = "persistent")]
     pub connect_only: bool,
 
+    /// Half-open SYN probes built by hand (needs CAP_NET_RAW): SYN-ACK = port open, RST = closed;
+    /// our kernel resets the connection, so the server's application never sees it
+    #[arg(long, conflicts_with_all = ["connect_only", "persistent"])]
+    pub syn: bool,
+
+    /// With --syn: one source port for every probe (constant: a load balancer keeps them on one
+    /// path; probes told apart by sequence number), or a new one per probe (per-probe)
+    #[arg(long, value_enum, value_name = "FLOW", default_value_t = FlowArg::Constant, requires = "syn")]
+    pub flow: FlowArg,
+
     /// Send every ping over one connection: application round trip without the handshake
     #[arg(long)]
     pub persistent: bool,
@@ -145,6 +155,15 @@ pub struct ServeArgs {
     pub quiet: bool,
 }
 
+/// `--flow`.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FlowArg {
+    /// One 5-tuple for every probe
+    Constant,
+    /// A new source port for every probe
+    PerProbe,
+}
+
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LossMode {
     /// Answer "LOST", as the original server did
@@ -162,6 +181,15 @@ pub enum Mode {
     ConnectOnly,
     /// One connection for all pings.
     Persistent,
+    /// A hand-built SYN per probe, answered by SYN-ACK, RST or ICMP.
+    Syn,
+}
+
+impl Mode {
+    /// Whether a probe's time is its handshake (no echo follows).
+    pub fn handshake_only(self) -> bool {
+        matches!(self, Mode::ConnectOnly | Mode::Syn)
+    }
 }
 
 /// How results are written.
@@ -185,6 +213,8 @@ pub struct ClientConfig {
     pub timeout: Duration,
     pub ttl: Option<u8>,
     pub mode: Mode,
+    /// How SYN probes use source ports.
+    pub flow: crate::probe::syn::Flow,
     pub output: Output,
     /// Only the start line (human) and the summary.
     pub quiet: bool,
@@ -228,7 +258,9 @@ impl PingArgs {
             _ => None,
         };
         let target = resolve(&target_name, family)?;
-        let mode = if self.connect_only {
+        let mode = if self.syn {
+            Mode::Syn
+        } else if self.connect_only {
             Mode::ConnectOnly
         } else if self.persistent {
             Mode::Persistent
@@ -248,6 +280,10 @@ impl PingArgs {
             timeout: self.timeout,
             ttl: self.ttl,
             mode,
+            flow: match self.flow {
+                FlowArg::Constant => crate::probe::syn::Flow::Constant,
+                FlowArg::PerProbe => crate::probe::syn::Flow::PerProbe,
+            },
             output,
             quiet: self.quiet,
             verbose: self.verbose,
@@ -500,6 +536,13 @@ mod tests {
         assert!(parse(&["h:1", "-n", "0"]).is_err());
         assert!(parse(&["h:1", "-i", "-1"]).is_err());
         assert!(parse(&["h:1", "--connect-only", "--persistent"]).is_err());
+        assert!(parse(&["h:1", "--syn", "--persistent"]).is_err());
+        assert!(
+            parse(&["h:1", "--flow", "per-probe"]).is_err(),
+            "--flow without --syn"
+        );
+        let c = parse(&["h:1", "--syn", "--flow", "per-probe"]).unwrap();
+        assert!(c.ping.syn && c.ping.flow == FlowArg::PerProbe);
         assert!(parse(&["h:1", "-4", "-6"]).is_err());
         assert!(parse(&["h:1", "--ttl", "0"]).is_err());
         assert!(parse(&["h:1", "--bogus"]).is_err());

@@ -56,6 +56,7 @@ struct JsonPing<'a> {
     #[serde(rename = "type")]
     kind: &'static str,
     seq: u64,
+    probe: &'static str,
     /// When the ping started: seconds since the Unix epoch, µs resolution.
     ts: f64,
     status: &'static str,
@@ -132,11 +133,20 @@ fn unix_secs(t: SystemTime) -> f64 {
     d.as_secs() as f64 + f64::from(d.subsec_micros()) / 1e6
 }
 
+fn probe_name(m: Mode) -> &'static str {
+    if m == Mode::Syn {
+        "syn"
+    } else {
+        "connect"
+    }
+}
+
 fn mode_name(m: Mode) -> &'static str {
     match m {
         Mode::Echo => "echo",
         Mode::ConnectOnly => "connect-only",
         Mode::Persistent => "persistent",
+        Mode::Syn => "syn",
     }
 }
 
@@ -176,7 +186,7 @@ impl<W: Write> Reporter<W> {
                 address: cfg.target,
                 source: src,
                 host: crate::net::hostname(),
-                probe: "connect",
+                probe: probe_name(cfg.mode),
                 mode: mode_name(cfg.mode),
                 count: cfg.count,
                 interval_ms: ms(cfg.interval),
@@ -194,6 +204,10 @@ impl<W: Write> Reporter<W> {
             Mode::Echo => "connection per ping",
             Mode::ConnectOnly => "handshake only",
             Mode::Persistent => "one connection",
+            Mode::Syn => match cfg.flow {
+                crate::probe::syn::Flow::Constant => "SYN probes, one flow",
+                crate::probe::syn::Flow::PerProbe => "SYN probes, a source port per probe",
+            },
         };
         let from = src.map(|s| format!(" from {s}")).unwrap_or_default();
         writeln!(
@@ -241,6 +255,7 @@ impl<W: Write> Reporter<W> {
         let ev = JsonPing {
             kind: "ping",
             seq: r.seq,
+            probe: probe_name(self.mode),
             ts: unix_secs(r.sent_at),
             status: r.status.name(),
             connect_ms: r.connect.map(ms),
@@ -272,6 +287,21 @@ impl<W: Write> Reporter<W> {
             parts.join(" ")
         };
         match &r.status {
+            Status::Reply if self.mode == Mode::Syn => writeln!(
+                self.out,
+                "seq={seq} port open: SYN-ACK from {target} time={:.3} ms",
+                r.connect.map_or(0.0, ms)
+            )?,
+            Status::Refused if self.mode == Mode::Syn => writeln!(
+                self.out,
+                "seq={seq} port closed: RST from {target} time={:.3} ms",
+                r.connect.map_or(0.0, ms)
+            )?,
+            Status::Timeout if self.mode == Mode::Syn => writeln!(
+                self.out,
+                "seq={seq} timeout: no answer to the SYN within {} ms",
+                cfg.timeout.as_millis()
+            )?,
             Status::Reply if self.mode == Mode::ConnectOnly => writeln!(
                 self.out,
                 "seq={seq} connected to {target}: time={:.3} ms",
@@ -404,7 +434,7 @@ impl<W: Write> Reporter<W> {
         if let (Some(min), Some(avg), Some(max), Some(mdev)) =
             (s.rtt.min(), s.rtt.avg(), s.rtt.max(), s.rtt.mdev())
         {
-            let what = if cfg.mode == Mode::ConnectOnly {
+            let what = if cfg.mode.handshake_only() {
                 "connect"
             } else {
                 "RTT"
@@ -430,7 +460,7 @@ impl<W: Write> Reporter<W> {
                 None => writeln!(o)?,
             }
         }
-        if cfg.mode != Mode::ConnectOnly {
+        if !cfg.mode.handshake_only() {
             if let (Some(min), Some(avg), Some(max)) =
                 (s.connect.min(), s.connect.avg(), s.connect.max())
             {

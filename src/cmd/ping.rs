@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::cli::{ClientConfig, Output};
+use crate::cli::{ClientConfig, Mode, Output};
 use crate::error::Error;
 use crate::icmp::listener::{Capture, RawIcmp};
 use crate::icmp::Registry;
@@ -14,6 +14,7 @@ use crate::net::{self, Waker};
 use crate::output::Reporter;
 use crate::privilege;
 use crate::probe::connect::Pinger;
+use crate::probe::syn::{SynProber, SynSockets};
 use crate::probe::wire::WireTap;
 use crate::probe::{PingResult, ProbeSpec, Prober};
 use crate::stats::Stats;
@@ -61,6 +62,9 @@ fn open_raw(v6: bool) -> io::Result<Vec<RawIcmp>> {
 pub fn ping(mut cfg: ClientConfig) -> Result<i32, Error> {
     if cfg.count.is_none() && io::stdin().is_terminal() && cfg.output == Output::Human {
         cfg.count = prompt_count()?;
+    }
+    if cfg.mode == Mode::Syn {
+        return ping_syn(&cfg);
     }
     // Raw sockets first, then drop every privilege before anything else happens.
     let raw = if cfg.icmp {
@@ -116,6 +120,39 @@ pub fn ping(mut cfg: ClientConfig) -> Result<i32, Error> {
     let code = schedule(&cfg, src, &mut prober, &stop);
     drop(capture);
     code
+}
+
+/// `--syn`: the sockets first (they need CAP_NET_RAW: without it, one line and exit 2,
+/// nothing sent), then every privilege dropped, then the probes.
+fn ping_syn(cfg: &ClientConfig) -> Result<i32, Error> {
+    let sockets = SynSockets::open(cfg.target.is_ipv6(), Some(cfg.target.port())).map_err(|e| {
+        if e.kind() == io::ErrorKind::PermissionDenied {
+            Error::Setup(privilege::NO_RAW_SYN.into())
+        } else {
+            Error::io("open the raw sockets for --syn", e)
+        }
+    })?;
+    if let Err(e) = privilege::drop_all() {
+        return Err(Error::Setup(format!("drop capabilities: {e}")));
+    }
+    let src = net::source_address_for(cfg.target)
+        .map_err(|e| Error::io(format!("find a route to {}", cfg.target.ip()), e))?;
+    let waker = Arc::new(Waker::new().map_err(|e| Error::io("create wake-up channel", e))?);
+    let stop = Arc::new(AtomicBool::new(false));
+    super::on_signals(&stop, &waker)?;
+    let _timestamping = crate::timing::hold_timestamping_on();
+    let mut prober = SynProber::new(
+        sockets,
+        src,
+        cfg.flow,
+        cfg.timeout,
+        cfg.verbose,
+        waker,
+        Arc::clone(&stop),
+    )
+    .map_err(|e| Error::io("reserve source ports for --syn", e))?
+    .with_spin(cfg.interval.is_zero());
+    schedule(cfg, Some(src), &mut prober, &stop)
 }
 
 /// Send the probes at the configured interval (the next one when the prober is ready for

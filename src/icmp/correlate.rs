@@ -100,6 +100,9 @@ pub enum Unmatched {
     /// It quotes a ping's exact 4-tuple, but a sequence number outside what that connection
     /// has sent (forged by someone who guessed the port, or a stale connection's segment).
     OtherSequence,
+    /// It quotes too little of the TCP header to tell which probe it is about (SYN probes
+    /// share their 4-tuple and differ by sequence number).
+    NoSequence,
 }
 
 impl Unmatched {
@@ -113,6 +116,7 @@ impl Unmatched {
             Unmatched::OtherSequence => {
                 "quotes our connection with a sequence number we never sent (forged?)"
             }
+            Unmatched::NoSequence => "quotes too little to tell which probe (no sequence number)",
         }
     }
 }

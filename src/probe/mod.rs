@@ -11,6 +11,7 @@
 //! kind is a pure function over captured bytes, tested without root.
 
 pub mod connect;
+pub mod packet;
 pub mod syn;
 pub mod wire;
 

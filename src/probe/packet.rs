@@ -1,0 +1,338 @@
+//! A packet socket (AF_PACKET, needs CAP_NET_RAW) with a classic BPF filter: packets as they
+//! leave and arrive at the network devices, from the IP header on, with the kernel's
+//! receive timestamps (the ones tcpdump records) and their direction.
+//!
+//! [`answers_filter`] passes what a SYN probe needs to see: TCP segments with SYN or RST set
+//! (our SYNs leaving, SYN-ACKs and RSTs arriving) and ICMP / ICMPv6 messages. Everything else
+//! is dropped in the kernel, so unrelated traffic costs nothing.
+
+use std::io;
+use std::mem;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::time::Duration;
+
+/// Bytes kept of each packet: an ICMP error with both IP headers (options, extension
+/// headers) and the quoted TCP header fits.
+pub const SNAP: u32 = 256;
+const PACKET_OUTGOING: u8 = 4;
+const SO_TIMESTAMPNS: libc::c_int = 35;
+
+/// A tiny classic-BPF assembler with labels, so that jump offsets are computed, not counted.
+pub mod bpf {
+    // Opcodes (linux/bpf_common.h).
+    pub const LD: u16 = 0x00;
+    pub const LDX: u16 = 0x01;
+    pub const ALU: u16 = 0x04;
+    pub const JMP: u16 = 0x05;
+    pub const RET: u16 = 0x06;
+    pub const H: u16 = 0x08;
+    pub const B: u16 = 0x10;
+    pub const ABS: u16 = 0x20;
+    pub const IND: u16 = 0x40;
+    pub const MSH: u16 = 0xa0;
+    pub const JEQ: u16 = 0x10;
+    pub const JSET: u16 = 0x40;
+    pub const AND: u16 = 0x50;
+    pub const JA: u16 = 0x00;
+
+    /// One instruction, or a place to jump to.
+    #[derive(Clone, Copy, Debug)]
+    pub enum Op {
+        /// An instruction that does not jump.
+        I(u16, u32),
+        /// `if A == k goto t else goto f`
+        Jeq(u32, &'static str, &'static str),
+        /// `if A & k goto t else goto f`
+        Jset(u32, &'static str, &'static str),
+        /// `goto l`
+        Ja(&'static str),
+        /// A label for the next instruction.
+        L(&'static str),
+    }
+
+    /// Resolve the labels. Panics on a label that is missing or a backward jump: both are
+    /// mistakes in a program written here, found by its unit test.
+    pub fn assemble(ops: &[Op]) -> Vec<libc::sock_filter> {
+        let mut at = std::collections::HashMap::new();
+        let mut n = 0usize;
+        for op in ops {
+            match op {
+                Op::L(l) => {
+                    at.insert(*l, n);
+                }
+                _ => n += 1,
+            }
+        }
+        let mut out = Vec::with_capacity(n);
+        let off = |from: usize, to: &str| -> usize {
+            let t = at[to];
+            assert!(t > from, "backward jump to {to}");
+            t - from - 1
+        };
+        for op in ops {
+            let i = out.len();
+            let ins = |code, jt, jf, k| libc::sock_filter { code, jt, jf, k };
+            match *op {
+                Op::L(_) => continue,
+                Op::I(code, k) => out.push(ins(code, 0, 0, k)),
+                Op::Jeq(k, t, f) => out.push(ins(JMP | JEQ, off(i, t) as u8, off(i, f) as u8, k)),
+                Op::Jset(k, t, f) => out.push(ins(JMP | JSET, off(i, t) as u8, off(i, f) as u8, k)),
+                Op::Ja(l) => out.push(ins(JMP | JA, 0, 0, off(i, l) as u32)),
+            }
+        }
+        out
+    }
+}
+
+/// The filter for SYN probes: IPv4 or IPv6 (TCP right after the fixed header) segments with
+/// SYN or RST set, to or from `port` when given, and every ICMP / ICMPv6 message.
+pub fn answers_filter(port: Option<u16>) -> Vec<libc::sock_filter> {
+    use bpf::Op::*;
+    use bpf::*;
+    let mut ops = vec![
+        I(LD | B | ABS, 0),
+        I(ALU | AND, 0xf0),
+        Jeq(0x40, "v4", "v6"),
+        L("v4"),
+        I(LD | B | ABS, 9),
+        Jeq(1, "accept", "v4tcp"),
+        L("v4tcp"),
+        Jeq(6, "v4flags", "drop"),
+        L("v4flags"),
+        I(LDX | B | MSH, 0),
+        I(LD | B | IND, 13),
+        Jset(0x06, "v4ports", "drop"),
+        L("v4ports"),
+    ];
+    match port {
+        Some(p) => ops.extend([
+            I(LD | H | IND, 0),
+            Jeq(u32::from(p), "accept", "v4dst"),
+            L("v4dst"),
+            I(LD | H | IND, 2),
+            Jeq(u32::from(p), "accept", "drop"),
+        ]),
+        None => ops.push(Ja("accept")),
+    }
+    ops.extend([
+        L("v6"),
+        Jeq(0x60, "v6nh", "drop"),
+        L("v6nh"),
+        I(LD | B | ABS, 6),
+        Jeq(58, "accept", "v6tcp"),
+        L("v6tcp"),
+        Jeq(6, "v6flags", "drop"),
+        L("v6flags"),
+        I(LD | B | ABS, 40 + 13),
+        Jset(0x06, "v6ports", "drop"),
+        L("v6ports"),
+    ]);
+    match port {
+        Some(p) => ops.extend([
+            I(LD | H | ABS, 40),
+            Jeq(u32::from(p), "accept", "v6dst"),
+            L("v6dst"),
+            I(LD | H | ABS, 42),
+            Jeq(u32::from(p), "accept", "drop"),
+        ]),
+        None => ops.push(Ja("accept")),
+    }
+    ops.extend([L("accept"), I(RET, SNAP), L("drop"), I(RET, 0)]);
+    bpf::assemble(&ops)
+}
+
+/// One packet read from the socket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Received {
+    /// Bytes copied into the buffer (at most `SNAP`).
+    pub len: usize,
+    /// Leaving this host (else arriving, or looped back).
+    pub outgoing: bool,
+    /// The kernel's timestamp, since the Unix epoch.
+    pub at: Option<Duration>,
+}
+
+/// The packet socket.
+pub struct PacketSocket {
+    fd: OwnedFd,
+}
+
+impl PacketSocket {
+    /// Open a packet socket on every device with `filter` (needs CAP_NET_RAW).
+    pub fn open(filter: &[libc::sock_filter]) -> io::Result<PacketSocket> {
+        let proto = (libc::ETH_P_ALL as u16).to_be() as libc::c_int;
+        // SAFETY: plain socket(2) call; the descriptor is owned at once.
+        let raw = unsafe {
+            libc::socket(
+                libc::AF_PACKET,
+                libc::SOCK_DGRAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+                proto,
+            )
+        };
+        if raw < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: raw is a fresh descriptor nobody else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        let mut prog = filter.to_vec();
+        let fprog = libc::sock_fprog {
+            len: prog.len() as u16,
+            filter: prog.as_mut_ptr(),
+        };
+        // SAFETY: fprog points to `prog`, alive for the call.
+        let rc = unsafe {
+            libc::setsockopt(
+                raw,
+                libc::SOL_SOCKET,
+                libc::SO_ATTACH_FILTER,
+                &fprog as *const libc::sock_fprog as *const libc::c_void,
+                mem::size_of::<libc::sock_fprog>() as libc::socklen_t,
+            )
+        };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        crate::net::setsockopt_int(raw, libc::SOL_SOCKET, SO_TIMESTAMPNS, 1)?;
+        // A large queue: a burst of answers at -i 0 must not be dropped before it is read.
+        let _ = crate::net::setsockopt_int(raw, libc::SOL_SOCKET, libc::SO_RCVBUF, 4 << 20);
+        let sock = PacketSocket { fd };
+        // Packets that passed before the filter was attached are not ours to judge.
+        let mut buf = [0u8; SNAP as usize];
+        while sock.recv(&mut buf).is_ok() {}
+        Ok(sock)
+    }
+
+    pub fn fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+
+    /// The next waiting packet; `WouldBlock` when none is.
+    pub fn recv(&self, buf: &mut [u8]) -> io::Result<Received> {
+        // SAFETY: zeroed sockaddr_ll is valid; recvmsg fills it.
+        let mut from: libc::sockaddr_ll = unsafe { mem::zeroed() };
+        let mut at = None;
+        let len = crate::net::recvmsg_named(
+            self.fd(),
+            buf,
+            &mut from as *mut libc::sockaddr_ll as *mut libc::c_void,
+            mem::size_of::<libc::sockaddr_ll>(),
+            libc::MSG_DONTWAIT,
+            |level, kind, bytes| {
+                if level == libc::SOL_SOCKET && kind == SO_TIMESTAMPNS {
+                    at = crate::timing::parse_scm_timestamping(bytes);
+                }
+            },
+        )?;
+        Ok(Received {
+            len,
+            outgoing: from.sll_pkttype == PACKET_OUTGOING,
+            at,
+        })
+    }
+}
+
+/// Run a classic BPF program over `pkt` as the kernel would (the instructions the filters
+/// here use); returns the bytes to keep (0: drop). For the filters' unit tests.
+#[cfg(test)]
+pub fn run_filter(prog: &[libc::sock_filter], pkt: &[u8]) -> u32 {
+    use bpf::*;
+    let load = |at: u32, n: usize| -> Option<u32> {
+        let b = pkt.get(at as usize..at as usize + n)?;
+        Some(b.iter().fold(0u32, |v, &x| (v << 8) | u32::from(x)))
+    };
+    let (mut a, mut x, mut pc) = (0u32, 0u32, 0usize);
+    loop {
+        let i = prog[pc];
+        pc += 1;
+        let k = i.k;
+        let loaded = match i.code {
+            c if c == LD | B | ABS => load(k, 1),
+            c if c == LD | H | ABS => load(k, 2),
+            c if c == LD | B | IND => load(x + k, 1),
+            c if c == LD | H | IND => load(x + k, 2),
+            c if c == LDX | B | MSH => {
+                match load(k, 1) {
+                    Some(v) => x = (v & 0x0f) * 4,
+                    None => return 0,
+                }
+                continue;
+            }
+            c if c == ALU | AND => {
+                a &= k;
+                continue;
+            }
+            c if c == JMP | JA => {
+                pc += k as usize;
+                continue;
+            }
+            c if c == JMP | JEQ => {
+                pc += usize::from(if a == k { i.jt } else { i.jf });
+                continue;
+            }
+            c if c == JMP | JSET => {
+                pc += usize::from(if a & k != 0 { i.jt } else { i.jf });
+                continue;
+            }
+            c if c == RET => return k,
+            c => panic!("instruction {c:#x} at {} not handled", pc - 1),
+        };
+        match loaded {
+            Some(v) => a = v,
+            None => return 0,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::probe::syn::{build_syn, SynFields};
+    use std::net::SocketAddr;
+
+    fn syn(src: &str, dst: &str) -> Vec<u8> {
+        let mut buf = [0u8; 128];
+        let n = build_syn(
+            &mut buf,
+            &SynFields {
+                src: src.parse::<SocketAddr>().unwrap(),
+                dst: dst.parse::<SocketAddr>().unwrap(),
+                seq: 7,
+                ip_id: 1,
+                ttl: 64,
+            },
+        )
+        .unwrap();
+        buf[..n].to_vec()
+    }
+
+    #[test]
+    fn the_answers_filter_passes_syns_rsts_and_icmp_only() {
+        for (src, dst, tcp_at, proto_at) in [
+            ("10.0.0.1:40000", "10.0.0.2:12001", 20, 9),
+            ("[fd00::1]:40000", "[fd00::2]:12001", 40, 6),
+        ] {
+            let pkt = syn(src, dst);
+            for f in [answers_filter(Some(12001)), answers_filter(None)] {
+                assert_eq!(run_filter(&f, &pkt), SNAP, "our SYN");
+                let mut rst = pkt.clone();
+                rst[tcp_at + 13] = 0x14; // RST+ACK
+                assert_eq!(run_filter(&f, &rst), SNAP, "RST");
+                let mut ack = pkt.clone();
+                ack[tcp_at + 13] = 0x10; // a plain ACK
+                assert_eq!(run_filter(&f, &ack), 0, "ACK");
+                let mut icmp = pkt.clone();
+                icmp[proto_at] = if tcp_at == 20 { 1 } else { 58 };
+                assert_eq!(run_filter(&f, &icmp), SNAP, "ICMP");
+                let mut udp = pkt.clone();
+                udp[proto_at] = 17;
+                assert_eq!(run_filter(&f, &udp), 0, "UDP");
+                assert_eq!(run_filter(&f, &pkt[..tcp_at + 10]), 0, "truncated");
+            }
+            // Another port: only without a port filter.
+            assert_eq!(run_filter(&answers_filter(Some(80)), &pkt), 0);
+            assert_eq!(run_filter(&answers_filter(None), &pkt), SNAP);
+        }
+        assert_eq!(run_filter(&answers_filter(None), &[0x20, 0, 0]), 0);
+        assert_eq!(run_filter(&answers_filter(None), &[]), 0);
+    }
+}
