@@ -125,7 +125,8 @@ pub fn ping(mut cfg: ClientConfig) -> Result<i32, Error> {
 /// `--syn`: the sockets first (they need CAP_NET_RAW: without it, one line and exit 2,
 /// nothing sent), then every privilege dropped, then the probes.
 fn ping_syn(cfg: &ClientConfig) -> Result<i32, Error> {
-    let sockets = SynSockets::open(cfg.target.is_ipv6(), Some(cfg.target.port())).map_err(|e| {
+    let v6 = cfg.target.is_ipv6();
+    let sockets = SynSockets::open(!v6, v6, Some(cfg.target.port())).map_err(|e| {
         if e.kind() == io::ErrorKind::PermissionDenied {
             Error::Setup(privilege::NO_RAW_SYN.into())
         } else {
@@ -143,8 +144,8 @@ fn ping_syn(cfg: &ClientConfig) -> Result<i32, Error> {
     let _timestamping = crate::timing::hold_timestamping_on();
     let mut prober = SynProber::new(
         sockets,
-        src,
         cfg.flow,
+        1,
         cfg.timeout,
         cfg.verbose,
         waker,
@@ -206,12 +207,13 @@ pub fn schedule(
             break;
         }
         let now = Instant::now();
-        if more && now >= next && prober.ready() {
+        if more && now >= next && prober.ready(cfg.target) {
             seq += 1;
             prober.send(ProbeSpec {
                 seq,
                 target: cfg.target,
                 ttl: cfg.ttl,
+                flow: 0,
             });
             next = now + cfg.interval;
             continue;

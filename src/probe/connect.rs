@@ -591,7 +591,7 @@ impl Pinger {
 /// (waking for ICMP errors and signals on the way), `poll` hands the verdict over, or waits
 /// for the next probe's time.
 impl Prober for Pinger {
-    fn ready(&self) -> bool {
+    fn ready(&self, _target: SocketAddr) -> bool {
         self.finished.is_none()
     }
 

@@ -31,14 +31,17 @@ pub struct ProbeSpec {
     pub target: SocketAddr,
     /// IPv4 TTL / IPv6 hop limit; None: the system's default.
     pub ttl: Option<u8>,
+    /// Which of the prober's flows carries it (SYN probes with several constant flows:
+    /// trace's `--flows`); 0 otherwise.
+    pub flow: u16,
 }
 
 /// One kind of probe, driven by a scheduler: `send` when a probe is due and the prober is
 /// `ready`, `poll` for verdicts in between.
 pub trait Prober {
-    /// Whether a probe may leave now. A persistent connection, or a constant flow, carries
-    /// one probe at a time.
-    fn ready(&self) -> bool;
+    /// Whether a probe to `target` may leave now. A persistent connection, or a constant
+    /// flow, carries one probe at a time.
+    fn ready(&self, target: SocketAddr) -> bool;
     /// Send a probe now. Its verdict comes from `poll` (or at once, for kinds that cannot
     /// overlap probes and finish them in `send`).
     fn send(&mut self, spec: ProbeSpec);

@@ -536,29 +536,36 @@ pub enum Flow {
 
 /// The privileged part of a SYN prober: open it before dropping privileges.
 pub struct SynSockets {
-    send: Socket,
+    send4: Option<Socket>,
+    send6: Option<Socket>,
     tap: PacketSocket,
 }
 
 impl SynSockets {
-    /// A raw socket to send hand-built IPv4 or IPv6 packets and a packet socket for the
+    /// Raw sockets to send hand-built IPv4 and/or IPv6 packets, and a packet socket for the
     /// answers (SYN/RST segments to or from `port` when given, ICMP errors). Needs
     /// CAP_NET_RAW.
-    pub fn open(v6: bool, port: Option<u16>) -> io::Result<SynSockets> {
-        let domain = if v6 { Domain::IPV6 } else { Domain::IPV4 };
+    pub fn open(v4: bool, v6: bool, port: Option<u16>) -> io::Result<SynSockets> {
         // IPPROTO_RAW: we give the IP header (IP_HDRINCL / IPV6_HDRINCL implied).
-        let send = Socket::new(domain, Type::RAW, Some(Protocol::from(libc::IPPROTO_RAW)))?;
-        send.set_nonblocking(true)?;
+        let raw = |domain| -> io::Result<Socket> {
+            let s = Socket::new(domain, Type::RAW, Some(Protocol::from(libc::IPPROTO_RAW)))?;
+            s.set_nonblocking(true)?;
+            Ok(s)
+        };
+        let send4 = v4.then(|| raw(Domain::IPV4)).transpose()?;
+        let send6 = v6.then(|| raw(Domain::IPV6)).transpose()?;
         let tap = PacketSocket::open(&answers_filter(port))?;
-        Ok(SynSockets { send, tap })
+        Ok(SynSockets { send4, send6, tap })
     }
 }
 
 /// Probes a target (or several) with hand-built SYNs.
 pub struct SynProber {
-    send: Socket,
+    send4: Option<Socket>,
+    send6: Option<Socket>,
     tap: PacketSocket,
-    src: IpAddr,
+    /// Our source address toward each target address (the route's), looked up once.
+    sources: HashMap<IpAddr, IpAddr>,
     flow: Flow,
     /// Reserved source ports, and the bound sockets that hold them.
     ports: Vec<(u16, Socket)>,
@@ -583,27 +590,32 @@ pub struct SynProber {
 const SPIN: Duration = Duration::from_micros(250);
 
 impl SynProber {
-    /// A prober sending from `src` with the given sockets; reserves its source ports.
+    /// A prober with the given sockets; reserves its source ports (on every local address
+    /// of the families it sends): one per flow (`flows`, a probe picks its flow with
+    /// `ProbeSpec::flow`) for `Flow::Constant`, a pool of `PER_PROBE_PORTS` for
+    /// `Flow::PerProbe`. Each probe leaves from the address the route to its target gives.
     pub fn new(
         sockets: SynSockets,
-        src: IpAddr,
         flow: Flow,
+        flows: usize,
         timeout: Duration,
         verbose: bool,
         waker: Arc<Waker>,
         stop: Arc<AtomicBool>,
     ) -> io::Result<SynProber> {
         let n = match flow {
-            Flow::Constant => 1,
+            Flow::Constant => flows.max(1),
             Flow::PerProbe => PER_PROBE_PORTS,
         };
+        let (v4, v6) = (sockets.send4.is_some(), sockets.send6.is_some());
         let ports = (0..n)
-            .map(|_| reserve_port(src))
+            .map(|_| reserve_port(v4, v6))
             .collect::<io::Result<Vec<_>>>()?;
         Ok(SynProber {
-            send: sockets.send,
+            send4: sockets.send4,
+            send6: sockets.send6,
             tap: sockets.tap,
-            src,
+            sources: HashMap::new(),
             flow,
             ports,
             next_port: 0,
@@ -636,10 +648,10 @@ impl SynProber {
             .wrapping_add((n as u32).wrapping_mul(SEQ_STEP))
     }
 
-    /// The port the next probe leaves from: the flow's, or the next free one of the pool.
-    fn free_port(&self) -> Option<u16> {
+    /// The port a probe on `flow` leaves from: the flow's, or the next free one of the pool.
+    fn free_port(&self, flow: u16) -> Option<u16> {
         match self.flow {
-            Flow::Constant => Some(self.ports[0].0),
+            Flow::Constant => Some(self.ports[usize::from(flow) % self.ports.len()].0),
             Flow::PerProbe => (0..self.ports.len())
                 .map(|i| self.ports[(self.next_port + i) % self.ports.len()].0)
                 .find(|&p| !self.matcher.port_busy(p)),
@@ -663,14 +675,19 @@ impl SynProber {
     }
 }
 
-/// Hold a source port for the run: a TCP socket bound to it (not listening, not connected).
-fn reserve_port(src: IpAddr) -> io::Result<(u16, Socket)> {
-    let s = Socket::new(
-        Domain::for_address(SocketAddr::new(src, 0)),
-        Type::STREAM,
-        Some(Protocol::TCP),
-    )?;
-    s.bind(&SocketAddr::new(src, 0).into())?;
+/// Hold a source port for the run, on every local address of the families used: a TCP
+/// socket bound to it (not listening, not connected), dual-stack for both families.
+fn reserve_port(v4: bool, v6: bool) -> io::Result<(u16, Socket)> {
+    let any: SocketAddr = if v6 {
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    } else {
+        (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
+    };
+    let s = Socket::new(Domain::for_address(any), Type::STREAM, Some(Protocol::TCP))?;
+    if v6 {
+        s.set_only_v6(!v4)?;
+    }
+    s.bind(&any.into())?;
     let port = s
         .local_addr()?
         .as_socket()
@@ -680,23 +697,38 @@ fn reserve_port(src: IpAddr) -> io::Result<(u16, Socket)> {
 }
 
 impl Prober for SynProber {
-    fn ready(&self) -> bool {
+    fn ready(&self, target: SocketAddr) -> bool {
         self.early.is_empty()
             && match self.flow {
                 // One probe at a time per flow: see the module's documentation.
-                Flow::Constant => self.matcher.in_flight() == 0,
-                Flow::PerProbe => self.free_port().is_some(),
+                Flow::Constant => self.matcher.in_flight_to(&target) == 0,
+                Flow::PerProbe => self.free_port(0).is_some(),
             }
     }
 
     fn send(&mut self, spec: ProbeSpec) {
-        let Some(port) = self.free_port() else {
+        let Some(port) = self.free_port(spec.flow) else {
             return;
         };
         if self.flow == Flow::PerProbe {
             self.next_port = (self.next_port + 1) % self.ports.len();
         }
-        let src = SocketAddr::new(self.src, port);
+        let ip = match self.sources.get(&spec.target.ip()) {
+            Some(ip) => *ip,
+            None => match net::source_address_for(spec.target) {
+                Ok(ip) => *self.sources.entry(spec.target.ip()).or_insert(ip),
+                Err(e) => {
+                    let mut r = PingResult::of(
+                        &spec,
+                        Status::Error(format!("find a route: {}", net::describe_io(&e))),
+                    );
+                    r.local_port = Some(port);
+                    self.early.push(r);
+                    return;
+                }
+            },
+        };
+        let src = SocketAddr::new(ip, port);
         let seq = self.seq_of(spec.seq);
         let ttl = spec.ttl.unwrap_or(64);
         let len = match self.built {
@@ -729,9 +761,23 @@ impl Prober for SynProber {
         };
         // Raw sockets take the destination without a port.
         let to = SocketAddr::new(spec.target.ip(), 0);
+        let sock = if spec.target.is_ipv6() {
+            self.send6.as_ref()
+        } else {
+            self.send4.as_ref()
+        };
+        let Some(sock) = sock else {
+            let mut r = PingResult::of(
+                &spec,
+                Status::Error("no raw socket of this address family was opened".into()),
+            );
+            r.local_port = Some(port);
+            self.early.push(r);
+            return;
+        };
         let sent = Instant::now();
         self.matcher.insert(spec, src, seq, sent, self.timeout);
-        if let Err(e) = self.send.send_to(&self.pkt[..len], &to.into()) {
+        if let Err(e) = sock.send_to(&self.pkt[..len], &to.into()) {
             // No route, a local firewall: the verdict is known at once.
             let mut gone = Vec::new();
             self.matcher.interrupt_one((port, seq), &mut gone);
@@ -1052,6 +1098,7 @@ mod tests {
             seq,
             target: sa(target),
             ttl: None,
+            flow: 0,
         }
     }
 
