@@ -231,5 +231,11 @@ pub fn schedule(
     }
     let icmp = prober.icmp_tally();
     write(out.summary(cfg, &stats, icmp, started.elapsed()))?;
+    let drops = prober.capture_drops();
+    if drops > 0 {
+        eprintln!(
+            "tcpping-diag: warning: the kernel dropped {drops} captured packets (our queue was full): some timeouts may have been answered"
+        );
+    }
     Ok(exit(&stats))
 }

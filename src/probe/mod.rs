@@ -56,6 +56,11 @@ pub trait Prober {
     fn icmp_tally(&self) -> IcmpTally;
     /// Take the unattributed ICMP errors kept since the last call (for -v).
     fn drain_unmatched(&mut self) -> Vec<(IcmpError, Unmatched)>;
+    /// Packets the kernel dropped before we could read them (a full capture queue), so
+    /// far: answers may have been lost on our side.
+    fn capture_drops(&mut self) -> u64 {
+        0
+    }
 }
 
 /// ICMP errors not attributed to any probe.

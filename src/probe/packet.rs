@@ -42,6 +42,8 @@ pub mod bpf {
         I(u16, u32),
         /// `if A == k goto t else goto f`
         Jeq(u32, &'static str, &'static str),
+        /// `if A == k goto t` (else the next instruction)
+        JeqOr(u32, &'static str),
         /// `if A & k goto t else goto f`
         Jset(u32, &'static str, &'static str),
         /// `goto l`
@@ -76,6 +78,7 @@ pub mod bpf {
                 Op::L(_) => continue,
                 Op::I(code, k) => out.push(ins(code, 0, 0, k)),
                 Op::Jeq(k, t, f) => out.push(ins(JMP | JEQ, off(i, t) as u8, off(i, f) as u8, k)),
+                Op::JeqOr(k, t) => out.push(ins(JMP | JEQ, off(i, t) as u8, 0, k)),
                 Op::Jset(k, t, f) => out.push(ins(JMP | JSET, off(i, t) as u8, off(i, f) as u8, k)),
                 Op::Ja(l) => out.push(ins(JMP | JA, 0, 0, off(i, l) as u32)),
             }
@@ -84,11 +87,33 @@ pub mod bpf {
     }
 }
 
+/// Most source ports a filter lists one by one (more: the target port decides).
+pub const PORTS_LISTED: usize = 16;
+
 /// The filter for SYN probes: IPv4 or IPv6 (TCP right after the fixed header) segments with
-/// SYN or RST set, to or from `port` when given, and every ICMP / ICMPv6 message.
-pub fn answers_filter(port: Option<u16>) -> Vec<libc::sock_filter> {
+/// SYN or RST set, and every ICMP / ICMPv6 message. Segments must also be to or from one of
+/// `ours` (our reserved source ports) when it is not empty and has at most `PORTS_LISTED`,
+/// else to or from `port` when given.
+pub fn answers_filter(port: Option<u16>, ours: &[u16]) -> Vec<libc::sock_filter> {
     use bpf::Op::*;
     use bpf::*;
+    let ports: Vec<u16> = if !ours.is_empty() && ours.len() <= PORTS_LISTED {
+        ours.to_vec()
+    } else {
+        port.into_iter().collect()
+    };
+    // Either port of the segment (`sport` and `dport` loads) in `ports`.
+    let check = |ops: &mut Vec<bpf::Op>, sport: bpf::Op, dport: bpf::Op| {
+        if ports.is_empty() {
+            ops.push(Ja("accept"));
+            return;
+        }
+        for load in [sport, dport] {
+            ops.push(load);
+            ops.extend(ports.iter().map(|&p| JeqOr(u32::from(p), "accept")));
+        }
+        ops.push(Ja("drop"));
+    };
     let mut ops = vec![
         I(LD | B | ABS, 0),
         I(ALU | AND, 0xf0),
@@ -104,16 +129,7 @@ pub fn answers_filter(port: Option<u16>) -> Vec<libc::sock_filter> {
         Jset(0x06, "v4ports", "drop"),
         L("v4ports"),
     ];
-    match port {
-        Some(p) => ops.extend([
-            I(LD | H | IND, 0),
-            Jeq(u32::from(p), "accept", "v4dst"),
-            L("v4dst"),
-            I(LD | H | IND, 2),
-            Jeq(u32::from(p), "accept", "drop"),
-        ]),
-        None => ops.push(Ja("accept")),
-    }
+    check(&mut ops, I(LD | H | IND, 0), I(LD | H | IND, 2));
     ops.extend([
         L("v6"),
         Jeq(0x60, "v6nh", "drop"),
@@ -127,16 +143,7 @@ pub fn answers_filter(port: Option<u16>) -> Vec<libc::sock_filter> {
         Jset(0x06, "v6ports", "drop"),
         L("v6ports"),
     ]);
-    match port {
-        Some(p) => ops.extend([
-            I(LD | H | ABS, 40),
-            Jeq(u32::from(p), "accept", "v6dst"),
-            L("v6dst"),
-            I(LD | H | ABS, 42),
-            Jeq(u32::from(p), "accept", "drop"),
-        ]),
-        None => ops.push(Ja("accept")),
-    }
+    check(&mut ops, I(LD | H | ABS, 40), I(LD | H | ABS, 42));
     ops.extend([L("accept"), I(RET, SNAP), L("drop"), I(RET, 0)]);
     bpf::assemble(&ops)
 }
@@ -174,6 +181,28 @@ impl PacketSocket {
         }
         // SAFETY: raw is a fresh descriptor nobody else owns.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        crate::net::setsockopt_int(raw, libc::SOL_SOCKET, SO_TIMESTAMPNS, 1)?;
+        let sock = PacketSocket { fd };
+        sock.set_filter(filter)?;
+        // A large queue: a burst of packets while we are descheduled must not be dropped
+        // before it is read. Beyond net.core.rmem_max only with CAP_NET_ADMIN (root).
+        const QUEUE: libc::c_int = 8 << 20;
+        if crate::net::setsockopt_int(raw, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, QUEUE).is_err() {
+            let _ = crate::net::setsockopt_int(raw, libc::SOL_SOCKET, libc::SO_RCVBUF, QUEUE);
+        }
+        // Packets that passed before the filter was attached are not ours to judge.
+        let mut buf = [0u8; SNAP as usize];
+        while sock.recv(&mut buf).is_ok() {}
+        Ok(sock)
+    }
+
+    pub fn fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+
+    /// Replace the filter (no privilege needed: it is our own socket's), e.g. once the
+    /// source ports are known. Packets queued under the old one stay queued.
+    pub fn set_filter(&self, filter: &[libc::sock_filter]) -> io::Result<()> {
         let mut prog = filter.to_vec();
         let fprog = libc::sock_fprog {
             len: prog.len() as u16,
@@ -182,7 +211,7 @@ impl PacketSocket {
         // SAFETY: fprog points to `prog`, alive for the call.
         let rc = unsafe {
             libc::setsockopt(
-                raw,
+                self.fd(),
                 libc::SOL_SOCKET,
                 libc::SO_ATTACH_FILTER,
                 &fprog as *const libc::sock_fprog as *const libc::c_void,
@@ -192,18 +221,31 @@ impl PacketSocket {
         if rc != 0 {
             return Err(io::Error::last_os_error());
         }
-        crate::net::setsockopt_int(raw, libc::SOL_SOCKET, SO_TIMESTAMPNS, 1)?;
-        // A large queue: a burst of answers at -i 0 must not be dropped before it is read.
-        let _ = crate::net::setsockopt_int(raw, libc::SOL_SOCKET, libc::SO_RCVBUF, 4 << 20);
-        let sock = PacketSocket { fd };
-        // Packets that passed before the filter was attached are not ours to judge.
-        let mut buf = [0u8; SNAP as usize];
-        while sock.recv(&mut buf).is_ok() {}
-        Ok(sock)
+        Ok(())
     }
 
-    pub fn fd(&self) -> RawFd {
-        self.fd.as_raw_fd()
+    /// Packets the kernel dropped because the queue was full, since the last call.
+    pub fn drops(&self) -> u64 {
+        let mut st = libc::tpacket_stats {
+            tp_packets: 0,
+            tp_drops: 0,
+        };
+        let mut len = mem::size_of::<libc::tpacket_stats>() as libc::socklen_t;
+        // SAFETY: st is a writable tpacket_stats of `len` bytes.
+        let rc = unsafe {
+            libc::getsockopt(
+                self.fd(),
+                libc::SOL_PACKET,
+                libc::PACKET_STATISTICS,
+                &mut st as *mut libc::tpacket_stats as *mut libc::c_void,
+                &mut len,
+            )
+        };
+        if rc == 0 {
+            u64::from(st.tp_drops)
+        } else {
+            0
+        }
     }
 
     /// The next waiting packet; `WouldBlock` when none is.
@@ -312,7 +354,13 @@ mod tests {
             ("[fd00::1]:40000", "[fd00::2]:12001", 40, 6),
         ] {
             let pkt = syn(src, dst);
-            for f in [answers_filter(Some(12001)), answers_filter(None)] {
+            for f in [
+                answers_filter(Some(12001), &[]),
+                answers_filter(None, &[]),
+                answers_filter(None, &[40000]),
+                answers_filter(Some(80), &[1, 2, 40000]),
+                answers_filter(None, &(39985..=40000).collect::<Vec<_>>()),
+            ] {
                 assert_eq!(run_filter(&f, &pkt), SNAP, "our SYN");
                 let mut rst = pkt.clone();
                 rst[tcp_at + 13] = 0x14; // RST+ACK
@@ -329,10 +377,15 @@ mod tests {
                 assert_eq!(run_filter(&f, &pkt[..tcp_at + 10]), 0, "truncated");
             }
             // Another port: only without a port filter.
-            assert_eq!(run_filter(&answers_filter(Some(80)), &pkt), 0);
-            assert_eq!(run_filter(&answers_filter(None), &pkt), SNAP);
+            assert_eq!(run_filter(&answers_filter(Some(80), &[]), &pkt), 0);
+            assert_eq!(run_filter(&answers_filter(None, &[1, 2]), &pkt), 0);
+            assert_eq!(run_filter(&answers_filter(None, &[]), &pkt), SNAP);
+            // Too many of ours to list: the target port decides.
+            let many: Vec<u16> = (1..=PORTS_LISTED as u16 + 1).collect();
+            assert_eq!(run_filter(&answers_filter(Some(12001), &many), &pkt), SNAP);
+            assert_eq!(run_filter(&answers_filter(Some(80), &many), &pkt), 0);
         }
-        assert_eq!(run_filter(&answers_filter(None), &[0x20, 0, 0]), 0);
-        assert_eq!(run_filter(&answers_filter(None), &[]), 0);
+        assert_eq!(run_filter(&answers_filter(None, &[]), &[0x20, 0, 0]), 0);
+        assert_eq!(run_filter(&answers_filter(None, &[]), &[]), 0);
     }
 }

@@ -539,6 +539,8 @@ pub struct SynSockets {
     send4: Option<Socket>,
     send6: Option<Socket>,
     tap: PacketSocket,
+    /// The target port the filter passes (None: any).
+    port: Option<u16>,
 }
 
 impl SynSockets {
@@ -554,8 +556,13 @@ impl SynSockets {
         };
         let send4 = v4.then(|| raw(Domain::IPV4)).transpose()?;
         let send6 = v6.then(|| raw(Domain::IPV6)).transpose()?;
-        let tap = PacketSocket::open(&answers_filter(port))?;
-        Ok(SynSockets { send4, send6, tap })
+        let tap = PacketSocket::open(&answers_filter(port, &[]))?;
+        Ok(SynSockets {
+            send4,
+            send6,
+            tap,
+            port,
+        })
     }
 }
 
@@ -584,6 +591,8 @@ pub struct SynProber {
     stop: Arc<AtomicBool>,
     /// Back-to-back probing (-i 0): look for answers without sleeping for a moment first.
     spin: bool,
+    /// Packets the packet socket's queue dropped, so far.
+    drops: u64,
 }
 
 /// How long back-to-back probing looks for answers without sleeping (see `connect::SPIN`).
@@ -611,6 +620,12 @@ impl SynProber {
         let ports = (0..n)
             .map(|_| reserve_port(v4, v6))
             .collect::<io::Result<Vec<_>>>()?;
+        // Now that our ports are known, the filter passes only our segments: other runs'
+        // traffic costs us nothing and cannot fill our queue.
+        let ours: Vec<u16> = ports.iter().map(|p| p.0).collect();
+        sockets
+            .tap
+            .set_filter(&answers_filter(sockets.port, &ours))?;
         Ok(SynProber {
             send4: sockets.send4,
             send6: sockets.send6,
@@ -629,6 +644,7 @@ impl SynProber {
             waker,
             stop,
             spin: false,
+            drops: 0,
         })
     }
 
@@ -832,6 +848,11 @@ impl Prober for SynProber {
 
     fn drain_unmatched(&mut self) -> Vec<(IcmpError, Unmatched)> {
         self.matcher.drain_unmatched()
+    }
+
+    fn capture_drops(&mut self) -> u64 {
+        self.drops += self.tap.drops();
+        self.drops
     }
 }
 

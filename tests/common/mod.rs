@@ -51,6 +51,14 @@ impl ServerProc {
         self.log.lock().unwrap().join("\n")
     }
 
+    /// SIGTERM, wait, and return the whole log (its last line is the totals).
+    pub fn stop_and_log(self) -> String {
+        let log = Arc::clone(&self.log);
+        self.stop();
+        let text = log.lock().unwrap().join("\n");
+        text
+    }
+
     /// SIGTERM, wait, and return the exit status.
     pub fn stop(mut self) -> std::process::ExitStatus {
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
