@@ -13,7 +13,7 @@ use crate::icmp::Registry;
 use crate::net::{self, Waker};
 use crate::output::Reporter;
 use crate::privilege;
-use crate::probe::connect::Pinger;
+use crate::probe::connect::ConnectProber;
 use crate::probe::syn::{SynProber, SynSockets};
 use crate::probe::wire::WireTap;
 use crate::probe::{PingResult, ProbeSpec, Prober};
@@ -108,15 +108,18 @@ pub fn ping(mut cfg: ClientConfig) -> Result<i32, Error> {
         }
         None => None,
     };
-    let mut prober = Pinger::new(
-        cfg.clone(),
-        src,
+    let mut prober = ConnectProber::new(
+        cfg.mode,
+        cfg.timeout,
         Arc::clone(&registry),
         Arc::clone(&waker),
         Arc::clone(&stop),
     )
+    .map_err(|e| Error::io("start the event loop", e))?
     .with_raw_capture(capture.is_some())
-    .with_wire_tap(wire);
+    .with_wire_tap(wire)
+    .with_spin(cfg.interval.is_zero())
+    .with_source(cfg.target.ip(), src);
     let code = schedule(&cfg, src, &mut prober, &stop);
     drop(capture);
     code
@@ -207,7 +210,12 @@ pub fn schedule(
             break;
         }
         let now = Instant::now();
-        if more && now >= next && prober.ready(cfg.target) {
+        // Connect pings go one at a time, as they always have: the next one starts at the
+        // interval, or when the previous one concluded if that took longer. SYN probes
+        // follow the prober (a constant flow is one at a time anyway; per-probe flows
+        // overlap).
+        let free = (cfg.mode == Mode::Syn || prober.in_flight() == 0) && prober.ready(cfg.target);
+        if more && now >= next && free {
             seq += 1;
             prober.send(ProbeSpec {
                 seq,
@@ -220,7 +228,7 @@ pub fn schedule(
         }
         // Wait for verdicts, until the next probe is due (or, with all sent, until the
         // last verdict: the prober's own timeouts end that wait).
-        let until = if more {
+        let until = if more && free {
             next
         } else {
             now + Duration::from_secs(3600)

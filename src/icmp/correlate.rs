@@ -177,6 +177,8 @@ pub struct Registry {
     /// 4-tuples (local, remote) of recently ended pings.
     ended: Mutex<VecDeque<(SocketAddr, SocketAddr)>>,
     late: AtomicU64,
+    /// Ports of pings that got their report since the last `take_attributed`.
+    attributed: Mutex<Vec<u16>>,
 }
 
 impl Default for Registry {
@@ -191,6 +193,7 @@ impl Default for Registry {
             unmatched: AtomicU64::default(),
             ended: Mutex::default(),
             late: AtomicU64::default(),
+            attributed: Mutex::default(),
         }
     }
 }
@@ -367,6 +370,10 @@ impl Registry {
         }
         // The first error decides; a router may repeat itself for retransmissions.
         if probe.report.is_none() {
+            self.attributed
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(probe.local.port());
             probe.report = Some(IcmpReport {
                 icmp_type: err.icmp_type,
                 code: err.code,
@@ -379,6 +386,12 @@ impl Registry {
             });
         }
         Match::Ping { seq: probe.seq }
+    }
+
+    /// The ports of pings attributed a report since the last call (a prober with many pings
+    /// in flight looks at those only).
+    pub fn take_attributed(&self) -> Vec<u16> {
+        std::mem::take(&mut *self.attributed.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     /// ICMP errors seen that quote none of our pings.

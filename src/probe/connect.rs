@@ -1,11 +1,19 @@
 //! The connect probe: one TCP connection per ping (or one for all), request, echo, verdict.
 //!
 //! Every ping binds its own local port before its SYN leaves and registers it, so an ICMP
-//! error quoting that port is attributed to it by the listener thread, which wakes the ping
-//! at once: an error concludes a ping when it arrives, not when the timeout expires. With
-//! the packet socket, the registration also carries the connection's sequence window (our
-//! ISN, as the SYN left, and the bytes sent since), which a quoted segment must fall in.
+//! error quoting that port is attributed to it by the listener thread, which wakes the
+//! prober at once: an error concludes a ping when it arrives, not when the timeout expires.
+//! With the packet socket, the registration also carries the connection's sequence window
+//! (our ISN, as the SYN left, and the bytes sent since), which a quoted segment must fall in.
+//!
+//! [`ConnectProber`] keeps any number of pings in flight on non-blocking sockets in one
+//! event loop (mio): one target pinged once a second, or thousands at once, with no thread
+//! per ping or per target. Each ping is a small state machine: connecting, then waiting for
+//! its echo, then (when the kernel's error queue reported an ICMP error first) waiting a
+//! moment for the raw socket's copy of it.
 
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::{AsRawFd, RawFd};
@@ -13,11 +21,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use super::wire::{Handshake, WireTap};
 use super::{Clock, IcmpTally, PingResult, ProbeSpec, Prober, Status};
-use crate::cli::{ClientConfig, Mode};
+use crate::cli::Mode;
 use crate::icmp::correlate::Unmatched;
 use crate::icmp::parse::IcmpError;
 use crate::icmp::recverr::{read_error_queue, ErrEntry, QueuedError};
@@ -85,59 +95,113 @@ impl Conn {
     }
 }
 
-enum Waited {
-    Ready(net::Ready),
-    Woken,
-    TimedOut,
-}
-
-/// Pings one target, one ping at a time.
-pub struct Pinger {
-    cfg: ClientConfig,
-    src_ip: Option<IpAddr>,
-    registry: Arc<Registry>,
-    waker: Arc<Waker>,
-    stop: Arc<AtomicBool>,
-    conn: Option<Conn>,
-    buf: Vec<u8>,
-    /// Whether raw ICMP sockets are being read (see `recverr_report`).
-    raw_capture: bool,
-    /// Keeps the kernel's timestamping switched on between pings (see `timing`).
-    _timestamping: Option<std::net::UdpSocket>,
-    /// Wire timestamps of the handshake, when privileged (see `wire`).
-    wire: Option<WireTap>,
-    /// The verdict of the probe `send` ran, until `poll` hands it over.
-    finished: Option<PingResult>,
-}
-
-/// How long a back-to-back ping polls without sleeping before it waits (see `wait`).
+/// How long back-to-back pings (-i 0) poll without sleeping before they wait: a CPU that
+/// went idle takes tens of microseconds to wake on a virtual machine, longer than a
+/// loopback round trip.
 const SPIN: Duration = Duration::from_micros(250);
 
 /// How long a ping waits for the raw socket's copy of an error the kernel already reported.
 const RAW_GRACE: Duration = Duration::from_millis(50);
 
-impl Pinger {
-    /// `src_ip` is the address our pings leave from (None: let the kernel choose per ping).
+/// Longest answer read: more is an error.
+const MAX_REPLY: usize = 4096;
+
+/// The event-loop token of the wake-up channel (signals, ICMP attributions); pings count
+/// from 1.
+const WAKER: Token = Token(0);
+
+/// Where a ping is.
+enum Stage {
+    /// The SYN has left; `connect()` has not completed.
+    Connecting { t0: Instant, hs: Option<Handshake> },
+    /// The request has left; waiting for the echo.
+    Echo {
+        request: Vec<u8>,
+        sent_at: Instant,
+        buf: Vec<u8>,
+        /// The request's transmit timestamp, once read from the error queue.
+        tx: Option<Duration>,
+    },
+    /// The kernel's error queue reported an ICMP error; the raw socket's copy (with the
+    /// listener's attribution) is awaited until `until`, then this one is reported.
+    AwaitRaw { report: IcmpReport, until: Instant },
+}
+
+/// One ping in flight.
+struct Flight {
+    spec: ProbeSpec,
+    result: PingResult,
+    conn: Conn,
+    start: Instant,
+    deadline: Instant,
+    stage: Stage,
+}
+
+/// Pings with TCP connections, any number in flight.
+pub struct ConnectProber {
+    mode: Mode,
+    timeout: Duration,
+    spin: bool,
+    registry: Arc<Registry>,
+    waker: Arc<Waker>,
+    stop: Arc<AtomicBool>,
+    /// Whether raw ICMP sockets are being read (see `Stage::AwaitRaw`).
+    raw_capture: bool,
+    /// Keeps the kernel's timestamping switched on between pings (see `timing`).
+    _timestamping: Option<std::net::UdpSocket>,
+    /// Wire timestamps of the handshakes, when privileged (see `wire`).
+    wire: Option<WireTap>,
+    poll: Poll,
+    events: Events,
+    flights: HashMap<Token, Flight>,
+    /// Local port -> ping, for the packet socket's SYNs and the listener's attributions.
+    by_port: HashMap<u16, Token>,
+    next_token: usize,
+    deadlines: BinaryHeap<Reverse<(Instant, Token)>>,
+    /// Persistent connections between their pings, per target, still registered in the
+    /// event loop under their token (no system call to take them out and back in).
+    idle: HashMap<SocketAddr, (Conn, Token)>,
+    /// Our source address toward each target (the route's), looked up once.
+    sources: HashMap<IpAddr, Option<IpAddr>>,
+    /// Verdicts reached while sending (a socket that could not be opened, a refused connect).
+    early: Vec<PingResult>,
+    chunk: Box<[u8; 2048]>,
+}
+
+impl ConnectProber {
+    /// A prober for `mode` (echo, connect-only or persistent) with timeout `timeout`.
     pub fn new(
-        cfg: ClientConfig,
-        src_ip: Option<IpAddr>,
+        mode: Mode,
+        timeout: Duration,
         registry: Arc<Registry>,
         waker: Arc<Waker>,
         stop: Arc<AtomicBool>,
-    ) -> Self {
-        Pinger {
-            cfg,
-            src_ip,
+    ) -> io::Result<Self> {
+        let poll = Poll::new()?;
+        let wfd = waker.fd();
+        poll.registry()
+            .register(&mut SourceFd(&wfd), WAKER, Interest::READABLE)?;
+        Ok(ConnectProber {
+            mode,
+            timeout,
+            spin: false,
             registry,
             waker,
             stop,
-            conn: None,
-            buf: Vec::with_capacity(2048),
             raw_capture: false,
             _timestamping: timing::hold_timestamping_on(),
             wire: None,
-            finished: None,
-        }
+            poll,
+            events: Events::with_capacity(1024),
+            flights: HashMap::new(),
+            by_port: HashMap::new(),
+            next_token: 1,
+            deadlines: BinaryHeap::new(),
+            idle: HashMap::new(),
+            sources: HashMap::new(),
+            early: Vec::new(),
+            chunk: Box::new([0; 2048]),
+        })
     }
 
     /// Time handshakes on the wire with this packet socket.
@@ -146,9 +210,21 @@ impl Pinger {
         self
     }
 
-    /// Tell the pinger that raw ICMP capture is running.
+    /// Tell the prober that raw ICMP capture is running.
     pub fn with_raw_capture(mut self, on: bool) -> Self {
         self.raw_capture = on;
+        self
+    }
+
+    /// Poll without sleeping for a moment before waiting (for -i 0).
+    pub fn with_spin(mut self, on: bool) -> Self {
+        self.spin = on;
+        self
+    }
+
+    /// Leave from `src` toward `target` (instead of asking the route).
+    pub fn with_source(mut self, target: IpAddr, src: Option<IpAddr>) -> Self {
+        self.sources.insert(target, src);
         self
     }
 
@@ -156,48 +232,15 @@ impl Pinger {
         self.stop.load(Ordering::Relaxed)
     }
 
-    /// Wait for `fd` (writable or readable) or a wake-up, until `deadline`.
-    fn wait(&self, fd: RawFd, write: bool, deadline: Instant) -> io::Result<Waited> {
-        // Back-to-back pings (-i 0): look without sleeping for a short while first. A CPU
-        // that went idle takes tens of microseconds to wake on a virtual machine, longer
-        // than a loopback round trip.
-        let spin_until = (self.cfg.interval.is_zero()).then(|| Instant::now() + SPIN);
-        loop {
-            let left = net::remaining(deadline);
-            if left.is_zero() {
-                return Ok(Waited::TimedOut);
-            }
-            let spinning = spin_until.is_some_and(|t| Instant::now() < t);
-            let timeout = if spinning { Duration::ZERO } else { left };
-            let r = net::poll(&[(fd, write), (self.waker.fd(), false)], Some(timeout))?;
-            if r[1].read {
-                self.waker.drain();
-                return Ok(Waited::Woken);
-            }
-            if r[0].read || r[0].write || r[0].error {
-                return Ok(Waited::Ready(r[0]));
-            }
-        }
+    fn source_for(&mut self, target: SocketAddr) -> Option<IpAddr> {
+        *self
+            .sources
+            .entry(target.ip())
+            .or_insert_with(|| net::source_address_for(target).ok())
     }
 
-    /// Sleep until `until`, or until interrupted. Returns false when interrupted.
-    pub fn pause_until(&self, until: Instant) -> bool {
-        while !self.stopped() {
-            let left = net::remaining(until);
-            if left.is_zero() {
-                return true;
-            }
-            match net::poll(&[(self.waker.fd(), false)], Some(left)) {
-                Ok(r) if r[0].read => self.waker.drain(),
-                Ok(_) => {}
-                Err(_) => std::thread::sleep(left),
-            }
-        }
-        false
-    }
-
-    fn open_socket(&self) -> io::Result<Conn> {
-        let target = self.cfg.target;
+    fn open_socket(&mut self, spec: &ProbeSpec) -> io::Result<Conn> {
+        let target = spec.target;
         let v6 = target.is_ipv6();
         let sock = Socket::new(
             Domain::for_address(target),
@@ -210,14 +253,14 @@ impl Pinger {
         net::set_recverr(sock.as_raw_fd(), v6)?;
         // Kernel timestamps make the echo time exact; without them user-space times remain.
         let _ = timing::enable_timestamping(sock.as_raw_fd());
-        if let Some(ttl) = self.cfg.ttl {
+        if let Some(ttl) = spec.ttl {
             if v6 {
                 sock.set_unicast_hops_v6(u32::from(ttl))?;
             } else {
                 sock.set_ttl(u32::from(ttl))?;
             }
         }
-        let ip = self.src_ip.unwrap_or(if v6 {
+        let ip = self.source_for(target).unwrap_or(if v6 {
             IpAddr::V6(Ipv6Addr::UNSPECIFIED)
         } else {
             IpAddr::V4(Ipv4Addr::UNSPECIFIED)
@@ -238,387 +281,563 @@ impl Pinger {
 
     /// Tell the registry which sequence numbers the connection has used, once its ISN is
     /// known: errors quoting others are not attributed. Call after each `register`.
-    fn seq_window(&self, conn: &Conn) {
+    fn seq_window(registry: &Registry, conn: &Conn) {
         if let Some(isn) = conn.isn {
-            self.registry
-                .set_seq_window(conn.local.port(), isn, conn.seq_used());
+            registry.set_seq_window(conn.local.port(), isn, conn.seq_used());
         }
     }
 
-    /// Read the packet socket into `hs`; the first time it shows our SYN, the connection's
-    /// ISN is kept and its sequence window registered. While it has not, the registry is
-    /// told the window is unknown (errors waiting for it are judged by the 4-tuple).
-    fn watch_handshake(&self, conn: &mut Conn, hs: &mut Option<Handshake>) {
-        let (Some(tap), Some(hs)) = (self.wire.as_ref(), hs.as_mut()) else {
+    /// Read the packet socket, handing each SYN to the handshake of the ping it belongs
+    /// to. A ping whose SYN has been seen learns its ISN (and registers its sequence
+    /// window); `settle` (the ping whose `connect()` just returned) is told "unknown" when
+    /// its SYN was not seen, so errors waiting for its ISN are judged by the 4-tuple.
+    fn read_wire(&mut self, settle: Option<Token>) {
+        let Some(tap) = self.wire.as_ref() else {
             return;
         };
-        tap.update(hs);
-        if conn.isn.is_none() {
-            match hs.isn() {
-                Some(isn) => {
-                    conn.isn = Some(isn);
-                    self.seq_window(conn);
-                }
-                None => self.registry.seq_window_unknown(conn.local.port()),
-            }
-        }
-    }
-
-    /// The handshake's times, once it completed: the wire's when the packet socket saw
-    /// both SYN and SYN-ACK, else the kernel's.
-    fn handshake_times(
-        &self,
-        conn: &mut Conn,
-        hs: &mut Option<Handshake>,
-        user: Duration,
-    ) -> Timed {
-        self.watch_handshake(conn, hs);
-        let fd = conn.sock.as_raw_fd();
-        Timed {
-            kernel: hs
-                .as_ref()
-                .and_then(Handshake::time)
-                .map(|d| (d, Clock::Wire))
-                .or_else(|| timing::handshake_rtt(fd).map(|d| (d, Clock::Kernel))),
-            user,
-        }
-    }
-
-    /// The first ICMP (or local) error on the socket's error queue; transmit timestamps
-    /// met on the way are kept in `tx`.
-    fn queued_error(&self, fd: RawFd, tx: &mut Option<Duration>) -> Option<QueuedError> {
-        while let Ok(Some(entry)) = read_error_queue(fd) {
-            match entry {
-                ErrEntry::TxTimestamp(t) => *tx = Some(t),
-                ErrEntry::Error(e) => return Some(e),
-            }
-        }
-        None
-    }
-
-    /// An ICMP error from the kernel's error queue, as a verdict. When raw capture is on,
-    /// the raw socket already holds its copy of the same error (the kernel delivers to raw
-    /// sockets before TCP): give the listener a moment to attribute it, so one error is
-    /// reported once, from the raw socket, and never counted again as someone else's.
-    fn recverr_report(
-        &self,
-        port: u16,
-        q: &QueuedError,
-        phase: Phase,
-        start: Instant,
-    ) -> Option<Status> {
-        if !q.is_icmp() {
-            return None;
-        }
-        if self.raw_capture {
-            let give_up = Instant::now() + RAW_GRACE;
-            loop {
-                if let Some(rep) = self.registry.report(port) {
-                    return Some(Status::Icmp(rep));
-                }
-                let left = net::remaining(give_up);
-                if left.is_zero() {
-                    break;
-                }
-                if let Ok(r) = net::poll(&[(self.waker.fd(), false)], Some(left)) {
-                    if r[0].read {
-                        self.waker.drain();
-                    }
-                }
-            }
-        }
-        Some(Status::Icmp(IcmpReport {
-            icmp_type: q.icmp_type,
-            code: q.code,
-            v6: q.is_v6(),
-            info: q.info,
-            from: q.offender.unwrap_or(self.cfg.target.ip()),
-            after: start.elapsed(),
-            phase,
-            source: Source::RecvErr,
-        }))
-    }
-
-    /// A failed socket: attribute it to the ICMP error behind it when there is one.
-    fn socket_error(&self, conn: &Conn, err: io::Error, phase: Phase, start: Instant) -> Status {
-        if let Some(rep) = self.registry.report(conn.local.port()) {
-            return Status::Icmp(rep);
-        }
-        let mut tx = None;
-        if let Some(st) = self
-            .queued_error(conn.sock.as_raw_fd(), &mut tx)
-            .and_then(|q| self.recverr_report(conn.local.port(), &q, phase, start))
-        {
-            return st;
-        }
-        if err.kind() == io::ErrorKind::ConnectionRefused {
-            Status::Refused
-        } else {
-            Status::Error(describe_io(&err))
-        }
-    }
-
-    /// Send ping `seq` and wait for its verdict. None: a stop was requested before it
-    /// started; a ping interrupted once under way is `Status::Interrupted`.
-    pub fn ping(&mut self, seq: u64) -> Option<PingResult> {
-        if self.stopped() {
-            return None;
-        }
-        let start = Instant::now();
-        let deadline = start + self.cfg.timeout;
-        let target = self.cfg.target;
-        let mut result = PingResult::new(seq, Status::Timeout);
-
-        let mut conn = match self.conn.take() {
-            Some(c) => {
-                self.registry.register(seq, c.local, target, start);
-                self.seq_window(&c);
-                c
-            }
-            None => {
-                let mut conn = match self.open_socket() {
-                    Ok(c) => c,
-                    Err(e) => {
-                        result.status = Status::Error(format!("open socket: {}", describe_io(&e)));
-                        return Some(result);
-                    }
-                };
-                self.registry.register(seq, conn.local, target, start);
-                match self.connect(&mut conn, deadline, start) {
-                    Ok(Some(t)) => {
-                        let (d, clock) = t.best();
-                        result.connect = Some(d);
-                        result.connect_clock = Some(clock);
-                        result.connect_user = Some(t.user);
-                    }
-                    Ok(None) => {
-                        self.registry.unregister(conn.local.port());
-                        result.local_port = Some(conn.local.port());
-                        result.status = Status::Interrupted;
-                        return Some(result);
-                    }
-                    Err(status) => {
-                        result.local_port = Some(conn.local.port());
-                        result.status = status;
-                        self.registry.unregister(conn.local.port());
-                        return Some(result);
-                    }
-                }
-                conn
-            }
-        };
-        result.local_port = Some(conn.local.port());
-
-        if self.cfg.mode == Mode::ConnectOnly {
-            self.registry.unregister(conn.local.port());
-            result.status = Status::Reply;
-            return Some(result);
-        }
-
-        self.registry.set_phase(conn.local.port(), Phase::Echo);
-        let outcome = self.echo(&mut conn, seq, deadline, start);
-        self.registry.unregister(conn.local.port());
-        let (status, rtt) = outcome;
-        if let Some(t) = rtt {
-            let (d, clock) = t.best();
-            result.rtt = Some(d);
-            result.rtt_clock = Some(clock);
-            result.rtt_user = Some(t.user);
-        }
-        let keep = matches!(status, Status::Reply | Status::Lost);
-        result.status = status;
-        if self.cfg.mode == Mode::Persistent && keep {
-            self.conn = Some(conn);
-        }
-        Some(result)
-    }
-
-    /// Connect. Ok(Some(handshake times)), Ok(None) when interrupted, Err(verdict) on failure.
-    fn connect(
-        &self,
-        conn: &mut Conn,
-        deadline: Instant,
-        start: Instant,
-    ) -> Result<Option<Timed>, Status> {
-        let fd = conn.sock.as_raw_fd();
-        let mut hs = self
-            .wire
-            .as_ref()
-            .map(|_| Handshake::new(conn.local.port()));
-        if hs.is_some() {
-            // Errors about the SYN that arrive before we read its ISN wait for it.
-            self.registry.await_seq_window(conn.local.port());
-        }
-        let t0 = Instant::now();
-        let connected = conn.sock.connect(&self.cfg.target.into());
-        let took = t0.elapsed();
-        // The SYN has left: its copy is waiting on the packet socket, with our ISN. Read it
-        // at once, whatever connect() said: this settles the awaited window.
-        self.watch_handshake(conn, &mut hs);
-        match connected {
-            Ok(()) => return Ok(Some(self.handshake_times(conn, &mut hs, took))),
-            Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
-            Err(e) => return Err(self.socket_error(conn, e, Phase::Connect, start)),
-        }
-        loop {
-            match self.wait(fd, true, deadline) {
-                Err(e) => {
-                    return Err(Status::Error(format!(
-                        "wait for connect: {}",
-                        describe_io(&e)
-                    )))
-                }
-                Ok(Waited::TimedOut) => return Err(Status::Timeout),
-                Ok(Waited::Woken) => {
-                    if self.stopped() {
-                        return Ok(None);
-                    }
-                    if let Some(rep) = self.registry.report(conn.local.port()) {
-                        return Err(Status::Icmp(rep));
-                    }
-                }
-                Ok(Waited::Ready(_)) => {
-                    let took = t0.elapsed();
-                    return match conn.sock.take_error() {
-                        Ok(None) => Ok(Some(self.handshake_times(conn, &mut hs, took))),
-                        Ok(Some(e)) | Err(e) => {
-                            Err(self.socket_error(conn, e, Phase::Connect, start))
-                        }
-                    };
-                }
-            }
-        }
-    }
-
-    /// Send the request and wait for the echo; the times are there when an answer (echo or
-    /// LOST) came.
-    fn echo(
-        &mut self,
-        conn: &mut Conn,
-        seq: u64,
-        deadline: Instant,
-        start: Instant,
-    ) -> (Status, Option<Timed>) {
-        let fd = conn.sock.as_raw_fd();
-        let request = format!("ping {seq} {}\n", net::wall_timestamp());
-        // Timestamps of earlier pings on a persistent connection are not ours.
-        let mut tx = None;
-        if self.cfg.mode == Mode::Persistent {
-            if let Some(q) = self.queued_error(fd, &mut tx) {
-                if let Some(st) = self.recverr_report(conn.local.port(), &q, Phase::Echo, start) {
-                    return (st, None);
-                }
-            }
-            tx = None;
-        }
-        let sent_at = Instant::now();
-        match conn.sock.send(request.as_bytes()) {
-            Ok(n) => {
-                conn.sent += n as u64;
-                self.seq_window(conn);
-                if n != request.len() {
-                    return (Status::Error("send: request only partly sent".into()), None);
-                }
-            }
-            Err(e) => return (self.socket_error(conn, e, Phase::Echo, start), None),
-        }
-        self.buf.clear();
-        let mut chunk = [0u8; 2048];
-        loop {
-            let ready = match self.wait(fd, false, deadline) {
-                Err(e) => {
-                    return (
-                        Status::Error(format!("wait for echo: {}", describe_io(&e))),
-                        None,
-                    )
-                }
-                Ok(Waited::TimedOut) => return (Status::Timeout, None),
-                Ok(Waited::Woken) => {
-                    if self.stopped() {
-                        return (Status::Interrupted, None);
-                    }
-                    if let Some(rep) = self.registry.report(conn.local.port()) {
-                        return (Status::Icmp(rep), None);
-                    }
-                    continue;
-                }
-                Ok(Waited::Ready(r)) => r,
+        let (flights, by_port) = (&mut self.flights, &self.by_port);
+        tap.drain(|syn| {
+            let port = if syn.outgoing {
+                syn.src_port
+            } else {
+                syn.dst_port
             };
-            if ready.error && !ready.read {
-                // The error queue: our transmit timestamp, or an ICMP error.
-                if let Some(q) = self.queued_error(fd, &mut tx) {
-                    if let Some(st) = self.recverr_report(conn.local.port(), &q, Phase::Echo, start)
-                    {
-                        return (st, None);
-                    }
+            if let Some(f) = by_port.get(&port).and_then(|t| flights.get_mut(t)) {
+                if let Stage::Connecting { hs: Some(hs), .. } = &mut f.stage {
+                    hs.observe(&syn);
                 }
+            }
+            true
+        });
+        let registry = &self.registry;
+        for (tok, f) in self.flights.iter_mut() {
+            if f.conn.isn.is_some() {
                 continue;
             }
-            match timing::recv_with_timestamp(fd, &mut chunk) {
+            let Stage::Connecting { hs: Some(hs), .. } = &f.stage else {
+                continue;
+            };
+            match hs.isn() {
+                Some(isn) => {
+                    f.conn.isn = Some(isn);
+                    Self::seq_window(registry, &f.conn);
+                }
+                None if settle == Some(*tok) => registry.seq_window_unknown(f.conn.local.port()),
+                None => {}
+            }
+        }
+    }
+
+    /// Begin a ping: a new connection (its SYN leaves now), or the target's persistent
+    /// connection (its request leaves now).
+    fn begin(&mut self, spec: ProbeSpec) {
+        let start = Instant::now();
+        let deadline = start + self.timeout;
+        let mut result = PingResult::of(&spec, Status::Timeout);
+        result.sent_at = std::time::SystemTime::now();
+        if let Some((conn, tok)) = self.idle.remove(&spec.target) {
+            self.registry
+                .register(spec.seq, conn.local, spec.target, start);
+            Self::seq_window(&self.registry, &conn);
+            result.local_port = Some(conn.local.port());
+            let f = Flight {
+                spec,
+                result,
+                conn,
+                start,
+                deadline,
+                stage: Stage::Connecting {
+                    t0: start,
+                    hs: None,
+                },
+            };
+            self.deadlines.push(Reverse((f.deadline, tok)));
+            self.by_port.insert(f.conn.local.port(), tok);
+            self.flights.insert(tok, f);
+            self.start_echo(tok);
+            return;
+        }
+        let tok = Token(self.next_token);
+        self.next_token += 1;
+        let mut conn = match self.open_socket(&spec) {
+            Ok(c) => c,
+            Err(e) => {
+                result.status = Status::Error(format!("open socket: {}", describe_io(&e)));
+                self.early.push(result);
+                return;
+            }
+        };
+        let port = conn.local.port();
+        result.local_port = Some(port);
+        self.registry
+            .register(spec.seq, conn.local, spec.target, start);
+        let hs = self.wire.as_ref().map(|_| Handshake::new(port));
+        if hs.is_some() {
+            // Errors about the SYN that arrive before we read its ISN wait for it.
+            self.registry.await_seq_window(port);
+        }
+        let t0 = Instant::now();
+        let connected = conn.sock.connect(&spec.target.into());
+        let took = t0.elapsed();
+        conn.isn = None;
+        let f = Flight {
+            spec,
+            result,
+            conn,
+            start,
+            deadline,
+            stage: Stage::Connecting { t0, hs },
+        };
+        self.install(tok, f);
+        // The SYN has left: its copy is waiting on the packet socket, with our ISN. Read it
+        // at once, whatever connect() said: this settles the awaited window.
+        self.read_wire(Some(tok));
+        match connected {
+            Ok(()) => self.connected(tok, took),
+            Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+            Err(e) => {
+                let st = self.socket_error(tok, e, Phase::Connect);
+                self.settle(tok, st);
+            }
+        }
+    }
+
+    /// Register a ping in the event loop (writable while connecting, readable after).
+    fn install(&mut self, tok: Token, f: Flight) {
+        let fd = f.conn.sock.as_raw_fd();
+        self.deadlines.push(Reverse((f.deadline, tok)));
+        self.by_port.insert(f.conn.local.port(), tok);
+        self.flights.insert(tok, f);
+        if let Err(e) = self.poll.registry().register(
+            &mut SourceFd(&fd),
+            tok,
+            Interest::READABLE | Interest::WRITABLE,
+        ) {
+            self.conclude(
+                tok,
+                Status::Error(format!("wait for the socket: {}", describe_io(&e))),
+            );
+        }
+    }
+
+    /// The handshake completed (`took`: as user space saw it).
+    fn connected(&mut self, tok: Token, took: Duration) {
+        self.read_wire(None);
+        let Some(f) = self.flights.get_mut(&tok) else {
+            return;
+        };
+        let fd = f.conn.sock.as_raw_fd();
+        let wire = match &f.stage {
+            Stage::Connecting { hs: Some(hs), .. } => hs.time(),
+            _ => None,
+        };
+        let t = Timed {
+            kernel: wire
+                .map(|d| (d, Clock::Wire))
+                .or_else(|| timing::handshake_rtt(fd).map(|d| (d, Clock::Kernel))),
+            user: took,
+        };
+        let (d, clock) = t.best();
+        f.result.connect = Some(d);
+        f.result.connect_clock = Some(clock);
+        f.result.connect_user = Some(t.user);
+        if self.mode == Mode::ConnectOnly {
+            self.conclude(tok, Status::Reply);
+        } else {
+            self.start_echo(tok);
+        }
+    }
+
+    /// Send the request; the echo is awaited.
+    fn start_echo(&mut self, tok: Token) {
+        let Some(f) = self.flights.get_mut(&tok) else {
+            return;
+        };
+        let fd = f.conn.sock.as_raw_fd();
+        let port = f.conn.local.port();
+        self.registry.set_phase(port, Phase::Echo);
+        let request = format!("ping {} {}\n", f.spec.seq, net::wall_timestamp()).into_bytes();
+        // Timestamps and errors of earlier pings on a persistent connection are not ours.
+        let mut tx = None;
+        let mut stale = None;
+        if f.conn.sent > 0 {
+            stale = queued_error(fd, &mut tx);
+        }
+        if let Some(q) = stale {
+            if let Some(st) = self.recverr_status(tok, &q, Phase::Echo) {
+                self.settle(tok, st);
+                return;
+            }
+        }
+        let Some(f) = self.flights.get_mut(&tok) else {
+            return;
+        };
+        let sent_at = Instant::now();
+        match f.conn.sock.send(&request) {
+            Ok(n) => {
+                f.conn.sent += n as u64;
+                Self::seq_window(&self.registry, &f.conn);
+                if n != request.len() {
+                    self.conclude(tok, Status::Error("send: request only partly sent".into()));
+                    return;
+                }
+            }
+            Err(e) => {
+                let st = self.socket_error(tok, e, Phase::Echo);
+                self.settle(tok, st);
+                return;
+            }
+        }
+        if let Some(f) = self.flights.get_mut(&tok) {
+            f.stage = Stage::Echo {
+                request,
+                sent_at,
+                buf: Vec::new(),
+                tx: None,
+            };
+        }
+        // The answer may be here already (loopback): look before waiting for an event.
+        self.on_readable(tok);
+    }
+
+    /// Read what the socket has: the echo (judged), an error, or the end.
+    fn on_readable(&mut self, tok: Token) {
+        loop {
+            let Some(f) = self.flights.get_mut(&tok) else {
+                return;
+            };
+            let Stage::Echo {
+                request,
+                sent_at,
+                buf,
+                tx,
+            } = &mut f.stage
+            else {
+                return;
+            };
+            let fd = f.conn.sock.as_raw_fd();
+            match timing::recv_with_timestamp(fd, &mut self.chunk[..]) {
                 Ok((0, _)) => {
-                    return (
-                        Status::Error("connection closed by the server before the echo".into()),
-                        None,
-                    )
+                    let st =
+                        Status::Error("connection closed by the server before the echo".into());
+                    self.conclude(tok, st);
+                    return;
                 }
                 Ok((n, rx)) => {
                     let user = sent_at.elapsed();
-                    self.buf.extend_from_slice(&chunk[..n]);
-                    if let Some(status) = judge_reply(request.as_bytes(), &self.buf) {
+                    buf.extend_from_slice(&self.chunk[..n]);
+                    if let Some(status) = judge_reply(request, buf) {
                         if tx.is_none() {
-                            self.queued_error(fd, &mut tx);
+                            queued_error(fd, tx);
                         }
-                        let kernel = match (tx, rx) {
+                        let kernel = match (*tx, rx) {
                             (Some(tx), Some(rx)) if rx > tx => Some((rx - tx, Clock::Kernel)),
                             _ => None,
                         };
-                        return (status, Some(Timed { kernel, user }));
+                        let t = Timed { kernel, user };
+                        let (d, clock) = t.best();
+                        f.result.rtt = Some(d);
+                        f.result.rtt_clock = Some(clock);
+                        f.result.rtt_user = Some(t.user);
+                        self.conclude(tok, status);
+                        return;
                     }
-                    if self.buf.len() > 4096 {
-                        return (Status::Error("reply longer than 4096 bytes".into()), None);
+                    if buf.len() > MAX_REPLY {
+                        self.conclude(
+                            tok,
+                            Status::Error(format!("reply longer than {MAX_REPLY} bytes")),
+                        );
+                        return;
                     }
                 }
                 Err(e)
                     if e.kind() == io::ErrorKind::WouldBlock
-                        || e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return (self.socket_error(conn, e, Phase::Echo, start), None),
+                        || e.kind() == io::ErrorKind::Interrupted =>
+                {
+                    return;
+                }
+                Err(e) => {
+                    let st = self.socket_error(tok, e, Phase::Echo);
+                    self.settle(tok, st);
+                    return;
+                }
             }
         }
     }
+
+    /// The error queue of a ping waiting for its echo: its transmit timestamp, or an ICMP
+    /// error about it.
+    fn on_error_queue(&mut self, tok: Token) {
+        let Some(f) = self.flights.get_mut(&tok) else {
+            return;
+        };
+        let Stage::Echo { tx, .. } = &mut f.stage else {
+            return;
+        };
+        let fd = f.conn.sock.as_raw_fd();
+        if let Some(q) = queued_error(fd, tx) {
+            if let Some(st) = self.recverr_status(tok, &q, Phase::Echo) {
+                self.settle(tok, st);
+            }
+        }
+    }
+
+    /// An ICMP error from the kernel's error queue, as a verdict. When raw capture is on,
+    /// the raw socket already holds its copy of the same error (the kernel delivers to raw
+    /// sockets before TCP): the listener's attribution is awaited a moment (`AwaitRaw`), so
+    /// one error is reported once, from the raw socket, and never counted again as someone
+    /// else's. None: not an ICMP error.
+    fn recverr_status(&mut self, tok: Token, q: &QueuedError, phase: Phase) -> Option<Verdict> {
+        if !q.is_icmp() {
+            return None;
+        }
+        let f = self.flights.get(&tok)?;
+        if let Some(rep) = self.registry.report(f.conn.local.port()) {
+            return Some(Verdict::Now(Status::Icmp(rep)));
+        }
+        let report = IcmpReport {
+            icmp_type: q.icmp_type,
+            code: q.code,
+            v6: q.is_v6(),
+            info: q.info,
+            from: q.offender.unwrap_or(f.spec.target.ip()),
+            after: f.start.elapsed(),
+            phase,
+            source: Source::RecvErr,
+        };
+        Some(if self.raw_capture {
+            Verdict::AwaitRaw(report)
+        } else {
+            Verdict::Now(Status::Icmp(report))
+        })
+    }
+
+    /// A failed socket: attribute it to the ICMP error behind it when there is one.
+    fn socket_error(&mut self, tok: Token, err: io::Error, phase: Phase) -> Verdict {
+        let Some(f) = self.flights.get(&tok) else {
+            return Verdict::Now(Status::Error(describe_io(&err)));
+        };
+        if let Some(rep) = self.registry.report(f.conn.local.port()) {
+            return Verdict::Now(Status::Icmp(rep));
+        }
+        let mut tx = None;
+        let fd = f.conn.sock.as_raw_fd();
+        if let Some(v) = queued_error(fd, &mut tx).and_then(|q| self.recverr_status(tok, &q, phase))
+        {
+            return v;
+        }
+        Verdict::Now(if err.kind() == io::ErrorKind::ConnectionRefused {
+            Status::Refused
+        } else {
+            Status::Error(describe_io(&err))
+        })
+    }
+
+    /// Act on a verdict: conclude now, or wait for the raw socket's copy of the error.
+    fn settle(&mut self, tok: Token, v: Verdict) {
+        match v {
+            Verdict::Now(st) => self.conclude(tok, st),
+            Verdict::AwaitRaw(report) => {
+                if let Some(f) = self.flights.get_mut(&tok) {
+                    let until = Instant::now() + RAW_GRACE;
+                    f.stage = Stage::AwaitRaw { report, until };
+                    self.deadlines.push(Reverse((until, tok)));
+                }
+            }
+        }
+    }
+
+    /// The ping's verdict: it leaves the event loop and the registry; a persistent
+    /// connection that answered waits for the target's next ping.
+    fn conclude(&mut self, tok: Token, status: Status) {
+        let Some(mut f) = self.flights.remove(&tok) else {
+            return;
+        };
+        let port = f.conn.local.port();
+        self.by_port.remove(&port);
+        self.registry.unregister(port);
+        let keep = self.mode == Mode::Persistent && matches!(status, Status::Reply | Status::Lost);
+        f.result.status = status;
+        self.early.push(f.result);
+        if keep {
+            self.idle.insert(f.spec.target, (f.conn, tok));
+        } else {
+            let fd = f.conn.sock.as_raw_fd();
+            let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
+        }
+    }
+
+    /// Handle what the event loop reported.
+    fn dispatch(&mut self, tok: Token, readable: bool, writable: bool, error: bool) {
+        let Some(f) = self.flights.get(&tok) else {
+            return;
+        };
+        match f.stage {
+            Stage::Connecting { t0, .. } => {
+                if !(writable || error || readable) {
+                    return;
+                }
+                let took = t0.elapsed();
+                match f.conn.sock.take_error() {
+                    Ok(None) => {
+                        // Writable without an error: connected (or a spurious wake-up).
+                        match f.conn.sock.peer_addr() {
+                            Ok(_) => self.connected(tok, took),
+                            Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => {}
+                            Err(e) => {
+                                let v = self.socket_error(tok, e, Phase::Connect);
+                                self.settle(tok, v);
+                            }
+                        }
+                    }
+                    Ok(Some(e)) | Err(e) => {
+                        let v = self.socket_error(tok, e, Phase::Connect);
+                        self.settle(tok, v);
+                    }
+                }
+            }
+            Stage::Echo { .. } => {
+                if readable {
+                    self.on_readable(tok);
+                }
+                if error {
+                    self.on_error_queue(tok);
+                }
+            }
+            Stage::AwaitRaw { .. } => {}
+        }
+    }
+
+    /// Pings whose report the ICMP listener just attributed.
+    fn take_attributed(&mut self) {
+        for port in self.registry.take_attributed() {
+            let Some(&tok) = self.by_port.get(&port) else {
+                continue;
+            };
+            if let Some(rep) = self.registry.report(port) {
+                self.conclude(tok, Status::Icmp(rep));
+            }
+        }
+    }
+
+    /// Conclude the pings whose deadline passed.
+    fn expire(&mut self, now: Instant) {
+        while let Some(&Reverse((at, tok))) = self.deadlines.peek() {
+            if at > now {
+                break;
+            }
+            self.deadlines.pop();
+            let Some(f) = self.flights.get_mut(&tok) else {
+                continue;
+            };
+            match &f.stage {
+                Stage::AwaitRaw { report, until } if *until <= now => {
+                    let st = Status::Icmp(report.clone());
+                    self.conclude(tok, st);
+                }
+                Stage::AwaitRaw { .. } => {}
+                _ if f.deadline <= now => self.conclude(tok, Status::Timeout),
+                _ => {}
+            }
+        }
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        self.deadlines.peek().map(|Reverse((at, _))| *at)
+    }
 }
 
-/// The connect probe runs one probe at a time: `send` takes it from its SYN to its verdict
-/// (waking for ICMP errors and signals on the way), `poll` hands the verdict over, or waits
-/// for the next probe's time.
-impl Prober for Pinger {
-    fn ready(&self, _target: SocketAddr) -> bool {
-        self.finished.is_none()
+/// What to do about a failure.
+enum Verdict {
+    Now(Status),
+    /// An ICMP error the kernel reported: wait a moment for the raw socket's copy.
+    AwaitRaw(IcmpReport),
+}
+
+/// The first ICMP (or local) error on the socket's error queue; transmit timestamps met on
+/// the way are kept in `tx`.
+fn queued_error(fd: RawFd, tx: &mut Option<Duration>) -> Option<QueuedError> {
+    while let Ok(Some(entry)) = read_error_queue(fd) {
+        match entry {
+            ErrEntry::TxTimestamp(t) => *tx = Some(t),
+            ErrEntry::Error(e) => return Some(e),
+        }
+    }
+    None
+}
+
+impl Prober for ConnectProber {
+    fn ready(&self, target: SocketAddr) -> bool {
+        // A persistent connection carries one ping at a time; new connections any number.
+        self.mode != Mode::Persistent || !self.flights.values().any(|f| f.spec.target == target)
     }
 
     fn send(&mut self, spec: ProbeSpec) {
-        self.finished = self.ping(spec.seq).map(|mut r| {
-            r.target = Some(spec.target);
-            r.ttl = spec.ttl;
-            r
-        });
+        self.begin(spec);
     }
 
     fn poll(&mut self, until: Instant, done: &mut Vec<PingResult>) -> io::Result<()> {
-        if let Some(r) = self.finished.take() {
-            done.push(r);
-        } else {
-            self.pause_until(until);
+        let spin_until = self.spin.then(|| Instant::now() + SPIN);
+        // Whether the event loop was looked at once: even past `until`, what is ready is
+        // handled before returning.
+        let mut checked = false;
+        loop {
+            let now = Instant::now();
+            self.expire(now);
+            if !self.early.is_empty() {
+                done.append(&mut self.early);
+                return Ok(());
+            }
+            if self.stopped() {
+                return Ok(());
+            }
+            let wake = self.next_deadline().map_or(until, |d| d.min(until));
+            if wake <= now && checked {
+                return Ok(());
+            }
+            checked = true;
+            let spinning = spin_until.is_some_and(|t| now < t);
+            let wait = if spinning || wake <= now {
+                // Look at what is ready without sleeping.
+                Duration::ZERO
+            } else {
+                // Round up: a wait must not end before its deadline.
+                (wake - now).max(Duration::from_micros(1))
+            };
+            match self.poll.poll(&mut self.events, Some(wait)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+            let ready: Vec<(Token, bool, bool, bool)> = self
+                .events
+                .iter()
+                .map(|e| (e.token(), e.is_readable(), e.is_writable(), e.is_error()))
+                .collect();
+            for (tok, r, w, err) in ready {
+                if tok == WAKER {
+                    self.waker.drain();
+                    self.take_attributed();
+                } else {
+                    self.dispatch(tok, r, w, err);
+                }
+            }
         }
-        Ok(())
     }
 
     fn in_flight(&self) -> usize {
-        usize::from(self.finished.is_some())
+        self.flights.len() + self.early.len()
     }
 
     fn interrupt(&mut self, done: &mut Vec<PingResult>) {
-        // A probe under way was concluded by `ping` itself (as interrupted).
-        done.extend(self.finished.take());
+        done.append(&mut self.early);
+        let mut toks: Vec<(Instant, Token)> =
+            self.flights.iter().map(|(t, f)| (f.start, *t)).collect();
+        toks.sort();
+        for (_, tok) in toks {
+            self.conclude(tok, Status::Interrupted);
+        }
+        done.append(&mut self.early);
     }
 
     fn icmp_tally(&self) -> IcmpTally {
