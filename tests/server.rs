@@ -240,3 +240,35 @@ fn a_client_limit_above_the_file_limit_is_warned_about() {
     assert!(log.contains("raise it with ulimit -n"), "{log}");
     healthy(srv.addr);
 }
+
+// ---------------------------------------------------------------- serve's arguments
+
+#[test]
+fn serve_argument_errors_say_what_to_do() {
+    let out = client(&["serve", "127.0.0.1:12349"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("did you mean --listen 127.0.0.1:12349?"),
+        "{err}"
+    );
+    let out = client(&["serve", "--loss", "-0.1"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("'-0.1' is outside 0.0 to 1.0"), "{err}");
+}
+
+#[test]
+fn serve_listens_on_a_name_or_on_every_address() {
+    let srv = ServerProc::start(&["--listen", "localhost:0", "--loss", "0", "-q"]);
+    assert_eq!(srv.addr.ip().to_string(), "127.0.0.1");
+    healthy(srv.addr);
+    // ":PORT" is every address, IPv6 and IPv4.
+    let srv = ServerProc::start(&["--listen", ":0", "--loss", "0", "-q"]);
+    assert_eq!(srv.addr.ip().to_string(), "::");
+    healthy(SocketAddr::new(
+        "127.0.0.1".parse().unwrap(),
+        srv.addr.port(),
+    ));
+    healthy(SocketAddr::new("::1".parse().unwrap(), srv.addr.port()));
+}
