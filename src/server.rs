@@ -90,9 +90,14 @@ impl Server {
             sock.set_only_v6(false).map_err(|e| Error::io(op(), e))?;
         }
         sock.bind(&addr.into()).map_err(|e| Error::io(op(), e))?;
-        // Accepted sockets inherit these from the listener: no system calls per client.
+        // Accepted sockets inherit these from the listener: no system calls per client. The
+        // receive timeout is the clients' idle timeout; accept() sees it too, and a timed-out
+        // accept is only a quiet minute (see `run`). The send timeout ends a client that does
+        // not read its replies: a write that makes no progress for that long fails.
         sock.set_nodelay(true).map_err(|e| Error::io(op(), e))?;
         sock.set_read_timeout(Some(cfg.idle_timeout))
+            .map_err(|e| Error::io(op(), e))?;
+        sock.set_write_timeout(Some(cfg.idle_timeout))
             .map_err(|e| Error::io(op(), e))?;
         sock.listen(4096).map_err(|e| Error::io(op(), e))?;
         let seed = cfg.seed.unwrap_or_else(rand::random);
@@ -155,6 +160,16 @@ impl Server {
                     Ok((stream, peer)) => self.admit(stream, peer),
                     Err(_) if stopping.load(Ordering::SeqCst) => break,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    // No client for an idle timeout (the listener's inherited SO_RCVTIMEO),
+                    // or one that gave up in the backlog: nothing to say.
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            io::ErrorKind::WouldBlock | io::ErrorKind::ConnectionAborted
+                        ) =>
+                    {
+                        continue
+                    }
                     Err(e) => {
                         // Out of descriptors or memory: say so, back off, keep serving.
                         self.shared
@@ -343,7 +358,37 @@ fn too_long(shared: &Shared, stream: &mut TcpStream, peer: &SocketAddr) {
         "Request longer than {MAX_LINE} bytes: closing connection from {}",
         python_addr(peer)
     ));
-    let _ = stream.write_all(format!("ERROR request longer than {MAX_LINE} bytes\n").as_bytes());
+    send(
+        shared,
+        stream,
+        peer,
+        format!("ERROR request longer than {MAX_LINE} bytes\n").as_bytes(),
+    );
+}
+
+/// Write to the client. A write that makes no progress for the idle timeout (the socket's
+/// SO_SNDTIMEO) means the client does not read: the connection is aborted, so its unsent
+/// replies do not keep kernel memory. Returns false when the connection must end.
+fn send(shared: &Shared, stream: &mut TcpStream, peer: &SocketAddr, bytes: &[u8]) -> bool {
+    match stream.write_all(bytes) {
+        Ok(()) => true,
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+            ) =>
+        {
+            shared.log(format_args!(
+                "Client not reading for {}: closing connection from {}",
+                humantime::format_duration(shared.cfg.idle_timeout),
+                python_addr(peer)
+            ));
+            // RST instead of FIN: the replies queued for it are dropped at once.
+            let _ = socket2::SockRef::from(&*stream).set_linger(Some(Duration::ZERO));
+            false
+        }
+        Err(_) => false, // reset by the peer
+    }
 }
 
 /// Answer one request. Returns false when the connection must end.
@@ -368,9 +413,7 @@ fn answer(
             python_addr(peer),
             escape_bytes(line)
         ));
-        return stream
-            .write_all(b"ERROR request is not UTF-8 text\n")
-            .is_ok();
+        return send(shared, stream, peer, b"ERROR request is not UTF-8 text\n");
     };
     reply.clear();
     let lost = shared.lose();
@@ -409,5 +452,5 @@ fn answer(
     if newline {
         reply.push(b'\n');
     }
-    stream.write_all(reply).is_ok()
+    send(shared, stream, peer, reply)
 }

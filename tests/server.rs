@@ -241,6 +241,61 @@ fn a_client_limit_above_the_file_limit_is_warned_about() {
     healthy(srv.addr);
 }
 
+// ---------------------------------------------------------------- no peer can wedge it
+
+#[test]
+fn an_idle_server_logs_nothing_while_it_waits() {
+    // The idle timeout is for clients: the accept loop must not time out with it.
+    let srv = ServerProc::start(&["--loss", "0", "-q", "--idle-timeout", "100ms"]);
+    std::thread::sleep(Duration::from_millis(800));
+    healthy(srv.addr);
+    let log = srv.log_text();
+    assert!(!log.contains("accept failed"), "{log}");
+}
+
+#[test]
+fn a_client_that_never_reads_is_closed_after_the_idle_timeout() {
+    let srv = ServerProc::start(&["--loss", "0", "-q", "--idle-timeout", "500ms"]);
+    let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    s.set_recv_buffer_size(4096).unwrap();
+    s.connect(&srv.addr.into()).unwrap();
+    let mut s: TcpStream = s.into();
+    // Our own safety net: were the server never to close, this write would fail after 60 s.
+    s.set_write_timeout(Some(Duration::from_secs(60))).unwrap();
+    let writer = std::thread::spawn(move || {
+        let mut line = vec![b'x'; 999];
+        line.push(b'\n');
+        let chunk = line.repeat(64);
+        let mut sent = 0usize;
+        // Requests, never reading a reply: the server's replies pile up until its write stalls.
+        while sent < 512 << 20 {
+            s.write_all(&chunk)?;
+            sent += chunk.len();
+        }
+        Ok::<usize, std::io::Error>(sent)
+    });
+    assert!(
+        srv.wait_for_log(
+            "Client not reading for 500ms: closing connection from",
+            Duration::from_secs(30)
+        ),
+        "a client that never reads pins its thread: {}",
+        srv.log_text()
+    );
+    let err = writer
+        .join()
+        .unwrap()
+        .expect_err("the server closed the connection");
+    assert!(
+        !matches!(
+            err.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+        "the connection was not closed by the server: {err}"
+    );
+    healthy(srv.addr);
+}
+
 // ---------------------------------------------------------------- serve's arguments
 
 #[test]
