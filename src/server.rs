@@ -10,7 +10,7 @@ use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -19,6 +19,9 @@ use socket2::{Domain, Socket, Type};
 use crate::cli::{LossMode, ServerConfig};
 use crate::error::Error;
 use crate::net::{self, escape_bytes, python_addr, Waker};
+
+mod request;
+use request::{Bare, Framer};
 
 /// Longest request line accepted, in bytes (without the newline).
 pub const MAX_LINE: usize = 1024;
@@ -271,56 +274,232 @@ fn client_thread(shared: &Shared, stream: TcpStream, peer: SocketAddr) {
 }
 
 /// Serve one client until it closes, errs, idles out or sends an oversized line.
-fn serve_client(shared: &Shared, mut stream: TcpStream, peer: SocketAddr) {
-    let cfg = &shared.cfg;
-    let mut buf = [0u8; 4096];
-    let mut pending: Vec<u8> = Vec::with_capacity(256);
-    let mut reply: Vec<u8> = Vec::with_capacity(256);
-    loop {
-        let n = match stream.read(&mut buf) {
-            Ok(0) => return,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+fn serve_client(shared: &Shared, stream: TcpStream, peer: SocketAddr) {
+    let mut conn = Conn {
+        shared,
+        stream,
+        peer,
+        reply: Vec::with_capacity(256),
+    };
+    conn.serve();
+}
+
+/// How long after the last byte of a request in the original's form without a fraction of
+/// the second (see `request::Bare::UnlessMore`) it is answered, if nothing follows.
+const QUIET: Duration = Duration::from_millis(200);
+
+/// What the wait for the rest of an incomplete request ended with.
+enum Wait {
+    /// Bytes (or the end of the stream) to read.
+    More,
+    /// The request is complete: nothing followed it within `QUIET`.
+    Quiet,
+    /// The connection must end (a log line says why).
+    Close,
+}
+
+/// One client's connection.
+struct Conn<'a> {
+    shared: &'a Shared,
+    stream: TcpStream,
+    peer: SocketAddr,
+    reply: Vec<u8>,
+}
+
+impl Conn<'_> {
+    fn serve(&mut self) {
+        let mut buf = [0u8; 4096];
+        let mut framer = Framer::default();
+        // When the last bytes of the incomplete request came.
+        let mut last = Instant::now();
+        loop {
+            if !framer.pending().is_empty() {
+                match self.wait_for_rest(&framer, last) {
+                    Wait::More => {}
+                    Wait::Quiet => {
+                        if !self.answer(framer.pending(), false) {
+                            return;
+                        }
+                        framer.take_bare();
+                        continue;
+                    }
+                    Wait::Close => return,
+                }
+            }
+            let n = match self.stream.read(&mut buf) {
+                Ok(0) => {
+                    // The client half-closed (or closed): its bytes without a newline are its
+                    // last request.
+                    if !framer.pending().is_empty() {
+                        self.answer(framer.pending(), false);
+                    }
+                    return;
+                }
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    self.idle();
+                    return;
+                }
+                Err(_) => return, // reset by the peer: nothing to answer
+            };
+            framer.push(&buf[..n]);
+            while let Some(line) = framer.next_line() {
+                if !self.answer(framer.get(line), true) {
+                    return;
+                }
+            }
+            framer.compact();
+            let pending = framer.pending();
+            if pending.is_empty() {
+                continue;
+            }
+            if pending.len() > MAX_LINE {
+                self.too_long();
+                return;
+            }
+            if request::bare(pending) == Bare::Complete {
+                if !self.answer(pending, false) {
+                    return;
+                }
+                framer.take_bare();
+                continue;
+            }
+            last = Instant::now();
+        }
+    }
+
+    /// Wait for the rest of an incomplete request (the socket's own timeout is for an idle
+    /// connection, with nothing pending).
+    fn wait_for_rest(&self, framer: &Framer, last: Instant) -> Wait {
+        let quiet = (request::bare(framer.pending()) == Bare::UnlessMore).then(|| last + QUIET);
+        let idle = last + self.shared.cfg.idle_timeout;
+        loop {
+            let now = Instant::now();
+            if quiet.is_some_and(|q| now >= q) {
+                return Wait::Quiet;
+            }
+            if now >= idle {
+                self.idle();
+                return Wait::Close;
+            }
+            let until = quiet.map_or(idle, |q| q.min(idle));
+            match net::poll(&[(self.stream.as_raw_fd(), false)], Some(until - now)) {
+                Ok(r) if r[0].read || r[0].error => return Wait::More,
+                Ok(_) => {}                  // the deadline (or a signal): look again
+                Err(_) => return Wait::More, // let the read say what is wrong
+            }
+        }
+    }
+
+    fn idle(&self) {
+        self.shared.log(format_args!(
+            "Idle for {}: closing connection from {}",
+            humantime::format_duration(self.shared.cfg.idle_timeout),
+            python_addr(&self.peer)
+        ));
+    }
+
+    fn too_long(&mut self) {
+        self.shared.totals.invalid.fetch_add(1, Ordering::Relaxed);
+        self.shared.log(format_args!(
+            "Request longer than {MAX_LINE} bytes: closing connection from {}",
+            python_addr(&self.peer)
+        ));
+        self.send(format!("ERROR request longer than {MAX_LINE} bytes\n").as_bytes());
+    }
+
+    /// Write to the client. A write that makes no progress for the idle timeout (the socket's
+    /// SO_SNDTIMEO) means the client does not read: the connection is aborted, so its unsent
+    /// replies do not keep kernel memory. Returns false when the connection must end.
+    fn send(&mut self, bytes: &[u8]) -> bool {
+        match self.stream.write_all(bytes) {
+            Ok(()) => true,
             Err(e)
                 if matches!(
                     e.kind(),
                     io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
                 ) =>
             {
-                shared.log(format_args!(
-                    "Idle for {}: closing connection from {}",
-                    humantime::format_duration(cfg.idle_timeout),
-                    python_addr(&peer)
+                self.shared.log(format_args!(
+                    "Client not reading for {}: closing connection from {}",
+                    humantime::format_duration(self.shared.cfg.idle_timeout),
+                    python_addr(&self.peer)
                 ));
-                return;
+                // RST instead of FIN: the replies queued for it are dropped at once.
+                let _ = socket2::SockRef::from(&self.stream).set_linger(Some(Duration::ZERO));
+                false
             }
-            Err(_) => return, // reset by the peer: nothing to answer
+            Err(_) => false, // reset by the peer
+        }
+    }
+
+    /// Answer one request (the loss RNG is drawn once per call). Returns false when the
+    /// connection must end.
+    fn answer(&mut self, line: &[u8], newline: bool) -> bool {
+        let shared = self.shared;
+        let cfg = &shared.cfg;
+        if line.len() > MAX_LINE {
+            self.too_long();
+            return false;
+        }
+        shared.totals.messages.fetch_add(1, Ordering::Relaxed);
+        let Ok(text) = std::str::from_utf8(line) else {
+            shared.totals.invalid.fetch_add(1, Ordering::Relaxed);
+            shared.log(format_args!(
+                "Invalid message (not UTF-8) from {}: {}",
+                python_addr(&self.peer),
+                escape_bytes(line)
+            ));
+            return self.send(b"ERROR request is not UTF-8 text\n");
         };
-        pending.extend_from_slice(&buf[..n]);
-        let mut start = 0;
-        while let Some(nl) = pending[start..].iter().position(|&b| b == b'\n') {
-            let end = start + nl;
-            let line = &pending[start..end];
-            let line = line.strip_suffix(b"\r").unwrap_or(line);
-            if !answer(shared, &mut stream, &peer, line, true, &mut reply) {
-                return;
+        let mut reply = std::mem::take(&mut self.reply);
+        reply.clear();
+        let lost = shared.lose();
+        if !cfg.quiet {
+            shared.log(format_args!(
+                "Message sent by client = {} from {}",
+                text.escape_debug(),
+                python_addr(&self.peer)
+            ));
+        }
+        if lost {
+            shared.totals.lost.fetch_add(1, Ordering::Relaxed);
+            if !cfg.quiet {
+                shared.log(format_args!("Packet lost"));
             }
-            start = end + 1;
-        }
-        pending.drain(..start);
-        if pending.len() > MAX_LINE {
-            too_long(shared, &mut stream, &peer);
-            return;
-        }
-        // A request without a newline, sent in one write by a client that now waits for
-        // the answer (the original Python client): answer it when nothing more is pending.
-        if !pending.is_empty() && !more_pending(&stream) {
-            let ok = answer(shared, &mut stream, &peer, &pending, false, &mut reply);
-            pending.clear();
-            if !ok {
-                return;
+            if cfg.loss_mode == LossMode::Silent {
+                self.reply = reply;
+                return true;
+            }
+            reply.extend_from_slice(b"LOST");
+        } else {
+            shared.totals.answered.fetch_add(1, Ordering::Relaxed);
+            if text.is_ascii() {
+                // The usual request: uppercase in place, no allocation.
+                reply.extend_from_slice(text.as_bytes());
+                reply.make_ascii_uppercase();
+            } else {
+                reply.extend_from_slice(text.to_uppercase().as_bytes());
+            }
+            if !cfg.quiet {
+                shared.log(format_args!(
+                    "Response sent back = {}",
+                    String::from_utf8_lossy(&reply).escape_debug()
+                ));
             }
         }
+        if newline {
+            reply.push(b'\n');
+        }
+        let ok = self.send(&reply);
+        self.reply = reply;
+        ok
     }
 }
 
@@ -346,111 +525,4 @@ fn raise_file_limit() -> Option<u64> {
         }
     }
     Some(lim.rlim_cur)
-}
-
-fn more_pending(stream: &TcpStream) -> bool {
-    matches!(net::poll(&[(stream.as_raw_fd(), false)], Some(Duration::ZERO)), Ok(r) if r[0].read)
-}
-
-fn too_long(shared: &Shared, stream: &mut TcpStream, peer: &SocketAddr) {
-    shared.totals.invalid.fetch_add(1, Ordering::Relaxed);
-    shared.log(format_args!(
-        "Request longer than {MAX_LINE} bytes: closing connection from {}",
-        python_addr(peer)
-    ));
-    send(
-        shared,
-        stream,
-        peer,
-        format!("ERROR request longer than {MAX_LINE} bytes\n").as_bytes(),
-    );
-}
-
-/// Write to the client. A write that makes no progress for the idle timeout (the socket's
-/// SO_SNDTIMEO) means the client does not read: the connection is aborted, so its unsent
-/// replies do not keep kernel memory. Returns false when the connection must end.
-fn send(shared: &Shared, stream: &mut TcpStream, peer: &SocketAddr, bytes: &[u8]) -> bool {
-    match stream.write_all(bytes) {
-        Ok(()) => true,
-        Err(e)
-            if matches!(
-                e.kind(),
-                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-            ) =>
-        {
-            shared.log(format_args!(
-                "Client not reading for {}: closing connection from {}",
-                humantime::format_duration(shared.cfg.idle_timeout),
-                python_addr(peer)
-            ));
-            // RST instead of FIN: the replies queued for it are dropped at once.
-            let _ = socket2::SockRef::from(&*stream).set_linger(Some(Duration::ZERO));
-            false
-        }
-        Err(_) => false, // reset by the peer
-    }
-}
-
-/// Answer one request. Returns false when the connection must end.
-fn answer(
-    shared: &Shared,
-    stream: &mut TcpStream,
-    peer: &SocketAddr,
-    line: &[u8],
-    newline: bool,
-    reply: &mut Vec<u8>,
-) -> bool {
-    let cfg = &shared.cfg;
-    if line.len() > MAX_LINE {
-        too_long(shared, stream, peer);
-        return false;
-    }
-    shared.totals.messages.fetch_add(1, Ordering::Relaxed);
-    let Ok(text) = std::str::from_utf8(line) else {
-        shared.totals.invalid.fetch_add(1, Ordering::Relaxed);
-        shared.log(format_args!(
-            "Invalid message (not UTF-8) from {}: {}",
-            python_addr(peer),
-            escape_bytes(line)
-        ));
-        return send(shared, stream, peer, b"ERROR request is not UTF-8 text\n");
-    };
-    reply.clear();
-    let lost = shared.lose();
-    if !cfg.quiet {
-        shared.log(format_args!(
-            "Message sent by client = {} from {}",
-            text.escape_debug(),
-            python_addr(peer)
-        ));
-    }
-    if lost {
-        shared.totals.lost.fetch_add(1, Ordering::Relaxed);
-        if !cfg.quiet {
-            shared.log(format_args!("Packet lost"));
-        }
-        if cfg.loss_mode == LossMode::Silent {
-            return true;
-        }
-        reply.extend_from_slice(b"LOST");
-    } else {
-        shared.totals.answered.fetch_add(1, Ordering::Relaxed);
-        if text.is_ascii() {
-            // The usual request: uppercase in place, no allocation.
-            reply.extend_from_slice(text.as_bytes());
-            reply.make_ascii_uppercase();
-        } else {
-            reply.extend_from_slice(text.to_uppercase().as_bytes());
-        }
-        if !cfg.quiet {
-            shared.log(format_args!(
-                "Response sent back = {}",
-                String::from_utf8_lossy(reply).escape_debug()
-            ));
-        }
-    }
-    if newline {
-        reply.push(b'\n');
-    }
-    send(shared, stream, peer, reply)
 }

@@ -79,7 +79,8 @@ fn loss_reply_mode_says_lost() {
     let srv = ServerProc::start(&["--loss", "1"]);
     let mut s = connect(srv.addr);
     assert_eq!(ask(&mut s, b"ping 1 x\n"), "LOST\n");
-    s.write_all(b"ping 2 x").unwrap();
+    // The original client's request: no newline.
+    s.write_all(b"ping 2 2024-09-09 12:00:00.123456").unwrap();
     let mut buf = [0u8; 16];
     let n = s.read(&mut buf).unwrap();
     assert_eq!(
@@ -294,6 +295,190 @@ fn a_client_that_never_reads_is_closed_after_the_idle_timeout() {
         "the connection was not closed by the server: {err}"
     );
     healthy(srv.addr);
+}
+
+// ---------------------------------------------------------------- where a request ends
+
+/// Read until `n` newlines have come (or the connection ends); all bytes read.
+fn read_lines(s: &mut TcpStream, n: usize) -> String {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while got.iter().filter(|&&b| b == b'\n').count() < n {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(k) => got.extend_from_slice(&buf[..k]),
+            Err(e) => panic!("read: {e}; got so far {:?}", String::from_utf8_lossy(&got)),
+        }
+    }
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+fn read_n(s: &mut TcpStream, n: usize) -> String {
+    let mut got = vec![0u8; n];
+    s.read_exact(&mut got).unwrap();
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+/// Write `bytes` in pieces of the given sizes (cycled), each its own segment.
+fn write_in_pieces(s: &mut TcpStream, bytes: &[u8], sizes: &[usize], pause: Duration) {
+    s.set_nodelay(true).unwrap();
+    let mut i = 0;
+    let mut k = 0;
+    while i < bytes.len() {
+        let n = sizes[k % sizes.len()].min(bytes.len() - i);
+        s.write_all(&bytes[i..i + n]).unwrap();
+        i += n;
+        k += 1;
+        std::thread::sleep(pause);
+    }
+}
+
+#[test]
+fn a_request_split_across_writes_is_answered_once() {
+    // Every reply is LOST: an answer per fragment would show as LOSTLOST.
+    let srv = ServerProc::start(&["--loss", "1", "-q"]);
+    let mut s = connect(srv.addr);
+    s.set_nodelay(true).unwrap();
+    s.write_all(b"ping 11 ").unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    s.write_all(b"12\n").unwrap();
+    s.write_all(b"ping 13 x\n").unwrap();
+    assert_eq!(read_lines(&mut s, 2), "LOST\nLOST\n");
+    // And the echo is the whole request.
+    let srv = ServerProc::start(&["--loss", "0", "-q"]);
+    let mut s = connect(srv.addr);
+    s.set_nodelay(true).unwrap();
+    s.write_all(b"ping 11 ").unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    s.write_all(b"12\n").unwrap();
+    assert_eq!(read_lines(&mut s, 1), "PING 11 12\n");
+}
+
+#[test]
+fn a_trickled_request_is_answered_once() {
+    let srv = ServerProc::start(&["--loss", "0", "-q"]);
+    // Our client's request, one byte per segment.
+    let mut s = connect(srv.addr);
+    write_in_pieces(
+        &mut s,
+        b"ping 7 1795691062.304788\n",
+        &[1],
+        Duration::from_millis(2),
+    );
+    s.write_all(b"ping 8 x\n").unwrap();
+    assert_eq!(
+        read_lines(&mut s, 2),
+        "PING 7 1795691062.304788\nPING 8 X\n"
+    );
+    // The original client's request (no newline), one byte per segment: answered once, when
+    // its last byte comes.
+    let mut s = connect(srv.addr);
+    let req = b"ping 1 2024-09-09 12:00:00.123456";
+    write_in_pieces(&mut s, req, &[1], Duration::from_millis(2));
+    assert_eq!(
+        read_n(&mut s, req.len()),
+        "PING 1 2024-09-09 12:00:00.123456"
+    );
+    s.write_all(b"ping 2 x\n").unwrap();
+    assert_eq!(read_lines(&mut s, 1), "PING 2 X\n");
+    // The echoes of single bytes would add up to the same text: count the messages.
+    drop(s);
+    let log = std::sync::Arc::clone(&srv.log);
+    assert!(srv.stop().success());
+    let log = log.lock().unwrap().join("\n");
+    assert!(log.contains(", 4 messages, 4 answered,"), "{log}");
+}
+
+#[test]
+fn pipelined_requests_are_answered_in_order() {
+    let srv = ServerProc::start(&["--loss", "0", "-q"]);
+    let mut s = connect(srv.addr);
+    let expected = "PING 1 A\nPING 2 B\nPING 3 C\nPING 4 2024-09-09 12:00:00.123456";
+    s.write_all(b"ping 1 a\nping 2 b\r\nping 3 c\nping 4 2024-09-09 12:00:00.123456")
+        .unwrap();
+    assert_eq!(read_n(&mut s, expected.len()), expected);
+    s.write_all(b"ping 5 e\n").unwrap();
+    assert_eq!(read_lines(&mut s, 1), "PING 5 E\n");
+}
+
+#[test]
+fn a_request_without_newline_then_a_half_close_is_answered() {
+    let srv = ServerProc::start(&["--loss", "0", "-q"]);
+    for (req, want) in [
+        (&b"hello there"[..], "HELLO THERE"),
+        (b"ping 1 a\nping 2 b", "PING 1 A\nPING 2 B"),
+        (
+            b"ping 3 2024-09-09 12:00:00.123456",
+            "PING 3 2024-09-09 12:00:00.123456",
+        ),
+    ] {
+        for _ in 0..5 {
+            let mut s = connect(srv.addr);
+            s.write_all(req).unwrap();
+            s.shutdown(std::net::Shutdown::Write).unwrap();
+            let mut got = Vec::new();
+            s.read_to_end(&mut got).unwrap();
+            assert_eq!(String::from_utf8_lossy(&got), want);
+        }
+    }
+    let srv = ServerProc::start(&["--loss", "1", "-q"]);
+    let mut s = connect(srv.addr);
+    s.write_all(b"ping 9 x").unwrap();
+    s.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut got = Vec::new();
+    s.read_to_end(&mut got).unwrap();
+    assert_eq!(got, b"LOST");
+}
+
+#[test]
+fn a_newline_right_after_an_original_request_only_ends_it() {
+    let srv = ServerProc::start(&["--loss", "0", "-q"]);
+    let mut s = connect(srv.addr);
+    s.write_all(b"ping 1 2024-09-09 12:00:00.123456").unwrap();
+    assert_eq!(read_n(&mut s, 33), "PING 1 2024-09-09 12:00:00.123456");
+    s.write_all(b"\nping 2 x\n").unwrap();
+    assert_eq!(read_lines(&mut s, 1), "PING 2 X\n");
+    // Python prints no fraction when the microsecond is 0: still answered.
+    let mut s = connect(srv.addr);
+    s.write_all(b"ping 3 2024-09-09 12:00:00").unwrap();
+    assert_eq!(read_n(&mut s, 26), "PING 3 2024-09-09 12:00:00");
+}
+
+/// Which of `n` requests came back LOST, the requests written in pieces of `sizes`.
+fn lost_pattern(n: usize, sizes: &[usize]) -> (Vec<bool>, String) {
+    let srv = ServerProc::start(&["--loss", "0.5", "--seed", "7", "-q"]);
+    let mut s = connect(srv.addr);
+    let reqs: String = (1..=n)
+        .map(|i| format!("ping {i} 1795691062.{i:06}\n"))
+        .collect();
+    write_in_pieces(&mut s, reqs.as_bytes(), sizes, Duration::from_micros(300));
+    let replies = read_lines(&mut s, n);
+    drop(s);
+    let log = std::sync::Arc::clone(&srv.log);
+    assert!(srv.stop().success());
+    let pattern = replies.lines().map(|l| l == "LOST").collect();
+    let log = log.lock().unwrap().join("\n");
+    (pattern, log)
+}
+
+#[test]
+fn the_seed_gives_the_same_lost_set_however_the_bytes_are_split() {
+    let n = 40;
+    let (whole, log) = lost_pattern(n, &[usize::MAX]);
+    assert_eq!(whole.len(), n);
+    assert!(
+        whole.iter().any(|&l| l) && whole.iter().any(|&l| !l),
+        "{whole:?}"
+    );
+    assert!(log.contains(&format!("{n} messages")), "{log}");
+    for sizes in [&[1usize][..], &[3, 7, 2, 11], &[13, 1, 29]] {
+        let (split, log) = lost_pattern(n, sizes);
+        assert_eq!(split, whole, "pieces of {sizes:?}");
+        assert!(
+            log.contains(&format!("{n} messages")),
+            "pieces of {sizes:?}: {log}"
+        );
+    }
 }
 
 // ---------------------------------------------------------------- serve's arguments
