@@ -20,7 +20,9 @@ use crate::cli::{LossMode, ServerConfig};
 use crate::error::Error;
 use crate::net::{self, escape_bytes, python_addr, Waker};
 
+mod limits;
 mod request;
+use limits::AcceptTrouble;
 use request::{Bare, Framer};
 
 /// Longest request line accepted, in bytes (without the newline).
@@ -158,9 +160,15 @@ impl Server {
                 // SAFETY: fd is our listening socket, alive for the whole scope.
                 unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
             });
+            let mut trouble = AcceptTrouble::new(Instant::now());
             loop {
                 match self.listener.accept() {
-                    Ok((stream, peer)) => self.admit(stream, peer),
+                    Ok((stream, peer)) => {
+                        if let Some(line) = trouble.succeeded(Instant::now()) {
+                            self.shared.log(format_args!("{line}"));
+                        }
+                        self.admit(stream, peer)
+                    }
                     Err(_) if stopping.load(Ordering::SeqCst) => break,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                     // No client for an idle timeout (the listener's inherited SO_RCVTIMEO),
@@ -174,10 +182,13 @@ impl Server {
                         continue
                     }
                     Err(e) => {
-                        // Out of descriptors or memory: say so, back off, keep serving.
-                        self.shared
-                            .log(format_args!("accept failed: {}", net::describe_io(&e)));
-                        thread::sleep(Duration::from_millis(10));
+                        // Out of descriptors or memory: back off, say so once and then in
+                        // summaries, keep serving the clients already in.
+                        let (line, wait) = trouble.failed(Instant::now(), &net::describe_io(&e));
+                        if let Some(line) = line {
+                            self.shared.log(format_args!("{line}"));
+                        }
+                        thread::sleep(wait);
                     }
                 }
             }

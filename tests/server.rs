@@ -481,6 +481,48 @@ fn the_seed_gives_the_same_lost_set_however_the_bytes_are_split() {
     }
 }
 
+// ---------------------------------------------------------------- nothing floods the log
+
+#[test]
+fn out_of_file_descriptors_it_backs_off_and_summarises() {
+    let srv = ServerProc::start_with_nofile(&["--loss", "0", "-q"], 32);
+    // More connections than descriptors: the rest wait in the backlog, accept() fails.
+    let held: Vec<TcpStream> = (0..60).map(|_| connect(srv.addr)).collect();
+    assert!(
+        srv.wait_for_log("accept failed", Duration::from_secs(10)),
+        "{}",
+        srv.log_text()
+    );
+    // A failure every 10 ms was ~200 lines in these 2 s.
+    std::thread::sleep(Duration::from_secs(2));
+    let failures = srv
+        .log_text()
+        .lines()
+        .filter(|l| l.contains("accept failed"))
+        .count();
+    assert!(failures <= 2, "{failures} lines:\n{}", srv.log_text());
+    assert!(
+        srv.log_text().contains("Too many open files"),
+        "{}",
+        srv.log_text()
+    );
+    drop(held);
+    // Descriptors free again: one summary line, and the server serves.
+    assert!(
+        srv.wait_for_log("accepting again", Duration::from_secs(10)),
+        "{}",
+        srv.log_text()
+    );
+    let mut s = connect(srv.addr);
+    assert_eq!(ask(&mut s, b"ping 1 x\n"), "PING 1 X\n");
+    let log = srv.log_text();
+    let summary = log.lines().find(|l| l.contains("accepting again")).unwrap();
+    assert!(
+        summary.contains("times in the last") && summary.contains("Too many open files"),
+        "{summary}"
+    );
+}
+
 // ---------------------------------------------------------------- serve's arguments
 
 #[test]
