@@ -18,11 +18,11 @@ use socket2::{Domain, Socket, Type};
 
 use crate::cli::{LossMode, ServerConfig};
 use crate::error::Error;
-use crate::net::{self, escape_bytes, python_addr, Waker};
+use crate::net::{self, python_addr, Waker};
 
 mod limits;
 mod request;
-use limits::AcceptTrouble;
+use limits::{AcceptTrouble, LineBudget, Shown, ALL_LINES_PER_SEC, CLIENT_LINES_PER_SEC};
 use request::{Bare, Framer};
 
 /// Longest request line accepted, in bytes (without the newline).
@@ -48,6 +48,8 @@ struct Shared {
     totals: Totals,
     /// Client threads that finished their client and wait a while for the next one.
     idle: Mutex<Vec<Arc<Slot>>>,
+    /// Log lines about clients and rejected connections, all together.
+    warnings: Mutex<LineBudget>,
 }
 
 /// Where an idle client thread waits for its next client.
@@ -65,6 +67,21 @@ impl Shared {
         let mut out = io::stdout().lock();
         let _ = out.write_fmt(line);
         let _ = out.write_all(b"\n");
+    }
+
+    /// A line about a client or a rejected connection: at most ALL_LINES_PER_SEC a second,
+    /// the rest counted and the count logged with the next line that may go out.
+    fn warn(&self, line: std::fmt::Arguments) {
+        let mut budget = self.warnings.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(suppressed) = budget.take(Instant::now()) else {
+            return;
+        };
+        if suppressed > 0 {
+            self.log(format_args!(
+                "{suppressed} log lines suppressed (more than {ALL_LINES_PER_SEC} a second)"
+            ));
+        }
+        self.log(line);
     }
 
     fn lose(&self) -> bool {
@@ -112,6 +129,7 @@ impl Server {
             active: AtomicUsize::new(0),
             totals: Totals::default(),
             idle: Mutex::new(Vec::new()),
+            warnings: Mutex::new(LineBudget::new(ALL_LINES_PER_SEC)),
         });
         Ok(Server {
             listener: sock.into(),
@@ -193,6 +211,14 @@ impl Server {
                 }
             }
         });
+        let suppressed = (self.shared.warnings.lock())
+            .unwrap_or_else(|p| p.into_inner())
+            .take_suppressed();
+        if suppressed > 0 {
+            self.shared.log(format_args!(
+                "{suppressed} log lines suppressed (more than {ALL_LINES_PER_SEC} a second)"
+            ));
+        }
         let t = &self.shared.totals;
         self.shared.log(format_args!(
             "Server stopped: {} connections, {} rejected, {} messages, {} answered, {} lost, {} invalid",
@@ -210,7 +236,7 @@ impl Server {
         let shared = &self.shared;
         if shared.active.load(Ordering::Relaxed) >= shared.cfg.max_clients {
             shared.totals.rejected.fetch_add(1, Ordering::Relaxed);
-            shared.log(format_args!(
+            shared.warn(format_args!(
                 "Too many clients ({}): closing connection from {}",
                 shared.cfg.max_clients,
                 python_addr(&peer)
@@ -234,7 +260,7 @@ impl Server {
         if let Err(e) = spawned {
             shared.active.fetch_sub(1, Ordering::Relaxed);
             shared.totals.rejected.fetch_add(1, Ordering::Relaxed);
-            shared.log(format_args!(
+            shared.warn(format_args!(
                 "cannot start a thread for {}: {}",
                 python_addr(&peer),
                 net::describe_io(&e)
@@ -291,8 +317,16 @@ fn serve_client(shared: &Shared, stream: TcpStream, peer: SocketAddr) {
         stream,
         peer,
         reply: Vec::with_capacity(256),
+        budget: LineBudget::new(CLIENT_LINES_PER_SEC),
     };
     conn.serve();
+    let suppressed = conn.budget.take_suppressed();
+    if suppressed > 0 {
+        shared.warn(format_args!(
+            "{suppressed} more log lines about {} suppressed (more than {CLIENT_LINES_PER_SEC} a second)",
+            python_addr(&peer)
+        ));
+    }
 }
 
 /// How long after the last byte of a request in the original's form without a fraction of
@@ -315,9 +349,26 @@ struct Conn<'a> {
     stream: TcpStream,
     peer: SocketAddr,
     reply: Vec<u8>,
+    /// Log lines about this client.
+    budget: LineBudget,
 }
 
 impl Conn<'_> {
+    /// A line about this client: at most CLIENT_LINES_PER_SEC a second (and within the
+    /// server's budget for all clients), the rest counted.
+    fn warn(&mut self, line: std::fmt::Arguments) {
+        let Some(suppressed) = self.budget.take(Instant::now()) else {
+            return;
+        };
+        if suppressed > 0 {
+            self.shared.warn(format_args!(
+                "{suppressed} log lines about {} suppressed (more than {CLIENT_LINES_PER_SEC} a second)",
+                python_addr(&self.peer)
+            ));
+        }
+        self.shared.warn(line);
+    }
+
     fn serve(&mut self) {
         let mut buf = [0u8; 4096];
         let mut framer = Framer::default();
@@ -387,7 +438,7 @@ impl Conn<'_> {
 
     /// Wait for the rest of an incomplete request (the socket's own timeout is for an idle
     /// connection, with nothing pending).
-    fn wait_for_rest(&self, framer: &Framer, last: Instant) -> Wait {
+    fn wait_for_rest(&mut self, framer: &Framer, last: Instant) -> Wait {
         let quiet = (request::bare(framer.pending()) == Bare::UnlessMore).then(|| last + QUIET);
         let idle = last + self.shared.cfg.idle_timeout;
         loop {
@@ -408,19 +459,19 @@ impl Conn<'_> {
         }
     }
 
-    fn idle(&self) {
-        self.shared.log(format_args!(
-            "Idle for {}: closing connection from {}",
+    fn idle(&mut self) {
+        let peer = python_addr(&self.peer);
+        self.warn(format_args!(
+            "Idle for {}: closing connection from {peer}",
             humantime::format_duration(self.shared.cfg.idle_timeout),
-            python_addr(&self.peer)
         ));
     }
 
     fn too_long(&mut self) {
         self.shared.totals.invalid.fetch_add(1, Ordering::Relaxed);
-        self.shared.log(format_args!(
-            "Request longer than {MAX_LINE} bytes: closing connection from {}",
-            python_addr(&self.peer)
+        let peer = python_addr(&self.peer);
+        self.warn(format_args!(
+            "Request longer than {MAX_LINE} bytes: closing connection from {peer}"
         ));
         self.send(format!("ERROR request longer than {MAX_LINE} bytes\n").as_bytes());
     }
@@ -437,10 +488,10 @@ impl Conn<'_> {
                     io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
                 ) =>
             {
-                self.shared.log(format_args!(
-                    "Client not reading for {}: closing connection from {}",
+                let peer = python_addr(&self.peer);
+                self.warn(format_args!(
+                    "Client not reading for {}: closing connection from {peer}",
                     humantime::format_duration(self.shared.cfg.idle_timeout),
-                    python_addr(&self.peer)
                 ));
                 // RST instead of FIN: the replies queued for it are dropped at once.
                 let _ = socket2::SockRef::from(&self.stream).set_linger(Some(Duration::ZERO));
@@ -462,10 +513,10 @@ impl Conn<'_> {
         shared.totals.messages.fetch_add(1, Ordering::Relaxed);
         let Ok(text) = std::str::from_utf8(line) else {
             shared.totals.invalid.fetch_add(1, Ordering::Relaxed);
-            shared.log(format_args!(
-                "Invalid message (not UTF-8) from {}: {}",
-                python_addr(&self.peer),
-                escape_bytes(line)
+            let peer = python_addr(&self.peer);
+            self.warn(format_args!(
+                "Invalid message (not UTF-8) from {peer}: {}",
+                Shown(line)
             ));
             return self.send(b"ERROR request is not UTF-8 text\n");
         };
@@ -475,7 +526,7 @@ impl Conn<'_> {
         if !cfg.quiet {
             shared.log(format_args!(
                 "Message sent by client = {} from {}",
-                text.escape_debug(),
+                Shown(line),
                 python_addr(&self.peer)
             ));
         }
@@ -499,10 +550,7 @@ impl Conn<'_> {
                 reply.extend_from_slice(text.to_uppercase().as_bytes());
             }
             if !cfg.quiet {
-                shared.log(format_args!(
-                    "Response sent back = {}",
-                    String::from_utf8_lossy(&reply).escape_debug()
-                ));
+                shared.log(format_args!("Response sent back = {}", Shown(&reply)));
             }
         }
         if newline {

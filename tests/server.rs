@@ -523,6 +523,78 @@ fn out_of_file_descriptors_it_backs_off_and_summarises() {
     );
 }
 
+#[test]
+fn garbage_cannot_flood_the_log() {
+    let srv = ServerProc::start(&["--loss", "0", "-q"]);
+    let mut s = connect(srv.addr);
+    // 40 lines of 1000 bytes that are not UTF-8, with control characters (escaped in the log).
+    let mut junk = Vec::new();
+    for i in 0..40u32 {
+        junk.extend((0..1000u32).map(|k| match ((k * 7 + i) % 256) as u8 {
+            b'\n' => 0xff,
+            b => b | 0x80,
+        }));
+        junk.push(b'\n');
+    }
+    s.write_all(&junk).unwrap();
+    s.write_all(b"ping 1 x\n").unwrap();
+    let replies = read_lines(&mut s, 41);
+    assert!(replies.ends_with("PING 1 X\n"), "{replies}");
+    drop(s);
+    assert!(
+        srv.wait_for_log("suppressed", Duration::from_secs(5)),
+        "{}",
+        srv.log_text()
+    );
+    let log = srv.log_text();
+    let invalid: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("Invalid message"))
+        .collect();
+    assert!(
+        !invalid.is_empty() && invalid.len() <= 5,
+        "{}",
+        invalid.len()
+    );
+    for l in &invalid {
+        assert!(l.chars().count() < 250, "not truncated: {l}");
+        assert!(l.ends_with("… (1000 bytes)"), "{l}");
+    }
+    assert!(log.len() < 4000, "{} bytes of log:\n{log}", log.len());
+}
+
+#[test]
+fn rejections_cannot_flood_the_log() {
+    let srv = ServerProc::start(&["--loss", "0", "-q", "--max-clients", "1"]);
+    let _held = connect(srv.addr);
+    std::thread::sleep(Duration::from_millis(100));
+    let n = 600;
+    let t = std::time::Instant::now();
+    for _ in 0..n {
+        let mut s = connect(srv.addr);
+        let _ = s.read(&mut [0u8; 8]); // closed at once
+    }
+    let secs = t.elapsed().as_secs();
+    let log = std::sync::Arc::clone(&srv.log);
+    assert!(srv.stop().success());
+    let log = log.lock().unwrap().join("\n");
+    let logged = log
+        .matches("Too many clients (1): closing connection")
+        .count();
+    let suppressed: usize = log
+        .lines()
+        .filter_map(|l| l.strip_suffix(" log lines suppressed (more than 50 a second)"))
+        .map(|n| n.parse::<usize>().unwrap())
+        .sum();
+    // At most 50 lines a second; every rejection is either logged or counted.
+    assert!(
+        logged as u64 <= 50 * (secs + 2),
+        "{logged} lines in {secs} s"
+    );
+    assert_eq!(logged + suppressed, n, "{log}");
+    assert!(log.contains(&format!(" {n} rejected,")), "{log}");
+}
+
 // ---------------------------------------------------------------- serve's arguments
 
 #[test]

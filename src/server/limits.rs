@@ -85,9 +85,127 @@ impl AcceptTrouble {
     }
 }
 
+/// Log lines about one client (invalid or oversized requests, timeouts) per second; the rest
+/// are counted and the count logged.
+pub const CLIENT_LINES_PER_SEC: u32 = 5;
+/// Log lines about clients and rejected connections, all together, per second.
+pub const ALL_LINES_PER_SEC: u32 = 50;
+/// Characters of a client's bytes shown in a log line (after escaping).
+pub const SHOWN_CHARS: usize = 120;
+
+/// At most `max` lines per second (in windows of a second from the first line); the others
+/// are counted.
+#[derive(Debug)]
+pub struct LineBudget {
+    max: u32,
+    window: Option<Instant>,
+    used: u32,
+    suppressed: u64,
+}
+
+impl LineBudget {
+    pub fn new(max: u32) -> Self {
+        LineBudget {
+            max,
+            window: None,
+            used: 0,
+            suppressed: 0,
+        }
+    }
+
+    /// May a line be logged at `now`? If so, how many were suppressed before it (to be
+    /// said first).
+    pub fn take(&mut self, now: Instant) -> Option<u64> {
+        if self
+            .window
+            .is_none_or(|w| now.duration_since(w) >= Duration::from_secs(1))
+        {
+            self.window = Some(now);
+            self.used = 0;
+        }
+        if self.used < self.max {
+            self.used += 1;
+            Some(std::mem::take(&mut self.suppressed))
+        } else {
+            self.suppressed += 1;
+            None
+        }
+    }
+
+    /// Lines suppressed and not reported yet (to say at the end); the count restarts.
+    pub fn take_suppressed(&mut self) -> u64 {
+        std::mem::take(&mut self.suppressed)
+    }
+}
+
+/// A client's bytes in a log line: escaped on one line, the first `SHOWN_CHARS` characters,
+/// then `… (N bytes)` when there was more.
+pub struct Shown<'a>(pub &'a [u8]);
+
+impl std::fmt::Display for Shown<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use std::fmt::Write;
+        // Text escaped as Rust's {:?} does, bytes that are not UTF-8 as \xNN.
+        let mut chars = self.0.utf8_chunks().flat_map(|chunk| {
+            let invalid = chunk.invalid().iter().flat_map(|b| {
+                let hex = |n: u8| char::from_digit(u32::from(n), 16).unwrap_or('?');
+                ['\\', 'x', hex(b >> 4), hex(b & 0xf)]
+            });
+            chunk.valid().escape_debug().chain(invalid)
+        });
+        for c in chars.by_ref().take(SHOWN_CHARS) {
+            f.write_char(c)?;
+        }
+        if chars.next().is_some() {
+            write!(f, "… ({} bytes)", self.0.len())?;
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn line_budget_per_second() {
+        let t0 = Instant::now();
+        let mut b = LineBudget::new(3);
+        let took: Vec<Option<u64>> = (0..10).map(|_| b.take(t0)).collect();
+        assert_eq!(took[..3], [Some(0); 3]);
+        assert!(took[3..].iter().all(Option::is_none));
+        // Within the same second: still nothing.
+        assert_eq!(b.take(t0 + Duration::from_millis(999)), None);
+        // The next second: a line, after saying that 8 were suppressed.
+        assert_eq!(b.take(t0 + Duration::from_secs(1)), Some(8));
+        assert_eq!(b.take(t0 + Duration::from_secs(1)), Some(0));
+        assert_eq!(b.take_suppressed(), 0);
+        b.take(t0 + Duration::from_secs(1));
+        assert_eq!(b.take(t0 + Duration::from_secs(1)), None);
+        assert_eq!(b.take_suppressed(), 1);
+    }
+
+    #[test]
+    fn shown_bytes_are_escaped_and_truncated() {
+        assert_eq!(Shown(b"ping 1 x").to_string(), "ping 1 x");
+        assert_eq!(Shown(b"a\n\x00\xff\t").to_string(), "a\\n\\0\\xff\\t");
+        assert_eq!(Shown("café \u{1}".as_bytes()).to_string(), "café \\u{1}");
+        // A UTF-8 sequence cut short is shown byte by byte.
+        assert_eq!(Shown(b"\xc3x\xe2\x82").to_string(), "\\xc3x\\xe2\\x82");
+        assert_eq!(
+            Shown(&[b'x'; SHOWN_CHARS]).to_string(),
+            "x".repeat(SHOWN_CHARS)
+        );
+        let long = Shown(&[b'x'; 1000]).to_string();
+        assert_eq!(long, format!("{}… (1000 bytes)", "x".repeat(SHOWN_CHARS)));
+        // Escapes count as the characters they print: a line stays short whatever the bytes.
+        let ctl = Shown(&[1u8; 1000]).to_string();
+        assert!(ctl.starts_with("\\u{1}\\u{1}"), "{ctl}");
+        assert_eq!(
+            ctl.chars().count(),
+            SHOWN_CHARS + "… (1000 bytes)".chars().count()
+        );
+    }
 
     const EMFILE: &str = "Too many open files";
 
