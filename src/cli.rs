@@ -131,9 +131,18 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u64).range(1..))]
     pub max_clients: u64,
 
+    /// Connections from one source address at once (IPv4, or IPv6 address); more are closed at once, with a log line
+    #[arg(long, value_name = "N", default_value_t = 256,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_per_source: u64,
+
     /// Close a connection that sends nothing, or does not read its replies, for this long
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_positive_duration)]
     pub idle_timeout: Duration,
+
+    /// Close a connection whose request is not complete this long after its first byte came
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_positive_duration)]
+    pub line_timeout: Duration,
 
     /// Not in the flags: a stray positional argument, for a hint at --listen.
     #[arg(hide = true, value_name = "ARG", allow_hyphen_values = true)]
@@ -195,7 +204,11 @@ pub struct ServerConfig {
     pub loss_mode: LossMode,
     pub seed: Option<u64>,
     pub max_clients: usize,
+    /// Connections at once from one source address.
+    pub max_per_source: usize,
     pub idle_timeout: Duration,
+    /// Time from a request's first byte to its end (newline) before the connection is closed.
+    pub line_timeout: Duration,
     pub quiet: bool,
 }
 
@@ -254,7 +267,9 @@ impl ServeArgs {
             loss_mode: self.loss_mode,
             seed: self.seed,
             max_clients: usize::try_from(self.max_clients).unwrap_or(usize::MAX),
+            max_per_source: usize::try_from(self.max_per_source).unwrap_or(usize::MAX),
             idle_timeout: self.idle_timeout,
+            line_timeout: self.line_timeout,
             quiet: self.quiet,
         })
     }
@@ -608,11 +623,25 @@ mod tests {
         );
         let c = serve_config(&["--listen", ":12349"]).unwrap();
         assert_eq!(c.listen, "[::]:12349".parse().unwrap());
+        // The limits that keep one peer from taking the server, and their defaults.
+        assert_eq!(c.max_clients, 4096);
+        assert_eq!(c.max_per_source, 256);
+        assert_eq!(c.idle_timeout, Duration::from_secs(60));
+        assert_eq!(c.line_timeout, Duration::from_secs(10));
+        let c = serve_config(&["--max-per-source", "3", "--line-timeout", "1.5"]).unwrap();
+        assert_eq!(
+            (c.max_per_source, c.line_timeout),
+            (3, Duration::from_millis(1500))
+        );
+        assert!(serve_config(&["--max-per-source", "0"]).is_err());
+        assert!(serve_config(&["--line-timeout", "0"]).is_err());
         // Unknown flags: a suggestion when one is close, never "use -- ARG".
         let e = serve_config(&["--los", "0.1"]).unwrap_err();
         assert_eq!(e, "unknown flag '--los' for serve: did you mean --loss?");
         let e = serve_config(&["--max-client=3"]).unwrap_err();
         assert!(e.contains("did you mean --max-clients?"), "{e}");
+        let e = serve_config(&["--max-per-sourc=3"]).unwrap_err();
+        assert!(e.contains("did you mean --max-per-source?"), "{e}");
         let e = serve_config(&["--bogus"]).unwrap_err();
         assert_eq!(
             e,

@@ -225,7 +225,9 @@ fn demo() -> Result<i32, Error> {
         loss_mode: cli::LossMode::Reply,
         seed: Some(42),
         max_clients: 64,
+        max_per_source: 64,
         idle_timeout: std::time::Duration::from_secs(5),
+        line_timeout: std::time::Duration::from_secs(5),
         quiet: true,
     };
     let server = Arc::new(server::Server::bind(server_cfg)?);

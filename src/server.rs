@@ -4,8 +4,9 @@
 //! `LOST` (or nothing) when loss is simulated. The accept loop never waits on a client;
 //! the shared state (loss RNG, counters, log) is synchronised.
 
+use std::collections::HashMap;
 use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -50,6 +51,8 @@ struct Shared {
     idle: Mutex<Vec<Arc<Slot>>>,
     /// Log lines about clients and rejected connections, all together.
     warnings: Mutex<LineBudget>,
+    /// Connections per source address, when --max-per-source is below --max-clients.
+    sources: Mutex<HashMap<IpAddr, usize>>,
 }
 
 /// Where an idle client thread waits for its next client.
@@ -82,6 +85,26 @@ impl Shared {
             ));
         }
         self.log(line);
+    }
+
+    /// Whether connections are counted per source (not when the limit cannot bind).
+    fn per_source(&self) -> bool {
+        self.cfg.max_per_source < self.cfg.max_clients
+    }
+
+    /// A client left (or was never served): its slots are free again.
+    fn release(&self, peer: &SocketAddr) {
+        self.active.fetch_sub(1, Ordering::Relaxed);
+        if self.per_source() {
+            let mut sources = self.sources.lock().unwrap_or_else(|p| p.into_inner());
+            let source = source_of(peer);
+            if let Some(n) = sources.get_mut(&source) {
+                *n -= 1;
+                if *n == 0 {
+                    sources.remove(&source);
+                }
+            }
+        }
     }
 
     fn lose(&self) -> bool {
@@ -130,6 +153,7 @@ impl Server {
             totals: Totals::default(),
             idle: Mutex::new(Vec::new()),
             warnings: Mutex::new(LineBudget::new(ALL_LINES_PER_SEC)),
+            sources: Mutex::new(HashMap::new()),
         });
         Ok(Server {
             listener: sock.into(),
@@ -149,7 +173,7 @@ impl Server {
         self.shared
             .log(format_args!("Server Started Listening on {addr}"));
         self.shared.log(format_args!(
-            "loss {:.1}% ({}), seed {}, max {} clients, idle timeout {}",
+            "loss {:.1}% ({}), seed {}, max {} clients ({} per source address), idle timeout {}, line timeout {}",
             cfg.loss * 100.0,
             match cfg.loss_mode {
                 LossMode::Reply => "answered LOST",
@@ -157,7 +181,9 @@ impl Server {
             },
             self.seed,
             cfg.max_clients,
-            humantime::format_duration(cfg.idle_timeout)
+            cfg.max_per_source.min(cfg.max_clients),
+            humantime::format_duration(cfg.idle_timeout),
+            humantime::format_duration(cfg.line_timeout)
         ));
         let files = raise_file_limit();
         if files.is_some_and(|n| (n as usize) < cfg.max_clients.saturating_add(16)) {
@@ -243,6 +269,22 @@ impl Server {
             ));
             return;
         }
+        if shared.per_source() {
+            let mut sources = shared.sources.lock().unwrap_or_else(|p| p.into_inner());
+            let source = source_of(&peer);
+            let n = sources.entry(source).or_insert(0);
+            if *n >= shared.cfg.max_per_source {
+                drop(sources);
+                shared.totals.rejected.fetch_add(1, Ordering::Relaxed);
+                shared.warn(format_args!(
+                    "Too many connections from {source} ({}): closing connection from {}",
+                    shared.cfg.max_per_source,
+                    python_addr(&peer)
+                ));
+                return;
+            }
+            *n += 1;
+        }
         shared.active.fetch_add(1, Ordering::Relaxed);
         shared.totals.connections.fetch_add(1, Ordering::Relaxed);
         // A thread that finished its client takes this one: still one thread per client,
@@ -258,7 +300,7 @@ impl Server {
             .stack_size(CLIENT_STACK)
             .spawn(move || client_thread(&worker, stream, peer));
         if let Err(e) = spawned {
-            shared.active.fetch_sub(1, Ordering::Relaxed);
+            shared.release(&peer);
             shared.totals.rejected.fetch_add(1, Ordering::Relaxed);
             shared.warn(format_args!(
                 "cannot start a thread for {}: {}",
@@ -275,7 +317,7 @@ fn client_thread(shared: &Shared, stream: TcpStream, peer: SocketAddr) {
     let mut job = Some((stream, peer));
     while let Some((stream, peer)) = job.take() {
         serve_client(shared, stream, peer);
-        shared.active.fetch_sub(1, Ordering::Relaxed);
+        shared.release(&peer);
         shared
             .idle
             .lock()
@@ -307,6 +349,15 @@ fn client_thread(shared: &Shared, stream: TcpStream, peer: SocketAddr) {
             waited = true;
         }
         job = next.take();
+    }
+}
+
+/// The source address a connection counts against: an IPv4 client of a dual-stack listener
+/// (::ffff:a.b.c.d) as its IPv4 address.
+fn source_of(peer: &SocketAddr) -> IpAddr {
+    match peer.ip() {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+        v4 => v4,
     }
 }
 
@@ -372,11 +423,12 @@ impl Conn<'_> {
     fn serve(&mut self) {
         let mut buf = [0u8; 4096];
         let mut framer = Framer::default();
-        // When the last bytes of the incomplete request came.
-        let mut last = Instant::now();
+        // When the incomplete request's first and last bytes came.
+        let mut begun = Instant::now();
+        let mut last = begun;
         loop {
             if !framer.pending().is_empty() {
-                match self.wait_for_rest(&framer, last) {
+                match self.wait_for_rest(&framer, begun, last) {
                     Wait::More => {}
                     Wait::Quiet => {
                         if !self.answer(framer.pending(), false) {
@@ -410,8 +462,11 @@ impl Conn<'_> {
                 }
                 Err(_) => return, // reset by the peer: nothing to answer
             };
+            let continued = !framer.pending().is_empty();
             framer.push(&buf[..n]);
+            let mut ended = false;
             while let Some(line) = framer.next_line() {
+                ended = true;
                 if !self.answer(framer.get(line), true) {
                     return;
                 }
@@ -433,24 +488,34 @@ impl Conn<'_> {
                 continue;
             }
             last = Instant::now();
+            if ended || !continued {
+                begun = last;
+            }
         }
     }
 
-    /// Wait for the rest of an incomplete request (the socket's own timeout is for an idle
-    /// connection, with nothing pending).
-    fn wait_for_rest(&mut self, framer: &Framer, last: Instant) -> Wait {
+    /// Wait for the rest of an incomplete request, begun and last added to at the given
+    /// instants (the socket's own timeout is for an idle connection, with nothing pending).
+    fn wait_for_rest(&mut self, framer: &Framer, begun: Instant, last: Instant) -> Wait {
+        let cfg = &self.shared.cfg;
         let quiet = (request::bare(framer.pending()) == Bare::UnlessMore).then(|| last + QUIET);
-        let idle = last + self.shared.cfg.idle_timeout;
+        let line = begun + cfg.line_timeout;
+        let idle = last + cfg.idle_timeout;
+        let close = line.min(idle);
         loop {
             let now = Instant::now();
             if quiet.is_some_and(|q| now >= q) {
                 return Wait::Quiet;
             }
-            if now >= idle {
-                self.idle();
+            if now >= close {
+                if line <= idle {
+                    self.line_timeout();
+                } else {
+                    self.idle();
+                }
                 return Wait::Close;
             }
-            let until = quiet.map_or(idle, |q| q.min(idle));
+            let until = quiet.map_or(close, |q| q.min(close));
             match net::poll(&[(self.stream.as_raw_fd(), false)], Some(until - now)) {
                 Ok(r) if r[0].read || r[0].error => return Wait::More,
                 Ok(_) => {}                  // the deadline (or a signal): look again
@@ -465,6 +530,19 @@ impl Conn<'_> {
             "Idle for {}: closing connection from {peer}",
             humantime::format_duration(self.shared.cfg.idle_timeout),
         ));
+    }
+
+    /// A request that is not complete --line-timeout after its first byte: a client trickling
+    /// bytes to hold the connection, or one that waits for an answer to a request without a
+    /// newline (told what to do before it is closed).
+    fn line_timeout(&mut self) {
+        self.shared.totals.invalid.fetch_add(1, Ordering::Relaxed);
+        let peer = python_addr(&self.peer);
+        let limit = humantime::format_duration(self.shared.cfg.line_timeout);
+        self.warn(format_args!(
+            "Request not completed within {limit}: closing connection from {peer}"
+        ));
+        self.send(format!("ERROR request not completed within {limit}\n").as_bytes());
     }
 
     fn too_long(&mut self) {
@@ -584,4 +662,18 @@ fn raise_file_limit() -> Option<u64> {
         }
     }
     Some(lim.rlim_cur)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv4_clients_of_a_dual_stack_listener_count_as_their_ipv4_address() {
+        let s = |a: &str| source_of(&a.parse().unwrap()).to_string();
+        assert_eq!(s("[::ffff:127.0.0.2]:4000"), "127.0.0.2");
+        assert_eq!(s("127.0.0.2:4000"), "127.0.0.2");
+        assert_eq!(s("[::1]:4000"), "::1");
+        assert_eq!(s("[2001:db8::1]:4000"), "2001:db8::1");
+    }
 }

@@ -595,6 +595,114 @@ fn rejections_cannot_flood_the_log() {
     assert!(log.contains(&format!(" {n} rejected,")), "{log}");
 }
 
+// ---------------------------------------------------------------- no peer can take the server
+
+/// A connection from a chosen loopback source address (127.0.0.0/8 is all loopback).
+fn connect_from(src: &str, addr: SocketAddr) -> TcpStream {
+    let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    let src: std::net::IpAddr = src.parse().unwrap();
+    s.bind(&SocketAddr::new(src, 0).into()).unwrap();
+    s.connect(&addr.into()).unwrap();
+    let s: TcpStream = s.into();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s
+}
+
+#[test]
+fn one_source_cannot_take_every_connection() {
+    let srv = ServerProc::start(&[
+        "--loss",
+        "0",
+        "-q",
+        "--max-clients",
+        "20",
+        "--max-per-source",
+        "5",
+    ]);
+    // 127.0.0.2 tries to take all 20 connections and keep them idle.
+    let attack: Vec<TcpStream> = (0..20)
+        .map(|_| connect_from("127.0.0.2", srv.addr))
+        .collect();
+    let rejected =
+        "Too many connections from 127.0.0.2 (5): closing connection from ('127.0.0.2', ";
+    let end = std::time::Instant::now() + Duration::from_secs(10);
+    while srv.log_text().matches(rejected).count() < 15 && std::time::Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // A well-behaved client from 127.0.0.1 is served meanwhile.
+    healthy(srv.addr);
+    let mut s = connect_from("127.0.0.1", srv.addr);
+    assert_eq!(ask(&mut s, b"ping 1 x\n"), "PING 1 X\n");
+    assert_eq!(
+        srv.log_text().matches(rejected).count(),
+        15,
+        "{}",
+        srv.log_text()
+    );
+    drop(attack);
+}
+
+#[test]
+fn a_request_trickled_forever_is_closed_after_the_line_timeout() {
+    let srv = ServerProc::start(&[
+        "--loss",
+        "0",
+        "-q",
+        "--max-clients",
+        "8",
+        "--max-per-source",
+        "4",
+        "--line-timeout",
+        "1s",
+    ]);
+    let addr = srv.addr;
+    // 127.0.0.2 holds 4 connections with one byte every 200 ms, never a whole request.
+    let attack: Vec<_> = (0..4)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let mut s = connect_from("127.0.0.2", addr);
+                s.set_nodelay(true).unwrap();
+                s.set_read_timeout(Some(Duration::from_millis(200)))
+                    .unwrap();
+                let t = std::time::Instant::now();
+                let mut got = Vec::new();
+                let mut buf = [0u8; 256];
+                while t.elapsed() < Duration::from_secs(20) {
+                    // Once the server has said something, only read what is left.
+                    if got.is_empty() && s.write_all(b"a").is_err() {
+                        break;
+                    }
+                    match s.read(&mut buf) {
+                        Ok(0) => break,
+                        Ok(n) => got.extend_from_slice(&buf[..n]),
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                        Err(_) => break,
+                    }
+                }
+                (t.elapsed(), String::from_utf8_lossy(&got).into_owned())
+            })
+        })
+        .collect();
+    // Meanwhile a client from 127.0.0.1 is served.
+    std::thread::sleep(Duration::from_millis(300));
+    healthy(addr);
+    for a in attack {
+        let (took, got) = a.join().unwrap();
+        assert!(
+            took >= Duration::from_millis(950) && took < Duration::from_secs(15),
+            "closed after {took:?}"
+        );
+        assert_eq!(got, "ERROR request not completed within 1s\n");
+    }
+    assert!(
+        srv.log_text()
+            .contains("Request not completed within 1s: closing connection from ('127.0.0.2', "),
+        "{}",
+        srv.log_text()
+    );
+    healthy(addr);
+}
+
 // ---------------------------------------------------------------- serve's arguments
 
 #[test]
