@@ -551,8 +551,10 @@ fn garbage_cannot_flood_the_log() {
         .lines()
         .filter(|l| l.contains("Invalid message"))
         .collect();
+    // 5 a second for one client: the 40 lines take milliseconds, so 5 (10 should the server
+    // be stalled across a second's edge).
     assert!(
-        !invalid.is_empty() && invalid.len() <= 5,
+        !invalid.is_empty() && invalid.len() <= 10,
         "{}",
         invalid.len()
     );
@@ -560,7 +562,8 @@ fn garbage_cannot_flood_the_log() {
         assert!(l.chars().count() < 250, "not truncated: {l}");
         assert!(l.ends_with("… (1000 bytes)"), "{l}");
     }
-    assert!(log.len() < 4000, "{} bytes of log:\n{log}", log.len());
+    // It was 122 kB.
+    assert!(log.len() < 8000, "{} bytes of log:\n{log}", log.len());
 }
 
 #[test]
