@@ -1,8 +1,10 @@
 //! The threaded echo server: one thread per client, as the original's multithreaded server.
 //!
-//! A request is a line `ping <seq> <timestamp>`; the reply is the request uppercased, or
-//! `LOST` (or nothing) when loss is simulated. The accept loop never waits on a client;
-//! the shared state (loss RNG, counters, log) is synchronised.
+//! A request is a line `ping <seq> <timestamp>` (where a request ends: `request`); the reply
+//! is the request uppercased, or `LOST` (or nothing) when loss is simulated. The accept loop
+//! never waits on a client; the shared state (loss RNG, counters, log) is synchronised. No
+//! peer can wedge it (limits per source address, idle and line timeouts, a send timeout) or
+//! flood its log (`limits`).
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
@@ -137,8 +139,9 @@ impl Server {
         sock.bind(&addr.into()).map_err(|e| Error::io(op(), e))?;
         // Accepted sockets inherit these from the listener: no system calls per client. The
         // receive timeout is the clients' idle timeout; accept() sees it too, and a timed-out
-        // accept is only a quiet minute (see `run`). The send timeout ends a client that does
-        // not read its replies: a write that makes no progress for that long fails.
+        // accept only means that no client came for that long (see `run`). The send timeout
+        // ends a client that does not read its replies: a write that makes no progress for
+        // that long fails.
         sock.set_nodelay(true).map_err(|e| Error::io(op(), e))?;
         sock.set_read_timeout(Some(cfg.idle_timeout))
             .map_err(|e| Error::io(op(), e))?;
