@@ -131,7 +131,7 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u64).range(1..))]
     pub max_clients: u64,
 
-    /// Connections from one source address at once (IPv4, or IPv6 address); more are closed at once, with a log line
+    /// Connections served at once from one source address; more are closed at once, with a log line
     #[arg(long, value_name = "N", default_value_t = 256,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub max_per_source: u64,
@@ -140,7 +140,7 @@ pub struct ServeArgs {
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_positive_duration)]
     pub idle_timeout: Duration,
 
-    /// Close a connection whose request is not complete this long after its first byte came
+    /// Close a connection whose request is not complete (no newline) this long after its first byte
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_positive_duration)]
     pub line_timeout: Duration,
 
@@ -148,7 +148,7 @@ pub struct ServeArgs {
     #[arg(hide = true, value_name = "ARG", allow_hyphen_values = true)]
     pub stray: Vec<String>,
 
-    /// Do not log every message (start, rejections and totals are still printed)
+    /// Do not log every message (start, rejections, bad requests, timeouts and totals are still logged)
     #[arg(short, long)]
     pub quiet: bool,
 }
