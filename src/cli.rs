@@ -125,12 +125,13 @@ pub struct PingArgs {
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
-    /// Address and port to listen on ([::]:12001 listens on IPv4 and IPv6)
+    /// Address and port to listen on: [::]:12001 or :12001 listen on IPv6 and IPv4; a name is resolved
     #[arg(long, value_name = "ADDR:PORT", default_value = "0.0.0.0:12001")]
     pub listen: String,
 
     /// Share of pings to lose, 0.0 to 1.0
-    #[arg(long, value_name = "RATE", default_value_t = 0.2, value_parser = parse_rate)]
+    #[arg(long, value_name = "RATE", default_value_t = 0.2, value_parser = parse_rate,
+          allow_negative_numbers = true)]
     pub loss: f64,
 
     /// How a lost ping is lost: answered "LOST" (reply), or not answered at all (silent)
@@ -146,11 +147,24 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u64).range(1..))]
     pub max_clients: u64,
 
-    /// Close a connection that sends nothing for this long
+    /// Connections served at once from one source address; more are closed at once, with a log line
+    #[arg(long, value_name = "N", default_value_t = 256,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_per_source: u64,
+
+    /// Close a connection that sends nothing, or does not read its replies, for this long
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_positive_duration)]
     pub idle_timeout: Duration,
 
-    /// Do not log every message (start, rejections and totals are still printed)
+    /// Close a connection whose request is not complete (no newline) this long after its first byte
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_positive_duration)]
+    pub line_timeout: Duration,
+
+    /// Not in the flags: a stray positional argument, for a hint at --listen.
+    #[arg(hide = true, value_name = "ARG", allow_hyphen_values = true)]
+    pub stray: Vec<String>,
+
+    /// Do not log every message (start, rejections, bad requests, timeouts and totals are still logged)
     #[arg(short, long)]
     pub quiet: bool,
 }
@@ -230,7 +244,11 @@ pub struct ServerConfig {
     pub loss_mode: LossMode,
     pub seed: Option<u64>,
     pub max_clients: usize,
+    /// Connections at once from one source address.
+    pub max_per_source: usize,
     pub idle_timeout: Duration,
+    /// Time from a request's first byte to its end (newline) before the connection is closed.
+    pub line_timeout: Duration,
     pub quiet: bool,
 }
 
@@ -294,6 +312,9 @@ impl PingArgs {
 
 impl ServeArgs {
     pub fn into_config(self) -> Result<ServerConfig, Error> {
+        if let Some(arg) = self.stray.first() {
+            return Err(Error::Usage(stray_argument(arg)));
+        }
         let listen = parse_listen(&self.listen)?;
         Ok(ServerConfig {
             listen,
@@ -301,7 +322,9 @@ impl ServeArgs {
             loss_mode: self.loss_mode,
             seed: self.seed,
             max_clients: usize::try_from(self.max_clients).unwrap_or(usize::MAX),
+            max_per_source: usize::try_from(self.max_per_source).unwrap_or(usize::MAX),
             idle_timeout: self.idle_timeout,
+            line_timeout: self.line_timeout,
             quiet: self.quiet,
         })
     }
@@ -374,28 +397,95 @@ pub fn resolve(s: &str, family: Option<Family>) -> Result<SocketAddr, Error> {
         })
 }
 
-fn parse_listen(s: &str) -> Result<SocketAddr, Error> {
-    let (host, port) = if let Some(rest) = s.strip_prefix('[') {
-        rest.split_once("]:")
-            .ok_or_else(|| Error::Usage(format!("invalid listen address '{s}'")))?
+/// The error for an argument `serve` does not take. The hidden positional that catches it
+/// takes hyphen values too, so an unknown flag lands here as well (and clap does not advise
+/// `-- ARG`, which would not help).
+fn stray_argument(arg: &str) -> String {
+    if arg.starts_with('-') && arg.len() > 1 {
+        let name = arg.trim_start_matches('-');
+        let name = name.split_once('=').map_or(name, |(n, _)| n);
+        let cmd = <ServeArgs as Args>::augment_args(clap::Command::new("serve"));
+        let similar = cmd
+            .get_arguments()
+            .filter(|a| !a.is_hide_set())
+            .filter_map(|a| a.get_long())
+            .map(|long| (edit_distance(name, long), long))
+            .filter(|&(d, long)| d <= 2.max(long.len() / 4))
+            .min();
+        return match similar {
+            Some((_, long)) => format!("unknown flag '{arg}' for serve: did you mean --{long}?"),
+            None => format!("unknown flag '{arg}' for serve (see 'tcpping-diag serve --help')"),
+        };
+    }
+    if parse_listen(arg).is_ok() {
+        format!("unexpected argument '{arg}': did you mean --listen {arg}?")
     } else {
-        s.rsplit_once(':').ok_or_else(|| {
-            Error::Usage(format!(
-                "invalid listen address '{s}': expected ADDR:PORT, e.g. 0.0.0.0:12001"
-            ))
-        })?
+        format!(
+            "unexpected argument '{arg}': serve takes no positional arguments (see 'tcpping-diag serve --help')"
+        )
+    }
+}
+
+/// Levenshtein distance, for flag suggestions.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diag = row[0];
+        row[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            let up = row[j + 1];
+            row[j + 1] = (diag + usize::from(ca != cb)).min(up + 1).min(row[j] + 1);
+            diag = up;
+        }
+    }
+    row[b.len()]
+}
+
+/// The listening address: `ADDR:PORT` with an IP literal (IPv6 in brackets), a name (resolved
+/// once: its first IPv4 address, else its first IPv6 address), or `:PORT` for every address,
+/// IPv6 and IPv4 (`[::]:PORT`, dual-stack). Port 0 picks a free port.
+fn parse_listen(s: &str) -> Result<SocketAddr, Error> {
+    let bad = |why: &str| Error::Usage(format!("invalid listen address '{s}': {why}"));
+    let (host, port) = if let Some(rest) = s.strip_prefix('[') {
+        let (host, port) = rest
+            .split_once("]:")
+            .ok_or_else(|| bad("expected [IPv6]:PORT, e.g. [::]:12001"))?;
+        if host.is_empty() {
+            return Err(bad("empty address in brackets"));
+        }
+        (host, port)
+    } else {
+        let (host, port) = s
+            .rsplit_once(':')
+            .ok_or_else(|| bad("expected ADDR:PORT, e.g. 0.0.0.0:12001, or :PORT"))?;
+        if host.contains(':') {
+            return Err(bad("an IPv6 address must be in brackets, e.g. [::]:12001"));
+        }
+        (host, port)
     };
-    let ip: IpAddr = host.parse().map_err(|_| {
-        Error::Usage(format!(
-            "invalid listen address '{s}': '{host}' is not an IP address"
-        ))
-    })?;
-    let port: u16 = port.parse().map_err(|_| {
-        Error::Usage(format!(
-            "invalid listen address '{s}': port must be 0 to 65535"
-        ))
-    })?;
-    Ok(SocketAddr::new(ip, port))
+    let port: u16 = port
+        .parse()
+        .map_err(|_| bad("the port must be a number from 0 to 65535"))?;
+    if host.is_empty() {
+        return Ok(SocketAddr::new(
+            IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+            port,
+        ));
+    }
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Ok(SocketAddr::new(ip, port));
+    }
+    let addrs: Vec<SocketAddr> = (host, port)
+        .to_socket_addrs()
+        .map_err(|e| Error::Setup(format!("cannot resolve listen address '{host}': {e}")))?
+        .collect();
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(addrs.first())
+        .copied()
+        .ok_or_else(|| Error::Setup(format!("listen address '{host}' has no address")))
 }
 
 /// A duration: a plain number is seconds (`0.2`), or a number with a unit (`200ms`, `1m`).
@@ -576,7 +666,102 @@ mod tests {
             parse_listen("0.0.0.0:0").unwrap(),
             "0.0.0.0:0".parse().unwrap()
         );
-        assert!(parse_listen("localhost:1").is_err());
-        assert!(parse_listen("1.2.3.4").is_err());
+        // ":PORT" is every address, IPv6 and IPv4.
+        assert_eq!(
+            parse_listen(":12349").unwrap(),
+            "[::]:12349".parse().unwrap()
+        );
+        // A name is resolved, its IPv4 address first.
+        assert_eq!(
+            parse_listen("localhost:12349").unwrap(),
+            "127.0.0.1:12349".parse().unwrap()
+        );
+        let e = parse_listen("no-such-host.invalid:1").unwrap_err();
+        assert!(
+            e.to_string().contains("cannot resolve listen address"),
+            "{e}"
+        );
+        for (bad, why) in [
+            ("1.2.3.4", "expected ADDR:PORT"),
+            ("::1:80", "must be in brackets"),
+            ("[::1]80", "expected [IPv6]:PORT"),
+            ("[]:80", "empty address"),
+            ("1.2.3.4:65536", "port must be a number"),
+            ("1.2.3.4:", "port must be a number"),
+        ] {
+            let e = parse_listen(bad).expect_err(bad).to_string();
+            assert!(e.contains(why), "{bad}: {e}");
+        }
+    }
+
+    fn serve_config(args: &[&str]) -> Result<ServerConfig, String> {
+        let cli = parse(&[&["serve"], args].concat()).map_err(|e| e.to_string())?;
+        match cli.command {
+            Some(Command::Serve(a)) => a.into_config().map_err(|e| e.to_string()),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn serve_argument_errors() {
+        // A negative rate is a rate out of range, not an unknown flag.
+        for rate in ["-0.1", "-1", "1.01"] {
+            let e = serve_config(&["--loss", rate]).unwrap_err();
+            assert!(
+                e.contains(&format!("'{rate}' is outside 0.0 to 1.0")),
+                "{e}"
+            );
+        }
+        let e = serve_config(&["127.0.0.1:12349"]).unwrap_err();
+        assert!(
+            e.contains(
+                "unexpected argument '127.0.0.1:12349': did you mean --listen 127.0.0.1:12349?"
+            ),
+            "{e}"
+        );
+        let e = serve_config(&["--loss", "0", "fast"]).unwrap_err();
+        assert!(
+            e.contains("unexpected argument 'fast': serve takes no positional"),
+            "{e}"
+        );
+        let c = serve_config(&["--listen", ":12349"]).unwrap();
+        assert_eq!(c.listen, "[::]:12349".parse().unwrap());
+        // The limits that keep one peer from taking the server, and their defaults.
+        assert_eq!(c.max_clients, 4096);
+        assert_eq!(c.max_per_source, 256);
+        assert_eq!(c.idle_timeout, Duration::from_secs(60));
+        assert_eq!(c.line_timeout, Duration::from_secs(10));
+        let c = serve_config(&["--max-per-source", "3", "--line-timeout", "1.5"]).unwrap();
+        assert_eq!(
+            (c.max_per_source, c.line_timeout),
+            (3, Duration::from_millis(1500))
+        );
+        assert!(serve_config(&["--max-per-source", "0"]).is_err());
+        assert!(serve_config(&["--line-timeout", "0"]).is_err());
+        // Unknown flags: a suggestion when one is close, never "use -- ARG".
+        let e = serve_config(&["--los", "0.1"]).unwrap_err();
+        assert_eq!(e, "unknown flag '--los' for serve: did you mean --loss?");
+        let e = serve_config(&["--max-client=3"]).unwrap_err();
+        assert!(e.contains("did you mean --max-clients?"), "{e}");
+        let e = serve_config(&["--max-per-sourc=3"]).unwrap_err();
+        assert!(e.contains("did you mean --max-per-source?"), "{e}");
+        let e = serve_config(&["--bogus"]).unwrap_err();
+        assert_eq!(
+            e,
+            "unknown flag '--bogus' for serve (see 'tcpping-diag serve --help')"
+        );
+        let e = serve_config(&["-x"]).unwrap_err();
+        assert!(e.starts_with("unknown flag '-x' for serve"), "{e}");
+        // Known flags still work around it.
+        let c = serve_config(&["-q", "--loss", "0", "--listen", "127.0.0.1:0"]).unwrap();
+        assert!(c.quiet);
+    }
+
+    #[test]
+    fn edit_distances() {
+        assert_eq!(edit_distance("loss", "loss"), 0);
+        assert_eq!(edit_distance("los", "loss"), 1);
+        assert_eq!(edit_distance("lsos", "loss"), 2);
+        assert_eq!(edit_distance("", "seed"), 4);
     }
 }

@@ -1,16 +1,19 @@
 //! The threaded echo server: one thread per client, as the original's multithreaded server.
 //!
-//! A request is a line `ping <seq> <timestamp>`; the reply is the request uppercased, or
-//! `LOST` (or nothing) when loss is simulated. The accept loop never waits on a client;
-//! the shared state (loss RNG, counters, log) is synchronised.
+//! A request is a line `ping <seq> <timestamp>` (where a request ends: `request`); the reply
+//! is the request uppercased, or `LOST` (or nothing) when loss is simulated. The accept loop
+//! never waits on a client; the shared state (loss RNG, counters, log) is synchronised. No
+//! peer can wedge it (limits per source address, idle and line timeouts, a send timeout) or
+//! flood its log (`limits`).
 
+use std::collections::HashMap;
 use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -18,7 +21,12 @@ use socket2::{Domain, Socket, Type};
 
 use crate::cli::{LossMode, ServerConfig};
 use crate::error::Error;
-use crate::net::{self, escape_bytes, python_addr, Waker};
+use crate::net::{self, python_addr, Waker};
+
+mod limits;
+mod request;
+use limits::{AcceptTrouble, LineBudget, Shown, ALL_LINES_PER_SEC, CLIENT_LINES_PER_SEC};
+use request::{Bare, Framer};
 
 /// Longest request line accepted, in bytes (without the newline).
 pub const MAX_LINE: usize = 1024;
@@ -43,6 +51,10 @@ struct Shared {
     totals: Totals,
     /// Client threads that finished their client and wait a while for the next one.
     idle: Mutex<Vec<Arc<Slot>>>,
+    /// Log lines about clients and rejected connections, all together.
+    warnings: Mutex<LineBudget>,
+    /// Connections per source address, when --max-per-source is below --max-clients.
+    sources: Mutex<HashMap<IpAddr, usize>>,
 }
 
 /// Where an idle client thread waits for its next client.
@@ -60,6 +72,41 @@ impl Shared {
         let mut out = io::stdout().lock();
         let _ = out.write_fmt(line);
         let _ = out.write_all(b"\n");
+    }
+
+    /// A line about a client or a rejected connection: at most ALL_LINES_PER_SEC a second,
+    /// the rest counted and the count logged with the next line that may go out.
+    fn warn(&self, line: std::fmt::Arguments) {
+        let mut budget = self.warnings.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(suppressed) = budget.take(Instant::now()) else {
+            return;
+        };
+        if suppressed > 0 {
+            self.log(format_args!(
+                "{suppressed} log lines suppressed (more than {ALL_LINES_PER_SEC} a second)"
+            ));
+        }
+        self.log(line);
+    }
+
+    /// Whether connections are counted per source (not when the limit cannot bind).
+    fn per_source(&self) -> bool {
+        self.cfg.max_per_source < self.cfg.max_clients
+    }
+
+    /// A client left (or was never served): its slots are free again.
+    fn release(&self, peer: &SocketAddr) {
+        self.active.fetch_sub(1, Ordering::Relaxed);
+        if self.per_source() {
+            let mut sources = self.sources.lock().unwrap_or_else(|p| p.into_inner());
+            let source = source_of(peer);
+            if let Some(n) = sources.get_mut(&source) {
+                *n -= 1;
+                if *n == 0 {
+                    sources.remove(&source);
+                }
+            }
+        }
     }
 
     fn lose(&self) -> bool {
@@ -90,9 +137,15 @@ impl Server {
             sock.set_only_v6(false).map_err(|e| Error::io(op(), e))?;
         }
         sock.bind(&addr.into()).map_err(|e| Error::io(op(), e))?;
-        // Accepted sockets inherit these from the listener: no system calls per client.
+        // Accepted sockets inherit these from the listener: no system calls per client. The
+        // receive timeout is the clients' idle timeout; accept() sees it too, and a timed-out
+        // accept only means that no client came for that long (see `run`). The send timeout
+        // ends a client that does not read its replies: a write that makes no progress for
+        // that long fails.
         sock.set_nodelay(true).map_err(|e| Error::io(op(), e))?;
         sock.set_read_timeout(Some(cfg.idle_timeout))
+            .map_err(|e| Error::io(op(), e))?;
+        sock.set_write_timeout(Some(cfg.idle_timeout))
             .map_err(|e| Error::io(op(), e))?;
         sock.listen(4096).map_err(|e| Error::io(op(), e))?;
         let seed = cfg.seed.unwrap_or_else(rand::random);
@@ -102,6 +155,8 @@ impl Server {
             active: AtomicUsize::new(0),
             totals: Totals::default(),
             idle: Mutex::new(Vec::new()),
+            warnings: Mutex::new(LineBudget::new(ALL_LINES_PER_SEC)),
+            sources: Mutex::new(HashMap::new()),
         });
         Ok(Server {
             listener: sock.into(),
@@ -121,7 +176,7 @@ impl Server {
         self.shared
             .log(format_args!("Server Started Listening on {addr}"));
         self.shared.log(format_args!(
-            "loss {:.1}% ({}), seed {}, max {} clients, idle timeout {}",
+            "loss {:.1}% ({}), seed {}, max {} clients ({} per source address), idle timeout {}, line timeout {}",
             cfg.loss * 100.0,
             match cfg.loss_mode {
                 LossMode::Reply => "answered LOST",
@@ -129,7 +184,9 @@ impl Server {
             },
             self.seed,
             cfg.max_clients,
-            humantime::format_duration(cfg.idle_timeout)
+            cfg.max_per_source.min(cfg.max_clients),
+            humantime::format_duration(cfg.idle_timeout),
+            humantime::format_duration(cfg.line_timeout)
         ));
         let files = raise_file_limit();
         if files.is_some_and(|n| (n as usize) < cfg.max_clients.saturating_add(16)) {
@@ -150,20 +207,47 @@ impl Server {
                 // SAFETY: fd is our listening socket, alive for the whole scope.
                 unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
             });
+            let mut trouble = AcceptTrouble::new(Instant::now());
             loop {
                 match self.listener.accept() {
-                    Ok((stream, peer)) => self.admit(stream, peer),
+                    Ok((stream, peer)) => {
+                        if let Some(line) = trouble.succeeded(Instant::now()) {
+                            self.shared.log(format_args!("{line}"));
+                        }
+                        self.admit(stream, peer)
+                    }
                     Err(_) if stopping.load(Ordering::SeqCst) => break,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    // No client for an idle timeout (the listener's inherited SO_RCVTIMEO),
+                    // or one that gave up in the backlog: nothing to say.
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            io::ErrorKind::WouldBlock | io::ErrorKind::ConnectionAborted
+                        ) =>
+                    {
+                        continue
+                    }
                     Err(e) => {
-                        // Out of descriptors or memory: say so, back off, keep serving.
-                        self.shared
-                            .log(format_args!("accept failed: {}", net::describe_io(&e)));
-                        thread::sleep(Duration::from_millis(10));
+                        // Out of descriptors or memory: back off, say so once and then in
+                        // summaries, keep serving the clients already in.
+                        let (line, wait) = trouble.failed(Instant::now(), &net::describe_io(&e));
+                        if let Some(line) = line {
+                            self.shared.log(format_args!("{line}"));
+                        }
+                        thread::sleep(wait);
                     }
                 }
             }
         });
+        let suppressed = (self.shared.warnings.lock())
+            .unwrap_or_else(|p| p.into_inner())
+            .take_suppressed();
+        if suppressed > 0 {
+            self.shared.log(format_args!(
+                "{suppressed} log lines suppressed (more than {ALL_LINES_PER_SEC} a second)"
+            ));
+        }
         let t = &self.shared.totals;
         self.shared.log(format_args!(
             "Server stopped: {} connections, {} rejected, {} messages, {} answered, {} lost, {} invalid",
@@ -181,12 +265,28 @@ impl Server {
         let shared = &self.shared;
         if shared.active.load(Ordering::Relaxed) >= shared.cfg.max_clients {
             shared.totals.rejected.fetch_add(1, Ordering::Relaxed);
-            shared.log(format_args!(
+            shared.warn(format_args!(
                 "Too many clients ({}): closing connection from {}",
                 shared.cfg.max_clients,
                 python_addr(&peer)
             ));
             return;
+        }
+        if shared.per_source() {
+            let mut sources = shared.sources.lock().unwrap_or_else(|p| p.into_inner());
+            let source = source_of(&peer);
+            let n = sources.entry(source).or_insert(0);
+            if *n >= shared.cfg.max_per_source {
+                drop(sources);
+                shared.totals.rejected.fetch_add(1, Ordering::Relaxed);
+                shared.warn(format_args!(
+                    "Too many connections from {source} ({}): closing connection from {}",
+                    shared.cfg.max_per_source,
+                    python_addr(&peer)
+                ));
+                return;
+            }
+            *n += 1;
         }
         shared.active.fetch_add(1, Ordering::Relaxed);
         shared.totals.connections.fetch_add(1, Ordering::Relaxed);
@@ -203,9 +303,9 @@ impl Server {
             .stack_size(CLIENT_STACK)
             .spawn(move || client_thread(&worker, stream, peer));
         if let Err(e) = spawned {
-            shared.active.fetch_sub(1, Ordering::Relaxed);
+            shared.release(&peer);
             shared.totals.rejected.fetch_add(1, Ordering::Relaxed);
-            shared.log(format_args!(
+            shared.warn(format_args!(
                 "cannot start a thread for {}: {}",
                 python_addr(&peer),
                 net::describe_io(&e)
@@ -220,7 +320,7 @@ fn client_thread(shared: &Shared, stream: TcpStream, peer: SocketAddr) {
     let mut job = Some((stream, peer));
     while let Some((stream, peer)) = job.take() {
         serve_client(shared, stream, peer);
-        shared.active.fetch_sub(1, Ordering::Relaxed);
+        shared.release(&peer);
         shared
             .idle
             .lock()
@@ -255,57 +355,291 @@ fn client_thread(shared: &Shared, stream: TcpStream, peer: SocketAddr) {
     }
 }
 
+/// The source address a connection counts against: an IPv4 client of a dual-stack listener
+/// (::ffff:a.b.c.d) as its IPv4 address.
+fn source_of(peer: &SocketAddr) -> IpAddr {
+    match peer.ip() {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+        v4 => v4,
+    }
+}
+
 /// Serve one client until it closes, errs, idles out or sends an oversized line.
-fn serve_client(shared: &Shared, mut stream: TcpStream, peer: SocketAddr) {
-    let cfg = &shared.cfg;
-    let mut buf = [0u8; 4096];
-    let mut pending: Vec<u8> = Vec::with_capacity(256);
-    let mut reply: Vec<u8> = Vec::with_capacity(256);
-    loop {
-        let n = match stream.read(&mut buf) {
-            Ok(0) => return,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+fn serve_client(shared: &Shared, stream: TcpStream, peer: SocketAddr) {
+    let mut conn = Conn {
+        shared,
+        stream,
+        peer,
+        reply: Vec::with_capacity(256),
+        budget: LineBudget::new(CLIENT_LINES_PER_SEC),
+    };
+    conn.serve();
+    let suppressed = conn.budget.take_suppressed();
+    if suppressed > 0 {
+        shared.warn(format_args!(
+            "{suppressed} more log lines about {} suppressed (more than {CLIENT_LINES_PER_SEC} a second)",
+            python_addr(&peer)
+        ));
+    }
+}
+
+/// How long after the last byte of a request in the original's form without a fraction of
+/// the second (see `request::Bare::UnlessMore`) it is answered, if nothing follows.
+const QUIET: Duration = Duration::from_millis(200);
+
+/// What the wait for the rest of an incomplete request ended with.
+enum Wait {
+    /// Bytes (or the end of the stream) to read.
+    More,
+    /// The request is complete: nothing followed it within `QUIET`.
+    Quiet,
+    /// The connection must end (a log line says why).
+    Close,
+}
+
+/// One client's connection.
+struct Conn<'a> {
+    shared: &'a Shared,
+    stream: TcpStream,
+    peer: SocketAddr,
+    reply: Vec<u8>,
+    /// Log lines about this client.
+    budget: LineBudget,
+}
+
+impl Conn<'_> {
+    /// A line about this client: at most CLIENT_LINES_PER_SEC a second (and within the
+    /// server's budget for all clients), the rest counted.
+    fn warn(&mut self, line: std::fmt::Arguments) {
+        let Some(suppressed) = self.budget.take(Instant::now()) else {
+            return;
+        };
+        if suppressed > 0 {
+            self.shared.warn(format_args!(
+                "{suppressed} log lines about {} suppressed (more than {CLIENT_LINES_PER_SEC} a second)",
+                python_addr(&self.peer)
+            ));
+        }
+        self.shared.warn(line);
+    }
+
+    fn serve(&mut self) {
+        let mut buf = [0u8; 4096];
+        let mut framer = Framer::default();
+        // When the incomplete request's first and last bytes came.
+        let mut begun = Instant::now();
+        let mut last = begun;
+        loop {
+            if !framer.pending().is_empty() {
+                match self.wait_for_rest(&framer, begun, last) {
+                    Wait::More => {}
+                    Wait::Quiet => {
+                        if !self.answer(framer.pending(), false) {
+                            return;
+                        }
+                        framer.take_bare();
+                        continue;
+                    }
+                    Wait::Close => return,
+                }
+            }
+            let n = match self.stream.read(&mut buf) {
+                Ok(0) => {
+                    // The client half-closed (or closed): its bytes without a newline are its
+                    // last request.
+                    if !framer.pending().is_empty() {
+                        self.answer(framer.pending(), false);
+                    }
+                    return;
+                }
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    self.idle();
+                    return;
+                }
+                Err(_) => return, // reset by the peer: nothing to answer
+            };
+            let continued = !framer.pending().is_empty();
+            framer.push(&buf[..n]);
+            let mut ended = false;
+            while let Some(line) = framer.next_line() {
+                ended = true;
+                if !self.answer(framer.get(line), true) {
+                    return;
+                }
+            }
+            framer.compact();
+            let pending = framer.pending();
+            if pending.is_empty() {
+                continue;
+            }
+            if pending.len() > MAX_LINE {
+                self.too_long();
+                return;
+            }
+            if request::bare(pending) == Bare::Complete {
+                if !self.answer(pending, false) {
+                    return;
+                }
+                framer.take_bare();
+                continue;
+            }
+            last = Instant::now();
+            if ended || !continued {
+                begun = last;
+            }
+        }
+    }
+
+    /// Wait for the rest of an incomplete request, begun and last added to at the given
+    /// instants (the socket's own timeout is for an idle connection, with nothing pending).
+    fn wait_for_rest(&mut self, framer: &Framer, begun: Instant, last: Instant) -> Wait {
+        let cfg = &self.shared.cfg;
+        let quiet = (request::bare(framer.pending()) == Bare::UnlessMore).then(|| last + QUIET);
+        let line = begun + cfg.line_timeout;
+        let idle = last + cfg.idle_timeout;
+        let close = line.min(idle);
+        loop {
+            let now = Instant::now();
+            if quiet.is_some_and(|q| now >= q) {
+                return Wait::Quiet;
+            }
+            if now >= close {
+                if line <= idle {
+                    self.line_timeout();
+                } else {
+                    self.idle();
+                }
+                return Wait::Close;
+            }
+            let until = quiet.map_or(close, |q| q.min(close));
+            match net::poll(&[(self.stream.as_raw_fd(), false)], Some(until - now)) {
+                Ok(r) if r[0].read || r[0].error => return Wait::More,
+                Ok(_) => {}                  // the deadline (or a signal): look again
+                Err(_) => return Wait::More, // let the read say what is wrong
+            }
+        }
+    }
+
+    fn idle(&mut self) {
+        let peer = python_addr(&self.peer);
+        self.warn(format_args!(
+            "Idle for {}: closing connection from {peer}",
+            humantime::format_duration(self.shared.cfg.idle_timeout),
+        ));
+    }
+
+    /// A request that is not complete --line-timeout after its first byte: a client trickling
+    /// bytes to hold the connection, or one that waits for an answer to a request without a
+    /// newline (told what to do before it is closed).
+    fn line_timeout(&mut self) {
+        self.shared.totals.invalid.fetch_add(1, Ordering::Relaxed);
+        let peer = python_addr(&self.peer);
+        let limit = humantime::format_duration(self.shared.cfg.line_timeout);
+        self.warn(format_args!(
+            "Request not completed within {limit}: closing connection from {peer}"
+        ));
+        self.send(format!("ERROR request not completed within {limit}\n").as_bytes());
+    }
+
+    fn too_long(&mut self) {
+        self.shared.totals.invalid.fetch_add(1, Ordering::Relaxed);
+        let peer = python_addr(&self.peer);
+        self.warn(format_args!(
+            "Request longer than {MAX_LINE} bytes: closing connection from {peer}"
+        ));
+        self.send(format!("ERROR request longer than {MAX_LINE} bytes\n").as_bytes());
+    }
+
+    /// Write to the client. A write that makes no progress for the idle timeout (the socket's
+    /// SO_SNDTIMEO) means the client does not read: the connection is aborted, so its unsent
+    /// replies do not keep kernel memory. Returns false when the connection must end.
+    fn send(&mut self, bytes: &[u8]) -> bool {
+        match self.stream.write_all(bytes) {
+            Ok(()) => true,
             Err(e)
                 if matches!(
                     e.kind(),
                     io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
                 ) =>
             {
-                shared.log(format_args!(
-                    "Idle for {}: closing connection from {}",
-                    humantime::format_duration(cfg.idle_timeout),
-                    python_addr(&peer)
+                let peer = python_addr(&self.peer);
+                self.warn(format_args!(
+                    "Client not reading for {}: closing connection from {peer}",
+                    humantime::format_duration(self.shared.cfg.idle_timeout),
                 ));
-                return;
+                // RST instead of FIN: the replies queued for it are dropped at once.
+                let _ = socket2::SockRef::from(&self.stream).set_linger(Some(Duration::ZERO));
+                false
             }
-            Err(_) => return, // reset by the peer: nothing to answer
+            Err(_) => false, // reset by the peer
+        }
+    }
+
+    /// Answer one request (the loss RNG is drawn once per call). Returns false when the
+    /// connection must end.
+    fn answer(&mut self, line: &[u8], newline: bool) -> bool {
+        let shared = self.shared;
+        let cfg = &shared.cfg;
+        if line.len() > MAX_LINE {
+            self.too_long();
+            return false;
+        }
+        shared.totals.messages.fetch_add(1, Ordering::Relaxed);
+        let Ok(text) = std::str::from_utf8(line) else {
+            shared.totals.invalid.fetch_add(1, Ordering::Relaxed);
+            let peer = python_addr(&self.peer);
+            self.warn(format_args!(
+                "Invalid message (not UTF-8) from {peer}: {}",
+                Shown(line)
+            ));
+            return self.send(b"ERROR request is not UTF-8 text\n");
         };
-        pending.extend_from_slice(&buf[..n]);
-        let mut start = 0;
-        while let Some(nl) = pending[start..].iter().position(|&b| b == b'\n') {
-            let end = start + nl;
-            let line = &pending[start..end];
-            let line = line.strip_suffix(b"\r").unwrap_or(line);
-            if !answer(shared, &mut stream, &peer, line, true, &mut reply) {
-                return;
+        let mut reply = std::mem::take(&mut self.reply);
+        reply.clear();
+        let lost = shared.lose();
+        if !cfg.quiet {
+            shared.log(format_args!(
+                "Message sent by client = {} from {}",
+                Shown(line),
+                python_addr(&self.peer)
+            ));
+        }
+        if lost {
+            shared.totals.lost.fetch_add(1, Ordering::Relaxed);
+            if !cfg.quiet {
+                shared.log(format_args!("Packet lost"));
             }
-            start = end + 1;
-        }
-        pending.drain(..start);
-        if pending.len() > MAX_LINE {
-            too_long(shared, &mut stream, &peer);
-            return;
-        }
-        // A request without a newline, sent in one write by a client that now waits for
-        // the answer (the original Python client): answer it when nothing more is pending.
-        if !pending.is_empty() && !more_pending(&stream) {
-            let ok = answer(shared, &mut stream, &peer, &pending, false, &mut reply);
-            pending.clear();
-            if !ok {
-                return;
+            if cfg.loss_mode == LossMode::Silent {
+                self.reply = reply;
+                return true;
+            }
+            reply.extend_from_slice(b"LOST");
+        } else {
+            shared.totals.answered.fetch_add(1, Ordering::Relaxed);
+            if text.is_ascii() {
+                // The usual request: uppercase in place, no allocation.
+                reply.extend_from_slice(text.as_bytes());
+                reply.make_ascii_uppercase();
+            } else {
+                reply.extend_from_slice(text.to_uppercase().as_bytes());
+            }
+            if !cfg.quiet {
+                shared.log(format_args!("Response sent back = {}", Shown(&reply)));
             }
         }
+        if newline {
+            reply.push(b'\n');
+        }
+        let ok = self.send(&reply);
+        self.reply = reply;
+        ok
     }
 }
 
@@ -333,81 +667,16 @@ fn raise_file_limit() -> Option<u64> {
     Some(lim.rlim_cur)
 }
 
-fn more_pending(stream: &TcpStream) -> bool {
-    matches!(net::poll(&[(stream.as_raw_fd(), false)], Some(Duration::ZERO)), Ok(r) if r[0].read)
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-fn too_long(shared: &Shared, stream: &mut TcpStream, peer: &SocketAddr) {
-    shared.totals.invalid.fetch_add(1, Ordering::Relaxed);
-    shared.log(format_args!(
-        "Request longer than {MAX_LINE} bytes: closing connection from {}",
-        python_addr(peer)
-    ));
-    let _ = stream.write_all(format!("ERROR request longer than {MAX_LINE} bytes\n").as_bytes());
-}
-
-/// Answer one request. Returns false when the connection must end.
-fn answer(
-    shared: &Shared,
-    stream: &mut TcpStream,
-    peer: &SocketAddr,
-    line: &[u8],
-    newline: bool,
-    reply: &mut Vec<u8>,
-) -> bool {
-    let cfg = &shared.cfg;
-    if line.len() > MAX_LINE {
-        too_long(shared, stream, peer);
-        return false;
+    #[test]
+    fn ipv4_clients_of_a_dual_stack_listener_count_as_their_ipv4_address() {
+        let s = |a: &str| source_of(&a.parse().unwrap()).to_string();
+        assert_eq!(s("[::ffff:127.0.0.2]:4000"), "127.0.0.2");
+        assert_eq!(s("127.0.0.2:4000"), "127.0.0.2");
+        assert_eq!(s("[::1]:4000"), "::1");
+        assert_eq!(s("[2001:db8::1]:4000"), "2001:db8::1");
     }
-    shared.totals.messages.fetch_add(1, Ordering::Relaxed);
-    let Ok(text) = std::str::from_utf8(line) else {
-        shared.totals.invalid.fetch_add(1, Ordering::Relaxed);
-        shared.log(format_args!(
-            "Invalid message (not UTF-8) from {}: {}",
-            python_addr(peer),
-            escape_bytes(line)
-        ));
-        return stream
-            .write_all(b"ERROR request is not UTF-8 text\n")
-            .is_ok();
-    };
-    reply.clear();
-    let lost = shared.lose();
-    if !cfg.quiet {
-        shared.log(format_args!(
-            "Message sent by client = {} from {}",
-            text.escape_debug(),
-            python_addr(peer)
-        ));
-    }
-    if lost {
-        shared.totals.lost.fetch_add(1, Ordering::Relaxed);
-        if !cfg.quiet {
-            shared.log(format_args!("Packet lost"));
-        }
-        if cfg.loss_mode == LossMode::Silent {
-            return true;
-        }
-        reply.extend_from_slice(b"LOST");
-    } else {
-        shared.totals.answered.fetch_add(1, Ordering::Relaxed);
-        if text.is_ascii() {
-            // The usual request: uppercase in place, no allocation.
-            reply.extend_from_slice(text.as_bytes());
-            reply.make_ascii_uppercase();
-        } else {
-            reply.extend_from_slice(text.to_uppercase().as_bytes());
-        }
-        if !cfg.quiet {
-            shared.log(format_args!(
-                "Response sent back = {}",
-                String::from_utf8_lossy(reply).escape_debug()
-            ));
-        }
-    }
-    if newline {
-        reply.push(b'\n');
-    }
-    stream.write_all(reply).is_ok()
 }

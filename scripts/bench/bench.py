@@ -475,7 +475,8 @@ def bench_scale(res, cfg):
     for rep in range(cfg.reps):
         for kind in (("tcpping-diag", "python") if rep % 2 == 0 else ("python", "tcpping-diag")):
             port = free_port()
-            extra = ("--max-clients", "20000", "--idle-timeout", "600s")
+            extra = ("--max-clients", "20000", "--max-per-source", "20000",
+                     "--idle-timeout", "600s")
             srv = start_server(kind, port, extra=extra)
             lg = None
             try:
@@ -530,7 +531,9 @@ def bench_scale(res, cfg):
     res.note(4, f"Idle clients come from target/release/loadgen --mode idle over source "
              "addresses 127.0.0.1-4; each connection answers one ping before it idles, so the "
              "server really serves it (thread count checked). Servers run with "
-             "--max-clients 20000 --idle-timeout 600s (Python: defaults). A user must raise "
+             "--max-clients 20000 --max-per-source 20000 --idle-timeout 600s (the idle clients "
+             "come from 4 addresses, over the default 256 per address; Python: defaults). "
+             "A user must raise "
              f"the descriptor limit: the server needs one fd per client plus ~10 "
              f"(`ulimit -n 20000` here; hard limit {hard_nofile()}). The client p99 is "
              "rtt_p99_ms of the summary (echo time, one connection per ping).")

@@ -19,6 +19,8 @@ pub fn demo() -> Result<i32, Error> {
         loss_mode: cli::LossMode::Reply,
         seed: Some(42),
         max_clients: 64,
+        max_per_source: 64,
+        line_timeout: std::time::Duration::from_secs(5),
         idle_timeout: std::time::Duration::from_secs(5),
         quiet: true,
     };

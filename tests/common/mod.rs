@@ -19,17 +19,41 @@ pub struct ServerProc {
 impl ServerProc {
     /// Start with `args` (listen defaults to 127.0.0.1:0) and wait until it listens.
     pub fn start(args: &[&str]) -> ServerProc {
+        Self::start_cmd(args, |_| {})
+    }
+
+    /// As `start`, with the server's open-file limit (soft and hard) set to `nofile`.
+    pub fn start_with_nofile(args: &[&str], nofile: u64) -> ServerProc {
+        Self::start_cmd(args, |cmd| {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: setrlimit is async-signal-safe; nothing else runs in the child.
+            unsafe {
+                cmd.pre_exec(move || {
+                    let lim = libc::rlimit {
+                        rlim_cur: nofile as libc::rlim_t,
+                        rlim_max: nofile as libc::rlim_t,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        })
+    }
+
+    fn start_cmd(args: &[&str], setup: impl FnOnce(&mut Command)) -> ServerProc {
         let mut all: Vec<&str> = vec!["serve"];
         if !args.contains(&"--listen") {
             all.extend(["--listen", "127.0.0.1:0"]);
         }
         all.extend(args);
-        let mut child = Command::new(BIN)
-            .args(&all)
+        let mut cmd = Command::new(BIN);
+        cmd.args(&all)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start server");
+            .stderr(Stdio::inherit());
+        setup(&mut cmd);
+        let mut child = cmd.spawn().expect("start server");
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let first = lines.next().expect("server printed nothing").unwrap();
         let addr: SocketAddr = first
@@ -57,6 +81,20 @@ impl ServerProc {
         self.stop();
         let text = log.lock().unwrap().join("\n");
         text
+    }
+
+    /// Wait (up to `within`) until a log line contains `pat`; false if none did.
+    pub fn wait_for_log(&self, pat: &str, within: Duration) -> bool {
+        let end = std::time::Instant::now() + within;
+        loop {
+            if self.log.lock().unwrap().iter().any(|l| l.contains(pat)) {
+                return true;
+            }
+            if std::time::Instant::now() >= end {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// SIGTERM, wait, and return the exit status.
