@@ -445,7 +445,7 @@ client() {
     set -e
     t1=$(date +%s%N)
     CLIENT_WALL_MS=$(((t1 - t0) / 1000000))
-    echo "    exit $CLIENT_RC, ${CLIENT_WALL_MS} ms" >&2
+    echo "    exit $CLIENT_RC ($(rc_words "$CLIENT_RC")), ${CLIENT_WALL_MS} ms" >&2
     # interrupted (Ctrl-C / SIGTERM): no verdict, just leave
     case "$CLIENT_RC" in 130 | 143) exit "$CLIENT_RC" ;; esac
 }
@@ -497,6 +497,16 @@ icmp_is() { # icmp_is TYPE CODE FROM PHASE SOURCE MAXMS -> jq boolean
 
 rc_is() { [ "$CLIENT_RC" -eq "$1" ] || fail "client exit status $CLIENT_RC, expected $1 ($2)"; }
 
+# rc_words RC: what tcpping-diag's exit status means (not whether the scenario wanted it)
+rc_words() {
+    case "$1" in
+    0) echo "some reply came" ;;
+    1) echo "no reply" ;;
+    2) echo "usage or setup error" ;;
+    124) echo "killed by timeout" ;;
+    *) echo "unexpected" ;;
+    esac
+}
 
 # ---------------------------------------------------------------- scenarios
 # Each scen_* runs in a subshell with the lab loaded, appends to ERRORS, and the
@@ -686,7 +696,7 @@ scen_spoofed() {
     wait "$cpid"
     CLIENT_RC=$?
     set -e
-    echo "    exit $CLIENT_RC" >&2
+    echo "    exit $CLIENT_RC ($(rc_words "$CLIENT_RC"))" >&2
     rc_is 0 "replies came"
     valid_json "$W/spoofed.json" 15 || return 0
     each "$W/spoofed.json" '.status=="reply" and .icmp==null' "status reply, icmp null (forged ICMP never attributed)"
@@ -712,7 +722,8 @@ scen_unprivileged() {
         >"$W/unprivileged.json" 2>"$W/unprivileged.err" </dev/null
     CLIENT_RC=$?
     set -e
-    echo "    exit $CLIENT_RC; stderr: $(head -c 300 "$W/unprivileged.err")" >&2
+    echo "    exit $CLIENT_RC ($(rc_words "$CLIENT_RC"); expected 1: the router REJECTs this port)" >&2
+    echo "    its one-line notice on stderr (expected without CAP_NET_RAW): $(head -c 300 "$W/unprivileged.err")" >&2
     rc_is 1 "no reply"
     n=$(grep -c CAP_NET_RAW "$W/unprivileged.err" || true)
     [ "$n" -eq 1 ] || fail "stderr should have exactly one line with CAP_NET_RAW, has $n: $(head -c 600 "$W/unprivileged.err")"
