@@ -3,6 +3,16 @@
 # on PATH, quiet apt-get installs, and files made as root handed back to the sudo user.
 # The sourcing script sets SCRIPT (its name, for messages) and SELF (its absolute path).
 
+# Root's tools (iptables, sysctl, ip) live in the sbin directories, which a user's PATH,
+# kept through sudo so that cargo is found, does not have: add those missing.
+if [ "$(id -u)" -eq 0 ]; then
+    for _d in /usr/local/sbin /usr/sbin /sbin; do
+        case ":$PATH:" in *":$_d:"*) ;; *) PATH="$PATH:$_d" ;; esac
+    done
+    export PATH
+    unset _d
+fi
+
 # find_cargo: make sure `cargo` is on PATH. Looks at PATH, then $CARGO_HOME/bin,
 # ~/.cargo/bin and /usr/local/cargo/bin, then (under sudo, whose secure_path drops the
 # user's PATH) the invoking user's ~/.cargo/bin with that user's rustup home.
