@@ -105,7 +105,7 @@ FAULTS=(
 
 fault_table() {
     local row target does says
-    echo "Faults: ping TARGET from the client namespace (ip netns exec ${NS_CLI:-<ID>-cli} tcpping-diag TARGET)"
+    echo "Faults: ping TARGET from the client namespace (${SUDO_USER:+sudo }ip netns exec ${NS_CLI:-<ID>-cli} tcpping-diag TARGET)"
     printf '  %-23s %s\n  %-23s -> %s\n' TARGET "WHAT THE LAB DOES" "" "WHAT TCPPING-DIAG SAYS"
     for row in "${FAULTS[@]}"; do
         IFS='|' read -r target does says <<<"$row"
@@ -864,8 +864,8 @@ cmd_up() {
     cat <<EOF
 lab $LAB_ID is up (state $STATE_FILE)
   namespaces: $NS_CLI  $NS_RTR  $NS_SRV
-  try:   ip netns exec $NS_CLI $BIN $V4_SRV:$P_OK -n 3
-         ip netns exec $NS_CLI $BIN $V4_SRV:$P_HOST -n 3 -W 3     # REJECT host-unreachable
+  try:   ${SUDO_USER:+sudo }ip netns exec $NS_CLI $BIN $V4_SRV:$P_OK -n 3
+         ${SUDO_USER:+sudo }ip netns exec $NS_CLI $BIN $V4_SRV:$P_HOST -n 3 -W 3     # REJECT host-unreachable
   down:  scripts/lab.sh down $LAB_ID
 
 EOF
