@@ -97,10 +97,13 @@ apt_install() {
     return "$rc"
 }
 
-# missing_pkgs CMD:PKG...: print the packages (deduplicated) whose command is not on PATH
+# missing_pkgs CMD:PKG...: print the packages (deduplicated) whose command is neither on
+# PATH nor in an sbin directory (a user's PATH has none)
 missing_pkgs() {
-    local pair
+    local pair c
     for pair in "$@"; do
-        command -v "${pair%%:*}" >/dev/null 2>&1 || printf '%s\n' "${pair#*:}"
+        c=${pair%%:*}
+        command -v "$c" >/dev/null 2>&1 || [ -x "/usr/sbin/$c" ] || [ -x "/sbin/$c" ] ||
+            printf '%s\n' "${pair#*:}"
     done | sort -u
 }
