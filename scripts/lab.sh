@@ -168,6 +168,7 @@ ensure_bin() {
         fi
         (cd "$REPO" && cargo build --release --quiet --bin tcpping-diag </dev/null >&2) ||
             die "cargo build --release failed"
+        give_back "$REPO/target" # built as root through sudo: the user's tree stays the user's
     fi
     [ -x "$BIN" ] || die "$BIN does not exist and $NO_CARGO_HINT"
 }
