@@ -11,15 +11,16 @@
 #   --smoke              tiny durations and counts, one repetition (< 60 s; for CI): the same
 #                        code paths, figures are not measurements
 #
-# Writes bench/results.json and bench/results.md (sections not run keep their previous
-# figures); --smoke writes bench/smoke/results.{json,md} so CI never overwrites the measured
-# results (BENCH_OUT=DIR overrides). Every figure is a median over 5 runs (BENCH_REPS) with
-# min-max; peers (the original Python server and client, hping3, nping) are measured in the
-# same run.
+# Each run writes its own folder, bench/runs/<UTC start>[-<sections>]/results.{json,md},
+# and rewrites the index bench/README.md; --smoke writes bench/smoke/results.{json,md}
+# (git-ignored), checks only that the code paths run, and judges no goal (BENCH_OUT=DIR
+# overrides the folder). Every figure is a median over 5 runs (BENCH_REPS) with min-max;
+# peers (the original Python server and client, hping3, nping) are measured in the same run.
 #
-# Must run as root (namespaces, raw sockets, tcpdump). Installs hping3, nmap (nping),
-# tcpdump, iproute2, iptables, python3, linux-perf (for `perf bench sched pipe`: the cost of
-# a wake-up on one CPU and across CPUs) with apt-get when missing.
+# Needs root (namespaces, raw sockets, tcpdump): run by a user, it builds as that user, then
+# runs itself again as root with sudo (and hands the results back to that user). Installs
+# hping3, nmap (nping), tcpdump, iproute2, iptables, python3, linux-perf (for `perf bench
+# sched pipe`: the cost of a wake-up on one CPU and across CPUs) with apt-get when missing.
 # Binaries: ${TCPPING_BIN:-target/release/tcpping-diag} and ${LOADGEN_BIN:-target/release/loadgen},
 # built with `cargo build --release` when TCPPING_BIN is not set.
 #
@@ -33,30 +34,37 @@
 set -euo pipefail
 SELF_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$SELF_DIR/.." && pwd)"
+SCRIPT=bench.sh
+SELF="$SELF_DIR/$(basename "${BASH_SOURCE[0]}")"
 cd "$REPO"
+# shellcheck source=scripts/common.sh
+. "$SELF_DIR/common.sh"
 
 if [ "$(id -u)" -ne 0 ]; then
-  echo "bench.sh: must run as root (network namespaces, raw sockets, tcpdump)" >&2
-  exit 2
+  if [ -z "${TCPPING_BIN:-}" ] && find_cargo; then # build as the user, not as root
+    cargo build --release --quiet --bins
+    export TCPPING_BIN="$REPO/target/release/tcpping-diag" LOADGEN_BIN="${LOADGEN_BIN:-$REPO/target/release/loadgen}"
+  fi
+  as_root "$@" || {
+    echo "bench.sh: must run as root (network namespaces, raw sockets, tcpdump), and sudo is not installed: run it as root" >&2
+    exit 2
+  }
 fi
 
-need=()
-for pair in ip:iproute2 iptables:iptables tcpdump:tcpdump hping3:hping3 nping:nmap \
-            python3:python3 taskset:util-linux /usr/bin/time:time perf:linux-perf; do
-  command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
-done
+mapfile -t need < <(missing_pkgs ip:iproute2 iptables:iptables tcpdump:tcpdump hping3:hping3 \
+  nping:nmap python3:python3 taskset:util-linux /usr/bin/time:time perf:linux-perf)
 if [ ${#need[@]} -gt 0 ]; then
-  echo "bench.sh: installing ${need[*]}" >&2
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq && apt-get install -y -qq "${need[@]}" >/dev/null
+  apt_install "${need[@]}" || exit 2
 fi
 
 if [ -z "${TCPPING_BIN:-}" ]; then
+  find_cargo || { echo "bench.sh: $NO_CARGO_HINT" >&2; exit 2; }
   cargo build --release --quiet --bins
 fi
 export TCPPING_BIN="${TCPPING_BIN:-$REPO/target/release/tcpping-diag}"
 export LOADGEN_BIN="${LOADGEN_BIN:-$REPO/target/release/loadgen}"
 if [ ! -x "$LOADGEN_BIN" ]; then
+  find_cargo || { echo "bench.sh: $NO_CARGO_HINT" >&2; exit 2; }
   cargo build --release --quiet --bin loadgen
 fi
 
@@ -73,6 +81,7 @@ cleanup() {
     for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$pid" 2>/dev/null || true; done
     ip netns del "$ns" 2>/dev/null || true
   done
+  give_back "$REPO/bench" "$REPO/target"
 }
 trap cleanup EXIT
 trap 'exit 130' INT

@@ -128,15 +128,20 @@ trap 'exit 143' TERM
 
 # ---------------------------------------------------------------------------
 # Packages.
+# apt-get quietly: its output goes to a log, shown only when every try failed
 apt_get() {
-    local i
+    local i rc=0 aptlog="$WORK/apt.log"
     for i in 1 2 3 4 5 6 7 8 9 10; do
-        if DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 "$@" </dev/null; then
+        if DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 "$@" </dev/null \
+            >"$aptlog" 2>&1; then
             return 0
+        else
+            rc=$?
         fi
-        log "apt-get $1 failed (try $i; lock held by another apt?), retrying in 10s"
+        log "apt-get $* failed (exit $rc, try $i; lock held by another apt?), retrying in 10s"
         sleep 10
     done
+    tail -n 25 "$aptlog" >&2
     return 1
 }
 

@@ -1,17 +1,22 @@
 #!/usr/bin/env bash
 # tcpping-diag network-namespace lab.
 #
-#   scripts/lab.sh up              bring a lab up and leave it running (prints how to use it)
-#   scripts/lab.sh down [ID]       tear down lab ID, or every lab recorded in /run/tcpping-lab
+#   scripts/lab.sh up              bring a lab up and leave it running (prints its faults)
+#   scripts/lab.sh down ID|--all   tear down lab ID, or (--all) every lab recorded in the
+#                                  state dir, other users' included
 #   scripts/lab.sh list            show recorded labs, their namespaces and processes
+#   scripts/lab.sh faults          print the fault table: target -> fault -> expected verdict
 #   scripts/lab.sh run SCENARIO    end-to-end test of one scenario (number or name; "all" = test)
 #   scripts/lab.sh test            run every scenario in one lab, print a PASS/FAIL table
 #   scripts/lab.sh demo            narrated tour for newcomers (human output), < 60 s
 #
-# Must run as root (namespaces, iptables, raw sockets).  Installs iproute2, iptables,
-# jq, procps, iputils-ping, python3 with apt-get when missing.
-# Binary: ${TCPPING_BIN:-<repo>/target/release/tcpping-diag}; built with
-# `cargo build --release` when missing and TCPPING_BIN is not set.
+# Needs root (namespaces, iptables, raw sockets): run by a user, it builds the binary as
+# that user, then runs itself again as root with sudo.  Installs iproute2, iptables, jq,
+# procps, iputils-ping, python3 with apt-get when missing (one line; apt's output only if
+# it fails).
+# Binary: ${TCPPING_BIN:-<repo>/target/release/tcpping-diag}; built (or brought up to
+# date) with `cargo build --release` when TCPPING_BIN is not set and cargo is there.
+# State: ${TCPPING_LAB_STATE:-/run/tcpping-lab} (one <ID>.env and one <ID>/ per lab).
 #
 # Topology (same addresses in every lab; namespaces isolate concurrent labs):
 #
@@ -19,26 +24,12 @@
 #   10.77.1.2/24       10.77.1.1      10.77.2.1   10.77.2.2/24 (+ .9 .10 .11)
 #   fd77:1::2/64       fd77:1::1      fd77:2::1   fd77:2::2/64 (+ ::9)
 #
-# Fault zoo installed on the router by `up` (each fault on its own port or address,
-# so scenarios never need to add/remove rules and cannot leak state into each other):
-#   10.77.2.2:12001           healthy (also used with --ttl 1 -> ICMP 11/0)
-#   10.77.2.2:12005           REJECT icmp-host-unreachable  -> 3/1
-#   10.77.2.2:12006           REJECT icmp-net-unreachable   -> 3/0
-#   10.77.2.2:12007           REJECT icmp-admin-prohibited  -> 3/13
-#   10.77.2.2:12008           REJECT icmp-port-unreachable  -> 3/3
-#   10.77.2.2:12011           DROP (silent)
-#   10.77.2.2:12014           REJECT icmp-host-unreachable of data segments only (after handshake)
-#   10.77.2.2:12016           DROP 30% of SYNs (-m statistic)
-#   10.77.2.2:12999           nothing listens -> RST
-#   10.77.2.9                 route type unreachable -> 3/1
-#   10.77.2.10                route type prohibit    -> 3/13
-#   10.77.2.11                route type blackhole   (silent)
-#   10.77.1.99                on the client's subnet, no host -> ARP fails -> 3/1 from 10.77.1.2
-#   [fd77:2::2]:12015         ip6tables REJECT icmp6-adm-prohibited -> ICMPv6 1/1
-#   fd77:2::9                 IPv6 route type unreachable -> ICMPv6 1/0
-# The server namespace runs `tcpping-diag serve --listen [::]:PORT --loss 0 -q` on
-# 12001 12005 12006 12007 12008 12011 12014 12015 12016, so without its rule every
-# one of those targets would answer: the rule alone causes the failure.
+# Fault zoo installed by `up` (each fault on its own port or address, so scenarios never
+# need to add/remove rules and cannot leak state into each other): see FAULTS below, or
+# `scripts/lab.sh faults`.  The server namespace runs `tcpping-diag serve --listen
+# [::]:PORT --loss 0 -q` on 12001 12005 12006 12007 12008 12011 12014 12015 12016, so
+# without its rule every one of those targets would answer: the rule alone causes the
+# failure; and `serve --loss 0.5 --seed 7` on 12002 (the demo's lossy server).
 #
 # Kernel notes (quirks met while building this; kernel 6.x, Debian 12):
 # - ICMP rate limiting is per namespace for REJECT-generated and forwarding errors
@@ -72,18 +63,55 @@ set -euo pipefail
 SELF_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$SELF_DIR/.." && pwd)"
 LAB_LIB="$SELF_DIR/lab"
-STATE_DIR=/run/tcpping-lab
+STATE_DIR=${TCPPING_LAB_STATE:-/run/tcpping-lab}
 BIN="${TCPPING_BIN:-$REPO/target/release/tcpping-diag}"
+SCRIPT=lab.sh
+SELF="$SELF_DIR/$(basename "${BASH_SOURCE[0]}")"
+# shellcheck source=scripts/common.sh
+. "$SELF_DIR/common.sh"
 
 # addresses
 V4_CLI=10.77.1.2 V4_RTR_C=10.77.1.1 V4_RTR_S=10.77.2.1 V4_SRV=10.77.2.2
 V4_UNREACH=10.77.2.9 V4_PROHIBIT=10.77.2.10 V4_BLACKHOLE=10.77.2.11 V4_NONEIGH=10.77.1.99
 V6_CLI=fd77:1::2 V6_RTR_C=fd77:1::1 V6_RTR_S=fd77:2::1 V6_SRV=fd77:2::2 V6_UNREACH=fd77:2::9
 # ports
-P_OK=12001 P_HOST=12005 P_NET=12006 P_ADMIN=12007 P_PORT=12008 P_DROP=12011
+P_OK=12001 P_LOSSY=12002 P_HOST=12005 P_NET=12006 P_ADMIN=12007 P_PORT=12008 P_DROP=12011
 P_DATA=12014 P_V6ADM=12015 P_RAND=12016 P_CLOSED=12999
 SERVER_PORTS="$P_OK $P_HOST $P_NET $P_ADMIN $P_PORT $P_DROP $P_DATA $P_V6ADM $P_RAND"
 RAND_P=0.3 # SYN drop probability of port 12016
+
+# The fault table: target | what the lab does | what tcpping-diag says (human output).
+# Printed by `up` and `faults`; the README's Lab section has the same table.
+FAULTS=(
+    "$V4_SRV:$P_OK|nothing: a healthy server (serve --loss 0)|reply from $V4_SRV:$P_OK"
+    "[$V6_SRV]:$P_OK|nothing, over IPv6|reply from [$V6_SRV]:$P_OK"
+    "$V4_SRV:$P_LOSSY|the server answers LOST to half the pings (serve --loss 0.5 --seed 7)|LOST: the server dropped it (about half the pings; connect and rtt still timed)"
+    "$V4_SRV:$P_OK --ttl 1|the TTL of 1 runs out at the router|From $V4_RTR_C: Time to live exceeded (ICMP type 11 code 0)"
+    "$V4_SRV:$P_HOST|router: iptables REJECT --reject-with icmp-host-unreachable|From $V4_RTR_C: Destination Host Unreachable (ICMP type 3 code 1)"
+    "$V4_SRV:$P_NET|router: iptables REJECT --reject-with icmp-net-unreachable|From $V4_RTR_C: Destination Net Unreachable (ICMP type 3 code 0)"
+    "$V4_SRV:$P_ADMIN|router: iptables REJECT --reject-with icmp-admin-prohibited|From $V4_RTR_C: Packet filtered (ICMP type 3 code 13)"
+    "$V4_SRV:$P_PORT|router: iptables REJECT --reject-with icmp-port-unreachable|From $V4_RTR_C: Destination Port Unreachable (ICMP type 3 code 3)"
+    "$V4_SRV:$P_DROP|router: iptables DROP|timeout: no answer to the handshake"
+    "$V4_SRV:$P_DATA|router: REJECT icmp-host-unreachable of data segments only; the handshake passes|From $V4_RTR_C: Destination Host Unreachable (ICMP type 3 code 1) after N ms, while waiting for the echo"
+    "$V4_SRV:$P_RAND|router: DROP 30 % of SYNs at random (iptables -m statistic)|reply, and timeout: no answer to the handshake for about 30 % of pings"
+    "$V4_SRV:$P_CLOSED|nothing listens on the port|refused: $V4_SRV:$P_CLOSED answered RST (nothing listens on that port)"
+    "$V4_UNREACH:$P_OK|router: ip route add unreachable $V4_UNREACH|From $V4_RTR_C: Destination Host Unreachable (ICMP type 3 code 1); route errors are rate-limited host-wide: about 5, then 1/s"
+    "$V4_PROHIBIT:$P_OK|router: ip route add prohibit $V4_PROHIBIT|From $V4_RTR_C: Packet filtered (ICMP type 3 code 13); rate-limited like the line above"
+    "$V4_BLACKHOLE:$P_OK|router: ip route add blackhole $V4_BLACKHOLE|timeout: no answer to the handshake (no ICMP at all)"
+    "$V4_NONEIGH:$P_OK|an address on the client's own subnet with no host: ARP fails|From $V4_CLI (the client itself): Destination Host Unreachable (ICMP type 3 code 1) after about 3 s"
+    "[$V6_SRV]:$P_V6ADM|router: ip6tables REJECT --reject-with icmp6-adm-prohibited|From $V6_RTR_C: Destination unreachable: Administratively prohibited (ICMPv6 type 1 code 1)"
+    "[$V6_UNREACH]:$P_OK|router: ip -6 route add unreachable $V6_UNREACH|From $V6_RTR_C: Destination unreachable: No route (ICMPv6 type 1 code 0)"
+)
+
+fault_table() {
+    local row target does says
+    echo "Faults: ping TARGET from the client namespace (${SUDO_USER:+sudo }ip netns exec ${NS_CLI:-<ID>-cli} tcpping-diag TARGET)"
+    printf '  %-23s %s\n  %-23s -> %s\n' TARGET "WHAT THE LAB DOES" "" "WHAT TCPPING-DIAG SAYS"
+    for row in "${FAULTS[@]}"; do
+        IFS='|' read -r target does says <<<"$row"
+        printf '  %-23s %s\n  %-23s -> %s\n' "$target" "$does" "" "$says"
+    done
+}
 
 SCENARIOS=(healthy server-loss silent-loss refused reject-host reject-net reject-admin
     reject-port route-unreachable route-prohibit blackhole ttl no-neighbour echo-phase
@@ -100,40 +128,49 @@ die() {
 
 need_root() { [ "$(id -u)" -eq 0 ] || die "must run as root (network namespaces, iptables, raw sockets)"; }
 
+# elevate ARGS...: as a user, build the binary as that user (so root need not run cargo in
+# the user's tree), then run this script again as root with sudo; as root, nothing.
+elevate() {
+    [ "$(id -u)" -eq 0 ] && return 0
+    case "${1:-}" in up | run | test | demo)
+        if [ -z "${TCPPING_BIN:-}" ] && find_cargo; then
+            ensure_bin
+            export TCPPING_BIN="$BIN"
+        fi
+        ;;
+    esac
+    as_root "$@" || die "must run as root (network namespaces, iptables, raw sockets), and sudo is not installed: run it as root"
+}
+
 # ---------------------------------------------------------------- dependencies
-APT_UPDATED=0
 ensure_tools() {
-    local pkgs=() c p
-    local -A map=([ip]=iproute2 [ss]=iproute2 [iptables]=iptables [ip6tables]=iptables
-        [jq]=jq [sysctl]=procps [setpriv]=util-linux [timeout]=coreutils
-        [python3]=python3 [ping]=iputils-ping)
-    for c in "${!map[@]}"; do
-        command -v "$c" >/dev/null 2>&1 || pkgs+=("${map[$c]}")
-    done
+    local pkgs c
+    mapfile -t pkgs < <(missing_pkgs ip:iproute2 ss:iproute2 iptables:iptables ip6tables:iptables \
+        jq:jq sysctl:procps setpriv:util-linux timeout:coreutils python3:python3 ping:iputils-ping)
     [ "${#pkgs[@]}" -eq 0 ] && return 0
-    command -v apt-get >/dev/null 2>&1 || die "missing tools (${pkgs[*]}) and no apt-get to install them"
-    mapfile -t pkgs < <(printf '%s\n' "${pkgs[@]}" | sort -u)
-    log "lab.sh: installing ${pkgs[*]}"
-    export DEBIAN_FRONTEND=noninteractive NEEDRESTART_MODE=a NEEDRESTART_SUSPEND=1
-    if [ "$APT_UPDATED" -eq 0 ]; then
-        apt-get update -q </dev/null >&2 || die "apt-get update failed"
-        APT_UPDATED=1
-    fi
-    apt-get install -y -q --no-install-recommends "${pkgs[@]}" </dev/null >&2 ||
-        die "apt-get install ${pkgs[*]} failed"
-    for c in "${!map[@]}"; do
+    apt_install "${pkgs[@]}" || die "could not install ${pkgs[*]}"
+    for c in ip ss iptables ip6tables jq sysctl setpriv timeout python3 ping; do
         command -v "$c" >/dev/null 2>&1 || die "still missing after install: $c"
     done
 }
 
+# ensure_bin: the binary to test. TCPPING_BIN as given; otherwise target/release, built or
+# brought up to date with cargo when cargo is there (a no-op when it is up to date).
 ensure_bin() {
-    if [ ! -x "$BIN" ]; then
-        [ -n "${TCPPING_BIN:-}" ] && die "TCPPING_BIN=$TCPPING_BIN is not an executable file"
-        command -v cargo >/dev/null 2>&1 || die "$BIN missing and cargo not found to build it"
-        log "lab.sh: $BIN missing, running cargo build --release in $REPO"
-        (cd "$REPO" && cargo build --release </dev/null >&2) || die "cargo build --release failed"
-        [ -x "$BIN" ] || die "cargo build succeeded but $BIN does not exist"
+    if [ -n "${TCPPING_BIN:-}" ]; then
+        [ -x "$BIN" ] || die "TCPPING_BIN=$TCPPING_BIN is not an executable file"
+        return 0
     fi
+    if find_cargo; then
+        if [ ! -x "$BIN" ] || [ -n "$(find "$REPO/src" "$REPO/Cargo.toml" "$REPO/Cargo.lock" \
+            -newer "$BIN" -print -quit 2>/dev/null)" ]; then
+            log "lab.sh: building tcpping-diag (cargo build --release)"
+        fi
+        (cd "$REPO" && cargo build --release --quiet --bin tcpping-diag </dev/null >&2) ||
+            die "cargo build --release failed"
+        give_back "$REPO/target" # built as root through sudo: the user's tree stays the user's
+    fi
+    [ -x "$BIN" ] || die "$BIN does not exist and $NO_CARGO_HINT"
 }
 
 # ---------------------------------------------------------------- state
@@ -227,6 +264,7 @@ lab_up() {
     check_reachability
     local p
     for p in $SERVER_PORTS; do start_server "$p" --listen "[::]:$p" --loss 0; done
+    start_server "$P_LOSSY" --listen "[::]:$P_LOSSY" --loss 0.5 --seed 7
 }
 
 install_faults() {
@@ -324,23 +362,35 @@ lab_down_loaded() {
 
 cmd_down() {
     need_root
-    local f found=0
-    if [ $# -gt 0 ]; then
-        f=$STATE_DIR/$1.env
-        [ -f "$f" ] || {
-            log "lab.sh: no lab $1 recorded (nothing to do)"
-            return 0
-        }
-        (load_state "$f" && lab_down_loaded)
-        log "lab $1 down"
-        return 0
-    fi
-    for f in "$STATE_DIR"/tpd-*.env; do
-        [ -f "$f" ] || continue
-        found=1
-        (load_state "$f" && lab_down_loaded && log "lab $LAB_ID down")
-    done
-    [ "$found" -eq 1 ] || log "lab.sh: no lab recorded (nothing to do)"
+    local f id found=0
+    case "${1:-}" in
+    "" | -h | --help)
+        log "usage: lab.sh down ID | --all   (ID as printed by up and list; --all: every lab in $STATE_DIR, other users' included)"
+        [ -n "${1:-}" ] && return 0
+        exit 2
+        ;;
+    --all)
+        [ $# -eq 1 ] || die "usage: lab.sh down ID | --all"
+        for f in "$STATE_DIR"/tpd-*.env; do
+            [ -f "$f" ] || continue
+            found=1
+            (load_state "$f" && lab_down_loaded && log "lab $LAB_ID down")
+        done
+        [ "$found" -eq 1 ] || log "lab.sh: no lab recorded in $STATE_DIR (nothing to do)"
+        ;;
+    *)
+        for id in "$@"; do
+            [[ $id =~ ^tpd-[0-9a-f]{6}$ ]] || die "not a lab ID: '$id' (IDs look like tpd-1a2b3c; see lab.sh list)"
+            f=$STATE_DIR/$id.env
+            if [ ! -f "$f" ]; then
+                log "lab.sh: no lab $id recorded in $STATE_DIR (nothing to do)"
+                continue
+            fi
+            (load_state "$f" && lab_down_loaded)
+            log "lab $id down"
+        done
+        ;;
+    esac
 }
 
 cmd_list() {
@@ -396,7 +446,7 @@ client() {
     set -e
     t1=$(date +%s%N)
     CLIENT_WALL_MS=$(((t1 - t0) / 1000000))
-    echo "    exit $CLIENT_RC, ${CLIENT_WALL_MS} ms" >&2
+    echo "    exit $CLIENT_RC ($(rc_words "$CLIENT_RC")), ${CLIENT_WALL_MS} ms" >&2
     # interrupted (Ctrl-C / SIGTERM): no verdict, just leave
     case "$CLIENT_RC" in 130 | 143) exit "$CLIENT_RC" ;; esac
 }
@@ -448,6 +498,17 @@ icmp_is() { # icmp_is TYPE CODE FROM PHASE SOURCE MAXMS -> jq boolean
 
 rc_is() { [ "$CLIENT_RC" -eq "$1" ] || fail "client exit status $CLIENT_RC, expected $1 ($2)"; }
 
+# rc_words RC: what tcpping-diag's exit status means (not whether the scenario wanted it)
+rc_words() {
+    case "$1" in
+    0) echo "some reply came" ;;
+    1) echo "no reply" ;;
+    2) echo "usage or setup error" ;;
+    124) echo "killed by timeout" ;;
+    *) echo "unexpected" ;;
+    esac
+}
+
 # ---------------------------------------------------------------- scenarios
 # Each scen_* runs in a subshell with the lab loaded, appends to ERRORS, and the
 # runner turns a non-empty ERRORS into a failure with the client output.
@@ -495,7 +556,7 @@ seeded_loss() { # seeded_loss NAME PORT MODE STATUS N W SEED RATE
     summary "$W/$name.json" ".$status==$other and .received==($n-$other) and .unmatched_icmp==0" "$status count $other, received $((n - other))"
 }
 
-scen_server-loss() { seeded_loss server-loss 12002 reply lost 30 1 7 0.2; }
+scen_server-loss() { seeded_loss server-loss 12004 reply lost 30 1 7 0.2; }
 scen_silent-loss() { seeded_loss silent-loss 12003 silent timeout 12 0.5 11 0.3; }
 
 scen_refused() {
@@ -636,7 +697,7 @@ scen_spoofed() {
     wait "$cpid"
     CLIENT_RC=$?
     set -e
-    echo "    exit $CLIENT_RC" >&2
+    echo "    exit $CLIENT_RC ($(rc_words "$CLIENT_RC"))" >&2
     rc_is 0 "replies came"
     valid_json "$W/spoofed.json" 15 || return 0
     each "$W/spoofed.json" '.status=="reply" and .icmp==null' "status reply, icmp null (forged ICMP never attributed)"
@@ -662,7 +723,8 @@ scen_unprivileged() {
         >"$W/unprivileged.json" 2>"$W/unprivileged.err" </dev/null
     CLIENT_RC=$?
     set -e
-    echo "    exit $CLIENT_RC; stderr: $(head -c 300 "$W/unprivileged.err")" >&2
+    echo "    exit $CLIENT_RC ($(rc_words "$CLIENT_RC"); expected 1: the router REJECTs this port)" >&2
+    echo "    its one-line notice on stderr (expected without CAP_NET_RAW): $(head -c 300 "$W/unprivileged.err")" >&2
     rc_is 1 "no reply"
     n=$(grep -c CAP_NET_RAW "$W/unprivileged.err" || true)
     [ "$n" -eq 1 ] || fail "stderr should have exactly one line with CAP_NET_RAW, has $n: $(head -c 600 "$W/unprivileged.err")"
@@ -784,8 +846,7 @@ tcpping-diag lab tour.  Three network namespaces: client ($V4_CLI) -> router ($V
 with one fault per port/address.
 EOF
     demo_step "1. Healthy path: every ping gets its echo back" "$V4_SRV:$P_OK" -n 3 -i 0.2
-    start_server 12002 --listen "[::]:12002" --loss 0.5 --seed 7
-    demo_step "2. The server itself drops pings (it answers LOST for ~50%): loss at the far end, not the network" "$V4_SRV:12002" -n 6 -i 0.1
+    demo_step "2. The server itself drops pings (it answers LOST for ~50%): loss at the far end, not the network" "$V4_SRV:$P_LOSSY" -n 6 -i 0.1
     demo_step "3. A firewall on the router REJECTs the port: ICMP host unreachable from the router, matched to each ping at once" "$V4_SRV:$P_HOST" -n 3 -i 0.2 -W 3
     demo_step "4. TTL 1: the SYN dies at the first hop, which says so with ICMP time exceeded" "$V4_SRV:$P_OK" -n 3 -i 0.2 --ttl 1
     demo_step "5. A blackhole route: packets vanish, no ICMP at all, so the only verdict is timeout" "$V4_BLACKHOLE:$P_OK" -n 2 -i 0 -W 1
@@ -804,16 +865,17 @@ cmd_up() {
     cat <<EOF
 lab $LAB_ID is up (state $STATE_FILE)
   namespaces: $NS_CLI  $NS_RTR  $NS_SRV
-  try:   ip netns exec $NS_CLI $BIN $V4_SRV:$P_OK -n 3
-         ip netns exec $NS_CLI $BIN $V4_SRV:$P_HOST -n 3 -W 3     # REJECT host-unreachable
-  faults: see the header of scripts/lab.sh
+  try:   ${SUDO_USER:+sudo }ip netns exec $NS_CLI $BIN $V4_SRV:$P_OK -n 3
+         ${SUDO_USER:+sudo }ip netns exec $NS_CLI $BIN $V4_SRV:$P_HOST -n 3 -W 3     # REJECT host-unreachable
   down:  scripts/lab.sh down $LAB_ID
+
 EOF
+    fault_table
 }
 
 usage() {
     cat <<EOF
-usage: $0 up | down [ID] | list | run SCENARIO | test | demo
+usage: $0 up | down ID|--all | list | faults | run SCENARIO | test | demo
 scenarios (run takes a number or a name, or all):
 EOF
     list_scenarios
@@ -821,11 +883,13 @@ EOF
 
 main() {
     local cmd=${1:-}
+    case "$cmd" in up | down | list | run | test | demo) elevate "$@" ;; esac
     [ $# -gt 0 ] && shift
     case "$cmd" in
     up) cmd_up "$@" ;;
     down) cmd_down "$@" ;;
     list) cmd_list ;;
+    faults) fault_table ;;
     run) cmd_run "$@" ;;
     test) cmd_test ;;
     demo) cmd_demo ;;

@@ -1,26 +1,53 @@
 #!/usr/bin/env bash
 # Every test of tcpping-diag, as CI runs it: formatting, lints, unit and integration tests
-# (root-only ones included when run as root), the network-namespace lab scenarios, the
-# docker-based test, and a smoke run of the benchmarks. Installs what it needs on a fresh
-# Debian machine (as root). Under CI=true nothing that cannot run is skipped: it fails.
+# (root-only ones included), the network-namespace lab scenarios, the docker-based test, and
+# a smoke run of the benchmarks. Installs what it needs on a fresh Debian machine with
+# apt-get. Under CI=true nothing that cannot run is skipped: it fails.
+#
+# Run it as root, or as a user with sudo rights: it then builds everything as that user
+# first and runs itself again as root through sudo (files it makes as root in target/ and
+# bench/ are handed back to that user at the end). Without root and without a working sudo,
+# only the unprivileged parts run and the root-only ones say SKIPPED (CI unset) or fail (CI set).
 set -euo pipefail
-cd "$(dirname "$0")/.."
+SCRIPT=test.sh
+SELF="$(readlink -f "${BASH_SOURCE[0]}")"
+REPO="$(cd "$(dirname "$SELF")/.." && pwd)"
+cd "$REPO"
+# shellcheck source=scripts/common.sh
+. scripts/common.sh
 
 log() { printf '\n=== %s\n' "$*"; }
+die() {
+  printf 'test.sh: %s\n' "$*" >&2
+  exit 2
+}
 
-need_pkgs=()
-for pair in ip:iproute2 iptables:iptables jq:jq python3:python3 setpriv:util-linux tcpdump:tcpdump ps:procps; do
-  command -v "${pair%%:*}" >/dev/null 2>&1 || need_pkgs+=("${pair#*:}")
-done
+if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1; then
+  # the password now, not after minutes of compiling
+  if sudo -v; then
+    find_cargo || die "$NO_CARGO_HINT"
+    log "building as $(id -un) before going root (cargo build --release; cargo test --no-run)"
+    cargo build --release --quiet --bins
+    cargo test --no-run --quiet
+    as_root "$@"
+  fi
+  echo "test.sh: sudo did not give root: running only what works without it"
+fi
+
+if [ "$(id -u)" -eq 0 ]; then
+  trap 'give_back "$REPO/target" "$REPO/bench"' EXIT
+fi
+
+mapfile -t need_pkgs < <(missing_pkgs ip:iproute2 iptables:iptables jq:jq python3:python3 \
+  setpriv:util-linux tcpdump:tcpdump ps:procps)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ]; then
-    log "installing ${need_pkgs[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq && apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
+    apt_install "${need_pkgs[@]}" || die "could not install ${need_pkgs[*]}"
   else
-    echo "missing ${need_pkgs[*]} (run as root to install them)"
+    echo "test.sh: missing ${need_pkgs[*]} (run as root to install them)"
   fi
 fi
+find_cargo || die "$NO_CARGO_HINT"
 
 log "cargo fmt --check"
 cargo fmt --all -- --check

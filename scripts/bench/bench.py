@@ -15,10 +15,13 @@ Sections (numbers as in the benchmark brief):
 
 Every figure is the median over R repeated runs (R=5, smoke 1) with its min-max; peers are
 measured in the same run, interleaved with tcpping-diag, and reported as ratios
-(tcpping-diag / peer). Results are merged into bench/results.json (sections not run keep
-their previous figures) and bench/results.md is regenerated from it; --smoke writes
-bench/smoke/results.{json,md} instead so that CI never overwrites the measured results
-(BENCH_OUT=DIR overrides both).
+(tcpping-diag / peer). Each run keeps its results in its own folder,
+bench/runs/<UTC start, e.g. 2026-11-30T1015Z>[-<sections asked for>]/{results.json,results.md},
+and bench/README.md, rewritten after every run, lists the runs and points to the latest.
+--smoke (CI) writes bench/smoke/results.{json,md} instead (git-ignored): it checks that every
+section's code paths run, with tiny counts, and judges no goal. BENCH_OUT=DIR puts a run's
+results in DIR instead. `bench.py --render [DIR]...` regenerates results.md from results.json
+(default: every run) and the index.
 
 Network traffic goes only to loopback or to namespaces this script creates; they are
 removed on exit (and by the trap in scripts/bench.sh).
@@ -50,7 +53,12 @@ PY = sys.executable or "python3"
 PY_SERVER = os.path.join(REPO, "scripts/original/TCPPingerServer.py")
 PY_CLIENT = os.path.join(REPO, "scripts/original/TCPPingerClient.py")
 FLOODER = os.path.join(HERE, "icmp_flood.py")
-OUT_DIR = os.environ.get("BENCH_OUT", os.path.join(REPO, "bench"))  # smoke: bench/smoke
+BENCH_DIR = os.path.join(REPO, "bench")
+RUNS_DIR = os.path.join(BENCH_DIR, "runs")  # one folder per run
+OUT_DIR = os.environ.get("BENCH_OUT")  # this run's folder: set in main()
+SMOKE_SAYS = ("Smoke run: it checks that every section's code paths run end to end (tiny "
+              "counts, one repetition). Its figures are not measurements and it judges no "
+              "goal; full runs (scripts/bench.sh) do.")
 NS_PREFIX = os.environ.get("BENCH_NS_PREFIX", f"tpb{os.getpid()}")
 NCPU = os.cpu_count() or 1
 
@@ -241,7 +249,8 @@ def pct(values, q):
 
 
 class Results:
-    def __init__(self):
+    def __init__(self, smoke=False):
+        self.smoke = smoke  # a smoke run judges no goal: its figures are not measurements
         self.metrics = []
         self.notes = []
         self.sections = set()
@@ -255,7 +264,7 @@ class Results:
         if p and o["median"] is not None and p["median"]:
             ratio = o["median"] / p["median"]
         met = None
-        if check is not None and o["median"] is not None:
+        if check is not None and o["median"] is not None and not self.smoke:
             try:
                 met = bool(check(o["median"], p["median"] if p else None, ratio))
             except TypeError:
@@ -992,46 +1001,86 @@ SECTION_TITLES = {1: "1. Timing fidelity (reported − wire, tcpdump on the clie
                   5: "5. Client cost"}
 
 
+def run_folder_name(started, what):
+    """bench/runs/ folder of a run: its UTC start, and the sections asked for unless all."""
+    t = datetime.datetime.strptime(started, "%Y-%m-%d %H:%M:%S UTC")
+    name = t.strftime("%Y-%m-%dT%H%MZ")
+    if what and set(what) != {"all"}:
+        name += "-" + "-".join(sorted(what))
+    return name
+
+
 def write_results(res, cfg, argv, started, sections_run, info):
     os.makedirs(OUT_DIR, exist_ok=True)
     path = os.path.join(OUT_DIR, "results.json")
-    old = {}
-    if os.path.exists(path):
-        try:
-            with open(path) as f:
-                old = json.load(f)
-        except (OSError, ValueError):
-            old = {}
-    # keep sections not run now (only from a run of the same kind: smoke or full)
-    keep_m, keep_n, runs = [], [], {}
-    if old.get("smoke") == cfg.smoke:
-        keep_m = [m for m in old.get("metrics", []) if m["section"] not in sections_run]
-        keep_n = [n for n in old.get("notes", []) if n["section"] not in sections_run]
-        runs = {int(k): v for k, v in old.get("runs", {}).items() if int(k) not in sections_run}
     info["loadavg_end"] = open("/proc/loadavg").read().split()[:3]
-    cmd = "scripts/bench.sh " + " ".join(argv)
-    for s in sections_run:
-        runs[s] = {"command": cmd.strip(), "started": started, "machine": info,
-                   "repeats": cfg.reps}
-    metrics = sorted(keep_m + res.metrics, key=lambda m: m["section"])
-    notes = sorted(keep_n + res.notes, key=lambda n: n["section"])
+    cmd = ("scripts/bench.sh " + " ".join(argv)).strip()
+    runs = {s: {"command": cmd, "started": started, "machine": info, "repeats": cfg.reps}
+            for s in sections_run}
     doc = {"tool": "tcpping-diag", "smoke": cfg.smoke, "generated": started,
-           "command": cmd.strip(), "machine": info, "repeats": cfg.reps,
+           "command": cmd, "machine": info, "repeats": cfg.reps,
            "runs": {str(k): v for k, v in sorted(runs.items())},
-           "metrics": metrics, "notes": notes}
+           "metrics": sorted(res.metrics, key=lambda m: m["section"]),
+           "notes": sorted(res.notes, key=lambda n: n["section"])}
     with open(path, "w") as f:
         json.dump(doc, f, indent=1)
     with open(os.path.join(OUT_DIR, "results.md"), "w") as f:
         f.write(render_md(doc))
-    log(f"wrote {path} and results.md")
+    log(f"wrote {os.path.relpath(path, REPO)} and results.md")
+    if not cfg.smoke:
+        write_index()
+
+
+def load_runs():
+    """(folder name, results.json) of every run in bench/runs/, newest first."""
+    out = []
+    for name in os.listdir(RUNS_DIR) if os.path.isdir(RUNS_DIR) else []:
+        try:
+            with open(os.path.join(RUNS_DIR, name, "results.json")) as f:
+                out.append((name, json.load(f)))
+        except (OSError, ValueError):
+            continue
+    return sorted(out, key=lambda r: (r[1].get("generated", ""), r[0]), reverse=True)
+
+
+def write_index():
+    """bench/README.md: the runs, newest first, and where each section's latest figures are."""
+    runs = [(n, d) for n, d in load_runs() if not d.get("smoke")]
+    link = lambda n: f"[{n}](runs/{n}/results.md)"  # noqa: E731
+    lines = ["# Benchmark runs", "",
+             "Every run of `scripts/bench.sh` keeps its results in its own folder,",
+             "`bench/runs/<UTC start>[-<sections asked for>]/`: `results.json` (every figure,",
+             "every repetition) and `results.md` (the tables). Each run rewrites this index",
+             "(`python3 scripts/bench/bench.py --render` rebuilds it). Smoke runs (`--smoke`,",
+             "CI) go to `bench/smoke/` and are not kept.", ""]
+    full = [(n, d) for n, d in runs
+            if [w for w in d.get("command", "").split()[1:] if w != "all"] == []]
+    if full:
+        lines += [f"Latest full run: {link(full[0][0])} ({full[0][1]['generated']}).", ""]
+    latest = {}
+    for n, d in runs:
+        for sec in d.get("runs", {}):
+            latest.setdefault(int(sec), n)
+    if latest:
+        lines += ["Latest figures of each section:", ""]
+        lines += [f"- {SECTION_TITLES.get(sec, sec)}: {link(n)}" for sec, n in sorted(latest.items())]
+        lines.append("")
+    lines += ["| run | command | sections | goals met |", "|---|---|---|---|"]
+    for n, d in runs:
+        goals = [x for x in d.get("metrics", []) if x.get("met") is not None]
+        secs = ", ".join(sorted(d.get("runs", {}), key=int))
+        lines.append(f"| {link(n)} | `{d.get('command', '?')}` | {secs} | "
+                     f"{sum(1 for x in goals if x['met'])} of {len(goals)} |")
+    with open(os.path.join(BENCH_DIR, "README.md"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    log("wrote bench/README.md (index of the runs)")
 
 
 def render_md(doc):
     m = doc["machine"]
     lines = ["# tcpping-diag benchmark results", ""]
     if doc["smoke"]:
-        lines += ["**SMOKE RUN** (tiny durations and counts, one repetition): the figures "
-                  "check that the code paths work, they are not measurements.", ""]
+        lines += [SMOKE_SAYS, ""]
     lines += [f"- Command: `{doc['command']}` (as root, from the repository root)",
               f"- Generated: {doc['generated']}",
               f"- Machine: {m['nproc']} CPUs, {m['cpu']}, kernel {m['kernel']}, "
@@ -1045,10 +1094,14 @@ def render_md(doc):
             lines.append(f"- Section {sec} comes from an earlier run: `{run['command']}` "
                          f"at {run['started']}")
     lines.append("")
+    smoke = doc["smoke"]
     for sec in sorted({x["section"] for x in doc["metrics"]}):
-        lines += [f"## {SECTION_TITLES.get(sec, sec)}", "",
-                  "| metric | tcpping-diag | peer | ratio | goal | met? |",
-                  "|---|---|---|---|---|---|"]
+        lines += [f"## {SECTION_TITLES.get(sec, sec)}", ""]
+        if smoke:
+            lines += ["| metric | tcpping-diag | peer | ratio |", "|---|---|---|---|"]
+        else:
+            lines += ["| metric | tcpping-diag | peer | ratio | goal | met? |",
+                      "|---|---|---|---|---|---|"]
         for x in (y for y in doc["metrics"] if y["section"] == sec):
             peer = "—"
             if x.get("peer"):
@@ -1056,12 +1109,14 @@ def render_md(doc):
             ratio = "—" if x.get("ratio") is None else f"{x['ratio']:.2f}×"
             met = {True: "**yes**", False: "**NO**", None: "—"}[x.get("met")]
             name = x["name"].replace("|", "\\|")
-            lines.append(f"| {name} ({x['unit']}) | {fmt_spread(x['tcpping'])} | {peer} | "
-                         f"{ratio} | {x.get('goal') or '—'} | {met} |")
+            row = f"| {name} ({x['unit']}) | {fmt_spread(x['tcpping'])} | {peer} | {ratio} |"
+            lines.append(row if smoke else row + f" {x.get('goal') or '—'} | {met} |")
         lines.append("")
         for n in doc["notes"]:
             if n["section"] == sec:
                 lines += [f"_{n['text']}_", ""]
+    if smoke:
+        return "\n".join(lines) + "\n"
     goals = [x for x in doc["metrics"] if x.get("met") is not None]
     lines += ["## Goals", "",
               f"{sum(1 for x in goals if x['met'])} of {len(goals)} goals met: "
@@ -1112,14 +1167,23 @@ def main():
     if what & {"all", "fidelity"}:
         sections |= {1, 2}
     cfg = Cfg(a.smoke)
-    global OUT_DIR
-    if a.smoke and "BENCH_OUT" not in os.environ:
-        # a smoke run (CI) must not overwrite the measured results that are committed
-        OUT_DIR = os.path.join(REPO, "bench", "smoke")
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, lambda s, f: sys.exit(128 + s))
     started = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
-    res = Results()
+    global OUT_DIR
+    if not OUT_DIR:
+        if a.smoke:  # CI: never among the kept runs
+            OUT_DIR = os.path.join(BENCH_DIR, "smoke")
+        else:
+            OUT_DIR = os.path.join(RUNS_DIR, run_folder_name(started, a.what))
+            n = 2
+            while os.path.exists(OUT_DIR):
+                OUT_DIR = os.path.join(RUNS_DIR, f"{run_folder_name(started, a.what)}-{n}")
+                n += 1
+    if a.smoke:
+        log(SMOKE_SAYS)
+    log(f"results go to {os.path.relpath(OUT_DIR, REPO)}/")
+    res = Results(cfg.smoke)
     argv = sys.argv[1:]
     info = machine_info()
     try:
@@ -1138,10 +1202,12 @@ def main():
 
 
 if __name__ == "__main__":
-    if sys.argv[1:2] == ["--render"]:  # regenerate results.md from results.json
-        with open(os.path.join(OUT_DIR, "results.json")) as f:
-            d = json.load(f)
-        with open(os.path.join(OUT_DIR, "results.md"), "w") as f:
-            f.write(render_md(d))
+    if sys.argv[1:2] == ["--render"]:  # regenerate results.md from results.json, and the index
+        for d in sys.argv[2:] or [os.path.join(RUNS_DIR, n) for n, _ in load_runs()]:
+            with open(os.path.join(d, "results.json")) as f:
+                doc = json.load(f)
+            with open(os.path.join(d, "results.md"), "w") as f:
+                f.write(render_md(doc))
+        write_index()
         sys.exit(0)
     sys.exit(main())

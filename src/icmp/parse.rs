@@ -439,6 +439,8 @@ fn describe_v6(icmp_type: u8, code: u8, info: u32) -> Description {
                     "error in source routing header",
                     "Error in source routing header",
                 ),
+                // RFC 8883: the extension headers did not fit in what the node could examine
+                8 => ("headers too long", "Headers too long"),
                 _ => {
                     return desc(
                         format!("destination unreachable (unknown code {code})"),
@@ -467,21 +469,46 @@ fn describe_v6(icmp_type: u8, code: u8, info: u32) -> Description {
             ),
         },
         4 => {
+            // RFC 4443 (0-2; the titles are iputils ping's), RFC 7112 (3), RFC 8754 (4),
+            // RFC 8883 (5-10): the IANA registry as of 2026
             let (reason, what) = match code {
-                0 => ("erroneous header field", "Wrong header field".to_string()),
-                1 => (
-                    "unrecognized next header type",
-                    "Unknown header".to_string(),
+                0 => ("erroneous header field", "Wrong header field"),
+                1 => ("unrecognized next header type", "Unknown header"),
+                2 => ("unrecognized ipv6 option", "Unknown option"),
+                3 => (
+                    "first fragment has an incomplete header chain",
+                    "Incomplete header chain in first fragment",
                 ),
-                2 => ("unrecognized ipv6 option", "Unknown option".to_string()),
-                _ => ("unknown code", format!("code {code}")),
+                4 => (
+                    "segment routing upper-layer header error",
+                    "SR upper-layer header error",
+                ),
+                5 => (
+                    "unrecognized next header type encountered by an intermediate node",
+                    "Unknown header at intermediate node",
+                ),
+                6 => ("extension header too big", "Extension header too big"),
+                7 => (
+                    "extension header chain too long",
+                    "Extension header chain too long",
+                ),
+                8 => ("too many extension headers", "Too many extension headers"),
+                9 => (
+                    "too many options in an extension header",
+                    "Too many options in extension header",
+                ),
+                10 => ("option too big", "Option too big"),
+                _ => {
+                    return desc(
+                        format!("parameter problem (unknown code {code}, pointer {info})"),
+                        format!("Parameter problem: code {code} at {info}"),
+                    );
+                }
             };
-            let reason = if code <= 2 {
-                format!("parameter problem: {reason} (pointer {info})")
-            } else {
-                format!("parameter problem (unknown code {code}, pointer {info})")
-            };
-            desc(reason, format!("Parameter problem: {what} at {info}"))
+            desc(
+                format!("parameter problem: {reason} (pointer {info})"),
+                format!("Parameter problem: {what} at {info}"),
+            )
         }
         128 => desc("echo request", "Echo request"),
         129 => desc("echo reply", "Echo reply"),
@@ -1025,10 +1052,10 @@ mod tests {
         assert_eq!((e.icmp_type, e.code, e.info), (2, 1, 1280));
         assert_eq!(e.describe().title, "Packet too big: mtu=1280, code=1");
         let mut b = hex(V6_NO_ROUTE);
-        b[1] = 8;
+        b[1] = 9;
         let e = parse_icmpv6_message(&b, ROUTER6).unwrap().unwrap();
-        assert_eq!((e.icmp_type, e.code), (1, 8));
-        assert!(e.describe().reason.contains("unknown code 8"));
+        assert_eq!((e.icmp_type, e.code), (1, 9));
+        assert!(e.describe().reason.contains("unknown code 9"));
         // an unassigned error type is still handed up (RFC 4443 2.4 (d))
         b[0] = 100;
         let e = parse_icmpv6_message(&b, ROUTER6).unwrap().unwrap();
@@ -1300,9 +1327,9 @@ mod tests {
         assert_distinct(false, 3, 0..=15, 1400);
         assert_distinct(false, 11, 0..=1, 0);
         assert_distinct(false, 12, 0..=2, 5);
-        assert_distinct(true, 1, 0..=7, 0);
+        assert_distinct(true, 1, 0..=8, 0);
         assert_distinct(true, 3, 0..=1, 0);
-        assert_distinct(true, 4, 0..=2, 5);
+        assert_distinct(true, 4, 0..=10, 5);
     }
 
     #[test]
@@ -1361,8 +1388,122 @@ mod tests {
             "Parameter problem: Wrong header field at 6"
         );
         assert_eq!(d(4, 2, 42).title, "Parameter problem: Unknown option at 42");
-        assert_eq!(d(4, 7, 42).title, "Parameter problem: code 7 at 42");
+        assert_eq!(d(4, 11, 42).title, "Parameter problem: code 11 at 42");
+        assert_eq!(
+            d(4, 11, 42).reason,
+            "parameter problem (unknown code 11, pointer 42)"
+        );
         assert!(d(100, 0, 0).reason.contains("error type 100"));
+    }
+
+    /// Every ICMPv6 destination unreachable and parameter problem code assigned since
+    /// RFC 4443 (IANA "ICMPv6 Parameters"), each in a real captured message whose code byte
+    /// is changed: parsed with its code and pointer, and named in plain English.
+    #[test]
+    fn v6_codes_assigned_since_rfc_4443() {
+        let unreachable: [(u8, &str, &str); 4] = [
+            (
+                5,
+                "source address failed ingress/egress policy",
+                "Destination unreachable: Source address failed ingress/egress policy",
+            ),
+            (
+                6,
+                "reject route to destination",
+                "Destination unreachable: Reject route to destination",
+            ),
+            (
+                7,
+                "error in source routing header",
+                "Destination unreachable: Error in source routing header",
+            ),
+            (
+                8,
+                "headers too long",
+                "Destination unreachable: Headers too long",
+            ),
+        ];
+        for (code, reason, title) in unreachable {
+            let mut b = hex(V6_NO_ROUTE);
+            b[1] = code;
+            let e = parse_icmpv6_message(&b, ROUTER6).unwrap().unwrap();
+            assert_eq!((e.icmp_type, e.code, e.info), (1, code, 0));
+            assert_eq!(e.quoted, tcp6(42002, NOWHERE6, 80, 0x54fb_7034));
+            let d = e.describe();
+            assert_eq!((d.reason.as_str(), d.title.as_str()), (reason, title));
+        }
+        let parameter_problem: [(u8, &str, &str); 8] = [
+            (
+                3,
+                "first fragment has an incomplete header chain",
+                "Incomplete header chain in first fragment",
+            ),
+            (
+                4,
+                "segment routing upper-layer header error",
+                "SR upper-layer header error",
+            ),
+            (
+                5,
+                "unrecognized next header type encountered by an intermediate node",
+                "Unknown header at intermediate node",
+            ),
+            (6, "extension header too big", "Extension header too big"),
+            (
+                7,
+                "extension header chain too long",
+                "Extension header chain too long",
+            ),
+            (
+                8,
+                "too many extension headers",
+                "Too many extension headers",
+            ),
+            (
+                9,
+                "too many options in an extension header",
+                "Too many options in extension header",
+            ),
+            (10, "option too big", "Option too big"),
+        ];
+        for (code, reason, what) in parameter_problem {
+            let mut b = hex(V6_HOP_LIMIT);
+            b[0] = 4;
+            b[1] = code;
+            b[4..8].copy_from_slice(&40u32.to_be_bytes());
+            let e = parse_icmpv6_message(&b, ROUTER6).unwrap().unwrap();
+            assert_eq!(
+                e,
+                err6(ROUTER6, 4, code, 40, tcp6(42004, SERVER6, 80, 0xd606_e43d))
+            );
+            let d = e.describe();
+            assert_eq!(
+                d.reason,
+                format!("parameter problem: {reason} (pointer 40)")
+            );
+            assert_eq!(d.title, format!("Parameter problem: {what} at 40"));
+        }
+        // the RFC 4443 codes keep iputils ping's titles
+        for (code, what) in [
+            (0, "Wrong header field"),
+            (1, "Unknown header"),
+            (2, "Unknown option"),
+        ] {
+            assert_eq!(
+                describe(true, 4, code, 7).title,
+                format!("Parameter problem: {what} at 7")
+            );
+        }
+        // time exceeded has no codes beyond RFC 4443's two
+        assert_eq!(
+            describe(true, 3, 0, 0).reason,
+            "hop limit exceeded in transit"
+        );
+        assert_eq!(
+            describe(true, 3, 1, 0).reason,
+            "fragment reassembly time exceeded"
+        );
+        assert!(describe(true, 3, 2, 0).reason.contains("unknown code 2"));
     }
 
     // ---- property tests ----------------------------------------------------------------
