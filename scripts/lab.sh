@@ -115,7 +115,8 @@ fault_table() {
 
 SCENARIOS=(healthy server-loss silent-loss refused reject-host reject-net reject-admin
     reject-port route-unreachable route-prohibit blackhole ttl no-neighbour echo-phase
-    ipv6 random-loss spoofed unprivileged)
+    ipv6 random-loss spoofed unprivileged syn-open syn-closed syn-drop syn-reject syn-ipv6
+    syn-concurrent syn-unprivileged)
 
 # lab state (filled by lab_up or load_state)
 LAB_ID="" NS_CLI="" NS_RTR="" NS_SRV="" LAB_DIR="" STATE_FILE="" LAB_PIDS=""
@@ -730,6 +731,113 @@ scen_unprivileged() {
     [ "$n" -eq 1 ] || fail "stderr should have exactly one line with CAP_NET_RAW, has $n: $(head -c 600 "$W/unprivileged.err")"
     valid_json "$W/unprivileged.json" 3 || return 0
     each "$W/unprivileged.json" "$(icmp_is 3 1 "$V4_RTR_C" connect recverr 1000)" "icmp 3/1 from $V4_RTR_C, source recverr, after_ms < 1000"
+}
+
+# ---------------------------------------------------------------- SYN probes (--syn)
+# Half-open SYNs built by hand: SYN-ACK = open, RST = closed, ICMP matched by the quoted
+# 4-tuple and sequence number, silence = timeout.
+
+# the server namespace holds nothing half-open on PORT: no SYN-RECV entry, empty accept queue
+server_queues_empty() { # server_queues_empty PORT
+    local port=$1 half q
+    half=$(in_ns "$NS_SRV" ss -Htn state syn-recv "sport = :$port" || true)
+    [ -z "$half" ] || fail "the server holds half-open connections on $port after the run: $half"
+    q=$(in_ns "$NS_SRV" ss -Hltn "sport = :$port" | awk '{print $2; exit}')
+    [ "${q:-x}" = 0 ] || fail "the server's accept queue on $port is not empty after the run (Recv-Q ${q:-missing})"
+    echo "    server on :$port after the run: no SYN-RECV entry, accept queue ${q:-?}" >&2
+}
+
+scen_syn-open() {
+    client "$W/syn-open" "$V4_SRV:$P_OK" --syn -n 5 -i 0.1 -W 1
+    rc_is 0 "SYN-ACKs came"
+    valid_json "$W/syn-open.json" 5 || return 0
+    each "$W/syn-open.json" '.probe=="syn" and .status=="reply" and .connect_clock=="wire" and (.connect_ms|type)=="number"' "probe syn, status reply (SYN-ACK), wire time"
+    [ "$(jq -s '[.[] | select(.type=="ping") | .local_port] | unique | length' "$W/syn-open.json")" = 1 ] ||
+        fail "a constant flow keeps one source port"
+    # back to back, then: nothing stays half-open on the server (our kernel RSTs each SYN-ACK)
+    client "$W/syn-open-fast" "$V4_SRV:$P_OK" --syn -n 2000 -i 0 -W 1 -q
+    summary "$W/syn-open-fast.json" '.received==2000 and .sent==2000' "2000 SYN-ACKs at -i 0"
+    server_queues_empty "$P_OK"
+}
+
+scen_syn-closed() {
+    client "$W/syn-closed" "$V4_SRV:$P_CLOSED" --syn -n 3 -i 0.1 -W 1
+    rc_is 1 "no SYN-ACK"
+    valid_json "$W/syn-closed.json" 3 || return 0
+    each "$W/syn-closed.json" '.status=="refused" and (.connect_ms|type)=="number"' "status refused (RST), with its time"
+}
+
+scen_syn-drop() {
+    client "$W/syn-drop" "$V4_SRV:$P_DROP" --syn -n 3 -i 0 -W 0.5
+    rc_is 1 "no answer"
+    valid_json "$W/syn-drop.json" 3 || return 0
+    each "$W/syn-drop.json" '.status=="timeout" and .icmp==null' "status timeout, no ICMP invented"
+    summary "$W/syn-drop.json" '.timeout==3 and .unmatched_icmp==0' "timeout 3, unmatched 0"
+}
+
+scen_syn-reject() {
+    client "$W/syn-reject" "$V4_SRV:$P_ADMIN" --syn -n 3 -i 0.2 -W 3
+    rc_is 1 "no SYN-ACK"
+    valid_json "$W/syn-reject.json" 3 || return 0
+    each "$W/syn-reject.json" "$(icmp_is 3 13 "$V4_RTR_C" connect raw 1000)" "icmp 3/13 from $V4_RTR_C matched by the quoted sequence number, after_ms < 1000"
+    summary "$W/syn-reject.json" '.icmp==3 and .unmatched_icmp==0' "icmp 3, unmatched 0"
+    [ "$CLIENT_WALL_MS" -lt 3000 ] || fail "3 probes at -i 0.2 took ${CLIENT_WALL_MS} ms: verdicts waited for the timeout?"
+}
+
+scen_syn-ipv6() {
+    client "$W/syn6-open" "[$V6_SRV]:$P_OK" --syn -n 3 -i 0.1 -W 1
+    rc_is 0 "SYN-ACKs came (IPv6)"
+    if valid_json "$W/syn6-open.json" 3; then
+        each "$W/syn6-open.json" '.status=="reply" and .connect_clock=="wire"' "status reply (IPv6)"
+    fi
+    client "$W/syn6-adm" "[$V6_SRV]:$P_V6ADM" --syn -n 3 -i 0.2 -W 3
+    rc_is 1 "no SYN-ACK (IPv6 adm-prohibited)"
+    if valid_json "$W/syn6-adm.json" 3; then
+        each "$W/syn6-adm.json" "$(icmp_is 1 1 "$V6_RTR_C" connect raw 1000)" "ICMPv6 1/1 from $V6_RTR_C, after_ms < 1000"
+    fi
+}
+
+scen_syn-concurrent() {
+    # two SYN runs and a connect-ping run to the same target at once: no run takes
+    # another's answers
+    local a b c f n=1000
+    echo "  \$ 2 x tcpping-diag $V4_SRV:$P_OK --syn -n $n -i 0, and tcpping-diag $V4_SRV:$P_OK -n $n -i 0, at once" >&2
+    set +e
+    in_ns "$NS_CLI" "$BIN" "$V4_SRV:$P_OK" --syn -n "$n" -i 0 -q --json >"$W/syn-a.json" 2>"$W/syn-a.err" </dev/null &
+    a=$!
+    in_ns "$NS_CLI" "$BIN" "$V4_SRV:$P_OK" --syn -n "$n" -i 0 -q --json >"$W/syn-b.json" 2>"$W/syn-b.err" </dev/null &
+    b=$!
+    in_ns "$NS_CLI" "$BIN" "$V4_SRV:$P_OK" -n "$n" -i 0 -q --json >"$W/syn-c.json" 2>"$W/syn-c.err" </dev/null &
+    c=$!
+    wait "$a" "$b" "$c"
+    set -e
+    for f in syn-a syn-b syn-c; do
+        summary "$W/$f.json" ".sent==$n and .received==$n and .error==0 and .timeout==0" "$f: $n sent, $n answered, no errors"
+        echo "    $f: $(jq -c -s 'last | {sent, received, timeout, error}' "$W/$f.json")" >&2
+    done
+    server_queues_empty "$P_OK"
+}
+
+scen_syn-unprivileged() {
+    local d n
+    d=$LAB_DIR/bin
+    install -d -m 755 "$d"
+    install -m 755 "$BIN" "$d/tcpping-diag"
+    echo "  \$ setpriv --reuid=nobody ... tcpping-diag $V4_SRV:$P_OK --syn -n 3 --json" >&2
+    set +e
+    ip netns exec "$NS_CLI" timeout --foreground 60 setpriv --reuid=nobody --regid=nogroup --clear-groups \
+        --inh-caps=-all --bounding-set=-all "$d/tcpping-diag" "$V4_SRV:$P_OK" --syn -n 3 --json \
+        >"$W/syn-unpriv.out" 2>"$W/syn-unpriv.err" </dev/null
+    CLIENT_RC=$?
+    set -e
+    echo "    exit $CLIENT_RC ($(rc_words "$CLIENT_RC"); expected 2: --syn needs CAP_NET_RAW)" >&2
+    echo "    its one line on stderr: $(head -c 300 "$W/syn-unpriv.err")" >&2
+    rc_is 2 "a setup error"
+    n=$(wc -l <"$W/syn-unpriv.err")
+    [ "$n" -eq 1 ] || fail "stderr should be one line, is $n: $(head -c 600 "$W/syn-unpriv.err")"
+    grep -q 'CAP_NET_RAW' "$W/syn-unpriv.err" && grep -q setcap "$W/syn-unpriv.err" ||
+        fail "the line must name CAP_NET_RAW and the setcap command"
+    [ ! -s "$W/syn-unpriv.out" ] || fail "nothing half-done: stdout must be empty, has $(head -c 300 "$W/syn-unpriv.out")"
 }
 
 # ---------------------------------------------------------------- runners
