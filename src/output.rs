@@ -67,6 +67,8 @@ struct JsonPing<'a> {
     connect_clock: Option<&'static str>,
     rtt_clock: Option<&'static str>,
     local_port: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tcp_seq: Option<u32>,
     error: Option<&'a str>,
     icmp: Option<JsonIcmp>,
 }
@@ -265,6 +267,7 @@ impl<W: Write> Reporter<W> {
             connect_clock: r.connect_clock.map(|c| c.as_str()),
             rtt_clock: r.rtt_clock.map(|c| c.as_str()),
             local_port: r.local_port,
+            tcp_seq: r.tcp_seq,
             error,
             icmp,
         };

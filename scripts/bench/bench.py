@@ -751,7 +751,7 @@ def errors_us(pairs):
         return None
     a = [abs(x) for x in d]
     return {"n": len(d), "median": statistics.median(d), "median_abs": statistics.median(a),
-            "p99_abs": pct(a, 0.99), "p99": pct(d, 0.99)}
+            "p99_abs": pct(a, 0.99), "p99": pct(d, 0.99), "max_abs": max(a)}
 
 
 def fidelity_run(cns, sns, server_ip, client_ip, port, n, interval, rep):
@@ -921,6 +921,180 @@ def bench_fidelity(res, cfg):
     bench_icmp(res, cfg)
 
 
+# ---------------------------------------------------------------- section 6: SYN probes
+
+def syn_lab():
+    """client ns -- router ns -- server ns, as scripts/lab.sh builds them (smaller)."""
+    cns, rns, sns = ns_create("sc"), ns_create("sr"), ns_create("ss")
+    veth(cns, "tpyc0", "10.96.1.2/24", rns, "tpyr0", "10.96.1.1/24")
+    veth(rns, "tpyr1", "10.96.2.1/24", sns, "tpys0", "10.96.2.2/24")
+    sh(nsx(rns) + ["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"])
+    sh(nsx(cns) + ["ip", "route", "add", "default", "via", "10.96.1.1"])
+    sh(nsx(sns) + ["ip", "route", "add", "default", "via", "10.96.2.1"])
+    return cns, rns, sns
+
+
+def syn_fidelity_run(cns, server_ip, client_ip, port, n, interval, rep):
+    """reported − wire (SYN out -> SYN-ACK in on the client's veth) for tcpping-diag --syn
+    (matched by TCP sequence number), hping3 -S (by source port) and nping --tcp (in order)."""
+    out = {}
+    cap = Capture(cns, "tpyc0", f"tcp port {port}", f"syn-fid-tcpping-{rep}")
+    pings, _, _, _ = client_json(f"{server_ip}:{port}",
+                                 ["--syn", "-n", str(n), "-i", str(interval)], ns=cns)
+    pkts = cap.packets()
+    syn_at = {p.seq: p.t for p in pkts if p.src == client_ip and p.flags & pcap.SYN
+              and not p.flags & pcap.ACK}
+    synack_at = {(p.ack - 1) % 2**32: p.t for p in pkts if p.dst == client_ip
+                 and p.flags & pcap.SYN and p.flags & pcap.ACK}
+    pairs, user = [], []
+    for p in pings:
+        s = p.get("tcp_seq")
+        if p.get("status") != "reply" or s not in syn_at or s not in synack_at:
+            continue
+        w = (synack_at[s] - syn_at[s]) * 1e6
+        pairs.append((p["connect_ms"] * 1000, w))
+        if p.get("connect_user_ms") is not None:
+            user.append((p["connect_user_ms"] * 1000, w))
+    out["tcpping"] = errors_us(pairs)
+    out["tcpping_user"] = errors_us(user)
+    out["wire_median_us"] = statistics.median([w for _, w in pairs]) if pairs else None
+
+    base = 21000 + (rep % 10) * 1000
+    cap = Capture(cns, "tpyc0", f"tcp port {port}", f"syn-fid-hping-{rep}")
+    r = sh(nsx(cns) + ["hping3", "-S", "-p", str(port), "-c", str(n), "-i",
+                       f"u{int(interval * 1e6)}", "-s", str(base), server_ip], check=False)
+    conns = wire_by_port(cap.packets(), client_ip)
+    pairs = []
+    for m in re.finditer(r"flags=SA seq=(\d+) .*?rtt=([\d.]+) ms", r.stdout):
+        lst = conns.get(base + int(m.group(1)), [])
+        if lst and "synack" in lst[0]:
+            pairs.append((float(m.group(2)) * 1000, (lst[0]["synack"] - lst[0]["syn"]) * 1e6))
+    out["hping3"] = errors_us(pairs)
+
+    cap = Capture(cns, "tpyc0", f"tcp port {port}", f"syn-fid-nping-{rep}")
+    r = sh(nsx(cns) + ["nping", "--tcp", "--flags", "syn", "-p", str(port), "-c", str(n),
+                       "--delay", f"{int(interval * 1000)}ms", server_ip], check=False)
+    pkts = cap.packets()
+    # nping sends every SYN with the same sequence number: pair in order (one at a time,
+    # 10 ms apart, so the k-th SYN-ACK answers the k-th SYN)
+    syns = sorted(p.t for p in pkts if p.src == client_ip and p.flags & pcap.SYN
+                  and not p.flags & pcap.ACK)
+    acks = sorted(p.t for p in pkts if p.dst == client_ip and p.flags & pcap.SYN
+                  and p.flags & pcap.ACK)
+    sent = [float(x) for x in re.findall(r"SENT \(([\d.]+)s\) TCP", r.stdout)]
+    rcvd = [float(x) for x in re.findall(r"RCVD \(([\d.]+)s\) TCP", r.stdout)]
+    pairs = []
+    if len(syns) == len(acks) == len(sent) == len(rcvd):
+        pairs = [((b - a) * 1e6, (w2 - w1) * 1e6) for w1, w2, a, b in zip(syns, acks, sent, rcvd)]
+    out["nping"] = errors_us(pairs)
+    return out
+
+
+def syn_rate_run(cns, server_ip, port, n, rep):
+    """Probes per second and peak RSS: tcpping-diag --syn (constant flow, per-probe flows),
+    tcpping-diag connect pings, hping3 -S counting its answers, and hping3 --flood (sends
+    only: how fast this machine moves a SYN, SYN-ACK and RST with no answer read)."""
+    out = {}
+    target = f"{server_ip}:{port}"
+    for name, extra, count in [("syn", ["--syn"], n),
+                               ("syn_per_probe", ["--syn", "--flow", "per-probe"], n),
+                               ("connect", [], max(n // 10, 100))]:
+        rc, text, ru, wall = run_measured([BIN, target, "-i", "0", "-n", str(count), "-q",
+                                           "--json", *extra], ns=cns, rss=True, timeout=600)
+        try:
+            s = json.loads(text.strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            s = {}
+        secs = (s.get("elapsed_ms") or 0) / 1000
+        out[name] = {"rate": s.get("sent", 0) / secs if secs else None,
+                     "answered": s.get("received", 0) + s.get("refused", 0),
+                     "sent": s.get("sent"), "rss_mb": ru.peak_kb / 1024,
+                     "cpu_s": ru.ru_utime + ru.ru_stime}
+    # hping3 counting answers: at -i u50 (its fastest interval that still counts them here)
+    hn = max(n // 10, 100)
+    t0 = time.monotonic()
+    r = sh(nsx(cns) + ["hping3", "-S", "-p", str(port), "-i", "u50", "-c", str(hn), server_ip],
+           check=False)
+    wall = time.monotonic() - t0
+    m = re.search(r"(\d+) packets transmitted, (\d+) packets received", r.stdout + r.stderr)
+    out["hping3"] = {"rate": int(m.group(1)) / wall if m else None,
+                     "answered": int(m.group(2)) if m else None}
+    # hping3 --flood for 3 s: the machine's rate for the packets alone
+    r = sh(nsx(cns) + ["timeout", "-s", "INT", "3", "hping3", "-S", "-p", str(port), "--flood",
+                       server_ip], check=False)
+    m = re.search(r"(\d+) packets transmitted", r.stdout + r.stderr)
+    out["flood"] = {"rate": int(m.group(1)) / 3.0 if m else None}
+    return out
+
+
+def bench_syn(res, cfg):
+    log("section 6: SYN probes across a router (client ns -> router ns -> server ns)")
+    cns, rns, sns = syn_lab()
+    port = 12001
+    srv = start_server_ns(sns, "10.96.2.2", port)
+    fid, rate = [], []
+    try:
+        # interleaved: a fidelity run, then a rate run, per repetition
+        for rep in range(cfg.reps):
+            fid.append(syn_fidelity_run(cns, "10.96.2.2", "10.96.1.2", port, cfg.fid_n,
+                                        cfg.fid_interval, rep))
+            rate.append(syn_rate_run(cns, "10.96.2.2", port, cfg.syn_n, rep))
+            log(f"  repetition {rep + 1}/{cfg.reps} done")
+    finally:
+        stop(srv)
+
+    def col(runs, key, field):
+        return [r[key][field] if r.get(key) else None for r in runs]
+
+    res.add(6, "6.hs.median_abs", "--syn: median |reported − wire| (SYN → SYN-ACK)", "µs",
+            col(fid, "tcpping", "median_abs"), col(fid, "hping3", "median_abs"),
+            "hping3 -S (rtt)", "≤ 2 µs", lambda o, p, r: o <= 2,
+            extra={"median_signed": summary(col(fid, "tcpping", "median")),
+                   "wire_median_us": summary([r["wire_median_us"] for r in fid]),
+                   "nping_median_abs": summary(col(fid, "nping", "median_abs"))})
+    res.add(6, "6.hs.p99_abs", "--syn: p99 |reported − wire|", "µs",
+            col(fid, "tcpping", "p99_abs"), col(fid, "hping3", "p99_abs"), "hping3 -S (rtt)",
+            "≤ 10 µs", lambda o, p, r: o <= 10,
+            extra={"max_abs": summary(col(fid, "tcpping", "max_abs")),
+                   "nping_p99_abs": summary(col(fid, "nping", "p99_abs"))})
+    res.add(6, "6.hs.nping", "--syn: median |reported − wire|, vs nping --tcp", "µs",
+            col(fid, "tcpping", "median_abs"), col(fid, "nping", "median_abs"),
+            "nping --tcp (SENT→RCVD)")
+    res.add(6, "6.hs.user", "--syn, user-space figure: median |connect_user_ms − wire|", "µs",
+            col(fid, "tcpping_user", "median_abs"), col(fid, "hping3", "median_abs"),
+            "hping3 -S (rtt)")
+    res.add(6, "6.rate.syn", f"--syn -i 0 -n {cfg.syn_n} -q: probes/s, every verdict counted",
+            "/s", col(rate, "syn", "rate"), col(rate, "flood", "rate"),
+            "hping3 --flood (sends only, counts nothing)", "≥ 50,000/s",
+            lambda o, p, r: o >= 50000,
+            extra={"answered": col(rate, "syn", "answered"),
+                   "cpu_s": summary(col(rate, "syn", "cpu_s"))})
+    res.add(6, "6.rate.per_probe", "--syn --flow per-probe -i 0: probes/s", "/s",
+            col(rate, "syn_per_probe", "rate"), col(rate, "flood", "rate"),
+            "hping3 --flood (sends only)",
+            extra={"answered": col(rate, "syn_per_probe", "answered")})
+    res.add(6, "6.rate.vs_hping3", "--syn -i 0 vs hping3 -S -i u50 (both count answers)", "/s",
+            col(rate, "syn", "rate"), col(rate, "hping3", "rate"), "hping3 -S -i u50",
+            extra={"hping3_answered": col(rate, "hping3", "answered")})
+    res.add(6, "6.rate.connect", "connect pings -i 0 (one connection per ping): pings/s", "/s",
+            col(rate, "connect", "rate"), col(rate, "syn", "rate"), "--syn")
+    res.add(6, "6.rss", f"--syn -n {cfg.syn_n}: peak RSS", "MB", col(rate, "syn", "rss_mb"),
+            None, None, "≤ 32 MB", lambda o, p, r: o <= 32)
+    res.note(6, f"Three namespaces (client, router, server) joined by veths; tcpping-diag serve "
+             f"on the server. Fidelity: {cfg.fid_n} probes per tool per run at "
+             f"{cfg.fid_interval * 1000:.0f} ms, tcpdump (nanosecond host timestamps) on the "
+             "client's veth; tcpping-diag matched per probe by its TCP sequence number "
+             "(tcp_seq in the JSON), hping3 by source port, nping in order. hping3 prints rtt "
+             "with 0.1 ms resolution and nping SENT/RCVD times with 0.1 ms resolution, which "
+             "bounds their error from below. Rate: the runs are interleaved with hping3 -S "
+             "-i u50 (at shorter intervals its answer counting breaks down here: 0 of 20,000 "
+             "counted at -i u10) and hping3 --flood for 3 s, which sends SYNs as fast as it "
+             "can and reads nothing: the rate at which this machine carries a SYN, its "
+             "SYN-ACK and our kernel's RST through the router, the bound for any SYN prober "
+             "here. On veths the sender's system call carries each packet through the "
+             "router and the server's TCP stack on the same CPU.")
+
+
 def start_server_ns(ns, ip, port):
     out = os.path.join(TMP, f"server-ns-{ns}.log")
     p = start([BIN, "serve", "--listen", f"{ip}:{port}", "--loss", "0", "-q"], out, ns=ns)
@@ -998,7 +1172,8 @@ SECTION_TITLES = {1: "1. Timing fidelity (reported − wire, tcpdump on the clie
                   2: "2. ICMP verdict latency",
                   3: "3. Server throughput on loopback (pings/s)",
                   4: "4. Scale: idle clients held by the server",
-                  5: "5. Client cost"}
+                  5: "5. Client cost",
+                  6: "6. SYN probes (--syn) across a router: timing fidelity and rate"}
 
 
 def run_folder_name(started, what):
@@ -1144,6 +1319,7 @@ class Cfg:
         self.fid_interval = 0.01
         self.icmp_n = 20 if smoke else 200
         self.icmp_interval = 0.01
+        self.syn_n = 2000 if smoke else 200000
 
 
 def main():
@@ -1151,10 +1327,10 @@ def main():
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--smoke", action="store_true")
     ap.add_argument("what", nargs="*",
-                    help="all (default), perf, fidelity, throughput, scale, client")
+                    help="all (default), perf, fidelity, throughput, scale, client, syn")
     a = ap.parse_args()
     what = set(a.what or ["all"])
-    bad = what - {"all", "perf", "fidelity", "throughput", "scale", "client"}
+    bad = what - {"all", "perf", "fidelity", "throughput", "scale", "client", "syn"}
     if bad:
         ap.error(f"unknown section(s): {', '.join(sorted(bad))}")
     sections = set()
@@ -1166,6 +1342,8 @@ def main():
         sections.add(5)
     if what & {"all", "fidelity"}:
         sections |= {1, 2}
+    if what & {"all", "syn"}:
+        sections.add(6)
     cfg = Cfg(a.smoke)
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, lambda s, f: sys.exit(128 + s))
@@ -1195,6 +1373,8 @@ def main():
             bench_client(res, cfg)
         if 1 in sections:
             bench_fidelity(res, cfg)
+        if 6 in sections:
+            bench_syn(res, cfg)
     finally:
         cleanup()
     write_results(res, cfg, argv, started, sections, info)

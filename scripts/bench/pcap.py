@@ -26,6 +26,8 @@ class Pkt:
     icmp_code: Optional[int] = None
     q_sport: Optional[int] = None
     q_dport: Optional[int] = None
+    seq: int = 0
+    ack: int = 0
 
 
 def read(path: str) -> List[Pkt]:
@@ -86,7 +88,7 @@ def parse_ip(t: float, ip: bytes) -> Optional[Pkt]:
     body = ip[ihl:]
     p = Pkt(t, src, dst, proto)
     if proto == 6 and len(body) >= 20:
-        p.sport, p.dport = struct.unpack("!HH", body[:4])
+        p.sport, p.dport, p.seq, p.ack = struct.unpack("!HHII", body[:12])
         doff = (body[12] >> 4) * 4
         p.flags = body[13]
         p.paylen = max(0, total - ihl - doff)

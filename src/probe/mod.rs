@@ -130,6 +130,8 @@ pub struct PingResult {
     /// Request to echo as user space saw it (send() to the recv() that completed it).
     pub rtt_user: Option<Duration>,
     pub local_port: Option<u16>,
+    /// The TCP sequence number of a SYN probe (what tells the probes of a flow apart).
+    pub tcp_seq: Option<u32>,
 }
 
 impl PingResult {
@@ -157,6 +159,7 @@ impl PingResult {
             rtt_clock: None,
             rtt_user: None,
             local_port: None,
+            tcp_seq: None,
         }
     }
 }

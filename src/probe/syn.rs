@@ -392,6 +392,7 @@ impl Matcher {
             if let Some(f) = self.end(key) {
                 let mut r = PingResult::of(&f.spec, Status::Timeout);
                 r.local_port = Some(f.src.port());
+                r.tcp_seq = Some(key.1);
                 done.push(r);
             }
         }
@@ -406,6 +407,7 @@ impl Matcher {
             if let Some(f) = self.end(key) {
                 let mut r = PingResult::of(&f.spec, Status::Interrupted);
                 r.local_port = Some(f.src.port());
+                r.tcp_seq = Some(key.1);
                 done.push(r);
             }
         }
@@ -447,6 +449,7 @@ impl Matcher {
                 };
                 let mut r = PingResult::of(&f.spec, status);
                 r.local_port = Some(f.src.port());
+                r.tcp_seq = Some(key.1);
                 let user = now.saturating_duration_since(f.sent);
                 let (time, clock) = match (f.left, at) {
                     (Some(a), Some(b)) if b >= a => (b - a, Clock::Wire),
@@ -496,6 +499,7 @@ impl Matcher {
                             }),
                         );
                         r.local_port = Some(f.src.port());
+                        r.tcp_seq = Some(key.1);
                         return Some(r);
                     }
                 }
@@ -863,6 +867,7 @@ impl Matcher {
         if let Some(f) = self.end(key) {
             let mut r = PingResult::of(&f.spec, Status::Interrupted);
             r.local_port = Some(f.src.port());
+            r.tcp_seq = Some(key.1);
             done.push(r);
         }
     }
