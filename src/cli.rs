@@ -28,7 +28,7 @@ Exit status: 0 if any reply came, 1 if none, 2 on a usage or setup error.";
 #[derive(Parser, Debug)]
 #[command(
     name = "tcpping-diag",
-    version,
+    version = crate::VERSION,
     about = "TCP ping that tells you why a ping was lost: server loss, filtering, or an ICMP error matched to the exact ping",
     after_help = AFTER_HELP,
     args_conflicts_with_subcommands = true,

@@ -35,6 +35,10 @@ use net::Waker;
 use output::Reporter;
 use stats::Stats;
 
+/// `0.1.0 (commit 4acd6d8)`: the version and the git commit it was built from (build.rs);
+/// `-dirty` after the hash when tracked files had changes, `unknown` outside a git checkout.
+pub const VERSION: &str = env!("TCPPING_DIAG_VERSION");
+
 /// Parse the command line, run, and return the exit status: 0 when any ping was answered
 /// (or the server stopped cleanly), 1 when no ping was, 2 on a usage or setup error.
 pub fn run() -> i32 {
