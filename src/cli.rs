@@ -47,6 +47,8 @@ pub enum Command {
     Serve(ServeArgs),
     /// Start a lossy server on loopback and ping it, to see what the output means
     Demo,
+    /// Write the man pages or the shell completions (bash, zsh, fish) into a directory
+    Generate(crate::manual::GenerateArgs),
 }
 
 #[derive(Args, Debug)]

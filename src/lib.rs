@@ -6,11 +6,13 @@
 //! - `icmp`: ICMP error parsing, correlation to pings, raw sockets, the kernel error queue
 //! - `privilege`: raw-socket privileges, dropped once the sockets are open
 //! - `server`: the threaded echo server with simulated loss
+//! - `manual`: man pages and shell completions generated from the command line definitions
 
 pub mod cli;
 pub mod client;
 pub mod error;
 pub mod icmp;
+pub mod manual;
 pub mod net;
 pub mod output;
 pub mod privilege;
@@ -53,6 +55,12 @@ pub fn run() -> i32 {
     let result = match cli.command {
         Some(Command::Serve(args)) => args.into_config().and_then(|cfg| serve(cfg).map(|()| 0)),
         Some(Command::Demo) => demo(),
+        Some(Command::Generate(args)) => manual::generate(&args).map(|files| {
+            for f in files {
+                println!("{}", f.display());
+            }
+            0
+        }),
         None => cli.ping.into_config().and_then(ping),
     };
     match result {
