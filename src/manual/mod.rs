@@ -390,6 +390,25 @@ mod tests {
     }
 
     #[test]
+    fn the_serve_page_shows_the_shipped_serve_conf() {
+        let conf = include_str!("../../debian/serve.conf");
+        let line = conf
+            .lines()
+            .find(|l| l.starts_with("SERVE_FLAGS="))
+            .expect("debian/serve.conf sets SERVE_FLAGS");
+        let shown = PAGES
+            .iter()
+            .filter(|p| p.command == "serve")
+            .flat_map(|p| p.sections)
+            .flat_map(|s| s.blocks)
+            .any(|b| matches!(b, Block::Literal(text) if *text == line));
+        assert!(
+            shown,
+            "the serve page must show {line:?} as debian/serve.conf has it"
+        );
+    }
+
+    #[test]
     fn inline_markup() {
         assert_eq!(
             inline("use `--json` here"),

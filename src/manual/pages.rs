@@ -108,7 +108,7 @@ pub const PAGES: &[Page] = &[
                 title: "SERVICE",
                 blocks: &[
                     Para("The Debian package ships `tcpping-diag-serve.service`, disabled. It runs the server as a dynamic unprivileged user with no capabilities, a read-only file system and a system call filter. Its flags are the `SERVE_FLAGS` line of /etc/tcpping-diag/serve.conf:"),
-                    Literal("SERVE_FLAGS=\"--listen [::]:12001 --loss 0.2 -q\""),
+                    Literal("SERVE_FLAGS=\"--listen 0.0.0.0:12001 --loss 0.2 -q\""),
                     Para("Then `systemctl enable --now tcpping-diag-serve`; its log is in `journalctl -u tcpping-diag-serve`."),
                 ],
             },
