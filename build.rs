@@ -58,12 +58,14 @@ fn commit(dir: &Path) -> Option<String> {
             }
         }
     }
-    // ... and when a tracked file changes, for the -dirty mark. Every tracked top-level entry
-    // is watched (cargo scans directories); target/ is not tracked, so a build does not
-    // trigger the next one.
-    if let Some(tops) = git(dir, &["ls-tree", "--name-only", "HEAD"]) {
-        for entry in tops.lines().filter(|e| dir.join(e).exists()) {
-            println!("cargo:rerun-if-changed={entry}");
+    // ... and when a tracked file changes, for the -dirty mark: every tracked file, one by one,
+    // so that files nobody tracks (target/, bench output, __pycache__) never trigger a rebuild.
+    if let Some(files) = git(dir, &["ls-files", "-z"]) {
+        for file in files
+            .split('\0')
+            .filter(|f| !f.is_empty() && dir.join(f).exists())
+        {
+            println!("cargo:rerun-if-changed={file}");
         }
     }
 
