@@ -31,135 +31,27 @@
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+DK_NAME=docker-test
 PREFIX="tcppingdt$$"
-CACHE_DIR=${DOCKER_TEST_CACHE:-/var/cache/tcpping-diag}
-STATE_DIR=${DOCKER_TEST_STATE:-/var/lib/tcpping-diag}
-BASE_TAG=tcpping-base:bookworm
+# log, die, cannot_run, dk_setup (root, lock, tools, private dockerd, base image), dk_cleanup
+# shellcheck source=lib/docker.sh
+source "$REPO/scripts/lib/docker.sh"
 IMAGE="tcpping-diag-test:${PREFIX}"
 PORT=12001
-T0=$(date +%s)
-
-log() { printf '[docker-test +%ss] %s\n' "$(($(date +%s) - T0))" "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
-# Cannot run here (environment, not the code under test).
-cannot_run() {
-    if [[ "${CI:-}" == "true" ]]; then
-        log "FAIL: cannot run the docker test: $*"
-        exit 1
-    fi
-    log "SKIP: cannot run the docker test: $*"
-    exit 0
-}
-
-if [[ $(id -u) -ne 0 ]]; then
-    cannot_run "must run as root (it installs packages, starts dockerd, runs debootstrap)"
-fi
-
-# One run at a time on a host: the private engine, its data root and the
-# cache are shared between runs.
-mkdir -p "$CACHE_DIR" "$STATE_DIR"
-exec 9>"$STATE_DIR/docker-test.lock"
-if ! flock -w 900 9; then
-    die "another docker-test run holds $STATE_DIR/docker-test.lock for more than 15 minutes"
-fi
-
-# ---------------------------------------------------------------------------
-# Cleanup (EXIT trap): containers, networks, test image, private engine.
-DOCKERD_PID=""
-DEBOOTSTRAP_DIR=""
-WORK=$(mktemp -d /tmp/tcpping-docker-test.XXXXXX)
 
 cleanup() {
     local rc=$?
     set +e
     trap - EXIT
     trap "" INT TERM   # let the cleanup finish
-    if [[ -n "${DOCKER_OK:-}" ]]; then
-        docker ps -aq --filter "name=^${PREFIX}-" 2>/dev/null | xargs -r docker rm -f >/dev/null 2>&1
-        docker network ls -q --filter "name=^${PREFIX}-" 2>/dev/null | xargs -r docker network rm >/dev/null 2>&1
-        docker image rm -f "$IMAGE" >/dev/null 2>&1
-        # Layers of a failed (legacy) build stay behind untagged: remove the
-        # images that appeared since our build started (children first, so
-        # a few passes).
-        if [[ -f "$WORK/images.before" ]]; then
-            for _ in 1 2 3 4 5 6 7 8 9 10; do
-                docker images -aq --no-trunc 2>/dev/null | sort -u \
-                    | comm -13 "$WORK/images.before" - >"$WORK/images.new"
-                [[ -s "$WORK/images.new" ]] || break
-                xargs -r docker image rm -f <"$WORK/images.new" >/dev/null 2>&1
-            done
-        fi
-        if [[ "${DOCKER_TEST_KEEP_BASE:-1}" == "0" ]]; then
-            docker image rm -f "$BASE_TAG" >/dev/null 2>&1
-        fi
-    fi
-    if [[ -n "$DOCKERD_PID" ]]; then
-        log "stopping private dockerd (pid $DOCKERD_PID)"
-        kill -TERM "$DOCKERD_PID" 2>/dev/null
-        for _ in $(seq 1 30); do
-            kill -0 "$DOCKERD_PID" 2>/dev/null || break
-            sleep 0.5
-        done
-        if kill -0 "$DOCKERD_PID" 2>/dev/null; then
-            log "dockerd did not stop in 15s, killing it"
-            kill -KILL "$DOCKERD_PID" 2>/dev/null
-        fi
-    fi
-    if [[ -n "${FIREWALL_SAVED:-}" ]]; then
-        log "restoring the host firewall as it was before dockerd"
-        nft list tables 2>/dev/null | grep -vxF -f "$WORK/nft.before" | while read -r _ fam name; do
-            nft delete table "$fam" "$name" 2>/dev/null
-        done
-        [[ -s "$WORK/v4.before" ]] && iptables-restore <"$WORK/v4.before" 2>/dev/null
-        [[ -s "$WORK/v6.before" ]] && ip6tables-restore <"$WORK/v6.before" 2>/dev/null
-    fi
-    if [[ -n "$DEBOOTSTRAP_DIR" && -d "$DEBOOTSTRAP_DIR" ]]; then
-        for m in proc sys dev/pts dev; do
-            umount -l "$DEBOOTSTRAP_DIR/root/$m" 2>/dev/null
-        done
-        rm -rf --one-file-system "$DEBOOTSTRAP_DIR"
-    fi
-    rm -rf "$WORK"
+    dk_cleanup         # containers, networks, the test image, private engine, firewall
     exit "$rc"
 }
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# ---------------------------------------------------------------------------
-# Packages.
-# apt-get quietly: its output goes to a log, shown only when every try failed
-apt_get() {
-    local i rc=0 aptlog="$WORK/apt.log"
-    for i in 1 2 3 4 5 6 7 8 9 10; do
-        if DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 "$@" </dev/null \
-            >"$aptlog" 2>&1; then
-            return 0
-        else
-            rc=$?
-        fi
-        log "apt-get $* failed (exit $rc, try $i; lock held by another apt?), retrying in 10s"
-        sleep 10
-    done
-    tail -n 25 "$aptlog" >&2
-    return 1
-}
-
-missing=()
-command -v dockerd >/dev/null || missing+=(docker.io)
-command -v nft >/dev/null || missing+=(nftables)
-command -v docker >/dev/null || missing+=(docker.io)
-command -v debootstrap >/dev/null || missing+=(debootstrap)
-command -v iptables >/dev/null || missing+=(iptables)
-command -v jq >/dev/null || missing+=(jq)
-command -v flock >/dev/null || missing+=(util-linux)
-if ((${#missing[@]})); then
-    mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
-    log "installing ${missing[*]} from Debian"
-    apt_get -qq update || cannot_run "apt-get update failed"
-    apt_get install -y -qq --no-install-recommends "${missing[@]}" ca-certificates \
-        || cannot_run "apt-get install ${missing[*]} failed"
-fi
+dk_setup
 
 # ---------------------------------------------------------------------------
 # Binary.
@@ -183,113 +75,6 @@ for f in "$REPO"/Cargo.toml "$REPO"/Cargo.lock $(find "$REPO/src" -type f 2>/dev
 done
 
 # ---------------------------------------------------------------------------
-# Engine.
-DOCKER_OK=""
-if docker info >/dev/null 2>&1; then
-    log "using the running docker engine (${DOCKER_HOST:-default socket}); it is left running"
-else
-    ENGINE_ROOT="$STATE_DIR/docker"      # persistent: keeps the base image between runs
-    EXEC_ROOT=/run/tcpping-dt            # short: containerd socket paths live under it
-    SOCK=/run/tcpping-dt.sock
-    PIDFILE=/run/tcpping-dt.pid
-    DLOG="$STATE_DIR/dockerd.log"
-    export DOCKER_HOST="unix://$SOCK"
-    if docker info >/dev/null 2>&1; then
-        # Left over by an earlier run that was killed hard: adopt it.
-        DOCKERD_PID=$(cat "$PIDFILE" 2>/dev/null || true)
-        log "adopting a private dockerd left by an earlier run (pid ${DOCKERD_PID:-?})"
-    else
-        command -v dockerd >/dev/null || cannot_run "dockerd not installed"
-        if [[ -f "$PIDFILE" ]] && ! kill -0 "$(cat "$PIDFILE")" 2>/dev/null; then
-            rm -f "$PIDFILE"
-        fi
-        mkdir -p "$ENGINE_ROOT" "$EXEC_ROOT"
-        # dockerd adds its own tables and chains (nat, FORWARD policy DROP) and does not
-        # remove them when it stops: keep the host's firewall as we found it.
-        nft list tables >"$WORK/nft.before" 2>/dev/null || true
-        iptables-save >"$WORK/v4.before" 2>/dev/null || true
-        ip6tables-save >"$WORK/v6.before" 2>/dev/null || true
-        FIREWALL_SAVED=1
-        log "starting private dockerd (data root $ENGINE_ROOT, socket $SOCK, log $DLOG)"
-        # --bridge none: no docker0, so no clash with another engine's default
-        # bridge; builds use --network host, tests use their own networks.
-        dockerd --data-root "$ENGINE_ROOT" --exec-root "$EXEC_ROOT" \
-            --pidfile "$PIDFILE" -H "unix://$SOCK" --bridge none \
-            --default-address-pool base=10.213.0.0/16,size=24 \
-            >"$DLOG" 2>&1 </dev/null 9>&- &
-        DOCKERD_PID=$!
-        for i in $(seq 1 120); do
-            if docker info >/dev/null 2>&1; then break; fi
-            if ! kill -0 "$DOCKERD_PID" 2>/dev/null; then
-                DOCKERD_PID=""
-                tail -n 30 "$DLOG" >&2
-                cannot_run "dockerd exited during startup (log above, full log $DLOG)"
-            fi
-            sleep 0.5
-        done
-        if ! docker info >/dev/null 2>&1; then
-            tail -n 30 "$DLOG" >&2
-            cannot_run "dockerd did not answer within 60s (log above, full log $DLOG)"
-        fi
-    fi
-fi
-DOCKER_OK=1
-log "engine: $(docker version --format 'server {{.Server.Version}}, client {{.Client.Version}}' 2>/dev/null)"
-export DOCKER_BUILDKIT=0   # the legacy builder works on every engine without buildx
-
-# ---------------------------------------------------------------------------
-# Base image: debootstrap minbase, no registry.
-debian_mirror() {
-    if [[ -n "${DOCKER_TEST_MIRROR:-}" ]]; then echo "$DOCKER_TEST_MIRROR"; return; fi
-    local f uri
-    # deb822 *.sources: first URIs whose Suites has a plain release (no -security).
-    for f in /etc/apt/sources.list.d/*.sources; do
-        [[ -f "$f" ]] || continue
-        uri=$(awk '
-            /^[[:space:]]*$/ { if (u != "" && ok) { print u; exit } u=""; ok=0; next }
-            /^URIs:/   { u=$2 }
-            /^Suites:/ { for (i=2;i<=NF;i++) if ($i !~ /-security$/ && $i !~ /^(stable|bookworm)?-?updates$/) ok=1 }
-            END { if (u != "" && ok) print u }' "$f" | head -n1)
-        if [[ -n "$uri" && "$uri" == *debian* && "$uri" != *security* ]]; then echo "$uri"; return; fi
-    done
-    # one-line format
-    for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
-        [[ -f "$f" ]] || continue
-        uri=$(awk '$1=="deb" { for (i=2;i<=NF;i++) if ($i !~ /^\[/ && $i !~ /\]$/ && $i ~ /:\/\//) { print $i; exit } }' "$f" \
-              | grep -v security | grep debian | head -n1 || true)
-        if [[ -n "$uri" ]]; then echo "$uri"; return; fi
-    done
-    echo "http://deb.debian.org/debian"
-}
-
-ARCH=$(dpkg --print-architecture)
-BASE_TAR="$CACHE_DIR/debootstrap-bookworm-minbase-$ARCH.tar"
-if docker image inspect "$BASE_TAG" >/dev/null 2>&1; then
-    log "base image $BASE_TAG already in the engine"
-else
-    if [[ ! -s "$BASE_TAR" ]]; then
-        MIRROR=$(debian_mirror)
-        DEBOOTSTRAP_DIR=$(mktemp -d /var/tmp/tcpping-debootstrap.XXXXXX)
-        log "debootstrap --variant=minbase bookworm from $MIRROR (cold cache, a few minutes)"
-        if ! debootstrap --variant=minbase bookworm "$DEBOOTSTRAP_DIR/root" "$MIRROR" \
-                >"$WORK/debootstrap.log" 2>&1; then
-            tail -n 30 "$WORK/debootstrap.log" >&2
-            tail -n 30 "$DEBOOTSTRAP_DIR/root/debootstrap/debootstrap.log" >&2 2>/dev/null || true
-            cannot_run "debootstrap failed (mirror $MIRROR)"
-        fi
-        rm -rf "$DEBOOTSTRAP_DIR"/root/var/cache/apt/archives/*.deb \
-               "$DEBOOTSTRAP_DIR"/root/var/lib/apt/lists/*
-        tar --numeric-owner -C "$DEBOOTSTRAP_DIR/root" -cf "$BASE_TAR.partial" .
-        mv "$BASE_TAR.partial" "$BASE_TAR"
-        rm -rf --one-file-system "$DEBOOTSTRAP_DIR"
-        DEBOOTSTRAP_DIR=""
-        log "cached the base root fs in $BASE_TAR ($(du -h "$BASE_TAR" | cut -f1))"
-    fi
-    log "docker import $BASE_TAR -> $BASE_TAG"
-    docker import - "$BASE_TAG" <"$BASE_TAR" >/dev/null
-fi
-
-# ---------------------------------------------------------------------------
 # Test image from the host binary: the repo's Dockerfile and .dockerignore.
 if [[ "$BIN" == "$(readlink -f "$REPO/target/release/tcpping-diag" 2>/dev/null)" ]]; then
     CONTEXT=$REPO
@@ -301,7 +86,6 @@ else
     cp "$BIN" "$CONTEXT/target/release/tcpping-diag"
 fi
 log "docker build --target runtime-prebuilt -t $IMAGE"
-docker images -aq --no-trunc | sort -u >"$WORK/images.before"
 if ! docker build --network host --force-rm --target runtime-prebuilt \
         --build-arg BASE_IMAGE="$BASE_TAG" -t "$IMAGE" "$CONTEXT" >"$WORK/build.log" 2>&1; then
     tail -n 40 "$WORK/build.log" >&2

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every test of tcpping-diag, as CI runs it: formatting, lints, unit and integration tests
-# (root-only ones included), the network-namespace lab scenarios, the docker-based test, and
-# a smoke run of the benchmarks. Installs what it needs on a fresh Debian machine with
+# (root-only ones included), the network-namespace lab scenarios, the docker-based test, the
+# Debian package test, and a smoke run of the benchmarks. Installs what it needs on a fresh Debian machine with
 # apt-get. Under CI=true nothing that cannot run is skipped: it fails.
 #
 # Run it as root, or as a user with sudo rights: it then builds everything as that user
@@ -71,4 +71,5 @@ run_root_part() { # run_root_part NAME CMD...: root-only; skips only when not ro
 
 run_root_part "lab scenarios (network namespaces)" scripts/lab.sh test
 run_root_part "docker test (iptables rules between containers)" scripts/docker-test.sh
+run_root_part "package test (the .deb in a Debian container: capability, man, completions, units, purge)" scripts/package-test.sh
 run_root_part "benchmark smoke run (tiny counts; the full run is by hand: scripts/bench.sh)" scripts/bench.sh --smoke

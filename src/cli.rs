@@ -33,7 +33,7 @@ const USAGE: &str = "tcpping-diag [OPTIONS] HOST:PORT
 #[derive(Parser, Debug)]
 #[command(
     name = "tcpping-diag",
-    version,
+    version = crate::VERSION,
     override_usage = USAGE,
     about = "TCP ping that tells you why a ping was lost: server loss, filtering, or an ICMP error matched to the exact ping",
     after_help = AFTER_HELP,
@@ -53,6 +53,8 @@ pub enum Command {
     Serve(ServeArgs),
     /// Start a lossy server on loopback and ping it, to see what the output means
     Demo,
+    /// Write the man pages or the shell completions (bash, zsh, fish) into a directory
+    Generate(crate::manual::GenerateArgs),
 }
 
 #[derive(Args, Debug)]

@@ -7,12 +7,14 @@
 //! - `icmp`: ICMP error parsing, correlation to pings, raw sockets, the kernel error queue
 //! - `privilege`: raw-socket privileges, dropped once the sockets are open
 //! - `server`: the threaded echo server with simulated loss
+//! - `manual`: man pages and shell completions generated from the command line definitions
 //! - `net`, `timing`, `error`: system helpers, kernel timestamps, errors that name the operation
 
 pub mod cli;
 pub mod cmd;
 pub mod error;
 pub mod icmp;
+pub mod manual;
 pub mod net;
 pub mod output;
 pub mod privilege;
@@ -22,3 +24,7 @@ pub mod stats;
 pub mod timing;
 
 pub use cmd::run;
+
+/// `0.1.0 (commit 4acd6d8)`: the version and the git commit it was built from (build.rs);
+/// `-dirty` after the hash when tracked files had changes, `unknown` outside a git checkout.
+pub const VERSION: &str = env!("TCPPING_DIAG_VERSION");

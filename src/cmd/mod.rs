@@ -31,6 +31,12 @@ pub fn run() -> i32 {
     let result = match cli.command {
         Some(Command::Serve(args)) => args.into_config().and_then(|cfg| serve(cfg).map(|()| 0)),
         Some(Command::Demo) => demo::demo(),
+        Some(Command::Generate(args)) => crate::manual::generate(&args).map(|files| {
+            for f in files {
+                println!("{}", f.display());
+            }
+            0
+        }),
         None => cli.ping.into_config().and_then(ping),
     };
     match result {

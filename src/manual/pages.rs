@@ -1,0 +1,186 @@
+//! The hand-written sections of the man pages, one `Page` per command. Options come from clap;
+//! what is here is what `--help` cannot say: what a verdict means, what privileges do, exit
+//! status, files, and examples.
+//!
+//! A new subcommand needs a `Page` here with at least one example (a test says so), and a new
+//! mode of the ping gets its examples on the main page. Every example must parse with the real
+//! command line (a test runs them through `Cli`). Text is plain; `backquotes` mark bold.
+
+use super::Block::{Example, Items, Literal, Para};
+use super::{Page, Section};
+
+pub const PAGES: &[Page] = &[
+    Page {
+        command: "",
+        sections: &[
+            Section {
+                title: "VERDICTS",
+                blocks: &[
+                    Para("Each ping opens a TCP connection to HOST:PORT, sends `ping SEQ TIMESTAMP`, and waits for the echo. It ends with one verdict:"),
+                    Items(&[
+                        ("`reply`", "The echo came back (with `--connect-only`: the handshake completed)."),
+                        ("`LOST`", "The server answered LOST: the simulated loss of `tcpping-diag serve` and of the original Python server."),
+                        ("`timeout`", "Nothing within `-W`. The line says whether the handshake completed (connected, but no echo: the server or the path lost the data) or not (no answer to the handshake: a filtered or blackholed path)."),
+                        ("`refused`", "The target answered the SYN with RST: nothing listens on that port."),
+                        ("From ROUTER: REASON (ICMP type T code C)", "An ICMP error that quotes this very ping (its source port, addresses and sequence number): the reporting router or host, the reason in words (host unreachable, administratively prohibited, time exceeded, fragmentation needed with the MTU, ...) and the time after the ping started. The line ends with `, while waiting for the echo` when the error came after the handshake. The ping ends when the error arrives, not at the timeout."),
+                        ("`error: ...`", "Anything else, in words (No route to host, unexpected reply, connection closed by the server before the echo)."),
+                    ]),
+                    Para("With `--json` the verdict is the `status` field of each `ping` event: `reply`, `lost`, `timeout`, `refused`, `icmp` or `error`. A `summary` event ends the run. The full schema is in the README, /usr/share/doc/tcpping-diag/."),
+                ],
+            },
+            Section {
+                title: "TIMES",
+                blocks: &[
+                    Para("`connect` is the TCP handshake and `rtt` the request-to-echo round trip, both measured as close to the wire as the kernel allows: with raw-socket privileges the handshake is timed by a packet socket at the network device (`connect_clock` `wire`), otherwise by the kernel's own TCP_INFO measurement; the echo by SO_TIMESTAMPING software timestamps. The times user space saw are in the JSON too (`connect_user_ms`, `rtt_user_ms`)."),
+                    Para("The summary at the end, and on SIGINT or SIGTERM, has the counts per verdict, the loss, min/avg/max/mdev, p50/p90/p99 and jitter of the round trips, the handshake times, and the ICMP errors by reason, router and count."),
+                ],
+            },
+            Section {
+                title: "PRIVILEGES",
+                blocks: &[
+                    Para("ICMP errors are matched to pings through raw ICMP sockets, which need root or the CAP_NET_RAW capability. The Debian package gives the installed binary that capability as a file capability (`setcap cap_net_raw+ep /usr/bin/tcpping-diag`, as iputils ping does), so any user gets full ICMP capture. After a `cargo install`, run that command once yourself. tcpping-diag opens its raw sockets and then drops every capability before the first ping: the pinging runs with none."),
+                    Para("Without the capability it prints one line, and goes on: an ICMP error that fails the handshake is still reported, from the kernel's per-socket error queue (`\"source\":\"recverr\"` in the JSON, `\"raw\"` with capture). What is lost: errors after the handshake, the count of ICMP errors that quote none of our pings, and for IPv6 the speed (Linux fails an IPv6 connect only on the error for the retransmitted SYN, a second later)."),
+                    Literal("tcpping-diag: ICMP capture off: raw sockets need root or CAP_NET_RAW (...)"),
+                    Para("Where the file system does not keep file capabilities, the package's installation says so and the tool works in that unprivileged mode; run it with sudo for full capture. `getcap /usr/bin/tcpping-diag` shows whether the capability is set."),
+                ],
+            },
+            Section {
+                title: "EXIT STATUS",
+                blocks: &[Items(&[
+                    ("0", "At least one ping got a reply (with `--connect-only`: a completed handshake). A closed output pipe is not an error."),
+                    ("1", "No ping got a reply."),
+                    ("2", "A usage or setup error: bad flags, an unresolvable host, port 0, ... One line on standard error says what failed."),
+                ])],
+            },
+            Section {
+                title: "SERVICES",
+                blocks: &[
+                    Para("The Debian package ships two systemd units, disabled:"),
+                    Items(&[
+                        ("`tcpping-diag-serve.service`", "The echo server (see tcpping-diag-serve(1)) as an unprivileged dynamic user with no capabilities. Its flags are in /etc/tcpping-diag/serve.conf."),
+                        ("`tcpping-diag-monitor@NAME.service`", "A long-running monitor of the targets listed in /etc/tcpping-diag/NAME.targets, with its flags in /etc/tcpping-diag/NAME.conf (copy example.conf and example.targets). It runs `tcpping-diag -f FILE --metrics ADDR:PORT`, the many-targets mode with a metrics endpoint: it needs a version of tcpping-diag that has that mode. Its only privilege is CAP_NET_RAW, for ICMP capture."),
+                    ]),
+                ],
+            },
+            Section {
+                title: "FILES",
+                blocks: &[Items(&[
+                    ("/etc/tcpping-diag/", "Configuration of the systemd units (Debian package)."),
+                    ("/usr/share/doc/tcpping-diag/", "The README: JSON schema, the lab, the benchmarks."),
+                ])],
+            },
+            Section {
+                title: "EXAMPLES",
+                blocks: &[
+                    Example("Five pings to a tcpping-diag server:", "tcpping-diag 127.0.0.1:12001 -n 5"),
+                    Example("Time only the TCP handshake, against any TCP service:", "tcpping-diag example.net:443 --connect-only -n 10"),
+                    Example("All pings over one connection: the application round trip without the handshake:", "tcpping-diag 192.0.2.7:12001 --persistent -n 100 -i 0.2"),
+                    Example("Back-to-back pings over IPv6, one JSON object per line:", "tcpping-diag [2001:db8::7]:12001 -n 100 -i 0 --json"),
+                    Example("Where does the path stop? Routers answer time exceeded to a ping with a TTL of 3:", "tcpping-diag 192.0.2.7:443 --connect-only --ttl 3 -n 3"),
+                    Example("Only the summary, also listing ICMP errors that match none of our pings:", "tcpping-diag 192.0.2.7:12001 -n 1000 -i 0.01 -q -v"),
+                    Example("The statuses of 20 pings, with jq:", "tcpping-diag 192.0.2.7:12001 -n 20 --json | jq -r .status"),
+                ],
+            },
+        ],
+    },
+    Page {
+        command: "serve",
+        sections: &[
+            Section {
+                title: "PROTOCOL",
+                blocks: &[
+                    Para("One thread per client; a thread whose client has gone waits up to 5 s for the next one. A request is a line of up to 1024 bytes, several may come over one connection. The reply is the request in upper case (with a newline if the request had one), or `LOST` for a lost ping (`--loss-mode reply`), or nothing at all (`--loss-mode silent`: the client sees a real timeout). A request without a newline, sent in one write by a client that then waits, as the original Python client does, is answered without a newline."),
+                    Para("A line over 1024 bytes gets `ERROR request longer than 1024 bytes` and the connection is closed; bytes that are not UTF-8 get `ERROR request is not UTF-8 text` and the connection goes on. Neither touches other clients."),
+                    Para("At start the server raises its soft open-file limit to the hard limit, and warns when `--max-clients` does not fit under it. SIGINT and SIGTERM stop it with a totals line."),
+                ],
+            },
+            Section {
+                title: "LOG",
+                blocks: &[Literal(
+                    "Server Started Listening on 0.0.0.0:12001\n\
+                     loss 20.0% (answered LOST), seed 7, max 4096 clients, idle timeout 1m\n\
+                     Message sent by client = ping 1 1795691062.304788 from ('127.0.0.1', 36727)\n\
+                     Packet lost\n\
+                     Server stopped: 2 connections, 0 rejected, 2 messages, 1 answered, 1 lost, 0 invalid",
+                )],
+            },
+            Section {
+                title: "SERVICE",
+                blocks: &[
+                    Para("The Debian package ships `tcpping-diag-serve.service`, disabled. It runs the server as a dynamic unprivileged user with no capabilities, a read-only file system and a system call filter. Its flags are the `SERVE_FLAGS` line of /etc/tcpping-diag/serve.conf:"),
+                    Literal("SERVE_FLAGS=\"--listen 0.0.0.0:12001 --loss 0.2 -q\""),
+                    Para("Then `systemctl enable --now tcpping-diag-serve`; its log is in `journalctl -u tcpping-diag-serve`."),
+                ],
+            },
+            Section {
+                title: "EXIT STATUS",
+                blocks: &[Items(&[
+                    ("0", "Stopped by SIGINT or SIGTERM."),
+                    ("2", "A usage or setup error (bad flags, the address cannot be bound): one line on standard error."),
+                ])],
+            },
+            Section {
+                title: "FILES",
+                blocks: &[Items(&[(
+                    "/etc/tcpping-diag/serve.conf",
+                    "Flags of tcpping-diag-serve.service (Debian package).",
+                )])],
+            },
+            Section {
+                title: "EXAMPLES",
+                blocks: &[
+                    Example("The original server: port 12001, 20% of pings answered LOST:", "tcpping-diag serve"),
+                    Example("A reproducible loss pattern, IPv6 and IPv4:", "tcpping-diag serve --listen [::]:12001 --loss 0.2 --seed 7"),
+                    Example("Lose pings silently, so clients see real timeouts, and do not log every message:", "tcpping-diag serve --loss 0.1 --loss-mode silent -q"),
+                    Example("A plain echo server for many clients:", "tcpping-diag serve --loss 0 --max-clients 10000 --idle-timeout 5m -q"),
+                ],
+            },
+        ],
+    },
+    Page {
+        command: "demo",
+        sections: &[
+            Section {
+                title: "WHAT IT SHOWS",
+                blocks: &[Para("Starts a server on loopback that loses 30% of pings, and pings it three ways: one connection per ping, one connection for all pings, and a port where nothing listens. No privileges are used: ICMP diagnoses need a real path, which the lab of the source tree builds (`sudo scripts/lab.sh demo`).")],
+            },
+            Section {
+                title: "EXIT STATUS",
+                blocks: &[Items(&[
+                    ("0", "The demo ran."),
+                    ("2", "It could not start (for example, no loopback)."),
+                ])],
+            },
+            Section {
+                title: "EXAMPLES",
+                blocks: &[Example("Watch it:", "tcpping-diag demo")],
+            },
+        ],
+    },
+    Page {
+        command: "generate",
+        sections: &[
+            Section {
+                title: "FILES WRITTEN",
+                blocks: &[Items(&[
+                    ("`man`", "tcpping-diag.1, and tcpping-diag-NAME.1 for every subcommand. Install them under /usr/share/man/man1/ or /usr/local/share/man/man1/."),
+                    ("`completions`", "tcpping-diag.bash (for /usr/share/bash-completion/completions/tcpping-diag), _tcpping-diag (zsh, a directory of $fpath such as /usr/local/share/zsh/site-functions/), tcpping-diag.fish (~/.config/fish/completions/)."),
+                ])],
+            },
+            Section {
+                title: "EXIT STATUS",
+                blocks: &[Items(&[
+                    ("0", "The files were written; their paths are printed, one per line."),
+                    ("2", "A file or the directory could not be written: one line on standard error."),
+                ])],
+            },
+            Section {
+                title: "EXAMPLES",
+                blocks: &[
+                    Example("Man pages, after a cargo install:", "tcpping-diag generate man /usr/local/share/man/man1"),
+                    Example("Completion scripts into a directory:", "tcpping-diag generate completions completions"),
+                ],
+            },
+        ],
+    },
+];
