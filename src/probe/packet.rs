@@ -34,6 +34,11 @@ pub mod bpf {
     pub const JSET: u16 = 0x40;
     pub const AND: u16 = 0x50;
     pub const JA: u16 = 0x00;
+    pub const W: u16 = 0x00;
+    pub const ST: u16 = 0x02;
+    pub const MEM: u16 = 0x60;
+    /// Ancillary load of the packet type (SKF_AD_OFF + SKF_AD_PKTTYPE, linux/filter.h).
+    pub const SKF_AD_PKTTYPE: u32 = (-0x1000i32 + 4) as u32;
 
     /// One instruction, or a place to jump to.
     #[derive(Clone, Copy, Debug)]
@@ -46,6 +51,8 @@ pub mod bpf {
         JeqOr(u32, &'static str),
         /// `if A & k goto t else goto f`
         Jset(u32, &'static str, &'static str),
+        /// `if A & k goto t` (else the next instruction)
+        JsetOr(u32, &'static str),
         /// `goto l`
         Ja(&'static str),
         /// A label for the next instruction.
@@ -80,6 +87,7 @@ pub mod bpf {
                 Op::Jeq(k, t, f) => out.push(ins(JMP | JEQ, off(i, t) as u8, off(i, f) as u8, k)),
                 Op::JeqOr(k, t) => out.push(ins(JMP | JEQ, off(i, t) as u8, 0, k)),
                 Op::Jset(k, t, f) => out.push(ins(JMP | JSET, off(i, t) as u8, off(i, f) as u8, k)),
+                Op::JsetOr(k, t) => out.push(ins(JMP | JSET, off(i, t) as u8, 0, k)),
                 Op::Ja(l) => out.push(ins(JMP | JA, 0, 0, off(i, l) as u32)),
             }
         }
@@ -90,10 +98,11 @@ pub mod bpf {
 /// Most source ports a filter lists one by one (more: the target port decides).
 pub const PORTS_LISTED: usize = 16;
 
-/// The filter for SYN probes: IPv4 or IPv6 (TCP right after the fixed header) segments with
-/// SYN or RST set, and every ICMP / ICMPv6 message. Segments must also be to or from one of
-/// `ours` (our reserved source ports) when it is not empty and has at most `PORTS_LISTED`,
-/// else to or from `port` when given.
+/// The filter for SYN probes, on IPv4 or IPv6 (TCP or ICMPv6 right after the fixed header):
+/// SYNs leaving (without ACK or RST: our probes, not our kernel's RSTs to the SYN-ACKs),
+/// SYN-ACKs and RSTs arriving, and ICMP / ICMPv6 messages arriving. Segments must
+/// also be to or from one of `ours` (our reserved source ports) when it is not empty and has
+/// at most `PORTS_LISTED`, else to or from `port` when given.
 pub fn answers_filter(port: Option<u16>, ours: &[u16]) -> Vec<libc::sock_filter> {
     use bpf::Op::*;
     use bpf::*;
@@ -114,37 +123,67 @@ pub fn answers_filter(port: Option<u16>, ours: &[u16]) -> Vec<libc::sock_filter>
         }
         ops.push(Ja("drop"));
     };
+    // With the TCP flags in A: a SYN alone leaving, or SYN-ACK or RST arriving, goes on to
+    // `ports`; anything else is dropped. M[0] holds the packet type.
+    let flags =
+        |ops: &mut Vec<bpf::Op>, out: &'static str, inn: &'static str, ports: &'static str| {
+            ops.extend([
+                I(ST, 1),
+                I(LD | MEM, 0),
+                Jeq(u32::from(PACKET_OUTGOING), out, inn),
+                L(out),
+                I(LD | MEM, 1),
+                I(ALU | AND, 0x16), // SYN, RST, ACK
+                Jeq(0x02, ports, "drop"),
+                L(inn),
+                I(LD | MEM, 1),
+                JsetOr(0x04, ports), // RST
+                I(ALU | AND, 0x12),
+                Jeq(0x12, ports, "drop"), // SYN-ACK
+            ]);
+        };
     let mut ops = vec![
+        I(LD | W | ABS, SKF_AD_PKTTYPE),
+        I(ST, 0),
         I(LD | B | ABS, 0),
         I(ALU | AND, 0xf0),
         Jeq(0x40, "v4", "v6"),
         L("v4"),
         I(LD | B | ABS, 9),
-        Jeq(1, "accept", "v4tcp"),
+        Jeq(1, "icmp", "v4tcp"),
         L("v4tcp"),
         Jeq(6, "v4flags", "drop"),
         L("v4flags"),
         I(LDX | B | MSH, 0),
         I(LD | B | IND, 13),
-        Jset(0x06, "v4ports", "drop"),
-        L("v4ports"),
     ];
+    flags(&mut ops, "v4out", "v4in", "v4ports");
+    ops.push(L("v4ports"));
     check(&mut ops, I(LD | H | IND, 0), I(LD | H | IND, 2));
     ops.extend([
         L("v6"),
         Jeq(0x60, "v6nh", "drop"),
         L("v6nh"),
         I(LD | B | ABS, 6),
-        Jeq(58, "accept", "v6tcp"),
+        Jeq(58, "icmp", "v6tcp"),
         L("v6tcp"),
         Jeq(6, "v6flags", "drop"),
         L("v6flags"),
         I(LD | B | ABS, 40 + 13),
-        Jset(0x06, "v6ports", "drop"),
-        L("v6ports"),
     ]);
+    flags(&mut ops, "v6out", "v6in", "v6ports");
+    ops.push(L("v6ports"));
     check(&mut ops, I(LD | H | ABS, 40), I(LD | H | ABS, 42));
-    ops.extend([L("accept"), I(RET, SNAP), L("drop"), I(RET, 0)]);
+    ops.extend([
+        // ICMP: arriving only.
+        L("icmp"),
+        I(LD | MEM, 0),
+        Jeq(u32::from(PACKET_OUTGOING), "drop", "accept"),
+        L("accept"),
+        I(RET, SNAP),
+        L("drop"),
+        I(RET, 0),
+    ]);
     bpf::assemble(&ops)
 }
 
@@ -276,18 +315,24 @@ impl PacketSocket {
 /// Run a classic BPF program over `pkt` as the kernel would (the instructions the filters
 /// here use); returns the bytes to keep (0: drop). For the filters' unit tests.
 #[cfg(test)]
-pub fn run_filter(prog: &[libc::sock_filter], pkt: &[u8]) -> u32 {
+pub fn run_filter(prog: &[libc::sock_filter], pkt: &[u8], pkttype: u8) -> u32 {
     use bpf::*;
     let load = |at: u32, n: usize| -> Option<u32> {
         let b = pkt.get(at as usize..at as usize + n)?;
         Some(b.iter().fold(0u32, |v, &x| (v << 8) | u32::from(x)))
     };
-    let (mut a, mut x, mut pc) = (0u32, 0u32, 0usize);
+    let (mut a, mut x, mut pc, mut m) = (0u32, 0u32, 0usize, [0u32; 16]);
     loop {
         let i = prog[pc];
         pc += 1;
         let k = i.k;
         let loaded = match i.code {
+            c if c == LD | W | ABS && k == SKF_AD_PKTTYPE => Some(u32::from(pkttype)),
+            c if c == ST => {
+                m[k as usize] = a;
+                continue;
+            }
+            c if c == LD | MEM => Some(m[k as usize]),
             c if c == LD | B | ABS => load(k, 1),
             c if c == LD | H | ABS => load(k, 2),
             c if c == LD | B | IND => load(x + k, 1),
@@ -361,31 +406,50 @@ mod tests {
                 answers_filter(Some(80), &[1, 2, 40000]),
                 answers_filter(None, &(39985..=40000).collect::<Vec<_>>()),
             ] {
-                assert_eq!(run_filter(&f, &pkt), SNAP, "our SYN");
+                const OUT: u8 = PACKET_OUTGOING;
+                const IN: u8 = 0; // PACKET_HOST
+                assert_eq!(run_filter(&f, &pkt, OUT), SNAP, "our SYN leaving");
+                assert_eq!(
+                    run_filter(&f, &pkt, IN),
+                    0,
+                    "a SYN arriving (loopback's copy)"
+                );
+                let mut synack = pkt.clone();
+                synack[tcp_at + 13] = 0x12;
+                assert_eq!(run_filter(&f, &synack, IN), SNAP, "SYN-ACK arriving");
+                assert_eq!(run_filter(&f, &synack, OUT), 0, "a SYN-ACK leaving");
                 let mut rst = pkt.clone();
                 rst[tcp_at + 13] = 0x14; // RST+ACK
-                assert_eq!(run_filter(&f, &rst), SNAP, "RST");
+                assert_eq!(run_filter(&f, &rst, IN), SNAP, "RST arriving");
+                rst[tcp_at + 13] = 0x04;
+                assert_eq!(run_filter(&f, &rst, OUT), 0, "our kernel's RST leaving");
                 let mut ack = pkt.clone();
                 ack[tcp_at + 13] = 0x10; // a plain ACK
-                assert_eq!(run_filter(&f, &ack), 0, "ACK");
+                assert_eq!(run_filter(&f, &ack, IN), 0, "ACK");
+                assert_eq!(run_filter(&f, &ack, OUT), 0, "ACK");
                 let mut icmp = pkt.clone();
                 icmp[proto_at] = if tcp_at == 20 { 1 } else { 58 };
-                assert_eq!(run_filter(&f, &icmp), SNAP, "ICMP");
+                assert_eq!(run_filter(&f, &icmp, IN), SNAP, "ICMP arriving");
+                assert_eq!(run_filter(&f, &icmp, OUT), 0, "ICMP leaving");
                 let mut udp = pkt.clone();
                 udp[proto_at] = 17;
-                assert_eq!(run_filter(&f, &udp), 0, "UDP");
-                assert_eq!(run_filter(&f, &pkt[..tcp_at + 10]), 0, "truncated");
+                assert_eq!(run_filter(&f, &udp, IN), 0, "UDP");
+                assert_eq!(run_filter(&f, &pkt[..tcp_at + 10], OUT), 0, "truncated");
             }
             // Another port: only without a port filter.
-            assert_eq!(run_filter(&answers_filter(Some(80), &[]), &pkt), 0);
-            assert_eq!(run_filter(&answers_filter(None, &[1, 2]), &pkt), 0);
-            assert_eq!(run_filter(&answers_filter(None, &[]), &pkt), SNAP);
+            let out = PACKET_OUTGOING;
+            assert_eq!(run_filter(&answers_filter(Some(80), &[]), &pkt, out), 0);
+            assert_eq!(run_filter(&answers_filter(None, &[1, 2]), &pkt, out), 0);
+            assert_eq!(run_filter(&answers_filter(None, &[]), &pkt, out), SNAP);
             // Too many of ours to list: the target port decides.
             let many: Vec<u16> = (1..=PORTS_LISTED as u16 + 1).collect();
-            assert_eq!(run_filter(&answers_filter(Some(12001), &many), &pkt), SNAP);
-            assert_eq!(run_filter(&answers_filter(Some(80), &many), &pkt), 0);
+            assert_eq!(
+                run_filter(&answers_filter(Some(12001), &many), &pkt, out),
+                SNAP
+            );
+            assert_eq!(run_filter(&answers_filter(Some(80), &many), &pkt, out), 0);
         }
-        assert_eq!(run_filter(&answers_filter(None, &[]), &[0x20, 0, 0]), 0);
-        assert_eq!(run_filter(&answers_filter(None, &[]), &[]), 0);
+        assert_eq!(run_filter(&answers_filter(None, &[]), &[0x20, 0, 0], 0), 0);
+        assert_eq!(run_filter(&answers_filter(None, &[]), &[], 0), 0);
     }
 }
