@@ -6,6 +6,7 @@
 //! - `icmp`: ICMP error parsing, correlation to pings, raw sockets, the kernel error queue
 //! - `privilege`: raw-socket privileges, dropped once the sockets are open
 //! - `server`: the threaded echo server with simulated loss
+//! - `report`: SVG pictures of runs (`report` subcommand, `--plot`)
 
 pub mod cli;
 pub mod client;
@@ -14,6 +15,7 @@ pub mod icmp;
 pub mod net;
 pub mod output;
 pub mod privilege;
+pub mod report;
 pub mod server;
 pub mod stats;
 pub mod timing;
@@ -49,6 +51,7 @@ pub fn run() -> i32 {
     let result = match cli.command {
         Some(Command::Serve(args)) => args.into_config().and_then(|cfg| serve(cfg).map(|()| 0)),
         Some(Command::Demo) => demo(),
+        Some(Command::Report(args)) => report::run(args),
         None => cli.ping.into_config().and_then(ping),
     };
     match result {
@@ -173,6 +176,12 @@ pub fn ping(mut cfg: ClientConfig) -> Result<i32, Error> {
     // Not locked for the whole run: the demo's server thread logs to stdout too.
     let mut out = Reporter::new(io::BufWriter::new(io::stdout()), &cfg);
     let mut stats = Stats::default();
+    // --plot: the run's picture, fed every result, written however the loop ends.
+    let mut plot = cfg.plot.as_ref().map(|_| report::Recorder::new(&cfg, src));
+    let draw = |plot: &Option<report::Recorder>| match (plot, &cfg.plot) {
+        (Some(p), Some(path)) => p.finish(path),
+        _ => Ok(()),
+    };
     let started = Instant::now();
     let mut pinger = Pinger::new(
         cfg.clone(),
@@ -202,12 +211,17 @@ pub fn ping(mut cfg: ClientConfig) -> Result<i32, Error> {
             break;
         };
         stats.record(&result);
+        if let Some(p) = &mut plot {
+            p.observe(&result);
+        }
         if !write(out.ping(&result, &cfg))? {
+            draw(&plot)?;
             return Ok(if stats.replies > 0 { 0 } else { 1 });
         }
         if cfg.verbose {
             for (err, why) in registry.drain_unmatched() {
                 if !write(out.unmatched(&err, why))? {
+                    draw(&plot)?;
                     return Ok(if stats.replies > 0 { 0 } else { 1 });
                 }
             }
@@ -221,6 +235,7 @@ pub fn ping(mut cfg: ClientConfig) -> Result<i32, Error> {
     }
     write(out.summary(&cfg, &stats, &registry, started.elapsed()))?;
     drop(capture);
+    draw(&plot)?;
     Ok(if stats.replies > 0 { 0 } else { 1 })
 }
 
