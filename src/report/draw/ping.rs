@@ -49,15 +49,26 @@ pub fn title_for(t: &TargetSeries) -> String {
 
 /// The counts and times lines of a target.
 pub fn counts_lines(t: &TargetSeries) -> Vec<String> {
+    let n = |k: u64, one: &str, many: &str| {
+        format!("{} {}", thousands(k), if k == 1 { one } else { many })
+    };
     let mut s = format!(
-        "{} probes: {} replies, {} failed ({:.1} % loss)",
-        thousands(t.sent),
-        thousands(t.replies),
+        "{}: {}, {} failed ({:.1} % loss)",
+        n(t.sent, "probe", "probes"),
+        n(t.replies, "reply", "replies"),
         thousands(t.sent - t.replies),
         t.loss_pct()
     );
-    if let Some(iv) = t.meta.interval_ms {
-        s = format!("{s}, one every {}", fmt_ms(iv).replace(".000 ms", " ms"));
+    match t.meta.interval_ms {
+        Some(iv) if iv <= 0.0 => s += ", back to back",
+        Some(iv) if iv < 1000.0 => {
+            s += &format!(", one every {}", fmt_ms(iv).replace(".000 ms", " ms"))
+        }
+        Some(iv) => {
+            let d = std::time::Duration::from_millis(iv.round() as u64);
+            s += &format!(", one every {}", humantime::format_duration(d));
+        }
+        None => {}
     }
     let p = |h: &crate::report::hist::LogHist, q| h.percentile(q).map(fmt_ms);
     let mut times = Vec::new();
@@ -349,9 +360,9 @@ fn failure_rows(area: &Area, root: &Area, p: &Panel) -> DResult<()> {
     put_text(
         root,
         "failed probes",
-        (x_lo - 8, chart.backend_coord(&(axis.lo, n as f64)).1 - 14),
+        (24, chart.backend_coord(&(axis.lo, n as f64)).1 - 14),
         &bold(12.5),
-        HPos::Right,
+        HPos::Left,
         VPos::Center,
     )?;
     if cats.is_empty() {
