@@ -12,6 +12,7 @@ need_pkgs=()
 for pair in ip:iproute2 iptables:iptables jq:jq python3:python3 setpriv:util-linux tcpdump:tcpdump ps:procps; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need_pkgs+=("${pair#*:}")
 done
+command -v rsvg-convert >/dev/null 2>&1 || need_pkgs+=(librsvg2-bin) # tests/report.rs renders its SVGs
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ]; then
     log "installing ${need_pkgs[*]}"
