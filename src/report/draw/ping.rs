@@ -202,7 +202,9 @@ pub fn ping(m: &PingModel, notes: &[String]) -> DResult<String> {
     })
 }
 
-/// The top of the RTT axis: every point, or every band's top.
+/// The top of the RTT axis: every point; for bands, every median and the 5-95 % band of
+/// nine buckets in ten, so a few spikes do not flatten the rest (the band is cut at the top
+/// in those, and the chart says so).
 fn rtt_max(t: &TargetSeries, raw: bool) -> f64 {
     if raw {
         return t
@@ -212,10 +214,18 @@ fn rtt_max(t: &TargetSeries, raw: bool) -> f64 {
             .max(t.connect.max().unwrap_or(0.0));
     }
     let b = t.buckets.as_ref().map(|b| b.list.as_slice()).unwrap_or(&[]);
-    b.iter()
-        .flat_map(|b| [b.rtt.percentile(95.0), b.connect.percentile(50.0)])
+    let medians = b
+        .iter()
+        .flat_map(|b| [b.rtt.percentile(50.0), b.connect.percentile(50.0)])
         .flatten()
-        .fold(0.0, f64::max)
+        .fold(0.0, f64::max);
+    let mut tops: Vec<f64> = b.iter().filter_map(|b| b.rtt.percentile(95.0)).collect();
+    tops.sort_by(f64::total_cmp);
+    let p90 = match tops.len() {
+        0 => 0.0,
+        n => tops[((n as f64 * 0.9).ceil() as usize).clamp(1, n) - 1],
+    };
+    p90.max(medians * 1.1)
 }
 
 /// The RTT chart of one target in `area`: points, or bands and medians.
@@ -252,6 +262,16 @@ pub fn rtt_chart<'a>(
     let (_, y1) = chart.backend_coord(&(axis.lo, top));
     let tick_w = text_width(&fmt(&top), 12.0);
     y_desc(area, "RTT (ms)", (x0 - tick_w - 22, (y0 + y1) / 2))?;
+    if t.rtt.count() + t.connect.count() == 0 {
+        put_text(
+            area,
+            "no reply and no handshake: every probe failed (marks below)",
+            (x0 + 12, (y0 + y1) / 2),
+            &font(13.0).color(&MUTED),
+            HPos::Left,
+            VPos::Center,
+        )?;
+    }
     if raw {
         let pts = t.raw.as_deref().unwrap_or(&[]);
         chart.draw_series(pts.iter().filter_map(|p| {
@@ -271,8 +291,34 @@ pub fn rtt_chart<'a>(
         chart.draw_series(b.list.iter().enumerate().filter_map(|(i, k)| {
             let (p, q) = (k.rtt.percentile(lo)?, k.rtt.percentile(hi)?);
             let (x0, x1) = span(i);
-            Some(Rectangle::new([(x0, p), (x1, q)], ECHO.mix(a).filled()))
+            Some(Rectangle::new(
+                [(x0, p.min(top)), (x1, q.min(top))],
+                ECHO.mix(a).filled(),
+            ))
         }))?;
+    }
+    let cut: Vec<f64> = b
+        .list
+        .iter()
+        .filter_map(|k| k.rtt.percentile(95.0))
+        .filter(|&q| q > top)
+        .collect();
+    if !cut.is_empty() {
+        let highest = cut.iter().copied().fold(0.0, f64::max);
+        let (x, y) = chart.backend_coord(&(axis.hi, top));
+        put_text(
+            area,
+            &format!(
+                "5-95 % band cut at the top in {} of {} buckets (highest {})",
+                cut.len(),
+                b.list.iter().filter(|k| k.rtt.count() > 0).count(),
+                fmt_ms(highest)
+            ),
+            (x - 4, y - 2),
+            &font(11.5).color(&MUTED),
+            HPos::Right,
+            VPos::Bottom,
+        )?;
     }
     for (col, width, hist) in [(CONNECT, 2, 1usize), (ECHO, 2, 0)] {
         // Median as steps, broken where a bucket has none.
@@ -302,7 +348,7 @@ pub fn rtt_chart<'a>(
 }
 
 fn rtt_panel(area: &Area, t: &TargetSeries, axis: &TimeAxis, raw: bool, left: i32) -> DResult<()> {
-    let inner = area.margin(0, 0, 16, 0);
+    let inner = area.margin(10, 0, 16, 0);
     rtt_chart(&inner, t, axis, raw, left - 16, 7, 3)
 }
 
