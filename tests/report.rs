@@ -207,7 +207,7 @@ fn ping_picture_of_a_real_run_has_a_point_per_reply_and_a_mark_per_lost_ping() {
     let svg_path = d.path("ping.svg");
     let out = report(&[&file, Path::new("-o"), &svg_path]);
     ok(&out);
-    assert!(String::from_utf8_lossy(&out.stdout).contains("ping: 1 targets, 60 probes"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ping: 1 target, 60 probes"));
     let svg = Svg::load(&svg_path);
     // Title: target and source; subtitle: the time span in UTC.
     let title = svg.text_with("TCP ping to");

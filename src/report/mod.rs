@@ -27,7 +27,21 @@ use crate::error::Error;
 use events::{BadLines, Event};
 use model::{Failure, PingModel, Sample, TargetMeta, TimeBase, TraceModel};
 
+const REPORT_HELP: &str = "\
+The picture follows from the events: one target is drawn over time (every probe up to 2,000,
+else smokeping-style bands per time bucket), failures below on the same time axis, coloured
+by reason; several targets (files, or events with a \"target\" field) one row per target, worst
+first; trace events one row per hop with the break point marked. Memory stays flat however
+long the run was.
+
+Examples:
+  tcpping-diag 127.0.0.1:12001 -n 600 --json > run.ndjson
+  tcpping-diag report run.ndjson -o run.svg
+  tcpping-diag report a.ndjson b.ndjson c.ndjson -o many.svg
+  tcpping-diag 127.0.0.1:12001 -n 600 --json | tcpping-diag report -o run.svg";
+
 #[derive(Args, Debug)]
+#[command(after_help = REPORT_HELP)]
 pub struct ReportArgs {
     /// NDJSON files written with --json (- or none: standard input); several files, or
     /// events with a "target" field, draw one row per target
@@ -188,13 +202,17 @@ pub fn run(args: ReportArgs) -> Result<i32, Error> {
     let (kind, svg) = r.render()?;
     write_svg(&args.output, &svg)?;
     let probes: u64 = r.ping.targets.iter().map(|t| t.sent).sum();
+    let n = |k: u64, one: &str, many: &str| format!("{k} {}", if k == 1 { one } else { many });
     let what = match kind {
-        Kind::Trace => format!("{} hops", r.trace.hops.len()),
-        _ => format!(
-            "{} targets, {} probes",
-            r.ping.targets.iter().filter(|t| t.sent > 0).count(),
-            probes
-        ),
+        Kind::Trace => n(r.trace.hops.len() as u64, "hop", "hops"),
+        _ => {
+            let targets = r.ping.targets.iter().filter(|t| t.sent > 0).count() as u64;
+            format!(
+                "{}, {}",
+                n(targets, "target", "targets"),
+                n(probes, "probe", "probes")
+            )
+        }
     };
     println!(
         "wrote {} ({}: {what}, {} KB)",
