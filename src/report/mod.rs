@@ -301,3 +301,75 @@ fn unix_secs(t: std::time::SystemTime) -> f64 {
     t.duration_since(UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn render(lines: &[&str]) -> Result<(Kind, String), Error> {
+        let mut r = Report::default();
+        r.read(lines.join("\n").as_bytes(), "t").unwrap();
+        r.render()
+    }
+
+    fn valid_svg(svg: &str) {
+        let doc = roxmltree::Document::parse(svg).expect("well-formed SVG");
+        assert_eq!(doc.root_element().tag_name().name(), "svg");
+    }
+
+    #[test]
+    fn extreme_values_draw_without_panicking() {
+        let cases: &[&[&str]] = &[
+            // Markup in names is escaped.
+            &[
+                r#"{"type":"start","target":"a<b>&\"c'","host":"<h>","source":"]]>","ts":1.0,"interval_ms":1.0}"#,
+                r#"{"type":"ping","seq":1,"ts":1.0,"status":"error","error":"</text><script>"}"#,
+                r#"{"type":"ping","seq":2,"ts":2.0,"status":"icmp","icmp":{"type":3,"code":1,"from":"<r>","reason":"&amp;"}}"#,
+            ],
+            // Huge, tiny, negative and out-of-order numbers.
+            &[
+                r#"{"type":"start","target":"x:1","ts":-5.0,"interval_ms":1e300}"#,
+                r#"{"type":"ping","seq":18446744073709551615,"ts":1e18,"status":"reply","rtt_ms":1e300,"connect_ms":-1}"#,
+                r#"{"type":"ping","seq":1,"ts":-1e18,"status":"reply","rtt_ms":0.0,"connect_ms":1e-300}"#,
+                r#"{"type":"ping","seq":2,"ts":3.0,"status":"weird"}"#,
+            ],
+            // Every probe failed, in one instant.
+            &[
+                r#"{"type":"ping","seq":1,"ts":5.0,"status":"timeout"}"#,
+                r#"{"type":"ping","seq":2,"ts":5.0,"status":"refused"}"#,
+            ],
+            // A trace with nonsense hops and no verdict.
+            &[
+                r#"{"type":"trace_start","target":"t"}"#,
+                r#"{"type":"probe","hop":4000000000,"status":"timeout"}"#,
+                r#"{"type":"probe","hop":255,"status":"reached","rtt_ms":1e300,"from":"<x>"}"#,
+                r#"{"type":"hop","hop":3,"routers":[],"sent":0,"received":9,"loss_pct":-50}"#,
+            ],
+            &[
+                r#"{"type":"trace","verdict":"not_reached","hops":4000000000,"break_hop":4000000000}"#,
+            ],
+        ];
+        for lines in cases {
+            let (_, svg) = render(lines).unwrap_or_else(|e| panic!("{lines:?}: {e}"));
+            valid_svg(&svg);
+        }
+        let svg = render(cases[0]).unwrap().1;
+        assert!(svg.contains("a&lt;b&gt;&amp;"), "names are escaped");
+    }
+
+    #[test]
+    fn the_kind_follows_from_the_events() {
+        let one = r#"{"type":"ping","target":"a","seq":1,"ts":1.0,"status":"reply","rtt_ms":1}"#;
+        let two = r#"{"type":"ping","target":"b","seq":1,"ts":1.0,"status":"reply","rtt_ms":1}"#;
+        let hop = r#"{"type":"probe","hop":1,"status":"timeout"}"#;
+        assert_eq!(render(&[one]).unwrap().0, Kind::Ping);
+        assert_eq!(render(&[one, two]).unwrap().0, Kind::Many);
+        assert_eq!(render(&[hop]).unwrap().0, Kind::Trace);
+        let e = render(&[one, hop]).unwrap_err().to_string();
+        assert!(e.contains("both ping and trace"), "{e}");
+        let e = render(&["", "{\"type\":\"summary\"}"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no ping or trace events"), "{e}");
+    }
+}
