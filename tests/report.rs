@@ -643,3 +643,66 @@ fn bad_input_is_a_clear_error() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--output"));
 }
+
+#[test]
+fn many_targets_bucketed_a_median_line_and_loss_bars_per_target() {
+    let d = Dir::new("manyb");
+    let f = d.path("m.ndjson");
+    let mut w = std::io::BufWriter::new(std::fs::File::create(&f).unwrap());
+    // 3 targets x 1,000 probes, 1 s apart: 3,000 probes, too many for points; 10 s buckets.
+    let targets = [("a:1", 0u64), ("b:1", 4), ("c:1", 0)];
+    for seq in 1..=1000u64 {
+        for (i, (t, every)) in targets.iter().enumerate() {
+            let ts = 1800000000.0 + seq as f64 + i as f64 * 0.01;
+            let st = if *every > 0 && seq % every == 0 {
+                "lost"
+            } else {
+                "reply"
+            };
+            writeln!(w, r#"{{"type":"ping","target":"{t}","seq":{seq},"ts":{ts},"status":"{st}","connect_ms":0.5,"rtt_ms":{}}}"#, 1.0 + i as f64 + (seq % 7) as f64 * 0.1).unwrap();
+        }
+    }
+    drop(w);
+    let svg_path = d.path("manyb.svg");
+    ok(&report(&[&f, Path::new("-o"), &svg_path]));
+    let svg = Svg::load(&svg_path);
+    assert_eq!(svg.count("circle", ECHO), 0, "bands, not points");
+    let mut rows: Vec<El> = svg
+        .texts()
+        .into_iter()
+        .filter(|t| t.attrs.contains_key("font-weight") && targets.iter().any(|x| x.0 == t.text))
+        .collect();
+    rows.sort_by(|a, b| a.num("y").total_cmp(&b.num("y")));
+    let order: Vec<&str> = rows.iter().map(|r| r.text.as_str()).collect();
+    // b loses a quarter; then by median: c (3.x ms) before a (1.x ms).
+    assert_eq!(order, ["b:1", "c:1", "a:1"]);
+    let elements = svg.elements();
+    for (i, r) in rows.iter().enumerate() {
+        let (y0, y1) = (r.num("y"), rows.get(i + 1).map_or(f64::MAX, |n| n.num("y")));
+        let in_row = |e: &&El| {
+            let ys: Vec<f64> = e.attrs["points"]
+                .split_whitespace()
+                .map(|p| p.split(',').nth(1).unwrap().parse().unwrap())
+                .collect();
+            ys.iter().all(|&y| y >= y0 && y < y1)
+        };
+        let lines = |stroke: &str| {
+            elements
+                .iter()
+                .filter(|e| {
+                    e.tag == "polyline" && e.attrs.get("stroke").map(String::as_str) == Some(stroke)
+                })
+                .filter(in_row)
+                .count()
+        };
+        assert_eq!(lines(ECHO), 1, "one median echo line for {}", r.text);
+        assert_eq!(lines(CONNECT), 1, "one median connect line for {}", r.text);
+        // b: a quarter lost in every one of its 100 buckets; the others none.
+        let bars = svg.count_in("rect", LOST, y0, y1);
+        let legend = usize::from(i + 1 == rows.len());
+        let want = if r.text == "b:1" { 100 } else { 0 };
+        assert_eq!(bars, want + legend, "loss bars of {}", r.text);
+        assert!(svg.has_text(&format!("{}  ·  buckets of 10s", "1,000 probes")));
+    }
+    render(&svg_path);
+}

@@ -184,7 +184,7 @@ pub fn many(m: &PingModel, notes: &[String]) -> DResult<String> {
                     ))?;
                 }
             } else {
-                stacked_loss(&mut chart, t, &cats, &colors, &axis)?;
+                stacked_loss(&mut chart, t, &cats, &colors, &axis, 5.0)?;
             }
         }
         let y0 = head + legend_h + ROW_H * rows.len() as i32 + AXIS_H + 12;

@@ -203,7 +203,7 @@ pub fn ping(m: &PingModel, notes: &[String]) -> DResult<String> {
 }
 
 /// The top of the RTT axis: every point; for bands, every median and the 5-95 % band of
-/// nine buckets in ten, so a few spikes do not flatten the rest (the band is cut at the top
+/// 19 buckets in 20, so a few spikes do not flatten the rest (the band is cut at the top
 /// in those, and the chart says so).
 fn rtt_max(t: &TargetSeries, raw: bool) -> f64 {
     if raw {
@@ -221,11 +221,11 @@ fn rtt_max(t: &TargetSeries, raw: bool) -> f64 {
         .fold(0.0, f64::max);
     let mut tops: Vec<f64> = b.iter().filter_map(|b| b.rtt.percentile(95.0)).collect();
     tops.sort_by(f64::total_cmp);
-    let p90 = match tops.len() {
+    let p95 = match tops.len() {
         0 => 0.0,
-        n => tops[((n as f64 * 0.9).ceil() as usize).clamp(1, n) - 1],
+        n => tops[((n as f64 * 0.95).ceil() as usize).clamp(1, n) - 1],
     };
-    p90.max(medians * 1.1)
+    p95.max(medians * 1.1)
 }
 
 /// The RTT chart of one target in `area`: points, or bands and medians.
@@ -491,10 +491,11 @@ fn loss_panel(area: &Area, p: &Panel, seq: bool) -> DResult<()> {
     let (x0, y0) = chart.backend_coord(&(axis.lo, 0.0));
     let (_, y1) = chart.backend_coord(&(axis.lo, 100.0));
     y_desc(area, &desc, (x0 - 52, (y0 + y1) / 2))?;
-    stacked_loss(&mut chart, t, cats, colors, axis)
+    stacked_loss(&mut chart, t, cats, colors, axis, 2.0)
 }
 
-/// Stacked loss bars of `t`'s buckets in a chart whose y axis is 0..100 %.
+/// Stacked loss bars of `t`'s buckets in a chart whose y axis is 0..100 %; a bar with any
+/// failure is at least `min_px` high.
 pub fn stacked_loss<'a, 'b>(
     chart: &mut ChartContext<
         'a,
@@ -505,10 +506,11 @@ pub fn stacked_loss<'a, 'b>(
     cats: &[usize],
     colors: &[RGBColor],
     axis: &TimeAxis,
+    min_px: f64,
 ) -> DResult<()> {
     let b = t.buckets.as_ref().ok_or("no buckets")?;
     let px = f64::from(chart.plotting_area().dim_in_pixel().1.max(1));
-    let min_pct = 2.0 * 100.0 / px;
+    let min_pct = min_px * 100.0 / px;
     let mut rects = Vec::new();
     for (i, k) in b.list.iter().enumerate() {
         if k.probes == 0 {
