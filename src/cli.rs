@@ -17,6 +17,8 @@ Examples:
   tcpping-diag [::1]:12001 -n 100 -i 0 --json  back-to-back pings, NDJSON output
   tcpping-diag serve --loss 0.2 --seed 7      echo server answering LOST to 20% of pings
   tcpping-diag demo                           watch a lossy server on loopback being pinged
+  tcpping-diag 127.0.0.1:12001 -n 600 --plot run.svg   ping, and draw the run as an SVG picture
+  tcpping-diag report run.ndjson -o run.svg   draw the NDJSON of a --json run (ping or trace)
 
 ICMP errors (host unreachable, administratively prohibited, TTL exceeded, ...) about a ping are
 matched to its sequence number through raw ICMP sockets, which need root or CAP_NET_RAW
@@ -28,7 +30,8 @@ Exit status: 0 if any reply came, 1 if none, 2 on a usage or setup error.";
 /// The usage line of every error message: what can be typed, never an echo of what was.
 const USAGE: &str = "tcpping-diag [OPTIONS] HOST:PORT
        tcpping-diag serve [OPTIONS]
-       tcpping-diag demo";
+       tcpping-diag demo
+       tcpping-diag report [FILE.ndjson|-]... -o OUT.svg";
 
 #[derive(Parser, Debug)]
 #[command(
@@ -55,6 +58,8 @@ pub enum Command {
     Demo,
     /// Write the man pages or the shell completions (bash, zsh, fish) into a directory
     Generate(crate::manual::GenerateArgs),
+    /// Draw the NDJSON of --json runs as an SVG picture (ping over time, many targets, trace)
+    Report(crate::report::ReportArgs),
 }
 
 #[derive(Args, Debug)]
@@ -123,6 +128,10 @@ pub struct PingArgs {
     /// Do not open raw ICMP sockets (the kernel's error queue still reports handshake errors)
     #[arg(long)]
     pub no_icmp: bool,
+
+    /// Also draw the run as an SVG picture, written at the end (and on Ctrl-C)
+    #[arg(long, value_name = "FILE.svg")]
+    pub plot: Option<std::path::PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -236,6 +245,8 @@ pub struct ClientConfig {
     pub quiet: bool,
     pub verbose: bool,
     pub icmp: bool,
+    /// Where to draw the run (--plot).
+    pub plot: Option<std::path::PathBuf>,
 }
 
 /// Validated server settings.
@@ -308,6 +319,7 @@ impl PingArgs {
             quiet: self.quiet,
             verbose: self.verbose,
             icmp: !self.no_icmp,
+            plot: self.plot,
         })
     }
 }

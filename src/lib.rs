@@ -3,7 +3,7 @@
 //! Modules, one concern each:
 //! - `cli`: flags, and their validation into configs; `cmd`: what each command does
 //! - `probe`: the probe layer (connect + echo, half-open SYN, the wire tap) every mode shares
-//! - `stats`: the numbers; `output`: human and JSON lines
+//! - `stats`: the numbers; `output`: human and JSON lines; `report`: SVG pictures of runs
 //! - `icmp`: ICMP error parsing, correlation to pings, raw sockets, the kernel error queue
 //! - `privilege`: raw-socket privileges, dropped once the sockets are open
 //! - `server`: the threaded echo server with simulated loss
@@ -19,6 +19,7 @@ pub mod net;
 pub mod output;
 pub mod privilege;
 pub mod probe;
+pub mod report;
 pub mod server;
 pub mod stats;
 pub mod timing;

@@ -143,7 +143,8 @@ fn probe_name(m: Mode) -> &'static str {
     }
 }
 
-fn mode_name(m: Mode) -> &'static str {
+/// The mode's name in the JSON (`start.mode`).
+pub fn mode_name(m: Mode) -> &'static str {
     match m {
         Mode::Echo => "echo",
         Mode::ConnectOnly => "connect-only",

@@ -31,6 +31,7 @@ pub fn run() -> i32 {
     let result = match cli.command {
         Some(Command::Serve(args)) => args.into_config().and_then(|cfg| serve(cfg).map(|()| 0)),
         Some(Command::Demo) => demo::demo(),
+        Some(Command::Report(args)) => crate::report::run(args),
         Some(Command::Generate(args)) => crate::manual::generate(&args).map(|files| {
             for f in files {
                 println!("{}", f.display());

@@ -17,6 +17,7 @@ use crate::probe::connect::ConnectProber;
 use crate::probe::syn::{SynProber, SynSockets};
 use crate::probe::wire::WireTap;
 use crate::probe::{PingResult, ProbeSpec, Prober};
+use crate::report::Recorder;
 use crate::stats::Stats;
 
 /// Ask for the number of pings, as the original client did. An empty answer means "until
@@ -171,6 +172,12 @@ pub fn schedule(
     // Not locked for the whole run: the demo's server thread logs to stdout too.
     let mut out = Reporter::new(io::BufWriter::new(io::stdout()), cfg);
     let mut stats = Stats::default();
+    // --plot: the run's picture, fed every result, written however the loop ends.
+    let mut plot = cfg.plot.as_ref().map(|_| Recorder::new(cfg, src));
+    let draw = |plot: &Option<Recorder>| match (plot, &cfg.plot) {
+        (Some(p), Some(path)) => p.finish(path),
+        _ => Ok(()),
+    };
     let started = Instant::now();
     // A closed pipe (| head) ends the run quietly; other write errors are reported.
     let write = |r: io::Result<()>| -> Result<bool, Error> {
@@ -194,13 +201,18 @@ pub fn schedule(
         }
         for result in done.drain(..) {
             stats.record(&result);
+            if let Some(p) = &mut plot {
+                p.observe(&result);
+            }
             if !write(out.ping(&result, cfg))? {
+                draw(&plot)?;
                 return Ok(exit(&stats));
             }
         }
         if cfg.verbose {
             for (err, why) in prober.drain_unmatched() {
                 if !write(out.unmatched(&err, why))? {
+                    draw(&plot)?;
                     return Ok(exit(&stats));
                 }
             }
@@ -239,6 +251,7 @@ pub fn schedule(
     }
     let icmp = prober.icmp_tally();
     write(out.summary(cfg, &stats, icmp, started.elapsed()))?;
+    draw(&plot)?;
     let drops = prober.capture_drops();
     if drops > 0 {
         eprintln!(

@@ -162,6 +162,37 @@ pub const PAGES: &[Page] = &[
         ],
     },
     Page {
+        command: "report",
+        sections: &[
+            Section {
+                title: "PICTURES",
+                blocks: &[
+                    Para("Reads the NDJSON that `--json` runs wrote (files, or standard input) and draws an SVG picture, streaming: memory stays flat however long the run was. The kind of picture follows from the events:"),
+                    Items(&[
+                        ("one target", "Round-trip time over time: every probe up to 2,000 (echo and handshake times told apart), else a smokeping-style band per time bucket (median line, percentile smoke). Failures below on the same time axis, coloured by reason (LOST, timeout, refused, each ICMP reason with its router), with the loss per bucket."),
+                        ("many targets", "Several files, or events with a `target` field: one row per target, the worst first (by loss, then by median round trip)."),
+                        ("trace", "The events of `trace --json`: the round-trip distribution per hop, the break point marked, the verdict as the subtitle."),
+                    ]),
+                    Para("`--plot FILE.svg` on a ping run draws the same picture of that run when it ends (also on SIGINT or SIGTERM)."),
+                ],
+            },
+            Section {
+                title: "EXIT STATUS",
+                blocks: &[Items(&[
+                    ("0", "The picture was written."),
+                    ("2", "Nothing to draw, or the input or output could not be read or written: one line on standard error says which."),
+                ])],
+            },
+            Section {
+                title: "EXAMPLES",
+                blocks: &[
+                    Example("Draw a run written with --json:", "tcpping-diag report run.ndjson -o run.svg"),
+                    Example("One row per target, from three runs:", "tcpping-diag report a.ndjson b.ndjson c.ndjson -o many.svg"),
+                ],
+            },
+        ],
+    },
+    Page {
         command: "generate",
         sections: &[
             Section {

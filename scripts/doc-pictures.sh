@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# The README's example pictures: docs/img/ping.svg, long.svg, many.svg and trace.svg.
+#
+#   sudo scripts/doc-pictures.sh [OUTDIR]      (default docs/img)
+#
+# KEEP_NDJSON=DIR keeps the runs' NDJSON there (to redraw them with `tcpping-diag report`).
+#
+# Real runs in a network-namespace lab of its own (scripts/lab.sh up, and down with its ID at
+# the end): the client pings through the router while this script switches faults on and off
+# there (REJECT with ICMP admin-prohibited, DROP, REJECT host-unreachable), against a server
+# that loses 3 % of pings; then `tcpping-diag report` draws the NDJSON. trace.svg is drawn from
+# tests/fixtures/trace-path-ends.ndjson (the trace's draft event schema: there is no trace
+# command yet). Must run as root; traffic stays inside the lab's namespaces.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ "$(id -u)" -eq 0 ] || { echo "doc-pictures.sh: must run as root (network namespaces, iptables)" >&2; exit 2; }
+OUT=${1:-docs/img}
+mkdir -p "$OUT"
+cargo build --release --quiet
+BIN=$PWD/target/release/tcpping-diag
+export TCPPING_BIN=$BIN
+WORK=$(mktemp -d)
+ID=
+SRV_PID=
+cleanup() {
+    [ -n "$SRV_PID" ] && kill "$SRV_PID" 2>/dev/null && wait "$SRV_PID" 2>/dev/null
+    [ -n "$ID" ] && scripts/lab.sh down "$ID" >/dev/null 2>&1
+    [ -n "${KEEP_NDJSON:-}" ] && mkdir -p "$KEEP_NDJSON" && cp "$WORK"/*.ndjson "$KEEP_NDJSON"/ 2>/dev/null
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+ID=$(scripts/lab.sh up 2>"$WORK/lab.log" | sed -n 's/^lab \(tpd-[0-9a-f]*\) is up.*/\1/p')
+[ -n "$ID" ] || { cat "$WORK/lab.log" >&2; echo "doc-pictures.sh: the lab did not come up" >&2; exit 1; }
+CLI=$ID-cli RTR=$ID-rtr SRV=$ID-srv
+SRV_ADDR=10.77.2.2 PORT=12003
+ip netns exec "$SRV" "$BIN" serve --listen "[::]:$PORT" --loss 0.03 --seed 7 -q >"$WORK/server.log" 2>&1 </dev/null &
+SRV_PID=$!
+sleep 0.5
+
+rule() { # rule -I|-D IPTABLES-TARGET... : a fault on the router for our port
+    local op=$1
+    shift
+    ip netns exec "$RTR" iptables -w "$op" FORWARD -d "$SRV_ADDR" -p tcp --dport "$PORT" "$@"
+}
+faults() { # faults T1 T2 T3 T4 : admin-prohibited from T1, DROP from T2, host-unreachable from T3, none from T4
+    sleep "$1"; rule -I -j REJECT --reject-with icmp-admin-prohibited
+    sleep "$2"; rule -D -j REJECT --reject-with icmp-admin-prohibited; rule -I -j DROP
+    sleep "$3"; rule -D -j DROP; rule -I -j REJECT --reject-with icmp-host-unreachable
+    sleep "$4"; rule -D -j REJECT --reject-with icmp-host-unreachable
+}
+client() { ip netns exec "$CLI" "$BIN" "$@" --json </dev/null; }
+
+echo "ping.svg: 300 pings, 50 ms apart, faults switched on the router during the run"
+faults 4 3 3 3 &
+FAULTS=$!
+client "$SRV_ADDR:$PORT" -n 300 -i 0.05 -W 0.5 >"$WORK/ping.ndjson" || true
+wait "$FAULTS"
+"$BIN" report "$WORK/ping.ndjson" -o "$OUT/ping.svg"
+
+echo "long.svg: 20,000 pings, 2 ms apart, the same faults"
+faults 10 4 3 4 &
+FAULTS=$!
+client "$SRV_ADDR:$PORT" -n 20000 -i 0.002 -W 0.3 >"$WORK/long.ndjson" || true
+wait "$FAULTS"
+"$BIN" report "$WORK/long.ndjson" -o "$OUT/long.svg"
+
+echo "many.svg: seven targets at once, each behind another fault of the lab"
+i=0
+PIDS=()
+for t in 10.77.2.2:12001 "$SRV_ADDR:$PORT" 10.77.2.2:12005 10.77.2.2:12007 10.77.2.2:12016 10.77.2.2:12999 10.77.2.11:12001; do
+    client "$t" -n 150 -i 0.05 -W 0.3 >"$WORK/many-$i.ndjson" &
+    PIDS+=($!)
+    i=$((i + 1))
+done
+wait "${PIDS[@]}" || true
+"$BIN" report "$WORK"/many-*.ndjson -o "$OUT/many.svg"
+
+echo "trace.svg: the draft trace events of tests/fixtures/trace-path-ends.ndjson"
+"$BIN" report tests/fixtures/trace-path-ends.ndjson -o "$OUT/trace.svg"

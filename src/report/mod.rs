@@ -1,0 +1,371 @@
+//! Pictures of runs: `tcpping-diag report FILE... -o OUT.svg` reads the NDJSON a run wrote
+//! (`--json`) and draws it; `--plot OUT.svg` on a ping run draws the run itself.
+//!
+//! - `events`: the NDJSON schema as read (the one place that knows it);
+//! - `hist`, `model`: the streaming model, in bounded memory whatever the run's length;
+//! - `draw`: the model as SVG (plotters' SVG backend).
+//!
+//! The kind of picture follows from the events: trace events draw a trace; ping events of
+//! one target draw that target over time; of several, one row per target.
+
+pub mod draw;
+pub mod events;
+pub mod hist;
+pub mod model;
+
+use std::fs::File;
+use std::io::{self, BufReader};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::UNIX_EPOCH;
+
+use clap::Args;
+
+use crate::cli::ClientConfig;
+use crate::error::Error;
+use crate::probe::{PingResult, Status};
+use events::{BadLines, Event};
+use model::{Failure, PingModel, Sample, TargetMeta, TimeBase, TraceModel};
+
+const REPORT_HELP: &str = "\
+The picture follows from the events: one target is drawn over time (every probe up to 2,000,
+else smokeping-style bands per time bucket), failures below on the same time axis, coloured
+by reason; several targets (files, or events with a \"target\" field) one row per target, worst
+first; trace events one row per hop with the break point marked. Memory stays flat however
+long the run was.
+
+Examples:
+  tcpping-diag 127.0.0.1:12001 -n 600 --json > run.ndjson
+  tcpping-diag report run.ndjson -o run.svg
+  tcpping-diag report a.ndjson b.ndjson c.ndjson -o many.svg
+  tcpping-diag 127.0.0.1:12001 -n 600 --json | tcpping-diag report -o run.svg";
+
+#[derive(Args, Debug)]
+#[command(after_help = REPORT_HELP)]
+pub struct ReportArgs {
+    /// NDJSON files written with --json (- or none: standard input); several files, or
+    /// events with a "target" field, draw one row per target
+    #[arg(value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+
+    /// The SVG file to write
+    #[arg(short = 'o', long = "output", value_name = "OUT.svg", required = true)]
+    pub output: PathBuf,
+}
+
+/// Which picture the events make.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// One target over time.
+    Ping,
+    /// One row per target.
+    Many,
+    /// Hops of a trace.
+    Trace,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Ping => "ping",
+            Kind::Many => "many targets",
+            Kind::Trace => "trace",
+        }
+    }
+}
+
+/// Everything read: both models, and what could not be read.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub ping: PingModel,
+    pub trace: TraceModel,
+    pub bad: BadLines,
+    /// Events read.
+    pub events: u64,
+}
+
+impl Report {
+    pub fn feed(&mut self, ev: Event) {
+        match ev {
+            Event::Start(s) => self.ping.start_event(&s),
+            Event::Ping(p) => self.ping.ping_event(&p),
+            Event::Summary(s) => self.ping.summary_event(&s),
+            Event::TraceStart(s) => self.trace.start = Some(s),
+            Event::Probe(p) => self.trace.probe_event(&p),
+            Event::Hop(h) => self.trace.hop_event(&h),
+            Event::Trace(t) => self.trace.verdict = Some(t),
+            Event::Other => {}
+        }
+    }
+
+    /// Read one input, streaming.
+    pub fn read(&mut self, input: impl io::BufRead, name: &str) -> io::Result<()> {
+        self.ping.begin_input();
+        let mut bad = std::mem::take(&mut self.bad);
+        let n = events::read_events(input, name, &mut bad, |ev| self.feed(ev))?;
+        self.bad = bad;
+        self.events += n;
+        Ok(())
+    }
+
+    /// The picture these events make. Err: none, or both pings and a trace.
+    pub fn kind(&self) -> Result<Kind, String> {
+        let pings = self.ping.targets.iter().filter(|t| t.sent > 0).count();
+        match (pings, self.trace.is_empty()) {
+            (0, true) => {
+                Err("no ping or trace events to draw (expected the NDJSON of --json)".into())
+            }
+            (0, false) => Ok(Kind::Trace),
+            (_, false) => Err("both ping and trace events: report them from separate files".into()),
+            (1, true) => Ok(Kind::Ping),
+            (_, true) => Ok(Kind::Many),
+        }
+    }
+
+    /// Notes for the subtitle: what was skipped or guessed.
+    pub fn notes(&self) -> Vec<String> {
+        let mut v = Vec::new();
+        if self.bad.count > 0 {
+            v.push(format!(
+                "{} unreadable lines skipped (first: {})",
+                self.bad.count,
+                self.bad.first.as_deref().unwrap_or("?")
+            ));
+        }
+        if self.ping.skipped + self.trace.skipped > 0 {
+            v.push(format!(
+                "{} events without a usable seq, ts or hop skipped",
+                self.ping.skipped + self.trace.skipped
+            ));
+        }
+        if self.ping.time_bases.len() > 1 {
+            v.push("some pings had timestamps and some did not: times are approximate".into());
+        }
+        v
+    }
+
+    /// The SVG.
+    pub fn render(&self) -> Result<(Kind, String), Error> {
+        let kind = self.kind().map_err(Error::Usage)?;
+        let notes = self.notes();
+        let svg = match kind {
+            Kind::Ping => draw::ping(&self.ping, &notes),
+            Kind::Many => draw::many(&self.ping, &notes),
+            Kind::Trace => draw::trace(&self.trace, &notes),
+        }
+        .map_err(|e| Error::Setup(format!("draw the picture: {e}")))?;
+        Ok((kind, svg))
+    }
+}
+
+/// Write `svg` to `path` (through a temporary file beside it, so a reader never sees half).
+pub fn write_svg(path: &Path, svg: &str) -> Result<(), Error> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    let what = |e| Error::io(format!("write {}", path.display()), e);
+    std::fs::write(&tmp, svg).map_err(what)?;
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        what(e)
+    })
+}
+
+/// `tcpping-diag report`: read, draw, write. Returns the exit status.
+pub fn run(args: ReportArgs) -> Result<i32, Error> {
+    let mut r = Report::default();
+    let files = if args.files.is_empty() {
+        vec![PathBuf::from("-")]
+    } else {
+        args.files.clone()
+    };
+    for f in &files {
+        if f.as_os_str() == "-" {
+            r.read(io::stdin().lock(), "<stdin>")
+                .map_err(|e| Error::io("read standard input", e))?;
+        } else {
+            let file = File::open(f).map_err(|e| Error::io(format!("open {}", f.display()), e))?;
+            r.read(
+                BufReader::with_capacity(1 << 16, file),
+                &f.display().to_string(),
+            )
+            .map_err(|e| Error::io(format!("read {}", f.display()), e))?;
+        }
+    }
+    if r.bad.count > 0 {
+        eprintln!(
+            "tcpping-diag report: skipped {} unreadable lines (first: {})",
+            r.bad.count,
+            r.bad.first.as_deref().unwrap_or("?")
+        );
+    }
+    let (kind, svg) = r.render()?;
+    write_svg(&args.output, &svg)?;
+    let probes: u64 = r.ping.targets.iter().map(|t| t.sent).sum();
+    let n = |k: u64, one: &str, many: &str| format!("{k} {}", if k == 1 { one } else { many });
+    let what = match kind {
+        Kind::Trace => n(r.trace.hops.len() as u64, "hop", "hops"),
+        _ => {
+            let targets = r.ping.targets.iter().filter(|t| t.sent > 0).count() as u64;
+            format!(
+                "{}, {}",
+                n(targets, "target", "targets"),
+                n(probes, "probe", "probes")
+            )
+        }
+    };
+    println!(
+        "wrote {} ({}: {what}, {} KB)",
+        args.output.display(),
+        kind.as_str(),
+        svg.len().div_ceil(1024)
+    );
+    Ok(0)
+}
+
+/// The picture of a live run (`--plot`): fed each result as it comes, drawn at the end.
+pub struct Recorder {
+    model: PingModel,
+    target: usize,
+}
+
+impl Recorder {
+    pub fn new(cfg: &ClientConfig, src: Option<IpAddr>) -> Recorder {
+        let mut model = PingModel::default();
+        let target = model
+            .target(&cfg.target_name)
+            .expect("the first target fits");
+        let mode = crate::output::mode_name(cfg.mode);
+        model.set_meta(
+            target,
+            TargetMeta {
+                target: cfg.target_name.clone(),
+                name: None,
+                address: Some(cfg.target.to_string()),
+                source: src.map(|s| s.to_string()),
+                host: crate::net::hostname(),
+                mode: Some(mode.into()),
+                interval_ms: Some(cfg.interval.as_secs_f64() * 1e3),
+                start_ts: Some(unix_secs(std::time::SystemTime::now())),
+            },
+        );
+        Recorder { model, target }
+    }
+
+    /// One ping's result.
+    pub fn observe(&mut self, r: &PingResult) {
+        let ms = |d: Option<std::time::Duration>| d.map(|d| d.as_secs_f64() * 1e3);
+        let cats = &mut self.model.categories;
+        let failure = match &r.status {
+            Status::Reply => None,
+            Status::Lost => Some(cats.index(Failure::Lost, None)),
+            Status::Timeout if r.connect.is_some() => Some(cats.index(Failure::TimeoutEcho, None)),
+            Status::Timeout => Some(cats.index(Failure::TimeoutHandshake, None)),
+            Status::Refused => Some(cats.index(Failure::Refused, None)),
+            Status::Error(e) => Some(cats.index(Failure::Error, Some(e))),
+            Status::Interrupted => Some(cats.index(Failure::Interrupted, None)),
+            Status::Icmp(rep) => Some(cats.index(
+                Failure::Icmp {
+                    icmp_type: rep.icmp_type,
+                    code: rep.code,
+                    from: rep.from.to_string(),
+                },
+                Some(&rep.describe().reason),
+            )),
+        };
+        let sample = Sample {
+            t: unix_secs(r.sent_at),
+            connect_ms: ms(r.connect),
+            rtt_ms: ms(r.rtt),
+            failure,
+        };
+        self.model.add(self.target, &sample, TimeBase::Wall);
+    }
+
+    /// Draw and write the picture (nothing when no ping was made).
+    pub fn finish(&self, path: &Path) -> Result<(), Error> {
+        if self.model.targets[self.target].sent == 0 {
+            return Ok(());
+        }
+        let svg = draw::ping(&self.model, &[])
+            .map_err(|e| Error::Setup(format!("draw the picture: {e}")))?;
+        write_svg(path, &svg)
+    }
+}
+
+fn unix_secs(t: std::time::SystemTime) -> f64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn render(lines: &[&str]) -> Result<(Kind, String), Error> {
+        let mut r = Report::default();
+        r.read(lines.join("\n").as_bytes(), "t").unwrap();
+        r.render()
+    }
+
+    fn valid_svg(svg: &str) {
+        let doc = roxmltree::Document::parse(svg).expect("well-formed SVG");
+        assert_eq!(doc.root_element().tag_name().name(), "svg");
+    }
+
+    #[test]
+    fn extreme_values_draw_without_panicking() {
+        let cases: &[&[&str]] = &[
+            // Markup in names is escaped.
+            &[
+                r#"{"type":"start","target":"a<b>&\"c'","host":"<h>","source":"]]>","ts":1.0,"interval_ms":1.0}"#,
+                r#"{"type":"ping","seq":1,"ts":1.0,"status":"error","error":"</text><script>"}"#,
+                r#"{"type":"ping","seq":2,"ts":2.0,"status":"icmp","icmp":{"type":3,"code":1,"from":"<r>","reason":"&amp;"}}"#,
+            ],
+            // Huge, tiny, negative and out-of-order numbers.
+            &[
+                r#"{"type":"start","target":"x:1","ts":-5.0,"interval_ms":1e300}"#,
+                r#"{"type":"ping","seq":18446744073709551615,"ts":1e18,"status":"reply","rtt_ms":1e300,"connect_ms":-1}"#,
+                r#"{"type":"ping","seq":1,"ts":-1e18,"status":"reply","rtt_ms":0.0,"connect_ms":1e-300}"#,
+                r#"{"type":"ping","seq":2,"ts":3.0,"status":"weird"}"#,
+            ],
+            // Every probe failed, in one instant.
+            &[
+                r#"{"type":"ping","seq":1,"ts":5.0,"status":"timeout"}"#,
+                r#"{"type":"ping","seq":2,"ts":5.0,"status":"refused"}"#,
+            ],
+            // A trace with nonsense hops and no verdict.
+            &[
+                r#"{"type":"trace_start","target":"t"}"#,
+                r#"{"type":"probe","hop":4000000000,"status":"timeout"}"#,
+                r#"{"type":"probe","hop":255,"status":"reached","rtt_ms":1e300,"from":"<x>"}"#,
+                r#"{"type":"hop","hop":3,"routers":[],"sent":0,"received":9,"loss_pct":-50}"#,
+            ],
+            &[
+                r#"{"type":"trace","verdict":"not_reached","hops":4000000000,"break_hop":4000000000}"#,
+            ],
+        ];
+        for lines in cases {
+            let (_, svg) = render(lines).unwrap_or_else(|e| panic!("{lines:?}: {e}"));
+            valid_svg(&svg);
+        }
+        let svg = render(cases[0]).unwrap().1;
+        assert!(svg.contains("a&lt;b&gt;&amp;"), "names are escaped");
+    }
+
+    #[test]
+    fn the_kind_follows_from_the_events() {
+        let one = r#"{"type":"ping","target":"a","seq":1,"ts":1.0,"status":"reply","rtt_ms":1}"#;
+        let two = r#"{"type":"ping","target":"b","seq":1,"ts":1.0,"status":"reply","rtt_ms":1}"#;
+        let hop = r#"{"type":"probe","hop":1,"status":"timeout"}"#;
+        assert_eq!(render(&[one]).unwrap().0, Kind::Ping);
+        assert_eq!(render(&[one, two]).unwrap().0, Kind::Many);
+        assert_eq!(render(&[hop]).unwrap().0, Kind::Trace);
+        let e = render(&[one, hop]).unwrap_err().to_string();
+        assert!(e.contains("both ping and trace"), "{e}");
+        let e = render(&["", "{\"type\":\"summary\"}"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no ping or trace events"), "{e}");
+    }
+}
