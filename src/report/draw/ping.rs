@@ -26,10 +26,10 @@ pub fn present(m: &PingModel, t: &TargetSeries) -> Vec<usize> {
 /// Title words for a target.
 pub fn title_for(t: &TargetSeries) -> String {
     let m = &t.meta;
-    let what = if m.mode.as_deref() == Some("connect-only") {
-        "TCP connect"
-    } else {
-        "TCP ping"
+    let what = match m.mode.as_deref() {
+        Some("connect-only") => "TCP connect",
+        Some("syn") => "SYN probes",
+        _ => "TCP ping",
     };
     let mut s = format!("{what} to {}", t.title());
     if t.meta.name.is_some() {
@@ -140,10 +140,12 @@ pub fn ping(m: &PingModel, notes: &[String]) -> DResult<String> {
                 ));
             }
             if t.connect.count() > 0 {
-                items.push((
-                    Mark::Triangle(CONNECT),
-                    "connect: TCP handshake".to_string(),
-                ));
+                let what = if t.meta.mode.as_deref() == Some("syn") {
+                    "SYN to SYN-ACK (half-open probe)"
+                } else {
+                    "connect: TCP handshake"
+                };
+                items.push((Mark::Triangle(CONNECT), what.to_string()));
             }
         } else {
             let w = width_text(buckets.width, seq);
