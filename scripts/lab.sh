@@ -948,17 +948,22 @@ demo_step() { # demo_step HEADER ARGS...
 cmd_demo() {
     need_root
     with_lab
+    # a picture of every step (--plot), kept after the lab is gone
+    local pics=${DEMO_PICTURES:-$REPO/target/demo-pictures}
+    mkdir -p "$pics"
     cat <<EOF
 tcpping-diag lab tour.  Three network namespaces: client ($V4_CLI) -> router ($V4_RTR_C / $V4_RTR_S)
 -> server ($V4_SRV).  Each step runs the client in the client namespace; the router is rigged
 with one fault per port/address.
 EOF
-    demo_step "1. Healthy path: every ping gets its echo back" "$V4_SRV:$P_OK" -n 3 -i 0.2
-    demo_step "2. The server itself drops pings (it answers LOST for ~50%): loss at the far end, not the network" "$V4_SRV:$P_LOSSY" -n 6 -i 0.1
-    demo_step "3. A firewall on the router REJECTs the port: ICMP host unreachable from the router, matched to each ping at once" "$V4_SRV:$P_HOST" -n 3 -i 0.2 -W 3
-    demo_step "4. TTL 1: the SYN dies at the first hop, which says so with ICMP time exceeded" "$V4_SRV:$P_OK" -n 3 -i 0.2 --ttl 1
-    demo_step "5. A blackhole route: packets vanish, no ICMP at all, so the only verdict is timeout" "$V4_BLACKHOLE:$P_OK" -n 2 -i 0 -W 1
-    printf '\nTour done; removing lab %s.\n' "$LAB_ID"
+    demo_step "1. Healthy path: every ping gets its echo back" "$V4_SRV:$P_OK" -n 3 -i 0.2 --plot "$pics/1-healthy.svg"
+    demo_step "2. The server itself drops pings (it answers LOST for ~50%): loss at the far end, not the network" "$V4_SRV:$P_LOSSY" -n 6 -i 0.1 --plot "$pics/2-server-loss.svg"
+    demo_step "3. A firewall on the router REJECTs the port: ICMP host unreachable from the router, matched to each ping at once" "$V4_SRV:$P_HOST" -n 3 -i 0.2 -W 3 --plot "$pics/3-reject-host.svg"
+    demo_step "4. TTL 1: the SYN dies at the first hop, which says so with ICMP time exceeded" "$V4_SRV:$P_OK" -n 3 -i 0.2 --ttl 1 --plot "$pics/4-ttl.svg"
+    demo_step "5. A blackhole route: packets vanish, no ICMP at all, so the only verdict is timeout" "$V4_BLACKHOLE:$P_OK" -n 2 -i 0 -W 1 --plot "$pics/5-blackhole.svg"
+    give_back "$pics"
+    printf '\nPictures of each step (SVG, open them in a browser): %s/\n' "$pics"
+    printf 'Tour done; removing lab %s.\n' "$LAB_ID"
 }
 
 # ---------------------------------------------------------------- main
