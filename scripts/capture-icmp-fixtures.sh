@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Reproduces the ICMP fixtures used by the tests in src/lib.rs (src/icmp/parse.rs).
+# Reproduces the ICMP fixtures used by the tests in src/icmp/parse.rs.
 #
 # Builds three network namespaces  client --- router --- server  joined by veth
 # pairs, provokes ICMP / ICMPv6 errors with real TCP (and one UDP) packets sent
