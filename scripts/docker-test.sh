@@ -203,9 +203,10 @@ check() {
 N=3
 CLIENT_ARGS=("$SERVER_IP:$PORT" -n "$N" -i 0.2 -W 2 --json)
 
-# N ping lines (seq 1..N) then one summary line, nothing else.
-SHAPE_BASE='ck("'"$N"' ping lines with seq 1..'"$N"', then one summary line";
-      length == '"$((N + 1))"' and (.[:-1] | map(.type) | unique) == ["ping"]
+# One start line, N ping lines (seq 1..N), then one summary line, nothing else.
+SHAPE_BASE='ck("a start line, '"$N"' ping lines with seq 1..'"$N"', then one summary line";
+      length == '"$((N + 2))"' and .[0].type == "start"
+      and (.[1:-1] | map(.type) | unique) == ["ping"]
       and .[-1].type == "summary" and (pings | map(.seq)) == [range(1; '"$((N + 1))"')]),
    ck("summary.sent == '"$N"'"; summary.sent == '"$N"')'
 # In the client's own network namespace no foreign ICMP error can show up.
