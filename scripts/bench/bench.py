@@ -754,6 +754,21 @@ def errors_us(pairs):
             "p99_abs": pct(a, 0.99), "p99": pct(d, 0.99), "max_abs": max(a)}
 
 
+def hping3_errors(ns, iface, server_ip, client_ip, port, n, interval, base, name):
+    """hping3 -S: its printed rtt vs the wire's SYN -> SYN-ACK, matched by source port
+    (base + its seq)."""
+    cap = Capture(ns, iface, f"tcp port {port}", name)
+    r = sh(nsx(ns) + ["hping3", "-S", "-p", str(port), "-c", str(n), "-i",
+                      f"u{int(interval * 1e6)}", "-s", str(base), server_ip], check=False)
+    conns = wire_by_port(cap.packets(), client_ip)
+    pairs = []
+    for m in re.finditer(r"flags=SA seq=(\d+) .*?rtt=([\d.]+) ms", r.stdout):
+        lst = conns.get(base + int(m.group(1)), [])
+        if lst and "synack" in lst[0]:
+            pairs.append((float(m.group(2)) * 1000, (lst[0]["synack"] - lst[0]["syn"]) * 1e6))
+    return errors_us(pairs)
+
+
 def fidelity_run(cns, sns, server_ip, client_ip, port, n, interval, rep):
     out = {}
     # tcpping-diag, one connection per ping
@@ -784,18 +799,8 @@ def fidelity_run(cns, sns, server_ip, client_ip, port, n, interval, rep):
     out["tcpping_echo_user"] = errors_us(echo_user)
     out["tcpping_wire_hs_median_us"] = statistics.median([w for _, w in hs]) if hs else None
 
-    # hping3 -S: its rtt vs wire SYN -> SYN-ACK (source port = base + seq)
-    base = 20000 + (rep % 10) * 1000
-    cap = Capture(cns, "tpbc0", f"tcp port {port}", f"fid-hping-{rep}")
-    r = sh(nsx(cns) + ["hping3", "-S", "-p", str(port), "-c", str(n), "-i",
-                       f"u{int(interval * 1e6)}", "-s", str(base), server_ip], check=False)
-    conns = wire_by_port(cap.packets(), client_ip)
-    pairs = []
-    for m in re.finditer(r"flags=SA seq=(\d+) .*?rtt=([\d.]+) ms", r.stdout):
-        lst = conns.get(base + int(m.group(1)), [])
-        if lst and "synack" in lst[0]:
-            pairs.append((float(m.group(2)) * 1000, (lst[0]["synack"] - lst[0]["syn"]) * 1e6))
-    out["hping3_hs"] = errors_us(pairs)
+    out["hping3_hs"] = hping3_errors(cns, "tpbc0", server_ip, client_ip, port, n, interval,
+                                     20000 + (rep % 10) * 1000, f"fid-hping-{rep}")
 
     # nping --tcp-connect: SENT/RCVD times (0.1 ms resolution), matched in order
     cap = Capture(cns, "tpbc0", f"tcp port {port}", f"fid-nping-{rep}")
@@ -959,17 +964,8 @@ def syn_fidelity_run(cns, server_ip, client_ip, port, n, interval, rep):
     out["tcpping_user"] = errors_us(user)
     out["wire_median_us"] = statistics.median([w for _, w in pairs]) if pairs else None
 
-    base = 21000 + (rep % 10) * 1000
-    cap = Capture(cns, "tpyc0", f"tcp port {port}", f"syn-fid-hping-{rep}")
-    r = sh(nsx(cns) + ["hping3", "-S", "-p", str(port), "-c", str(n), "-i",
-                       f"u{int(interval * 1e6)}", "-s", str(base), server_ip], check=False)
-    conns = wire_by_port(cap.packets(), client_ip)
-    pairs = []
-    for m in re.finditer(r"flags=SA seq=(\d+) .*?rtt=([\d.]+) ms", r.stdout):
-        lst = conns.get(base + int(m.group(1)), [])
-        if lst and "synack" in lst[0]:
-            pairs.append((float(m.group(2)) * 1000, (lst[0]["synack"] - lst[0]["syn"]) * 1e6))
-    out["hping3"] = errors_us(pairs)
+    out["hping3"] = hping3_errors(cns, "tpyc0", server_ip, client_ip, port, n, interval,
+                                  21000 + (rep % 10) * 1000, f"syn-fid-hping-{rep}")
 
     cap = Capture(cns, "tpyc0", f"tcp port {port}", f"syn-fid-nping-{rep}")
     r = sh(nsx(cns) + ["nping", "--tcp", "--flags", "syn", "-p", str(port), "-c", str(n),
