@@ -336,6 +336,7 @@ impl Pinger {
             after: start.elapsed(),
             phase,
             source: Source::RecvErr,
+            extensions: None,
         }))
     }
 

@@ -493,6 +493,7 @@ impl Matcher {
                                 after,
                                 phase: Phase::Connect,
                                 source: Source::Raw,
+                                extensions: err.extensions.clone(),
                             }),
                         );
                         r.local_port = Some(f.src.port());
