@@ -4,6 +4,7 @@
 mod demo;
 pub mod ping;
 mod serve;
+pub mod trace;
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -31,6 +32,7 @@ pub fn run() -> i32 {
     let result = match cli.command {
         Some(Command::Serve(args)) => args.into_config().and_then(|cfg| serve(cfg).map(|()| 0)),
         Some(Command::Demo) => demo::demo(),
+        Some(Command::Trace(args)) => args.into_config().and_then(trace::trace),
         None => cli.ping.into_config().and_then(ping),
     };
     match result {
