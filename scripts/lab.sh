@@ -308,6 +308,7 @@ pid_is_ours() { # a recorded PID is ours while it still lives in one of our name
 
 lab_down_loaded() {
     local pid n
+    trace_down_loaded # the trace topology's namespaces (scripts/lab/trace.sh)
     for pid in $LAB_PIDS; do
         if pid_is_ours "$pid"; then stop_pid "$pid"; fi
     done
@@ -791,6 +792,11 @@ EOF
     demo_step "5. A blackhole route: packets vanish, no ICMP at all, so the only verdict is timeout" "$V4_BLACKHOLE:$P_OK" -n 2 -i 0 -W 1
     printf '\nTour done; removing lab %s.\n' "$LAB_ID"
 }
+
+# ---------------------------------------------------------------- trace lab
+# `tcpping-diag trace` topologies and scenarios (trace-*): scripts/lab/trace.sh
+# shellcheck source=lab/trace.sh
+. "$LAB_LIB/trace.sh"
 
 # ---------------------------------------------------------------- main
 cmd_up() {

@@ -182,6 +182,8 @@ struct Meta {
     flow: u16,
     query: u16,
     reprobe: bool,
+    /// When it left (the driver's clock, see [`Engine::sent_at`]).
+    sent: Option<SystemTime>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -290,6 +292,7 @@ impl Engine {
                 flow,
                 query,
                 reprobe,
+                sent: None,
             },
         );
         if let Some(s) = self.slots.get_mut(&(hop, flow, query)) {
@@ -376,6 +379,11 @@ impl Engine {
             self.lanes[fi].busy = None;
         }
         let answer = Answer::of(&r.status);
+        if self.plan.constant_flows && answer == Some(Answer::Reached { open: true }) {
+            // Whatever its hop: the target held a half-open connection for this flow.
+            let arrived = meta.sent.map(|t| t + r.connect.unwrap_or_default());
+            self.doom_check(meta.flow, r.seq, arrived);
+        }
         if meta.cycle == self.cycle {
             if let Some(answer) = answer {
                 self.conclude(meta, r, answer);
@@ -384,6 +392,37 @@ impl Engine {
             }
         }
         self.ready_hops()
+    }
+
+    /// The driver sent probe `seq` at `at` (its clock: the one answers' times add to).
+    pub fn sent_at(&mut self, seq: u64, at: SystemTime) {
+        if let Some(m) = self.metas.get_mut(&seq) {
+            m.sent = Some(at);
+        }
+    }
+
+    /// A SYN-ACK of probe `answered` on `flow` arrived at `arrived`. The lane's probe in
+    /// flight, if it left before that, met the half-open connection the answered SYN made
+    /// (it reached the target before our RST did: both took the same way, the lane's probe
+    /// first): it will not be answered. Probe its query again, next.
+    fn doom_check(&mut self, flow: u16, answered: u64, arrived: Option<SystemTime>) {
+        let fi = usize::from(flow);
+        let (Some(busy), Some(arrived)) = (self.lanes[fi].busy, arrived) else {
+            return;
+        };
+        let Some(m) = self.metas.get(&busy).copied() else {
+            return;
+        };
+        if busy == answered || m.cycle != self.cycle || m.sent.is_none_or(|t| t >= arrived) {
+            return;
+        }
+        self.lanes[fi].busy = None;
+        if let Some(s) = self.slots.get_mut(&(m.hop, m.flow, m.query)) {
+            if s.outcome.is_none() && !s.queued {
+                s.queued = true;
+                self.lanes[fi].queue.push_front((m.hop, m.query, true));
+            }
+        }
     }
 
     /// After a batch of verdicts (everything the prober had): send the next probe of every
@@ -418,6 +457,16 @@ impl Engine {
         let grew = matches!(answer, Answer::TimeExceeded(_))
             && self.dest[fi].is_some_and(|d| d.hop == meta.hop);
         slot.outcome = Some(Outcome::new(&meta, r, answer, self.plan.target));
+        // The lane's probe for this query is of no use now: do not wait for it.
+        if let Some(b) = self.lanes[fi].busy {
+            if self
+                .metas
+                .get(&b)
+                .is_some_and(|m| (m.hop, m.query) == (meta.hop, meta.query) && m.flow == meta.flow)
+            {
+                self.lanes[fi].busy = None;
+            }
+        }
         if let Some(kind) = kind {
             self.set_dest(meta.flow, meta.hop, kind);
             if kind == DestKind::Open && self.plan.constant_flows {

@@ -18,7 +18,7 @@ pub mod verdict;
 use std::io::{self, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::cli::{TraceConfig, TraceProbe};
 use crate::error::Error;
@@ -47,8 +47,9 @@ pub enum Progress<'a> {
 }
 
 /// Run cycles of the engine over `prober`: start a cycle when the previous one is done and
-/// `interval` has passed since it started, send what the engine asks, feed it the verdicts,
-/// and report progress. Stops after `cycles` cycles (None: until `stop`), on `stop` (every
+/// `interval` has passed since it started, send what the engine asks (telling it when, by
+/// `clock`: the clock the probes' wire times add to), feed it the verdicts, and report
+/// progress. Stops after `cycles` cycles (None: until `stop`), on `stop` (every
 /// probe in flight is then dropped: an interrupted cycle is not reported), or when
 /// `on_progress` returns false (a closed pipe).
 pub fn drive(
@@ -57,6 +58,7 @@ pub fn drive(
     cycles: Option<u64>,
     interval: Duration,
     stop: &AtomicBool,
+    clock: &dyn Fn() -> SystemTime,
     on_progress: &mut dyn FnMut(Progress) -> io::Result<bool>,
 ) -> io::Result<()> {
     let mut done: Vec<PingResult> = Vec::new();
@@ -86,6 +88,7 @@ pub fn drive(
         }
         for spec in engine.take_sends() {
             prober.send(spec);
+            engine.sent_at(spec.seq, clock());
         }
         let until = if engine.in_cycle() {
             if prober.in_flight() == 0 {
@@ -232,6 +235,7 @@ pub fn trace(cfg: TraceConfig) -> Result<i32, Error> {
         cfg.cycles,
         cfg.interval,
         &stop,
+        &SystemTime::now,
         &mut |p| {
             let r = match p {
                 Progress::Hop(h) => {

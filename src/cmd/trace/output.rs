@@ -436,19 +436,46 @@ impl<W: Write> TraceWriter<W> {
             }
             groups.sort_by_key(|g| g.0.is_none());
             for (addr, os) in groups {
-                let mut fl: Vec<u16> = os.iter().map(|o| o.flow).collect();
-                fl.dedup();
+                let fl: std::collections::BTreeSet<u16> = os.iter().map(|o| o.flow).collect();
                 let fl: Vec<String> = fl.iter().map(u16::to_string).collect();
-                let times: Vec<String> = os.iter().map(|o| rtt(o)).collect();
-                let who = match addr {
-                    Some(a) => format!("{}{}", self.addr(a), tag(os[0])),
-                    None => "no answer".to_string(),
-                };
                 let fword = if fl.len() == 1 { "flow" } else { "flows" };
+                let what = match addr {
+                    Some(a) => {
+                        let times: Vec<f64> = os
+                            .iter()
+                            .filter_map(|o| o.rtt)
+                            .map(|d| d.as_secs_f64() * 1e3)
+                            .collect();
+                        let n = os.len();
+                        let mark = match &os[0].answer {
+                            Answer::Unreachable(r) => {
+                                format!(" {}", unreachable_mark(r.v6, r.icmp_type, r.code))
+                            }
+                            _ => String::new(),
+                        };
+                        let t = if times.is_empty() {
+                            String::new()
+                        } else {
+                            let min = times.iter().copied().fold(f64::INFINITY, f64::min);
+                            let max = times.iter().copied().fold(0.0, f64::max);
+                            let avg = times.iter().sum::<f64>() / times.len() as f64;
+                            format!("  {min:.3}/{avg:.3}/{max:.3} ms{mark}")
+                        };
+                        format!(
+                            "{}{}{t}  ({n} {})",
+                            self.addr(a),
+                            tag(os[0]),
+                            if n == 1 { "answer" } else { "answers" }
+                        )
+                    }
+                    None => {
+                        let n = os.len();
+                        format!("*  ({n} {})", if n == 1 { "probe" } else { "probes" })
+                    }
+                };
                 lines.push(format!(
-                    "{}{who}  {}  ({fword} {})",
+                    "{}{what}  {fword} {}",
                     prefix(&mut first),
-                    times.join("  "),
                     fl.join(",")
                 ));
             }
@@ -721,6 +748,8 @@ impl<W: Write> TraceWriter<W> {
 /// the multipath detection algorithm's confidence.
 pub fn notes(state: &TraceState) -> Vec<String> {
     let mut out = Vec::new();
+    // (next hops seen, flows answered, flows needed) -> hops
+    let mut short: Vec<((usize, usize, usize), Vec<u8>)> = Vec::new();
     for h in state.hops() {
         if state.rate_limited(h.hop) {
             let who = h
@@ -737,13 +766,22 @@ pub fn notes(state: &TraceState) -> Vec<String> {
             let needed = flows_needed(k.max(1), MDA_ALPHA);
             let answered = h.flows_answered();
             if answered < needed {
-                out.push(format!(
-                    "note: hop {}: {k} next hop{} seen on {answered} answering flows; {needed} are needed to rule out one more at 95% confidence (--flows)",
-                    h.hop,
-                    if k == 1 { "" } else { "s" }
-                ));
+                let key = (k, answered, needed);
+                match short.iter_mut().find(|(x, _)| *x == key) {
+                    Some((_, hops)) => hops.push(h.hop),
+                    None => short.push((key, vec![h.hop])),
+                }
             }
         }
+    }
+    for ((k, answered, needed), hops) in short {
+        let hops: Vec<String> = hops.iter().map(u8::to_string).collect();
+        out.push(format!(
+            "note: hop{} {}: {k} next hop{} seen on {answered} answering flows; {needed} are needed to rule out one more at 95% confidence (--flows)",
+            if hops.len() == 1 { "" } else { "s" },
+            hops.join(", "),
+            if k == 1 { "" } else { "s" }
+        ));
     }
     out
 }

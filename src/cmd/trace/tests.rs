@@ -4,11 +4,13 @@
 //! TCP stack, holds a half-open connection per 4-tuple and drops other SYNs of that flow
 //! until our answer to its SYN-ACK (the RST our kernel sends) is out.
 
+use std::cell::Cell;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::rc::Rc;
 use std::sync::atomic::AtomicBool;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use super::engine::{Answer, Engine, HopDone, Plan};
 use super::state::TraceState;
@@ -49,6 +51,19 @@ struct Net {
     ext: HashMap<u8, Extensions>,
     /// Probes whose sending fails.
     send_error: bool,
+    /// The link into the target is slow (a token-bucket shaper with this many packets of
+    /// burst): past the burst, SYNs and our RSTs queue on it and cross one per poll, 600 µs
+    /// apart. So the burst's SYNs reach the target long after the first one's SYN-ACK came
+    /// back, and our kernel's RST (sent as the SYN-ACK arrives, before we read it) waits
+    /// behind the SYNs queued before it.
+    slow_last_link: Option<u32>,
+}
+
+/// What crosses the slow link.
+#[derive(Clone, Copy, Debug)]
+enum Crossing {
+    Syn(ProbeSpec),
+    Rst(u16),
 }
 
 struct Sim {
@@ -59,6 +74,12 @@ struct Sim {
     /// Flows with a half-open connection at the target.
     half_open: HashSet<u16>,
     sent: Vec<ProbeSpec>,
+    /// The simulation's clock (the driver stamps its sends with it).
+    clock: Rc<Cell<SystemTime>>,
+    sent_at: HashMap<u64, SystemTime>,
+    slow: VecDeque<Crossing>,
+    /// Timeouts handed out (the driver had to wait for the timeout).
+    timeouts_given: usize,
 }
 
 impl Sim {
@@ -70,6 +91,62 @@ impl Sim {
             lost: Vec::new(),
             half_open: HashSet::new(),
             sent: Vec::new(),
+            clock: Rc::new(Cell::new(
+                SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000),
+            )),
+            sent_at: HashMap::new(),
+            slow: VecDeque::new(),
+            timeouts_given: 0,
+        }
+    }
+
+    /// Something crosses the slow link: at once while the burst lasts, else it queues.
+    fn cross(&mut self, c: Crossing) {
+        match &mut self.net.slow_last_link {
+            Some(0) => self.slow.push_back(c),
+            Some(n) => {
+                *n -= 1;
+                self.crossed(c);
+            }
+            None => self.crossed(c),
+        }
+    }
+
+    fn crossed(&mut self, c: Crossing) {
+        match c {
+            Crossing::Syn(spec) => self.arrive(spec),
+            Crossing::Rst(flow) => {
+                self.half_open.remove(&flow);
+            }
+        }
+    }
+
+    /// A SYN reaches the target.
+    fn arrive(&mut self, spec: ProbeSpec) {
+        let status = if !self.net.open {
+            Status::Refused
+        } else if self.half_open.insert(spec.flow) {
+            Status::Reply
+        } else {
+            // Out of the half-open connection's window: dropped (a challenge ACK at most).
+            self.lost.push(PingResult::of(&spec, Status::Timeout));
+            return;
+        };
+        let status_is_reply = status == Status::Reply;
+        let mut r = PingResult::of(&spec, status);
+        let fake = Duration::from_micros(100 * u64::from(spec.ttl.unwrap_or(1)));
+        // On the slow link: the time it waited there too.
+        let waited = self
+            .clock
+            .get()
+            .duration_since(self.sent_at[&spec.seq])
+            .unwrap_or_default();
+        r.connect = Some(fake + waited);
+        r.local_port = Some(40000 + spec.flow);
+        self.answers.push_back(r);
+        if status_is_reply && self.net.slow_last_link.is_some() {
+            // Our kernel's RST, as the SYN-ACK comes in.
+            self.cross(Crossing::Rst(spec.flow));
         }
     }
 
@@ -98,6 +175,7 @@ impl Prober for Sim {
 
     fn send(&mut self, spec: ProbeSpec) {
         self.sent.push(spec);
+        self.sent_at.insert(spec.seq, self.clock.get());
         if self.net.send_error {
             self.answers.push_back(PingResult::of(
                 &spec,
@@ -148,33 +226,37 @@ impl Prober for Sim {
             self.answers.push_back(r);
             return;
         }
-        let status = if !self.net.open {
-            Status::Refused
-        } else if self.half_open.insert(spec.flow) {
-            Status::Reply
-        } else {
-            // Out of the half-open connection's window: dropped (a challenge ACK at most).
-            self.lost.push(PingResult::of(&spec, Status::Timeout));
-            return;
-        };
-        let mut r = PingResult::of(&spec, status);
-        r.connect = Some(Duration::from_micros(100 * u64::from(ttl)));
-        r.local_port = Some(40000 + spec.flow);
-        self.answers.push_back(r);
+        self.cross(Crossing::Syn(spec));
     }
 
     fn poll(&mut self, _until: Instant, done: &mut Vec<PingResult>) -> io::Result<()> {
+        if let Some(c) = self.slow.pop_front() {
+            self.clock
+                .set(self.clock.get() + Duration::from_micros(600));
+            self.crossed(c);
+        }
         if self.answers.is_empty() {
-            // Nothing more will answer: the timeouts expire.
-            done.append(&mut self.lost);
+            if self.slow.is_empty() {
+                // Nothing more will answer: the timeouts expire.
+                self.timeouts_given += self.lost.len();
+                done.append(&mut self.lost);
+            }
             return Ok(());
         }
         for r in self.answers.drain(..) {
-            if r.status == Status::Reply {
-                // Our kernel answers the SYN-ACK with RST: the target forgets the flow.
-                if let Some(f) = r.local_port.map(|p| p - 40000) {
-                    self.half_open.remove(&f);
-                }
+            // The answer arrives one round trip after its probe left.
+            let rtt = match &r.status {
+                Status::Icmp(rep) => Some(rep.after),
+                _ => r.connect,
+            };
+            if let (Some(rtt), Some(sent)) = (rtt, self.sent_at.get(&r.seq)) {
+                self.clock.set(self.clock.get().max(*sent + rtt));
+            }
+            if r.status == Status::Reply && self.net.slow_last_link.is_none() {
+                // Our kernel answers the SYN-ACK with RST: the target forgets the flow one
+                // round trip after its SYN-ACK (here: when we read it).
+                let f = r.local_port.map_or(0, |p| p - 40000);
+                self.half_open.remove(&f);
             }
             done.push(r);
         }
@@ -182,13 +264,23 @@ impl Prober for Sim {
     }
 
     fn in_flight(&self) -> usize {
-        self.answers.len() + self.lost.len()
+        let syns = self
+            .slow
+            .iter()
+            .filter(|c| matches!(c, Crossing::Syn(_)))
+            .count();
+        self.answers.len() + self.lost.len() + syns
     }
 
     fn interrupt(&mut self, done: &mut Vec<PingResult>) {
         for mut r in self.answers.drain(..).chain(self.lost.drain(..)) {
             r.status = Status::Interrupted;
             done.push(r);
+        }
+        for c in self.slow.drain(..) {
+            if let Crossing::Syn(spec) = c {
+                done.push(PingResult::of(&spec, Status::Interrupted));
+            }
         }
     }
 
@@ -229,12 +321,14 @@ fn run_with(net: Net, queries: u16, flows: u16, max_hops: u8, cycles: u64) -> Ru
     let mut hops = Vec::new();
     let mut done_cycles = Vec::new();
     let stop = AtomicBool::new(false);
+    let clock = Rc::clone(&sim.clock);
     drive(
         &mut engine,
         &mut sim,
         Some(cycles),
         Duration::ZERO,
         &stop,
+        &move || clock.get(),
         &mut |p| {
             match p {
                 Progress::Hop(h) => {
@@ -303,6 +397,35 @@ fn an_open_port_answers_every_query_despite_the_collisions_of_a_constant_flow() 
     assert_eq!(r.verdict.kind, Kind::Reached { hop: 4, open: true });
     assert_eq!(r.verdict.text, "reached 10.0.9.5:443 (open) in 4 hops");
     assert_eq!(r.state.hops[&4].loss_pct(), 0.0);
+}
+
+#[test]
+fn behind_a_slow_link_every_query_is_answered_without_waiting_for_a_timeout() {
+    // The last link shapes (burst: one packet). The first SYN of hop 4 crosses at once and
+    // is answered, but our RST queues behind the burst's other SYNs: the next SYN to cross
+    // after it (query 2's original) opens another half-open connection, which the re-probe
+    // sent meanwhile (it left before that SYN-ACK came) meets. The engine knows from the
+    // times that this re-probe is lost, and sends the next without waiting for its timeout.
+    let mut n = net(3);
+    n.slow_last_link = Some(1);
+    let r = run_with(n, 3, 1, 30, 1);
+    let h4 = &r.state.hops[&4];
+    assert_eq!((h4.sent, h4.received), (3, 3), "every query answered");
+    assert!(r.engine.sent().1 >= 2, "re-probes: {:?}", r.engine.sent());
+    assert_eq!(
+        r.sim.timeouts_given, 0,
+        "the cycle ended before any timeout"
+    );
+    assert_eq!(r.verdict.kind, Kind::Reached { hop: 4, open: true });
+    assert_eq!(r.state.hops.len(), 4);
+    // More cycles, longer bursts: still every query.
+    for burst in [0, 2, 5, 40] {
+        let mut n = net(3);
+        n.slow_last_link = Some(burst);
+        let r = run_with(n, 3, 1, 30, 3);
+        let h4 = &r.state.hops[&4];
+        assert_eq!((h4.sent, h4.received), (9, 9), "burst {burst}");
+    }
 }
 
 #[test]
@@ -551,7 +674,7 @@ fn several_flows_find_both_branches_and_say_which_flow_took_which() {
     assert!(
         notes
             .iter()
-            .any(|n| n.starts_with("note: hop 2: 2 next hops seen on 6 answering flows; 11")),
+            .any(|n| n.starts_with("note: hops 2, 3: 2 next hops seen on 6 answering flows; 11")),
         "{notes:?}"
     );
 }
@@ -599,12 +722,15 @@ fn a_path_that_grows_between_cycles_is_followed() {
         }
         Ok(true)
     };
+    let clock = Rc::clone(&sim.clock);
+    let now = move || clock.get();
     drive(
         &mut engine,
         &mut sim,
         Some(1),
         Duration::ZERO,
         &stop,
+        &now,
         &mut record,
     )
     .unwrap();
@@ -617,6 +743,7 @@ fn a_path_that_grows_between_cycles_is_followed() {
         Some(2),
         Duration::ZERO,
         &stop,
+        &now,
         &mut record,
     )
     .unwrap();
@@ -676,6 +803,7 @@ fn an_interrupted_cycle_reports_only_complete_hops() {
         None,
         Duration::ZERO,
         &stop,
+        &SystemTime::now,
         &mut |p| {
             match p {
                 Progress::Hop(h) => hops.push(h.hop),
@@ -711,6 +839,7 @@ fn the_start_of_the_run_and_a_closed_pipe() {
         Some(5),
         Duration::ZERO,
         &stop,
+        &SystemTime::now,
         &mut |_| {
             seen += 1;
             Ok(false)
@@ -825,13 +954,20 @@ fn human_lines_with_several_flows_and_mpls() {
     );
     let r = run_with(n, 1, 4, 30, 1);
     let out = render(&r, crate::cli::Output::Human, 4, 1);
-    assert!(out.contains("\n 2  10.0.12.2  0.200 ms  0.200 ms  (flows 0,2)\n    10.0.13.2  0.200 ms  0.200 ms  (flows 1,3)\n"), "{out}");
+    assert!(
+        out.contains("\n 2  10.0.12.2  0.200/0.200/0.200 ms  (2 answers)  flows 0,2\n    10.0.13.2  0.200/0.200/0.200 ms  (2 answers)  flows 1,3\n"),
+        "{out}"
+    );
     assert!(
         out.contains("    10.0.12.2: MPLS L=24001 TC=0 S=1 TTL=1\n"),
         "{out}"
     );
     assert!(
-        out.contains("note: hop 2: 2 next hops seen on 4 answering flows; 11 are needed"),
+        out.contains("note: hops 2, 3: 2 next hops seen on 4 answering flows; 11 are needed"),
+        "{out}"
+    );
+    assert!(
+        out.contains("note: hops 1, 4: 1 next hop seen on 4 answering flows; 6 are needed"),
         "{out}"
     );
 }
