@@ -407,11 +407,14 @@ scen_trace-ecmp-flows() {
 
 scen_trace-mpls() {
     trace_ensure_up
-    local cap=$LAB_DIR/tmpls.pcap tpid
+    local cap=$LAB_DIR/tmpls.pcap tpid i
     # capture what the client receives, for the fixtures (TRACE_FIXTURES=FILE keeps them)
-    tns cli tcpdump -i a0 -U -n -w "$cap" icmp >/dev/null 2>&1 </dev/null &
+    tns cli tcpdump -Z root --immediate-mode -i a0 -U -n -w "$cap" icmp >/dev/null 2>"$LAB_DIR/tcpdump.err" </dev/null &
     tpid=$!
-    sleep 0.5
+    for ((i = 0; i < 100; i++)); do
+        grep -q "listening on" "$LAB_DIR/tcpdump.err" 2>/dev/null && break
+        sleep 0.05
+    done
     tclient "$W/tmpls" "$T_SRV:$T_PORT_MPLS" -W 3
     sleep 0.2
     kill "$tpid" 2>/dev/null || true
@@ -428,7 +431,33 @@ scen_trace-mpls() {
         "hop event 2 carries the label stack"
     tcheck "$W/tmpls.json" '[.[] | select(.type=="probe" and (.hop==1 or .hop==4))] | all(.mpls == [])' "no labels at hops 1 and 4"
     if [ -n "${TRACE_FIXTURES:-}" ]; then
-        tcpdump -r "$cap" -n -x 2>/dev/null >"$TRACE_FIXTURES"
+        # the first time exceeded from each of r1, r2, r3, from its IPv4 header on
+        python3 - "$cap" "$TRACE_FIXTURES" "$T_R1" "$T_R2" "$T_R3" <<'PY'
+import socket, struct, sys
+cap, out, r1, r2, r3 = sys.argv[1:]
+names = {r1: "v4_te_plain", r2: "v4_te_mpls_rfc4884", r3: "v4_te_mpls_legacy"}
+data = open(cap, "rb").read()
+e = "<" if struct.unpack("<I", data[:4])[0] in (0xA1B2C3D4, 0xA1B23C4D) else ">"
+off, seen = 24, {}
+while off + 16 <= len(data):
+    incl = struct.unpack(e + "I", data[off + 8:off + 12])[0]
+    pkt = data[off + 16:off + 16 + incl][14:]  # Ethernet header off
+    off += 16 + incl
+    if len(pkt) > 20 and pkt[9] == 1 and pkt[20] == 11:
+        src = socket.inet_ntoa(pkt[12:16])
+        if src in names and src not in seen:
+            seen[src] = pkt.hex()
+with open(out, "w") as f:
+    f.write("# ICMP time exceeded as the trace lab's client received them (tcpdump on its veth,\n"
+            "# Ethernet header removed): from r1 (Linux, no extension), r2 (forge_icmp_ext.py:\n"
+            "# RFC 4884 length attribute, MPLS 24001/16, interface information) and r3 (the\n"
+            "# legacy 128-octet layout, MPLS 24002), each quoting a trace SYN to 10.78.4.2:12003.\n"
+            "# Made by: TRACE_FIXTURES=FILE scripts/lab.sh run trace-mpls\n"
+            "# name hex\n")
+    for src, name in names.items():
+        if src in seen:
+            f.write(f"{name} {seen[src]}\n")
+PY
         echo "    fixtures: $TRACE_FIXTURES" >&2
     fi
 }
