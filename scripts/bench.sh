@@ -8,8 +8,12 @@
 #                        2 ICMP verdict latency
 #   perf                 sections 3, 4, 5 (loopback, plus two namespaces for the flood)
 #   fidelity             sections 1 and 2 (namespaces, tcpdump)
+#   trace                `tcpping-diag trace` next to traceroute -T, tcptraceroute, mtr, scamper
+#                        and dublin-traceroute in the trace lab: scripts/bench/trace.sh, results
+#                        in bench/runs/<date>-trace/ (a section of its own: run it alone)
 #   --smoke              tiny durations and counts, one repetition (< 60 s; for CI): the same
-#                        code paths, figures are not measurements
+#                        code paths, figures are not measurements (the trace section's smoke
+#                        run too, into bench/smoke/trace/)
 #
 # Writes bench/results.json and bench/results.md (sections not run keep their previous
 # figures); --smoke writes bench/smoke/results.{json,md} so CI never overwrites the measured
@@ -38,6 +42,12 @@ cd "$REPO"
 if [ "$(id -u)" -ne 0 ]; then
   echo "bench.sh: must run as root (network namespaces, raw sockets, tcpdump)" >&2
   exit 2
+fi
+
+# The trace section is self-contained (its own lab and peers): scripts/bench/trace.sh.
+if [ "${1:-}" = trace ]; then
+  shift
+  exec "$SELF_DIR/bench/trace.sh" "$@"
 fi
 
 need=()
@@ -82,3 +92,4 @@ export PYTHONDONTWRITEBYTECODE=1
 PY=python3
 command -v /usr/bin/python3 >/dev/null 2>&1 && PY=/usr/bin/python3
 "$PY" "$SELF_DIR/bench/bench.py" "$@"
+case " $* " in *" --smoke "*) "$SELF_DIR/bench/trace.sh" --smoke ;; esac

@@ -15,6 +15,7 @@ Examples:
   tcpping-diag 127.0.0.1:12001 -n 5           five pings to a tcpping-diag server
   tcpping-diag example.net:443 --connect-only  time only the TCP handshake of any service
   tcpping-diag [::1]:12001 -n 100 -i 0 --json  back-to-back pings, NDJSON output
+  tcpping-diag trace example.net:443          where on the path TCP to port 443 stops
   tcpping-diag serve --loss 0.2 --seed 7      echo server answering LOST to 20% of pings
   tcpping-diag demo                           watch a lossy server on loopback being pinged
 

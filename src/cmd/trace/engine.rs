@@ -146,7 +146,8 @@ impl Outcome {
             answer,
             from,
             rtt,
-            sent_at: r.sent_at,
+            // When it left (the prober's own stamp is when its verdict was made).
+            sent_at: meta.sent.unwrap_or(r.sent_at),
             local_port: r.local_port,
         }
     }
