@@ -806,6 +806,7 @@ cmd_up() {
     trap 'exit 130' INT
     trap 'exit 143' TERM
     lab_up
+    [ -z "${TRACE_LAB:-}" ] || trace_ensure_up # the trace topology too (scripts/lab/trace.sh)
     trap - EXIT INT TERM
     cat <<EOF
 lab $LAB_ID is up (state $STATE_FILE)

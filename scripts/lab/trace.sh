@@ -5,7 +5,8 @@
 # LAB_DIR, STATE_FILE) and its helpers (die, log, fail, rc_is, state_add).
 #
 # Namespaces <prefix>-{cli,r1,r2,r3,srv,e1,ea,eb,e2} (prefix: <lab id>-t), built on first
-# use and removed with the lab (trace_down_loaded, called from lab_down_loaded):
+# use (or by `TRACE_LAB=1 scripts/lab.sh up`) and removed with the lab (trace_down_loaded,
+# called from lab_down_loaded):
 #
 #   long path:  cli a0 --- r1 --- r2 --- r3 --- srv
 #               10.78.1.2  .1.1   .2.2   .3.2   10.78.4.2    (fd78:N::2 likewise)
@@ -217,6 +218,7 @@ trace_ensure_up() {
     # (the servers and forgers are stopped with the namespaces: trace_topology_down)
     trace_servers "$LAB_DIR" >/dev/null || die "trace topology: servers did not start"
     touch "$LAB_DIR/trace.up"
+    log "lab.sh: trace topology up; try: ip netns exec $T_PREFIX-cli $BIN trace $T_SRV:$T_PORT_REJECT"
 }
 
 # tclient OUT ARGS... : `tcpping-diag trace ARGS --json` in the trace client namespace;
