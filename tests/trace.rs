@@ -457,9 +457,10 @@ fn through_a_router_reached_refused_and_silent() {
     let v = events(&out);
     let hops = of_type(&v, "hop");
     assert_eq!(hops.len(), 2);
-    assert_eq!(hops[0]["routers"][0]["address"], "10.79.1.1");
-    assert_eq!(hops[0]["routers"][0]["time_exceeded"], 3);
-    assert_eq!(hops[1]["routers"][0]["address"], "10.79.2.2");
+    assert_eq!(hops[0]["routers"], serde_json::json!(["10.79.1.1"]));
+    assert_eq!(hops[0]["router_details"][0]["time_exceeded"], 3);
+    assert_eq!(hops[1]["routers"], serde_json::json!(["10.79.2.2"]));
+    assert_eq!(hops[1]["router_details"][0]["port"], "closed");
     assert_eq!(
         summary_of(&v)["text"],
         "reached 10.79.2.2:5 (closed) in 2 hops"

@@ -245,7 +245,7 @@ tcheck() {
 }
 
 # the hop events' routers as "hop:addr,addr" lines, for messages
-thops() { jq -r 'select(.type=="hop") | "\(.hop):\([.routers[].address] | join(","))"' "$1" | tr '\n' ' '; }
+thops() { jq -r 'select(.type=="hop") | "\(.hop):\(.routers | join(","))"' "$1" | tr '\n' ' '; }
 
 # the trace summary has this verdict, text substring
 tverdict() { # tverdict FILE VERDICT TEXT-substring
@@ -259,7 +259,7 @@ thop_routers() {
     shift 2
     local want
     want=$(printf '%s\n' "$@" | jq -R . | jq -sc 'sort')
-    tcheck "$f" "[.[] | select(.type==\"hop\" and .hop==$hop) | .routers[].address] | sort == $want" \
+    tcheck "$f" "[.[] | select(.type==\"hop\" and .hop==$hop) | .routers[]] | sort == $want" \
         "hop $hop: routers $want expected; hops: $(thops "$f")"
 }
 
@@ -387,7 +387,7 @@ scen_trace-ecmp-paris() {
     tcheck "$W/tparis.json" '[.[] | select(.type=="hop")] | all((.routers | length) == 1 and .sent == 30 and .received == 30)' \
         "one router per hop over 10 cycles, every query answered; hops: $(thops "$W/tparis.json")"
     # and the path is one branch: ea then e2's address on ea's link, or eb then eb's
-    tcheck "$W/tparis.json" "[.[] | select(.type==\"hop\" and (.hop==2 or .hop==3)) | .routers[0].address] as \$p | \$p == [\"$T_EA\",\"$T_E2A\"] or \$p == [\"$T_EB\",\"$T_E2B\"]" \
+    tcheck "$W/tparis.json" "[.[] | select(.type==\"hop\" and (.hop==2 or .hop==3)) | .routers[0]] as \$p | \$p == [\"$T_EA\",\"$T_E2A\"] or \$p == [\"$T_EB\",\"$T_E2B\"]" \
         "hops 2 and 3 on one branch; hops: $(thops "$W/tparis.json")"
 }
 
@@ -400,7 +400,7 @@ scen_trace-ecmp-flows() {
     thop_routers "$W/tflows.json" 2 "$T_EA" "$T_EB"
     thop_routers "$W/tflows.json" 3 "$T_E2A" "$T_E2B"
     # a flow that took ea at hop 2 reaches e2 over ea's link at hop 3
-    tcheck "$W/tflows.json" "([.[] | select(.type==\"hop\" and .hop==2) | .routers[] | select(.address==\"$T_EA\") | .flows] == [.[] | select(.type==\"hop\" and .hop==3) | .routers[] | select(.address==\"$T_E2A\") | .flows])" \
+    tcheck "$W/tflows.json" "([.[] | select(.type==\"hop\" and .hop==2) | .router_details[] | select(.address==\"$T_EA\") | .flows] == [.[] | select(.type==\"hop\" and .hop==3) | .router_details[] | select(.address==\"$T_E2A\") | .flows])" \
         "the flows of $T_EA at hop 2 are those of $T_E2A at hop 3"
     tcheck "$W/tflows.json" '[.[] | select(.type=="hop" and .hop==2)][0] | .flows_answered == 16 and .next_hops == 2 and .flows_needed == 11 and .enough_flows' \
         "hop 2: 16 flows answered, 2 next hops, 11 needed: enough"
@@ -429,7 +429,7 @@ scen_trace-mpls() {
         "hop 2: interface information (incoming, r2's l0, r2-in, 1500)"
     tcheck "$W/tmpls.json" '[.[] | select(.type=="probe" and .hop==3)] | all(.mpls == [{"label":24002,"tc":0,"s":true,"ttl":1}] and .interfaces == [])' \
         "hop 3 (legacy layout): MPLS 24002"
-    tcheck "$W/tmpls.json" '[.[] | select(.type=="hop" and .hop==2)][0].routers[0].mpls == [[{"label":24001,"tc":0,"s":false,"ttl":1},{"label":16,"tc":5,"s":true,"ttl":255}]]' \
+    tcheck "$W/tmpls.json" '[.[] | select(.type=="hop" and .hop==2)][0].router_details[0].mpls == [[{"label":24001,"tc":0,"s":false,"ttl":1},{"label":16,"tc":5,"s":true,"ttl":255}]]' \
         "hop event 2 carries the label stack"
     tcheck "$W/tmpls.json" '[.[] | select(.type=="probe" and (.hop==1 or .hop==4))] | all(.mpls == [])' "no labels at hops 1 and 4"
     if [ -n "${TRACE_FIXTURES:-}" ]; then

@@ -135,7 +135,10 @@ struct JsonHop<'a> {
     #[serde(rename = "type")]
     kind: &'static str,
     hop: u8,
-    routers: Vec<JsonRouter<'a>>,
+    /// The addresses that answered, most answers first.
+    routers: Vec<IpAddr>,
+    /// The same, with what each said.
+    router_details: Vec<JsonRouter<'a>>,
     sent: u64,
     received: u64,
     loss_pct: f64,
@@ -557,8 +560,11 @@ impl<W: Write> TraceWriter<W> {
     }
 
     fn hop_json(&mut self, state: &TraceState, h: &Hop) -> io::Result<()> {
-        let routers: Vec<JsonRouter> = h
-            .routers
+        let mut seen: Vec<&super::state::Router> =
+            h.routers.iter().filter(|r| r.addr.is_some()).collect();
+        seen.sort_by_key(|r| std::cmp::Reverse(r.count));
+        let routers: Vec<IpAddr> = seen.iter().filter_map(|r| r.addr).collect();
+        let router_details: Vec<JsonRouter> = seen
             .iter()
             .map(|r| JsonRouter {
                 address: r.addr,
@@ -594,6 +600,7 @@ impl<W: Write> TraceWriter<W> {
             kind: "hop",
             hop: h.hop,
             routers,
+            router_details,
             sent: h.sent,
             received: h.received,
             loss_pct: round3(h.loss_pct()),

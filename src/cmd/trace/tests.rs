@@ -1061,8 +1061,12 @@ fn json_events_follow_the_schema() {
     ] {
         assert!(hops[0].get(k).is_some(), "hop.{k}");
     }
-    assert_eq!(hops[1]["routers"][0]["address"], "10.0.2.1");
-    assert_eq!(hops[2]["routers"][0]["icmp"][0]["count"], 3);
+    // `routers`: the addresses (what the report draws); `router_details`: what each said.
+    assert_eq!(hops[1]["routers"], serde_json::json!(["10.0.2.1"]));
+    assert_eq!(hops[1]["router_details"][0]["address"], "10.0.2.1");
+    assert_eq!(hops[1]["router_details"][0]["time_exceeded"], 3);
+    assert_eq!(hops[2]["router_details"][0]["icmp"][0]["count"], 3);
+    assert_eq!(hops[0]["router_details"][0]["mpls"][0][0]["label"], 16);
     let t = ev.last().unwrap();
     assert_eq!(t["type"], "trace");
     assert_eq!(t["verdict"], "path_ends");
