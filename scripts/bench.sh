@@ -8,8 +8,12 @@
 #                        2 ICMP verdict latency
 #   perf                 sections 3, 4, 5 (loopback, plus two namespaces for the flood)
 #   fidelity             sections 1 and 2 (namespaces, tcpdump)
+#   trace                `tcpping-diag trace` next to traceroute -T, tcptraceroute, mtr, scamper
+#                        and dublin-traceroute in the trace lab: scripts/bench/trace.sh, results
+#                        in bench/runs/<date>-trace/ (a section of its own: run it alone)
 #   --smoke              tiny durations and counts, one repetition (< 60 s; for CI): the same
-#                        code paths, figures are not measurements
+#                        code paths, figures are not measurements (the trace section's smoke
+#                        run too, into bench/smoke/trace/)
 #
 # Each run writes its own folder, bench/runs/<UTC start>[-<sections>]/results.{json,md},
 # and rewrites the index bench/README.md; --smoke writes bench/smoke/results.{json,md}
@@ -49,6 +53,12 @@ if [ "$(id -u)" -ne 0 ]; then
     echo "bench.sh: must run as root (network namespaces, raw sockets, tcpdump), and sudo is not installed: run it as root" >&2
     exit 2
   }
+fi
+
+# The trace section is self-contained (its own lab and peers): scripts/bench/trace.sh.
+if [ "${1:-}" = trace ]; then
+  shift
+  exec "$SELF_DIR/bench/trace.sh" "$@"
 fi
 
 mapfile -t need < <(missing_pkgs ip:iproute2 iptables:iptables tcpdump:tcpdump hping3:hping3 \
@@ -91,3 +101,4 @@ export PYTHONDONTWRITEBYTECODE=1
 PY=python3
 command -v /usr/bin/python3 >/dev/null 2>&1 && PY=/usr/bin/python3
 "$PY" "$SELF_DIR/bench/bench.py" "$@"
+case " $* " in *" --smoke "*) "$SELF_DIR/bench/trace.sh" --smoke ;; esac

@@ -347,6 +347,7 @@ pid_is_ours() { # a recorded PID is ours while it still lives in one of our name
 
 lab_down_loaded() {
     local pid n
+    trace_down_loaded # the trace topology's namespaces (scripts/lab/trace.sh)
     for pid in $LAB_PIDS; do
         if pid_is_ours "$pid"; then stop_pid "$pid"; fi
     done
@@ -966,6 +967,11 @@ EOF
     printf 'Tour done; removing lab %s.\n' "$LAB_ID"
 }
 
+# ---------------------------------------------------------------- trace lab
+# `tcpping-diag trace` topologies and scenarios (trace-*): scripts/lab/trace.sh
+# shellcheck source=lab/trace.sh
+. "$LAB_LIB/trace.sh"
+
 # ---------------------------------------------------------------- main
 cmd_up() {
     need_root
@@ -974,6 +980,7 @@ cmd_up() {
     trap 'exit 130' INT
     trap 'exit 143' TERM
     lab_up
+    [ -z "${TRACE_LAB:-}" ] || trace_ensure_up # the trace topology too (scripts/lab/trace.sh)
     trap - EXIT INT TERM
     cat <<EOF
 lab $LAB_ID is up (state $STATE_FILE)

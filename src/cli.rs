@@ -15,6 +15,7 @@ Examples:
   tcpping-diag 127.0.0.1:12001 -n 5           five pings to a tcpping-diag server
   tcpping-diag example.net:443 --connect-only  time only the TCP handshake of any service
   tcpping-diag [::1]:12001 -n 100 -i 0 --json  back-to-back pings, NDJSON output
+  tcpping-diag trace example.net:443          where on the path TCP to port 443 stops
   tcpping-diag serve --loss 0.2 --seed 7      echo server answering LOST to 20% of pings
   tcpping-diag demo                           watch a lossy server on loopback being pinged
   tcpping-diag 127.0.0.1:12001 -n 600 --plot run.svg   ping, and draw the run as an SVG picture
@@ -29,6 +30,7 @@ Exit status: 0 if any reply came, 1 if none, 2 on a usage or setup error.";
 
 /// The usage line of every error message: what can be typed, never an echo of what was.
 const USAGE: &str = "tcpping-diag [OPTIONS] HOST:PORT
+       tcpping-diag trace [OPTIONS] HOST:PORT
        tcpping-diag serve [OPTIONS]
        tcpping-diag demo
        tcpping-diag report [FILE.ndjson|-]... -o OUT.svg";
@@ -60,6 +62,9 @@ pub enum Command {
     Generate(crate::manual::GenerateArgs),
     /// Draw the NDJSON of --json runs as an SVG picture (ping over time, many targets, trace)
     Report(crate::report::ReportArgs),
+    /// Trace the path to HOST:PORT with TCP SYNs (TTL 1, 2, ...): which router refuses, or
+    /// after which hop everything goes silent
+    Trace(TraceArgs),
 }
 
 #[derive(Args, Debug)]
@@ -584,6 +589,161 @@ fn parse_rate(s: &str) -> Result<f64, String> {
     Ok(r)
 }
 
+// ------------------------------------------------------------------------------------------
+// `tcpping-diag trace`
+
+const TRACE_AFTER_HELP: &str = "\
+Every hop is probed at once (SYNs with TTL / hop limit 1 to --max-hops), each probe concluded by
+its answer or at -W: time exceeded names the router of a hop; SYN-ACK or RST means the target
+was reached (port open or closed); destination unreachable or prohibited ends the path there.
+The last line says where the path stops, in words.
+
+SYN probes need CAP_NET_RAW (sudo, or: sudo setcap cap_net_raw+ep $(command -v tcpping-diag)).
+Without it, trace uses connect() with IP_TTL / IPV6_UNICAST_HOPS and the socket error queue
+(one source port per probe, no ICMP extensions), and says so.
+
+Examples:
+  tcpping-diag trace example.net:443                 where does TCP to port 443 stop?
+  tcpping-diag trace example.net:443 --flows 6       6 flows: find load-balanced (ECMP) next hops
+  tcpping-diag trace example.net:443 --cycles 20     mtr-style report: loss and RTT per hop
+  tcpping-diag trace [2001:db8::1]:22 --json         NDJSON events
+
+Exit status: 0 if the target was reached (port open or closed), 1 if not, 2 on a usage or
+setup error.";
+
+#[derive(Args, Debug)]
+#[command(after_help = TRACE_AFTER_HELP)]
+pub struct TraceArgs {
+    /// Target as HOST:PORT; HOST is a name, an IPv4 address or a bracketed IPv6 address
+    #[arg(value_name = "HOST:PORT")]
+    pub target: String,
+
+    /// Highest TTL / hop limit probed
+    #[arg(short = 'm', long, value_name = "N", default_value_t = 30,
+          value_parser = clap::value_parser!(u8).range(1..))]
+    pub max_hops: u8,
+
+    /// Probes per hop (and per flow)
+    #[arg(short = 'q', long, value_name = "Q", default_value_t = 3,
+          value_parser = clap::value_parser!(u16).range(1..=16))]
+    pub queries: u16,
+
+    /// Flows (source ports) per hop, each a constant 5-tuple: finds load-balanced next hops
+    /// (6 flows rule out a second next hop at 95% confidence, 11 a third, 16 a fourth)
+    #[arg(long, value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub flows: u16,
+
+    /// Rounds over every hop; 0 = until interrupted (Ctrl-C). More than one: an mtr-style
+    /// report of loss and RTT per hop at the end
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub cycles: u64,
+
+    /// Wait between the starts of two cycles (seconds, or with a unit: 200ms)
+    #[arg(short = 'i', long, value_name = "SECS", default_value = "1",
+          value_parser = parse_interval, allow_negative_numbers = true)]
+    pub interval: Duration,
+
+    /// Time each probe may take, seconds or with a unit; at least 1ms
+    #[arg(short = 'W', long, value_name = "SECS", default_value = "1",
+          value_parser = parse_timeout, allow_negative_numbers = true)]
+    pub timeout: Duration,
+
+    /// Use IPv4 only
+    #[arg(short = '4', conflicts_with = "ipv6")]
+    pub ipv4: bool,
+
+    /// Use IPv6 only
+    #[arg(short = '6')]
+    pub ipv6: bool,
+
+    /// How to probe: SYNs built by hand when CAP_NET_RAW allows (auto), always (syn), or
+    /// connect() with a TTL and the socket error queue (connect, needs no privilege)
+    #[arg(long, value_enum, value_name = "KIND", default_value_t = TraceProbe::Auto)]
+    pub probe: TraceProbe,
+
+    /// Look up the routers' names (reverse DNS); off by default
+    #[arg(long)]
+    pub resolve: bool,
+
+    /// One JSON object per line (NDJSON): probe, hop and trace events
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `trace --probe`.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TraceProbe {
+    /// SYN probes with CAP_NET_RAW, else connect() probes (saying so)
+    Auto,
+    /// SYN probes only (exit 2 without CAP_NET_RAW)
+    Syn,
+    /// connect() probes with a TTL and the socket error queue
+    Connect,
+}
+
+/// Most probes one cycle may send (max-hops x queries x flows).
+pub const TRACE_MAX_PROBES: u64 = 8192;
+
+/// Validated trace settings.
+#[derive(Clone, Debug)]
+pub struct TraceConfig {
+    /// What the user typed, for display.
+    pub target_name: String,
+    pub target: SocketAddr,
+    pub max_hops: u8,
+    pub queries: u16,
+    pub flows: u16,
+    /// None: until interrupted.
+    pub cycles: Option<u64>,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub probe: TraceProbe,
+    pub resolve: bool,
+    pub output: Output,
+}
+
+impl TraceArgs {
+    /// Validate and resolve (once) into a trace config.
+    pub fn into_config(self) -> Result<TraceConfig, Error> {
+        let family = match (self.ipv4, self.ipv6) {
+            (true, _) => Some(Family::V4),
+            (_, true) => Some(Family::V6),
+            _ => None,
+        };
+        let probes = u64::from(self.max_hops) * u64::from(self.queries) * u64::from(self.flows);
+        if probes > TRACE_MAX_PROBES {
+            return Err(Error::Usage(format!(
+                "--max-hops {} x --queries {} x --flows {} = {probes} probes per cycle: at most {TRACE_MAX_PROBES}",
+                self.max_hops, self.queries, self.flows
+            )));
+        }
+        if self.flows > 1 && self.probe == TraceProbe::Connect {
+            return Err(Error::Usage(
+                "--flows needs SYN probes (connect() probes take a new source port each)".into(),
+            ));
+        }
+        let target = resolve(&self.target, family)?;
+        Ok(TraceConfig {
+            target_name: self.target,
+            target,
+            max_hops: self.max_hops,
+            queries: self.queries,
+            flows: self.flows,
+            cycles: (self.cycles > 0).then_some(self.cycles),
+            interval: self.interval,
+            timeout: self.timeout,
+            probe: self.probe,
+            resolve: self.resolve,
+            output: if self.json {
+                Output::Json
+            } else {
+                Output::Human
+            },
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -777,5 +937,98 @@ mod tests {
         assert_eq!(edit_distance("los", "loss"), 1);
         assert_eq!(edit_distance("lsos", "loss"), 2);
         assert_eq!(edit_distance("", "seed"), 4);
+    }
+}
+
+#[cfg(test)]
+mod trace_tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(
+            ["tcpping-diag", "trace"]
+                .into_iter()
+                .chain(args.iter().copied()),
+        )
+    }
+
+    fn trace_args(args: &[&str]) -> TraceArgs {
+        match parse(args).unwrap().command {
+            Some(Command::Trace(t)) => t,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults() {
+        let t = trace_args(&["127.0.0.1:443"]);
+        assert_eq!((t.max_hops, t.queries, t.flows, t.cycles), (30, 3, 1, 1));
+        assert_eq!(t.timeout, Duration::from_secs(1));
+        assert_eq!(t.probe, TraceProbe::Auto);
+        let c = t.into_config().unwrap();
+        assert_eq!(c.cycles, Some(1));
+        assert_eq!(c.target, "127.0.0.1:443".parse().unwrap());
+        assert!(!c.resolve);
+        assert_eq!(c.output, Output::Human);
+    }
+
+    #[test]
+    fn flags_and_their_bounds() {
+        let t = trace_args(&[
+            "[::1]:22",
+            "-m",
+            "8",
+            "-q",
+            "2",
+            "--flows",
+            "6",
+            "--cycles",
+            "0",
+            "-i",
+            "200ms",
+            "-W",
+            "0.5",
+            "--resolve",
+            "--json",
+            "--probe",
+            "syn",
+        ]);
+        let c = t.into_config().unwrap();
+        assert_eq!((c.max_hops, c.queries, c.flows), (8, 2, 6));
+        assert_eq!(c.cycles, None, "--cycles 0: until interrupted");
+        assert_eq!(c.interval, Duration::from_millis(200));
+        assert_eq!(c.timeout, Duration::from_millis(500));
+        assert!(c.resolve && c.output == Output::Json && c.probe == TraceProbe::Syn);
+        for bad in [
+            &["h:1", "-m", "0"][..],
+            &["h:1", "-m", "256"],
+            &["h:1", "-q", "0"],
+            &["h:1", "-q", "17"],
+            &["h:1", "--flows", "0"],
+            &["h:1", "--flows", "65"],
+            &["h:1", "-W", "0"],
+            &["h:1", "-i", "-1"],
+            &["h:1", "--cycles", "-1"],
+            &["h:1", "-4", "-6"],
+            &["h:1", "--probe", "udp"],
+            &[],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn validation() {
+        let e = trace_args(&["h:1", "-m", "255", "-q", "16", "--flows", "64"])
+            .into_config()
+            .unwrap_err();
+        assert!(e.to_string().contains("probes per cycle"), "{e}");
+        let e = trace_args(&["127.0.0.1:1", "--flows", "2", "--probe", "connect"])
+            .into_config()
+            .unwrap_err();
+        assert!(e.to_string().contains("--flows needs SYN probes"), "{e}");
+        let e = trace_args(&["127.0.0.1:0"]).into_config().unwrap_err();
+        assert!(e.to_string().contains("port 0"), "{e}");
+        assert!(trace_args(&["[::1]:7", "-4"]).into_config().is_err());
     }
 }

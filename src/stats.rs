@@ -281,6 +281,7 @@ mod tests {
                     after: Duration::from_micros(300),
                     phase: Phase::Connect,
                     source: Source::Raw,
+                    extensions: None,
                 }),
             )
         };

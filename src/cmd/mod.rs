@@ -4,6 +4,7 @@
 mod demo;
 pub mod ping;
 mod serve;
+pub mod trace;
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -38,6 +39,7 @@ pub fn run() -> i32 {
             }
             0
         }),
+        Some(Command::Trace(args)) => args.into_config().and_then(trace::trace),
         None => cli.ping.into_config().and_then(ping),
     };
     match result {

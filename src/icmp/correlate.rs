@@ -69,6 +69,9 @@ pub struct IcmpReport {
     pub after: Duration,
     pub phase: Phase,
     pub source: Source,
+    /// RFC 4884 extensions the error carried (MPLS labels, interface information), from
+    /// raw capture only (the kernel's error queue does not pass them on).
+    pub extensions: Option<Box<super::extension::Extensions>>,
 }
 
 impl IcmpReport {
@@ -383,6 +386,7 @@ impl Registry {
                 after: at.saturating_duration_since(probe.started),
                 phase: probe.phase,
                 source: Source::Raw,
+                extensions: err.extensions.clone(),
             });
         }
         Match::Ping { seq: probe.seq }

@@ -1,6 +1,8 @@
-//! ICMP error capture: parsing, correlation to pings, raw sockets, the kernel's error queue.
+//! ICMP error capture: parsing (with RFC 4884 extensions), correlation to pings, raw sockets,
+//! the kernel's error queue.
 
 pub mod correlate;
+pub mod extension;
 pub mod listener;
 pub mod parse;
 pub mod recverr;

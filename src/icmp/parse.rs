@@ -58,6 +58,9 @@ pub struct IcmpError {
     /// Protocol / next header (after any extension headers) of the quoted packet, if it
     /// could be read.
     pub quoted_proto: Option<u8>,
+    /// RFC 4884 extensions after the quoted packet (MPLS labels, interface information):
+    /// see `super::extension`. None when there are none.
+    pub extensions: Option<Box<super::extension::Extensions>>,
 }
 
 impl IcmpError {
@@ -156,6 +159,8 @@ pub fn parse_icmpv4_packet(buf: &[u8]) -> Result<Option<IcmpError>, ParseError> 
         info,
         quoted,
         quoted_proto,
+        extensions: super::extension::from_icmp(false, icmp.type_u8(), b, icmp.payload())
+            .map(Box::new),
     }))
 }
 
@@ -189,6 +194,8 @@ pub fn parse_icmpv6_message(buf: &[u8], from: Ipv6Addr) -> Result<Option<IcmpErr
         info,
         quoted,
         quoted_proto,
+        extensions: super::extension::from_icmp(true, type_u8, icmp.bytes5to8(), icmp.payload())
+            .map(Box::new),
     }))
 }
 
@@ -760,6 +767,7 @@ mod tests {
             info,
             quoted,
             quoted_proto: Some(6),
+            extensions: None,
         }
     }
 
@@ -772,6 +780,7 @@ mod tests {
             info,
             quoted,
             quoted_proto: Some(6),
+            extensions: None,
         }
     }
 

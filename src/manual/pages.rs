@@ -162,6 +162,46 @@ pub const PAGES: &[Page] = &[
         ],
     },
     Page {
+        command: "trace",
+        sections: &[
+            Section {
+                title: "HOW IT PROBES",
+                blocks: &[
+                    Para("SYNs to the target port with TTL (IPv6: hop limit) 1 to `--max-hops`, `--queries` per hop, every hop in flight at once, each probe concluded by its answer or at `-W`. Time exceeded names the router of a hop; a SYN-ACK or RST from the target means it was reached (port open or closed); destination unreachable or administratively prohibited ends the path at the router that says so. Answers are matched by the quoted 4-tuple and TCP sequence number."),
+                    Para("Every probe of a flow has the same 5-tuple (Paris traceroute's constant flow), so a load balancer hashing the flow keeps them on one path. `--flows N` probes each hop on N flows (source ports) and reports every router seen and which flows saw it: 6 flows rule out a second next hop at 95% confidence, 11 a third, 16 a fourth (the multipath detection stopping rule of Veitch et al.)."),
+                    Para("MPLS label stacks (RFC 4950) and interface information (RFC 5837) carried by ICMP extensions (RFC 4884) are shown per hop. `--cycles N` repeats the rounds and ends with a report of loss, last, average, best, worst and deviation per hop, as mtr does."),
+                ],
+            },
+            Section {
+                title: "VERDICT",
+                blocks: &[
+                    Para("The last line says where the path stops, in words: `reached 10.0.0.5:443 (open) in 4 hops`; `path ends at hop 3: 10.0.2.1 says communication administratively prohibited`; `silent after hop 2 (10.0.1.1): nothing answers beyond it`. A router that rate-limits its ICMP errors (answers some probes, not all) is not called a break. With `--json`, one `probe` event per probe, one `hop` event per hop, and a final `trace` event carry the same as fields."),
+                ],
+            },
+            Section {
+                title: "PRIVILEGES",
+                blocks: &[Para("SYN probes need CAP_NET_RAW. Without it (or with `--probe connect`), trace uses connect() with IP_TTL / IPV6_UNICAST_HOPS and the socket error queue, as tracepath does: one source port per probe (no constant flow, so no `--flows`), no ICMP extensions, user-space times; one line says so.")],
+            },
+            Section {
+                title: "EXIT STATUS",
+                blocks: &[Items(&[
+                    ("0", "The target was reached (port open or closed)."),
+                    ("1", "It was not."),
+                    ("2", "A usage or setup error: one line on standard error says what failed."),
+                ])],
+            },
+            Section {
+                title: "EXAMPLES",
+                blocks: &[
+                    Example("Where does TCP to port 443 stop?", "tcpping-diag trace example.net:443"),
+                    Example("Six flows per hop: find load-balanced next hops:", "tcpping-diag trace example.net:443 --flows 6"),
+                    Example("Twenty rounds, then loss and round trips per hop:", "tcpping-diag trace example.net:443 --cycles 20"),
+                    Example("Without privileges, with connect() probes:", "tcpping-diag trace example.net:22 --probe connect"),
+                ],
+            },
+        ],
+    },
+    Page {
         command: "report",
         sections: &[
             Section {

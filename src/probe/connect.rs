@@ -604,6 +604,7 @@ impl ConnectProber {
             after: f.start.elapsed(),
             phase,
             source: Source::RecvErr,
+            extensions: None,
         };
         Some(if self.raw_capture {
             Verdict::AwaitRaw(report)

@@ -12,8 +12,9 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
 /// Bytes kept of each packet: an ICMP error with both IP headers (options, extension
-/// headers) and the quoted TCP header fits.
-pub const SNAP: u32 = 256;
+/// headers), the quoted TCP header and RFC 4884 extensions after a 128-byte quote (MPLS
+/// labels, interface names) fits.
+pub const SNAP: u32 = 512;
 const PACKET_OUTGOING: u8 = 4;
 const SO_TIMESTAMPNS: libc::c_int = 35;
 

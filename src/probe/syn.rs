@@ -271,8 +271,9 @@ struct Flight {
     spec: ProbeSpec,
     /// Our address and port of its flow.
     src: SocketAddr,
-    /// When `send` sent it.
+    /// When `send` sent it, and the same on the wall clock (for the record).
     sent: Instant,
+    sent_wall: std::time::SystemTime,
     /// When the packet socket saw it leave (kernel clock, since the Unix epoch).
     left: Option<std::time::Duration>,
     deadline: Instant,
@@ -280,6 +281,17 @@ struct Flight {
 
 /// A probe is known by its source port and sequence number.
 type Key = (u16, u32);
+
+impl Flight {
+    /// The probe's verdict: when it left, from which port, with which sequence number.
+    fn result(&self, key: Key, status: Status) -> PingResult {
+        let mut r = PingResult::of(&self.spec, status);
+        r.sent_at = self.sent_wall;
+        r.local_port = Some(self.src.port());
+        r.tcp_seq = Some(key.1);
+        r
+    }
+}
 
 /// The probes in flight and the matching of what the packet socket sees to them. Pure
 /// bookkeeping: no sockets, no clock reads.
@@ -328,6 +340,7 @@ impl Matcher {
                 spec,
                 src,
                 sent,
+                sent_wall: std::time::SystemTime::now(),
                 left: None,
                 deadline,
             },
@@ -390,10 +403,7 @@ impl Matcher {
             }
             let (_, key) = self.deadlines.pop_front().expect("a front deadline");
             if let Some(f) = self.end(key) {
-                let mut r = PingResult::of(&f.spec, Status::Timeout);
-                r.local_port = Some(f.src.port());
-                r.tcp_seq = Some(key.1);
-                done.push(r);
+                done.push(f.result(key, Status::Timeout));
             }
         }
     }
@@ -405,10 +415,7 @@ impl Matcher {
         keys.sort();
         for (_, key) in keys {
             if let Some(f) = self.end(key) {
-                let mut r = PingResult::of(&f.spec, Status::Interrupted);
-                r.local_port = Some(f.src.port());
-                r.tcp_seq = Some(key.1);
-                done.push(r);
+                done.push(f.result(key, Status::Interrupted));
             }
         }
         self.deadlines.clear();
@@ -447,9 +454,7 @@ impl Matcher {
                     AnswerKind::SynAck => Status::Reply,
                     AnswerKind::Rst => Status::Refused,
                 };
-                let mut r = PingResult::of(&f.spec, status);
-                r.local_port = Some(f.src.port());
-                r.tcp_seq = Some(key.1);
+                let mut r = f.result(key, status);
                 let user = now.saturating_duration_since(f.sent);
                 let (time, clock) = match (f.left, at) {
                     (Some(a), Some(b)) if b >= a => (b - a, Clock::Wire),
@@ -485,8 +490,8 @@ impl Matcher {
                             (Some(a), Some(b)) if b >= a => b - a,
                             _ => now.saturating_duration_since(f.sent),
                         };
-                        let mut r = PingResult::of(
-                            &f.spec,
+                        let r = f.result(
+                            key,
                             Status::Icmp(IcmpReport {
                                 icmp_type: err.icmp_type,
                                 code: err.code,
@@ -496,10 +501,9 @@ impl Matcher {
                                 after,
                                 phase: Phase::Connect,
                                 source: Source::Raw,
+                                extensions: err.extensions.clone(),
                             }),
                         );
-                        r.local_port = Some(f.src.port());
-                        r.tcp_seq = Some(key.1);
                         return Some(r);
                     }
                 }
@@ -865,10 +869,7 @@ impl Matcher {
     /// verdict.
     fn interrupt_one(&mut self, key: Key, done: &mut Vec<PingResult>) {
         if let Some(f) = self.end(key) {
-            let mut r = PingResult::of(&f.spec, Status::Interrupted);
-            r.local_port = Some(f.src.port());
-            r.tcp_seq = Some(key.1);
-            done.push(r);
+            done.push(f.result(key, Status::Interrupted));
         }
     }
 }
@@ -1162,6 +1163,24 @@ mod tests {
         assert!(m.on_seen(seen("v4_synack"), at(30), t0).is_none());
         assert_eq!(m.in_flight(), 0);
         assert_eq!(m.tally(), IcmpTally::default());
+    }
+
+    #[test]
+    fn a_verdict_is_stamped_with_the_time_its_probe_left() {
+        let t0 = Instant::now();
+        let mut m = Matcher::new(false);
+        let before = std::time::SystemTime::now();
+        m.insert(
+            spec(1, "10.99.0.2:12001"),
+            sa("10.99.0.1:38515"),
+            0x2356_f0e5,
+            t0,
+            Duration::from_secs(1),
+        );
+        let after = std::time::SystemTime::now();
+        std::thread::sleep(Duration::from_millis(20));
+        let r = m.on_seen(seen("v4_synack"), at(24), t0).unwrap();
+        assert!(r.sent_at >= before && r.sent_at <= after, "stamped when answered");
     }
 
     #[test]

@@ -1,0 +1,400 @@
+#!/usr/bin/env python3
+"""Run `tcpping-diag trace` and the TCP traceroute peers in the trace lab; judge each answer.
+
+Called by scripts/bench/trace.sh (which builds the lab and removes it):
+
+    trace_peers.py [--smoke]
+
+Environment: TCPPING_BIN (the binary), TRACE_NS_PREFIX (the lab's namespaces, <prefix>-cli is
+the client), BENCH_REPS (repetitions, default 5; --smoke: 1), BENCH_OUT (the results folder;
+default bench/runs/<UTC date and time>-trace; --smoke: bench/smoke/trace).
+
+For every topology every tool runs BENCH_REPS times, interleaved (each repetition runs every
+tool once, in turn). Per tool and topology the table gives what its output shows (judged
+against what the lab is known to do), whether that is right in every repetition, and the
+median and the longest wall time until it exits with its complete answer. dublin-traceroute
+probes with UDP only, so it runs once per topology where UDP can show anything (the long
+path and the diamond); it needs a default route, set in the client's namespace before it runs.
+"""
+import datetime
+import json
+import os
+import platform
+import re
+import shlex
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
+BIN = os.environ.get("TCPPING_BIN", os.path.join(REPO, "target/release/tcpping-diag"))
+PREFIX = os.environ["TRACE_NS_PREFIX"]
+SMOKE = "--smoke" in sys.argv[1:]
+REPS = 1 if SMOKE else int(os.environ.get("BENCH_REPS", "5"))
+STAMP = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H%MZ")
+OUT = os.environ.get("BENCH_OUT") or os.path.join(
+    REPO, "bench", os.path.join("smoke", "trace") if SMOKE else os.path.join("runs", f"{STAMP}-trace"))
+
+R1, R2, R3, SRV = "10.78.1.1", "10.78.2.2", "10.78.3.2", "10.78.4.2"
+E1, EA, EB, E2A, E2B, DSRV = "10.78.11.1", "10.78.12.2", "10.78.13.2", "10.78.15.2", "10.78.16.2", "10.78.14.2"
+WAIT, MAXHOPS = "1", "10"
+
+# topology: (name, what the lab does, target, port, first hop for the default route)
+TOPOLOGIES = [
+    ("reached", "long path, port open: r1, r2, r3, then the server at hop 4", SRV, 12001, R1),
+    ("reject-at-hop-2", "r2 REJECTs the port (icmp-admin-prohibited, after its TTL check)", SRV, 12007, R1),
+    ("silent-after-hop-2", "r2 DROPs the port: r2 is the last hop that answers", SRV, 12011, R1),
+    ("ecmp-diamond", "e1 balances by ports over ea/eb; e2 answers from the branch's link", DSRV, 12001, E1),
+    ("mpls", "r2 and r3 answer time exceeded with MPLS labels (forged, RFC 4884 and legacy)", SRV, 12003, R1),
+]
+if SMOKE:
+    TOPOLOGIES = [t for t in TOPOLOGIES if t[0] in ("reject-at-hop-2", "ecmp-diamond")]
+
+# tool: (name, argv builder, runs where, repetitions)
+def t_ours(t, p):
+    return [BIN, "trace", f"{t}:{p}", "--json", "-W", WAIT, "-m", MAXHOPS]
+
+
+def t_ours_flows(t, p):
+    return [BIN, "trace", f"{t}:{p}", "--json", "-W", WAIT, "-m", MAXHOPS, "--flows", "16", "-q", "1"]
+
+
+def t_traceroute(t, p):
+    return ["traceroute", "-T", "-e", "-p", str(p), "-n", "-w", WAIT, "-q", "3", "-m", MAXHOPS, t]
+
+
+def t_tcptraceroute(t, p):
+    return ["tcptraceroute", "-n", "-w", WAIT, "-q", "3", "-m", MAXHOPS, t, str(p)]
+
+
+def t_mtr(t, p):
+    return ["mtr", "-e", "-n", "-T", "-P", str(p), "-r", "-c", "3", "-i", "0.1", "-G", WAIT, "-m", MAXHOPS, t]
+
+
+def t_scamper(t, p):
+    return ["scamper", "-O", "text", "-c", f"trace -P tcp -d {p} -q 3 -w {WAIT} -m {MAXHOPS}", "-i", t]
+
+
+def t_dublin(t, p):
+    return ["dublin-traceroute", "-n", "8", "-T", MAXHOPS, t]
+
+
+TOOLS = [
+    ("tcpping-diag trace", t_ours, None),
+    ("tcpping-diag trace --flows 16", t_ours_flows, {"ecmp-diamond"}),
+    ("traceroute -T", t_traceroute, None),
+    ("tcptraceroute", t_tcptraceroute, None),
+    ("mtr --tcp", t_mtr, None),
+    ("scamper (tcp)", t_scamper, None),
+    ("dublin-traceroute (UDP)", t_dublin, {"reached", "ecmp-diamond"}),
+]
+if SMOKE:
+    TOOLS = [t for t in TOOLS if not t[0].startswith("dublin")]
+ONCE = {"dublin-traceroute (UDP)"}
+
+IP = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
+
+
+def log(msg):
+    print(f"[bench trace {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+class Ran:
+    def __init__(self, returncode, stdout, stderr):
+        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
+
+
+def in_client(argv, cwd=None):
+    """Run argv in the client's namespace. Returns (result, seconds until the last output
+    byte: the complete answer, seconds until the process exited)."""
+    import threading
+    t0 = time.monotonic()
+    p = subprocess.Popen(["ip", "netns", "exec", f"{PREFIX}-cli", "timeout", "600"] + argv,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=cwd,
+                         stdin=subprocess.DEVNULL)
+    out, err, last = [], [], [t0]
+
+    def pump(f, sink, stamp):
+        while True:
+            b = os.read(f.fileno(), 65536)
+            if not b:
+                return
+            sink.append(b)
+            if stamp:
+                last[0] = time.monotonic()
+
+    threads = [threading.Thread(target=pump, args=(p.stdout, out, True)),
+               threading.Thread(target=pump, args=(p.stderr, err, False))]
+    for t in threads:
+        t.start()
+    rc = p.wait()
+    t_exit = time.monotonic() - t0
+    for t in threads:
+        t.join()
+    return (Ran(rc, b"".join(out).decode(errors="replace"), b"".join(err).decode(errors="replace")),
+            last[0] - t0, t_exit)
+
+
+# ------------------------------------------------------------------ parsing: hop -> [(addr, mark)]
+
+def parse_lines(text):
+    """traceroute, tcptraceroute and scamper's text: ' N  addr [mark] t ms ...'."""
+    hops = {}
+    for line in text.splitlines():
+        m = re.match(r"^\s*(\d+)\s+(.*)$", line)
+        if not m:
+            continue
+        n, rest = int(m.group(1)), m.group(2)
+        seen = []
+        addr = None
+        for tok in rest.split():
+            if IP.match(tok):
+                addr = tok
+                seen.append([addr, None])
+            elif tok in ("[open]", "[closed]") and seen:
+                seen[-1][1] = tok.strip("[]")
+            elif tok.startswith("!") and seen:
+                seen[-1][1] = tok
+            elif tok.startswith("<MPLS") and seen:
+                seen[-1].append(tok)
+        hops[n] = seen
+    return hops
+
+
+def parse_mtr(text):
+    hops, last = {}, None
+    for line in text.splitlines():
+        m = re.match(r"^\s*(\d+)\.\|--\s+(\S+)", line)
+        if m:
+            last = int(m.group(1))
+            hops[last] = [] if m.group(2) == "???" else [[m.group(2), None]]
+            continue
+        m = re.match(r"^\s+(\d+\.\d+\.\d+\.\d+)\s*$", line)
+        if m and last is not None:
+            hops[last].append([m.group(1), None])
+    return hops
+
+
+def parse_ours(text):
+    hops, mpls, verdict = {}, {}, None
+    for line in text.splitlines():
+        try:
+            e = json.loads(line)
+        except ValueError:
+            continue
+        if e.get("type") == "probe" and e.get("from"):
+            mark = e.get("port")
+            if e["status"] == "unreachable":
+                mark = f"ICMP {e['icmp']['type']}/{e['icmp']['code']}"
+            hops.setdefault(e["hop"], [])
+            if [e["from"], mark] not in hops[e["hop"]]:
+                hops[e["hop"]].append([e["from"], mark])
+            if e.get("mpls"):
+                mpls[e["hop"]] = e["mpls"]
+        elif e.get("type") == "probe":
+            hops.setdefault(e["hop"], [])
+        elif e.get("type") == "trace":
+            verdict = e["text"]
+    return hops, mpls, verdict
+
+
+def parse_dublin(path):
+    hops = {}
+    with open(path) as f:
+        d = json.load(f)
+    for flow in d.get("flows", {}).values():
+        for h in flow:
+            rec = h.get("received") or {}
+            src = (rec.get("ip") or {}).get("src")
+            ttl = h["sent"]["ip"]["ttl"]
+            hops.setdefault(ttl, [])
+            if src and [src, None] not in hops[ttl]:
+                hops[ttl].append([src, None])
+    return hops
+
+
+# ------------------------------------------------------------------ judging
+
+def addrs(hops, n):
+    return sorted({a[0] for a in hops.get(n, [])})
+
+
+def last_answering(hops):
+    ans = [n for n, v in hops.items() if v]
+    return max(ans) if ans else None
+
+
+def shown(hops):
+    """The path as the tool showed it, compactly: '1 r1, 2 r2, 3 r2 !X'."""
+    parts = []
+    for n in sorted(hops):
+        v = hops[n]
+        if not v:
+            continue
+        uniq = []
+        for a, m, *_ in v:
+            x = a + (f" {m}" if m else "")
+            if x not in uniq:
+                uniq.append(x)
+        parts.append(f"{n} " + "|".join(uniq))
+    return ", ".join(parts)
+
+
+def judge(topo, tool, hops, mpls, verdict):
+    """(right, what it shows)"""
+    flap = [n for n in sorted(hops) if len(addrs(hops, n)) > 1]
+    if topo == "reached":
+        ok = (addrs(hops, 1), addrs(hops, 2), addrs(hops, 3), addrs(hops, 4)) == ([R1], [R2], [R3], [SRV]) \
+            and last_answering(hops) == 4
+        return ok, ("reached in 4 hops, every router right" if ok else f"wrong: {shown(hops)}")
+    if topo == "reject-at-hop-2":
+        refusal = [(n, a, m) for n in sorted(hops) for a, m, *_ in hops[n]
+                   if m and (m.startswith("!") or m.startswith("ICMP"))]
+        if refusal:
+            n, a, m = refusal[0]
+            ok = a == R2 and R2 in addrs(hops, 2)
+            says = f"r2 ({a}) refuses: {m} at hop {n}" if a == R2 else f"refusal from {a} at hop {n}"
+            return ok, says + ("" if ok else f"; shows {shown(hops)}")
+        last = last_answering(hops)
+        if last and addrs(hops, last) == [R2]:
+            return False, f"shows r2 at hops {', '.join(str(n) for n in sorted(hops) if addrs(hops, n) == [R2])}, not that it refuses"
+        return False, f"no refusal shown: {shown(hops)}"
+    if topo == "silent-after-hop-2":
+        last = last_answering(hops)
+        ok = last == 2 and addrs(hops, 2) == [R2] and addrs(hops, 1) == [R1]
+        return ok, (f"last answer: hop 2 (r2), then silence" if ok else f"last answer: hop {last} {addrs(hops, last) if last else ''}")
+    if topo == "ecmp-diamond":
+        both = addrs(hops, 2) == [EA, EB] and addrs(hops, 3) == [E2A, E2B]
+        multipath = tool.endswith("--flows 16") or tool.startswith("dublin")
+        if multipath:
+            return both, ("both branches found (hops 2, 3)" if both else f"branches missed: {shown(hops)}")
+        if flap:
+            return False, f"false flapping at hop{'s' if len(flap) > 1 else ''} {', '.join(map(str, flap))}: {shown(hops)}"
+        one = (addrs(hops, 2), addrs(hops, 3)) in (([EA], [E2A]), ([EB], [E2B]))
+        return one, ("one consistent path" if one else f"inconsistent: {shown(hops)}")
+    if topo == "mpls":
+        if tool.startswith("tcpping-diag"):
+            ok = [m["label"] for m in mpls.get(2, [])] == [24001, 16] and [m["label"] for m in mpls.get(3, [])] == [24002]
+        else:
+            ext = {n: " ".join(x for a in hops.get(n, []) for x in a[2:]) for n in hops}
+            ok = "L=24001" in ext.get(2, "") and "L=16" in ext.get(2, "") and "L=24002" in ext.get(3, "")
+        route_ok = addrs(hops, 2) == [R2] and addrs(hops, 3) == [R3]
+        return ok and route_ok, ("labels 24001/16 at hop 2, 24002 at hop 3" if ok else "no MPLS labels shown") + \
+            ("" if route_ok else f"; route wrong: {shown(hops)}")
+    return False, "?"
+
+
+# ------------------------------------------------------------------ main
+
+def main():
+    os.makedirs(OUT, exist_ok=True)
+    raw = os.path.join(OUT, "raw")
+    os.makedirs(raw, exist_ok=True)
+    results = []
+    for topo, what, target, port, gw in TOPOLOGIES:
+        subprocess.run(["ip", "netns", "exec", f"{PREFIX}-cli", "ip", "route", "replace", "default",
+                        "via", gw], check=True)
+        rows = {}
+        for rep in range(REPS):
+            for name, build, where in TOOLS:
+                if where is not None and topo not in where:
+                    continue
+                if name in ONCE and rep > 0:
+                    continue
+                argv = build(target, port)
+                with tempfile.TemporaryDirectory() as cwd:
+                    r, secs, exit_secs = in_client(argv, cwd=cwd)
+                    if name.startswith("dublin"):
+                        p = os.path.join(cwd, "trace.json")
+                        hops = parse_dublin(p) if os.path.exists(p) else {}
+                        if os.path.exists(p):
+                            with open(p) as f, open(os.path.join(raw, f"{topo}.{name.split()[0]}.{rep}.json"), "w") as g:
+                                g.write(f.read())
+                mpls, verdict = {}, None
+                if name.startswith("tcpping-diag"):
+                    hops, mpls, verdict = parse_ours(r.stdout)
+                elif name.startswith("mtr"):
+                    hops = parse_mtr(r.stdout)
+                elif not name.startswith("dublin"):
+                    hops = parse_lines(r.stdout)
+                ok, says = judge(topo, name, hops, mpls, verdict)
+                safe = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+                # the raw output of the first run of each, and of every run judged wrong
+                keep = rep == 0 or not ok
+                with open(os.path.join(raw, f"{topo}.{safe}.{rep}.txt") if keep else os.devnull, "w") as f:
+                    f.write(f"$ {shlex.join(argv)}\n# exit {r.returncode}; answer complete after {secs:.4f} s, "
+                            f"exited after {exit_secs:.4f} s\n{r.stdout}\n# stderr\n{r.stderr}")
+                row = rows.setdefault(name, {"tool": name, "topology": topo, "command": shlex.join(argv),
+                                             "runs": [], "says": says, "verdict": verdict})
+                row["runs"].append({"ok": ok, "secs": round(secs, 4), "exit_secs": round(exit_secs, 4),
+                                    "exit": r.returncode, "says": says})
+                log(f"{topo:20} {name:32} {'right' if ok else 'WRONG'} {secs:7.3f} s ({exit_secs:.3f} s to exit)  {says}")
+        for row in rows.values():
+            t = [x["secs"] for x in row["runs"]]
+            row["right"] = all(x["ok"] for x in row["runs"])
+            row["right_runs"] = sum(x["ok"] for x in row["runs"])
+            row["median_s"] = round(statistics.median(t), 4)
+            row["max_s"] = round(max(t), 4)
+            row["exit_median_s"] = round(statistics.median([x["exit_secs"] for x in row["runs"]]), 4)
+            # the description of a run that went wrong, if any did
+            bad = [x["says"] for x in row["runs"] if not x["ok"]]
+            if bad:
+                row["says"] = bad[0]
+            results.append(row)
+    meta = {
+        "when": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "smoke": SMOKE,
+        "reps": REPS,
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, kernel {platform.release()}",
+        "wait_s": float(WAIT),
+        "max_hops": int(MAXHOPS),
+        "topologies": [{"name": t[0], "what": t[1], "target": f"{t[2]}:{t[3]}"} for t in TOPOLOGIES],
+    }
+    with open(os.path.join(OUT, "results.json"), "w") as f:
+        json.dump({"meta": meta, "results": results}, f, indent=1)
+    with open(os.path.join(OUT, "results.md"), "w") as f:
+        f.write(markdown(meta, results))
+    log(f"results in {OUT}")
+
+
+def fmt_s(x):
+    return f"{x * 1e3:.0f} ms" if x < 1 else f"{x:.2f} s"
+
+
+def markdown(meta, results):
+    lines = [f"# `tcpping-diag trace` and its peers in the trace lab ({meta['when']})", "",
+             f"{meta['machine']}; every tool waits {meta['wait_s']:g} s per probe and probes at most "
+             f"{meta['max_hops']} hops; {meta['reps']} interleaved runs per tool and topology "
+             "(dublin-traceroute: one). Answer: wall time from the start until the tool's last line "
+             "of output (its complete answer), median and longest; exit: median wall time until the "
+             "process ended (tcpping-diag's includes ~10-20 ms of closing its packet socket: "
+             "the kernel waits for an RCU grace period). All through `ip netns exec` (about 4 ms "
+             "of it). Commands, and the raw output of each tool's first run and of every run judged "
+             "wrong: `raw/`.", ""]
+    for topo in meta["topologies"]:
+        lines += [f"## {topo['name']}: {topo['what']} ({topo['target']})", "",
+                  "| tool | right | what it shows | answer, median | answer, max | exit, median |",
+                  "|---|---|---|---|---|---|"]
+        for r in results:
+            if r["topology"] != topo["name"]:
+                continue
+            right = "yes" if r["right"] else ("no" if r["right_runs"] == 0 else f"{r['right_runs']}/{len(r['runs'])}")
+            says = r["says"].replace("|", "\\|")
+            lines.append(f"| {r['tool']} | {right} | {says} | {fmt_s(r['median_s'])} | {fmt_s(r['max_s'])} | "
+                         f"{fmt_s(r['exit_median_s'])} |")
+        lines.append("")
+    lines += ["## Commands", ""]
+    seen = set()
+    for r in results:
+        if r["tool"] in seen:
+            continue
+        seen.add(r["tool"])
+        lines.append(f"- {r['tool']}: `{r['command']}`")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,615 @@
+//! The probing strategy of `trace`: which probe leaves when, and which answers count. Pure
+//! bookkeeping over [`ProbeSpec`]s going out and [`PingResult`]s coming back, so that it is
+//! tested with a simulated network and no sockets (trippy's strategy/state split: this is the
+//! strategy; `state` folds what it concludes into per-hop statistics).
+//!
+//! A cycle sends, at once, `queries` probes on each of `flows` flows for every hop from 1 to
+//! the top (`max_hops`, or the destination hop a previous cycle found): all hops in flight
+//! together, each concluded by its answer or at the prober's timeout. The order is hop by
+//! hop, then query, then flow: a router that rate-limits its ICMP answers the first probes
+//! it gets, so the lowest hops and one probe of every flow come first.
+//!
+//! The destination hop `L` of a flow is the lowest hop whose probe reached the target (SYN-ACK
+//! or RST) or was refused on the way (destination unreachable). Probes with a TTL above `L`
+//! are irrelevant: they are never waited for nor reported, as traceroute shows no hop beyond
+//! the destination.
+//!
+//! Constant flows collide at the target: all probes of a flow share one 4-tuple, and while
+//! the target holds the half-open connection of the SYN it answered (until our kernel's RST
+//! reaches it) it drops the others (their sequence numbers are out of its window). So once a
+//! flow's SYN-ACK arrives, the other queries of the destination hop on that flow that have
+//! no answer are probed again, one at a time (each after the previous one's verdict), and a
+//! query takes the first answer of its attempts. Later cycles send the destination hop's
+//! first query with the burst and the others one at a time after it. A closed port (RST)
+//! holds no state, and unreachables come from routers: neither needs this.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, SystemTime};
+
+use crate::icmp::IcmpReport;
+use crate::probe::{PingResult, ProbeSpec, Status};
+
+/// What to probe.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Plan {
+    pub target: SocketAddr,
+    pub max_hops: u8,
+    /// Queries per hop and flow.
+    pub queries: u16,
+    pub flows: u16,
+    /// All probes of a flow share the 4-tuple (SYN probes): the target answers one at a
+    /// time. False for probes with a socket (and port) each.
+    pub constant_flows: bool,
+}
+
+impl Plan {
+    /// Probes in the first cycle (every hop, query and flow).
+    pub fn probes_per_cycle(&self) -> u64 {
+        u64::from(self.max_hops) * u64::from(self.queries) * u64::from(self.flows)
+    }
+}
+
+/// What one probe's verdict says about the path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Answer {
+    /// ICMP time exceeded: the router at this hop.
+    TimeExceeded(IcmpReport),
+    /// The target answered: SYN-ACK (open) or RST (closed).
+    Reached { open: bool },
+    /// Another ICMP error (destination unreachable, prohibited, ...): the path ends there.
+    Unreachable(IcmpReport),
+    /// Nothing within the timeout.
+    Timeout,
+    /// The probe could not be sent, or failed locally.
+    Error(String),
+}
+
+impl Answer {
+    /// The answer in a verdict; None for a probe interrupted by a signal (not counted).
+    pub fn of(status: &Status) -> Option<Answer> {
+        Some(match status {
+            Status::Reply | Status::Lost => Answer::Reached { open: true },
+            Status::Refused => Answer::Reached { open: false },
+            Status::Timeout => Answer::Timeout,
+            Status::Icmp(rep) if is_time_exceeded(rep) => Answer::TimeExceeded(rep.clone()),
+            Status::Icmp(rep) => Answer::Unreachable(rep.clone()),
+            Status::Error(e) => Answer::Error(e.clone()),
+            Status::Interrupted => return None,
+        })
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Answer::TimeExceeded(_) => "time_exceeded",
+            Answer::Reached { .. } => "reached",
+            Answer::Unreachable(_) => "unreachable",
+            Answer::Timeout => "timeout",
+            Answer::Error(_) => "error",
+        }
+    }
+
+    /// Whether something answered (a router or the target).
+    pub fn answered(&self) -> bool {
+        matches!(
+            self,
+            Answer::TimeExceeded(_) | Answer::Reached { .. } | Answer::Unreachable(_)
+        )
+    }
+
+    pub fn icmp(&self) -> Option<&IcmpReport> {
+        match self {
+            Answer::TimeExceeded(r) | Answer::Unreachable(r) => Some(r),
+            _ => None,
+        }
+    }
+}
+
+/// ICMP time exceeded (IPv4 type 11, ICMPv6 type 3).
+pub fn is_time_exceeded(rep: &IcmpReport) -> bool {
+    (!rep.v6 && rep.icmp_type == 11) || (rep.v6 && rep.icmp_type == 3)
+}
+
+/// One query's final verdict.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Outcome {
+    pub cycle: u64,
+    pub hop: u8,
+    pub flow: u16,
+    pub query: u16,
+    /// The probe (sequence number) whose verdict this is.
+    pub seq: u64,
+    /// Sent again after a collision at the target (see the module's documentation).
+    pub reprobe: bool,
+    pub answer: Answer,
+    /// Who answered: the router, or the target.
+    pub from: Option<IpAddr>,
+    pub rtt: Option<Duration>,
+    pub sent_at: SystemTime,
+    pub local_port: Option<u16>,
+}
+
+impl Outcome {
+    fn new(meta: &Meta, r: PingResult, answer: Answer, target: SocketAddr) -> Outcome {
+        let (from, rtt) = match (&answer, &r.status) {
+            (Answer::Reached { .. }, _) => (Some(target.ip()), r.connect),
+            (_, Status::Icmp(rep)) => (Some(rep.from), Some(rep.after)),
+            _ => (None, None),
+        };
+        Outcome {
+            cycle: meta.cycle,
+            hop: meta.hop,
+            flow: meta.flow,
+            query: meta.query,
+            seq: r.seq,
+            reprobe: meta.reprobe,
+            answer,
+            from,
+            rtt,
+            // When it left (the prober's own stamp is when its verdict was made).
+            sent_at: meta.sent.unwrap_or(r.sent_at),
+            local_port: r.local_port,
+        }
+    }
+}
+
+/// Every query of one hop in one cycle has its verdict (in query, then flow order).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HopDone {
+    pub cycle: u64,
+    pub hop: u8,
+    pub outcomes: Vec<Outcome>,
+}
+
+/// How a flow's destination hop ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DestKind {
+    Open,
+    Closed,
+    Unreachable,
+}
+
+/// A flow's destination hop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Dest {
+    pub hop: u8,
+    pub kind: DestKind,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Meta {
+    cycle: u64,
+    hop: u8,
+    flow: u16,
+    query: u16,
+    reprobe: bool,
+    /// When it left (the driver's clock, see [`Engine::sent_at`]).
+    sent: Option<SystemTime>,
+}
+
+#[derive(Clone, Debug, Default)]
+struct Slot {
+    /// Attempts in flight.
+    attempts: u16,
+    /// An attempt waits in its flow's lane.
+    queued: bool,
+    /// The verdict (the slot is done).
+    outcome: Option<Outcome>,
+}
+
+/// Probes of a flow's destination hop sent one at a time.
+#[derive(Clone, Debug, Default)]
+struct Lane {
+    /// (hop, query, a re-probe)
+    queue: VecDeque<(u8, u16, bool)>,
+    /// The probe whose verdict the next one waits for.
+    busy: Option<u64>,
+}
+
+/// The strategy's state.
+pub struct Engine {
+    plan: Plan,
+    next_seq: u64,
+    cycle: u64,
+    metas: HashMap<u64, Meta>,
+    slots: HashMap<(u8, u16, u16), Slot>,
+    dest: Vec<Option<Dest>>,
+    /// Highest hop probed this cycle, per flow.
+    top: Vec<u8>,
+    lanes: Vec<Lane>,
+    outbox: Vec<ProbeSpec>,
+    /// The next hop to report in this cycle.
+    next_hop: u8,
+    sent: u64,
+    reprobes: u64,
+    in_cycle: bool,
+}
+
+impl Engine {
+    pub fn new(plan: Plan) -> Engine {
+        let flows = usize::from(plan.flows.max(1));
+        Engine {
+            plan,
+            next_seq: 1,
+            cycle: 0,
+            metas: HashMap::new(),
+            slots: HashMap::new(),
+            dest: vec![None; flows],
+            top: vec![0; flows],
+            lanes: vec![Lane::default(); flows],
+            outbox: Vec::new(),
+            next_hop: 1,
+            sent: 0,
+            reprobes: 0,
+            in_cycle: false,
+        }
+    }
+
+    pub fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
+    /// The cycle under way (or last finished), from 1.
+    pub fn cycle(&self) -> u64 {
+        self.cycle
+    }
+
+    /// Each flow's destination hop, as far as known.
+    pub fn dests(&self) -> &[Option<Dest>] {
+        &self.dest
+    }
+
+    /// Probes sent so far, and how many of them were re-probes after a collision.
+    pub fn sent(&self) -> (u64, u64) {
+        (self.sent, self.reprobes)
+    }
+
+    /// Whether a cycle is under way (started, not every answer in).
+    pub fn in_cycle(&self) -> bool {
+        self.in_cycle
+    }
+
+    /// Take the probes to send now, in order.
+    pub fn take_sends(&mut self) -> Vec<ProbeSpec> {
+        std::mem::take(&mut self.outbox)
+    }
+
+    fn flows(&self) -> u16 {
+        self.plan.flows.max(1)
+    }
+
+    fn send(&mut self, hop: u8, flow: u16, query: u16, reprobe: bool) -> u64 {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.sent += 1;
+        if reprobe {
+            self.reprobes += 1;
+        }
+        self.metas.insert(
+            seq,
+            Meta {
+                cycle: self.cycle,
+                hop,
+                flow,
+                query,
+                reprobe,
+                sent: None,
+            },
+        );
+        if let Some(s) = self.slots.get_mut(&(hop, flow, query)) {
+            s.attempts += 1;
+            s.queued = false;
+        }
+        self.outbox.push(ProbeSpec {
+            seq,
+            target: self.plan.target,
+            ttl: Some(hop),
+            flow,
+        });
+        seq
+    }
+
+    /// Start the next cycle: the burst goes to the outbox.
+    pub fn start_cycle(&mut self) {
+        self.cycle += 1;
+        self.slots.clear();
+        self.next_hop = 1;
+        self.in_cycle = true;
+        for l in &mut self.lanes {
+            *l = Lane::default();
+        }
+        let flows = self.flows();
+        for f in 0..flows {
+            self.top[usize::from(f)] =
+                self.dest[usize::from(f)].map_or(self.plan.max_hops, |d| d.hop);
+        }
+        let highest = self.top.iter().copied().max().unwrap_or(0);
+        let mut first_at_dest: Vec<Option<u64>> = vec![None; usize::from(flows)];
+        for hop in 1..=highest {
+            for q in 0..self.plan.queries {
+                for f in 0..flows {
+                    let fi = usize::from(f);
+                    if hop > self.top[fi] {
+                        continue;
+                    }
+                    self.slots.insert((hop, f, q), Slot::default());
+                    let one_at_a_time = self.plan.constant_flows
+                        && self.dest[fi].is_some_and(|d| d.hop == hop && d.kind == DestKind::Open);
+                    if one_at_a_time && q > 0 {
+                        self.lanes[fi].queue.push_back((hop, q, false));
+                        if let Some(s) = self.slots.get_mut(&(hop, f, q)) {
+                            s.queued = true;
+                        }
+                    } else {
+                        let seq = self.send(hop, f, q, false);
+                        if one_at_a_time {
+                            first_at_dest[fi] = Some(seq);
+                        }
+                    }
+                }
+            }
+        }
+        for (fi, first) in first_at_dest.into_iter().enumerate() {
+            if !self.lanes[fi].queue.is_empty() {
+                self.lanes[fi].busy = first;
+            }
+        }
+    }
+
+    /// Whether (hop, flow) counts in this cycle.
+    fn relevant(&self, hop: u8, flow: u16) -> bool {
+        let fi = usize::from(flow);
+        hop >= 1 && hop <= self.top[fi] && self.dest[fi].is_none_or(|d| hop <= d.hop)
+    }
+
+    fn any_relevant(&self, hop: u8) -> bool {
+        (0..self.flows()).any(|f| self.relevant(hop, f))
+    }
+
+    /// A verdict from the prober. Returns the hops whose every query is now concluded, in
+    /// order (each hop once per cycle, only after every hop below it). Call [`settle`] after
+    /// the last verdict of a batch.
+    ///
+    /// [`settle`]: Engine::settle
+    pub fn on_result(&mut self, r: PingResult) -> Vec<HopDone> {
+        let Some(meta) = self.metas.remove(&r.seq) else {
+            return Vec::new();
+        };
+        let fi = usize::from(meta.flow);
+        if meta.cycle == self.cycle && self.lanes[fi].busy == Some(r.seq) {
+            self.lanes[fi].busy = None;
+        }
+        let answer = Answer::of(&r.status);
+        if self.plan.constant_flows && answer == Some(Answer::Reached { open: true }) {
+            // Whatever its hop: the target held a half-open connection for this flow.
+            let arrived = meta.sent.map(|t| t + r.connect.unwrap_or_default());
+            self.doom_check(meta.flow, r.seq, arrived);
+        }
+        if meta.cycle == self.cycle {
+            if let Some(answer) = answer {
+                self.conclude(meta, r, answer);
+            } else if let Some(s) = self.slots.get_mut(&(meta.hop, meta.flow, meta.query)) {
+                s.attempts = s.attempts.saturating_sub(1);
+            }
+        }
+        self.ready_hops()
+    }
+
+    /// The driver sent probe `seq` at `at` (its clock: the one answers' times add to).
+    pub fn sent_at(&mut self, seq: u64, at: SystemTime) {
+        if let Some(m) = self.metas.get_mut(&seq) {
+            m.sent = Some(at);
+        }
+    }
+
+    /// A SYN-ACK of probe `answered` on `flow` arrived at `arrived`. The lane's probe in
+    /// flight, if it left before that, met the half-open connection the answered SYN made
+    /// (it reached the target before our RST did: both took the same way, the lane's probe
+    /// first): it will not be answered. Probe its query again, next.
+    fn doom_check(&mut self, flow: u16, answered: u64, arrived: Option<SystemTime>) {
+        let fi = usize::from(flow);
+        let (Some(busy), Some(arrived)) = (self.lanes[fi].busy, arrived) else {
+            return;
+        };
+        let Some(m) = self.metas.get(&busy).copied() else {
+            return;
+        };
+        if busy == answered || m.cycle != self.cycle || m.sent.is_none_or(|t| t >= arrived) {
+            return;
+        }
+        self.lanes[fi].busy = None;
+        if let Some(s) = self.slots.get_mut(&(m.hop, m.flow, m.query)) {
+            if s.outcome.is_none() && !s.queued {
+                s.queued = true;
+                self.lanes[fi].queue.push_front((m.hop, m.query, true));
+            }
+        }
+    }
+
+    /// After a batch of verdicts (everything the prober had): send the next probe of every
+    /// idle lane (a query that was answered in the meantime is not probed again) and report
+    /// the hops that are complete now.
+    pub fn settle(&mut self) -> Vec<HopDone> {
+        self.pump_lanes();
+        self.ready_hops()
+    }
+
+    fn conclude(&mut self, meta: Meta, r: PingResult, answer: Answer) {
+        let key = (meta.hop, meta.flow, meta.query);
+        let relevant = self.relevant(meta.hop, meta.flow);
+        let Some(slot) = self.slots.get_mut(&key) else {
+            return;
+        };
+        slot.attempts = slot.attempts.saturating_sub(1);
+        if slot.outcome.is_some() || !relevant {
+            return;
+        }
+        if answer == Answer::Timeout && (slot.attempts > 0 || slot.queued) {
+            // Another attempt of this query is on its way: its verdict decides.
+            return;
+        }
+        let fi = usize::from(meta.flow);
+        let kind = match &answer {
+            Answer::Reached { open: true } => Some(DestKind::Open),
+            Answer::Reached { open: false } => Some(DestKind::Closed),
+            Answer::Unreachable(_) => Some(DestKind::Unreachable),
+            _ => None,
+        };
+        let grew = matches!(answer, Answer::TimeExceeded(_))
+            && self.dest[fi].is_some_and(|d| d.hop == meta.hop);
+        slot.outcome = Some(Outcome::new(&meta, r, answer, self.plan.target));
+        // The lane's probe for this query is of no use now: do not wait for it.
+        if let Some(b) = self.lanes[fi].busy {
+            if self
+                .metas
+                .get(&b)
+                .is_some_and(|m| (m.hop, m.query) == (meta.hop, meta.query) && m.flow == meta.flow)
+            {
+                self.lanes[fi].busy = None;
+            }
+        }
+        if let Some(kind) = kind {
+            self.set_dest(meta.flow, meta.hop, kind);
+            if kind == DestKind::Open && self.plan.constant_flows {
+                self.reprobe_collided(meta.hop, meta.flow);
+            }
+        } else if grew {
+            // The path got longer: what was the destination hop forwards now.
+            self.extend(meta.flow);
+        }
+    }
+
+    fn set_dest(&mut self, flow: u16, hop: u8, kind: DestKind) {
+        let fi = usize::from(flow);
+        match self.dest[fi] {
+            Some(d) if d.hop < hop => {}
+            Some(d) if d.hop == hop && d.kind != DestKind::Unreachable => {
+                // The first answer of a cycle says open or closed; keep the latest.
+                self.dest[fi] = Some(Dest { hop, kind });
+            }
+            Some(d) if d.hop == hop => {}
+            _ => {
+                self.dest[fi] = Some(Dest { hop, kind });
+                // Nothing above it waits in the lane.
+                self.lanes[fi].queue.retain(|&(h, _, _)| h <= hop);
+            }
+        }
+    }
+
+    /// The target answered a SYN of `flow` at `hop` with SYN-ACK: the other queries of that
+    /// hop and flow still without a verdict collided with it; probe them again, one at a time.
+    fn reprobe_collided(&mut self, hop: u8, flow: u16) {
+        let fi = usize::from(flow);
+        for q in 0..self.plan.queries {
+            if let Some(s) = self.slots.get_mut(&(hop, flow, q)) {
+                if s.outcome.is_none() && !s.queued && s.attempts > 0 {
+                    s.queued = true;
+                    self.lanes[fi].queue.push_back((hop, q, true));
+                }
+            }
+        }
+    }
+
+    /// The destination hop of `flow` answered time exceeded: probe the hops above it too.
+    fn extend(&mut self, flow: u16) {
+        let fi = usize::from(flow);
+        self.dest[fi] = None;
+        let from = self.top[fi];
+        self.top[fi] = self.plan.max_hops;
+        let waiting: Vec<(u8, u16, bool)> = self.lanes[fi].queue.drain(..).collect();
+        for (h, q, re) in waiting {
+            self.send(h, flow, q, re);
+        }
+        for hop in from.saturating_add(1)..=self.plan.max_hops {
+            for q in 0..self.plan.queries {
+                self.slots.insert((hop, flow, q), Slot::default());
+                self.send(hop, flow, q, false);
+            }
+        }
+    }
+
+    /// Send the next probe of every idle lane.
+    fn pump_lanes(&mut self) {
+        for f in 0..self.flows() {
+            let fi = usize::from(f);
+            while self.lanes[fi].busy.is_none() {
+                let Some((hop, q, re)) = self.lanes[fi].queue.pop_front() else {
+                    break;
+                };
+                let wanted = self.relevant(hop, f)
+                    && self
+                        .slots
+                        .get(&(hop, f, q))
+                        .is_some_and(|s| s.outcome.is_none());
+                if !wanted {
+                    if let Some(s) = self.slots.get_mut(&(hop, f, q)) {
+                        s.queued = false;
+                    }
+                    continue;
+                }
+                let seq = self.send(hop, f, q, re);
+                self.lanes[fi].busy = Some(seq);
+            }
+        }
+    }
+
+    fn hop_complete(&self, hop: u8) -> bool {
+        (0..self.flows())
+            .filter(|&f| self.relevant(hop, f))
+            .all(|f| {
+                (0..self.plan.queries).all(|q| {
+                    self.slots
+                        .get(&(hop, f, q))
+                        .is_none_or(|s| s.outcome.is_some())
+                })
+            })
+    }
+
+    fn ready_hops(&mut self) -> Vec<HopDone> {
+        let mut out = Vec::new();
+        if !self.in_cycle {
+            return out;
+        }
+        while self.any_relevant(self.next_hop) && self.hop_complete(self.next_hop) {
+            let hop = self.next_hop;
+            let mut outcomes = Vec::new();
+            for q in 0..self.plan.queries {
+                for f in 0..self.flows() {
+                    if !self.relevant(hop, f) {
+                        continue;
+                    }
+                    if let Some(o) = self.slots.get(&(hop, f, q)).and_then(|s| s.outcome.clone()) {
+                        outcomes.push(o);
+                    }
+                }
+            }
+            out.push(HopDone {
+                cycle: self.cycle,
+                hop,
+                outcomes,
+            });
+            self.next_hop = hop.saturating_add(1);
+            if hop == u8::MAX {
+                break;
+            }
+        }
+        if !self.any_relevant(self.next_hop)
+            && self
+                .lanes
+                .iter()
+                .all(|l| l.busy.is_none() && l.queue.is_empty())
+            && self.outbox.is_empty()
+        {
+            self.in_cycle = false;
+        }
+        out
+    }
+
+    /// Probes of this cycle still waited for (for a driver that must not wait forever).
+    pub fn waiting(&self) -> usize {
+        self.slots
+            .iter()
+            .filter(|(&(h, f, _), s)| s.outcome.is_none() && self.relevant(h, f))
+            .count()
+    }
+}

@@ -1,0 +1,282 @@
+//! `tcpping-diag trace HOST:PORT`: where on the path does TCP to a port stop?
+//!
+//! - [`engine`]: the strategy (which probe leaves when, which answers count), pure;
+//! - [`state`]: per-hop accounting over cycles, pure;
+//! - [`verdict`]: the verdict in words and fields, pure;
+//! - [`output`]: hop lines, the mtr-style report, NDJSON;
+//! - this module: open the probe's sockets while privileged, drop privileges, and [`drive`]
+//!   the engine over a [`Prober`] (the SYN prober, or connect() probes without CAP_NET_RAW).
+
+pub mod dns;
+pub mod engine;
+pub mod output;
+pub mod state;
+#[cfg(test)]
+mod tests;
+pub mod verdict;
+
+use std::io::{self, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::cli::{TraceConfig, TraceProbe};
+use crate::error::Error;
+use crate::net::{self, Waker};
+use crate::privilege;
+use crate::probe::syn::{Flow, SynProber, SynSockets};
+use crate::probe::ttl_connect::TtlConnectProber;
+use crate::probe::{PingResult, Prober};
+
+use engine::{Engine, HopDone, Plan};
+use output::{RunTotals, Setup, TraceWriter};
+use state::TraceState;
+
+/// The one line when trace falls back to connect() probes.
+pub const NO_RAW_TRACE: &str = "tcpping-diag: trace: no CAP_NET_RAW, so connect() probes with a TTL and the socket error queue instead of SYNs (a source port per probe: not a constant flow; no ICMP extensions); for SYN probes run with sudo, or once: sudo setcap cap_net_raw+ep \"$(command -v tcpping-diag)\"";
+
+/// The one line when `--probe syn` cannot have its raw sockets.
+pub const NO_RAW_SYN_TRACE: &str = "trace --probe syn needs CAP_NET_RAW to send hand-built SYNs and read the answers: run it as root (sudo), or once: sudo setcap cap_net_raw+ep \"$(command -v tcpping-diag)\"; or use --probe connect";
+
+/// What happened during a drive, for the caller.
+pub enum Progress<'a> {
+    /// A hop of a cycle has every verdict.
+    Hop(&'a HopDone),
+    /// Every hop of a cycle is reported.
+    CycleDone(u64),
+}
+
+/// Run cycles of the engine over `prober`: start a cycle when the previous one is done and
+/// `interval` has passed since it started, send what the engine asks (telling it when, by
+/// `clock`: the clock the probes' wire times add to), feed it the verdicts, and report
+/// progress. Stops after `cycles` cycles (None: until `stop`), on `stop` (every
+/// probe in flight is then dropped: an interrupted cycle is not reported), or when
+/// `on_progress` returns false (a closed pipe).
+pub fn drive(
+    engine: &mut Engine,
+    prober: &mut dyn Prober,
+    cycles: Option<u64>,
+    interval: Duration,
+    stop: &AtomicBool,
+    clock: &dyn Fn() -> SystemTime,
+    on_progress: &mut dyn FnMut(Progress) -> io::Result<bool>,
+) -> io::Result<()> {
+    let mut done: Vec<PingResult> = Vec::new();
+    let mut next_start = Instant::now();
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            prober.interrupt(&mut done);
+            for r in done.drain(..) {
+                // Interrupted probes conclude nothing; results already in are still reported.
+                for h in engine.on_result(r) {
+                    if !on_progress(Progress::Hop(&h))? {
+                        return Ok(());
+                    }
+                }
+            }
+            return Ok(());
+        }
+        if !engine.in_cycle() {
+            if cycles.is_some_and(|n| engine.cycle() >= n) {
+                return Ok(());
+            }
+            let now = Instant::now();
+            if now >= next_start {
+                engine.start_cycle();
+                next_start = now + interval;
+            }
+        }
+        for spec in engine.take_sends() {
+            prober.send(spec);
+            engine.sent_at(spec.seq, clock());
+        }
+        let until = if engine.in_cycle() {
+            if prober.in_flight() == 0 {
+                // Nothing out and nothing to wait for: the engine would wait forever.
+                return Err(io::Error::other(format!(
+                    "trace stalled in cycle {} with {} queries waiting and no probe in flight",
+                    engine.cycle(),
+                    engine.waiting()
+                )));
+            }
+            Instant::now() + Duration::from_secs(3600)
+        } else {
+            next_start
+        };
+        prober.poll(until, &mut done)?;
+        let was = engine.in_cycle();
+        let mut hops = Vec::new();
+        for r in done.drain(..) {
+            hops.extend(engine.on_result(r));
+        }
+        hops.extend(engine.settle());
+        for h in &hops {
+            if !on_progress(Progress::Hop(h))? {
+                return Ok(());
+            }
+        }
+        if was && !engine.in_cycle() && !on_progress(Progress::CycleDone(engine.cycle()))? {
+            return Ok(());
+        }
+    }
+}
+
+/// The prober: SYN probes when the raw sockets open (or `--probe syn` demands them), else
+/// connect() probes. Opened before privileges are dropped.
+fn open_prober(
+    cfg: &TraceConfig,
+    waker: &Arc<Waker>,
+    stop: &Arc<AtomicBool>,
+) -> Result<(Box<dyn Prober>, Setup, bool), Error> {
+    let v6 = cfg.target.is_ipv6();
+    let sockets = match cfg.probe {
+        TraceProbe::Connect => None,
+        TraceProbe::Syn | TraceProbe::Auto => {
+            match SynSockets::open(!v6, v6, Some(cfg.target.port())) {
+                Ok(s) => Some(s),
+                Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+                    if cfg.probe == TraceProbe::Syn {
+                        return Err(Error::Setup(NO_RAW_SYN_TRACE.into()));
+                    }
+                    if cfg.flows > 1 {
+                        return Err(Error::Setup(format!(
+                            "--flows needs SYN probes, and they need CAP_NET_RAW: {}",
+                            "run it as root (sudo), or once: sudo setcap cap_net_raw+ep \"$(command -v tcpping-diag)\""
+                        )));
+                    }
+                    eprintln!("{NO_RAW_TRACE}");
+                    None
+                }
+                Err(e) => return Err(Error::io("open the raw sockets for SYN probes", e)),
+            }
+        }
+    };
+    if let Err(e) = privilege::drop_all() {
+        return Err(Error::Setup(format!("drop capabilities: {e}")));
+    }
+    let source = net::source_address_for(cfg.target).ok();
+    Ok(match sockets {
+        Some(s) => {
+            let p = SynProber::new(
+                s,
+                Flow::Constant,
+                usize::from(cfg.flows),
+                cfg.timeout,
+                false,
+                Arc::clone(waker),
+                Arc::clone(stop),
+            )
+            .map_err(|e| Error::io("reserve source ports for the SYN probes", e))?;
+            let setup = Setup {
+                probe: "syn",
+                source,
+                ports: p.ports(),
+            };
+            (Box::new(p), setup, true)
+        }
+        None => {
+            raise_open_files();
+            let p = TtlConnectProber::new(cfg.timeout, Arc::clone(waker), Arc::clone(stop));
+            let setup = Setup {
+                probe: "connect",
+                source,
+                ports: Vec::new(),
+            };
+            (Box::new(p), setup, false)
+        }
+    })
+}
+
+/// connect() probes hold a socket each while in flight: raise the soft limit of open files
+/// to the hard one (as the server does).
+fn raise_open_files() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: lim is a valid rlimit for getrlimit/setrlimit to read and write.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}
+
+/// The trace command. Returns the exit status: 0 reached, 1 not.
+pub fn trace(cfg: TraceConfig) -> Result<i32, Error> {
+    let waker = Arc::new(Waker::new().map_err(|e| Error::io("create wake-up channel", e))?);
+    let stop = Arc::new(AtomicBool::new(false));
+    let (mut prober, setup, constant) = open_prober(&cfg, &waker, &stop)?;
+    super::on_signals(&stop, &waker)?;
+    let _timestamping = crate::timing::hold_timestamping_on();
+    let started = Instant::now();
+
+    let mut out = TraceWriter::new(io::BufWriter::new(io::stdout()), &cfg);
+    let broken = |e: &io::Error| e.kind() == io::ErrorKind::BrokenPipe;
+    match out.start(&cfg, &setup) {
+        Err(e) if broken(&e) => return Ok(1),
+        Err(e) => return Err(Error::io("write output", e)),
+        Ok(()) => {}
+    }
+    let plan = Plan {
+        target: cfg.target,
+        max_hops: cfg.max_hops,
+        queries: cfg.queries,
+        flows: cfg.flows,
+        constant_flows: constant,
+    };
+    let mut engine = Engine::new(plan);
+    let mut state = TraceState::new(cfg.target, cfg.max_hops, cfg.queries, cfg.flows);
+    let mut pipe_closed = false;
+    let driven = drive(
+        &mut engine,
+        prober.as_mut(),
+        cfg.cycles,
+        cfg.interval,
+        &stop,
+        &SystemTime::now,
+        &mut |p| {
+            let r = match p {
+                Progress::Hop(h) => {
+                    state.record(h);
+                    out.hop_done(h, cfg.target, cfg.flows)
+                }
+                Progress::CycleDone(c) => {
+                    state.cycles_done = c;
+                    out.cycle_done(c)
+                }
+            };
+            match r {
+                Ok(()) => Ok(true),
+                Err(e) if broken(&e) => {
+                    pipe_closed = true;
+                    Ok(false)
+                }
+                Err(e) => Err(e),
+            }
+        },
+    );
+    driven.map_err(|e| Error::io("trace", e))?;
+    let v = verdict::verdict(&state, &humantime::format_duration(cfg.timeout).to_string());
+    let code = if v.reached() { 0 } else { 1 };
+    if pipe_closed {
+        return Ok(code);
+    }
+    let tally = prober.icmp_tally();
+    let (sent, reprobes) = engine.sent();
+    let totals = RunTotals {
+        probes_sent: sent,
+        reprobes,
+        unmatched_icmp: tally.unmatched,
+        late_icmp: tally.late,
+        elapsed: started.elapsed(),
+    };
+    match out.finish(&cfg, &state, &v, totals) {
+        Err(e) if broken(&e) => {}
+        Err(e) => return Err(Error::io("write output", e)),
+        Ok(()) => {}
+    }
+    let _ = io::stdout().flush();
+    Ok(code)
+}

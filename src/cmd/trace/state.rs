@@ -1,0 +1,332 @@
+//! Per-hop accounting of a trace: what the strategy concluded, folded into statistics over
+//! cycles (loss, last/avg/best/worst/stddev of the round-trip times, as mtr reports them),
+//! the routers seen at each hop and which flows saw them, their MPLS labels and interface
+//! information. Pure: fed [`HopDone`]s, read by the verdict and the output.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use super::engine::{Answer, HopDone, Outcome};
+use crate::icmp::extension::{InterfaceInfo, MplsLabel};
+
+/// Distinct label stacks / interfaces kept per router.
+const KEPT: usize = 4;
+
+/// Running round-trip statistics.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Rtt {
+    pub n: u64,
+    sum: f64,
+    sum_sq: f64,
+    pub best: Option<Duration>,
+    pub worst: Option<Duration>,
+    pub last: Option<Duration>,
+}
+
+impl Rtt {
+    pub fn record(&mut self, d: Duration) {
+        let ms = d.as_secs_f64() * 1e3;
+        self.n += 1;
+        self.sum += ms;
+        self.sum_sq += ms * ms;
+        self.best = Some(self.best.map_or(d, |b| b.min(d)));
+        self.worst = Some(self.worst.map_or(d, |w| w.max(d)));
+        self.last = Some(d);
+    }
+
+    /// Mean, in milliseconds.
+    pub fn avg_ms(&self) -> Option<f64> {
+        (self.n > 0).then(|| self.sum / self.n as f64)
+    }
+
+    /// Standard deviation (of the population of samples), in milliseconds.
+    pub fn stddev_ms(&self) -> Option<f64> {
+        let avg = self.avg_ms()?;
+        Some((self.sum_sq / self.n as f64 - avg * avg).max(0.0).sqrt())
+    }
+}
+
+/// An ICMP error that ended probes at a hop.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IcmpSeen {
+    pub v6: bool,
+    pub icmp_type: u8,
+    pub code: u8,
+    pub info: u32,
+    pub count: u64,
+}
+
+/// One address that answered at a hop.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Router {
+    pub addr: Option<IpAddr>,
+    /// Answers from it at this hop.
+    pub count: u64,
+    /// The flows whose probes it answered.
+    pub flows: BTreeSet<u16>,
+    pub time_exceeded: u64,
+    /// The target's answers: SYN-ACK / RST.
+    pub open: u64,
+    pub closed: u64,
+    /// Other ICMP errors (destination unreachable, ...).
+    pub errors: Vec<IcmpSeen>,
+    /// Distinct MPLS label stacks it reported.
+    pub mpls: Vec<Vec<MplsLabel>>,
+    /// Distinct interface information it reported.
+    pub interfaces: Vec<InterfaceInfo>,
+    pub rtt: Rtt,
+}
+
+/// One flow at one hop.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct FlowHop {
+    pub sent: u64,
+    pub received: u64,
+    /// Routers that answered time exceeded.
+    pub routers: BTreeSet<IpAddr>,
+    /// The target answered (open when any SYN-ACK came).
+    pub reached: Option<bool>,
+    /// The first other ICMP error: (from, v6, type, code, info).
+    pub error: Option<(IpAddr, bool, u8, u8, u32)>,
+}
+
+/// One hop over every cycle.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Hop {
+    pub hop: u8,
+    /// Queries with a verdict (timeouts included, interrupted ones not).
+    pub sent: u64,
+    pub received: u64,
+    pub rtt: Rtt,
+    pub routers: Vec<Router>,
+    pub flows: BTreeMap<u16, FlowHop>,
+    /// Local errors (a probe that could not be sent), distinct.
+    pub local_errors: Vec<String>,
+    /// The last cycle's verdicts, in query then flow order (for traceroute-style lines).
+    pub last_cycle: Vec<Outcome>,
+}
+
+impl Hop {
+    pub fn loss_pct(&self) -> f64 {
+        if self.sent == 0 {
+            return 0.0;
+        }
+        100.0 * (self.sent - self.received) as f64 / self.sent as f64
+    }
+
+    /// Flows that got any answer at this hop.
+    pub fn flows_answered(&self) -> usize {
+        self.flows.values().filter(|f| f.received > 0).count()
+    }
+
+    /// Distinct answering addresses.
+    pub fn next_hops(&self) -> usize {
+        self.routers.iter().filter(|r| r.addr.is_some()).count()
+    }
+
+    fn router_mut(&mut self, addr: IpAddr) -> &mut Router {
+        let i = match self.routers.iter().position(|r| r.addr == Some(addr)) {
+            Some(i) => i,
+            None => {
+                self.routers.push(Router {
+                    addr: Some(addr),
+                    ..Router::default()
+                });
+                self.routers.len() - 1
+            }
+        };
+        &mut self.routers[i]
+    }
+
+    fn record(&mut self, o: &Outcome) {
+        self.sent += 1;
+        let flow = self.flows.entry(o.flow).or_default();
+        flow.sent += 1;
+        if let Answer::Error(e) = &o.answer {
+            if !self.local_errors.contains(e) {
+                self.local_errors.push(e.clone());
+            }
+            return;
+        }
+        let (Some(from), true) = (o.from, o.answer.answered()) else {
+            return;
+        };
+        self.received += 1;
+        flow.received += 1;
+        match &o.answer {
+            Answer::TimeExceeded(_) => {
+                flow.routers.insert(from);
+            }
+            Answer::Reached { open } => {
+                flow.reached = Some(flow.reached.unwrap_or(false) || *open);
+            }
+            Answer::Unreachable(rep) if flow.error.is_none() => {
+                flow.error = Some((from, rep.v6, rep.icmp_type, rep.code, rep.info));
+            }
+            _ => {}
+        }
+        if let Some(d) = o.rtt {
+            self.rtt.record(d);
+        }
+        let r = self.router_mut(from);
+        r.count += 1;
+        r.flows.insert(o.flow);
+        if let Some(d) = o.rtt {
+            r.rtt.record(d);
+        }
+        match &o.answer {
+            Answer::TimeExceeded(_) => r.time_exceeded += 1,
+            Answer::Reached { open: true } => r.open += 1,
+            Answer::Reached { open: false } => r.closed += 1,
+            Answer::Unreachable(rep) => {
+                match r
+                    .errors
+                    .iter_mut()
+                    .find(|e| (e.icmp_type, e.code, e.v6) == (rep.icmp_type, rep.code, rep.v6))
+                {
+                    Some(e) => e.count += 1,
+                    None => r.errors.push(IcmpSeen {
+                        v6: rep.v6,
+                        icmp_type: rep.icmp_type,
+                        code: rep.code,
+                        info: rep.info,
+                        count: 1,
+                    }),
+                }
+            }
+            _ => {}
+        }
+        if let Some(ext) = o.answer.icmp().and_then(|rep| rep.extensions.as_deref()) {
+            if !ext.mpls.is_empty() && !r.mpls.contains(&ext.mpls) && r.mpls.len() < KEPT {
+                r.mpls.push(ext.mpls.clone());
+            }
+            for i in &ext.interfaces {
+                if !r.interfaces.contains(i) && r.interfaces.len() < KEPT {
+                    r.interfaces.push(i.clone());
+                }
+            }
+        }
+    }
+
+    /// The most frequent answering address.
+    pub fn main_router(&self) -> Option<IpAddr> {
+        self.routers
+            .iter()
+            .filter(|r| r.addr.is_some())
+            .max_by_key(|r| r.count)
+            .and_then(|r| r.addr)
+    }
+}
+
+/// Everything a trace has concluded.
+#[derive(Clone, Debug)]
+pub struct TraceState {
+    pub target: SocketAddr,
+    pub max_hops: u8,
+    pub queries: u16,
+    pub flows: u16,
+    pub hops: BTreeMap<u8, Hop>,
+    /// Cycles whose every hop was reported.
+    pub cycles_done: u64,
+}
+
+impl TraceState {
+    pub fn new(target: SocketAddr, max_hops: u8, queries: u16, flows: u16) -> TraceState {
+        TraceState {
+            target,
+            max_hops,
+            queries,
+            flows: flows.max(1),
+            hops: BTreeMap::new(),
+            cycles_done: 0,
+        }
+    }
+
+    /// Take one hop's verdicts of one cycle.
+    pub fn record(&mut self, done: &HopDone) {
+        let hop = self.hops.entry(done.hop).or_insert_with(|| Hop {
+            hop: done.hop,
+            ..Hop::default()
+        });
+        for o in &done.outcomes {
+            hop.record(o);
+        }
+        hop.last_cycle = done.outcomes.clone();
+    }
+
+    /// Hops from 1 up to the last one reported, in order.
+    pub fn hops(&self) -> impl Iterator<Item = &Hop> {
+        self.hops.values()
+    }
+
+    /// Whether a hop rate-limits its ICMP rather than breaking the path: it lost some of its
+    /// probes (not all) while a later hop lost a smaller share.
+    pub fn rate_limited(&self, hop: u8) -> bool {
+        let Some(h) = self.hops.get(&hop) else {
+            return false;
+        };
+        let loss = h.loss_pct();
+        loss > 0.0
+            && h.received > 0
+            && self
+                .hops
+                .range(hop.saturating_add(1)..)
+                .any(|(_, later)| later.received > 0 && later.loss_pct() < loss)
+    }
+}
+
+/// The multipath detection algorithm's stopping rule (Veitch, Augustin, Teixeira, Friedman:
+/// "Failure Control in Multipath Route Tracing", IEEE INFOCOM 2009): with `k` next hops
+/// seen, the number of flows (each hashed independently and uniformly over the next hops)
+/// that must have been answered to reject, with failure probability at most `alpha`, the
+/// hypothesis that there are `k + 1`: the smallest n for which the chance that n flows spread
+/// over k + 1 equally likely next hops miss at least one of them is at most `alpha`
+/// (inclusion-exclusion: sum over i of (-1)^(i+1) C(k+1, i) (1 - i/(k+1))^n).
+pub fn flows_needed(k: usize, alpha: f64) -> usize {
+    let m = (k.max(1) + 1) as f64;
+    let miss = |n: i32| -> f64 {
+        let mut p = 0.0;
+        let mut c = 1.0; // C(m, i)
+        for i in 1..=(m as i32) {
+            c = c * (m - f64::from(i) + 1.0) / f64::from(i);
+            let term = c * (1.0 - f64::from(i) / m).powi(n);
+            p += if i % 2 == 1 { term } else { -term };
+        }
+        p
+    };
+    (1..10_000).find(|&n| miss(n) <= alpha).unwrap_or(10_000) as usize
+}
+
+/// The confidence the stopping rule is used with.
+pub const MDA_ALPHA: f64 = 0.05;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stopping_points_of_the_multipath_detection_algorithm() {
+        // Two next hops hidden behind one seen: 2 * (1/2)^n <= 0.05 first at n = 6.
+        assert_eq!(flows_needed(1, 0.05), 6);
+        let table: Vec<usize> = (1..=6).map(|k| flows_needed(k, 0.05)).collect();
+        assert_eq!(table, [6, 11, 16, 21, 27, 33]);
+        // Stricter confidence needs more flows; more next hops need more flows.
+        assert!(flows_needed(1, 0.01) > 6);
+        assert!(table.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    #[test]
+    fn rtt_statistics() {
+        let mut r = Rtt::default();
+        assert_eq!(r.avg_ms(), None);
+        for ms in [1, 2, 3, 4] {
+            r.record(Duration::from_millis(ms));
+        }
+        assert_eq!(r.avg_ms(), Some(2.5));
+        assert!((r.stddev_ms().unwrap() - 1.118_034).abs() < 1e-6);
+        assert_eq!(r.best, Some(Duration::from_millis(1)));
+        assert_eq!(r.worst, Some(Duration::from_millis(4)));
+        assert_eq!(r.last, Some(Duration::from_millis(4)));
+    }
+}

@@ -1,0 +1,1081 @@
+//! The trace strategy, accounting, verdict and output driven through the `Prober` trait by a
+//! simulated network: routers that answer time exceeded (or not, or only so often), a
+//! router that refuses, a silent drop, load-balanced branches, and a target that, like a real
+//! TCP stack, holds a half-open connection per 4-tuple and drops other SYNs of that flow
+//! until our answer to its SYN-ACK (the RST our kernel sends) is out.
+
+use std::cell::Cell;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::rc::Rc;
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant, SystemTime};
+
+use super::engine::{Answer, Engine, HopDone, Plan};
+use super::state::TraceState;
+use super::verdict::{verdict, Kind, Verdict};
+use super::{drive, Progress};
+use crate::icmp::correlate::Unmatched;
+use crate::icmp::extension::{Extensions, MplsLabel};
+use crate::icmp::parse::IcmpError;
+use crate::icmp::{IcmpReport, Phase, Source};
+use crate::probe::{IcmpTally, PingResult, ProbeSpec, Prober, Status};
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+const TARGET: &str = "10.0.9.5:443";
+
+/// The network the probes cross.
+#[derive(Clone, Debug, Default)]
+struct Net {
+    /// Routers of each branch, hop 1 first; a flow takes branch `flow % branches`. The
+    /// target is one hop after the last router.
+    branches: Vec<Vec<IpAddr>>,
+    open: bool,
+    /// The router at this hop refuses (type, code) every probe it would forward.
+    refuse_at: Option<(u8, u8, u8)>,
+    /// Probes that would go past this hop vanish.
+    drop_after: Option<u8>,
+    /// The same on one branch only: (branch, hop).
+    branch_drop_after: Option<(usize, u8)>,
+    /// The target refuses with this ICMP error instead of answering.
+    target_refuses: Option<(u8, u8)>,
+    /// Hops whose router never answers time exceeded.
+    mute: HashSet<u8>,
+    /// Time exceeded answers left per hop (a rate limiter's tokens).
+    tokens: HashMap<u8, u32>,
+    /// Extensions on the time exceeded of a hop.
+    ext: HashMap<u8, Extensions>,
+    /// Probes whose sending fails.
+    send_error: bool,
+    /// The link into the target is slow (a token-bucket shaper with this many packets of
+    /// burst): past the burst, SYNs and our RSTs queue on it and cross one per poll, 600 µs
+    /// apart. So the burst's SYNs reach the target long after the first one's SYN-ACK came
+    /// back, and our kernel's RST (sent as the SYN-ACK arrives, before we read it) waits
+    /// behind the SYNs queued before it.
+    slow_last_link: Option<u32>,
+}
+
+/// What crosses the slow link.
+#[derive(Clone, Copy, Debug)]
+enum Crossing {
+    Syn(ProbeSpec),
+    Rst(u16),
+}
+
+struct Sim {
+    net: Net,
+    target: SocketAddr,
+    answers: VecDeque<PingResult>,
+    lost: Vec<PingResult>,
+    /// Flows with a half-open connection at the target.
+    half_open: HashSet<u16>,
+    sent: Vec<ProbeSpec>,
+    /// The simulation's clock (the driver stamps its sends with it).
+    clock: Rc<Cell<SystemTime>>,
+    sent_at: HashMap<u64, SystemTime>,
+    slow: VecDeque<Crossing>,
+    /// Timeouts handed out (the driver had to wait for the timeout).
+    timeouts_given: usize,
+}
+
+impl Sim {
+    fn new(net: Net) -> Sim {
+        Sim {
+            net,
+            target: TARGET.parse().unwrap(),
+            answers: VecDeque::new(),
+            lost: Vec::new(),
+            half_open: HashSet::new(),
+            sent: Vec::new(),
+            clock: Rc::new(Cell::new(
+                SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000),
+            )),
+            sent_at: HashMap::new(),
+            slow: VecDeque::new(),
+            timeouts_given: 0,
+        }
+    }
+
+    /// Something crosses the slow link: at once while the burst lasts, else it queues.
+    fn cross(&mut self, c: Crossing) {
+        match &mut self.net.slow_last_link {
+            Some(0) => self.slow.push_back(c),
+            Some(n) => {
+                *n -= 1;
+                self.crossed(c);
+            }
+            None => self.crossed(c),
+        }
+    }
+
+    fn crossed(&mut self, c: Crossing) {
+        match c {
+            Crossing::Syn(spec) => self.arrive(spec),
+            Crossing::Rst(flow) => {
+                self.half_open.remove(&flow);
+            }
+        }
+    }
+
+    /// A SYN reaches the target.
+    fn arrive(&mut self, spec: ProbeSpec) {
+        let status = if !self.net.open {
+            Status::Refused
+        } else if self.half_open.insert(spec.flow) {
+            Status::Reply
+        } else {
+            // Out of the half-open connection's window: dropped (a challenge ACK at most).
+            self.lost.push(PingResult::of(&spec, Status::Timeout));
+            return;
+        };
+        let status_is_reply = status == Status::Reply;
+        let mut r = PingResult::of(&spec, status);
+        let fake = Duration::from_micros(100 * u64::from(spec.ttl.unwrap_or(1)));
+        // On the slow link: the time it waited there too.
+        let waited = self
+            .clock
+            .get()
+            .duration_since(self.sent_at[&spec.seq])
+            .unwrap_or_default();
+        r.connect = Some(fake + waited);
+        r.local_port = Some(40000 + spec.flow);
+        self.answers.push_back(r);
+        if status_is_reply && self.net.slow_last_link.is_some() {
+            // Our kernel's RST, as the SYN-ACK comes in.
+            self.cross(Crossing::Rst(spec.flow));
+        }
+    }
+
+    fn icmp(spec: &ProbeSpec, from: IpAddr, t: u8, c: u8, ext: Option<Extensions>) -> PingResult {
+        PingResult::of(
+            spec,
+            Status::Icmp(IcmpReport {
+                icmp_type: t,
+                code: c,
+                v6: false,
+                info: 0,
+                from,
+                after: Duration::from_micros(100 * u64::from(spec.ttl.unwrap_or(1))),
+                phase: Phase::Connect,
+                source: Source::Raw,
+                extensions: ext.map(Box::new),
+            }),
+        )
+    }
+}
+
+impl Prober for Sim {
+    fn ready(&self, _: SocketAddr) -> bool {
+        true
+    }
+
+    fn send(&mut self, spec: ProbeSpec) {
+        self.sent.push(spec);
+        self.sent_at.insert(spec.seq, self.clock.get());
+        if self.net.send_error {
+            self.answers.push_back(PingResult::of(
+                &spec,
+                Status::Error("send the SYN: No route to host".into()),
+            ));
+            return;
+        }
+        let ttl = spec.ttl.expect("trace probes carry a TTL");
+        let path = &self.net.branches[usize::from(spec.flow) % self.net.branches.len()];
+        let routers = path.len() as u8;
+        if let Some((k, t, c)) = self.net.refuse_at {
+            if ttl > k {
+                let r = Self::icmp(&spec, path[usize::from(k) - 1], t, c, None);
+                self.answers.push_back(r);
+                return;
+            }
+        }
+        let branch = usize::from(spec.flow) % self.net.branches.len();
+        let branch_drop = self
+            .net
+            .branch_drop_after
+            .is_some_and(|(b, k)| b == branch && ttl > k);
+        if branch_drop || self.net.drop_after.is_some_and(|k| ttl > k) {
+            self.lost.push(PingResult::of(&spec, Status::Timeout));
+            return;
+        }
+        if ttl <= routers {
+            let tokens = self.net.tokens.get_mut(&ttl);
+            let limited = match tokens {
+                Some(0) => true,
+                Some(n) => {
+                    *n -= 1;
+                    false
+                }
+                None => false,
+            };
+            if self.net.mute.contains(&ttl) || limited {
+                self.lost.push(PingResult::of(&spec, Status::Timeout));
+                return;
+            }
+            let ext = self.net.ext.get(&ttl).cloned();
+            let r = Self::icmp(&spec, path[usize::from(ttl) - 1], 11, 0, ext);
+            self.answers.push_back(r);
+            return;
+        }
+        if let Some((t, c)) = self.net.target_refuses {
+            let r = Self::icmp(&spec, self.target.ip(), t, c, None);
+            self.answers.push_back(r);
+            return;
+        }
+        self.cross(Crossing::Syn(spec));
+    }
+
+    fn poll(&mut self, _until: Instant, done: &mut Vec<PingResult>) -> io::Result<()> {
+        if let Some(c) = self.slow.pop_front() {
+            self.clock
+                .set(self.clock.get() + Duration::from_micros(600));
+            self.crossed(c);
+        }
+        if self.answers.is_empty() {
+            if self.slow.is_empty() {
+                // Nothing more will answer: the timeouts expire.
+                self.timeouts_given += self.lost.len();
+                done.append(&mut self.lost);
+            }
+            return Ok(());
+        }
+        for r in self.answers.drain(..) {
+            // The answer arrives one round trip after its probe left.
+            let rtt = match &r.status {
+                Status::Icmp(rep) => Some(rep.after),
+                _ => r.connect,
+            };
+            if let (Some(rtt), Some(sent)) = (rtt, self.sent_at.get(&r.seq)) {
+                self.clock.set(self.clock.get().max(*sent + rtt));
+            }
+            if r.status == Status::Reply && self.net.slow_last_link.is_none() {
+                // Our kernel answers the SYN-ACK with RST: the target forgets the flow one
+                // round trip after its SYN-ACK (here: when we read it).
+                let f = r.local_port.map_or(0, |p| p - 40000);
+                self.half_open.remove(&f);
+            }
+            done.push(r);
+        }
+        Ok(())
+    }
+
+    fn in_flight(&self) -> usize {
+        let syns = self
+            .slow
+            .iter()
+            .filter(|c| matches!(c, Crossing::Syn(_)))
+            .count();
+        self.answers.len() + self.lost.len() + syns
+    }
+
+    fn interrupt(&mut self, done: &mut Vec<PingResult>) {
+        for mut r in self.answers.drain(..).chain(self.lost.drain(..)) {
+            r.status = Status::Interrupted;
+            done.push(r);
+        }
+        for c in self.slow.drain(..) {
+            if let Crossing::Syn(spec) = c {
+                done.push(PingResult::of(&spec, Status::Interrupted));
+            }
+        }
+    }
+
+    fn icmp_tally(&self) -> IcmpTally {
+        IcmpTally::default()
+    }
+
+    fn drain_unmatched(&mut self) -> Vec<(IcmpError, Unmatched)> {
+        Vec::new()
+    }
+}
+
+fn line_path(n: u8) -> Vec<IpAddr> {
+    (1..=n).map(|i| ip(&format!("10.0.{i}.1"))).collect()
+}
+
+/// What a run produced.
+struct Run {
+    hops: Vec<HopDone>,
+    cycles: Vec<u64>,
+    state: TraceState,
+    verdict: Verdict,
+    engine: Engine,
+    sim: Sim,
+}
+
+fn run_with(net: Net, queries: u16, flows: u16, max_hops: u8, cycles: u64) -> Run {
+    let plan = Plan {
+        target: TARGET.parse().unwrap(),
+        max_hops,
+        queries,
+        flows,
+        constant_flows: true,
+    };
+    let mut engine = Engine::new(plan);
+    let mut sim = Sim::new(net);
+    let mut state = TraceState::new(TARGET.parse().unwrap(), max_hops, queries, flows);
+    let mut hops = Vec::new();
+    let mut done_cycles = Vec::new();
+    let stop = AtomicBool::new(false);
+    let clock = Rc::clone(&sim.clock);
+    drive(
+        &mut engine,
+        &mut sim,
+        Some(cycles),
+        Duration::ZERO,
+        &stop,
+        &move || clock.get(),
+        &mut |p| {
+            match p {
+                Progress::Hop(h) => {
+                    state.record(h);
+                    hops.push(h.clone());
+                }
+                Progress::CycleDone(c) => {
+                    state.cycles_done = c;
+                    done_cycles.push(c);
+                }
+            }
+            Ok(true)
+        },
+    )
+    .unwrap();
+    let verdict = verdict(&state, "1s");
+    Run {
+        hops,
+        cycles: done_cycles,
+        state,
+        verdict,
+        engine,
+        sim,
+    }
+}
+
+fn run(net: Net) -> Run {
+    run_with(net, 3, 1, 30, 1)
+}
+
+fn net(routers: u8) -> Net {
+    Net {
+        branches: vec![line_path(routers)],
+        open: true,
+        ..Net::default()
+    }
+}
+
+#[test]
+fn an_open_port_answers_every_query_despite_the_collisions_of_a_constant_flow() {
+    let r = run(net(3));
+    assert_eq!(r.cycles, [1]);
+    let shown: Vec<u8> = r.hops.iter().map(|h| h.hop).collect();
+    assert_eq!(shown, [1, 2, 3, 4], "no hop beyond the destination");
+    for (i, h) in r.hops[..3].iter().enumerate() {
+        assert_eq!(h.outcomes.len(), 3);
+        assert!(h
+            .outcomes
+            .iter()
+            .all(|o| matches!(o.answer, Answer::TimeExceeded(_))
+                && o.from == Some(ip(&format!("10.0.{}.1", i + 1)))));
+    }
+    let dest = &r.hops[3];
+    assert!(
+        dest.outcomes
+            .iter()
+            .all(|o| o.answer == Answer::Reached { open: true } && o.from == Some(ip("10.0.9.5"))),
+        "{:?}",
+        dest.outcomes
+    );
+    // The burst: 30 hops x 3 queries; the two queries of hop 4 that met the half-open
+    // connection went again, one at a time.
+    let (sent, reprobes) = r.engine.sent();
+    assert_eq!((sent, reprobes), (92, 2));
+    assert_eq!(dest.outcomes.iter().filter(|o| o.reprobe).count(), 2);
+    assert_eq!(r.verdict.kind, Kind::Reached { hop: 4, open: true });
+    assert_eq!(r.verdict.text, "reached 10.0.9.5:443 (open) in 4 hops");
+    assert_eq!(r.state.hops[&4].loss_pct(), 0.0);
+}
+
+#[test]
+fn behind_a_slow_link_every_query_is_answered_without_waiting_for_a_timeout() {
+    // The last link shapes (burst: one packet). The first SYN of hop 4 crosses at once and
+    // is answered, but our RST queues behind the burst's other SYNs: the next SYN to cross
+    // after it (query 2's original) opens another half-open connection, which the re-probe
+    // sent meanwhile (it left before that SYN-ACK came) meets. The engine knows from the
+    // times that this re-probe is lost, and sends the next without waiting for its timeout.
+    let mut n = net(3);
+    n.slow_last_link = Some(1);
+    let r = run_with(n, 3, 1, 30, 1);
+    let h4 = &r.state.hops[&4];
+    assert_eq!((h4.sent, h4.received), (3, 3), "every query answered");
+    assert!(r.engine.sent().1 >= 2, "re-probes: {:?}", r.engine.sent());
+    assert_eq!(
+        r.sim.timeouts_given, 0,
+        "the cycle ended before any timeout"
+    );
+    assert_eq!(r.verdict.kind, Kind::Reached { hop: 4, open: true });
+    assert_eq!(r.state.hops.len(), 4);
+    // More cycles, longer bursts: still every query.
+    for burst in [0, 2, 5, 40] {
+        let mut n = net(3);
+        n.slow_last_link = Some(burst);
+        let r = run_with(n, 3, 1, 30, 3);
+        let h4 = &r.state.hops[&4];
+        assert_eq!((h4.sent, h4.received), (9, 9), "burst {burst}");
+    }
+}
+
+#[test]
+fn later_cycles_probe_only_up_to_the_destination_and_its_queries_one_at_a_time() {
+    let r = run_with(net(3), 3, 1, 30, 3);
+    assert_eq!(r.cycles, [1, 2, 3]);
+    // Cycle 1: 92 (see above). Cycles 2 and 3: 4 hops x 3 queries each, no re-probes.
+    assert_eq!(r.engine.sent(), (92 + 2 * 12, 2));
+    let h4 = &r.state.hops[&4];
+    assert_eq!(
+        (h4.sent, h4.received),
+        (9, 9),
+        "every query of every cycle answered"
+    );
+    assert_eq!(r.state.hops.len(), 4);
+    // The hop-4 probes of cycles 2 and 3 left one after the other: each after the answer of
+    // the one before (the simulated target drops a SYN that meets a half-open connection).
+    let sent_h4: Vec<u64> = r
+        .sim
+        .sent
+        .iter()
+        .filter(|s| s.ttl == Some(4))
+        .map(|s| s.seq)
+        .collect();
+    assert_eq!(sent_h4.len(), 3 + 2 + 3 + 3);
+}
+
+#[test]
+fn a_closed_port_needs_no_second_probe() {
+    let mut n = net(2);
+    n.open = false;
+    let r = run(n);
+    assert_eq!(r.engine.sent(), (90, 0));
+    assert_eq!(r.hops.len(), 3);
+    assert!(r.hops[2]
+        .outcomes
+        .iter()
+        .all(|o| o.answer == Answer::Reached { open: false }));
+    assert_eq!(r.verdict.text, "reached 10.0.9.5:443 (closed) in 3 hops");
+}
+
+#[test]
+fn a_router_that_refuses_ends_the_path_at_its_own_hop() {
+    // Router 2 answers time exceeded for TTL 2 and refuses (3/13) whatever it would forward,
+    // as a Linux FORWARD rule does (the TTL is checked first).
+    let mut n = net(4);
+    n.refuse_at = Some((2, 3, 13));
+    let r = run(n);
+    let shown: Vec<u8> = r.hops.iter().map(|h| h.hop).collect();
+    assert_eq!(shown, [1, 2, 3]);
+    assert!(r.hops[2].outcomes.iter().all(
+        |o| matches!(&o.answer, Answer::Unreachable(rep) if rep.code == 13)
+            && o.from == Some(ip("10.0.2.1"))
+    ));
+    match r.verdict.kind {
+        Kind::PathEnds {
+            hop,
+            probe_hop,
+            router,
+            icmp_type,
+            code,
+            ..
+        } => {
+            assert_eq!((hop, probe_hop, router), (2, 3, ip("10.0.2.1")));
+            assert_eq!((icmp_type, code), (3, 13));
+        }
+        k => panic!("{k:?}"),
+    }
+    assert_eq!(
+        r.verdict.text,
+        "path ends at hop 2: 10.0.2.1 says communication administratively prohibited"
+    );
+    assert!(!r.verdict.reached());
+}
+
+#[test]
+fn a_router_that_refuses_before_its_ttl_check_ends_the_path_at_the_probe_hop() {
+    // Refused from a router never seen answering time exceeded (a filter on its way in).
+    let mut n = net(4);
+    n.refuse_at = Some((2, 3, 10));
+    n.mute.insert(2);
+    let r = run(n);
+    match r.verdict.kind {
+        Kind::PathEnds { hop, probe_hop, .. } => assert_eq!((hop, probe_hop), (3, 3)),
+        k => panic!("{k:?}"),
+    }
+}
+
+#[test]
+fn the_target_itself_refusing_is_named() {
+    let mut n = net(2);
+    n.target_refuses = Some((3, 3));
+    let r = run(n);
+    assert_eq!(
+        r.verdict.text,
+        "path ends at hop 3: 10.0.9.5 (the target itself) says destination port unreachable"
+    );
+}
+
+#[test]
+fn silence_after_a_hop_names_the_gap() {
+    let mut n = net(4);
+    n.drop_after = Some(2);
+    let r = run(n);
+    assert_eq!(r.hops.len(), 30, "every hop was probed and waited for");
+    assert_eq!(
+        r.verdict.kind,
+        Kind::SilentAfter {
+            hop: 2,
+            router: Some(ip("10.0.2.1"))
+        }
+    );
+    assert_eq!(
+        r.verdict.text,
+        "silent after hop 2 (10.0.2.1): nothing answers beyond it; something between hop 2 and hop 3 drops TCP to port 443"
+    );
+}
+
+#[test]
+fn a_rate_limited_hop_is_not_a_break() {
+    // Hop 2 has one token: it answers 1 of its 3 probes; the hops after it answer all.
+    let mut n = net(3);
+    n.tokens.insert(2, 1);
+    let r = run(n);
+    let h2 = &r.state.hops[&2];
+    assert_eq!((h2.sent, h2.received), (3, 1));
+    assert!(r.state.rate_limited(2));
+    assert!(!r.state.rate_limited(1) && !r.state.rate_limited(3));
+    assert_eq!(r.verdict.kind, Kind::Reached { hop: 4, open: true });
+    let notes = super::output::notes(&r.state);
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.contains("hop 2 (10.0.2.1) answered 1 of 3") && n.contains("not a break")),
+        "{notes:?}"
+    );
+    // Rate-limited and then silent: the break is after the last hop that answers at all.
+    let mut n = net(4);
+    n.tokens.insert(2, 1);
+    n.drop_after = Some(2);
+    let r = run(n);
+    assert_eq!(
+        r.verdict.kind,
+        Kind::SilentAfter {
+            hop: 2,
+            router: Some(ip("10.0.2.1"))
+        }
+    );
+}
+
+#[test]
+fn a_mute_router_is_a_row_of_stars_not_the_end() {
+    let mut n = net(3);
+    n.mute.insert(2);
+    let r = run(n);
+    assert!(r.hops[1]
+        .outcomes
+        .iter()
+        .all(|o| o.answer == Answer::Timeout));
+    assert_eq!(r.verdict.kind, Kind::Reached { hop: 4, open: true });
+}
+
+#[test]
+fn nothing_at_all_and_a_path_longer_than_max_hops() {
+    let mut n = net(3);
+    n.drop_after = Some(0);
+    let r = run(n);
+    assert_eq!(r.verdict.kind, Kind::Nothing { error: None });
+    assert_eq!(r.verdict.kind.name(), "not_reached");
+    assert!(
+        r.verdict
+            .text
+            .starts_with("not reached: nothing answered within 1s"),
+        "{}",
+        r.verdict.text
+    );
+    let r = run_with(net(12), 2, 1, 8, 1);
+    assert_eq!(
+        r.verdict.kind,
+        Kind::TooFar {
+            hop: 8,
+            router: Some(ip("10.0.8.1"))
+        }
+    );
+    assert!(r.verdict.text.contains("try a larger --max-hops"));
+}
+
+#[test]
+fn send_errors_are_reported_not_taken_for_silence() {
+    let mut n = net(2);
+    n.send_error = true;
+    let r = run_with(n, 1, 1, 3, 1);
+    assert_eq!(
+        r.verdict.kind,
+        Kind::Nothing {
+            error: Some("send the SYN: No route to host".into())
+        }
+    );
+    assert_eq!(r.state.hops[&1].local_errors.len(), 1);
+}
+
+fn diamond() -> Net {
+    Net {
+        branches: vec![
+            vec![ip("10.0.1.1"), ip("10.0.12.2"), ip("10.0.15.2")],
+            vec![ip("10.0.1.1"), ip("10.0.13.2"), ip("10.0.16.2")],
+        ],
+        open: true,
+        ..Net::default()
+    }
+}
+
+#[test]
+fn one_constant_flow_sees_one_path_over_many_cycles() {
+    let r = run_with(diamond(), 3, 1, 30, 10);
+    for h in r.state.hops() {
+        assert_eq!(h.next_hops(), 1, "hop {} flaps: {:?}", h.hop, h.routers);
+    }
+    assert_eq!(r.state.hops[&2].main_router(), Some(ip("10.0.12.2")));
+}
+
+#[test]
+fn several_flows_find_both_branches_and_say_which_flow_took_which() {
+    let r = run_with(diamond(), 2, 6, 30, 1);
+    let h2 = &r.state.hops[&2];
+    assert_eq!(h2.next_hops(), 2);
+    let a = h2
+        .routers
+        .iter()
+        .find(|x| x.addr == Some(ip("10.0.12.2")))
+        .unwrap();
+    let b = h2
+        .routers
+        .iter()
+        .find(|x| x.addr == Some(ip("10.0.13.2")))
+        .unwrap();
+    assert_eq!(a.flows.iter().copied().collect::<Vec<_>>(), [0, 2, 4]);
+    assert_eq!(b.flows.iter().copied().collect::<Vec<_>>(), [1, 3, 5]);
+    // The destination answered every query of every flow (6 flows collide independently).
+    let h4 = &r.state.hops[&4];
+    assert_eq!((h4.sent, h4.received), (12, 12));
+    assert_eq!(r.engine.sent().1, 6, "one re-probe per flow");
+    assert_eq!(r.verdict.flows_reached, 6);
+    // 6 answering flows rule out a third next hop? No: 11 are needed with 2 seen.
+    let notes = super::output::notes(&r.state);
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.starts_with("note: hops 2, 3: 2 next hops seen on 6 answering flows; 11")),
+        "{notes:?}"
+    );
+}
+
+#[test]
+fn flows_that_disagree_are_named_in_the_verdict() {
+    // Branch B loses everything past its hop 2: flow 1 never gets through.
+    let mut n = diamond();
+    n.branch_drop_after = Some((1, 2));
+    let r = run_with(n, 1, 2, 6, 1);
+    assert_eq!(r.verdict.kind, Kind::Reached { hop: 4, open: true });
+    assert_eq!((r.verdict.flows_reached, r.verdict.flows), (1, 2));
+    assert_eq!(
+        r.verdict.dissent,
+        [(
+            1,
+            Kind::SilentAfter {
+                hop: 2,
+                router: Some(ip("10.0.13.2"))
+            }
+        )]
+    );
+    assert_eq!(
+        r.verdict.text,
+        "reached 10.0.9.5:443 (open) in 4 hops on 1 of 2 flows; flow 1: silent after hop 2 (10.0.13.2): nothing answers beyond it"
+    );
+}
+
+#[test]
+fn a_path_that_grows_between_cycles_is_followed() {
+    let plan = Plan {
+        target: TARGET.parse().unwrap(),
+        max_hops: 10,
+        queries: 2,
+        flows: 1,
+        constant_flows: true,
+    };
+    let mut engine = Engine::new(plan);
+    let mut sim = Sim::new(net(2));
+    let stop = AtomicBool::new(false);
+    let mut state = TraceState::new(TARGET.parse().unwrap(), 10, 2, 1);
+    let mut record = |p: Progress| {
+        if let Progress::Hop(h) = p {
+            state.record(h);
+        }
+        Ok(true)
+    };
+    let clock = Rc::clone(&sim.clock);
+    let now = move || clock.get();
+    drive(
+        &mut engine,
+        &mut sim,
+        Some(1),
+        Duration::ZERO,
+        &stop,
+        &now,
+        &mut record,
+    )
+    .unwrap();
+    assert_eq!(engine.dests()[0].map(|d| d.hop), Some(3));
+    // The route changes: one more router before the target.
+    sim.net.branches[0].push(ip("10.0.3.1"));
+    drive(
+        &mut engine,
+        &mut sim,
+        Some(2),
+        Duration::ZERO,
+        &stop,
+        &now,
+        &mut record,
+    )
+    .unwrap();
+    assert_eq!(engine.dests()[0].map(|d| d.hop), Some(4));
+    let v = verdict(&state, "1s");
+    assert_eq!(
+        v.kind,
+        Kind::Reached { hop: 3, open: true },
+        "the lowest hop that reached, over all cycles"
+    );
+    assert!(state.hops[&4].received > 0);
+}
+
+#[test]
+fn mpls_labels_reach_the_hop() {
+    let mut n = net(3);
+    let labels = vec![MplsLabel {
+        label: 24001,
+        tc: 0,
+        bottom: true,
+        ttl: 1,
+    }];
+    n.ext.insert(
+        2,
+        Extensions {
+            mpls: labels.clone(),
+            ..Extensions::default()
+        },
+    );
+    let r = run(n);
+    let h2 = &r.state.hops[&2];
+    assert_eq!(h2.routers[0].mpls, [labels]);
+    assert!(r.state.hops[&1].routers[0].mpls.is_empty());
+}
+
+#[test]
+fn an_interrupted_cycle_reports_only_complete_hops() {
+    // Hop 1 answers; everything past it is silent, so its timeouts are still pending when
+    // Ctrl-C comes (set here as soon as hop 1 is reported).
+    let plan = Plan {
+        target: TARGET.parse().unwrap(),
+        max_hops: 5,
+        queries: 1,
+        flows: 1,
+        constant_flows: true,
+    };
+    let mut engine = Engine::new(plan);
+    let mut n = net(4);
+    n.drop_after = Some(1);
+    let mut sim = Sim::new(n);
+    let stop = AtomicBool::new(false);
+    let mut hops = Vec::new();
+    let mut cycles = 0;
+    drive(
+        &mut engine,
+        &mut sim,
+        None,
+        Duration::ZERO,
+        &stop,
+        &SystemTime::now,
+        &mut |p| {
+            match p {
+                Progress::Hop(h) => hops.push(h.hop),
+                Progress::CycleDone(_) => cycles += 1,
+            }
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            Ok(true)
+        },
+    )
+    .unwrap();
+    assert_eq!(hops, [1], "the interrupted probes conclude nothing");
+    assert_eq!(cycles, 0);
+    assert_eq!(sim.in_flight(), 0, "the prober was told to interrupt");
+}
+
+#[test]
+fn the_start_of_the_run_and_a_closed_pipe() {
+    // A consumer that stops after the first hop (| head): the drive ends quietly.
+    let plan = Plan {
+        target: TARGET.parse().unwrap(),
+        max_hops: 30,
+        queries: 3,
+        flows: 1,
+        constant_flows: true,
+    };
+    let mut engine = Engine::new(plan);
+    let mut sim = Sim::new(net(3));
+    let stop = AtomicBool::new(false);
+    let mut seen = 0;
+    drive(
+        &mut engine,
+        &mut sim,
+        Some(5),
+        Duration::ZERO,
+        &stop,
+        &SystemTime::now,
+        &mut |_| {
+            seen += 1;
+            Ok(false)
+        },
+    )
+    .unwrap();
+    assert_eq!(seen, 1);
+}
+
+// ---- output ---------------------------------------------------------------------------------
+
+fn config(output: crate::cli::Output, flows: u16, cycles: u64) -> crate::cli::TraceConfig {
+    crate::cli::TraceConfig {
+        target_name: "server.lab:443".into(),
+        target: TARGET.parse().unwrap(),
+        max_hops: 30,
+        queries: 3,
+        flows,
+        cycles: Some(cycles),
+        interval: Duration::from_secs(1),
+        timeout: Duration::from_secs(1),
+        probe: crate::cli::TraceProbe::Auto,
+        resolve: false,
+        output,
+    }
+}
+
+/// Everything `trace` would print for a run.
+fn render(r: &Run, output: crate::cli::Output, flows: u16, cycles: u64) -> String {
+    use super::output::{RunTotals, Setup, TraceWriter};
+    let cfg = config(output, flows, cycles);
+    let mut w = TraceWriter::new(Vec::new(), &cfg);
+    let setup = Setup {
+        probe: "syn",
+        source: Some(ip("10.0.0.2")),
+        ports: vec![40000],
+    };
+    w.start(&cfg, &setup).unwrap();
+    for h in &r.hops {
+        w.hop_done(h, cfg.target, flows).unwrap();
+        let last_of_cycle = r.hops.iter().rfind(|x| x.cycle == h.cycle) == Some(h);
+        if last_of_cycle {
+            w.cycle_done(h.cycle).unwrap();
+        }
+    }
+    let (sent, reprobes) = r.engine.sent();
+    let totals = RunTotals {
+        probes_sent: sent,
+        reprobes,
+        ..RunTotals::default()
+    };
+    w.finish(&cfg, &r.state, &r.verdict, totals).unwrap();
+    String::from_utf8(w.into_inner()).unwrap()
+}
+
+#[test]
+fn human_lines_as_traceroute_prints_them() {
+    let r = run(net(3));
+    let out = render(&r, crate::cli::Output::Human, 1, 1);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines[0],
+        "trace to server.lab:443 (10.0.9.5:443) from 10.0.0.2: SYN probes, 30 hops max, 3 queries per hop, timeout 1s"
+    );
+    assert_eq!(lines[1], " 1  10.0.1.1  0.100 ms  0.100 ms  0.100 ms");
+    assert_eq!(
+        lines[4],
+        " 4  10.0.9.5 [open]  0.400 ms  0.400 ms  0.400 ms"
+    );
+    assert_eq!(lines[5], "reached 10.0.9.5:443 (open) in 4 hops");
+    assert_eq!(lines.len(), 6);
+
+    let mut n = net(4);
+    n.refuse_at = Some((2, 3, 13));
+    n.tokens.insert(1, 2);
+    let out = render(&run(n), crate::cli::Output::Human, 1, 1);
+    assert!(
+        out.contains("\n 1  10.0.1.1  0.100 ms  0.100 ms  *\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("\n 3  10.0.2.1  0.300 ms !X  0.300 ms !X  0.300 ms !X\n"),
+        "{out}"
+    );
+    assert!(out.ends_with(
+        "path ends at hop 2: 10.0.2.1 says communication administratively prohibited\n"
+    ));
+
+    let mut n = net(4);
+    n.drop_after = Some(2);
+    let out = render(&run(n), crate::cli::Output::Human, 1, 1);
+    assert!(
+        out.contains("\n 3  *  *  *\n    hops 4 to 30: no answer (81 probes)\n"),
+        "{out}"
+    );
+}
+
+#[test]
+fn human_lines_with_several_flows_and_mpls() {
+    let mut n = diamond();
+    n.ext.insert(
+        2,
+        Extensions {
+            mpls: vec![MplsLabel {
+                label: 24001,
+                tc: 0,
+                bottom: true,
+                ttl: 1,
+            }],
+            ..Extensions::default()
+        },
+    );
+    let r = run_with(n, 1, 4, 30, 1);
+    let out = render(&r, crate::cli::Output::Human, 4, 1);
+    assert!(
+        out.contains("\n 2  10.0.12.2  0.200/0.200/0.200 ms  (2 answers)  flows 0,2\n    10.0.13.2  0.200/0.200/0.200 ms  (2 answers)  flows 1,3\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("    10.0.12.2: MPLS L=24001 TC=0 S=1 TTL=1\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("note: hops 2, 3: 2 next hops seen on 4 answering flows; 11 are needed"),
+        "{out}"
+    );
+    assert!(
+        out.contains("note: hops 1, 4: 1 next hop seen on 4 answering flows; 6 are needed"),
+        "{out}"
+    );
+}
+
+#[test]
+fn an_mtr_style_report_after_several_cycles() {
+    let mut n = net(3);
+    n.tokens.insert(2, 4);
+    let r = run_with(n, 3, 1, 30, 3);
+    let out = render(&r, crate::cli::Output::Human, 1, 3);
+    assert!(out.contains("HOP  ADDRESS "), "{out}");
+    assert!(
+        out.contains("\n  2  10.0.2.1                          55.6%     9    0.200    0.200    0.200    0.200    0.000\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("\n  4  10.0.9.5 [open]                    0.0%     9"),
+        "{out}"
+    );
+    assert!(
+        out.contains("note: hop 2 (10.0.2.1) answered 4 of 9 probes"),
+        "{out}"
+    );
+    assert!(out.ends_with("reached 10.0.9.5:443 (open) in 4 hops\n"));
+}
+
+#[test]
+fn json_events_follow_the_schema() {
+    let mut n = net(3);
+    n.refuse_at = Some((2, 3, 13));
+    n.ext.insert(
+        1,
+        Extensions {
+            mpls: vec![MplsLabel {
+                label: 16,
+                tc: 5,
+                bottom: true,
+                ttl: 255,
+            }],
+            ..Extensions::default()
+        },
+    );
+    let r = run(n);
+    let out = render(&r, crate::cli::Output::Json, 1, 1);
+    let ev: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let start = &ev[0];
+    assert_eq!(start["type"], "trace_start");
+    for k in [
+        "target", "address", "source", "host", "max_hops", "queries", "flows", "ts",
+    ] {
+        assert!(start.get(k).is_some(), "trace_start.{k}");
+    }
+    let probes: Vec<_> = ev.iter().filter(|e| e["type"] == "probe").collect();
+    assert_eq!(probes.len(), 9, "3 hops x 3 queries");
+    for p in &probes {
+        for k in [
+            "hop", "query", "flow", "cycle", "ts", "status", "from", "rtt_ms", "icmp", "mpls",
+        ] {
+            assert!(p.get(k).is_some(), "probe.{k}: {p}");
+        }
+    }
+    assert_eq!(probes[0]["status"], "time_exceeded");
+    assert_eq!(
+        probes[0]["mpls"][0],
+        serde_json::json!({"label": 16, "tc": 5, "s": true, "ttl": 255})
+    );
+    assert_eq!(probes[0]["icmp"]["type"], 11);
+    let refused = probes.iter().find(|p| p["hop"] == 3).unwrap();
+    assert_eq!(refused["status"], "unreachable");
+    assert_eq!(refused["from"], "10.0.2.1");
+    assert_eq!(
+        refused["icmp"],
+        serde_json::json!({"type": 3, "code": 13, "reason": "communication administratively prohibited"})
+    );
+    let hops: Vec<_> = ev.iter().filter(|e| e["type"] == "hop").collect();
+    assert_eq!(hops.len(), 3);
+    for k in [
+        "hop",
+        "routers",
+        "sent",
+        "received",
+        "loss_pct",
+        "last_ms",
+        "avg_ms",
+        "best_ms",
+        "worst_ms",
+        "stddev_ms",
+    ] {
+        assert!(hops[0].get(k).is_some(), "hop.{k}");
+    }
+    // `routers`: the addresses (what the report draws); `router_details`: what each said.
+    assert_eq!(hops[1]["routers"], serde_json::json!(["10.0.2.1"]));
+    assert_eq!(hops[1]["router_details"][0]["address"], "10.0.2.1");
+    assert_eq!(hops[1]["router_details"][0]["time_exceeded"], 3);
+    assert_eq!(hops[2]["router_details"][0]["icmp"][0]["count"], 3);
+    assert_eq!(hops[0]["router_details"][0]["mpls"][0][0]["label"], 16);
+    let t = ev.last().unwrap();
+    assert_eq!(t["type"], "trace");
+    assert_eq!(t["verdict"], "path_ends");
+    assert_eq!(t["break_hop"], 2);
+    assert_eq!(t["break_router"], "10.0.2.1");
+    assert_eq!(t["hops"], 3);
+    assert_eq!(t["icmp"]["code"], 13);
+    assert_eq!(
+        t["text"],
+        "path ends at hop 2: 10.0.2.1 says communication administratively prohibited"
+    );
+}

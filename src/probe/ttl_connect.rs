@@ -1,0 +1,259 @@
+//! A probe that needs no privilege: a non-blocking `connect()` with a TTL (IP_TTL /
+//! IPV6_UNICAST_HOPS), as tracepath probes unprivileged. The kernel reports what a router
+//! said about the SYN on the socket's error queue (IP_RECVERR / IPV6_RECVERR): the offender's
+//! address, type and code of a time exceeded or an unreachable, and fails the connection with
+//! it. A completed connection is the target's SYN-ACK (port open), a refused one its RST.
+//!
+//! Each probe has its own socket and so its own source port: probes never collide at the
+//! target, but they are not a constant flow (a load balancer may send each its own way), and
+//! an answered probe is a real connection, closed at once with RST (SO_LINGER 0). Times are
+//! user space's, from `connect()` to the verdict read. ICMP extensions are not available
+//! (the kernel does not pass them on).
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use socket2::{Domain, Protocol, Socket, Type};
+
+use super::{Clock, IcmpTally, PingResult, ProbeSpec, Prober, Status};
+use crate::icmp::correlate::Unmatched;
+use crate::icmp::parse::IcmpError;
+use crate::icmp::recverr::{read_error_queue, ErrEntry, QueuedError};
+use crate::icmp::{IcmpReport, Phase, Source};
+use crate::net::{self, describe_io, Waker};
+
+struct Flight {
+    spec: ProbeSpec,
+    sock: Socket,
+    port: Option<u16>,
+    sent: Instant,
+    deadline: Instant,
+}
+
+/// connect() probes with a TTL, many in flight, one socket each.
+pub struct TtlConnectProber {
+    flights: Vec<Flight>,
+    timeout: Duration,
+    /// Verdicts known when sending (the socket could not be opened, no route).
+    early: Vec<PingResult>,
+    waker: Arc<Waker>,
+    stop: Arc<AtomicBool>,
+}
+
+impl TtlConnectProber {
+    pub fn new(timeout: Duration, waker: Arc<Waker>, stop: Arc<AtomicBool>) -> Self {
+        TtlConnectProber {
+            flights: Vec::new(),
+            timeout,
+            early: Vec::new(),
+            waker,
+            stop,
+        }
+    }
+
+    fn open(spec: &ProbeSpec) -> io::Result<(Socket, Option<u16>)> {
+        let v6 = spec.target.is_ipv6();
+        let sock = Socket::new(
+            Domain::for_address(spec.target),
+            Type::STREAM.nonblocking(),
+            Some(Protocol::TCP),
+        )?;
+        // An answered probe is closed with RST: nothing lingers, no TIME_WAIT.
+        sock.set_linger(Some(Duration::ZERO))?;
+        net::set_recverr(sock.as_raw_fd(), v6)?;
+        if let Some(ttl) = spec.ttl {
+            if v6 {
+                sock.set_unicast_hops_v6(u32::from(ttl))?;
+            } else {
+                sock.set_ttl(u32::from(ttl))?;
+            }
+        }
+        let any = if v6 {
+            IpAddr::V6(Ipv6Addr::UNSPECIFIED)
+        } else {
+            IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+        };
+        sock.bind(&SocketAddr::new(any, 0).into())?;
+        let port = sock
+            .local_addr()
+            .ok()
+            .and_then(|a| a.as_socket())
+            .map(|a| a.port());
+        Ok((sock, port))
+    }
+
+    /// The verdict of a probe whose socket is ready (connected or failed), or None.
+    fn verdict(f: &Flight, now: Instant) -> Option<Status> {
+        let fd = f.sock.as_raw_fd();
+        // An ICMP error first: the error queue says who and what.
+        while let Ok(Some(entry)) = read_error_queue(fd) {
+            if let ErrEntry::Error(q) = entry {
+                if q.is_icmp() {
+                    return Some(icmp_status(&q, f, now));
+                }
+            }
+        }
+        match f.sock.take_error() {
+            Ok(None) => {
+                // Writable without error: connected, unless not connected yet.
+                match f.sock.peer_addr() {
+                    Ok(_) => Some(Status::Reply),
+                    Err(_) => None,
+                }
+            }
+            Ok(Some(e)) if e.kind() == io::ErrorKind::ConnectionRefused => Some(Status::Refused),
+            Ok(Some(e)) => Some(Status::Error(describe_io(&e))),
+            Err(e) => Some(Status::Error(format!(
+                "read the socket error: {}",
+                describe_io(&e)
+            ))),
+        }
+    }
+
+    fn result(f: &Flight, status: Status, now: Instant) -> PingResult {
+        let mut r = PingResult::of(&f.spec, status);
+        r.local_port = f.port;
+        if matches!(r.status, Status::Reply | Status::Refused) {
+            let t = now.saturating_duration_since(f.sent);
+            r.connect = Some(t);
+            r.connect_clock = Some(Clock::User);
+            r.connect_user = Some(t);
+        }
+        r
+    }
+}
+
+fn icmp_status(q: &QueuedError, f: &Flight, now: Instant) -> Status {
+    Status::Icmp(IcmpReport {
+        icmp_type: q.icmp_type,
+        code: q.code,
+        v6: q.is_v6(),
+        info: q.info,
+        from: q.offender.unwrap_or(f.spec.target.ip()),
+        after: now.saturating_duration_since(f.sent),
+        phase: Phase::Connect,
+        source: Source::RecvErr,
+        extensions: None,
+    })
+}
+
+impl Prober for TtlConnectProber {
+    fn ready(&self, _target: SocketAddr) -> bool {
+        true
+    }
+
+    fn send(&mut self, spec: ProbeSpec) {
+        let (sock, port) = match Self::open(&spec) {
+            Ok(s) => s,
+            Err(e) => {
+                self.early.push(PingResult::of(
+                    &spec,
+                    Status::Error(format!("open a socket: {}", describe_io(&e))),
+                ));
+                return;
+            }
+        };
+        let sent = Instant::now();
+        match sock.connect(&spec.target.into()) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+            Err(e) => {
+                let mut r = PingResult::of(
+                    &spec,
+                    Status::Error(format!("connect: {}", describe_io(&e))),
+                );
+                r.local_port = port;
+                self.early.push(r);
+                return;
+            }
+        }
+        self.flights.push(Flight {
+            spec,
+            sock,
+            port,
+            sent,
+            deadline: sent + self.timeout,
+        });
+    }
+
+    fn poll(&mut self, until: Instant, done: &mut Vec<PingResult>) -> io::Result<()> {
+        done.append(&mut self.early);
+        loop {
+            let now = Instant::now();
+            // Deadlines first: a probe past its time is a timeout even if ready now.
+            let mut i = 0;
+            while i < self.flights.len() {
+                if self.flights[i].deadline <= now {
+                    let f = self.flights.swap_remove(i);
+                    done.push(Self::result(&f, Status::Timeout, now));
+                } else {
+                    i += 1;
+                }
+            }
+            if !done.is_empty() || self.stop.load(Ordering::Relaxed) {
+                return Ok(());
+            }
+            let wake = self
+                .flights
+                .iter()
+                .map(|f| f.deadline)
+                .min()
+                .map_or(until, |d| d.min(until));
+            if wake <= now {
+                return Ok(());
+            }
+            let mut fds: Vec<(i32, bool)> = self
+                .flights
+                .iter()
+                .map(|f| (f.sock.as_raw_fd(), true))
+                .collect();
+            fds.push((self.waker.fd(), false));
+            let ready = net::poll(&fds, Some(wake - now))?;
+            if ready.last().is_some_and(|r| r.read) {
+                self.waker.drain();
+            }
+            let now = Instant::now();
+            let mut k = 0;
+            let mut idx = 0;
+            while idx < self.flights.len() {
+                let r = ready[k];
+                k += 1;
+                if r.write || r.error || r.read {
+                    if let Some(status) = Self::verdict(&self.flights[idx], now) {
+                        let f = self.flights.remove(idx);
+                        done.push(Self::result(&f, status, now));
+                        continue;
+                    }
+                }
+                idx += 1;
+            }
+            if !done.is_empty() {
+                return Ok(());
+            }
+        }
+    }
+
+    fn in_flight(&self) -> usize {
+        self.flights.len() + self.early.len()
+    }
+
+    fn interrupt(&mut self, done: &mut Vec<PingResult>) {
+        done.append(&mut self.early);
+        let now = Instant::now();
+        for f in self.flights.drain(..) {
+            done.push(Self::result(&f, Status::Interrupted, now));
+        }
+    }
+
+    fn icmp_tally(&self) -> IcmpTally {
+        IcmpTally::default()
+    }
+
+    fn drain_unmatched(&mut self) -> Vec<(IcmpError, Unmatched)> {
+        Vec::new()
+    }
+}

@@ -1,0 +1,514 @@
+//! `tcpping-diag trace`, the real binary: usage errors, loopback traces with connect()
+//! probes (no privilege) and with SYN probes (root), the fallback without CAP_NET_RAW, and a
+//! path through a router in network namespaces this test builds and removes (root). The lab
+//! (scripts/lab.sh, trace-* scenarios) covers longer paths, ECMP, MPLS and rate limits.
+
+mod common;
+
+use std::net::TcpListener;
+use std::process::{Command, Output, Stdio};
+
+use common::*;
+use serde_json::Value;
+
+fn trace(args: &[&str]) -> Output {
+    let mut all = vec!["trace"];
+    all.extend(args);
+    client(&all)
+}
+
+fn events(out: &Output) -> Vec<Value> {
+    json_lines(out)
+}
+
+fn of_type<'a>(v: &'a [Value], t: &str) -> Vec<&'a Value> {
+    v.iter().filter(|e| e["type"] == t).collect()
+}
+
+fn summary_of(v: &[Value]) -> &Value {
+    let last = v.last().expect("no output");
+    assert_eq!(
+        last["type"], "trace",
+        "last event is not the trace summary: {last}"
+    );
+    last
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn usage_errors_exit_2_with_one_line() {
+    for args in [
+        &[][..],
+        &["127.0.0.1:80", "-m", "0"],
+        &["127.0.0.1:80", "--queries", "0"],
+        &["127.0.0.1:80", "--flows", "65"],
+        &["127.0.0.1:80", "--flows", "2", "--probe", "connect"],
+        &["127.0.0.1:80", "-m", "255", "-q", "16", "--flows", "64"],
+        &["127.0.0.1:0"],
+        &["127.0.0.1"],
+        &["no-such-host.invalid:80"],
+        &["127.0.0.1:80", "-W", "0"],
+    ] {
+        let out = trace(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(out.stdout.is_empty(), "{args:?}: nothing on stdout");
+        assert!(!stderr(&out).trim().is_empty(), "{args:?}: says why");
+    }
+    let out = trace(&["--help"]);
+    assert_eq!(out.status.code(), Some(0));
+    let help = String::from_utf8_lossy(&out.stdout);
+    for flag in [
+        "--max-hops",
+        "--queries",
+        "--flows",
+        "--cycles",
+        "--resolve",
+        "--json",
+        "--probe",
+    ] {
+        assert!(help.contains(flag), "--help lacks {flag}");
+    }
+}
+
+#[test]
+fn connect_probes_reach_an_open_loopback_port() {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let target = l.local_addr().unwrap().to_string();
+    let out = trace(&[&target, "--probe", "connect", "--json", "-W", "2"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).is_empty(),
+        "no notice when connect() was asked for: {}",
+        stderr(&out)
+    );
+    let v = events(&out);
+    let start = &v[0];
+    assert_eq!(start["type"], "trace_start");
+    assert_eq!(start["probe"], "connect");
+    assert_eq!(start["address"], target.as_str());
+    assert_eq!(
+        (
+            start["max_hops"].as_u64(),
+            start["queries"].as_u64(),
+            start["flows"].as_u64()
+        ),
+        (Some(30), Some(3), Some(1))
+    );
+    let probes = of_type(&v, "probe");
+    assert_eq!(probes.len(), 3, "loopback is one hop: 3 queries");
+    for p in &probes {
+        assert_eq!(p["hop"], 1);
+        assert_eq!(p["status"], "reached");
+        assert_eq!(p["port"], "open");
+        assert_eq!(p["from"], "127.0.0.1");
+        assert!(p["rtt_ms"].as_f64().unwrap() >= 0.0);
+        assert_eq!(p["icmp"], Value::Null);
+        assert_eq!(p["mpls"], serde_json::json!([]));
+    }
+    let hops = of_type(&v, "hop");
+    assert_eq!(hops.len(), 1);
+    assert_eq!(
+        (hops[0]["sent"].as_u64(), hops[0]["received"].as_u64()),
+        (Some(3), Some(3))
+    );
+    assert_eq!(hops[0]["loss_pct"], 0.0);
+    let t = summary_of(&v);
+    assert_eq!(t["verdict"], "reached");
+    assert_eq!(t["hops"], 1);
+    assert_eq!(t["port"], "open");
+    assert_eq!(t["break_hop"], Value::Null);
+    assert_eq!(t["text"], format!("reached {target} (open) in 1 hop"));
+}
+
+#[test]
+fn connect_probes_to_a_closed_port_reach_it_closed_and_cycles_add_up() {
+    let target = closed_port().to_string();
+    let out = trace(&[
+        &target, "--probe", "connect", "--json", "--cycles", "3", "-i", "0",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v = events(&out);
+    assert_eq!(of_type(&v, "probe").len(), 9);
+    let cycles: Vec<u64> = of_type(&v, "probe")
+        .iter()
+        .map(|p| p["cycle"].as_u64().unwrap())
+        .collect();
+    assert_eq!(cycles, [1, 1, 1, 2, 2, 2, 3, 3, 3]);
+    let hop = of_type(&v, "hop")[0];
+    assert_eq!(
+        (hop["sent"].as_u64(), hop["received"].as_u64()),
+        (Some(9), Some(9))
+    );
+    let t = summary_of(&v);
+    assert_eq!(t["cycles"], 3);
+    assert_eq!(t["text"], format!("reached {target} (closed) in 1 hop"));
+}
+
+#[test]
+fn human_output_and_the_report() {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let target = l.local_addr().unwrap().to_string();
+    let out = trace(&[&target, "--probe", "connect", "--cycles", "2", "-i", "0"]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].starts_with(&format!("trace to {target} ({target}) from 127.0.0.1: CONNECT probes, 30 hops max, 3 queries per hop, 2 cycles")), "{text}");
+    assert!(lines[1].starts_with(" 1  127.0.0.1 [open]  "), "{text}");
+    assert!(
+        text.contains("HOP  ADDRESS"),
+        "the report after 2 cycles: {text}"
+    );
+    assert!(text.contains("\n  1  127.0.0.1 [open]"), "{text}");
+    assert_eq!(
+        *lines.last().unwrap(),
+        format!("reached {target} (open) in 1 hop")
+    );
+}
+
+#[test]
+fn resolve_names_the_routers() {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let target = l.local_addr().unwrap().to_string();
+    let out = trace(&[
+        &target,
+        "--probe",
+        "connect",
+        "--json",
+        "--resolve",
+        "-q",
+        "1",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let v = events(&out);
+    let p = of_type(&v, "probe")[0];
+    assert!(
+        p["name"].as_str().is_some_and(|n| !n.is_empty()),
+        "127.0.0.1 has a name in /etc/hosts: {p}"
+    );
+    let out = trace(&[&target, "--probe", "connect", "--json", "-q", "1"]);
+    let v = events(&out);
+    assert_eq!(
+        of_type(&v, "probe")[0]["name"],
+        Value::Null,
+        "no lookups without --resolve"
+    );
+}
+
+#[test]
+fn syn_probes_on_loopback() {
+    if !need_root("SYN probes need CAP_NET_RAW") {
+        return;
+    }
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let open = l.local_addr().unwrap().to_string();
+    let out = trace(&[&open, "--json", "-W", "2"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).is_empty(), "{}", stderr(&out));
+    let v = events(&out);
+    assert_eq!(v[0]["probe"], "syn");
+    assert_eq!(
+        v[0]["ports"].as_array().unwrap().len(),
+        1,
+        "one reserved source port"
+    );
+    let probes = of_type(&v, "probe");
+    assert_eq!(probes.len(), 3);
+    let port = v[0]["ports"][0].as_u64().unwrap();
+    for p in &probes {
+        assert_eq!(
+            (p["status"].as_str(), p["port"].as_str()),
+            (Some("reached"), Some("open")),
+            "{p}"
+        );
+        assert_eq!(p["local_port"].as_u64(), Some(port), "a constant flow: {p}");
+    }
+    assert_eq!(
+        summary_of(&v)["text"],
+        format!("reached {open} (open) in 1 hop")
+    );
+    // Nothing half-open stays behind on the "server" (our kernel reset each SYN-ACK).
+    let closed = closed_port().to_string();
+    let out = trace(&[&closed, "--json", "--flows", "4", "-q", "2"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v = events(&out);
+    assert_eq!(v[0]["ports"].as_array().unwrap().len(), 4);
+    let probes = of_type(&v, "probe");
+    assert_eq!(probes.len(), 8, "4 flows x 2 queries");
+    assert!(probes.iter().all(|p| p["port"] == "closed"));
+    let t = summary_of(&v);
+    assert_eq!(
+        (t["flows"].as_u64(), t["flows_reached"].as_u64()),
+        (Some(4), Some(4))
+    );
+    assert_eq!(t["reprobes"], 0);
+}
+
+/// A copy of the binary that `nobody` may run.
+fn binary_for_nobody() -> (std::path::PathBuf, std::path::PathBuf) {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("tcpping-trace-unpriv-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bin = dir.join("tcpping-diag");
+    std::fs::copy(BIN, &bin).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    (dir, bin)
+}
+
+fn as_nobody(bin: &std::path::Path, args: &[&str]) -> Output {
+    Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+            "--bounding-set=-all",
+        ])
+        .arg(bin)
+        .arg("trace")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn without_cap_net_raw_one_line_and_connect_probes() {
+    if !need_root("dropping to an unprivileged user") {
+        return;
+    }
+    if Command::new("setpriv").arg("--help").output().is_err() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "setpriv (util-linux) missing in CI"
+        );
+        eprintln!("SKIPPED: setpriv missing");
+        return;
+    }
+    let (dir, bin) = binary_for_nobody();
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let target = l.local_addr().unwrap().to_string();
+    let out = as_nobody(&bin, &[&target, "--json"]);
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "one notice line: {err}");
+    assert!(
+        err.contains("CAP_NET_RAW")
+            && err.contains("connect()")
+            && err.contains("setcap cap_net_raw+ep"),
+        "{err}"
+    );
+    assert_eq!(out.status.code(), Some(0));
+    let v = events(&out);
+    assert_eq!(v[0]["probe"], "connect");
+    assert_eq!(summary_of(&v)["verdict"], "reached");
+    // --probe syn insists: exit 2, one line, nothing on stdout.
+    let out = as_nobody(&bin, &[&target, "--probe", "syn"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("CAP_NET_RAW") && err.contains("--probe connect"),
+        "{err}"
+    );
+    // --flows cannot fall back: exit 2.
+    let out = as_nobody(&bin, &[&target, "--flows", "2"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Network namespaces client -- router -- server, removed on drop.
+struct Lab {
+    prefix: String,
+}
+
+impl Lab {
+    fn ip(&self, args: &[&str]) {
+        let st = Command::new("ip").args(args).status().expect("run ip");
+        assert!(st.success(), "ip {args:?}");
+    }
+
+    fn exec(&self, ns: &str, args: &[&str]) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &format!("{}-{ns}", self.prefix)])
+            .args(args);
+        c
+    }
+
+    fn run(&self, ns: &str, args: &[&str]) {
+        let st = self.exec(ns, args).stdout(Stdio::null()).status().unwrap();
+        assert!(st.success(), "{ns}: {args:?}");
+    }
+
+    /// client 10.79.1.2 -- 10.79.1.1 router 10.79.2.1 -- 10.79.2.2 server
+    fn up() -> Lab {
+        let lab = Lab {
+            prefix: format!("tpdt{}", std::process::id()),
+        };
+        for n in ["c", "r", "s"] {
+            lab.ip(&["netns", "add", &format!("{}-{n}", lab.prefix)]);
+            lab.run(n, &["ip", "link", "set", "lo", "up"]);
+            lab.run(n, &["sysctl", "-q", "-w", "net.ipv4.icmp_ratemask=0"]);
+        }
+        let p = &lab.prefix;
+        lab.ip(&[
+            "link",
+            "add",
+            "c0",
+            "netns",
+            &format!("{p}-c"),
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "r0",
+            "netns",
+            &format!("{p}-r"),
+        ]);
+        lab.ip(&[
+            "link",
+            "add",
+            "r1",
+            "netns",
+            &format!("{p}-r"),
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "s0",
+            "netns",
+            &format!("{p}-s"),
+        ]);
+        for (ns, dev, addr) in [
+            ("c", "c0", "10.79.1.2/24"),
+            ("r", "r0", "10.79.1.1/24"),
+            ("r", "r1", "10.79.2.1/24"),
+            ("s", "s0", "10.79.2.2/24"),
+        ] {
+            lab.run(ns, &["ip", "addr", "add", addr, "dev", dev]);
+            lab.run(ns, &["ip", "link", "set", dev, "up"]);
+        }
+        lab.run("r", &["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"]);
+        lab.run("c", &["ip", "route", "add", "default", "via", "10.79.1.1"]);
+        lab.run("s", &["ip", "route", "add", "default", "via", "10.79.2.1"]);
+        lab.run(
+            "r",
+            &[
+                "iptables",
+                "-w",
+                "-A",
+                "FORWARD",
+                "-p",
+                "tcp",
+                "--dport",
+                "7",
+                "-j",
+                "REJECT",
+                "--reject-with",
+                "icmp-admin-prohibited",
+            ],
+        );
+        lab.run(
+            "r",
+            &[
+                "iptables", "-w", "-A", "FORWARD", "-p", "tcp", "--dport", "9", "-j", "DROP",
+            ],
+        );
+        lab
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for n in ["c", "r", "s"] {
+            let ns = format!("{}-{n}", self.prefix);
+            let pids = Command::new("ip").args(["netns", "pids", &ns]).output();
+            if let Ok(p) = pids {
+                for pid in String::from_utf8_lossy(&p.stdout).split_whitespace() {
+                    let _ = Command::new("kill").args(["-9", pid]).status();
+                }
+            }
+            let _ = Command::new("ip").args(["netns", "del", &ns]).status();
+        }
+    }
+}
+
+#[test]
+fn through_a_router_reached_refused_and_silent() {
+    if !need_root("building network namespaces") {
+        return;
+    }
+    if Command::new("iptables").arg("--version").output().is_err() {
+        assert!(std::env::var_os("CI").is_none(), "iptables missing in CI");
+        eprintln!("SKIPPED: iptables missing");
+        return;
+    }
+    let lab = Lab::up();
+    // Closed port 5 on the server: reached in 2 hops, router first.
+    let out = lab
+        .exec("c", &[BIN, "trace", "10.79.2.2:5", "--json", "-m", "6"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v = events(&out);
+    let hops = of_type(&v, "hop");
+    assert_eq!(hops.len(), 2);
+    assert_eq!(hops[0]["routers"], serde_json::json!(["10.79.1.1"]));
+    assert_eq!(hops[0]["router_details"][0]["time_exceeded"], 3);
+    assert_eq!(hops[1]["routers"], serde_json::json!(["10.79.2.2"]));
+    assert_eq!(hops[1]["router_details"][0]["port"], "closed");
+    assert_eq!(
+        summary_of(&v)["text"],
+        "reached 10.79.2.2:5 (closed) in 2 hops"
+    );
+    // Port 7: the router refuses what it would forward.
+    let out = lab
+        .exec("c", &[BIN, "trace", "10.79.2.2:7", "--json", "-m", "6"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let t = summary_of(&events(&out)).clone();
+    assert_eq!(t["verdict"], "path_ends");
+    assert_eq!(
+        (t["break_hop"].as_u64(), t["break_router"].as_str()),
+        (Some(1), Some("10.79.1.1"))
+    );
+    assert_eq!(
+        t["text"],
+        "path ends at hop 1: 10.79.1.1 says communication administratively prohibited"
+    );
+    // Port 9: dropped past the router.
+    let out = lab
+        .exec(
+            "c",
+            &[
+                BIN,
+                "trace",
+                "10.79.2.2:9",
+                "--json",
+                "-m",
+                "6",
+                "-W",
+                "0.5",
+            ],
+        )
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let t = summary_of(&events(&out)).clone();
+    assert_eq!(t["verdict"], "silent_after");
+    assert_eq!(
+        (t["break_hop"].as_u64(), t["break_router"].as_str()),
+        (Some(1), Some("10.79.1.1"))
+    );
+    assert!(t["text"]
+        .as_str()
+        .unwrap()
+        .contains("between hop 1 and hop 2 drops TCP to port 9"));
+}
