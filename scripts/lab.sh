@@ -924,10 +924,10 @@ cmd_test() {
             nfail=$((nfail + 1))
         fi
         t1=$(date +%s%N)
-        rows+=("$(printf '%2d  %-18s %s  %5.1fs' "$((i + 1))" "$name" "$res" "$(((t1 - t0) / 1000000))e-3")")
+        rows+=("$(printf '%2d  %-22s %s  %5.1fs' "$((i + 1))" "$name" "$res" "$(((t1 - t0) / 1000000))e-3")")
     done
     echo
-    echo "scenario               result  time"
+    echo "scenario                   result  time"
     printf '%s\n' "${rows[@]}"
     echo
     echo "$npass passed, $nfail failed"
