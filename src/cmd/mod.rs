@@ -2,6 +2,7 @@
 //! and maps its result to an exit status.
 
 mod demo;
+mod multi;
 pub mod ping;
 mod serve;
 
@@ -31,6 +32,7 @@ pub fn run() -> i32 {
     let result = match cli.command {
         Some(Command::Serve(args)) => args.into_config().and_then(|cfg| serve(cfg).map(|()| 0)),
         Some(Command::Demo) => demo::demo(),
+        None if cli.ping.is_multi() => multi::run(cli.ping),
         None => cli.ping.into_config().and_then(ping),
     };
     match result {
