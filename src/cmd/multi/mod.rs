@@ -275,6 +275,7 @@ impl Run<'_> {
     fn resolved(&mut self, i: usize, generation: u32, got: Result<SocketAddr, String>) {
         let now = Instant::now();
         let interval = self.cfg.template.interval;
+        let cfg = self.cfg;
         let Some(s) = self.slot(i, generation) else {
             return;
         };
@@ -302,10 +303,9 @@ impl Run<'_> {
             Err(e) => {
                 s.failures += 1;
                 let wait = schedule::backoff(s.failures);
-                let where_ = if s.line.line > 0 {
-                    format!("line {}: ", s.line.line)
-                } else {
-                    String::new()
+                let where_ = match (&cfg.file, s.line.line) {
+                    (Some(f), n) if n > 0 => format!("{} line {n}: ", f.display()),
+                    _ => String::new(),
                 };
                 eprintln!(
                     "tcpping-diag: {where_}{}: {e}; retrying in {}",
