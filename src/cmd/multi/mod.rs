@@ -752,6 +752,20 @@ pub fn run(args: PingArgs) -> Result<i32, Error> {
         );
     }
     let code = if run.any_reply { 0 } else { 1 };
+    // With -n, the endpoint keeps serving the final counts until a signal: a scraper
+    // (and a test comparing them with the output) gets the last probes too.
+    if let Some(server) = &server {
+        if !stop.load(Ordering::Relaxed) && !run.closed {
+            eprintln!(
+                "tcpping-diag: all probes done; serving the final metrics at http://{}/metrics until SIGTERM or SIGINT",
+                server.addr()
+            );
+            while !stop.load(Ordering::Relaxed) {
+                let _ = net::poll(&[(waker.fd(), false)], Some(Duration::from_secs(1)));
+                waker.drain();
+            }
+        }
+    }
     drop(run);
     drop(server);
     Ok(code)
