@@ -201,6 +201,9 @@ struct Run<'a> {
     any_reply: bool,
     /// stdout was closed: stop.
     closed: bool,
+    /// The first targets are being added: their first probes are scheduled once all are
+    /// (so that the set-up of thousands does not make the first ones late).
+    loading: bool,
     src_cache: HashMap<IpAddr, Option<IpAddr>>,
 }
 
@@ -276,6 +279,7 @@ impl Run<'_> {
         let now = Instant::now();
         let interval = self.cfg.template.interval;
         let cfg = self.cfg;
+        let loading = self.loading;
         let Some(s) = self.slot(i, generation) else {
             return;
         };
@@ -291,7 +295,9 @@ impl Run<'_> {
                     m.set_resolved(true);
                 }
                 let first = now + s.offset.min(interval);
-                self.timers.push(first, i, generation);
+                if !loading {
+                    self.timers.push(first, i, generation);
+                }
                 let src = *self
                     .src_cache
                     .entry(addr.ip())
@@ -661,12 +667,21 @@ pub fn run(args: PingArgs) -> Result<i32, Error> {
         lag: Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("valid histogram bounds"),
         any_reply: false,
         closed: false,
+        loading: true,
         src_cache: HashMap::new(),
     };
     let n = lines.len();
     let interval = cfg.template.interval;
     for (k, line) in lines.into_iter().enumerate() {
         run.add(line, schedule::spread(k, n, interval));
+    }
+    run.loading = false;
+    let base = Instant::now();
+    for (i, s) in run.slots.iter().enumerate() {
+        if let Some(s) = s.as_ref().filter(|s| s.addr.is_some()) {
+            run.timers
+                .push(base + s.offset.min(interval), i, s.generation);
+        }
     }
     let started = Instant::now();
     let mut done: Vec<PingResult> = Vec::new();
