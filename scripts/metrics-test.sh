@@ -4,7 +4,8 @@
 # REJECT admin-prohibited, DROP, closed port), twice at once: connect probes and --syn
 # probes. Then the counts Prometheus stored (read back through its HTTP query API) must
 # equal the NDJSON summaries of the same runs: probes by verdict, ICMP errors by type,
-# code and router, RTT sample counts, last-probe success.
+# code and router, RTT sample counts, last-probe success. Ends with a smoke run of
+# `scripts/bench.sh multi`.
 #
 #   sudo scripts/metrics-test.sh
 #
@@ -159,10 +160,14 @@ for job in connect syn; do
     check "$job closed: refused" "$(s closed .refused)" "$N"
 done
 # An alert rule of the README, evaluated by Prometheus on the stored series.
-got=$(query 'increase(tcpping_icmp_errors_total{type="3",code="13"}[5m]) > 0' |
+got=$(query 'increase(tcpping_icmp_errors_total{type="3",code="13"}[1m]) > 0' |
     jq -r 'map("\(.metric.job) \(.metric.target) \(.metric.router)") | sort | join(", ")')
 check "alert expression: admin-prohibited per target and router" "$got" \
     "connect 10.77.2.2:12007 10.77.1.1, syn 10.77.2.2:12007 10.77.1.1"
+
+# The many-targets benchmark's smoke run (tiny counts; the same code paths), so it cannot rot.
+TCPPING_BIN="$BIN" scripts/bench.sh --smoke multi >"$WORK/bench-smoke.txt" 2>&1 ||
+    { tail -20 "$WORK/bench-smoke.txt"; say "FAIL scripts/bench.sh --smoke multi"; fails=$((fails + 1)); }
 
 if [ "$fails" -gt 0 ]; then
     say "metrics-test: $fails checks failed (logs in $WORK are removed; rerun by hand to inspect)"

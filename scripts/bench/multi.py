@@ -180,10 +180,12 @@ def main():
     ap.add_argument("--targets", type=int, default=10000)
     ap.add_argument("--seconds", type=float, default=20)
     ap.add_argument("--reps", type=int, default=int(os.environ.get("BENCH_REPS", "3")))
-    ap.add_argument("--connect-max", type=int, default=4000)
+    ap.add_argument("--connect-max", type=int, default=16000)
+    ap.add_argument("--soak", type=float, default=150,
+                    help="seconds of one longer --syn run, RSS every 5 s (0: none)")
     a = ap.parse_args()
     if a.smoke:
-        a.targets, a.seconds, a.reps, a.connect_max = 100, 4, 1, 200
+        a.targets, a.seconds, a.reps, a.connect_max, a.soak = 100, 4, 1, 200, 0
     if not shutil.which("fping"):
         print("multi: installing fping", file=sys.stderr)
         env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
@@ -210,6 +212,11 @@ def main():
             syn.append(run_tcpping(tfile, a.targets, a.seconds, ["--syn"]))
             print(f"multi: rep {rep + 1}/{a.reps}: fping, {a.targets} targets", file=sys.stderr)
             fping.append(run_fping(ips, a.targets, a.seconds))
+        soak = None
+        if a.soak > 0:
+            print(f"multi: soak, tcpping-diag --syn, {a.targets} targets, {a.soak:.0f} s",
+                  file=sys.stderr)
+            soak = run_tcpping(tfile, a.targets, a.soak, ["--syn"])
         # Connect probes: double the count while p99 lag holds.
         connect = []
         n = min(125, a.connect_max)
@@ -230,7 +237,7 @@ def main():
         "command": "scripts/bench.sh " + " ".join(sys.argv[1:]),
         "machine": {"cpus": os.cpu_count(), "kernel": os.uname().release},
         "targets": a.targets, "seconds": a.seconds, "reps": a.reps, "smoke": a.smoke,
-        "syn_runs": syn, "fping_runs": fping, "connect_runs": connect,
+        "syn_runs": syn, "fping_runs": fping, "connect_runs": connect, "soak": soak,
         "syn": {k: summarize(syn, k) for k in
                 ["lag_p50_ms", "lag_p99_ms", "lag_max_ms", "cpu_cores", "cpu_us_per_probe",
                  "rss_hwm_mb", "scrape_mb"]},
@@ -283,6 +290,13 @@ def render(r):
     for i, x in enumerate(r["fping_runs"]):
         lines.append(f"- fping run {i + 1}: {x['sent']} sent, {x['answered']} answered, "
                      f"{x['rate']:.0f}/s")
+    k = r.get("soak")
+    if k:
+        rss = k["rss_mb_each_5s"]
+        lines += ["", f"Soak: one --syn run of {r['targets']} targets for {k['rss_mb_each_5s'] and len(rss) * 5} s: "
+                  f"{k['sent']} probes, {k['answered']} answered, lag p99 {k['lag_p99_ms']:.3f} ms, "
+                  f"CPU {k['cpu_cores']:.2f} cores, peak RSS {k['rss_hwm_mb']:.1f} MB; RSS every 5 s (MB): "
+                  + ", ".join(f"{v:.0f}" for v in rss)]
     lines += ["", "| connect probes (worker pool): targets | send lag p99 | CPU | peak RSS |",
               "|---|---|---|---|"]
     for x in r["connect_runs"]:
