@@ -100,5 +100,6 @@ trap 'exit 143' TERM
 export PYTHONDONTWRITEBYTECODE=1
 PY=python3
 command -v /usr/bin/python3 >/dev/null 2>&1 && PY=/usr/bin/python3
+case " $* " in *" multi "*) exec "$PY" "$SELF_DIR/bench/multi.py" "$@" ;; esac # its own section and folder
 "$PY" "$SELF_DIR/bench/bench.py" "$@"
 case " $* " in *" --smoke "*) "$SELF_DIR/bench/trace.sh" --smoke ;; esac

@@ -71,6 +71,7 @@ run_root_part() { # run_root_part NAME CMD...: root-only; skips only when not ro
 }
 
 run_root_part "lab scenarios (network namespaces)" scripts/lab.sh test
+run_root_part "many targets scraped by Prometheus (scripts/metrics-test.sh)" scripts/metrics-test.sh
 run_root_part "docker test (iptables rules between containers)" scripts/docker-test.sh
 run_root_part "package test (the .deb in a Debian container: capability, man, completions, units, purge)" scripts/package-test.sh
 run_root_part "benchmark smoke run (tiny counts; the full run is by hand: scripts/bench.sh)" scripts/bench.sh --smoke

@@ -16,6 +16,8 @@ Examples:
   tcpping-diag example.net:443 --connect-only  time only the TCP handshake of any service
   tcpping-diag [::1]:12001 -n 100 -i 0 --json  back-to-back pings, NDJSON output
   tcpping-diag trace example.net:443          where on the path TCP to port 443 stops
+  tcpping-diag -f targets.txt --syn --metrics 127.0.0.1:9464 -q
+                                              many targets at once, Prometheus metrics
   tcpping-diag serve --loss 0.2 --seed 7      echo server answering LOST to 20% of pings
   tcpping-diag demo                           watch a lossy server on loopback being pinged
   tcpping-diag 127.0.0.1:12001 -n 600 --plot run.svg   ping, and draw the run as an SVG picture
@@ -30,10 +32,11 @@ Exit status: 0 if any reply came, 1 if none, 2 on a usage or setup error.";
 
 /// The usage line of every error message: what can be typed, never an echo of what was.
 const USAGE: &str = "tcpping-diag [OPTIONS] HOST:PORT
+       tcpping-diag [OPTIONS] HOST:PORT HOST:PORT... | -f FILE [--metrics ADDR:PORT]
        tcpping-diag trace [OPTIONS] HOST:PORT
        tcpping-diag serve [OPTIONS]
-       tcpping-diag demo
-       tcpping-diag report [FILE.ndjson|-]... -o OUT.svg";
+       tcpping-diag report [FILE.ndjson|-]... -o OUT.svg
+       tcpping-diag demo";
 
 #[derive(Parser, Debug)]
 #[command(
@@ -69,9 +72,19 @@ pub enum Command {
 
 #[derive(Args, Debug)]
 pub struct PingArgs {
-    /// Target as HOST:PORT; HOST is a name, an IPv4 address or a bracketed IPv6 address ([::1]:12001)
+    /// Target as HOST:PORT; HOST is a name, an IPv4 address or a bracketed IPv6 address ([::1]:12001).
+    /// Several targets are pinged at once, each at its own interval
     #[arg(value_name = "HOST:PORT", num_args = 0..)]
     pub targets: Vec<String>,
+
+    /// Targets from FILE, one HOST:PORT per line with optional labels (db1:5432 name=db1 tier=prod),
+    /// '#' comments; re-read on SIGHUP
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub file: Option<std::path::PathBuf>,
+
+    /// Serve Prometheus metrics at http://ADDR:PORT/metrics while running (many-targets mode)
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub metrics: Option<String>,
 
     /// Number of pings; without it, asks on a terminal, else pings until interrupted
     #[arg(short = 'n', long = "count", visible_short_alias = 'c', value_name = "N",
@@ -271,6 +284,12 @@ pub struct ServerConfig {
 }
 
 impl PingArgs {
+    /// Whether this is a run of many targets (several, a file, or metrics served): the
+    /// `monitor` command's, not `ping`'s.
+    pub fn is_multi(&self) -> bool {
+        self.targets.len() > 1 || self.file.is_some() || self.metrics.is_some()
+    }
+
     /// Validate and resolve (once) into a client config.
     pub fn into_config(self) -> Result<ClientConfig, Error> {
         let target_name = match <[String; 1]>::try_from(self.targets) {
@@ -282,7 +301,7 @@ impl PingArgs {
             }
             Err(t) => {
                 return Err(Error::Usage(format!(
-                    "one target at a time: got {} ({})",
+                    "one target expected here, got {} ({}): several are pinged by the many-targets mode",
                     t.len(),
                     t.join(" ")
                 )))
@@ -464,7 +483,7 @@ fn edit_distance(a: &str, b: &str) -> usize {
 /// The listening address: `ADDR:PORT` with an IP literal (IPv6 in brackets), a name (resolved
 /// once: its first IPv4 address, else its first IPv6 address), or `:PORT` for every address,
 /// IPv6 and IPv4 (`[::]:PORT`, dual-stack). Port 0 picks a free port.
-fn parse_listen(s: &str) -> Result<SocketAddr, Error> {
+pub fn parse_listen(s: &str) -> Result<SocketAddr, Error> {
     let bad = |why: &str| Error::Usage(format!("invalid listen address '{s}': {why}"));
     let (host, port) = if let Some(rest) = s.strip_prefix('[') {
         let (host, port) = rest
@@ -828,6 +847,19 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(parse(&["serve", "--loss", "1.5"]).is_err());
+    }
+
+    #[test]
+    fn several_targets_a_file_or_metrics_make_a_multi_run() {
+        assert!(!parse(&["h:1"]).unwrap().ping.is_multi());
+        assert!(parse(&["h:1", "h:2"]).unwrap().ping.is_multi());
+        let c = parse(&["-f", "t.txt", "--metrics", "127.0.0.1:9464"]).unwrap();
+        assert!(c.ping.is_multi());
+        assert_eq!(c.ping.file.as_deref(), Some(std::path::Path::new("t.txt")));
+        assert!(parse(&["h:1", "--metrics", "127.0.0.1:9464"])
+            .unwrap()
+            .ping
+            .is_multi());
     }
 
     #[test]

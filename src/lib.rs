@@ -3,7 +3,7 @@
 //! Modules, one concern each:
 //! - `cli`: flags, and their validation into configs; `cmd`: what each command does
 //! - `probe`: the probe layer (connect + echo, half-open SYN, the wire tap) every mode shares
-//! - `stats`: the numbers; `output`: human and JSON lines; `report`: SVG pictures of runs
+//! - `stats`: the numbers; `output`: human and JSON lines; `report`: SVG pictures of runs; `metrics`: Prometheus metrics
 //! - `icmp`: ICMP error parsing, correlation to pings, raw sockets, the kernel error queue
 //! - `privilege`: raw-socket privileges, dropped once the sockets are open
 //! - `server`: the threaded echo server with simulated loss
@@ -15,6 +15,7 @@ pub mod cmd;
 pub mod error;
 pub mod icmp;
 pub mod manual;
+pub mod metrics;
 pub mod net;
 pub mod output;
 pub mod privilege;

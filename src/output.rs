@@ -35,11 +35,30 @@ struct JsonIcmp {
     mtu: Option<u32>,
 }
 
+/// In a run of many targets: the target an event is about (as typed) and its labels. JSON
+/// events get `"target"` and `"labels"`; human lines start with the target.
+#[derive(Clone, Copy, Debug)]
+pub struct Tag<'a> {
+    pub target: &'a str,
+    pub labels: &'a [(String, String)],
+}
+
+/// Labels as a JSON object.
+struct JsonLabels<'a>(&'a [(String, String)]);
+
+impl Serialize for JsonLabels<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().map(|(k, v)| (k, v)))
+    }
+}
+
 #[derive(Serialize)]
 struct JsonStart<'a> {
     #[serde(rename = "type")]
     kind: &'static str,
     target: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    labels: Option<JsonLabels<'a>>,
     address: SocketAddr,
     source: Option<IpAddr>,
     host: Option<String>,
@@ -55,6 +74,10 @@ struct JsonStart<'a> {
 struct JsonPing<'a> {
     #[serde(rename = "type")]
     kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    target: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    labels: Option<JsonLabels<'a>>,
     seq: u64,
     probe: &'static str,
     /// When the ping started: seconds since the Unix epoch, µs resolution.
@@ -84,10 +107,12 @@ struct JsonIcmpRow {
 }
 
 #[derive(Serialize)]
-struct JsonSummary {
+struct JsonSummary<'a> {
     #[serde(rename = "type")]
     kind: &'static str,
     target: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    labels: Option<JsonLabels<'a>>,
     address: SocketAddr,
     sent: u64,
     received: u64,
@@ -179,6 +204,16 @@ impl<W: Write> Reporter<W> {
 
     /// The start of a run: ping's header line, or a `start` event (not with -q).
     pub fn start(&mut self, cfg: &ClientConfig, src: Option<IpAddr>) -> io::Result<()> {
+        self.start_tagged(cfg, src, None)
+    }
+
+    /// `start`, of one of many targets.
+    pub fn start_tagged(
+        &mut self,
+        cfg: &ClientConfig,
+        src: Option<IpAddr>,
+        tag: Option<Tag>,
+    ) -> io::Result<()> {
         if self.format == Output::Json {
             if self.quiet {
                 return Ok(());
@@ -186,6 +221,7 @@ impl<W: Write> Reporter<W> {
             let ev = JsonStart {
                 kind: "start",
                 target: &cfg.target_name,
+                labels: tag.map(|t| JsonLabels(t.labels)),
                 address: cfg.target,
                 source: src,
                 host: crate::net::hostname(),
@@ -224,16 +260,31 @@ impl<W: Write> Reporter<W> {
     }
 
     pub fn ping(&mut self, r: &PingResult, cfg: &ClientConfig) -> io::Result<()> {
+        self.ping_tagged(r, cfg, None)
+    }
+
+    /// `ping`, of one of many targets.
+    pub fn ping_tagged(
+        &mut self,
+        r: &PingResult,
+        cfg: &ClientConfig,
+        tag: Option<Tag>,
+    ) -> io::Result<()> {
         if self.quiet {
             return Ok(());
         }
         match self.format {
-            Output::Json => self.ping_json(r),
-            Output::Human => self.ping_human(r, cfg),
+            Output::Json => self.ping_json(r, tag),
+            Output::Human => {
+                if let Some(t) = tag {
+                    write!(self.out, "{} ", t.target)?;
+                }
+                self.ping_human(r, cfg)
+            }
         }
     }
 
-    fn ping_json(&mut self, r: &PingResult) -> io::Result<()> {
+    fn ping_json(&mut self, r: &PingResult, tag: Option<Tag>) -> io::Result<()> {
         let (error, icmp) = match &r.status {
             Status::Error(e) => (Some(e.as_str()), None),
             Status::Icmp(rep) => {
@@ -257,6 +308,8 @@ impl<W: Write> Reporter<W> {
         };
         let ev = JsonPing {
             kind: "ping",
+            target: tag.map(|t| t.target),
+            labels: tag.map(|t| JsonLabels(t.labels)),
             seq: r.seq,
             probe: probe_name(self.mode),
             ts: unix_secs(r.sent_at),
@@ -409,9 +462,21 @@ impl<W: Write> Reporter<W> {
         icmp: IcmpTally,
         elapsed: Duration,
     ) -> io::Result<()> {
+        self.summary_tagged(cfg, s, icmp, elapsed, None)
+    }
+
+    /// `summary`, of one of many targets.
+    pub fn summary_tagged(
+        &mut self,
+        cfg: &ClientConfig,
+        s: &Stats,
+        icmp: IcmpTally,
+        elapsed: Duration,
+        tag: Option<Tag>,
+    ) -> io::Result<()> {
         let (unmatched, late) = (icmp.unmatched, icmp.late);
         if self.format == Output::Json {
-            return self.summary_json(cfg, s, unmatched, late, elapsed);
+            return self.summary_json(cfg, s, unmatched, late, elapsed, tag);
         }
         let o = &mut self.out;
         writeln!(o, "\n--- {} tcpping-diag statistics ---", cfg.target_name)?;
@@ -514,6 +579,7 @@ impl<W: Write> Reporter<W> {
         unmatched: u64,
         late: u64,
         elapsed: Duration,
+        tag: Option<Tag>,
     ) -> io::Result<()> {
         let r = |x: Option<f64>| x.map(round3);
         let p = |q| r(s.rtt.percentile(q));
@@ -521,6 +587,7 @@ impl<W: Write> Reporter<W> {
         let ev = JsonSummary {
             kind: "summary",
             target: cfg.target_name.clone(),
+            labels: tag.map(|t| JsonLabels(t.labels)),
             address: cfg.target,
             sent: s.sent,
             received: s.replies,

@@ -649,7 +649,13 @@ fn argument_errors_say_what_is_allowed() {
             "whole number of 1 or more",
             "18446744073709551615",
         ),
-        (&["a:1", "b:2"], "one target at a time", "subcommand"),
+        // Two targets start the many-targets mode (tests/multi.rs), which checks them all.
+        (&["a:1", "b:x"], "invalid target 'b:x'", "subcommand"),
+        (
+            &["a:1", "--metrics", "127.0.0.1"],
+            "--metrics: invalid listen address",
+            "subcommand",
+        ),
         (&["h:1", "-W", "-1"], "at least 1ms", "0 or more"),
         (&["h:1", "-W", "0.0000001"], "at least 1ms", "?"),
         (&["h:1", "-i", "1x"], "us, ms, s, m, h", "months"),

@@ -2,6 +2,7 @@
 //! and maps its result to an exit status.
 
 mod demo;
+mod multi;
 pub mod ping;
 mod serve;
 pub mod trace;
@@ -40,6 +41,7 @@ pub fn run() -> i32 {
             0
         }),
         Some(Command::Trace(args)) => args.into_config().and_then(trace::trace),
+        None if cli.ping.is_multi() => multi::run(cli.ping),
         None => cli.ping.into_config().and_then(ping),
     };
     match result {

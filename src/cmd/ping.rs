@@ -117,13 +117,11 @@ pub fn ping(mut cfg: ClientConfig) -> Result<i32, Error> {
         Arc::clone(&stop),
     )
     .map_err(|e| Error::io("start the event loop", e))?
-    .with_raw_capture(capture.is_some())
+    .with_capture(capture)
     .with_wire_tap(wire)
     .with_spin(cfg.interval.is_zero())
     .with_source(cfg.target.ip(), src);
-    let code = schedule(&cfg, src, &mut prober, &stop);
-    drop(capture);
-    code
+    schedule(&cfg, src, &mut prober, &stop)
 }
 
 /// `--syn`: the sockets first (they need CAP_NET_RAW: without it, one line and exit 2,

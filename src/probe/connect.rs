@@ -29,6 +29,7 @@ use super::wire::{Handshake, WireTap};
 use super::{Clock, IcmpTally, PingResult, ProbeSpec, Prober, Status};
 use crate::cli::Mode;
 use crate::icmp::correlate::Unmatched;
+use crate::icmp::listener::Capture;
 use crate::icmp::parse::IcmpError;
 use crate::icmp::recverr::{read_error_queue, ErrEntry, QueuedError};
 use crate::icmp::{IcmpReport, Phase, Registry, Source};
@@ -145,8 +146,9 @@ pub struct ConnectProber {
     registry: Arc<Registry>,
     waker: Arc<Waker>,
     stop: Arc<AtomicBool>,
-    /// Whether raw ICMP sockets are being read (see `Stage::AwaitRaw`).
+    /// Whether raw ICMP sockets are being read (see `Stage::AwaitRaw`), and the listener.
     raw_capture: bool,
+    capture: Option<Capture>,
     /// Keeps the kernel's timestamping switched on between pings (see `timing`).
     _timestamping: Option<std::net::UdpSocket>,
     /// Wire timestamps of the handshakes, when privileged (see `wire`).
@@ -189,6 +191,7 @@ impl ConnectProber {
             waker,
             stop,
             raw_capture: false,
+            capture: None,
             _timestamping: timing::hold_timestamping_on(),
             wire: None,
             poll,
@@ -210,9 +213,11 @@ impl ConnectProber {
         self
     }
 
-    /// Tell the prober that raw ICMP capture is running.
-    pub fn with_raw_capture(mut self, on: bool) -> Self {
-        self.raw_capture = on;
+    /// Keep the raw ICMP capture that attributes errors in our registry, running as long
+    /// as the prober (None: no capture; errors come from the kernel's error queue).
+    pub fn with_capture(mut self, capture: Option<Capture>) -> Self {
+        self.raw_capture = capture.is_some();
+        self.capture = capture;
         self
     }
 

@@ -1180,7 +1180,10 @@ mod tests {
         let after = std::time::SystemTime::now();
         std::thread::sleep(Duration::from_millis(20));
         let r = m.on_seen(seen("v4_synack"), at(24), t0).unwrap();
-        assert!(r.sent_at >= before && r.sent_at <= after, "stamped when answered");
+        assert!(
+            r.sent_at >= before && r.sent_at <= after,
+            "stamped when answered"
+        );
     }
 
     #[test]
