@@ -15,8 +15,8 @@
 #     bash-completion loads it), fish too; zsh parses its script;
 #   - the units: systemd-analyze verify; the server unit starts under systemd (as a dynamic
 #     user, with no capabilities, no_new_privs and a seccomp filter) and answers pings; the
-#     monitor template's sandbox (its ExecStart overridden to the current ping, since the
-#     many-targets mode does not exist yet) still gets raw ICMP capture from CAP_NET_RAW.
+#     monitor template as shipped (-f FILE --metrics): a connect and a --syn instance count
+#     ICMP errors from raw capture (CAP_NET_RAW only) in their metrics.
 #     Where systemd cannot run in a container, the server unit's ExecStart line (read from the
 #     installed unit, flags from the installed serve.conf) runs as an unprivileged user;
 #   - removal: apt-get purge stops the services and removes every file: the file listing of
@@ -305,31 +305,43 @@ jq_check "$OUT" "$PINGS_ARE"'
 check "as user tester, an iptables REJECT gives ICMP 3/13 verdicts with \"source\":\"raw\" (raw capture from the file capability)"
 
 if ((SYSTEMD)); then
-    # The monitor template's sandbox (CAP_NET_RAW only, its filters): its ExecStart replaced by
-    # the ping mode of today, output to a file, through the REJECT rule.
-    as_root sh -c 'd=/run/systemd/system/tcpping-diag-monitor@pkgtest.service.d; mkdir -p $d
-        cat >$d/test.conf <<EOF
-[Service]
-EnvironmentFile=
-ExecStart=
-ExecStart=/usr/bin/tcpping-diag '"$IP:$PORT"' -n 3 -i 0.1 -W 2 --json
-Restart=no
-StandardOutput=truncate:/run/monitor-test.json
-EOF
-        systemctl daemon-reload'
-    as_root systemctl start tcpping-diag-monitor@pkgtest.service || fail "start failed"
+    # The monitor template as shipped (its own ExecStart: -f FILE --metrics ADDR:PORT, in its
+    # sandbox with CAP_NET_RAW only), for an instance whose targets file names the REJECTed
+    # port: its metrics must count ICMP 3/13 verdicts from the raw capture, and SYN probes
+    # (which need the capability for their raw and packet sockets) must work too.
+    as_root sh -c 'printf "%s\n" "# the package test" "'"$IP:$PORT"' name=rejected" \
+            >/etc/tcpping-diag/pkgtest.targets
+        printf "%s\n" "METRICS_LISTEN=127.0.0.1:9775" "MONITOR_FLAGS=\"-i 0.2 -W 2 -q\"" \
+            >/etc/tcpping-diag/pkgtest.conf
+        printf "%s\n" "METRICS_LISTEN=127.0.0.1:9776" "MONITOR_FLAGS=\"-i 0.2 -W 2 -q --syn\"" \
+            >/etc/tcpping-diag/pkgsyn.conf
+        cp /etc/tcpping-diag/pkgtest.targets /etc/tcpping-diag/pkgsyn.targets'
+    as_root systemctl start tcpping-diag-monitor@pkgtest.service tcpping-diag-monitor@pkgsyn.service ||
+        fail "start failed"
+    metrics() { # metrics PORT: the /metrics text, through bash's /dev/tcp (no curl here)
+        as_root bash -c 'exec 3<>/dev/tcp/127.0.0.1/'"$1"' && printf "GET /metrics HTTP/1.0\r\n\r\n" >&3 && cat <&3' 2>&1
+    }
+    got=""
     for _ in $(seq 1 50); do
-        [[ "$(as_root systemctl is-active tcpping-diag-monitor@pkgtest.service)" == active ]] || break
         sleep 0.2
+        m1=$(metrics 9775) m2=$(metrics 9776)
+        if grep -q 'tcpping_icmp_errors_total{target="'"$IP:$PORT"'",name="rejected",type="3",code="13",router="'"$IP"'"} [1-9]' <<<"$m1" &&
+            grep -q 'tcpping_icmp_errors_total{target="'"$IP:$PORT"'",name="rejected",type="3",code="13",router="'"$IP"'"} [1-9]' <<<"$m2"; then
+            got=1
+            break
+        fi
     done
-    OUT=$(as_root cat /run/monitor-test.json 2>&1)
-    jq_check "$OUT" "$PINGS_ARE"'
-        if (pings | length) != 3 then "\(pings | length) pings, want 3"
-        elif any(pings[]; .status != "icmp" or .icmp.source != "raw") then "not ICMP verdicts from raw capture"
-        else empty end'
-    OUT="$OUT$(as_root journalctl -u tcpping-diag-monitor@pkgtest --no-pager -n 10 2>&1)"
-    as_root sh -c 'rm -rf /run/systemd/system/tcpping-diag-monitor@pkgtest.service.d /run/monitor-test.json; systemctl daemon-reload'
-    check "the monitor template's sandbox (CAP_NET_RAW only) keeps raw ICMP capture (ExecStart overridden to today's ping mode)"
+    OUT="$m1"$'\n'"$m2"$'\n'"$(as_root journalctl -u 'tcpping-diag-monitor@pkg*' --no-pager -n 20 2>&1)"
+    [[ -n "$got" ]] || fail "no ICMP 3/13 from $IP counted in the monitors' metrics"
+    grep -q 'tcpping_probes_total{target="'"$IP:$PORT"'",name="rejected",verdict="icmp"} [1-9]' <<<"$m1" ||
+        fail "probes by verdict: no icmp verdict"
+    pid=$(as_root systemctl show -p MainPID --value tcpping-diag-monitor@pkgtest.service)
+    status=$(as_root cat "/proc/$pid/status")
+    grep -q '^CapEff:\s*0000000000000000' <<<"$status" || fail "the monitor kept capabilities: $(grep Cap <<<"$status")"
+    as_root systemctl stop tcpping-diag-monitor@pkgtest.service tcpping-diag-monitor@pkgsyn.service
+    as_root rm -f /etc/tcpping-diag/pkgtest.targets /etc/tcpping-diag/pkgtest.conf \
+        /etc/tcpping-diag/pkgsyn.targets /etc/tcpping-diag/pkgsyn.conf
+    check "the monitor template as shipped (-f FILE --metrics, CAP_NET_RAW only): connect and --syn instances count ICMP 3/13 from $IP in their metrics, and run with no capability left"
 fi
 as_root iptables -D INPUT -p tcp -d "$IP" --dport "$PORT" -j REJECT --reject-with icmp-admin-prohibited
 
