@@ -38,6 +38,15 @@ pub const PAGES: &[Page] = &[
                 ],
             },
             Section {
+                title: "MANY TARGETS",
+                blocks: &[
+                    Para("Two or more targets, `-f FILE` or `--metrics ADDR:PORT` ping every target at its own interval from one event loop (no thread per target), with one ICMP listener for all, and end with a summary per target and one table line per target. Human lines start with the target; JSON events carry `target` and `labels`."),
+                    Para("The targets file has one `HOST:PORT` per line, optionally followed by labels `key=value` (they become Prometheus labels); `#` starts a comment. A bad line is reported with its line number and skipped. SIGHUP reads the file again: targets are added and removed without a restart. A name that does not resolve is retried, and never stops the others."),
+                    Literal("db1.example:5432   name=db1 tier=prod\n10.0.0.7:443       name=lb   # the load balancer\n[2001:db8::10]:22"),
+                    Para("`--metrics ADDR:PORT` serves /metrics (Prometheus text, or OpenMetrics when asked for) while running: probes by verdict, ICMP errors by type, code and reporting router, RTT and handshake histograms, the last RTT and whether the last probe succeeded, per target and label set."),
+                ],
+            },
+            Section {
                 title: "PRIVILEGES",
                 blocks: &[
                     Para("ICMP errors are matched to pings through raw ICMP sockets, which need root or the CAP_NET_RAW capability. The Debian package gives the installed binary that capability as a file capability (`setcap cap_net_raw+ep /usr/bin/tcpping-diag`, as iputils ping does), so any user gets full ICMP capture. After a `cargo install`, run that command once yourself. tcpping-diag opens its raw sockets and then drops every capability before the first ping: the pinging runs with none."),
@@ -81,6 +90,8 @@ pub const PAGES: &[Page] = &[
                     Example("Where does the path stop? Routers answer time exceeded to a ping with a TTL of 3:", "tcpping-diag 192.0.2.7:443 --connect-only --ttl 3 -n 3"),
                     Example("Half-open SYN probes: is the port open, without bothering the application behind it (needs CAP_NET_RAW):", "tcpping-diag 192.0.2.7:5432 --syn -n 10"),
                     Example("SYN probes as fast as answers come, each on its own source port:", "tcpping-diag 192.0.2.7:443 --syn --flow per-probe -i 0 -n 10000 -q"),
+                    Example("Several targets at once, each at its own interval, one table line per target at the end:", "tcpping-diag db1.example:5432 192.0.2.7:443 [2001:db8::10]:22 -i 5"),
+                    Example("Every target of a file (re-read on SIGHUP), with SYN probes, Prometheus metrics on port 9464:", "tcpping-diag -f /etc/tcpping-diag/example.targets --syn --metrics 127.0.0.1:9464 -q"),
                     Example("Only the summary, also listing ICMP errors that match none of our pings:", "tcpping-diag 192.0.2.7:12001 -n 1000 -i 0.01 -q -v"),
                     Example("The statuses of 20 pings, with jq:", "tcpping-diag 192.0.2.7:12001 -n 20 --json | jq -r .status"),
                 ],
