@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # tcpping-diag benchmarks.
 #
-#   scripts/bench.sh [--smoke] [all|perf|fidelity|throughput|scale|client]...
+#   scripts/bench.sh [--smoke] [all|perf|fidelity|throughput|scale|client|fidelity-tail]...
 #
 #   (no argument) / all  every section: 3 server throughput, 4 scale (10,000 idle clients),
 #                        5 client cost (+ ICMP error flood), 1 timing fidelity vs the wire,
-#                        2 ICMP verdict latency
+#                        2 ICMP verdict latency, fidelity-tail
 #   perf                 sections 3, 4, 5 (loopback, plus two namespaces for the flood)
-#   fidelity             sections 1 and 2 (namespaces, tcpdump)
+#   fidelity             sections 1 and 2 (namespaces, tcpdump), and fidelity-tail
+#   fidelity-tail        every ping a fresh process (-n 1), compared with tcpdump ping by ping
+#                        (by source port): median, p99, max error; writes its own folder,
+#                        bench/runs/<UTC date>T<time>-fidelity-tail/ (scripts/bench/fidelity_tail.py)
 #   --smoke              tiny durations and counts, one repetition (< 60 s; for CI): the same
 #                        code paths, figures are not measurements
 #
