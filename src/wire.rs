@@ -9,6 +9,15 @@
 //! The same SYN carries our initial sequence number. A [`Handshake`] gathers what the
 //! socket saw of one connection over several reads: the ISN right after `connect()` (the
 //! outgoing SYN's copy is queued before the call returns), the timing once it completes.
+//!
+//! A stamp is the packet's only when it is earlier than the clock read just before the
+//! `recvmsg` that returned it. Linux stamps packets only while software receive
+//! timestamping is switched on for the whole host, and switches it on from deferred work
+//! after the first socket asks; for a packet that passed before, it fills in the time of
+//! the read (`timing::stamp_before_read`). On a veth path the whole handshake happens
+//! inside `connect()`, so both copies are then read one after the other: a 55 µs
+//! handshake came out as 2–4 µs. Such a handshake is not timed here (the client falls back
+//! to TCP_INFO's figure, and `connect_clock` says `kernel`).
 
 use std::io;
 use std::mem;
@@ -105,8 +114,9 @@ pub struct Syn {
     pub outgoing: bool,
     /// The segment's sequence number: for our outgoing SYN, our ISN.
     pub seq: u32,
-    /// Kernel timestamp, since the Unix epoch.
-    pub at: Duration,
+    /// Kernel timestamp, since the Unix epoch; None when the packet has none of its own
+    /// (it passed before the host's timestamping was on).
+    pub at: Option<Duration>,
 }
 
 /// The TCP header fields of a segment that `parse_syn` reads.
@@ -142,14 +152,15 @@ pub fn parse_syn(pkt: &[u8]) -> Option<SynHeader> {
 pub struct Handshake {
     port: u16,
     /// Our first SYN out, and how many left (a retransmission makes the timing ambiguous).
-    first_syn: Option<Duration>,
+    /// Outer None: not seen; inner None: seen without a timestamp of its own.
+    first_syn: Option<Option<Duration>>,
     syns: u32,
     /// The SYNs' sequence number; None after SYNs that disagree (a stale connection that
     /// had the same port): then no ISN is trusted.
     isn: Option<u32>,
     isn_conflict: bool,
-    /// The first SYN-ACK in.
-    first_synack: Option<Duration>,
+    /// The first SYN-ACK in (as `first_syn`).
+    first_synack: Option<Option<Duration>>,
 }
 
 impl Handshake {
@@ -192,11 +203,11 @@ impl Handshake {
         self.isn
     }
 
-    /// First SYN out to first SYN-ACK in. None when either was not seen (or SYNs were
-    /// retransmitted).
+    /// First SYN out to first SYN-ACK in. None when either was not seen or has no
+    /// timestamp of its own, or when SYNs were retransmitted.
     pub fn time(&self) -> Option<Duration> {
         match (self.first_syn, self.first_synack) {
-            (Some(a), Some(b)) if self.syns == 1 && b >= a => Some(b - a),
+            (Some(Some(a)), Some(Some(b))) if self.syns == 1 && b >= a => Some(b - a),
             _ => None,
         }
     }
@@ -261,15 +272,17 @@ impl WireTap {
             // SAFETY: zeroed sockaddr_ll is valid; recvmsg fills it.
             let mut from: libc::sockaddr_ll = unsafe { mem::zeroed() };
             let mut at = None;
+            let read_at = crate::timing::realtime_now();
             let got = recv_from_ll(self.fd(), &mut buf, &mut from, |level, kind, bytes| {
                 if level == libc::SOL_SOCKET && kind == SO_TIMESTAMPNS {
                     at = crate::timing::parse_scm_timestamping(bytes);
                 }
             });
             let Ok(n) = got else { return };
-            let (Some(h), Some(at)) = (parse_syn(&buf[..n]), at) else {
+            let Some(h) = parse_syn(&buf[..n]) else {
                 continue;
             };
+            let at = crate::timing::stamp_before_read(at, read_at);
             let more = f(Syn {
                 src_port: h.src_port,
                 dst_port: h.dst_port,
@@ -501,7 +514,7 @@ mod tests {
             ack,
             outgoing,
             seq,
-            at: Duration::from_millis(ms),
+            at: Some(Duration::from_millis(ms)),
         }
     }
 
@@ -535,6 +548,28 @@ mod tests {
         assert!(!hs.complete(), "another connection's SYN-ACK");
         hs.observe(&syn(80, 40000, true, false, 9, 3));
         assert!(hs.complete());
+    }
+
+    #[test]
+    fn a_packet_without_a_timestamp_of_its_own_leaves_the_handshake_untimed() {
+        // As a fresh client saw it before the host's timestamping was on: both copies
+        // read one after the other once connect() returned, their stamps filled in at the
+        // reads (rejected by `stamp_before_read`), 1.5 µs apart for a 55 µs handshake.
+        for (syn_at, synack_at) in [(None, None), (Some(1), None), (None, Some(2))] {
+            let mut hs = Handshake::new(40000);
+            let mut s = syn(40000, 12001, false, true, 0xfeed_f00d, 0);
+            s.at = syn_at.map(Duration::from_millis);
+            hs.observe(&s);
+            let mut a = syn(12001, 40000, true, false, 77, 0);
+            a.at = synack_at.map(Duration::from_millis);
+            hs.observe(&a);
+            assert!(hs.complete(), "both seen: nothing more to read");
+            assert_eq!(hs.isn(), Some(0xfeed_f00d), "the ISN does not need a stamp");
+            assert_eq!(hs.time(), None, "{syn_at:?} {synack_at:?}");
+            // A later stamped copy (a repeated SYN-ACK) does not time it either.
+            hs.observe(&syn(12001, 40000, true, false, 77, 5));
+            assert_eq!(hs.time(), None);
+        }
     }
 
     #[test]
