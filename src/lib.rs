@@ -115,11 +115,17 @@ fn open_raw(v6: bool) -> io::Result<Vec<RawIcmp>> {
     Ok(socks)
 }
 
+/// How long the client waits at start for the kernel to stamp received packets.
+const STAMPS_ON_WITHIN: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// The client: ping, report, summarise. Returns the exit status.
 pub fn ping(mut cfg: ClientConfig) -> Result<i32, Error> {
     if cfg.count.is_none() && io::stdin().is_terminal() && cfg.output == Output::Human {
         cfg.count = prompt_count()?;
     }
+    // Kernel receive timestamps before anything else: the kernel switches them on for the
+    // host from deferred work, which has until the first ping to run (waited for below).
+    let stamping = timing::RxStamping::request();
     // Raw sockets first, then drop every privilege before anything else happens.
     let raw = if cfg.icmp {
         match open_raw(cfg.target.is_ipv6()) {
@@ -186,6 +192,17 @@ pub fn ping(mut cfg: ClientConfig) -> Result<i32, Error> {
     };
     if !write(out.start(&cfg, src))? {
         return Ok(0);
+    }
+    if let Some(on) = &stamping {
+        if let timing::InEffect::Unconfirmed(why) = on.wait_in_effect(STAMPS_ON_WITHIN) {
+            if cfg.verbose {
+                eprintln!(
+                    "tcpping-diag: kernel receive timestamps not confirmed on ({why}): \
+                     pings whose packets pass before they are on are timed by the next \
+                     clock (connect_clock / rtt_clock say which)"
+                );
+            }
+        }
     }
     let mut seq = 0u64;
     loop {
