@@ -8,20 +8,23 @@ every ping is a process of its own (`-n 1 --json`) and each one is compared with
 (microsecond precision: see host_timestamping_held) on the client's veth, matched by source port (and by order only among connections that
 reused a port), never by position in a list.
 
-Two modes, interleaved process by process:
+Two kinds of process, taking turns:
   plain        the client as a user runs it;
-  forced race  the client under SCHED_FIFO, pinned to one CPU: the kernel worker that
-               switches timestamping on (a normal task on that CPU) cannot run before the
-               client sleeps, so the race a plain run meets now and then is met almost
-               every time (when no other process on the host holds timestamping on).
+  forced race  the client under scripts/bench/race.py: real-time spinners keep every CPU
+               from the kernel's normal workers for 50 ms while it starts, so the worker
+               that switches timestamping on cannot run before its first ping, as on a
+               host busy enough to delay it. The race a plain run meets now and then is
+               met every time (unless another process on the host holds timestamping on).
+With BENCH_TAIL_BASELINE=BINARY the same two kinds of another build (an earlier commit)
+take turns with them, for a before/after comparison in one run.
 
-Per mode it reports, for the handshake (connect_ms vs SYN -> SYN-ACK) and the echo (rtt_ms
+Per kind it reports, for the handshake (connect_ms vs SYN -> SYN-ACK) and the echo (rtt_ms
 vs request -> reply data segment): the median signed error, the median, p99 and max of
 |reported - wire|, how many handshakes were reported shorter than the wire's (impossible),
 which clock measured each time (connect_clock, rtt_clock), and the user-space figures
 (connect_user_ms, rtt_user_ms) against the same wire times, as the reference a user-space
-tool would give. Whether another process on the host held timestamping on during the run
-(then the race cannot occur) is measured before each repetition and reported.
+tool would give. Before every process a probe looks whether another process on the host
+holds timestamping on (then that process cannot meet the race); the counts are reported.
 
 Writes DIR/results.json, DIR/results.md and DIR/pings.ndjson (every ping with its wire
 times), where DIR is bench/runs/<UTC date and time>-fidelity-tail (a new folder per run),
@@ -47,6 +50,8 @@ import pcap  # noqa: E402
 
 CLIENT_IP, SERVER_IP, PORT = "10.94.1.2", "10.94.1.1", 12001
 IFACE = "tpftc0"
+RACE = os.path.join(HERE, "race.py")
+RACE_MS = 50
 # Goals (the issue this section was written for): p99 |error| and "never shorter".
 GOAL_HS_P99_US, GOAL_ECHO_P99_US = 20.0, 30.0
 # JSON times and the capture have 1 µs resolution each, and the capture stamps a SYN-ACK
@@ -92,21 +97,23 @@ print(1 if st and st[0][0] * 10**9 + st[0][1] < before else 0)
 """
 
 
-def host_timestamping_held():
+def host_timestamping_held(once=False):
     """Whether another socket on the host holds software receive timestamping on.
 
     Then the race this section looks for cannot occur. Notably tcpdump with
     --time-stamp-precision=nano holds it (libpcap sets SO_TIMESTAMPNS on its socket),
-    which is why the capture here keeps tcpdump's default microsecond precision.
-    Three looks by a probe process (_HELD_PROBE), 50 ms apart: True when all three say so.
+    which is why the capture here keeps tcpdump's default microsecond precision; so does
+    any tcpping-diag client running on the host. Three looks by a probe process
+    (_HELD_PROBE), 50 ms apart: True when all three say so (once: one look).
     """
     cpu = str((os.cpu_count() or 1) - 1)
     seen = []
-    for _ in range(3):
+    for _ in range(1 if once else 3):
         r = sh(["chrt", "-f", "10", "taskset", "-c", cpu, sys.executable, "-c", _HELD_PROBE],
                check=False)
         seen.append(r.stdout.strip() == "1")
-        time.sleep(0.05)
+        if not once:
+            time.sleep(0.05)
     return all(seen)
 
 
@@ -187,8 +194,16 @@ def wire_connections(pkts):
     return conns
 
 
-def one_repetition(lab, binary, tmp, n, rep):
-    """n processes per mode, alternating; returns the matched pings."""
+def kinds(binary, baseline):
+    """(key, binary, forced?) of every kind of process, in the order they take turns."""
+    out = [("plain", binary, False), ("forced", binary, True)]
+    if baseline:
+        out += [("baseline-plain", baseline, False), ("baseline-forced", baseline, True)]
+    return out
+
+
+def one_repetition(lab, binary, baseline, tmp, n, rep):
+    """n processes of each kind, taking turns; returns the matched pings."""
     cap = os.path.join(tmp, f"tail-{rep}.pcap")
     td_log = os.path.join(tmp, f"tail-{rep}.tcpdump.log")
     # Microsecond precision on purpose: with --time-stamp-precision=nano libpcap switches
@@ -198,21 +213,24 @@ def one_repetition(lab, binary, tmp, n, rep):
                              "160", "-w", cap, f"tcp port {PORT}"], td_log)
     wait_for_line(td_log, "listening on", td)
     cpu = str((os.cpu_count() or 1) - 1)
-    forced = ["chrt", "-f", "10", "taskset", "-c", cpu]
+    turns = kinds(binary, baseline)
+    turns = turns[rep % len(turns):] + turns[:rep % len(turns)]
     pings = []
-    for i in range(2 * n):
-        mode = ("plain", "forced") if rep % 2 == 0 else ("forced", "plain")
-        mode = mode[i % 2]
-        pre = forced if mode == "forced" else []
-        r = subprocess.run(["ip", "netns", "exec", lab.cns] + pre +
-                           [binary, f"{SERVER_IP}:{PORT}", "-n", "1", "-W", "2", "--json"],
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    for i in range(len(turns) * n):
+        key, exe, forced = turns[i % len(turns)]
+        held = host_timestamping_held(once=True)
+        time.sleep(0.02)  # the probe's own switch-off (deferred too)
+        cmd = ["ip", "netns", "exec", lab.cns, exe, f"{SERVER_IP}:{PORT}", "-n", "1", "-W",
+               "2", "--json"]
+        if forced:
+            cmd = [sys.executable, RACE, str(RACE_MS), cpu, "--"] + cmd
+        r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                            stdin=subprocess.DEVNULL, timeout=30)
         for line in r.stdout.splitlines():
             if line.startswith("{"):
                 o = json.loads(line)
                 if o.get("type") == "ping":
-                    o["mode"], o["process"], o["rep"] = mode, i, rep
+                    o["mode"], o["process"], o["rep"], o["held"] = key, i, rep, held
                     pings.append(o)
         # Let the process's closing sockets switch timestamping off again (deferred work)
         # before the next process starts, as separate checks of a monitoring system would.
@@ -257,10 +275,11 @@ def clocks(pings, field):
 
 def analyse(pings):
     out = {}
-    for mode in ("plain", "forced"):
+    for mode in [k for k in KIND_TITLES if any(p["mode"] == k for p in pings)]:
         ps = [p for p in pings if p["mode"] == mode]
         out[mode] = {
             "processes": len(ps),
+            "held_elsewhere": sum(1 for p in ps if p.get("held")),
             "replies": sum(1 for p in ps if p.get("status") == "reply"),
             "unmatched": sum(1 for p in ps if "wire_hs_us" not in p),
             "hs": errors(ps, "connect_ms", "wire_hs_us"),
@@ -288,6 +307,14 @@ def analyse(pings):
     return out
 
 
+KIND_TITLES = {
+    "plain": "plain: `tcpping-diag HOST:PORT -n 1 --json`",
+    "forced": f"forced race: the same under `scripts/bench/race.py {RACE_MS} LAST_CPU`",
+    "baseline-plain": "baseline binary (BENCH_TAIL_BASELINE), plain",
+    "baseline-forced": "baseline binary (BENCH_TAIL_BASELINE), forced race",
+}
+
+
 def fmt(v):
     return "–" if v is None else f"{v:.1f}"
 
@@ -299,22 +326,22 @@ def render_md(doc):
                   "the figures are not measurements and the goals are not judged.", ""]
     m = doc["machine"]
     lines += [f"- Command: `{doc['command']}` (as root, from the repository root)",
-              f"- Started: {doc['started']}; binary `{doc['binary']}`",
+              f"- Started: {doc['started']}; binary `{doc['binary']}`"
+              + (f", baseline `{doc['baseline']}`" if doc.get("baseline") else ""),
               f"- Machine: {m['nproc']} CPUs ({m['cpu']}), kernel {m['kernel']}, load "
               f"{' '.join(m['loadavg_start'])} at start",
-              f"- {doc['processes_per_mode']} processes per mode and repetition, "
-              f"{doc['repetitions']} repetitions, modes interleaved process by process; "
+              f"- {doc['processes_per_mode']} processes per kind and repetition, "
+              f"{doc['repetitions']} repetitions, kinds taking turns process by process; "
               "tcpdump (microsecond host timestamps) on the client's veth; every ping "
               "matched to the wire by its source port",
-              "- Another process held the host's timestamping on before each repetition: "
-              f"{doc['held_elsewhere']} (when true, the race this section looks for "
-              "cannot occur)", ""]
-    for mode, title in (("plain", "plain: `tcpping-diag HOST:PORT -n 1 --json`"),
-                        ("forced", "forced race: the same under `chrt -f 10 taskset -c "
-                                   "LAST_CPU`")):
-        a = doc["all"][mode]
-        lines += [f"## {title}", "",
-                  f"{a['processes']} processes, {a['replies']} replies; wire handshake "
+              "- Before every process, a probe (`host_timestamping_held`) looked whether "
+              "another process held the host's timestamping on: then that process cannot "
+              "meet the race; counts below", ""]
+    for mode, a in doc["all"].items():
+        lines += [f"## {KIND_TITLES[mode]}", "",
+                  f"{a['processes']} processes ({a['held_elsewhere']} started while another "
+                  f"process held the host's timestamping on: they cannot meet the race), "
+                  f"{a['replies']} replies; wire handshake "
                   f"median {fmt(a['wire_hs_median_us'])} µs; clocks: connect "
                   f"{a['connect_clock']}, rtt {a['rtt_clock']}", "",
                   "| reported − wire (µs) | n | median | median \\|e\\| | p99 \\|e\\| | "
@@ -339,12 +366,12 @@ def render_md(doc):
         lines += ["", "Largest handshake errors: " + "; ".join(
             f"port {w['port']}: {w['reported_us']} µs ({w['clock']}) vs wire "
             f"{w['wire_us']} µs, user {w['user_us']} µs" for w in a["worst_hs"]), ""]
-    lines += ["Per repetition (p99 |e| handshake / echo, plain and forced): " + "; ".join(
-        f"{fmt((r['plain']['hs'] or {}).get('p99_abs'))}/"
-        f"{fmt((r['plain']['echo'] or {}).get('p99_abs'))} and "
-        f"{fmt((r['forced']['hs'] or {}).get('p99_abs'))}/"
-        f"{fmt((r['forced']['echo'] or {}).get('p99_abs'))}"
-        for r in doc["per_repetition"]), ""]
+    lines += ["Per repetition, p99 |e| handshake / echo (µs):", ""]
+    for r in doc["per_repetition"]:
+        lines.append("- " + "; ".join(
+            f"{k} {fmt((a['hs'] or {}).get('p99_abs'))} / {fmt((a['echo'] or {}).get('p99_abs'))}"
+            for k, a in r.items()))
+    lines.append("")
     return "\n".join(lines) + "\n"
 
 
@@ -361,7 +388,9 @@ def machine():
 
 
 def run(smoke, binary, ns_prefix, argv):
-    """The section: returns the output folder."""
+    """The section: returns the output folder. BENCH_TAIL_BASELINE=BINARY adds the same
+    measurements of another build (e.g. an earlier commit), taking turns with this one."""
+    baseline = os.environ.get("BENCH_TAIL_BASELINE") or None
     n = 6 if smoke else int(os.environ.get("BENCH_TAIL_N", "100"))
     reps = 1 if smoke else int(os.environ.get("BENCH_REPS", "5"))
     started = datetime.datetime.now(datetime.timezone.utc)
@@ -372,36 +401,32 @@ def run(smoke, binary, ns_prefix, argv):
     else:
         out_dir = os.path.join(REPO, "bench", "runs",
                                started.strftime("%Y-%m-%dT%H%M") + "-fidelity-tail")
-    log(f"fidelity-tail: {n} fresh processes per mode x {reps} repetitions, "
+    log(f"fidelity-tail: {n} fresh processes per kind x {reps} repetitions, "
         f"tcpdump on the client's veth -> {os.path.relpath(out_dir, REPO)}")
     info = machine()
     tmp = tempfile.mkdtemp(prefix="tcpping-tail-")
     lab = Lab(ns_prefix)
-    pings, per_rep, held = [], [], []
+    pings, per_rep = [], []
     try:
         srv_log = os.path.join(tmp, "server.log")
         srv = lab.start(lab.sns, [binary, "serve", "--listen", f"{SERVER_IP}:{PORT}",
                                   "--loss", "0", "-q"], srv_log)
         wait_for_line(srv_log, "Server Started Listening", srv)
         for rep in range(reps):
-            held.append(host_timestamping_held())
-            got = one_repetition(lab, binary, tmp, n, rep)
+            got = one_repetition(lab, binary, baseline, tmp, n, rep)
             pings += got
             per_rep.append(analyse(got))
-            a = per_rep[-1]
-            log(f"  repetition {rep + 1}/{reps}: handshake p99 |e| plain "
-                f"{fmt((a['plain']['hs'] or {}).get('p99_abs'))} µs, forced "
-                f"{fmt((a['forced']['hs'] or {}).get('p99_abs'))} µs; echo p99 |e| plain "
-                f"{fmt((a['plain']['echo'] or {}).get('p99_abs'))} µs, forced "
-                f"{fmt((a['forced']['echo'] or {}).get('p99_abs'))} µs; timestamping "
-                f"held elsewhere: {held[-1]}")
+            log(f"  repetition {rep + 1}/{reps}, p99 |e| handshake / echo (µs): " + "; ".join(
+                f"{k} {fmt((a['hs'] or {}).get('p99_abs'))} / "
+                f"{fmt((a['echo'] or {}).get('p99_abs'))} (held elsewhere "
+                f"{a['held_elsewhere']}/{a['processes']})" for k, a in per_rep[-1].items()))
     finally:
         lab.close()
     doc = {"section": "fidelity-tail", "smoke": smoke,
            "command": "scripts/bench.sh " + " ".join(argv),
            "started": started.strftime("%Y-%m-%d %H:%M:%S UTC"), "binary": binary,
-           "machine": info, "processes_per_mode": n, "repetitions": reps,
-           "held_elsewhere": held, "all": analyse(pings), "per_repetition": per_rep}
+           "baseline": baseline, "machine": info, "processes_per_mode": n,
+           "repetitions": reps, "all": analyse(pings), "per_repetition": per_rep}
     info["loadavg_end"] = open("/proc/loadavg").read().split()[:3]
     os.makedirs(out_dir, exist_ok=True)
     with open(os.path.join(out_dir, "results.json"), "w") as f:
