@@ -59,9 +59,9 @@ pub fn hold_timestamping_on() -> Option<UdpSocket> {
 /// first ping.
 ///
 /// Asking is not enough: when no socket on the host had it on, the kernel switches it on
-/// from deferred work (`net_enable_timestamp` → `schedule_work`), a kernel worker on this
-/// CPU that runs when the scheduler lets it. A fresh process that pings at once can send
-/// and receive its packets before that: they carry no receive stamps (the echo falls back
+/// from deferred work (`net_enable_timestamp` → `schedule_work`), which runs once a kernel
+/// worker gets a CPU: tens of microseconds on an idle host, milliseconds on a busy one. A
+/// fresh process that pings at once can send and receive its packets before that: they carry no receive stamps (the echo falls back
 /// to user-space time, the packet socket's copies get the time of the read). So ask first
 /// (`request`), before everything else at start, and before the first ping wait until a
 /// datagram sent to ourselves comes back with a stamp of its own (`wait_in_effect`).

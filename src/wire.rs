@@ -15,8 +15,8 @@
 //! timestamping is switched on for the whole host, and switches it on from deferred work
 //! after the first socket asks; for a packet that passed before, it fills in the time of
 //! the read (`timing::stamp_before_read`). On a veth path the whole handshake happens
-//! inside `connect()`, so both copies are then read one after the other: a 55 µs
-//! handshake came out as 2–4 µs. Such a handshake is not timed here (the client falls back
+//! inside `connect()`, so both copies are then read one after the other: 30–65 µs
+//! handshakes came out as 2–4 µs. Such a handshake is not timed here (the client falls back
 //! to TCP_INFO's figure, and `connect_clock` says `kernel`).
 
 use std::io;
