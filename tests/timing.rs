@@ -5,9 +5,9 @@
 //! the capture by its source port.
 //!
 //! Linux switches software receive timestamping on for the whole host from deferred work,
-//! run by a kernel worker when one gets a CPU. A client that pings before that (one fresh
-//! process in 4 to 20 on this project's busy 2-CPU machine) saw its handshake reported as
-//! 2 µs for a 30–60 µs wire handshake, and its echo timed in user space. Half of the
+//! run by a kernel worker when one gets a CPU. A client that pings before that (between one
+//! fresh process in 2 and one in 20 on this busy 2-CPU machine) saw its handshake reported as
+//! 2 µs for a 30–390 µs wire handshake, and its echo timed in user space. Half of the
 //! processes here are made to meet that race every time: while they start, threads under
 //! SCHED_FIFO spin on every CPU for 50 ms, below the client's own real-time priority, so
 //! the workers (normal tasks) get no CPU even when the client sleeps. A client that waits
