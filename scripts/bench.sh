@@ -1,16 +1,25 @@
 #!/usr/bin/env bash
 # tcpping-diag benchmarks.
 #
-#   scripts/bench.sh [--smoke] [all|perf|fidelity|throughput|scale|client]...
+#   scripts/bench.sh [--smoke] [all|perf|fidelity|throughput|scale|client|fidelity-tail|syn]...
+#   scripts/bench.sh [--smoke] trace | multi      (sections of their own: run them alone)
 #
 #   (no argument) / all  every section: 3 server throughput, 4 scale (10,000 idle clients),
 #                        5 client cost (+ ICMP error flood), 1 timing fidelity vs the wire,
-#                        2 ICMP verdict latency
+#                        2 ICMP verdict latency, fidelity-tail, 6 SYN probes
 #   perf                 sections 3, 4, 5 (loopback, plus two namespaces for the flood)
-#   fidelity             sections 1 and 2 (namespaces, tcpdump)
+#   fidelity             sections 1 and 2 (namespaces, tcpdump), and fidelity-tail
+#   fidelity-tail        every ping a fresh process (-n 1), compared with tcpdump ping by ping
+#                        (by source port): median, p99, max error; writes its own folder,
+#                        bench/runs/<UTC date>T<time>-fidelity-tail/ (scripts/bench/fidelity_tail.py)
+#   syn                  section 6: --syn timing fidelity across a router next to hping3 -S and
+#                        nping --tcp, and the probe rate next to hping3 and connect pings
 #   trace                `tcpping-diag trace` next to traceroute -T, tcptraceroute, mtr, scamper
 #                        and dublin-traceroute in the trace lab: scripts/bench/trace.sh, results
 #                        in bench/runs/<date>-trace/ (a section of its own: run it alone)
+#   multi                many targets: 10,000 loopback targets with --syn next to fping (lag,
+#                        CPU, RSS, scrape time), connect target counts: scripts/bench/multi.py,
+#                        results in bench/runs/<date>-multi/ (a section of its own)
 #   --smoke              tiny durations and counts, one repetition (< 60 s; for CI): the same
 #                        code paths, figures are not measurements (the trace section's smoke
 #                        run too, into bench/smoke/trace/)

@@ -139,7 +139,8 @@ pub struct PingArgs {
     #[arg(short, long)]
     pub quiet: bool,
 
-    /// Also show ICMP errors that match none of our pings (other programs, spoofed, stale)
+    /// Also show ICMP errors that match none of our pings (other programs, spoofed, stale),
+    /// and say when kernel timestamps could not be confirmed on at start
     #[arg(short, long)]
     pub verbose: bool,
 

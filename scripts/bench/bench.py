@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Benchmark driver for tcpping-diag (run through scripts/bench.sh, as root).
 
-    bench.py [--smoke] [all|perf|fidelity|throughput|scale|client]...
+    bench.py [--smoke] [all|perf|fidelity|throughput|scale|client|fidelity-tail]...
 
 Sections (numbers as in the benchmark brief):
   3 throughput  server pings/s on loopback, connection-per-ping and persistent, at 1/16/64/256
@@ -11,7 +11,10 @@ Sections (numbers as in the benchmark brief):
   1 fidelity    reported handshake/echo times vs the wire (tcpdump) in a client+server
                 namespace pair, next to hping3, nping and the Python client
   2 fidelity    ICMP verdict latency: wire time of the ICMP error vs the reported verdict
-"perf" = 3, 4, 5; "fidelity" = 1, 2; "all" (default) = everything.
+  fidelity-tail every ping a fresh process, each compared with the wire by source port:
+                p99 and max error (fidelity_tail.py; writes its own dated folder,
+                bench/runs/<date>-fidelity-tail/)
+"perf" = 3, 4, 5; "fidelity" = 1, 2, fidelity-tail; "all" (default) = everything.
 
 Every figure is the median over R repeated runs (R=5, smoke 1) with its min-max; peers are
 measured in the same run, interleaved with tcpping-diag, and reported as ratios
@@ -1323,10 +1326,12 @@ def main():
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--smoke", action="store_true")
     ap.add_argument("what", nargs="*",
-                    help="all (default), perf, fidelity, throughput, scale, client, syn")
+                    help="all (default), perf, fidelity, throughput, scale, client, "
+                         "fidelity-tail, syn")
     a = ap.parse_args()
     what = set(a.what or ["all"])
-    bad = what - {"all", "perf", "fidelity", "throughput", "scale", "client", "syn"}
+    bad = what - {"all", "perf", "fidelity", "throughput", "scale", "client", "fidelity-tail",
+                  "syn"}
     if bad:
         ap.error(f"unknown section(s): {', '.join(sorted(bad))}")
     sections = set()
@@ -1371,9 +1376,14 @@ def main():
             bench_fidelity(res, cfg)
         if 6 in sections:
             bench_syn(res, cfg)
+        if what & {"all", "fidelity", "fidelity-tail"}:
+            # self-contained: its own namespaces and its own dated folder (fidelity_tail.py)
+            import fidelity_tail
+            fidelity_tail.run(a.smoke, BIN, NS_PREFIX, argv)
     finally:
         cleanup()
-    write_results(res, cfg, argv, started, sections, info)
+    if sections:
+        write_results(res, cfg, argv, started, sections, info)
     return 0
 
 

@@ -19,6 +19,7 @@ use crate::probe::wire::WireTap;
 use crate::probe::{PingResult, ProbeSpec, Prober};
 use crate::report::Recorder;
 use crate::stats::Stats;
+use crate::timing::{InEffect, RxStamping};
 
 /// Ask for the number of pings, as the original client did. An empty answer means "until
 /// interrupted", as ping without -c.
@@ -64,8 +65,11 @@ pub fn ping(mut cfg: ClientConfig) -> Result<i32, Error> {
     if cfg.count.is_none() && io::stdin().is_terminal() && cfg.output == Output::Human {
         cfg.count = prompt_count()?;
     }
+    // Kernel receive timestamps before anything else: the kernel switches them on for the
+    // host from deferred work, which has until the first ping to run (`stamps_on`).
+    let stamping = RxStamping::request();
     if cfg.mode == Mode::Syn {
-        return ping_syn(&cfg);
+        return ping_syn(&cfg, stamping);
     }
     // Raw sockets first, then drop every privilege before anything else happens.
     let raw = if cfg.icmp {
@@ -121,12 +125,13 @@ pub fn ping(mut cfg: ClientConfig) -> Result<i32, Error> {
     .with_wire_tap(wire)
     .with_spin(cfg.interval.is_zero())
     .with_source(cfg.target.ip(), src);
+    stamps_on(stamping.as_ref(), cfg.verbose);
     schedule(&cfg, src, &mut prober, &stop)
 }
 
 /// `--syn`: the sockets first (they need CAP_NET_RAW: without it, one line and exit 2,
 /// nothing sent), then every privilege dropped, then the probes.
-fn ping_syn(cfg: &ClientConfig) -> Result<i32, Error> {
+fn ping_syn(cfg: &ClientConfig, stamping: Option<RxStamping>) -> Result<i32, Error> {
     let v6 = cfg.target.is_ipv6();
     let sockets = SynSockets::open(!v6, v6, Some(cfg.target.port())).map_err(|e| {
         if e.kind() == io::ErrorKind::PermissionDenied {
@@ -143,7 +148,6 @@ fn ping_syn(cfg: &ClientConfig) -> Result<i32, Error> {
     let waker = Arc::new(Waker::new().map_err(|e| Error::io("create wake-up channel", e))?);
     let stop = Arc::new(AtomicBool::new(false));
     super::on_signals(&stop, &waker)?;
-    let _timestamping = crate::timing::hold_timestamping_on();
     let mut prober = SynProber::new(
         sockets,
         cfg.flow,
@@ -155,7 +159,29 @@ fn ping_syn(cfg: &ClientConfig) -> Result<i32, Error> {
     )
     .map_err(|e| Error::io("reserve source ports for --syn", e))?
     .with_spin(cfg.interval.is_zero());
+    stamps_on(stamping.as_ref(), cfg.verbose);
     schedule(cfg, Some(src), &mut prober, &stop)
+}
+
+/// How long a run waits at start for the kernel to stamp received packets.
+const STAMPS_ON_WITHIN: Duration = Duration::from_millis(100);
+
+/// Before the first probe: wait until the kernel stamps arriving packets (see
+/// `timing::RxStamping`), at most `STAMPS_ON_WITHIN`; with -v, say when that could not be
+/// confirmed. (Probes whose packets pass earlier fall back to the next clock.)
+pub fn stamps_on(stamping: Option<&RxStamping>, verbose: bool) {
+    let Some(on) = stamping else {
+        return;
+    };
+    if let InEffect::Unconfirmed(why) = on.wait_in_effect(STAMPS_ON_WITHIN) {
+        if verbose {
+            eprintln!(
+                "tcpping-diag: kernel receive timestamps not confirmed on ({why}): probes \
+                 whose packets pass before they are on are timed by the next clock \
+                 (connect_clock / rtt_clock say which)"
+            );
+        }
+    }
 }
 
 /// Send the probes at the configured interval (the next one when the prober is ready for

@@ -15,7 +15,8 @@ use std::time::Duration;
 /// headers), the quoted TCP header and RFC 4884 extensions after a 128-byte quote (MPLS
 /// labels, interface names) fits.
 pub const SNAP: u32 = 512;
-const PACKET_OUTGOING: u8 = 4;
+/// `sll_pkttype` of a packet leaving this host.
+pub const PACKET_OUTGOING: u8 = 4;
 const SO_TIMESTAMPNS: libc::c_int = 35;
 
 /// A tiny classic-BPF assembler with labels, so that jump offsets are computed, not counted.
@@ -195,7 +196,7 @@ pub struct Received {
     pub len: usize,
     /// Leaving this host (else arriving, or looped back).
     pub outgoing: bool,
-    /// The kernel's timestamp, since the Unix epoch.
+    /// The kernel's timestamp, since the Unix epoch (None: the packet has none of its own).
     pub at: Option<Duration>,
 }
 
@@ -293,6 +294,7 @@ impl PacketSocket {
         // SAFETY: zeroed sockaddr_ll is valid; recvmsg fills it.
         let mut from: libc::sockaddr_ll = unsafe { mem::zeroed() };
         let mut at = None;
+        let read_at = crate::timing::realtime_now();
         let len = crate::net::recvmsg_named(
             self.fd(),
             buf,
@@ -308,7 +310,9 @@ impl PacketSocket {
         Ok(Received {
             len,
             outgoing: from.sll_pkttype == PACKET_OUTGOING,
-            at,
+            // A stamp not earlier than the read was filled in by the read: the packet
+            // passed before the host's timestamping was on (`timing::stamp_before_read`).
+            at: crate::timing::stamp_before_read(at, read_at),
         })
     }
 }

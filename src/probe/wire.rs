@@ -9,45 +9,24 @@
 //! The same SYN carries our initial sequence number. A [`Handshake`] gathers what the
 //! socket saw of one connection over several reads: the ISN right after `connect()` (the
 //! outgoing SYN's copy is queued before the call returns), the timing once it completes.
+//!
+//! A stamp is the packet's only when it is earlier than the clock read just before the
+//! `recvmsg` that returned it. Linux stamps packets only while software receive
+//! timestamping is switched on for the whole host, and switches it on from deferred work
+//! after the first socket asks; for a packet that passed before, it fills in the time of
+//! the read (`timing::stamp_before_read`). On a veth path the whole handshake happens
+//! inside `connect()`, so both copies are then read one after the other: 30–65 µs
+//! handshakes came out as 2–4 µs. Such a handshake is not timed here (the client falls back
+//! to TCP_INFO's figure, and `connect_clock` says `kernel`).
 
 use std::io;
-use std::mem;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::RawFd;
 use std::time::Duration;
 
-// Classic BPF opcodes (linux/bpf_common.h).
-const LD: u16 = 0x00;
-const LDX: u16 = 0x01;
-const ALU: u16 = 0x04;
-const JMP: u16 = 0x05;
-const RET: u16 = 0x06;
-const H: u16 = 0x08;
-const B: u16 = 0x10;
-const ABS: u16 = 0x20;
-const IND: u16 = 0x40;
-const MSH: u16 = 0xa0;
-const JEQ: u16 = 0x10;
-const JSET: u16 = 0x40;
-const AND: u16 = 0x50;
-const W: u16 = 0x00;
-const ST: u16 = 0x02;
-const MISC: u16 = 0x07;
-const MEM: u16 = 0x60;
-const JA: u16 = 0x00;
-const TAX: u16 = 0x00;
-const TXA: u16 = 0x80;
-/// Ancillary load of the packet type (SKF_AD_OFF + SKF_AD_PKTTYPE, linux/filter.h).
-const SKF_AD_PKTTYPE: u32 = (-0x1000i32 + 4) as u32;
+use super::packet::{PacketSocket, PACKET_OUTGOING};
 
 /// Bytes of each packet kept: the IP and TCP headers are enough.
 const SNAP: u32 = 128;
-const PACKET_OUTGOING: u8 = 4;
-const PACKET_OUTGOING_K: u32 = PACKET_OUTGOING as u32;
-const SO_TIMESTAMPNS: libc::c_int = 35;
-
-fn ins(code: u16, jt: u8, jf: u8, k: u32) -> libc::sock_filter {
-    libc::sock_filter { code, jt, jf, k }
-}
 
 /// The filter: IPv4 or IPv6 (no extension headers) TCP with SYN set, leaving for `port` or
 /// arriving from it. The direction matters on loopback, where every packet passes twice
@@ -55,45 +34,53 @@ fn ins(code: u16, jt: u8, jf: u8, k: u32) -> libc::sock_filter {
 /// dropped in the kernel, so each handshake costs two packets here instead of four.
 /// Packets start at the IP header (SOCK_DGRAM packet socket).
 pub fn syn_filter(port: u16) -> Vec<libc::sock_filter> {
+    use super::packet::bpf::Op::*;
+    use super::packet::bpf::*;
     let p = u32::from(port);
-    const V6: usize = 14;
-    const PORTS: usize = 21;
-    const ACCEPT: usize = 28;
-    const DROP: usize = 29;
-    // Relative jump from instruction `at` to `to`.
-    let j = |at: usize, to: usize| (to - at - 1) as u8;
-    vec![
-        ins(LD | W | ABS, 0, 0, SKF_AD_PKTTYPE), // 0: A = packet type
-        ins(ST, 0, 0, 0),                        // 1: M[0] = packet type
-        ins(LD | B | ABS, 0, 0, 0),              // 2: version/IHL
-        ins(ALU | AND, 0, 0, 0xf0),              // 3
-        ins(JMP | JEQ, 0, j(4, V6), 0x40),       // 4: IPv4?
-        ins(LD | B | ABS, 0, 0, 9),              // 5: protocol
-        ins(JMP | JEQ, 0, j(6, DROP), 6),        // 6: TCP?
-        ins(LDX | B | MSH, 0, 0, 0),             // 7: X = IP header length
-        ins(LD | B | IND, 0, 0, 13),             // 8: TCP flags
-        ins(JMP | JSET, 0, j(9, DROP), 0x02),    // 9: SYN?
-        ins(LD | H | IND, 0, 0, 0),              // 10: source port
-        ins(ST, 0, 0, 1),                        // 11: M[1] = source port
-        ins(LD | H | IND, 0, 0, 2),              // 12: A = destination port
-        ins(JMP | JA, 0, 0, u32::from(j(13, PORTS))), // 13
-        ins(LD | B | ABS, 0, 0, 6),              // 14: IPv6 next header
-        ins(JMP | JEQ, 0, j(15, DROP), 6),       // 15: TCP?
-        ins(LD | B | ABS, 0, 0, 40 + 13),        // 16: TCP flags
-        ins(JMP | JSET, 0, j(17, DROP), 0x02),   // 17: SYN?
-        ins(LD | H | ABS, 0, 0, 40),             // 18: source port
-        ins(ST, 0, 0, 1),                        // 19: M[1] = source port
-        ins(LD | H | ABS, 0, 0, 42),             // 20: A = destination port
-        ins(MISC | TAX, 0, 0, 0),                // 21: X = destination port
-        ins(LD | MEM, 0, 0, 0),                  // 22: A = packet type
-        ins(JMP | JEQ, 0, j(23, 26), PACKET_OUTGOING_K), // 23: leaving?
-        ins(MISC | TXA, 0, 0, 0),                // 24: A = destination port
-        ins(JMP | JEQ, j(25, ACCEPT), j(25, DROP), p), // 25: to the target
-        ins(LD | MEM, 0, 0, 1),                  // 26: A = source port
-        ins(JMP | JEQ, j(27, ACCEPT), j(27, DROP), p), // 27: from the target
-        ins(RET, 0, 0, SNAP),                    // 28: accept
-        ins(RET, 0, 0, 0),                       // 29: drop
-    ]
+    assemble(&[
+        I(LD | W | ABS, SKF_AD_PKTTYPE),
+        I(ST, 0), // M[0] = packet type
+        I(LD | B | ABS, 0),
+        I(ALU | AND, 0xf0),
+        Jeq(0x40, "v4", "v6"),
+        L("v4"),
+        I(LD | B | ABS, 9),
+        Jeq(6, "v4tcp", "drop"),
+        L("v4tcp"),
+        I(LDX | B | MSH, 0), // X = IP header length
+        I(LD | B | IND, 13),
+        Jset(0x02, "v4ports", "drop"), // SYN
+        L("v4ports"),
+        I(LD | H | IND, 0),
+        I(ST, 1), // M[1] = source port
+        I(LD | H | IND, 2),
+        I(ST, 2), // M[2] = destination port
+        Ja("direction"),
+        L("v6"),
+        I(LD | B | ABS, 6),
+        Jeq(6, "v6tcp", "drop"),
+        L("v6tcp"),
+        I(LD | B | ABS, 40 + 13),
+        Jset(0x02, "v6ports", "drop"), // SYN
+        L("v6ports"),
+        I(LD | H | ABS, 40),
+        I(ST, 1),
+        I(LD | H | ABS, 42),
+        I(ST, 2),
+        L("direction"),
+        I(LD | MEM, 0),
+        Jeq(u32::from(PACKET_OUTGOING), "out", "in"),
+        L("out"),
+        I(LD | MEM, 2),
+        Jeq(p, "accept", "drop"), // leaving, to the target
+        L("in"),
+        I(LD | MEM, 1),
+        Jeq(p, "accept", "drop"), // arriving, from the target
+        L("accept"),
+        I(RET, SNAP),
+        L("drop"),
+        I(RET, 0),
+    ])
 }
 
 /// A SYN or SYN-ACK seen by the packet socket.
@@ -105,8 +92,9 @@ pub struct Syn {
     pub outgoing: bool,
     /// The segment's sequence number: for our outgoing SYN, our ISN.
     pub seq: u32,
-    /// Kernel timestamp, since the Unix epoch.
-    pub at: Duration,
+    /// Kernel timestamp, since the Unix epoch; None when the packet has none of its own
+    /// (it passed before the host's timestamping was on).
+    pub at: Option<Duration>,
 }
 
 /// The TCP header fields of a segment that `parse_syn` reads.
@@ -142,14 +130,15 @@ pub fn parse_syn(pkt: &[u8]) -> Option<SynHeader> {
 pub struct Handshake {
     port: u16,
     /// Our first SYN out, and how many left (a retransmission makes the timing ambiguous).
-    first_syn: Option<Duration>,
+    /// Outer None: not seen; inner None: seen without a timestamp of its own.
+    first_syn: Option<Option<Duration>>,
     syns: u32,
     /// The SYNs' sequence number; None after SYNs that disagree (a stale connection that
     /// had the same port): then no ISN is trusted.
     isn: Option<u32>,
     isn_conflict: bool,
-    /// The first SYN-ACK in.
-    first_synack: Option<Duration>,
+    /// The first SYN-ACK in (as `first_syn`).
+    first_synack: Option<Option<Duration>>,
 }
 
 impl Handshake {
@@ -192,11 +181,11 @@ impl Handshake {
         self.isn
     }
 
-    /// First SYN out to first SYN-ACK in. None when either was not seen (or SYNs were
-    /// retransmitted).
+    /// First SYN out to first SYN-ACK in. None when either was not seen or has no
+    /// timestamp of its own, or when SYNs were retransmitted.
     pub fn time(&self) -> Option<Duration> {
         match (self.first_syn, self.first_synack) {
-            (Some(a), Some(b)) if self.syns == 1 && b >= a => Some(b - a),
+            (Some(Some(a)), Some(Some(b))) if self.syns == 1 && b >= a => Some(b - a),
             _ => None,
         }
     }
@@ -204,79 +193,38 @@ impl Handshake {
 
 /// The packet socket.
 pub struct WireTap {
-    fd: OwnedFd,
+    sock: PacketSocket,
 }
 
 impl WireTap {
     /// Open a packet socket for SYNs from or to `port` (needs CAP_NET_RAW).
     pub fn open(port: u16) -> io::Result<WireTap> {
-        let proto = (libc::ETH_P_ALL as u16).to_be() as libc::c_int;
-        // SAFETY: plain socket(2) call; the descriptor is owned at once.
-        let raw = unsafe {
-            libc::socket(
-                libc::AF_PACKET,
-                libc::SOCK_DGRAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-                proto,
-            )
-        };
-        if raw < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: raw is a fresh descriptor nobody else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        let mut prog = syn_filter(port);
-        let fprog = libc::sock_fprog {
-            len: prog.len() as u16,
-            filter: prog.as_mut_ptr(),
-        };
-        // SAFETY: fprog points to `prog`, alive for the call.
-        let rc = unsafe {
-            libc::setsockopt(
-                raw,
-                libc::SOL_SOCKET,
-                libc::SO_ATTACH_FILTER,
-                &fprog as *const libc::sock_fprog as *const libc::c_void,
-                mem::size_of::<libc::sock_fprog>() as libc::socklen_t,
-            )
-        };
-        if rc != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        crate::net::setsockopt_int(raw, libc::SOL_SOCKET, SO_TIMESTAMPNS, 1)?;
-        let tap = WireTap { fd };
-        // Packets that passed before the filter was attached are not ours to judge.
-        tap.drain(|_| true);
-        Ok(tap)
+        Ok(WireTap {
+            sock: PacketSocket::open(&syn_filter(port))?,
+        })
     }
 
     pub fn fd(&self) -> RawFd {
-        self.fd.as_raw_fd()
+        self.sock.fd()
     }
 
     /// Read the waiting packets, calling `f` for each SYN, until the queue is empty or `f`
     /// returns false.
     pub fn drain(&self, mut f: impl FnMut(Syn) -> bool) {
         let mut buf = [0u8; SNAP as usize];
-        loop {
-            // SAFETY: zeroed sockaddr_ll is valid; recvmsg fills it.
-            let mut from: libc::sockaddr_ll = unsafe { mem::zeroed() };
-            let mut at = None;
-            let got = recv_from_ll(self.fd(), &mut buf, &mut from, |level, kind, bytes| {
-                if level == libc::SOL_SOCKET && kind == SO_TIMESTAMPNS {
-                    at = crate::timing::parse_scm_timestamping(bytes);
-                }
-            });
-            let Ok(n) = got else { return };
-            let (Some(h), Some(at)) = (parse_syn(&buf[..n]), at) else {
+        // (The packet socket keeps a stamp only when it is earlier than the read: see
+        // `timing::stamp_before_read`.)
+        while let Ok(got) = self.sock.recv(&mut buf) {
+            let Some(h) = parse_syn(&buf[..got.len]) else {
                 continue;
             };
             let more = f(Syn {
                 src_port: h.src_port,
                 dst_port: h.dst_port,
                 ack: h.flags & 0x10 != 0,
-                outgoing: from.sll_pkttype == PACKET_OUTGOING,
+                outgoing: got.outgoing,
                 seq: h.seq,
-                at,
+                at: got.at,
             });
             if !more {
                 return;
@@ -300,74 +248,11 @@ impl WireTap {
     }
 }
 
-/// recvmsg with the sender's link-layer address and control messages.
-fn recv_from_ll(
-    fd: RawFd,
-    data: &mut [u8],
-    from: &mut libc::sockaddr_ll,
-    on_cmsg: impl FnMut(libc::c_int, libc::c_int, &[u8]),
-) -> io::Result<usize> {
-    crate::net::recvmsg_named(
-        fd,
-        data,
-        from as *mut libc::sockaddr_ll as *mut libc::c_void,
-        mem::size_of::<libc::sockaddr_ll>(),
-        libc::MSG_DONTWAIT,
-        on_cmsg,
-    )
-}
-
 #[cfg(test)]
 mod tests {
+    use super::super::packet::bpf::{JA, JMP, RET};
+    use super::super::packet::run_filter;
     use super::*;
-
-    /// Run a classic BPF program (the instructions `syn_filter` uses) over `pkt`, as the
-    /// kernel would for a packet of type `pkttype`; returns the bytes to keep (0: drop).
-    fn run_filter(prog: &[libc::sock_filter], pkt: &[u8], pkttype: u8) -> u32 {
-        let load = |at: u32, n: usize| -> Option<u32> {
-            let b = pkt.get(at as usize..at as usize + n)?;
-            Some(b.iter().fold(0u32, |v, &x| (v << 8) | u32::from(x)))
-        };
-        let (mut a, mut x, mut m, mut pc) = (0u32, 0u32, [0u32; 16], 0usize);
-        loop {
-            let i = prog[pc];
-            pc += 1;
-            let k = i.k;
-            match i.code {
-                c if c == LD | W | ABS && k == SKF_AD_PKTTYPE => a = u32::from(pkttype),
-                c if c == LD | B | ABS => match load(k, 1) {
-                    Some(v) => a = v,
-                    None => return 0,
-                },
-                c if c == LD | H | ABS => match load(k, 2) {
-                    Some(v) => a = v,
-                    None => return 0,
-                },
-                c if c == LD | B | IND => match load(x + k, 1) {
-                    Some(v) => a = v,
-                    None => return 0,
-                },
-                c if c == LD | H | IND => match load(x + k, 2) {
-                    Some(v) => a = v,
-                    None => return 0,
-                },
-                c if c == LDX | B | MSH => match load(k, 1) {
-                    Some(v) => x = (v & 0x0f) * 4,
-                    None => return 0,
-                },
-                c if c == ST => m[k as usize] = a,
-                c if c == LD | MEM => a = m[k as usize],
-                c if c == ALU | AND => a &= k,
-                c if c == MISC | TAX => x = a,
-                c if c == MISC | TXA => a = x,
-                c if c == JMP | JA => pc += k as usize,
-                c if c == JMP | JEQ => pc += usize::from(if a == k { i.jt } else { i.jf }),
-                c if c == JMP | JSET => pc += usize::from(if a & k != 0 { i.jt } else { i.jf }),
-                c if c == RET => return k,
-                c => panic!("instruction {c:#x} at {} not handled", pc - 1),
-            }
-        }
-    }
 
     /// A SYN-ACK answering `syn` (ports swapped, ACK set), for the filter.
     fn answer(syn: &[u8], v6: bool) -> Vec<u8> {
@@ -501,7 +386,7 @@ mod tests {
             ack,
             outgoing,
             seq,
-            at: Duration::from_millis(ms),
+            at: Some(Duration::from_millis(ms)),
         }
     }
 
@@ -535,6 +420,28 @@ mod tests {
         assert!(!hs.complete(), "another connection's SYN-ACK");
         hs.observe(&syn(80, 40000, true, false, 9, 3));
         assert!(hs.complete());
+    }
+
+    #[test]
+    fn a_packet_without_a_timestamp_of_its_own_leaves_the_handshake_untimed() {
+        // As a fresh client saw it before the host's timestamping was on: both copies
+        // read one after the other once connect() returned, their stamps filled in at the
+        // reads (rejected by `stamp_before_read`), 1.5 µs apart for a 55 µs handshake.
+        for (syn_at, synack_at) in [(None, None), (Some(1), None), (None, Some(2))] {
+            let mut hs = Handshake::new(40000);
+            let mut s = syn(40000, 12001, false, true, 0xfeed_f00d, 0);
+            s.at = syn_at.map(Duration::from_millis);
+            hs.observe(&s);
+            let mut a = syn(12001, 40000, true, false, 77, 0);
+            a.at = synack_at.map(Duration::from_millis);
+            hs.observe(&a);
+            assert!(hs.complete(), "both seen: nothing more to read");
+            assert_eq!(hs.isn(), Some(0xfeed_f00d), "the ISN does not need a stamp");
+            assert_eq!(hs.time(), None, "{syn_at:?} {synack_at:?}");
+            // A later stamped copy (a repeated SYN-ACK) does not time it either.
+            hs.observe(&syn(12001, 40000, true, false, 77, 5));
+            assert_eq!(hs.time(), None);
+        }
     }
 
     #[test]

@@ -614,6 +614,8 @@ fn open_prober(
 /// `tcpping-diag A:P B:P …` / `-f FILE` / `--metrics ADDR:PORT`: returns the exit status (0
 /// when any target answered, 1 when none did).
 pub fn run(args: PingArgs) -> Result<i32, Error> {
+    // Kernel receive timestamps first (see `ping::stamps_on`).
+    let stamping = crate::timing::RxStamping::request();
     let cfg = Config::from_args(args)?;
     let lines = cfg.read_targets()?;
     if lines.is_empty() && cfg.file.is_none() {
@@ -683,7 +685,7 @@ pub fn run(args: PingArgs) -> Result<i32, Error> {
         signal_hook::low_level::pipe::register(SIGHUP, tx)
             .map_err(|e| Error::io("install signal handler", e))?;
     }
-    let _timestamping = crate::timing::hold_timestamping_on();
+    super::ping::stamps_on(stamping.as_ref(), cfg.template.verbose);
     let metrics = http.is_some().then(|| Arc::new(Metrics::new()));
     let server = match (http, &metrics) {
         (Some(h), Some(m)) => Some(
