@@ -8,9 +8,10 @@
 # Real runs in a network-namespace lab of its own (scripts/lab.sh up, and down with its ID at
 # the end): the client pings through the router while this script switches faults on and off
 # there (REJECT with ICMP admin-prohibited, DROP, REJECT host-unreachable), against a server
-# that loses 3 % of pings; then `tcpping-diag report` draws the NDJSON. trace.svg is drawn from
-# tests/fixtures/trace-path-ends.ndjson (the trace's draft event schema: there is no trace
-# command yet). Must run as root; traffic stays inside the lab's namespaces.
+# that loses 3 % of pings; then `tcpping-diag report` draws the NDJSON. many.svg is one run of
+# the many-targets mode; trace.svg a `tcpping-diag trace --cycles 20` along the trace lab's
+# long path (client, r1, r2, r3, server) to a port r2 rejects. Must run as root; traffic
+# stays inside the lab's namespaces.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" -eq 0 ] || { echo "doc-pictures.sh: must run as root (network namespaces, iptables)" >&2; exit 2; }
@@ -32,7 +33,7 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-ID=$(scripts/lab.sh up 2>"$WORK/lab.log" | sed -n 's/^lab \(tpd-[0-9a-f]*\) is up.*/\1/p')
+ID=$(TRACE_LAB=1 scripts/lab.sh up 2>"$WORK/lab.log" | sed -n 's/^lab \(tpd-[0-9a-f]*\) is up.*/\1/p')
 [ -n "$ID" ] || { cat "$WORK/lab.log" >&2; echo "doc-pictures.sh: the lab did not come up" >&2; exit 1; }
 CLI=$ID-cli RTR=$ID-rtr SRV=$ID-srv
 SRV_ADDR=10.77.2.2 PORT=12003
@@ -67,16 +68,12 @@ client "$SRV_ADDR:$PORT" -n 20000 -i 0.002 -W 0.3 >"$WORK/long.ndjson" || true
 wait "$FAULTS"
 "$BIN" report "$WORK/long.ndjson" -o "$OUT/long.svg"
 
-echo "many.svg: seven targets at once, each behind another fault of the lab"
-i=0
-PIDS=()
-for t in 10.77.2.2:12001 "$SRV_ADDR:$PORT" 10.77.2.2:12005 10.77.2.2:12007 10.77.2.2:12016 10.77.2.2:12999 10.77.2.11:12001; do
-    client "$t" -n 150 -i 0.05 -W 0.3 >"$WORK/many-$i.ndjson" &
-    PIDS+=($!)
-    i=$((i + 1))
-done
-wait "${PIDS[@]}" || true
-"$BIN" report "$WORK"/many-*.ndjson -o "$OUT/many.svg"
+echo "many.svg: seven targets at once (the many-targets mode), each behind another fault of the lab"
+client 10.77.2.2:12001 "$SRV_ADDR:$PORT" 10.77.2.2:12005 10.77.2.2:12007 10.77.2.2:12016 \
+    10.77.2.2:12999 10.77.2.11:12001 -n 150 -i 0.05 -W 0.3 >"$WORK/many.ndjson" || true
+"$BIN" report "$WORK/many.ndjson" -o "$OUT/many.svg"
 
-echo "trace.svg: the draft trace events of tests/fixtures/trace-path-ends.ndjson"
-"$BIN" report tests/fixtures/trace-path-ends.ndjson -o "$OUT/trace.svg"
+echo "trace.svg: 20 cycles along the trace lab's long path to a port r2 rejects"
+ip netns exec "$ID-t-cli" "$BIN" trace 10.78.4.2:12007 --cycles 20 -i 0.1 --json </dev/null \
+    >"$WORK/trace.ndjson" || true
+"$BIN" report "$WORK/trace.ndjson" -o "$OUT/trace.svg"
