@@ -21,9 +21,9 @@ for pair in prometheus-blackbox-exporter:prometheus-blackbox-exporter curl:curl 
     command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
 done
 if [ ${#need[@]} -gt 0 ]; then
-    echo "installing ${need[*]}" >&2
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq && apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+    # shellcheck source=scripts/common.sh
+    SCRIPT="blackbox-compare.sh" . "$REPO/scripts/common.sh"
+    SCRIPT="blackbox-compare.sh" apt_install "${need[@]}" || exit 2
 fi
 [ -x "$BIN" ] || cargo build --release --quiet
 

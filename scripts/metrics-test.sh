@@ -7,7 +7,7 @@
 # code and router, RTT sample counts, last-probe success. Ends with a smoke run of
 # `scripts/bench.sh multi`.
 #
-#   sudo scripts/metrics-test.sh
+#   scripts/metrics-test.sh            (as root)
 #
 # Root only (namespaces, raw sockets). Installs prometheus, curl, jq and the lab's tools
 # with apt-get when missing. Builds target/release/tcpping-diag when missing (or uses
@@ -16,6 +16,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$(pwd)
+SCRIPT=metrics-test.sh
+# shellcheck source=scripts/common.sh
+. scripts/common.sh
 BIN="${TCPPING_BIN:-$REPO/target/release/tcpping-diag}"
 
 say() { printf '%s\n' "$*"; }
@@ -27,9 +30,7 @@ for pair in prometheus:prometheus curl:curl jq:jq ip:iproute2 iptables:iptables;
     command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
 done
 if [ ${#need[@]} -gt 0 ]; then
-    say "installing ${need[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq && apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+    apt_install "${need[@]}" || die "could not install ${need[*]}"
 fi
 if [ ! -x "$BIN" ]; then
     [ -z "${TCPPING_BIN:-}" ] || die "TCPPING_BIN=$TCPPING_BIN is not executable"

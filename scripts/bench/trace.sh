@@ -35,9 +35,9 @@ for pair in ip:iproute2 iptables:iptables tcpdump:tcpdump python3:python3 jq:jq 
     command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
 done
 if [ ${#need[@]} -gt 0 ]; then
-    echo "bench trace: installing ${need[*]}" >&2
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq </dev/null && apt-get install -y -qq "${need[@]}" </dev/null >/dev/null
+    # shellcheck source=scripts/common.sh
+    SCRIPT="bench.sh trace" . "$REPO/scripts/common.sh"
+    SCRIPT="bench.sh trace" apt_install "${need[@]}" || exit 2
 fi
 
 if [ -z "${TCPPING_BIN:-}" ]; then
