@@ -12,8 +12,7 @@
 //! its echo, then (when the kernel's error queue reported an ICMP error first) waiting a
 //! moment for the raw socket's copy of it.
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::{AsRawFd, RawFd};
@@ -159,7 +158,13 @@ pub struct ConnectProber {
     /// Local port -> ping, for the packet socket's SYNs and the listener's attributions.
     by_port: HashMap<u16, Token>,
     next_token: usize,
-    deadlines: BinaryHeap<Reverse<(Instant, Token)>>,
+    /// Pings' deadlines in the order they were set: the timeout is the same for all, so
+    /// this is their order in time too. A concluded ping's entry is taken out when it is
+    /// the newest (one ping at a time: the queue stays empty between pings), else skipped
+    /// when it comes up: the queue holds at most the pings of one timeout.
+    deadlines: VecDeque<(Instant, Token)>,
+    /// Deadlines of the pings awaiting the raw copy of an error (`Stage::AwaitRaw`): few.
+    graces: Vec<(Instant, Token)>,
     /// Persistent connections between their pings, per target, still registered in the
     /// event loop under their token (no system call to take them out and back in).
     idle: HashMap<SocketAddr, (Conn, Token)>,
@@ -199,7 +204,8 @@ impl ConnectProber {
             flights: HashMap::new(),
             by_port: HashMap::new(),
             next_token: 1,
-            deadlines: BinaryHeap::new(),
+            deadlines: VecDeque::new(),
+            graces: Vec::new(),
             idle: HashMap::new(),
             sources: HashMap::new(),
             early: Vec::new(),
@@ -356,7 +362,7 @@ impl ConnectProber {
                     hs: None,
                 },
             };
-            self.deadlines.push(Reverse((f.deadline, tok)));
+            self.deadlines.push_back((f.deadline, tok));
             self.by_port.insert(f.conn.local.port(), tok);
             self.flights.insert(tok, f);
             self.start_echo(tok);
@@ -410,7 +416,7 @@ impl ConnectProber {
     /// Register a ping in the event loop (writable while connecting, readable after).
     fn install(&mut self, tok: Token, f: Flight) {
         let fd = f.conn.sock.as_raw_fd();
-        self.deadlines.push(Reverse((f.deadline, tok)));
+        self.deadlines.push_back((f.deadline, tok));
         self.by_port.insert(f.conn.local.port(), tok);
         self.flights.insert(tok, f);
         if let Err(e) = self.poll.registry().register(
@@ -647,7 +653,7 @@ impl ConnectProber {
                 if let Some(f) = self.flights.get_mut(&tok) {
                     let until = Instant::now() + RAW_GRACE;
                     f.stage = Stage::AwaitRaw { report, until };
-                    self.deadlines.push(Reverse((until, tok)));
+                    self.graces.push((until, tok));
                 }
             }
         }
@@ -659,6 +665,9 @@ impl ConnectProber {
         let Some(mut f) = self.flights.remove(&tok) else {
             return;
         };
+        if self.deadlines.back() == Some(&(f.deadline, tok)) {
+            self.deadlines.pop_back();
+        }
         let port = f.conn.local.port();
         self.by_port.remove(&port);
         self.registry.unregister(port);
@@ -728,28 +737,57 @@ impl ConnectProber {
 
     /// Conclude the pings whose deadline passed.
     fn expire(&mut self, now: Instant) {
-        while let Some(&Reverse((at, tok))) = self.deadlines.peek() {
+        while let Some(&(at, tok)) = self.deadlines.front() {
             if at > now {
                 break;
             }
-            self.deadlines.pop();
-            let Some(f) = self.flights.get_mut(&tok) else {
+            self.deadlines.pop_front();
+            let Some(f) = self.flights.get(&tok) else {
                 continue;
             };
-            match &f.stage {
-                Stage::AwaitRaw { report, until } if *until <= now => {
+            // A persistent connection's token comes back with its next ping's deadline;
+            // a ping waiting for the raw copy of its error is ended by its grace instead.
+            if f.deadline == at && !matches!(f.stage, Stage::AwaitRaw { .. }) {
+                self.conclude(tok, Status::Timeout);
+            }
+        }
+        let mut i = 0;
+        while i < self.graces.len() {
+            let (until, tok) = self.graces[i];
+            if until > now {
+                i += 1;
+                continue;
+            }
+            self.graces.swap_remove(i);
+            if let Some(Flight {
+                stage: Stage::AwaitRaw { report, until: u },
+                ..
+            }) = self.flights.get(&tok)
+            {
+                if *u == until {
                     let st = Status::Icmp(report.clone());
                     self.conclude(tok, st);
                 }
-                Stage::AwaitRaw { .. } => {}
-                _ if f.deadline <= now => self.conclude(tok, Status::Timeout),
-                _ => {}
             }
         }
     }
 
-    fn next_deadline(&self) -> Option<Instant> {
-        self.deadlines.peek().map(|Reverse((at, _))| *at)
+    fn next_deadline(&mut self) -> Option<Instant> {
+        // Entries of pings already concluded are dropped here rather than waited for.
+        while let Some(&(at, tok)) = self.deadlines.front() {
+            match self.flights.get(&tok) {
+                Some(f) if f.deadline == at => break,
+                _ => {
+                    self.deadlines.pop_front();
+                }
+            }
+        }
+        let first = self.deadlines.front().map(|&(at, _)| at);
+        let grace = self.graces.iter().map(|&(at, _)| at).min();
+        match (first, grace) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 }
 
