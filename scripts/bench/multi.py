@@ -13,7 +13,7 @@ Measured per run (R repetitions, tcpping-diag and fping alternating):
     - probes sent and answered (every probe gets a verdict)
     - CPU per probe
   fping -l -p 1000 with the same N targets (ICMP echo, root): CPU per probe.
-  connect probes (the worker-pool adapter until the event-loop connect prober lands): the
+  connect probes (the event-loop connect prober): the
     largest target count of a doubling series whose p99 lag stays <= 5 ms.
 
 Results: bench/runs/<UTC date-time>-multi/results.{json,md} (BENCH_OUT=DIR overrides).
@@ -297,7 +297,7 @@ def render(r):
                   f"{k['sent']} probes, {k['answered']} answered, lag p99 {k['lag_p99_ms']:.3f} ms, "
                   f"CPU {k['cpu_cores']:.2f} cores, peak RSS {k['rss_hwm_mb']:.1f} MB; RSS every 5 s (MB): "
                   + ", ".join(f"{v:.0f}" for v in rss)]
-    lines += ["", "| connect probes (worker pool): targets | send lag p99 | CPU | peak RSS |",
+    lines += ["", "| connect probes (event loop): targets | send lag p99 | CPU | peak RSS |",
               "|---|---|---|---|"]
     for x in r["connect_runs"]:
         lines.append(f"| {x['targets']} | {x['lag_p99_ms']:.3f} ms | {x['cpu_cores']:.2f} cores | "
