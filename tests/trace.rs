@@ -511,4 +511,22 @@ fn through_a_router_reached_refused_and_silent() {
         .as_str()
         .unwrap()
         .contains("between hop 1 and hop 2 drops TCP to port 9"));
+    // The same, interrupted well before its 5 s timeout: the verdict says so, and names the
+    // time it waited, not the timeout.
+    let child = lab
+        .exec("c", &[BIN, "trace", "10.79.2.2:9", "-m", "6", "-W", "5"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let last = text.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("interrupted before the first round ended: "),
+        "{text}"
+    );
+    assert!(!last.contains("within 5s"), "{last}");
 }

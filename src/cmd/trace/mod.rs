@@ -258,7 +258,18 @@ pub fn trace(cfg: TraceConfig) -> Result<i32, Error> {
         },
     );
     driven.map_err(|e| Error::io("trace", e))?;
-    let v = verdict::verdict(&state, &humantime::format_duration(cfg.timeout).to_string());
+    // Interrupted before the first round ended: what was heard so far, within the time it
+    // actually waited (not the timeout), and said to be partial.
+    let cut_short = stop.load(std::sync::atomic::Ordering::Relaxed) && state.cycles_done == 0;
+    let waited = if cut_short {
+        format!("{:.1}s", started.elapsed().as_secs_f64())
+    } else {
+        humantime::format_duration(cfg.timeout).to_string()
+    };
+    let mut v = verdict::verdict(&state, &waited);
+    if cut_short {
+        v.text = format!("interrupted before the first round ended: {}", v.text);
+    }
     let code = if v.reached() { 0 } else { 1 };
     if pipe_closed {
         return Ok(code);
