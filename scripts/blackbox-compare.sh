@@ -14,6 +14,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$(pwd)
 BIN="${TCPPING_BIN:-$REPO/target/release/tcpping-diag}"
+SCRIPT=blackbox-compare.sh
+# shellcheck source=scripts/common.sh
+. "$REPO/scripts/common.sh"
 die() { printf 'blackbox-compare: %s\n' "$*" >&2; exit 1; }
 [ "$(id -u)" -eq 0 ] || die "needs root (network namespaces)"
 need=()
@@ -21,28 +24,11 @@ for pair in prometheus-blackbox-exporter:prometheus-blackbox-exporter curl:curl 
     command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
 done
 if [ ${#need[@]} -gt 0 ]; then
-    # shellcheck source=scripts/common.sh
-    SCRIPT="blackbox-compare.sh" . "$REPO/scripts/common.sh"
-    SCRIPT="blackbox-compare.sh" apt_install "${need[@]}" || exit 2
+    apt_install "${need[@]}" || exit 2
 fi
 [ -x "$BIN" ] || cargo build --release --quiet
 
-WORK=$(mktemp -d /tmp/tpd-bbx-XXXXXX)
-LAB_ID="" PIDS=()
-cleanup() {
-    local p
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-    [ -z "$LAB_ID" ] || TCPPING_BIN="$BIN" scripts/lab.sh down "$LAB_ID" >/dev/null 2>&1 || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-TCPPING_BIN="$BIN" scripts/lab.sh up >"$WORK/lab.txt" 2>&1 || { cat "$WORK/lab.txt" >&2; die "lab up failed"; }
-LAB_ID=$(sed -n 's/^lab \(tpd-[a-z0-9]*\) is up.*/\1/p' "$WORK/lab.txt")
-[ -n "$LAB_ID" ] || die "no lab id in the output of lab.sh up"
+with_lab bbx
 in_cli() { ip netns exec "$LAB_ID-cli" "$@"; }
 
 # fault | target (the lab's fault zoo, scripts/lab.sh)

@@ -107,3 +107,27 @@ missing_pkgs() {
             printf '%s\n' "${pair#*:}"
     done | sort -u
 }
+
+# with_lab NAME: a lab of its own (scripts/lab.sh up) for a script that runs things in it,
+# removed at exit with everything the script started: sets WORK (a scratch folder under
+# /tmp, removed too), LAB_ID, and PIDS (add the PIDs of background processes to stop).
+# Needs BIN (the binary) and `die`.
+with_lab() {
+    WORK=$(mktemp -d "/tmp/tpd-$1-XXXXXX")
+    LAB_ID="" PIDS=()
+    trap _lab_cleanup EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+    TCPPING_BIN="$BIN" "$REPO/scripts/lab.sh" up >"$WORK/lab.txt" 2>&1 ||
+        { cat "$WORK/lab.txt" >&2; die "lab up failed"; }
+    LAB_ID=$(sed -n 's/^lab \(tpd-[a-z0-9]*\) is up.*/\1/p' "$WORK/lab.txt")
+    [ -n "$LAB_ID" ] || { cat "$WORK/lab.txt" >&2; die "no lab id in the output of lab.sh up"; }
+}
+
+_lab_cleanup() {
+    local p
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+    [ -z "$LAB_ID" ] || TCPPING_BIN="$BIN" "$REPO/scripts/lab.sh" down "$LAB_ID" >/dev/null 2>&1 || true
+    rm -rf "$WORK"
+}

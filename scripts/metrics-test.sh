@@ -37,22 +37,7 @@ if [ ! -x "$BIN" ]; then
     cargo build --release --quiet
 fi
 
-WORK=$(mktemp -d /tmp/tpd-metrics-XXXXXX)
-LAB_ID="" PIDS=()
-cleanup() {
-    local p
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-    [ -z "$LAB_ID" ] || TCPPING_BIN="$BIN" scripts/lab.sh down "$LAB_ID" >/dev/null 2>&1 || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-TCPPING_BIN="$BIN" scripts/lab.sh up >"$WORK/lab.txt" 2>&1 || { cat "$WORK/lab.txt"; die "lab up failed"; }
-LAB_ID=$(sed -n 's/^lab \(tpd-[a-z0-9]*\) is up.*/\1/p' "$WORK/lab.txt")
-[ -n "$LAB_ID" ] || { cat "$WORK/lab.txt"; die "no lab id in the output of lab.sh up"; }
+with_lab metrics
 NS=$LAB_ID-cli
 in_cli() { ip netns exec "$NS" "$@"; }
 

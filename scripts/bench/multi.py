@@ -231,6 +231,7 @@ def main():
     finally:
         srv.terminate()
         srv.wait()
+        shutil.rmtree(work, ignore_errors=True)
     held = [r["targets"] for r in connect if r["lag_p99_ms"] <= 5.0]
     res = {
         "started": started.isoformat(timespec="seconds"),
