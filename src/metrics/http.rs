@@ -53,7 +53,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             header_bytes: 8 * 1024,
-            header_timeout: Duration::from_secs(10),
+            header_timeout: Duration::from_secs(5),
             idle: Duration::from_secs(60),
             write: Duration::from_secs(5),
             connections: 256,
@@ -259,4 +259,97 @@ fn respond<B>(req: &Request<B>, metrics: &Metrics, hint: &AtomicUsize) -> Respon
     r.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static(ctype));
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    use std::time::Instant;
+
+    fn start(limits: Limits) -> Server {
+        let l = Server::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        Server::start_with(l, Arc::new(Metrics::new()), limits).unwrap()
+    }
+
+    /// Whether the server closes `s` within `within` (EOF or reset).
+    fn closed_within(s: &mut TcpStream, within: Duration) -> bool {
+        s.set_read_timeout(Some(within)).unwrap();
+        let mut b = [0u8; 4096];
+        loop {
+            match s.read(&mut b) {
+                Ok(0) => return true,
+                Ok(_) => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    return false
+                }
+                Err(_) => return true,
+            }
+        }
+    }
+
+    fn get(addr: SocketAddr) -> io::Result<String> {
+        let mut s = TcpStream::connect(addr)?;
+        s.set_read_timeout(Some(Duration::from_secs(2)))?;
+        s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n")?;
+        let mut all = String::new();
+        s.read_to_string(&mut all)?;
+        Ok(all)
+    }
+
+    #[test]
+    fn connections_past_the_cap_are_closed_at_once_and_served_again_after() {
+        let srv = start(Limits {
+            connections: 2,
+            ..Limits::default()
+        });
+        let a = TcpStream::connect(srv.addr()).unwrap();
+        let b = TcpStream::connect(srv.addr()).unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        let mut third = TcpStream::connect(srv.addr()).unwrap();
+        let t0 = Instant::now();
+        assert!(closed_within(&mut third, Duration::from_secs(2)));
+        assert!(t0.elapsed() < Duration::from_secs(1), "{:?}", t0.elapsed());
+        drop((a, b));
+        std::thread::sleep(Duration::from_millis(200));
+        let got = get(srv.addr()).unwrap();
+        assert!(got.starts_with("HTTP/1.0 200"), "{got}");
+    }
+
+    #[test]
+    fn an_idle_keep_alive_connection_is_closed() {
+        let srv = start(Limits {
+            idle: Duration::from_millis(300),
+            header_timeout: Duration::from_secs(30),
+            ..Limits::default()
+        });
+        let mut s = TcpStream::connect(srv.addr()).unwrap();
+        s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let mut b = [0u8; 4096];
+        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let n = s.read(&mut b).unwrap();
+        assert!(b[..n].starts_with(b"HTTP/1.1 200"));
+        let t0 = Instant::now();
+        assert!(closed_within(&mut s, Duration::from_secs(3)), "kept open");
+        assert!(
+            t0.elapsed() >= Duration::from_millis(250),
+            "{:?}",
+            t0.elapsed()
+        );
+    }
+
+    #[test]
+    fn dropping_the_server_closes_the_port() {
+        let srv = start(Limits::default());
+        let addr = srv.addr();
+        assert!(get(addr).unwrap().contains("tcpping_targets 0"));
+        drop(srv);
+        assert!(TcpStream::connect(addr).is_err());
+    }
 }
