@@ -83,7 +83,9 @@ pub struct PingArgs {
     #[arg(short = 'f', long = "file", value_name = "FILE")]
     pub file: Option<std::path::PathBuf>,
 
-    /// Serve Prometheus metrics at http://ADDR:PORT/metrics while running (many-targets mode)
+    /// Serve Prometheus metrics at http://ADDR:PORT/metrics while running (many-targets mode).
+    /// A bare PORT listens on 127.0.0.1 only; :PORT (every address, IPv6 and IPv4) and
+    /// 0.0.0.0:PORT expose the metrics, which name every target, to the network
     #[arg(long, value_name = "ADDR:PORT")]
     pub metrics: Option<String>,
 
@@ -612,6 +614,24 @@ pub fn parse_listen(s: &str) -> Result<SocketAddr, Error> {
         .ok_or_else(|| Error::Setup(format!("listen address '{host}' has no address")))
 }
 
+/// The `--metrics` address: a bare `PORT` is `127.0.0.1:PORT` (loopback only, the safe
+/// default: the metrics name every target and the routers on its path); anything else is
+/// read as [`parse_listen`] does, so `:PORT` and `0.0.0.0:PORT` listen on every address.
+pub fn parse_metrics_listen(s: &str) -> Result<SocketAddr, Error> {
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        let port: u16 = s.parse().map_err(|_| {
+            Error::Usage(format!(
+                "invalid listen address '{s}': the port must be a number from 0 to 65535"
+            ))
+        })?;
+        return Ok(SocketAddr::new(
+            IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+            port,
+        ));
+    }
+    parse_listen(s)
+}
+
 /// A duration: a plain number is seconds (`0.2`), or a number with a unit (`200ms`, `1m`).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     parse_bounded(s, "a duration", Duration::ZERO)
@@ -1049,6 +1069,27 @@ mod tests {
             ("1.2.3.4:", "port must be a number"),
         ] {
             let e = parse_listen(bad).expect_err(bad).to_string();
+            assert!(e.contains(why), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn metrics_addresses_a_bare_port_is_loopback() {
+        let m = |s: &str| parse_metrics_listen(s);
+        assert_eq!(m("9464").unwrap(), "127.0.0.1:9464".parse().unwrap());
+        assert_eq!(m("0").unwrap(), "127.0.0.1:0".parse().unwrap());
+        // Every address, only when asked for.
+        assert_eq!(m(":9464").unwrap(), "[::]:9464".parse().unwrap());
+        assert_eq!(m("0.0.0.0:9464").unwrap(), "0.0.0.0:9464".parse().unwrap());
+        assert_eq!(m("[::1]:9464").unwrap(), "[::1]:9464".parse().unwrap());
+        for (bad, why) in [
+            ("65536", "port must be a number"),
+            ("99999999999999999999", "port must be a number"),
+            ("", "expected ADDR:PORT"),
+            ("-1", "expected ADDR:PORT"),
+            ("127.0.0.1", "expected ADDR:PORT"),
+        ] {
+            let e = m(bad).expect_err(bad).to_string();
             assert!(e.contains(why), "{bad}: {e}");
         }
     }
