@@ -110,12 +110,15 @@ pub struct ThreadCaps {
     pub inheritable: u64,
     pub ambient: u64,
     pub bounding: u64,
+    /// `no_new_privs` is set.
+    pub no_new_privs: bool,
 }
 
 impl ThreadCaps {
-    /// Nothing held (and, with `bounding`, nothing left to gain).
+    /// Nothing held, nothing to gain by exec (and, with `bounding`, an empty bounding set).
     fn empty(&self, bounding: bool) -> bool {
-        self.effective == 0
+        self.no_new_privs
+            && self.effective == 0
             && self.permitted == 0
             && self.inheritable == 0
             && self.ambient == 0
@@ -145,6 +148,11 @@ pub fn parse_status(tid: i32, text: &str) -> ThreadCaps {
         inheritable: field("CapInh:"),
         ambient: field("CapAmb:"),
         bounding: field("CapBnd:"),
+        // Kernels before 4.10 do not show it: nothing to check there.
+        no_new_privs: text
+            .lines()
+            .find_map(|l| l.strip_prefix("NoNewPrivs:"))
+            .is_none_or(|v| v.trim() == "1"),
     }
 }
 
@@ -182,6 +190,20 @@ pub fn drop_all() -> Result<(), String> {
     // SAFETY: gettid and getpid have no preconditions.
     let me = unsafe { libc::gettid() };
     let pid = unsafe { libc::getpid() };
+    if let Err(e) = std::fs::read_dir("/proc/self/task") {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            // No /proc (a bare chroot): the threads cannot be listed. The callers start
+            // theirs after this drop, so this thread's is what counts.
+            return if drop_this_thread(bounding) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "capset: {}",
+                    crate::net::describe_io(&std::io::Error::last_os_error())
+                ))
+            };
+        }
+    }
     let mut installed = false;
     // A thread may start another while being asked: a few rounds until every one is empty.
     for round in 0..ROUNDS {
@@ -225,8 +247,8 @@ pub fn drop_all() -> Result<(), String> {
         if round + 1 == ROUNDS {
             let t = &left[0];
             return Err(format!(
-                "thread {} ('{}') still holds capabilities (CapEff {:016x}, CapPrm {:016x}, CapAmb {:016x}, CapBnd {:016x})",
-                t.tid, t.name, t.effective, t.permitted, t.ambient, t.bounding
+                "thread {} ('{}') still holds capabilities (CapEff {:016x}, CapPrm {:016x}, CapAmb {:016x}, CapBnd {:016x}, NoNewPrivs {})",
+                t.tid, t.name, t.effective, t.permitted, t.ambient, t.bounding, u8::from(t.no_new_privs)
             ));
         }
     }
@@ -267,9 +289,12 @@ mod tests {
         assert_eq!(t.permitted, 0x2000);
         assert_eq!(t.bounding, 0x1ff_ffff_ffff);
         assert!(!t.empty(false));
-        let none = parse_status(8, "CapPrm:\t0\nCapEff:\t0\nCapBnd:\t1\n");
+        let none = parse_status(8, "CapPrm:\t0\nCapEff:\t0\nCapBnd:\t1\nNoNewPrivs:\t1\n");
+        assert!(none.no_new_privs);
         assert!(none.empty(false));
         assert!(!none.empty(true));
+        let gains = parse_status(9, "CapPrm:\t0\nCapEff:\t0\nCapBnd:\t0\nNoNewPrivs:\t0\n");
+        assert!(!gains.empty(true));
     }
 
     #[test]

@@ -158,6 +158,8 @@ fn check_run(who: As, args: &[&str], poke: impl FnOnce()) -> Vec<String> {
         }
     }
     poke();
+    // A thread just spawned takes its name a moment later.
+    std::thread::sleep(Duration::from_millis(200));
     let pid = child.id();
     let threads = thread_sets(pid);
     let names: Vec<String> = threads.iter().map(|t| t.name.clone()).collect();

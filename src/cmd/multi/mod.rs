@@ -307,8 +307,8 @@ impl Run<'_> {
             Err(e) => {
                 s.failures += 1;
                 let wait = schedule::backoff(s.failures);
-                // Said once: the retries (with backoff) are quiet while the error stays.
-                if s.last_error.as_deref() != Some(e.as_str()) {
+                // Said once: the retries (with backoff) are quiet until the name resolves.
+                if s.failures == 1 {
                     let where_ = match (&cfg.file, s.line.line) {
                         (Some(f), n) if n > 0 => format!("{} line {n}: ", f.display()),
                         _ => String::new(),
