@@ -8,9 +8,13 @@
 //!   every answer and ICMP error).
 //! - Each target's sequence numbers run from 1; the prober sees one run-wide sequence (the
 //!   SYN prober tells probes apart by it), mapped back here.
-//! - The targets file is re-read on SIGHUP ([`targets::diff`]): added targets start,
-//!   removed ones end with their summary, bad lines are reported with their number.
-//! - Names are resolved off the loop ([`resolve`]); one that fails is retried with backoff.
+//! - The targets file (a regular file within [`targets::MAX_FILE`]) is read after every
+//!   capability is dropped, and re-read on SIGHUP on a thread of its own
+//!   ([`targets::diff`]): added targets start, removed ones end with their summary, bad
+//!   lines are reported with their number (the first few, then a count). A target given
+//!   twice is one target ([`targets::parse`]).
+//! - Names are resolved off the loop ([`resolve`]: threads on demand, a deadline per
+//!   lookup); one that fails is reported once and retried with backoff.
 //! - Memory is flat: per target, compact statistics and a bounded set of metric series;
 //!   per probe in flight, one map entry.
 
