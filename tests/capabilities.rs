@@ -268,4 +268,5 @@ fn as_nobody_with_cap_net_raw_no_thread_keeps_it_in_any_mode() {
         return;
     }
     every_mode(As::NobodyWithNetRaw);
+    let _ = std::fs::remove_dir_all(unprivileged_copy().parent().unwrap());
 }
