@@ -78,8 +78,9 @@ pub struct PingArgs {
     #[arg(value_name = "HOST:PORT", num_args = 0..)]
     pub targets: Vec<String>,
 
-    /// Targets from FILE, one HOST:PORT per line with optional labels (db1:5432 name=db1 tier=prod),
-    /// '#' comments; re-read on SIGHUP
+    /// Targets from FILE (a regular file, at most 16 MiB), one HOST:PORT per line with optional
+    /// labels (db1:5432 name=db1 tier=prod), '#' comments; re-read on SIGHUP. A target given
+    /// twice (same labels) is probed once
     #[arg(short = 'f', long = "file", value_name = "FILE")]
     pub file: Option<std::path::PathBuf>,
 

@@ -8,9 +8,13 @@
 //!   every answer and ICMP error).
 //! - Each target's sequence numbers run from 1; the prober sees one run-wide sequence (the
 //!   SYN prober tells probes apart by it), mapped back here.
-//! - The targets file is re-read on SIGHUP ([`targets::diff`]): added targets start,
-//!   removed ones end with their summary, bad lines are reported with their number.
-//! - Names are resolved off the loop ([`resolve`]); one that fails is retried with backoff.
+//! - The targets file (a regular file within [`targets::MAX_FILE`]) is read after every
+//!   capability is dropped, and re-read on SIGHUP on a thread of its own
+//!   ([`targets::diff`]): added targets start, removed ones end with their summary, bad
+//!   lines are reported with their number (the first few, then a count). A target given
+//!   twice is one target ([`targets::parse`]).
+//! - Names are resolved off the loop ([`resolve`]: threads on demand, a deadline per
+//!   lookup); one that fails is reported once and retried with backoff.
 //! - Memory is flat: per target, compact statistics and a bounded set of metric series;
 //!   per probe in flight, one map entry.
 
@@ -22,8 +26,9 @@ mod targets;
 use std::collections::HashMap;
 use std::io::{self, Write};
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, TryRecvError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -43,7 +48,7 @@ use crate::probe::{PingResult, ProbeSpec, Prober};
 use crate::stats::Stats;
 
 use schedule::Timers;
-use targets::TargetLine;
+use targets::{Parsed, TargetLine};
 
 /// How often the loop looks at signals, names and totals when nothing else wakes it.
 const TICK: Duration = Duration::from_millis(100);
@@ -62,7 +67,7 @@ impl Config {
     fn from_args(mut args: PingArgs) -> Result<Config, Error> {
         let cli_targets = std::mem::take(&mut args.targets);
         for t in &cli_targets {
-            crate::cli::split_host_port(t)?;
+            targets::check_target(t).map_err(Error::Usage)?;
         }
         let file = args.file.take();
         let metrics = args
@@ -91,45 +96,37 @@ impl Config {
         })
     }
 
-    /// The targets: those on the command line, then the file's. Bad lines of the file
-    /// are reported on stderr; the good ones are kept.
-    fn read_targets(&self) -> Result<Vec<TargetLine>, Error> {
-        let mut all: Vec<TargetLine> = self
-            .cli_targets
-            .iter()
-            .map(|t| TargetLine {
-                name: t.clone(),
-                labels: Vec::new(),
-                line: 0,
-            })
-            .collect();
-        if let Some(path) = &self.file {
-            let bytes = std::fs::read(path)
-                .map_err(|e| Error::io(format!("read the targets file {}", path.display()), e))?;
-            let (good, errors) = targets::parse_targets(&bytes);
-            for e in errors {
-                eprintln!(
-                    "tcpping-diag: {} line {}: {} (line skipped)",
-                    path.display(),
-                    e.line,
-                    e.message
-                );
-            }
-            for t in good {
-                if all.iter().any(|a| a.name == t.name) {
-                    eprintln!(
-                        "tcpping-diag: {} line {}: {} is already given on the command line (line skipped)",
-                        path.display(),
-                        t.line,
-                        t.name
-                    );
-                    continue;
-                }
-                all.push(t);
-            }
-        }
-        Ok(all)
+    /// The targets: those on the command line, then the file's (read within its bounds;
+    /// Err: the one line saying why it was refused). Bad lines are counted, not kept.
+    fn read_targets(&self) -> Result<Parsed, String> {
+        read_targets(&self.cli_targets, self.file.as_deref())
     }
+
+    /// Say what was wrong in a reading: the first bad lines and repeats, then counts.
+    fn report(&self, p: &Parsed) {
+        let file = self
+            .file
+            .as_ref()
+            .map(|f| f.display().to_string())
+            .unwrap_or_default();
+        for l in targets::problem_lines(p, &file) {
+            eprintln!("tcpping-diag: {l}");
+        }
+    }
+}
+
+/// Read the targets (see [`Config::read_targets`]); on a thread of its own at SIGHUP.
+fn read_targets(cli: &[String], file: Option<&Path>) -> Result<Parsed, String> {
+    let bytes = file.map(targets::read_file).transpose()?;
+    Ok(targets::parse(cli, bytes.as_deref(), targets::REPORTED))
+}
+
+/// A reading of the targets file started at SIGHUP, off the event loop (a FIFO, a slow
+/// disk or a million lines never hold up the probes).
+struct Reload {
+    answer: Receiver<Result<Parsed, String>>,
+    /// Another SIGHUP came meanwhile: read again once this one is applied.
+    again: bool,
 }
 
 /// One target's state.
@@ -208,6 +205,8 @@ struct Run<'a> {
     /// (so that the set-up of thousands does not make the first ones late).
     loading: bool,
     src_cache: HashMap<IpAddr, Option<IpAddr>>,
+    reload: Option<Reload>,
+    wake: std::os::unix::net::UnixStream,
 }
 
 impl Run<'_> {
@@ -273,7 +272,8 @@ impl Run<'_> {
             self.resolved(i, generation, got);
         } else {
             s.resolving = true;
-            self.resolver.ask(i, s.generation, &s.line.name);
+            self.resolver
+                .ask(i, s.generation, &s.line.name, s.failures > 0);
         }
     }
 
@@ -312,15 +312,19 @@ impl Run<'_> {
             Err(e) => {
                 s.failures += 1;
                 let wait = schedule::backoff(s.failures);
-                let where_ = match (&cfg.file, s.line.line) {
-                    (Some(f), n) if n > 0 => format!("{} line {n}: ", f.display()),
-                    _ => String::new(),
-                };
-                eprintln!(
-                    "tcpping-diag: {where_}{}: {e}; retrying in {}",
-                    s.line.name,
-                    humantime::format_duration(wait)
-                );
+                // Said once: the retries (with backoff) are quiet until the name resolves.
+                if s.failures == 1 {
+                    let where_ = match (&cfg.file, s.line.line) {
+                        (Some(f), n) if n > 0 => format!("{} line {n}: ", f.display()),
+                        _ => String::new(),
+                    };
+                    eprintln!(
+                        "tcpping-diag: {where_}{}: {}; retrying in {}, then less often",
+                        targets::clip(&s.line.name),
+                        targets::clip(&e),
+                        humantime::format_duration(wait)
+                    );
+                }
                 s.last_error = Some(e);
                 self.timers.push(now + wait, i, generation);
             }
@@ -464,19 +468,79 @@ impl Run<'_> {
         }
     }
 
-    /// SIGHUP: read the file again and apply the difference.
+    /// SIGHUP: read the file again on a thread of its own; [`Run::reloaded`] applies it.
     fn reload(&mut self) {
         let Some(path) = self.cfg.file.clone() else {
             eprintln!("tcpping-diag: SIGHUP: no targets file (-f) to read again");
             return;
         };
-        let lines = match self.cfg.read_targets() {
-            Ok(t) => t,
+        if let Some(r) = &mut self.reload {
+            r.again = true;
+            return;
+        }
+        let (tx, rx) = mpsc::channel();
+        let cli = self.cfg.cli_targets.clone();
+        let wake = match self.wake.try_clone() {
+            Ok(w) => w,
+            Err(e) => {
+                eprintln!(
+                    "tcpping-diag: SIGHUP: {}; the targets stay as they were",
+                    Error::io("create wake-up channel", e)
+                );
+                return;
+            }
+        };
+        let spawned = std::thread::Builder::new()
+            .name("reload".into())
+            .spawn(move || {
+                let _ = tx.send(read_targets(&cli, Some(&path)));
+                net::wake(&wake);
+            });
+        match spawned {
+            Ok(_) => {
+                self.reload = Some(Reload {
+                    answer: rx,
+                    again: false,
+                })
+            }
+            Err(e) => eprintln!(
+                "tcpping-diag: SIGHUP: {}; the targets stay as they were",
+                Error::io("start the thread reading the targets file", e)
+            ),
+        }
+    }
+
+    /// A reading started at SIGHUP is done: apply the difference (and read again if another
+    /// SIGHUP came meanwhile).
+    fn reloaded(&mut self) {
+        let Some(r) = &self.reload else {
+            return;
+        };
+        let got = match r.answer.try_recv() {
+            Ok(got) => got,
+            Err(TryRecvError::Empty) => return,
+            Err(TryRecvError::Disconnected) => Err("the thread reading it ended".to_string()),
+        };
+        let again = r.again;
+        self.reload = None;
+        self.apply(got);
+        if again {
+            self.reload();
+        }
+    }
+
+    /// Apply a new reading of the targets file.
+    fn apply(&mut self, got: Result<Parsed, String>) {
+        let path = self.cfg.file.clone().unwrap_or_default();
+        let parsed = match got {
+            Ok(p) => p,
             Err(e) => {
                 eprintln!("tcpping-diag: SIGHUP: {e}; the targets stay as they were");
                 return;
             }
         };
+        self.cfg.report(&parsed);
+        let lines = parsed.targets;
         let current: Vec<(usize, &TargetLine)> = self
             .slots
             .iter()
@@ -555,19 +619,15 @@ fn open_raw_icmp(icmp: bool) -> Vec<RawIcmp> {
 }
 
 /// Open the prober's privileged sockets (the prober is started once privileges are dropped).
-fn open_prober(
-    cfg: &Config,
-    lines: &[TargetLine],
-    waker: &Arc<Waker>,
-    stop: &Arc<AtomicBool>,
-) -> Result<Opened, Error> {
+fn open_prober(cfg: &Config, waker: &Arc<Waker>, stop: &Arc<AtomicBool>) -> Result<Opened, Error> {
     let t = &cfg.template;
     if t.mode == Mode::Syn {
         // One port for every target (command-line targets only): the kernel filter passes
         // only its segments. Otherwise (a file may bring any port) every SYN and RST.
-        let ports: std::collections::HashSet<u16> = lines
+        let ports: std::collections::HashSet<u16> = cfg
+            .cli_targets
             .iter()
-            .filter_map(|l| crate::cli::split_host_port(&l.name).ok().map(|(_, p)| p))
+            .filter_map(|l| crate::cli::split_host_port(l).ok().map(|(_, p)| p))
             .collect();
         let port = if cfg.file.is_none() && ports.len() == 1 {
             ports.into_iter().next()
@@ -618,14 +678,10 @@ pub fn run(args: PingArgs) -> Result<i32, Error> {
     // Kernel receive timestamps first (see `ping::stamps_on`).
     let stamping = crate::timing::RxStamping::request();
     let cfg = Config::from_args(args)?;
-    let lines = cfg.read_targets()?;
-    if lines.is_empty() && cfg.file.is_none() {
+    if cfg.cli_targets.is_empty() && cfg.file.is_none() {
         return Err(Error::Usage(
             "missing target HOST:PORT (try 'tcpping-diag --help')".into(),
         ));
-    }
-    if lines.is_empty() {
-        eprintln!("tcpping-diag: no targets yet: add lines to the file and send SIGHUP");
     }
     let waker = Arc::new(Waker::new().map_err(|e| Error::io("create wake-up channel", e))?);
     let stop = Arc::new(AtomicBool::new(false));
@@ -637,9 +693,17 @@ pub fn run(args: PingArgs) -> Result<i32, Error> {
                 .map_err(|e| Error::io(format!("listen for metrics on {addr}"), e))
         })
         .transpose()?;
-    let opened = open_prober(&cfg, &lines, &waker, &stop)?;
+    let opened = open_prober(&cfg, &waker, &stop)?;
+    // Every thread's capabilities, before any untrusted input (the targets file, names,
+    // scrapes) and before any thread of ours starts.
     if let Err(e) = privilege::drop_all() {
         return Err(Error::Setup(format!("drop capabilities: {e}")));
+    }
+    let parsed = cfg.read_targets().map_err(Error::Setup)?;
+    cfg.report(&parsed);
+    let lines = parsed.targets;
+    if lines.is_empty() {
+        eprintln!("tcpping-diag: no targets yet: add lines to the file and send SIGHUP");
     }
     let mut prober: Box<dyn Prober> = match opened {
         Opened::Syn(p) => p,
@@ -722,6 +786,10 @@ pub fn run(args: PingArgs) -> Result<i32, Error> {
         closed: false,
         loading: true,
         src_cache: HashMap::new(),
+        reload: None,
+        wake: waker
+            .sender()
+            .map_err(|e| Error::io("create wake-up channel", e))?,
     };
     let n = lines.len();
     let interval = cfg.template.interval;
@@ -759,7 +827,8 @@ pub fn run(args: PingArgs) -> Result<i32, Error> {
         if hup.swap(false, Ordering::Relaxed) {
             run.reload();
         }
-        let answers: Vec<resolve::Answer> = run.resolver.answers().collect();
+        run.reloaded();
+        let answers: Vec<resolve::Answer> = run.resolver.answers();
         for (i, generation, got) in answers {
             run.resolved(i, generation, got);
         }

@@ -1,6 +1,7 @@
 //! The targets file: one `HOST:PORT` per line, optional labels `key=value` after it, `#`
-//! comments. Pure: parsing and the difference between two versions of a file (for SIGHUP)
-//! are tested without a network.
+//! comments. Parsing, the one rule for a target given twice, and the difference between
+//! two versions of a file (for SIGHUP) are pure and tested without a network; [`read_file`]
+//! reads the file within its bounds.
 //!
 //! ```text
 //! # database tier
@@ -10,6 +11,8 @@
 //! ```
 
 use std::collections::HashMap;
+use std::io::Read;
+use std::path::Path;
 
 use crate::cli::split_host_port;
 
@@ -17,8 +20,22 @@ use crate::cli::split_host_port;
 pub const RESERVED_LABELS: [&str; 6] = ["target", "verdict", "type", "code", "router", "le"];
 /// Labels on one line, at most.
 pub const MAX_LABELS: usize = 16;
+/// Length of a label name, at most (bytes).
+pub const MAX_LABEL_NAME: usize = 128;
 /// Length of a label value, at most (bytes).
 pub const MAX_LABEL_VALUE: usize = 256;
+/// Size of a targets file, at most (16 MiB).
+pub const MAX_FILE: u64 = 16 << 20;
+/// A host name, at most (bytes, without a final dot), and one of its labels.
+pub const MAX_NAME: usize = 253;
+pub const MAX_NAME_LABEL: usize = 63;
+/// `HOST:PORT` as typed, at most: the longest name, brackets, a port.
+pub const MAX_TARGET: usize = MAX_NAME + 1 + 2 + 6;
+/// Input echoed in a message, at most (chars); longer is cut with an ellipsis.
+pub const ECHO: usize = 100;
+/// Bad lines (and lines listed twice) reported one by one per reading; the rest are
+/// counted.
+pub const REPORTED: usize = 5;
 
 /// Labels as (name, value), sorted by name.
 pub type Labels = Vec<(String, String)>;
@@ -33,22 +50,92 @@ pub struct TargetLine {
     pub line: usize,
 }
 
-/// A line that could not be used, and why.
+/// A line that could not be used (or was a repeat), and why.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LineError {
+    /// Line number in the file; 0: the command line.
     pub line: usize,
     pub message: String,
 }
 
+/// The targets of the command line and of a file, with what was wrong in them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Parsed {
+    pub targets: Vec<TargetLine>,
+    /// The first bad lines (skipped), and how many there were in all.
+    pub errors: Vec<LineError>,
+    pub bad: usize,
+    /// The first targets listed again with the same labels (probed once), and how many.
+    pub repeats: Vec<LineError>,
+    pub repeated: usize,
+}
+
+/// `text` as a message shows it: at most [`ECHO`] characters, cut with an ellipsis.
+pub fn clip(text: &str) -> String {
+    match text.char_indices().nth(ECHO) {
+        None => text.to_string(),
+        Some((at, _)) => format!("{}…", &text[..at]),
+    }
+}
+
+/// Whether `host` (an address literal or a name) can be resolved at all: a name of at
+/// most 253 bytes (a final dot aside), of labels of 1 to 63 bytes.
+pub fn check_host(host: &str) -> Result<(), String> {
+    if host.parse::<std::net::IpAddr>().is_ok() {
+        return Ok(());
+    }
+    let name = host.strip_suffix('.').unwrap_or(host);
+    if name.len() > MAX_NAME {
+        return Err(format!(
+            "host name longer than {MAX_NAME} bytes ({}): '{}'",
+            name.len(),
+            clip(host)
+        ));
+    }
+    if let Some(label) = name.split('.').find(|l| l.len() > MAX_NAME_LABEL) {
+        return Err(format!(
+            "host name '{}': a label longer than {MAX_NAME_LABEL} bytes ({})",
+            clip(host),
+            label.len()
+        ));
+    }
+    if name.split('.').any(str::is_empty) {
+        return Err(format!("host name '{}': an empty label", clip(host)));
+    }
+    Ok(())
+}
+
+/// Check a target as typed: `HOST:PORT` of a bounded length, a host that can be resolved.
+/// The error echoes at most [`ECHO`] characters of it.
+pub fn check_target(target: &str) -> Result<(), String> {
+    if target.len() > MAX_TARGET {
+        return Err(format!(
+            "invalid target '{}': longer than {MAX_TARGET} bytes ({})",
+            clip(target),
+            target.len()
+        ));
+    }
+    let (host, _) =
+        split_host_port(target).map_err(|e| e.to_string().replacen(target, &clip(target), 1))?;
+    check_host(host)
+}
+
 /// Whether `name` may be a Prometheus label name set by a user.
 fn valid_label_name(name: &str) -> Result<(), String> {
+    if name.len() > MAX_LABEL_NAME {
+        return Err(format!(
+            "invalid label name '{}': longer than {MAX_LABEL_NAME} bytes",
+            clip(name)
+        ));
+    }
     let mut chars = name.chars();
     let first_ok = chars
         .next()
         .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
     if !first_ok || !chars.all(|c| c.is_ascii_alphanumeric() || c == '_') {
         return Err(format!(
-            "invalid label name '{name}': letters, digits and '_', not starting with a digit"
+            "invalid label name '{}': letters, digits and '_', not starting with a digit",
+            clip(name)
         ));
     }
     if name.starts_with("__") {
@@ -72,11 +159,14 @@ pub fn parse_line(text: &str) -> Result<Option<(String, Labels)>, String> {
     let Some(target) = words.next() else {
         return Ok(None);
     };
-    split_host_port(target).map_err(|e| e.to_string())?;
+    check_target(target)?;
     let mut labels: Labels = Vec::new();
     for word in words {
         let (k, v) = word.split_once('=').ok_or_else(|| {
-            format!("expected a label as key=value after the target, got '{word}'")
+            format!(
+                "expected a label as key=value after the target, got '{}'",
+                clip(word)
+            )
         })?;
         valid_label_name(k)?;
         if v.is_empty() {
@@ -99,42 +189,199 @@ pub fn parse_line(text: &str) -> Result<Option<(String, Labels)>, String> {
     Ok(Some((target.to_string(), labels)))
 }
 
-/// Read a targets file: the good lines, and one error per bad line (the good ones are
-/// kept). A target listed twice is an error on its second line.
-pub fn parse_targets(bytes: &[u8]) -> (Vec<TargetLine>, Vec<LineError>) {
-    let mut good: Vec<TargetLine> = Vec::new();
-    let mut errors = Vec::new();
+/// Where a target was first given, in words.
+fn where_(line: usize) -> String {
+    if line == 0 {
+        "on the command line".to_string()
+    } else {
+        format!("on line {line}")
+    }
+}
+
+/// The targets given on the command line (checked already) and in a file, by one rule: a
+/// target is its `HOST:PORT` as typed. Given again with the same labels, it is one target
+/// (probed once; the repeat is noted); with other labels, the later line is an error
+/// (skipped). Keeps the first `keep` errors and repeats, and counts them all.
+pub fn parse(cli: &[String], file: Option<&[u8]>, keep: usize) -> Parsed {
+    let mut p = Parsed::default();
     let mut seen: HashMap<String, usize> = HashMap::new();
+    let mut add = |p: &mut Parsed, t: TargetLine| {
+        let Some(&k) = seen.get(&t.name) else {
+            seen.insert(t.name.clone(), p.targets.len());
+            p.targets.push(t);
+            return;
+        };
+        let first = &p.targets[k];
+        let (list, count, message) = if first.labels == t.labels {
+            let message = if t.line == 0 {
+                format!("{} listed twice: probed once", clip(&t.name))
+            } else {
+                format!(
+                    "{} is already {}: probed once",
+                    clip(&t.name),
+                    where_(first.line)
+                )
+            };
+            (&mut p.repeats, &mut p.repeated, message)
+        } else {
+            let message = format!(
+                "{} is already {} with other labels",
+                clip(&t.name),
+                where_(first.line)
+            );
+            (&mut p.errors, &mut p.bad, message)
+        };
+        *count += 1;
+        if list.len() < keep {
+            list.push(LineError {
+                line: t.line,
+                message,
+            });
+        }
+    };
+    for name in cli {
+        add(
+            &mut p,
+            TargetLine {
+                name: name.clone(),
+                labels: Vec::new(),
+                line: 0,
+            },
+        );
+    }
+    let Some(bytes) = file else {
+        return p;
+    };
     for (i, raw) in bytes.split(|&b| b == b'\n').enumerate() {
         let line = i + 1;
         let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
-        let text = match std::str::from_utf8(raw) {
-            Ok(t) => t,
-            Err(_) => {
-                errors.push(LineError {
-                    line,
-                    message: "not UTF-8 text".into(),
-                });
-                continue;
-            }
+        let parsed = match std::str::from_utf8(raw) {
+            Ok(text) => parse_line(text),
+            Err(_) => Err("not UTF-8 text".into()),
         };
-        match parse_line(text) {
+        match parsed {
             Ok(None) => {}
-            Ok(Some((name, labels))) => {
-                if let Some(first) = seen.get(&name) {
-                    errors.push(LineError {
-                        line,
-                        message: format!("{name} is already on line {first}"),
-                    });
-                    continue;
+            Ok(Some((name, labels))) => add(&mut p, TargetLine { name, labels, line }),
+            Err(message) => {
+                p.bad += 1;
+                if p.errors.len() < keep {
+                    p.errors.push(LineError { line, message });
                 }
-                seen.insert(name.clone(), line);
-                good.push(TargetLine { name, labels, line });
             }
-            Err(message) => errors.push(LineError { line, message }),
         }
     }
-    (good, errors)
+    p
+}
+
+/// Read a targets file within its bounds: opened without blocking (a FIFO with no writer
+/// does not hold the open), then refused unless a regular file of at most [`MAX_FILE`]
+/// bytes. Err: the one line saying why.
+pub fn read_file(path: &Path) -> Result<Vec<u8>, String> {
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    let shown = path.display();
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| {
+            format!(
+                "read the targets file {shown}: {}",
+                crate::net::describe_io(&e)
+            )
+        })?;
+    let meta = file.metadata().map_err(|e| {
+        format!(
+            "read the targets file {shown}: {}",
+            crate::net::describe_io(&e)
+        )
+    })?;
+    let t = meta.file_type();
+    if !t.is_file() {
+        let kind = if t.is_dir() {
+            "a directory"
+        } else if t.is_fifo() {
+            "a FIFO"
+        } else if t.is_char_device() {
+            "a character device"
+        } else if t.is_block_device() {
+            "a block device"
+        } else if t.is_socket() {
+            "a socket"
+        } else {
+            "not a regular file"
+        };
+        return Err(format!(
+            "the targets file {shown} is {kind}, not a regular file: refused"
+        ));
+    }
+    let too_big = || {
+        format!(
+            "the targets file {shown} is larger than {} MiB: refused",
+            MAX_FILE >> 20
+        )
+    };
+    if meta.len() > MAX_FILE {
+        return Err(too_big());
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    (&file)
+        .take(MAX_FILE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| {
+            format!(
+                "read the targets file {shown}: {}",
+                crate::net::describe_io(&e)
+            )
+        })?;
+    if bytes.len() as u64 > MAX_FILE {
+        return Err(too_big());
+    }
+    Ok(bytes)
+}
+
+/// A count with thousands separators: 499,995.
+pub fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The lines telling what was wrong in a reading: each reported bad line and repeat, then
+/// the counts of the others. `file`: the file's name as shown.
+pub fn problem_lines(p: &Parsed, file: &str) -> Vec<String> {
+    let at = |line: usize| {
+        if line == 0 {
+            String::new()
+        } else {
+            format!("{file} line {line}: ")
+        }
+    };
+    let mut out = Vec::new();
+    for e in &p.errors {
+        out.push(format!("{}{} (line skipped)", at(e.line), e.message));
+    }
+    if p.bad > p.errors.len() {
+        out.push(format!(
+            "{file}: ... and {} more bad lines (skipped)",
+            thousands(p.bad - p.errors.len())
+        ));
+    }
+    for r in &p.repeats {
+        out.push(format!("{}{}", at(r.line), r.message));
+    }
+    if p.repeated > p.repeats.len() {
+        out.push(format!(
+            "... and {} more targets listed twice (probed once)",
+            thousands(p.repeated - p.repeats.len())
+        ));
+    }
+    out
 }
 
 /// What changes when a file is read again: targets to stop (indexes into `old`) and to
@@ -170,6 +417,12 @@ pub fn diff(old: &[&TargetLine], new: &[TargetLine]) -> (Vec<usize>, Vec<usize>)
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A file alone, every error kept.
+    fn parse_targets(bytes: &[u8]) -> (Vec<TargetLine>, Vec<LineError>) {
+        let p = parse(&[], Some(bytes), usize::MAX);
+        (p.targets, p.errors)
+    }
 
     fn l(pairs: &[(&str, &str)]) -> Labels {
         pairs
@@ -239,7 +492,7 @@ mod tests {
         assert!(msg(7).contains("invalid label name"), "{}", msg(7));
         assert!(msg(8).contains("twice"), "{}", msg(8));
         assert!(msg(9).contains("empty value"), "{}", msg(9));
-        assert_eq!(msg(10), "a:1 is already on line 1");
+        assert_eq!(msg(10), "a:1 is already on line 1 with other labels");
         assert_eq!(msg(11), "not UTF-8 text");
         assert!(msg(12).contains("']'"), "{}", msg(12));
         assert!(msg(13).contains("invalid label name 'a-b'"), "{}", msg(13));
@@ -295,5 +548,161 @@ mod tests {
         // The same file again: nothing changes.
         let new_refs: Vec<&TargetLine> = new.iter().collect();
         assert_eq!(diff(&new_refs, &new), (vec![], vec![]));
+    }
+
+    fn cli(names: &[&str]) -> Vec<String> {
+        names.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn one_rule_for_a_target_given_twice_on_the_command_line_and_in_the_file() {
+        // Twice on the command line: one target, one notice.
+        let p = parse(&cli(&["a:1", "b:2", "a:1"]), None, REPORTED);
+        let names: Vec<&str> = p.targets.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["a:1", "b:2"]);
+        assert_eq!(p.repeated, 1);
+        assert_eq!(p.repeats[0].message, "a:1 listed twice: probed once");
+        assert_eq!(p.bad, 0);
+        // Twice in the file with the same labels: the same.
+        let p = parse(&[], Some(b"a:1 k=v\nb:2\na:1 k=v\n"), REPORTED);
+        let names: Vec<&str> = p.targets.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["a:1", "b:2"]);
+        assert_eq!(
+            p.repeats,
+            vec![LineError {
+                line: 3,
+                message: "a:1 is already on line 1: probed once".into()
+            }]
+        );
+        assert_eq!(p.bad, 0);
+        // On the command line and in the file, without labels: once.
+        let p = parse(&cli(&["a:1"]), Some(b"a:1\n"), REPORTED);
+        assert_eq!(p.targets.len(), 1);
+        assert_eq!(
+            p.repeats[0].message,
+            "a:1 is already on the command line: probed once"
+        );
+        // With other labels: the later line is an error, skipped.
+        let p = parse(
+            &cli(&["a:1"]),
+            Some(b"a:1 tier=prod\nc:3 x=1\nc:3 x=2\n"),
+            9,
+        );
+        let names: Vec<&str> = p.targets.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["a:1", "c:3"]);
+        assert_eq!(p.targets[1].labels, l(&[("x", "1")]));
+        assert_eq!(p.bad, 2);
+        assert_eq!(
+            p.errors[0].message,
+            "a:1 is already on the command line with other labels"
+        );
+        assert_eq!(p.errors[1].line, 3);
+        assert_eq!(p.repeated, 0);
+        let lines = problem_lines(&p, "t.txt");
+        assert_eq!(
+            lines[1],
+            "t.txt line 3: c:3 is already on line 2 with other labels (line skipped)"
+        );
+    }
+
+    #[test]
+    fn a_million_bad_lines_are_reported_as_five_and_a_count() {
+        let text = "bad\n".repeat(1_000_000);
+        let p = parse(&[], Some(text.as_bytes()), REPORTED);
+        assert_eq!(p.bad, 1_000_000);
+        assert_eq!(p.errors.len(), REPORTED);
+        let lines = problem_lines(&p, "t.txt");
+        assert_eq!(lines.len(), REPORTED + 1, "{lines:?}");
+        assert!(lines[0].starts_with("t.txt line 1: invalid target 'bad'"));
+        assert_eq!(lines[5], "t.txt: ... and 999,995 more bad lines (skipped)");
+        // Repeats too.
+        let text = "a:1\n".repeat(1000);
+        let p = parse(&[], Some(text.as_bytes()), REPORTED);
+        assert_eq!(p.targets.len(), 1);
+        let lines = problem_lines(&p, "t.txt");
+        assert_eq!(lines.len(), REPORTED + 1, "{lines:?}");
+        assert_eq!(
+            lines[5],
+            "... and 994 more targets listed twice (probed once)"
+        );
+    }
+
+    #[test]
+    fn a_huge_line_is_echoed_cut_and_impossible_names_are_refused() {
+        let huge = format!("{}:80", "h".repeat(10_000_000));
+        let err = parse_line(&huge).unwrap_err();
+        assert!(err.len() < 200, "{} bytes", err.len());
+        assert!(err.contains("longer than") && err.contains('…'), "{err}");
+        let huge_label = format!("a:1 {}=v", "k".repeat(10_000_000));
+        let err = parse_line(&huge_label).unwrap_err();
+        assert!(err.len() < 200, "{} bytes", err.len());
+        let junk = format!("a:1 {}", "w".repeat(10_000_000));
+        let err = parse_line(&junk).unwrap_err();
+        assert!(err.len() < 200, "{} bytes", err.len());
+        // A name: at most 253 bytes, labels at most 63.
+        let label63 = "a".repeat(63);
+        let name253 = [&label63[..], &label63, &label63, &"b".repeat(61)].join(".");
+        assert_eq!(name253.len(), 253);
+        assert_eq!(check_target(&format!("{name253}:80")), Ok(()));
+        assert_eq!(check_target(&format!("{name253}.:80")), Ok(()));
+        let err = check_target(&format!("{name253}b:80")).unwrap_err();
+        assert!(err.contains("longer than 253 bytes"), "{err}");
+        assert!(err.len() < 200, "{err}");
+        let err = check_target(&format!("{}.example:80", "a".repeat(64))).unwrap_err();
+        assert!(err.contains("label longer than 63"), "{err}");
+        assert!(check_target("a..b:80").unwrap_err().contains("empty label"));
+        assert_eq!(check_target("[2001:db8::1]:80"), Ok(()));
+        assert_eq!(clip(&"é".repeat(150)).chars().count(), ECHO + 1);
+    }
+
+    #[test]
+    fn only_regular_files_within_the_bound_are_read() {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = std::env::temp_dir().join(format!("tpd-targets-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let good = dir.join("good");
+        std::fs::write(&good, b"a:1\n").unwrap();
+        assert_eq!(read_file(&good).unwrap(), b"a:1\n");
+        let err = read_file(Path::new("/dev/zero")).unwrap_err();
+        assert!(
+            err.contains("a character device, not a regular file: refused"),
+            "{err}"
+        );
+        assert!(read_file(&dir).unwrap_err().contains("a directory"));
+        // A FIFO with no writer: refused at once, not waited on.
+        let fifo = dir.join("fifo");
+        let c = std::ffi::CString::new(fifo.as_os_str().as_bytes()).unwrap();
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let t = std::time::Instant::now();
+        assert!(read_file(&fifo).unwrap_err().contains("a FIFO"));
+        assert!(t.elapsed() < std::time::Duration::from_secs(1));
+        // A link to /dev/zero is what it points to.
+        let link = dir.join("link");
+        std::os::unix::fs::symlink("/dev/zero", &link).unwrap();
+        assert!(read_file(&link).unwrap_err().contains("character device"));
+        // One byte over the bound (a sparse file).
+        let big = dir.join("big");
+        std::fs::File::create(&big)
+            .unwrap()
+            .set_len(MAX_FILE + 1)
+            .unwrap();
+        assert!(read_file(&big)
+            .unwrap_err()
+            .contains("larger than 16 MiB: refused"));
+        std::fs::File::create(&big)
+            .unwrap()
+            .set_len(MAX_FILE)
+            .unwrap();
+        assert_eq!(read_file(&big).unwrap().len() as u64, MAX_FILE);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn counts_have_thousands_separators() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1000), "1,000");
+        assert_eq!(thousands(499_995), "499,995");
+        assert_eq!(thousands(12_345_678), "12,345,678");
     }
 }
