@@ -207,6 +207,8 @@ struct Run<'a> {
     /// (so that the set-up of thousands does not make the first ones late).
     loading: bool,
     src_cache: HashMap<IpAddr, Option<IpAddr>>,
+    /// --plot: the picture of every target.
+    plot: Option<crate::report::Recorder>,
 }
 
 impl Run<'_> {
@@ -305,6 +307,9 @@ impl Run<'_> {
                     .entry(addr.ip())
                     .or_insert_with(|| net::source_address_for(addr).ok());
                 let s = self.slots[i].as_ref().expect("the slot just used");
+                if let Some(p) = &mut self.plot {
+                    p.start(&s.cfg, src, &s.line.labels);
+                }
                 let r = self.out.start_tagged(&s.cfg, src, Some(s.tag()));
                 self.note_write(r);
             }
@@ -429,6 +434,9 @@ impl Run<'_> {
         let waiting = s.waiting;
         self.any_reply |= r.status == crate::probe::Status::Reply;
         let s = self.slots[f.slot].as_ref().expect("the slot just used");
+        if let Some(p) = &mut self.plot {
+            p.observe_of(&s.line.name, &r);
+        }
         let w = self.out.ping_tagged(&r, &s.cfg, Some(s.tag()));
         self.note_write(w);
         if let Some(due) = waiting {
@@ -626,6 +634,13 @@ pub fn run(args: PingArgs) -> Result<i32, Error> {
     if lines.is_empty() {
         eprintln!("tcpping-diag: no targets yet: add lines to the file and send SIGHUP");
     }
+    // --plot: its destination checked before anything starts.
+    let plot = cfg
+        .template
+        .plot
+        .as_deref()
+        .map(crate::report::Recorder::many)
+        .transpose()?;
     let waker = Arc::new(Waker::new().map_err(|e| Error::io("create wake-up channel", e))?);
     let stop = Arc::new(AtomicBool::new(false));
     // Privileged first: the raw sockets and the metrics port; then drop every privilege.
@@ -721,6 +736,7 @@ pub fn run(args: PingArgs) -> Result<i32, Error> {
         closed: false,
         loading: true,
         src_cache: HashMap::new(),
+        plot,
     };
     let n = lines.len();
     let interval = cfg.template.interval;
@@ -805,6 +821,9 @@ pub fn run(args: PingArgs) -> Result<i32, Error> {
         }
         let w = io::stdout().write_all(text.as_bytes());
         run.note_write(w);
+    }
+    if let Some(p) = &run.plot {
+        p.finish()?;
     }
     let probes = run.next_probe;
     if probes > 0 {
