@@ -1073,8 +1073,8 @@ fn a_bad_destination_fails_at_start() {
     assert!(stderr(&out).contains("directory"), "{}", stderr(&out));
     // --plot: before the first ping (else the run would take 20 s), one target or many.
     let srv = ServerProc::start(&["--loss", "0", "-q"]);
-    let addr = srv.addr.to_string();
-    for targets in [vec![addr.as_str()], vec![addr.as_str(), addr.as_str()]] {
+    let (addr, closed) = (srv.addr.to_string(), closed_port().to_string());
+    for targets in [vec![addr.as_str()], vec![addr.as_str(), closed.as_str()]] {
         for plot in [missing.as_path(), Path::new("x.gif")] {
             let mut args: Vec<&std::ffi::OsStr> = targets.iter().map(os).collect();
             args.extend([

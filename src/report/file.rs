@@ -170,9 +170,11 @@ impl Destination {
         match &self.way {
             Way::Stdout => {
                 let mut out = io::stdout().lock();
-                out.write_all(bytes)
-                    .and_then(|()| out.flush())
-                    .map_err(what)
+                match out.write_all(bytes).and_then(|()| out.flush()) {
+                    // `| head`: the reader has what it wanted.
+                    Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+                    r => r.map_err(what),
+                }
             }
             Way::Direct => {
                 let mut f = OpenOptions::new()
