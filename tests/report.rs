@@ -1206,3 +1206,41 @@ fn a_full_file_system_leaves_nothing_behind_and_a_device_node_is_not_replaced() 
         .is_char_device());
     assert_eq!(files_in(&d.0), ["mnt", "null", "run.ndjson"]);
 }
+
+/// The run drops its capabilities before the first probe: root without CAP_DAC_OVERRIDE
+/// cannot write into another user's directory, and the check at start says so (it used to
+/// pass, and the picture was lost at the end).
+#[test]
+fn plot_is_checked_with_the_privileges_it_is_written_with() {
+    if !need_root("root's capabilities dropped") {
+        return;
+    }
+    let d = Dir::new("caps");
+    let theirs = d.path("theirs");
+    std::fs::create_dir(&theirs).unwrap();
+    let c = std::ffi::CString::new(theirs.to_str().unwrap()).unwrap();
+    assert_eq!(unsafe { libc::chown(c.as_ptr(), 65534, 65534) }, 0);
+    let pic = theirs.join("pic.svg");
+    let srv = ServerProc::start(&["--loss", "0", "-q"]);
+    let (addr, closed) = (srv.addr.to_string(), closed_port().to_string());
+    for targets in [vec![addr.as_str()], vec![addr.as_str(), closed.as_str()]] {
+        let mut args: Vec<&std::ffi::OsStr> = targets.iter().map(os).collect();
+        args.extend([
+            os("-n"),
+            os("100"),
+            os("-i"),
+            os("0.1"),
+            os("--plot"),
+            os(&pic),
+        ]);
+        let out = run_within(&args, Some(b""), 8);
+        assert_eq!(out.status.code(), Some(2), "{targets:?}: {}", stderr(&out));
+        assert!(out.stdout.is_empty(), "{targets:?}: no ping made");
+        assert!(
+            stderr(&out).contains("Permission denied") || stderr(&out).contains("permission"),
+            "{}",
+            stderr(&out)
+        );
+    }
+    assert!(files_in(&theirs).is_empty());
+}

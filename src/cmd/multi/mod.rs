@@ -634,13 +634,6 @@ pub fn run(args: PingArgs) -> Result<i32, Error> {
     if lines.is_empty() {
         eprintln!("tcpping-diag: no targets yet: add lines to the file and send SIGHUP");
     }
-    // --plot: its destination checked before anything starts.
-    let plot = cfg
-        .template
-        .plot
-        .as_deref()
-        .map(crate::report::Recorder::many)
-        .transpose()?;
     let waker = Arc::new(Waker::new().map_err(|e| Error::io("create wake-up channel", e))?);
     let stop = Arc::new(AtomicBool::new(false));
     // Privileged first: the raw sockets and the metrics port; then drop every privilege.
@@ -655,6 +648,14 @@ pub fn run(args: PingArgs) -> Result<i32, Error> {
     if let Err(e) = privilege::drop_all() {
         return Err(Error::Setup(format!("drop capabilities: {e}")));
     }
+    // --plot: its destination checked before the first probe, with the privileges the
+    // picture is written with at the end.
+    let plot = cfg
+        .template
+        .plot
+        .as_deref()
+        .map(crate::report::Recorder::many)
+        .transpose()?;
     let mut prober: Box<dyn Prober> = match opened {
         Opened::Syn(p) => p,
         Opened::Connect(raw) => {
