@@ -177,8 +177,9 @@ impl Report {
 /// Pings skipped for a nonsense time, in words.
 fn bad_times_text(m: &PingModel) -> String {
     format!(
-        "{} pings with a time beyond ±{:e} s skipped (first: ts {:e})",
+        "{} {} with a time beyond ±{:e} s skipped (first: ts {:e})",
         m.bad_times,
+        if m.bad_times == 1 { "ping" } else { "pings" },
         model::MAX_TIME,
         m.first_bad_time.unwrap_or(f64::NAN)
     )
