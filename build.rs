@@ -45,8 +45,10 @@ fn commit(dir: &Path) -> Option<String> {
     }
     let hash = git(dir, &["rev-parse", "--short", "HEAD"])?;
 
-    // Rebuild when HEAD moves (checkout, commit) or the index changes (add, commit)...
-    let mut watch = vec!["HEAD".to_string(), "index".into(), "packed-refs".into()];
+    // Rebuild when the commit changes: HEAD moves (checkout), the branch it names gets a new
+    // commit, or refs are packed. Not the index: `git status` rewrites it (refreshed stat
+    // data) without changing anything a build shows, and used to cost a rebuild each time.
+    let mut watch = vec!["HEAD".to_string(), "packed-refs".into()];
     if let Some(branch) = git(dir, &["symbolic-ref", "-q", "HEAD"]) {
         watch.push(branch); // refs/heads/NAME: new commits on the branch
     }

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # tcpping-diag network-namespace lab.
 #
-#   scripts/lab.sh up              bring a lab up and leave it running (prints its faults)
+#   scripts/lab.sh up [ID]         bring a lab up and leave it running (prints its faults);
+#                                  ID: tpd-NAME or NAME (1-8 of a-z 0-9), else a random one
 #   scripts/lab.sh down ID|--all   tear down lab ID, or (--all) every lab recorded in the
 #                                  state dir, other users' included
-#   scripts/lab.sh list            show recorded labs, their namespaces and processes
+#   scripts/lab.sh list            show recorded labs, their namespaces (the trace
+#                                  topology's too) and the processes in each
 #   scripts/lab.sh faults          print the fault table: target -> fault -> expected verdict
 #   scripts/lab.sh run SCENARIO    end-to-end test of one scenario (number or name; "all" = test)
 #   scripts/lab.sh test            run every scenario in one lab, print a PASS/FAIL table
@@ -89,14 +91,14 @@ FAULTS=(
     "$V4_SRV:$P_OK --ttl 1|the TTL of 1 runs out at the router|From $V4_RTR_C: Time to live exceeded (ICMP type 11 code 0)"
     "$V4_SRV:$P_HOST|router: iptables REJECT --reject-with icmp-host-unreachable|From $V4_RTR_C: Destination Host Unreachable (ICMP type 3 code 1)"
     "$V4_SRV:$P_NET|router: iptables REJECT --reject-with icmp-net-unreachable|From $V4_RTR_C: Destination Net Unreachable (ICMP type 3 code 0)"
-    "$V4_SRV:$P_ADMIN|router: iptables REJECT --reject-with icmp-admin-prohibited|From $V4_RTR_C: Packet filtered (ICMP type 3 code 13)"
+    "$V4_SRV:$P_ADMIN|router: iptables REJECT --reject-with icmp-admin-prohibited|From $V4_RTR_C: Communication Administratively Prohibited (ICMP type 3 code 13)"
     "$V4_SRV:$P_PORT|router: iptables REJECT --reject-with icmp-port-unreachable|From $V4_RTR_C: Destination Port Unreachable (ICMP type 3 code 3)"
     "$V4_SRV:$P_DROP|router: iptables DROP|timeout: no answer to the handshake"
     "$V4_SRV:$P_DATA|router: REJECT icmp-host-unreachable of data segments only; the handshake passes|From $V4_RTR_C: Destination Host Unreachable (ICMP type 3 code 1) after N ms, while waiting for the echo"
     "$V4_SRV:$P_RAND|router: DROP 30 % of SYNs at random (iptables -m statistic)|reply, and timeout: no answer to the handshake for about 30 % of pings"
     "$V4_SRV:$P_CLOSED|nothing listens on the port|refused: $V4_SRV:$P_CLOSED answered RST (nothing listens on that port)"
     "$V4_UNREACH:$P_OK|router: ip route add unreachable $V4_UNREACH|From $V4_RTR_C: Destination Host Unreachable (ICMP type 3 code 1); route errors are rate-limited host-wide: about 5, then 1/s"
-    "$V4_PROHIBIT:$P_OK|router: ip route add prohibit $V4_PROHIBIT|From $V4_RTR_C: Packet filtered (ICMP type 3 code 13); rate-limited like the line above"
+    "$V4_PROHIBIT:$P_OK|router: ip route add prohibit $V4_PROHIBIT|From $V4_RTR_C: Communication Administratively Prohibited (ICMP type 3 code 13); rate-limited like the line above"
     "$V4_BLACKHOLE:$P_OK|router: ip route add blackhole $V4_BLACKHOLE|timeout: no answer to the handshake (no ICMP at all)"
     "$V4_NONEIGH:$P_OK|an address on the client's own subnet with no host: ARP fails|From $V4_CLI (the client itself): Destination Host Unreachable (ICMP type 3 code 1) after about 3 s"
     "[$V6_SRV]:$P_V6ADM|router: ip6tables REJECT --reject-with icmp6-adm-prohibited|From $V6_RTR_C: Destination unreachable: Administratively prohibited (ICMPv6 type 1 code 1)"
@@ -200,14 +202,29 @@ ns_sysctl() { # ns_sysctl NS key=value...
 
 # ---------------------------------------------------------------- up
 new_id() { printf 'tpd-%s' "$(od -An -N3 -tx1 /dev/urandom | tr -d ' \n')"; }
+ID_RULE='a lab ID is tpd-NAME or NAME, NAME being 1 to 8 of a-z and 0-9 (e.g. tpd-1a2b3c, mylab)'
+# lab_id WORD: the ID for WORD (tpd- added when missing), or nothing when WORD is not one
+lab_id() {
+    local id=${1#tpd-}
+    [[ $id =~ ^[a-z0-9]{1,8}$ ]] && printf 'tpd-%s' "$id"
+}
 
 lab_up() {
     need_root
     ensure_tools
     ensure_bin
     mkdir -p "$STATE_DIR"
-    LAB_ID=$(new_id)
-    while [ -e "$STATE_DIR/$LAB_ID.env" ]; do LAB_ID=$(new_id); done
+    if [ -n "${1:-}" ]; then
+        LAB_ID=$(lab_id "$1") || die "not a lab ID: '$1' ($ID_RULE)"
+        [ ! -e "$STATE_DIR/$LAB_ID.env" ] || die "lab $LAB_ID is up already (see lab.sh list; lab.sh down $LAB_ID)"
+        local n
+        for n in cli rtr srv; do
+            [ ! -e "/run/netns/$LAB_ID-$n" ] || die "namespace $LAB_ID-$n exists already, not recorded as a lab: remove it first (ip netns del $LAB_ID-$n)"
+        done
+    else
+        LAB_ID=$(new_id)
+        while [ -e "$STATE_DIR/$LAB_ID.env" ]; do LAB_ID=$(new_id); done
+    fi
     NS_CLI=$LAB_ID-cli NS_RTR=$LAB_ID-rtr NS_SRV=$LAB_ID-srv
     LAB_DIR=$STATE_DIR/$LAB_ID
     STATE_FILE=$STATE_DIR/$LAB_ID.env
@@ -382,7 +399,7 @@ cmd_down() {
         ;;
     *)
         for id in "$@"; do
-            [[ $id =~ ^tpd-[0-9a-f]{6}$ ]] || die "not a lab ID: '$id' (IDs look like tpd-1a2b3c; see lab.sh list)"
+            id=$(lab_id "$id") || die "not a lab ID: '$id' ($ID_RULE; see lab.sh list)"
             f=$STATE_DIR/$id.env
             if [ ! -f "$f" ]; then
                 log "lab.sh: no lab $id recorded in $STATE_DIR (nothing to do)"
@@ -403,13 +420,18 @@ cmd_list() {
         (
             load_state "$f"
             printf '%s  (state %s)\n' "$LAB_ID" "$f"
-            for n in "$NS_CLI" "$NS_RTR" "$NS_SRV"; do
-                if [ -e "/run/netns/$n" ]; then printf '  netns %-22s present\n' "$n"; else printf '  netns %-22s MISSING\n' "$n"; fi
-            done
-            for pid in $LAB_PIDS; do
-                if pid_is_ours "$pid"; then
-                    printf '  pid %-7s %s\n' "$pid" "$(tr '\0' ' ' <"/proc/$pid/cmdline")"
+            # the basic lab's namespaces, then the trace topology's (when it was built)
+            # shellcheck disable=SC2086
+            for n in "$NS_CLI" "$NS_RTR" "$NS_SRV" ${TRACE_NS:-}; do
+                if [ ! -e "/run/netns/$n" ]; then
+                    printf '  netns %-22s MISSING\n' "$n"
+                    continue
                 fi
+                printf '  netns %-22s present\n' "$n"
+                for pid in $(ip netns pids "$n" 2>/dev/null); do
+                    [ -r "/proc/$pid/cmdline" ] || continue
+                    printf '    pid %-7s %s\n' "$pid" "$(tr '\0' ' ' <"/proc/$pid/cmdline" | cut -c1-160)"
+                done
             done
         )
     done
@@ -979,7 +1001,7 @@ cmd_up() {
     trap cleanup_lab EXIT
     trap 'exit 130' INT
     trap 'exit 143' TERM
-    lab_up
+    lab_up "${1:-}"
     [ -z "${TRACE_LAB:-}" ] || trace_ensure_up # the trace topology too (scripts/lab/trace.sh)
     trap - EXIT INT TERM
     cat <<EOF
@@ -995,7 +1017,7 @@ EOF
 
 usage() {
     cat <<EOF
-usage: $0 up | down ID|--all | list | faults | run SCENARIO | test | demo
+usage: $0 up [ID] | down ID|--all | list | faults | run SCENARIO | test | demo
 scenarios (run takes a number or a name, or all):
 EOF
     list_scenarios
@@ -1006,7 +1028,10 @@ main() {
     case "$cmd" in up | down | list | run | test | demo) elevate "$@" ;; esac
     [ $# -gt 0 ] && shift
     case "$cmd" in
-    up) cmd_up "$@" ;;
+    up)
+        [ $# -le 1 ] || die "usage: lab.sh up [ID]"
+        cmd_up "$@"
+        ;;
     down) cmd_down "$@" ;;
     list) cmd_list ;;
     faults) fault_table ;;

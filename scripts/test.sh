@@ -58,6 +58,13 @@ log "cargo clippy -D warnings"
 cargo clippy --all-targets --quiet -- -D warnings
 log "cargo build --release"
 cargo build --release --quiet
+if [ -d .git ] || [ -f .git ]; then
+  log "a git status does not rebuild the crate (build.rs watches the commit, not the index)"
+  touch "$(git rev-parse --git-path index)"
+  fresh=$(cargo build --release --message-format=json 2>/dev/null |
+    jq -r 'select(.reason=="compiler-artifact" and .target.name=="tcpping_diag") | .fresh')
+  [ "$fresh" = true ] || die "touching .git/index rebuilt the crate (fresh=$fresh)"
+fi
 log "cargo test (unit, integration; root-only tests run as root)"
 cargo test --quiet 2>&1
 
@@ -72,6 +79,24 @@ run_root_part() { # run_root_part NAME CMD...: root-only; skips only when not ro
   "$@"
 }
 
+lab_by_hand() { # lab.sh up ID, list, down ID: what a user does to try the tool by hand
+  local id out
+  id=ci$(od -An -N3 -tx1 /dev/urandom | tr -d ' \n')
+  TRACE_LAB=1 scripts/lab.sh up "$id" >"$REPO/target/lab-up.txt" 2>&1 ||
+    { cat "$REPO/target/lab-up.txt"; die "lab.sh up $id failed"; }
+  grep -q "^lab tpd-$id is up" "$REPO/target/lab-up.txt" || die "lab.sh up $id: no 'lab tpd-$id is up' line"
+  if scripts/lab.sh up "$id" >/dev/null 2>&1; then die "lab.sh up $id twice was accepted"; fi
+  out=$(scripts/lab.sh list)
+  for ns in "tpd-$id-cli" "tpd-$id-rtr" "tpd-$id-srv" "tpd-$id-t-cli" "tpd-$id-t-srv"; do
+    grep -q "netns $ns  *present" <<<"$out" || { echo "$out"; die "lab.sh list does not show $ns"; }
+  done
+  grep -q "pid .*tcpping-diag serve" <<<"$out" || { echo "$out"; die "lab.sh list shows no server process"; }
+  scripts/lab.sh down "$id"
+  if scripts/lab.sh list | grep -q "tpd-$id"; then die "lab tpd-$id still listed after down"; fi
+  if ip netns list | grep -q "tpd-$id"; then die "namespaces of tpd-$id left after down"; fi
+  echo "lab.sh up $id / list / down: ok"
+}
+run_root_part "lab by hand (up ID, list, down)" lab_by_hand
 run_root_part "lab scenarios (network namespaces)" scripts/lab.sh test
 run_root_part "many targets scraped by Prometheus (scripts/metrics-test.sh)" scripts/metrics-test.sh
 run_root_part "docker test (iptables rules between containers)" scripts/docker-test.sh

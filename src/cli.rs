@@ -36,6 +36,7 @@ const USAGE: &str = "tcpping-diag [OPTIONS] HOST:PORT
        tcpping-diag trace [OPTIONS] HOST:PORT
        tcpping-diag serve [OPTIONS]
        tcpping-diag report [FILE.ndjson|-]... -o OUT.svg
+       tcpping-diag generate man|completions DIR
        tcpping-diag demo";
 
 #[derive(Parser, Debug)]
@@ -82,7 +83,9 @@ pub struct PingArgs {
     #[arg(short = 'f', long = "file", value_name = "FILE")]
     pub file: Option<std::path::PathBuf>,
 
-    /// Serve Prometheus metrics at http://ADDR:PORT/metrics while running (many-targets mode)
+    /// Serve Prometheus metrics at http://ADDR:PORT/metrics while running (many-targets mode).
+    /// A bare PORT listens on 127.0.0.1 only; :PORT (every address, IPv6 and IPv4) and
+    /// 0.0.0.0:PORT expose the metrics, which name every target, to the network
     #[arg(long, value_name = "ADDR:PORT")]
     pub metrics: Option<String>,
 
@@ -378,7 +381,25 @@ pub enum Family {
 
 /// Split `HOST:PORT` (IPv6 literals in brackets) into host and port.
 pub fn split_host_port(s: &str) -> Result<(&str, u16), Error> {
-    let bad = |why: &str| Error::Usage(format!("invalid target '{s}': {why}"));
+    let bad = |why: &str| Error::Usage(format!("invalid target '{}': {why}", cut(s, 100)));
+    if let Some((scheme, rest)) = s.split_once("://") {
+        // A URL: say what to type instead (the host, and the scheme's port when none is given).
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+        let authority = authority.rsplit_once('@').map_or(authority, |(_, a)| a);
+        let has_port = match authority.strip_prefix('[') {
+            Some(v6) => v6.contains("]:"),
+            None => authority.contains(':'),
+        };
+        let port = service_port(scheme).filter(|_| !has_port);
+        let hint = match port {
+            Some(p) if !authority.is_empty() => format!(": use {authority}:{p}"),
+            _ if has_port => format!(": use {authority}"),
+            _ => String::new(),
+        };
+        return Err(bad(&format!(
+            "a target is HOST:PORT, not a URL: drop the scheme '{scheme}://'{hint}"
+        )));
+    }
     let (host, port) = if let Some(rest) = s.strip_prefix('[') {
         let (host, after) = rest
             .split_once(']')
@@ -399,13 +420,79 @@ pub fn split_host_port(s: &str) -> Result<(&str, u16), Error> {
     if host.is_empty() {
         return Err(bad("empty host"));
     }
-    let port: u16 = port
-        .parse()
-        .map_err(|_| bad("the port must be a number from 1 to 65535"))?;
+    let port: u16 = match port.parse() {
+        Ok(p) => p,
+        Err(_) if port.bytes().all(|b| b.is_ascii_digit()) && !port.is_empty() => {
+            return Err(bad("the port must be a number from 1 to 65535"))
+        }
+        Err(_) => service_port(port).ok_or_else(|| {
+            bad("the port must be a number from 1 to 65535 or a TCP service name from /etc/services (e.g. https)")
+        })?,
+    };
     if port == 0 {
         return Err(bad("port 0 cannot be pinged"));
     }
     Ok((host, port))
+}
+
+/// `s` cut to at most `max` characters, with an ellipsis when cut: error messages echo what
+/// was typed, never megabytes of it.
+pub fn cut(s: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => format!("{}…", &s[..i]).into(),
+        None => s.into(),
+    }
+}
+
+/// Where the TCP service names come from (as nc and telnet take them).
+const SERVICES_FILE: &str = "/etc/services";
+/// More than any real /etc/services (about 13 kB on Debian 12): a larger file is not read.
+const SERVICES_MAX_BYTES: u64 = 4 << 20;
+
+/// The TCP port of a service name (`https`, `ssh`, an alias such as `www`), from
+/// /etc/services, read once. Names are matched case-insensitively, as getservbyname does not,
+/// but as users type them (`HTTPS`). None when the name is unknown or the file unreadable.
+pub fn service_port(name: &str) -> Option<u16> {
+    use std::io::Read;
+    use std::sync::OnceLock;
+    static TABLE: OnceLock<Vec<(String, u16)>> = OnceLock::new();
+    let table = TABLE.get_or_init(|| {
+        let mut text = String::new();
+        let read = std::fs::File::open(SERVICES_FILE)
+            .and_then(|f| f.take(SERVICES_MAX_BYTES).read_to_string(&mut text));
+        if read.is_err() {
+            return Vec::new();
+        }
+        parse_services(&text)
+    });
+    table
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|&(_, p)| p)
+}
+
+/// `name port/proto [aliases...] [# comment]` lines: the TCP ones, as (name or alias, port).
+fn parse_services(text: &str) -> Vec<(String, u16)> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let line = line.split('#').next().unwrap_or("");
+        let mut words = line.split_whitespace();
+        let (Some(name), Some(port)) = (words.next(), words.next()) else {
+            continue;
+        };
+        let Some((port, "tcp")) = port.split_once('/') else {
+            continue;
+        };
+        let Ok(port) = port.parse::<u16>() else {
+            continue;
+        };
+        if port == 0 {
+            continue;
+        }
+        out.push((name.to_string(), port));
+        out.extend(words.map(|alias| (alias.to_string(), port)));
+    }
+    out
 }
 
 /// Resolve a target once, keeping the first address of the wanted family.
@@ -528,6 +615,24 @@ pub fn parse_listen(s: &str) -> Result<SocketAddr, Error> {
         .ok_or_else(|| Error::Setup(format!("listen address '{host}' has no address")))
 }
 
+/// The `--metrics` address: a bare `PORT` is `127.0.0.1:PORT` (loopback only, the safe
+/// default: the metrics name every target and the routers on its path); anything else is
+/// read as [`parse_listen`] does, so `:PORT` and `0.0.0.0:PORT` listen on every address.
+pub fn parse_metrics_listen(s: &str) -> Result<SocketAddr, Error> {
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        let port: u16 = s.parse().map_err(|_| {
+            Error::Usage(format!(
+                "invalid listen address '{s}': the port must be a number from 0 to 65535"
+            ))
+        })?;
+        return Ok(SocketAddr::new(
+            IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+            port,
+        ));
+    }
+    parse_listen(s)
+}
+
 /// A duration: a plain number is seconds (`0.2`), or a number with a unit (`200ms`, `1m`).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     parse_bounded(s, "a duration", Duration::ZERO)
@@ -587,7 +692,12 @@ fn parse_count(s: &str) -> Result<u64, String> {
     let rule =
         "the count must be a whole number of 1 or more (leave -n out to ping until interrupted)";
     match s.trim().parse::<u64>() {
-        Ok(0) | Err(_) => Err(rule.into()),
+        Ok(0) => Err(rule.into()),
+        Err(e) if *e.kind() == std::num::IntErrorKind::PosOverflow => Err(format!(
+            "the count is too large: at most {} (leave -n out to ping until interrupted)",
+            u64::MAX
+        )),
+        Err(_) => Err(rule.into()),
         Ok(n) => Ok(n),
     }
 }
@@ -774,6 +884,68 @@ mod tests {
     }
 
     #[test]
+    fn a_url_says_drop_the_scheme() {
+        for (url, hint) in [
+            ("http://127.0.0.1:80", "use 127.0.0.1:80"),
+            ("https://example.net/path?q=1", "use example.net:443"),
+            ("http://[::1]:8080/", "use [::1]:8080"),
+            ("ssh://user@host", "use host:22"),
+        ] {
+            let e = split_host_port(url).expect_err(url).to_string();
+            assert!(e.contains("drop the scheme"), "{url}: {e}");
+            assert!(e.contains(hint), "{url}: {e}");
+            assert!(!e.contains("brackets"), "{url}: {e}");
+        }
+    }
+
+    #[test]
+    fn service_names_are_ports() {
+        let services = "# comment\nhttps\t\t443/tcp\t\t\t# http protocol over TLS/SSL\n\
+                        https\t\t443/udp\nwww 80/tcp http\nsyslog 514/udp\nbad x/tcp\nzero 0/tcp\n";
+        let t = parse_services(services);
+        assert_eq!(
+            t,
+            vec![
+                ("https".to_string(), 443),
+                ("www".to_string(), 80),
+                ("http".to_string(), 80)
+            ]
+        );
+        // The machine's own file (every Debian system has netbase's /etc/services).
+        if std::path::Path::new(SERVICES_FILE).exists() {
+            assert_eq!(split_host_port("host:https").unwrap(), ("host", 443));
+            assert_eq!(split_host_port("[::1]:SSH").unwrap(), ("::1", 22));
+        }
+        let e = split_host_port("host:no-such-service")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("service name from /etc/services"), "{e}");
+        let e = split_host_port("host:99999").unwrap_err().to_string();
+        assert!(e.contains("from 1 to 65535"), "{e}");
+    }
+
+    #[test]
+    fn errors_echo_a_cut_target() {
+        let long = format!("{}:80:x", "a".repeat(10_000_000));
+        let e = split_host_port(&long).unwrap_err().to_string();
+        assert!(e.len() < 300, "{} bytes", e.len());
+        assert!(e.contains('…'), "{e}");
+        assert_eq!(cut("héllo", 2), "hé…");
+        assert_eq!(cut("héllo", 5), "héllo");
+    }
+
+    #[test]
+    fn a_huge_count_says_too_large() {
+        let e = parse(&["127.0.0.1:1", "-n", "99999999999999999999"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("too large"), "{e}");
+        assert!(!e.contains("1 or more"), "{e}");
+        let e = parse(&["127.0.0.1:1", "-n", "0"]).unwrap_err().to_string();
+        assert!(e.contains("1 or more"), "{e}");
+    }
+
+    #[test]
     fn host_port_forms() {
         assert_eq!(split_host_port("127.0.0.1:80").unwrap(), ("127.0.0.1", 80));
         assert_eq!(split_host_port("[::1]:12001").unwrap(), ("::1", 12001));
@@ -898,6 +1070,27 @@ mod tests {
             ("1.2.3.4:", "port must be a number"),
         ] {
             let e = parse_listen(bad).expect_err(bad).to_string();
+            assert!(e.contains(why), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn metrics_addresses_a_bare_port_is_loopback() {
+        let m = |s: &str| parse_metrics_listen(s);
+        assert_eq!(m("9464").unwrap(), "127.0.0.1:9464".parse().unwrap());
+        assert_eq!(m("0").unwrap(), "127.0.0.1:0".parse().unwrap());
+        // Every address, only when asked for.
+        assert_eq!(m(":9464").unwrap(), "[::]:9464".parse().unwrap());
+        assert_eq!(m("0.0.0.0:9464").unwrap(), "0.0.0.0:9464".parse().unwrap());
+        assert_eq!(m("[::1]:9464").unwrap(), "[::1]:9464".parse().unwrap());
+        for (bad, why) in [
+            ("65536", "port must be a number"),
+            ("99999999999999999999", "port must be a number"),
+            ("", "expected ADDR:PORT"),
+            ("-1", "expected ADDR:PORT"),
+            ("127.0.0.1", "expected ADDR:PORT"),
+        ] {
+            let e = m(bad).expect_err(bad).to_string();
             assert!(e.contains(why), "{bad}: {e}");
         }
     }

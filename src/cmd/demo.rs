@@ -66,16 +66,18 @@ pub fn demo() -> Result<i32, Error> {
         ),
     ];
     for (title, args) in steps {
-        println!("\n=== {title}");
+        if !super::say(format_args!("\n=== {title}\n"))? {
+            break; // stdout closed (| head): the demo ends quietly
+        }
         let cli = Cli::try_parse_from(std::iter::once("tcpping-diag".to_string()).chain(args))
             .map_err(|e| Error::Usage(e.to_string()))?;
         let mut cfg = cli.ping.into_config()?;
         cfg.icmp = false;
         ping(cfg)?;
     }
-    println!(
-        "\nICMP diagnoses (host unreachable, prohibited, TTL exceeded) need a real path: run `sudo scripts/lab.sh demo`."
-    );
+    super::say(format_args!(
+        "\nICMP diagnoses (host unreachable, prohibited, TTL exceeded) need a real path: run `sudo scripts/lab.sh demo`.\n"
+    ))?;
     stop.wake();
     let _ = handle.join();
     Ok(0)

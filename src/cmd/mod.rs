@@ -34,11 +34,13 @@ pub fn run() -> i32 {
         Some(Command::Serve(args)) => args.into_config().and_then(|cfg| serve(cfg).map(|()| 0)),
         Some(Command::Demo) => demo::demo(),
         Some(Command::Report(args)) => crate::report::run(args),
-        Some(Command::Generate(args)) => crate::manual::generate(&args).map(|files| {
+        Some(Command::Generate(args)) => crate::manual::generate(&args).and_then(|files| {
             for f in files {
-                println!("{}", f.display());
+                if !say(format_args!("{}\n", f.display()))? {
+                    break;
+                }
             }
-            0
+            Ok(0)
         }),
         Some(Command::Trace(args)) => args.into_config().and_then(trace::trace),
         None if cli.ping.is_multi() => multi::run(cli.ping),
@@ -50,6 +52,18 @@ pub fn run() -> i32 {
             eprintln!("tcpping-diag: {e}");
             2
         }
+    }
+}
+
+/// Write to stdout: Ok(false) when stdout is a closed pipe (`| head`), which ends a command
+/// quietly, as ripgrep does; other write errors name the operation.
+fn say(text: std::fmt::Arguments) -> Result<bool, Error> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_fmt(text).and_then(|()| out.flush()) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(false),
+        Err(e) => Err(Error::io("write output", e)),
     }
 }
 

@@ -358,7 +358,7 @@ fn describe_v4(icmp_type: u8, code: u8, info: u32) -> Description {
                 ),
                 13 => (
                     "communication administratively prohibited",
-                    "Packet filtered",
+                    "Communication Administratively Prohibited",
                 ),
                 14 => ("host precedence violation", "Precedence Violation"),
                 15 => ("precedence cutoff in effect", "Precedence Cutoff"),
@@ -821,7 +821,10 @@ mod tests {
             e.describe().reason,
             "communication administratively prohibited"
         );
-        assert_eq!(e.describe().title, "Packet filtered");
+        assert_eq!(
+            e.describe().title,
+            "Communication Administratively Prohibited"
+        );
     }
 
     #[test]
@@ -1357,7 +1360,7 @@ mod tests {
         assert_eq!(d(9, 0).title, "Destination Net Prohibited");
         assert_eq!(d(10, 0).title, "Destination Host Prohibited");
         assert_eq!(d(13, 0).reason, "communication administratively prohibited");
-        assert_eq!(d(13, 0).title, "Packet filtered");
+        assert_eq!(d(13, 0).title, "Communication Administratively Prohibited");
         assert_eq!(d(15, 0).reason, "precedence cutoff in effect");
         assert_eq!(d(16, 0).reason, "destination unreachable (unknown code 16)");
         assert_eq!(d(16, 0).title, "Dest Unreachable, Bad Code: 16");

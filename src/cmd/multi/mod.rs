@@ -69,7 +69,8 @@ impl Config {
             .metrics
             .take()
             .map(|m| {
-                crate::cli::parse_listen(&m).map_err(|e| Error::Usage(format!("--metrics: {e}")))
+                crate::cli::parse_metrics_listen(&m)
+                    .map_err(|e| Error::Usage(format!("--metrics: {e}")))
             })
             .transpose()?;
         let family = match (args.ipv4, args.ipv6) {

@@ -2,7 +2,8 @@
 //! (`--metrics ADDR:PORT`, `GET /metrics`).
 //!
 //! The exposition is prometheus-client's (Prometheus text 0.0.4, or OpenMetrics 1.0 when the
-//! scraper asks for it in `Accept`); tiny_http serves it. Every series of a target carries
+//! scraper asks for it in `Accept`), with every family's series sorted by their labels (so by
+//! target first: [`SortedFamily`]); [`http`] serves it. Every series of a target carries
 //! `target` (as typed) and the target's labels from the targets file.
 //!
 //! Memory is flat however long the run: a target has a fixed set of series, plus ICMP error
@@ -10,21 +11,22 @@
 //! Each target holds clones of its own series' handles, so recording a probe is a few
 //! atomic operations and no label hashing.
 
-use std::collections::{HashMap, HashSet};
-use std::fmt::Write as _;
-use std::io;
-use std::net::{IpAddr, SocketAddr};
+pub mod http;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::IpAddr;
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use prometheus_client::encoding::{prometheus_text, text};
+use prometheus_client::encoding::{prometheus_text, text, EncodeMetric, MetricEncoder};
 use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::metrics::{MetricType, TypedMetric};
 use prometheus_client::registry::{Registry, Unit};
+
+pub use http::Server;
 
 use crate::probe::{PingResult, Status};
 
@@ -68,18 +70,101 @@ fn rtt_histogram() -> Histogram {
     Histogram::new(RTT_BUCKETS)
 }
 
-type HistogramFamily = Family<Labels, Histogram, fn() -> Histogram>;
+/// A metric family whose series are kept, and so exposed, in the order of their labels:
+/// `target` comes first in every label set, so a scrape lists the targets sorted, the same
+/// way at every scrape (prometheus-client's own `Family` follows a hash map's order).
+#[derive(Debug)]
+pub struct SortedFamily<M> {
+    series: Arc<RwLock<BTreeMap<Labels, M>>>,
+    new: fn() -> M,
+}
+
+impl<M> Clone for SortedFamily<M> {
+    fn clone(&self) -> Self {
+        SortedFamily {
+            series: Arc::clone(&self.series),
+            new: self.new,
+        }
+    }
+}
+
+impl<M: Default> Default for SortedFamily<M> {
+    fn default() -> Self {
+        Self::new(M::default)
+    }
+}
+
+impl<M> SortedFamily<M> {
+    /// An empty family whose series `new` creates.
+    pub fn new(new: fn() -> M) -> Self {
+        SortedFamily {
+            series: Arc::new(RwLock::new(BTreeMap::new())),
+            new,
+        }
+    }
+
+    /// Remove the series of `labels`, if any.
+    pub fn remove(&self, labels: &Labels) {
+        self.series
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(labels);
+    }
+}
+
+impl<M: Clone> SortedFamily<M> {
+    /// The series of `labels` (created when new): a handle that shares its value.
+    pub fn get_or_create_owned(&self, labels: &Labels) -> M {
+        if let Some(m) = self
+            .series
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(labels)
+        {
+            return m.clone();
+        }
+        self.series
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(labels.clone())
+            .or_insert_with(self.new)
+            .clone()
+    }
+}
+
+impl<M: EncodeMetric + TypedMetric> EncodeMetric for SortedFamily<M> {
+    fn encode(&self, mut encoder: MetricEncoder) -> std::fmt::Result {
+        let series = self.series.read().unwrap_or_else(|p| p.into_inner());
+        for (labels, m) in series.iter() {
+            m.encode(encoder.encode_family(labels)?)?;
+        }
+        Ok(())
+    }
+
+    fn metric_type(&self) -> MetricType {
+        M::TYPE
+    }
+
+    fn is_empty(&self) -> bool {
+        self.series
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_empty()
+    }
+}
+
+type HistogramFamily = SortedFamily<Histogram>;
 
 /// Every metric family of the run.
 pub struct Metrics {
     registry: Registry,
-    probes: Family<Labels, Counter>,
-    icmp: Family<Labels, Counter>,
+    probes: SortedFamily<Counter>,
+    icmp: SortedFamily<Counter>,
     rtt: HistogramFamily,
     connect: HistogramFamily,
-    last_rtt: Family<Labels, Gauge<f64, AtomicU64>>,
-    last_success: Family<Labels, Gauge>,
-    resolved: Family<Labels, Gauge>,
+    last_rtt: SortedFamily<Gauge<f64, AtomicU64>>,
+    last_success: SortedFamily<Gauge>,
+    resolved: SortedFamily<Gauge>,
     lag: Histogram,
     targets: Gauge,
     unmatched: Counter,
@@ -95,46 +180,46 @@ impl Default for Metrics {
 impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::default();
-        let probes = Family::<Labels, Counter>::default();
+        let probes = SortedFamily::<Counter>::default();
         registry.register(
             "tcpping_probes",
             "Probes concluded, by verdict (reply, lost, timeout, refused, icmp, error)",
             probes.clone(),
         );
-        let icmp = Family::<Labels, Counter>::default();
+        let icmp = SortedFamily::<Counter>::default();
         registry.register(
             "tcpping_icmp_errors",
             "ICMP errors matched to a probe, by ICMP type, code and reporting router",
             icmp.clone(),
         );
-        let rtt: HistogramFamily = Family::new_with_constructor(rtt_histogram);
+        let rtt: HistogramFamily = SortedFamily::new(rtt_histogram);
         registry.register_with_unit(
             "tcpping_rtt",
             "Round trip of answered probes: request to echo; the handshake for --syn and --connect-only",
             Unit::Seconds,
             rtt.clone(),
         );
-        let connect: HistogramFamily = Family::new_with_constructor(rtt_histogram);
+        let connect: HistogramFamily = SortedFamily::new(rtt_histogram);
         registry.register_with_unit(
             "tcpping_connect",
             "TCP handshake of probes that also wait for an echo (connect probes without --connect-only)",
             Unit::Seconds,
             connect.clone(),
         );
-        let last_rtt = Family::<Labels, Gauge<f64, AtomicU64>>::default();
+        let last_rtt = SortedFamily::<Gauge<f64, AtomicU64>>::default();
         registry.register_with_unit(
             "tcpping_last_rtt",
             "Round trip of the last answered probe",
             Unit::Seconds,
             last_rtt.clone(),
         );
-        let last_success = Family::<Labels, Gauge>::default();
+        let last_success = SortedFamily::<Gauge>::default();
         registry.register(
             "tcpping_last_success",
             "1 when the last probe was answered, 0 when it was not",
             last_success.clone(),
         );
-        let resolved = Family::<Labels, Gauge>::default();
+        let resolved = SortedFamily::<Gauge>::default();
         registry.register(
             "tcpping_target_resolved",
             "1 once the target's name resolved (it is being probed), 0 while it is retried",
@@ -373,99 +458,6 @@ pub fn wants_openmetrics(accept: Option<&str>) -> bool {
     best.is_some_and(|(_, om)| om)
 }
 
-/// The HTTP endpoint: `GET /metrics` (any other path: 404), served by one thread.
-pub struct Server {
-    http: Arc<tiny_http::Server>,
-    thread: Option<JoinHandle<()>>,
-    addr: SocketAddr,
-}
-
-impl Server {
-    /// Listen on `addr` (before privileges are dropped: a port under 1024 may need them).
-    pub fn bind(addr: SocketAddr) -> io::Result<tiny_http::Server> {
-        tiny_http::Server::http(addr).map_err(|e| io::Error::other(e.to_string()))
-    }
-
-    /// Serve `metrics` on the bound listener until dropped.
-    pub fn start(http: tiny_http::Server, metrics: Arc<Metrics>) -> io::Result<Server> {
-        let addr = http
-            .server_addr()
-            .to_ip()
-            .ok_or_else(|| io::Error::other("metrics listener has no IP address"))?;
-        let http = Arc::new(http);
-        let h = Arc::clone(&http);
-        // One buffer for every scrape: its size settles at the largest exposition.
-        let buf = Mutex::new(String::new());
-        let thread = std::thread::Builder::new()
-            .name("metrics".into())
-            .spawn(move || {
-                for req in h.incoming_requests() {
-                    let _ = respond(req, &metrics, &buf);
-                }
-            })?;
-        Ok(Server {
-            http,
-            thread: Some(thread),
-            addr,
-        })
-    }
-
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.http.unblock();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-fn header(name: &str, value: &str) -> tiny_http::Header {
-    tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes()).expect("a valid header")
-}
-
-fn respond(req: tiny_http::Request, metrics: &Metrics, buf: &Mutex<String>) -> io::Result<()> {
-    let path = req.url().split('?').next().unwrap_or("");
-    if *req.method() != tiny_http::Method::Get && *req.method() != tiny_http::Method::Head {
-        return req
-            .respond(tiny_http::Response::from_string("GET /metrics\n").with_status_code(405));
-    }
-    if path == "/" {
-        let page = "tcpping-diag: metrics at /metrics\n";
-        return req.respond(tiny_http::Response::from_string(page));
-    }
-    if path != "/metrics" {
-        return req.respond(
-            tiny_http::Response::from_string("not found: try /metrics\n").with_status_code(404),
-        );
-    }
-    let accept = req
-        .headers()
-        .iter()
-        .find(|h| h.field.equiv("Accept"))
-        .map(|h| h.value.as_str().to_string());
-    let om = wants_openmetrics(accept.as_deref());
-    let mut body = buf.lock().unwrap_or_else(|p| p.into_inner());
-    if let Err(e) = metrics.encode(om, &mut body) {
-        body.clear();
-        let _ = writeln!(body, "encoding the metrics failed: {e}");
-        let resp = tiny_http::Response::from_string(body.as_str()).with_status_code(500);
-        return req.respond(resp);
-    }
-    let ctype = if om {
-        OPENMETRICS_TYPE
-    } else {
-        prometheus_text::CONTENT_TYPE
-    };
-    let resp =
-        tiny_http::Response::from_data(body.as_bytes()).with_header(header("Content-Type", ctype));
-    req.respond(resp)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -609,6 +601,69 @@ mod tests {
         assert!(!wants_openmetrics(Some("*/*")));
         assert!(!wants_openmetrics(Some("application/openmetrics-text;q=0")));
         assert!(!wants_openmetrics(Some(";;,,q=x")));
+    }
+
+    #[test]
+    fn series_are_exposed_sorted_by_target_then_labels() {
+        let m = Metrics::new();
+        // Created in reverse order, and one removed and created again (last in any
+        // insertion order).
+        let names: Vec<String> = (0..20).map(|i| format!("h{i:02}.example:80")).collect();
+        let mut ts = Vec::new();
+        for n in names.iter().rev() {
+            let labels = vec![("tier".to_string(), "b".to_string())];
+            let mut t = m.target(n, &labels);
+            let mut reply = PingResult::of(&spec("10.0.0.9:80"), Status::Reply);
+            reply.rtt = Some(Duration::from_micros(700));
+            t.record(&m, &reply, false);
+            t.record(&m, &icmp_from("10.0.0.2"), false);
+            t.record(&m, &icmp_from("10.0.0.1"), false);
+            ts.push(t);
+        }
+        let first = ts.pop().unwrap();
+        m.remove(&first);
+        let _again = m.target(&names[0], &[("tier".into(), "a".into())]);
+        let mut s = String::new();
+        m.encode(false, &mut s).unwrap();
+        let targets_of = |prefix: &str| -> Vec<String> {
+            line_of(&s, prefix)
+                .iter()
+                .map(|l| l.split('"').nth(1).unwrap().to_string())
+                .collect()
+        };
+        // Six verdicts per target, the targets sorted, the verdicts in label order.
+        let probes = targets_of("tcpping_probes_total{");
+        let mut want: Vec<String> = names
+            .iter()
+            .flat_map(|n| std::iter::repeat_n(n.clone(), 6))
+            .collect();
+        assert_eq!(probes, want, "{s}");
+        let verdicts: Vec<&str> = line_of(&s, "tcpping_probes_total{target=\"h05.example:80\"")
+            .iter()
+            .map(|l| {
+                l.split("verdict=\"")
+                    .nth(1)
+                    .unwrap()
+                    .split('"')
+                    .next()
+                    .unwrap()
+            })
+            .collect();
+        let mut sorted = verdicts.clone();
+        sorted.sort();
+        assert_eq!(verdicts, sorted);
+        // The ICMP series of a target: by router too.
+        let icmp = line_of(&s, "tcpping_icmp_errors_total{target=\"h07.example:80\"");
+        assert_eq!(icmp.len(), 2, "{s}");
+        assert!(icmp[0].contains("router=\"10.0.0.1\""), "{icmp:?}");
+        // Histograms: whole series, sorted; h00 has none any more (created again, no answer).
+        let counts = targets_of("tcpping_rtt_seconds_count{");
+        want = names[1..].to_vec();
+        assert_eq!(counts, want, "{s}");
+        // The same text at every scrape.
+        let mut again = String::new();
+        m.encode(false, &mut again).unwrap();
+        assert_eq!(s, again);
     }
 
     #[test]
