@@ -41,6 +41,8 @@ fi
 mapfile -t need_pkgs < <(missing_pkgs ip:iproute2 iptables:iptables jq:jq python3:python3 \
   setpriv:util-linux tcpdump:tcpdump ps:procps rsvg-convert:librsvg2-bin)
 # (rsvg-convert: tests/report.rs renders its SVGs)
+# (DejaVu Sans: the text of PNG pictures, which tests/report.rs checks is drawn)
+[ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need_pkgs+=(fonts-dejavu-core)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ]; then
     apt_install "${need_pkgs[@]}" || die "could not install ${need_pkgs[*]}"

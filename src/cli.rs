@@ -152,7 +152,8 @@ pub struct PingArgs {
     #[arg(long)]
     pub no_icmp: bool,
 
-    /// Also draw the run as an SVG picture, written at the end (and on Ctrl-C)
+    /// Also draw the run (one target, or one row per target) as a picture, SVG or PNG by the
+    /// name's extension, written at the end (and on Ctrl-C); a bad name fails at start
     #[arg(long, value_name = "FILE.svg")]
     pub plot: Option<std::path::PathBuf>,
 }

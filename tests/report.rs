@@ -706,3 +706,541 @@ fn many_targets_bucketed_a_median_line_and_loss_bars_per_target() {
     }
     render(&svg_path);
 }
+
+/// Run the binary with `args` (stdin: `stdin`'s bytes then closed, or held open when None),
+/// killed if it has not ended within `secs`.
+fn run_within(args: &[&std::ffi::OsStr], stdin: Option<&[u8]>, secs: u64) -> Output {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pipe = child.stdin.take().unwrap();
+    let stdin = stdin.map(<[u8]>::to_vec);
+    let feeder = std::thread::spawn(move || {
+        let mut pipe = pipe;
+        match stdin {
+            Some(b) => {
+                let _ = pipe.write_all(&b);
+            }
+            // Held open until the test's end: a reader that waits for the end never ends.
+            None => std::thread::sleep(Duration::from_secs(secs + 1)),
+        }
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "{args:?} still running after {secs} s; stderr {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    drop(feeder);
+    child.wait_with_output().unwrap()
+}
+
+fn os<S: AsRef<std::ffi::OsStr> + ?Sized>(s: &S) -> &std::ffi::OsStr {
+    s.as_ref()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn ping_line(seq: u64, ts: &str) -> String {
+    format!(
+        r#"{{"type":"ping","seq":{seq},"ts":{ts},"status":"reply","connect_ms":0.2,"rtt_ms":1.0}}"#
+    )
+}
+
+#[test]
+fn nonsense_times_finish_with_one_line() {
+    let d = Dir::new("times");
+    let f = d.path("t.ndjson");
+    let lines = [
+        ping_line(1, "-1e308"),
+        ping_line(2, "1e308"),
+        ping_line(3, "1800000000.0"),
+        ping_line(4, "1800000001.0"),
+    ];
+    std::fs::write(&f, lines.join("\n")).unwrap();
+    let svg = d.path("t.svg");
+    let out = run_within(&[os("report"), os(&f), os("-o"), os(&svg)], Some(b""), 20);
+    ok(&out);
+    let err = stderr(&out);
+    assert!(
+        err.contains("2 pings with a time beyond ±1e12 s skipped (first: ts -1e308)"),
+        "{err}"
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("1 target, 2 probes"));
+    Svg::load(&svg).elements();
+    // Only nonsense: nothing to draw, said so.
+    std::fs::write(&f, lines[..2].join("\n")).unwrap();
+    let out = run_within(&[os("report"), os(&f), os("-o"), os(&svg)], Some(b""), 20);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("no ping or trace events"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn a_line_longer_than_a_mib_is_skipped_named_and_reading_goes_on() {
+    let d = Dir::new("long");
+    let f = d.path("long.ndjson");
+    let mut text = ping_line(1, "1800000000.0").into_bytes();
+    text.push(b'\n');
+    // Line 2: 5 MiB of one JSON string, no newline until its end.
+    text.extend_from_slice(br#"{"type":"ping","seq":9,"status":"reply","error":""#);
+    text.extend(std::iter::repeat_n(b'x', 5 << 20));
+    text.extend_from_slice(b"\"}\n");
+    for seq in 2..=3 {
+        text.extend(ping_line(seq, &format!("180000000{seq}.0")).into_bytes());
+        text.push(b'\n');
+    }
+    std::fs::write(&f, &text).unwrap();
+    let svg = d.path("long.svg");
+    let out = run_within(&[os("report"), os(&f), os("-o"), os(&svg)], Some(b""), 30);
+    ok(&out);
+    let err = stderr(&out);
+    assert!(
+        err.contains("long.ndjson line 2: longer than 1048576 bytes, skipped"),
+        "{err}"
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("1 target, 3 probes"),
+        "the lines after the long one are read"
+    );
+    // From a pipe too.
+    let out = run_within(&[os("report"), os("-o"), os(&svg)], Some(&text), 30);
+    ok(&out);
+    assert!(stderr(&out).contains("<stdin> line 2: longer than 1048576 bytes, skipped"));
+}
+
+/// Control characters, non-characters and markup in every field a picture shows, from files
+/// and from a live run's targets file: every picture parses as XML and shows none of them.
+#[test]
+fn hostile_text_makes_well_formed_pictures() {
+    let d = Dir::new("hostile");
+    let h = r#"x\u0001\u001b[31m\u007f\u0085\ufffe\uffff\t\n<&>\"'y"#;
+    let ping = [
+        format!(
+            r#"{{"type":"start","target":"{h}","address":"{h}","source":"{h}","host":"{h}","mode":"{h}","ts":1800000000.0,"interval_ms":10.0,"labels":{{"name":"{h}"}}}}"#
+        ),
+        format!(r#"{{"type":"ping","seq":1,"ts":1800000000.0,"status":"error","error":"{h}"}}"#),
+        format!(
+            r#"{{"type":"ping","seq":2,"ts":1800000000.1,"status":"icmp","icmp":{{"type":3,"code":13,"from":"{h}","reason":"{h}"}}}}"#
+        ),
+        format!(r#"{{"type":"ping","seq":3,"ts":1800000000.2,"status":"{h}"}}"#),
+        ping_line(4, "1800000000.3"),
+        format!(
+            r#"{{"type":"ping","target":"{h}2","labels":{{"name":"{h}2"}},"seq":1,"ts":1800000000.0,"status":"reply","rtt_ms":2.0}}"#
+        ),
+    ];
+    let trace = [
+        format!(
+            r#"{{"type":"trace_start","target":"{h}","address":"{h}","source":"{h}","host":"{h}","ts":1800000000.0}}"#
+        ),
+        format!(
+            r#"{{"type":"probe","hop":1,"status":"time_exceeded","from":"{h}","rtt_ms":0.5,"icmp":{{"type":11,"code":0,"reason":"{h}"}}}}"#
+        ),
+        format!(r#"{{"type":"probe","hop":2,"status":"{h}","from":"{h}"}}"#),
+        format!(r#"{{"type":"hop","hop":1,"routers":["{h}"],"sent":1,"received":1}}"#),
+        format!(
+            r#"{{"type":"trace","verdict":"{h}","hops":2,"break_hop":2,"break_router":"{h}","text":"{h}"}}"#
+        ),
+    ];
+    let check = |svg: &Path| {
+        let s = Svg::load(svg);
+        s.elements(); // parses
+        let bad: Vec<char> = s
+            .text
+            .chars()
+            .filter(|&c| (c.is_control() && c != '\n') || c == '\u{FFFE}' || c == '\u{FFFF}')
+            .collect();
+        assert!(bad.is_empty(), "{bad:?} in {}", svg.display());
+        s
+    };
+    for (name, lines) in [
+        ("one", &ping[..5]),
+        ("many", &ping[..]),
+        ("trace", &trace[..]),
+    ] {
+        let f = d.path(&format!("{name}.ndjson"));
+        std::fs::write(&f, lines.join("\n")).unwrap();
+        let svg = d.path(&format!("{name}.svg"));
+        ok(&report(&[&f, Path::new("-o"), &svg]));
+        let s = check(&svg);
+        assert!(
+            s.text.contains("x\u{FFFD}\u{FFFD}["),
+            "{name}: shown as U+FFFD"
+        );
+        render(&svg);
+    }
+    // A live run of many targets, their names from a targets file.
+    let srv = ServerProc::start(&["--loss", "0", "-q"]);
+    let targets = d.path("targets");
+    std::fs::write(
+        &targets,
+        format!(
+            "{} name=a\x01\x1b[1m\x7f<&>\"'b\n{} name=c\u{9f}d\n",
+            srv.addr,
+            closed_port()
+        ),
+    )
+    .unwrap();
+    let svg = d.path("live.svg");
+    let out = client(&[
+        "-f",
+        targets.to_str().unwrap(),
+        "-n",
+        "3",
+        "-i",
+        "0.01",
+        "--plot",
+        svg.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let s = check(&svg);
+    assert!(
+        s.has_text("a\u{FFFD}\u{FFFD}[1m\u{FFFD}<&>\"'b"),
+        "{:?}",
+        s.all_text()
+    );
+    assert!(s.has_text("c\u{FFFD}d"), "{:?}", s.all_text());
+    render(&svg);
+}
+
+#[test]
+fn plot_with_several_targets_draws_a_row_per_target() {
+    let d = Dir::new("plotmany");
+    let lossy = ServerProc::start(&["--loss", "0.4", "--seed", "5", "-q"]);
+    let good = ServerProc::start(&["--loss", "0", "-q"]);
+    let (a, b) = (good.addr.to_string(), lossy.addr.to_string());
+    let svg_path = d.path("many.svg");
+    let out = client(&[
+        &a,
+        &b,
+        "-n",
+        "20",
+        "-i",
+        "0.005",
+        "--json",
+        "--plot",
+        svg_path.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let ev = json_lines(&out);
+    let replies = |t: &str| {
+        pings(&ev)
+            .iter()
+            .filter(|p| p["target"] == t && p["status"] == "reply")
+            .count()
+    };
+    let svg = Svg::load(&svg_path);
+    assert!(
+        svg.has_text("TCP ping to 2 targets"),
+        "{:?}",
+        svg.all_text()
+    );
+    let mut rows: Vec<El> = svg
+        .texts()
+        .into_iter()
+        .filter(|t| t.attrs.contains_key("font-weight") && (t.text == a || t.text == b))
+        .collect();
+    rows.sort_by(|x, y| x.num("y").total_cmp(&y.num("y")));
+    let order: Vec<&str> = rows.iter().map(|r| r.text.as_str()).collect();
+    assert!(replies(&b) < 20, "seed 5 at 40 % loses some of 20");
+    assert_eq!(order, [b.as_str(), a.as_str()], "worst first");
+    for (i, r) in rows.iter().enumerate() {
+        let y1 = rows.get(i + 1).map_or(f64::MAX, |n| n.num("y"));
+        assert_eq!(
+            svg.count_in("circle", ECHO, r.num("y"), y1),
+            replies(&r.text),
+            "replies of {}",
+            r.text
+        );
+    }
+    render(&svg_path);
+}
+
+/// The SVG's size, as written in its root element.
+fn svg_size(p: &Path) -> (u32, u32) {
+    let text = std::fs::read_to_string(p).unwrap();
+    let doc = roxmltree::Document::parse(&text).unwrap();
+    let r = doc.root_element();
+    let n = |a: &str| r.attribute(a).unwrap().parse().unwrap();
+    (n("width"), n("height"))
+}
+
+/// A PNG: its signature, and decoded, its size and the echo colour somewhere.
+fn check_png(png: &Path, size: (u32, u32)) {
+    let bytes = std::fs::read(png).unwrap();
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "not a PNG");
+    let p = resvg::tiny_skia::Pixmap::decode_png(&bytes).expect("a PNG that decodes");
+    assert_eq!((p.width(), p.height()), size);
+    let echo = p
+        .pixels()
+        .iter()
+        .filter(|c| (c.red(), c.green(), c.blue()) == (0x00, 0x72, 0xB2))
+        .count();
+    assert!(echo > 20, "{echo} pixels of the echo colour");
+    // Text is drawn: many shades of grey (antialiased glyphs), not only flat colours.
+    let greys: std::collections::HashSet<u8> = p
+        .pixels()
+        .iter()
+        .filter(|c| c.red() == c.green() && c.green() == c.blue())
+        .map(|c| c.red())
+        .collect();
+    assert!(greys.len() > 30, "{} shades of grey: no text?", greys.len());
+}
+
+#[test]
+fn png_by_the_name_and_other_extensions_refused() {
+    let d = Dir::new("png");
+    let f = d.path("run.ndjson");
+    let lines: Vec<String> = (1..=50)
+        .map(|s| ping_line(s, &format!("{}.0", 1800000000 + s)))
+        .collect();
+    std::fs::write(&f, lines.join("\n")).unwrap();
+    let (svg, png) = (d.path("run.svg"), d.path("run.png"));
+    ok(&report(&[&f, Path::new("-o"), &svg]));
+    let out = report(&[&f, Path::new("-o"), &png]);
+    ok(&out);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("wrote "));
+    check_png(&png, svg_size(&svg));
+    // Case does not matter.
+    let upper = d.path("RUN.PNG");
+    ok(&report(&[&f, Path::new("-o"), &upper]));
+    check_png(&upper, svg_size(&svg));
+    // Any other extension: refused at once, nothing written.
+    for name in ["run.jpg", "run.pdf", "run.svgz"] {
+        let p = d.path(name);
+        let out = report(&[&f, Path::new("-o"), &p]);
+        assert_eq!(out.status.code(), Some(2));
+        let err = stderr(&out);
+        assert!(
+            err.contains("cannot write .") && err.contains(".svg or .png"),
+            "{err}"
+        );
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(!p.exists());
+    }
+    // --plot too.
+    let srv = ServerProc::start(&["--loss", "0", "-q"]);
+    let live = d.path("live.png");
+    let out = client(&[
+        &srv.addr.to_string(),
+        "-n",
+        "20",
+        "-i",
+        "0",
+        "--plot",
+        live.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let bytes = std::fs::read(&live).unwrap();
+    let p = resvg::tiny_skia::Pixmap::decode_png(&bytes).unwrap();
+    assert_eq!(p.width(), 1200);
+}
+
+#[test]
+fn a_bad_destination_fails_at_start() {
+    let d = Dir::new("baddest");
+    let missing = d.path("no/such/dir/pic.svg");
+    // report: before reading its input (standard input, held open, would never end).
+    let out = run_within(&[os("report"), os("-o"), os(&missing)], None, 10);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("write the picture to {}", missing.display())),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+    // A directory.
+    let out = run_within(&[os("report"), os("-o"), os(&d.0)], None, 10);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("directory"), "{}", stderr(&out));
+    // --plot: before the first ping (else the run would take 20 s), one target or many.
+    let srv = ServerProc::start(&["--loss", "0", "-q"]);
+    let (addr, closed) = (srv.addr.to_string(), closed_port().to_string());
+    for targets in [vec![addr.as_str()], vec![addr.as_str(), closed.as_str()]] {
+        for plot in [missing.as_path(), Path::new("x.gif")] {
+            let mut args: Vec<&std::ffi::OsStr> = targets.iter().map(os).collect();
+            args.extend([
+                os("-n"),
+                os("200"),
+                os("-i"),
+                os("0.1"),
+                os("--plot"),
+                os(plot),
+            ]);
+            let out = run_within(&args, Some(b""), 10);
+            assert_eq!(out.status.code(), Some(2), "{targets:?} {plot:?}");
+            assert!(out.stdout.is_empty(), "no ping made");
+            assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
+        }
+    }
+}
+
+fn files_in(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn pictures_are_written_safely() {
+    use std::os::unix::fs::FileTypeExt;
+    let d = Dir::new("safe");
+    let f = d.path("run.ndjson");
+    let lines: Vec<String> = (1..=20)
+        .map(|s| ping_line(s, &format!("{}.0", 1800000000 + s)))
+        .collect();
+    std::fs::write(&f, lines.join("\n")).unwrap();
+    // A link planted at the old fixed temporary name is not followed.
+    let victim = d.path("victim");
+    std::fs::write(&victim, "precious").unwrap();
+    std::os::unix::fs::symlink(&victim, d.path("pic.svg.tmp")).unwrap();
+    let pic = d.path("pic.svg");
+    ok(&report(&[&f, Path::new("-o"), &pic]));
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+    Svg::load(&pic).elements();
+    assert_eq!(
+        files_in(&d.0),
+        ["pic.svg", "pic.svg.tmp", "run.ndjson", "victim"],
+        "no temporary file left"
+    );
+    // A FIFO is written into, not replaced.
+    let fifo = d.path("fifo.svg");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::read_to_string(fifo).unwrap())
+    };
+    ok(&report(&[&f, Path::new("-o"), &fifo]));
+    let got = reader.join().unwrap();
+    assert!(got.starts_with("<svg") && got.trim_end().ends_with("</svg>"));
+    assert!(std::fs::metadata(&fifo).unwrap().file_type().is_fifo());
+    // - and /dev/stdout: standard output (the "wrote" line goes to stderr for -).
+    let out = report(&[&f, Path::new("-o"), Path::new("-")]);
+    ok(&out);
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("<svg"));
+    assert!(stderr(&out).contains("wrote -"));
+    let out = report(&[&f, Path::new("-o"), Path::new("/dev/stdout")]);
+    ok(&out);
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("<svg"));
+    // /dev/null stays a character device.
+    ok(&report(&[&f, Path::new("-o"), Path::new("/dev/null")]));
+    assert!(std::fs::metadata("/dev/null")
+        .unwrap()
+        .file_type()
+        .is_char_device());
+}
+
+/// A small tmpfs, unmounted on drop.
+struct Tmpfs(PathBuf);
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_file_system_leaves_nothing_behind_and_a_device_node_is_not_replaced() {
+    use std::os::unix::fs::FileTypeExt;
+    if !need_root("mounting a tmpfs and making a device node") {
+        return;
+    }
+    let d = Dir::new("full");
+    let f = d.path("run.ndjson");
+    // 2,000 probes drawn one by one: an SVG of a few hundred KB.
+    let lines: Vec<String> = (1..=2000)
+        .map(|s| ping_line(s, &format!("{}.0", 1800000000 + s)))
+        .collect();
+    std::fs::write(&f, lines.join("\n")).unwrap();
+    let mnt = d.path("mnt");
+    std::fs::create_dir(&mnt).unwrap();
+    let st = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
+        .arg(&mnt)
+        .status()
+        .unwrap();
+    assert!(st.success(), "mount a tmpfs");
+    let _guard = Tmpfs(mnt.clone());
+    let pic = mnt.join("pic.svg");
+    let out = report(&[&f, Path::new("-o"), &pic]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("write {}", pic.display())) && err.contains("space"),
+        "{err}"
+    );
+    assert!(files_in(&mnt).is_empty(), "left: {:?}", files_in(&mnt));
+    // A device node of our own (as /dev/null is): written into, still a device.
+    let null = d.path("null");
+    let st = Command::new("mknod")
+        .arg(&null)
+        .args(["c", "1", "3"])
+        .status()
+        .unwrap();
+    assert!(st.success(), "mknod");
+    ok(&report(&[&f, Path::new("-o"), &null]));
+    assert!(std::fs::metadata(&null)
+        .unwrap()
+        .file_type()
+        .is_char_device());
+    assert_eq!(files_in(&d.0), ["mnt", "null", "run.ndjson"]);
+}
+
+/// The run drops its capabilities before the first probe: root without CAP_DAC_OVERRIDE
+/// cannot write into another user's directory, and the check at start says so (it used to
+/// pass, and the picture was lost at the end).
+#[test]
+fn plot_is_checked_with_the_privileges_it_is_written_with() {
+    if !need_root("root's capabilities dropped") {
+        return;
+    }
+    let d = Dir::new("caps");
+    let theirs = d.path("theirs");
+    std::fs::create_dir(&theirs).unwrap();
+    let c = std::ffi::CString::new(theirs.to_str().unwrap()).unwrap();
+    assert_eq!(unsafe { libc::chown(c.as_ptr(), 65534, 65534) }, 0);
+    let pic = theirs.join("pic.svg");
+    let srv = ServerProc::start(&["--loss", "0", "-q"]);
+    let (addr, closed) = (srv.addr.to_string(), closed_port().to_string());
+    for targets in [vec![addr.as_str()], vec![addr.as_str(), closed.as_str()]] {
+        let mut args: Vec<&std::ffi::OsStr> = targets.iter().map(os).collect();
+        args.extend([
+            os("-n"),
+            os("100"),
+            os("-i"),
+            os("0.1"),
+            os("--plot"),
+            os(&pic),
+        ]);
+        let out = run_within(&args, Some(b""), 8);
+        assert_eq!(out.status.code(), Some(2), "{targets:?}: {}", stderr(&out));
+        assert!(out.stdout.is_empty(), "{targets:?}: no ping made");
+        assert!(
+            stderr(&out).contains("Permission denied") || stderr(&out).contains("permission"),
+            "{}",
+            stderr(&out)
+        );
+    }
+    assert!(files_in(&theirs).is_empty());
+}

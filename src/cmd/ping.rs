@@ -197,11 +197,13 @@ pub fn schedule(
     let mut out = Reporter::new(io::BufWriter::new(io::stdout()), cfg);
     let mut stats = Stats::default();
     // --plot: the run's picture, fed every result, written however the loop ends.
-    let mut plot = cfg.plot.as_ref().map(|_| Recorder::new(cfg, src));
-    let draw = |plot: &Option<Recorder>| match (plot, &cfg.plot) {
-        (Some(p), Some(path)) => p.finish(path),
-        _ => Ok(()),
-    };
+    // Its destination is checked now: a bad one fails before the first ping.
+    let mut plot = cfg
+        .plot
+        .as_deref()
+        .map(|path| Recorder::new(cfg, src, path))
+        .transpose()?;
+    let draw = |plot: &Option<Recorder>| plot.as_ref().map_or(Ok(()), Recorder::finish);
     let started = Instant::now();
     // A closed pipe (| head) ends the run quietly; other write errors are reported.
     let write = |r: io::Result<()>| -> Result<bool, Error> {

@@ -218,13 +218,14 @@ pub const PAGES: &[Page] = &[
             Section {
                 title: "PICTURES",
                 blocks: &[
-                    Para("Reads the NDJSON that `--json` runs wrote (files, or standard input) and draws an SVG picture, streaming: memory stays flat however long the run was. The kind of picture follows from the events:"),
+                    Para("Reads the NDJSON that `--json` runs wrote (files, or standard input) and draws a picture (SVG or PNG), streaming: memory stays flat however long the run was. The kind of picture follows from the events:"),
                     Items(&[
                         ("one target", "Round-trip time over time: every probe up to 2,000 (echo and handshake times told apart), else a smokeping-style band per time bucket (median line, percentile smoke). Failures below on the same time axis, coloured by reason (LOST, timeout, refused, each ICMP reason with its router), with the loss per bucket."),
                         ("many targets", "Several files, or events with a `target` field: one row per target, the worst first (by loss, then by median round trip)."),
                         ("trace", "The events of `trace --json`: the round-trip distribution per hop, the break point marked, the verdict as the subtitle."),
                     ]),
-                    Para("`--plot FILE.svg` on a ping run draws the same picture of that run when it ends (also on SIGINT or SIGTERM)."),
+                    Para("`--plot FILE.svg` on a ping run (one target or many) draws the same picture of that run when it ends (also on SIGINT or SIGTERM)."),
+                    Para("The picture is SVG, or PNG when the name ends in `.png`; other extensions are refused. The destination is checked at start; a regular file is replaced through a temporary file beside it (nothing left behind on failure), while `-`, FIFOs and devices are written directly. Input lines longer than 1 MiB are skipped and named, and pings with a time beyond ±1e12 s are skipped and counted."),
                 ],
             },
             Section {

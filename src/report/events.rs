@@ -140,16 +140,68 @@ pub fn parse_line(line: &str) -> Result<Option<Event>, String> {
         .map_err(|e| e.to_string())
 }
 
+/// The longest line read, bytes: a longer one is skipped (and named), not buffered.
+pub const MAX_LINE: usize = 1 << 20;
+
 /// Lines that could not be read, counted; the first is kept to be named.
 #[derive(Debug, Default)]
 pub struct BadLines {
     pub count: u64,
     /// `FILE:LINE: why`, of the first bad line.
     pub first: Option<String>,
+    /// Lines longer than `MAX_LINE` (also counted in `count`), and the first of them.
+    pub too_long: u64,
+    pub first_too_long: Option<String>,
+}
+
+impl BadLines {
+    fn note(&mut self, name: &str, lineno: u64, why: &str) {
+        self.count += 1;
+        if self.first.is_none() {
+            self.first = Some(format!("{name}:{lineno}: {why}"));
+        }
+    }
+}
+
+/// One line of `input` into `buf` (without the newline), at most `MAX_LINE` bytes of it.
+/// Ok(None): the end. Ok(Some(false)): the line was longer; the rest of it was read past,
+/// never held.
+fn read_line<R: BufRead>(input: &mut R, buf: &mut Vec<u8>) -> std::io::Result<Option<bool>> {
+    buf.clear();
+    let mut any = false;
+    let mut fits = true;
+    loop {
+        let chunk = match input.fill_buf() {
+            Ok(c) => c,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if chunk.is_empty() {
+            return Ok(any.then_some(fits));
+        }
+        any = true;
+        let (take, end) = match chunk.iter().position(|&b| b == b'\n') {
+            Some(i) => (i, true),
+            None => (chunk.len(), false),
+        };
+        if fits {
+            if buf.len() + take > MAX_LINE {
+                fits = false;
+                buf.clear();
+            } else {
+                buf.extend_from_slice(&chunk[..take]);
+            }
+        }
+        input.consume(take + usize::from(end));
+        if end {
+            return Ok(Some(fits));
+        }
+    }
 }
 
 /// Read every event of `input` (named `name` in messages), line by line, and hand each to
-/// `each`. Memory stays flat: one line at a time. Err: the input could not be read.
+/// `each`. Memory stays flat: one line at a time, of at most `MAX_LINE` bytes (a longer
+/// one is skipped, and reading goes on). Err: the input could not be read.
 pub fn read_events<R: BufRead>(
     mut input: R,
     name: &str,
@@ -159,12 +211,17 @@ pub fn read_events<R: BufRead>(
     let mut buf = Vec::with_capacity(512);
     let mut lineno = 0u64;
     let mut events = 0u64;
-    loop {
-        buf.clear();
-        if input.read_until(b'\n', &mut buf)? == 0 {
-            break;
-        }
+    while let Some(fits) = read_line(&mut input, &mut buf)? {
         lineno += 1;
+        if !fits {
+            let why = format!("longer than {MAX_LINE} bytes, skipped");
+            bad.note(name, lineno, &why);
+            bad.too_long += 1;
+            if bad.first_too_long.is_none() {
+                bad.first_too_long = Some(format!("{name} line {lineno}: {why}"));
+            }
+            continue;
+        }
         let parsed = match std::str::from_utf8(&buf) {
             Ok(s) => parse_line(s),
             Err(_) => Err("not UTF-8".into()),
@@ -175,12 +232,7 @@ pub fn read_events<R: BufRead>(
                 each(ev);
             }
             Ok(None) => {}
-            Err(why) => {
-                bad.count += 1;
-                if bad.first.is_none() {
-                    bad.first = Some(format!("{name}:{lineno}: {why}"));
-                }
-            }
+            Err(why) => bad.note(name, lineno, &why),
         }
     }
     Ok(events)
@@ -275,5 +327,39 @@ mod tests {
         for i in 0..line.len() {
             let _ = parse_line(&line[..i]);
         }
+    }
+
+    #[test]
+    fn a_line_longer_than_the_bound_is_skipped_and_named_and_reading_goes_on() {
+        let good = |seq: u64| {
+            format!("{{\"type\":\"ping\",\"seq\":{seq},\"status\":\"reply\",\"rtt_ms\":1.0}}\n")
+        };
+        let mut text = good(1).into_bytes();
+        // Line 2: 3 MiB without a newline, then its end; line 3 exactly at the bound.
+        text.extend(std::iter::repeat_n(b'x', 3 * MAX_LINE));
+        text.push(b'\n');
+        let mut at_bound = good(2).trim_end().as_bytes().to_vec();
+        at_bound.resize(MAX_LINE, b' ');
+        text.extend(at_bound);
+        text.push(b'\n');
+        text.extend(good(3).into_bytes());
+        // The last line: too long and no newline at all.
+        text.extend(std::iter::repeat_n(b'{', MAX_LINE + 1));
+        let mut bad = BadLines::default();
+        let mut seqs = Vec::new();
+        // A small buffer: the line arrives in many pieces.
+        let input = std::io::BufReader::with_capacity(4096, &text[..]);
+        read_events(input, "big", &mut bad, |e| {
+            if let Event::Ping(p) = e {
+                seqs.push(p.seq.unwrap());
+            }
+        })
+        .unwrap();
+        assert_eq!(seqs, [1, 2, 3]);
+        assert_eq!((bad.count, bad.too_long), (2, 2), "{bad:?}");
+        assert_eq!(
+            bad.first_too_long.as_deref(),
+            Some("big line 2: longer than 1048576 bytes, skipped")
+        );
     }
 }

@@ -1,22 +1,29 @@
 //! Pictures of runs: `tcpping-diag report FILE... -o OUT.svg` reads the NDJSON a run wrote
-//! (`--json`) and draws it; `--plot OUT.svg` on a ping run draws the run itself.
+//! (`--json`) and draws it; `--plot OUT.svg` on a ping run (one target or many) draws the run
+//! itself.
 //!
-//! - `events`: the NDJSON schema as read (the one place that knows it);
+//! - `events`: the NDJSON schema as read (the one place that knows it), lines bounded;
 //! - `hist`, `model`: the streaming model, in bounded memory whatever the run's length;
-//! - `draw`: the model as SVG (plotters' SVG backend).
+//! - `draw`: the model as SVG (plotters' SVG backend), every text cleaned;
+//! - `png`: the SVG as PNG (resvg);
+//! - `file`: where the picture goes, checked at start and written safely at the end.
 //!
 //! The kind of picture follows from the events: trace events draw a trace; ping events of
 //! one target draw that target over time; of several, one row per target.
 
 pub mod draw;
 pub mod events;
+pub mod file;
 pub mod hist;
 pub mod model;
+pub mod png;
 
 use std::fs::File;
 use std::io::{self, BufReader};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+
+use file::Destination;
 use std::time::UNIX_EPOCH;
 
 use clap::Args;
@@ -34,10 +41,16 @@ by reason; several targets (files, or events with a \"target\" field) one row pe
 first; trace events one row per hop with the break point marked. Memory stays flat however
 long the run was.
 
+The picture is SVG, or PNG when OUT ends in .png (other extensions are refused). A regular file
+is written through a temporary file beside it, renamed over it at the end (never half a
+picture; nothing left behind on failure); -, FIFOs and devices are written directly. The
+destination is checked before the input is read. Input lines longer than 1 MiB are skipped
+and named; pings with a time beyond ±1e12 s are skipped and counted.
+
 Examples:
   tcpping-diag 127.0.0.1:12001 -n 600 --json > run.ndjson
   tcpping-diag report run.ndjson -o run.svg
-  tcpping-diag report a.ndjson b.ndjson c.ndjson -o many.svg
+  tcpping-diag report a.ndjson b.ndjson c.ndjson -o many.png
   tcpping-diag 127.0.0.1:12001 -n 600 --json | tcpping-diag report -o run.svg";
 
 #[derive(Args, Debug)]
@@ -48,7 +61,7 @@ pub struct ReportArgs {
     #[arg(value_name = "FILE")]
     pub files: Vec<PathBuf>,
 
-    /// The SVG file to write
+    /// The picture to write: OUT.svg, or OUT.png for PNG (- writes SVG to standard output)
     #[arg(short = 'o', long = "output", value_name = "OUT.svg", required = true)]
     pub output: PathBuf,
 }
@@ -132,6 +145,9 @@ impl Report {
                 self.bad.first.as_deref().unwrap_or("?")
             ));
         }
+        if self.ping.bad_times > 0 {
+            v.push(bad_times_text(&self.ping));
+        }
         if self.ping.skipped + self.trace.skipped > 0 {
             v.push(format!(
                 "{} events without a usable seq, ts or hop skipped",
@@ -158,21 +174,21 @@ impl Report {
     }
 }
 
-/// Write `svg` to `path` (through a temporary file beside it, so a reader never sees half).
-pub fn write_svg(path: &Path, svg: &str) -> Result<(), Error> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    let what = |e| Error::io(format!("write {}", path.display()), e);
-    std::fs::write(&tmp, svg).map_err(what)?;
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        what(e)
-    })
+/// Pings skipped for a nonsense time, in words.
+fn bad_times_text(m: &PingModel) -> String {
+    format!(
+        "{} {} with a time beyond ±{:e} s skipped (first: ts {:e})",
+        m.bad_times,
+        if m.bad_times == 1 { "ping" } else { "pings" },
+        model::MAX_TIME,
+        m.first_bad_time.unwrap_or(f64::NAN)
+    )
 }
 
 /// `tcpping-diag report`: read, draw, write. Returns the exit status.
 pub fn run(args: ReportArgs) -> Result<i32, Error> {
+    // First: a wrong name or a directory we cannot write fails before any reading.
+    let dest = Destination::check(&args.output)?;
     let mut r = Report::default();
     let files = if args.files.is_empty() {
         vec![PathBuf::from("-")]
@@ -192,6 +208,18 @@ pub fn run(args: ReportArgs) -> Result<i32, Error> {
             .map_err(|e| Error::io(format!("read {}", f.display()), e))?;
         }
     }
+    if let Some(first) = &r.bad.first_too_long {
+        let more = r.bad.too_long - 1;
+        let more = if more > 0 {
+            format!(" (and {more} more such lines)")
+        } else {
+            String::new()
+        };
+        eprintln!("tcpping-diag report: {first}{more}");
+    }
+    if r.ping.bad_times > 0 {
+        eprintln!("tcpping-diag report: {}", bad_times_text(&r.ping));
+    }
     if r.bad.count > 0 {
         eprintln!(
             "tcpping-diag report: skipped {} unreadable lines (first: {})",
@@ -200,7 +228,7 @@ pub fn run(args: ReportArgs) -> Result<i32, Error> {
         );
     }
     let (kind, svg) = r.render()?;
-    write_svg(&args.output, &svg)?;
+    let bytes = dest.write_svg(&svg)?;
     let probes: u64 = r.ping.targets.iter().map(|t| t.sent).sum();
     let n = |k: u64, one: &str, many: &str| format!("{k} {}", if k == 1 { one } else { many });
     let what = match kind {
@@ -214,33 +242,62 @@ pub fn run(args: ReportArgs) -> Result<i32, Error> {
             )
         }
     };
-    println!(
+    let line = format!(
         "wrote {} ({}: {what}, {} KB)",
         args.output.display(),
         kind.as_str(),
-        svg.len().div_ceil(1024)
+        bytes.div_ceil(1024)
     );
+    // With -o -, the picture is standard output: the line goes to stderr.
+    if args.output.as_os_str() == "-" {
+        eprintln!("{line}");
+    } else {
+        println!("{line}");
+    }
     Ok(0)
 }
 
-/// The picture of a live run (`--plot`): fed each result as it comes, drawn at the end.
+/// The picture of a live run (`--plot`), of one target or many: fed each result as it
+/// comes, drawn at the end. Its destination is checked when it is made (at the run's start).
 pub struct Recorder {
     model: PingModel,
-    target: usize,
+    dest: Destination,
+    /// Probes of targets beyond `model::MAX_TARGETS`, not drawn.
+    skipped: u64,
 }
 
 impl Recorder {
-    pub fn new(cfg: &ClientConfig, src: Option<IpAddr>) -> Recorder {
-        let mut model = PingModel::default();
-        let target = model
-            .target(&cfg.target_name)
-            .expect("the first target fits");
+    /// The picture of a run of one target. Err: the picture could not be written.
+    pub fn new(cfg: &ClientConfig, src: Option<IpAddr>, path: &Path) -> Result<Recorder, Error> {
+        let mut r = Recorder::many(path)?;
+        r.start(cfg, src, &[]);
+        Ok(r)
+    }
+
+    /// The picture of a run of many targets (each added by `start`).
+    pub fn many(path: &Path) -> Result<Recorder, Error> {
+        Ok(Recorder {
+            model: PingModel::default(),
+            dest: Destination::check(path)?,
+            skipped: 0,
+        })
+    }
+
+    /// A target starts (`cfg.target_name`, resolved to `cfg.target`), with its labels.
+    pub fn start(&mut self, cfg: &ClientConfig, src: Option<IpAddr>, labels: &[(String, String)]) {
+        let Some(target) = self.model.target(&cfg.target_name) else {
+            return;
+        };
         let mode = crate::output::mode_name(cfg.mode);
-        model.set_meta(
+        let name = labels
+            .iter()
+            .find(|(k, _)| k == "name")
+            .map(|(_, v)| v.clone());
+        self.model.set_meta(
             target,
             TargetMeta {
                 target: cfg.target_name.clone(),
-                name: None,
+                name,
                 address: Some(cfg.target.to_string()),
                 source: src.map(|s| s.to_string()),
                 host: crate::net::hostname(),
@@ -249,11 +306,24 @@ impl Recorder {
                 start_ts: Some(unix_secs(std::time::SystemTime::now())),
             },
         );
-        Recorder { model, target }
     }
 
-    /// One ping's result.
+    /// One ping's result (a run of one target).
     pub fn observe(&mut self, r: &PingResult) {
+        if !self.model.targets.is_empty() {
+            self.add(0, r);
+        }
+    }
+
+    /// One ping's result for `target` (as typed; started with `start`).
+    pub fn observe_of(&mut self, target: &str, r: &PingResult) {
+        match self.model.target(target) {
+            Some(i) => self.add(i, r),
+            None => self.skipped += 1,
+        }
+    }
+
+    fn add(&mut self, target: usize, r: &PingResult) {
         let ms = |d: Option<std::time::Duration>| d.map(|d| d.as_secs_f64() * 1e3);
         let cats = &mut self.model.categories;
         let failure = match &r.status {
@@ -279,17 +349,35 @@ impl Recorder {
             rtt_ms: ms(r.rtt),
             failure,
         };
-        self.model.add(self.target, &sample, TimeBase::Wall);
+        self.model.add(target, &sample, TimeBase::Wall);
+    }
+
+    /// The SVG: one target over time, or one row per target (None when no ping was made).
+    pub fn svg(&self) -> Result<Option<String>, Error> {
+        let pinged = self.model.targets.iter().filter(|t| t.sent > 0).count();
+        let mut notes = Vec::new();
+        if self.skipped > 0 {
+            notes.push(format!(
+                "{} probes of targets beyond the first {} not drawn",
+                self.skipped,
+                model::MAX_TARGETS
+            ));
+        }
+        let svg = match pinged {
+            0 => return Ok(None),
+            1 => draw::ping(&self.model, &notes),
+            _ => draw::many(&self.model, &notes),
+        };
+        svg.map(Some)
+            .map_err(|e| Error::Setup(format!("draw the picture: {e}")))
     }
 
     /// Draw and write the picture (nothing when no ping was made).
-    pub fn finish(&self, path: &Path) -> Result<(), Error> {
-        if self.model.targets[self.target].sent == 0 {
-            return Ok(());
+    pub fn finish(&self) -> Result<(), Error> {
+        match self.svg()? {
+            Some(svg) => self.dest.write_svg(&svg).map(|_| ()),
+            None => Ok(()),
         }
-        let svg = draw::ping(&self.model, &[])
-            .map_err(|e| Error::Setup(format!("draw the picture: {e}")))?;
-        write_svg(path, &svg)
     }
 }
 
@@ -366,6 +454,91 @@ mod tests {
         let e = render(&["", "{\"type\":\"summary\"}"])
             .unwrap_err()
             .to_string();
+        assert!(e.contains("no ping or trace events"), "{e}");
+    }
+
+    /// Control characters, non-characters and markup in every text field of every kind of
+    /// picture: each SVG parses as XML, and none of them reaches it.
+    #[test]
+    fn hostile_text_in_every_field_makes_well_formed_svg() {
+        // C0, DEL, C1 (NEL), U+FFFE, U+FFFF, a tab and a newline, and markup.
+        let h = r#"x\u0000\u0001\u0007\u001b[31m\u007f\u0085\u009f\ufffe\uffff\t\n<&>\"'y"#;
+        let ping = format!(
+            r#"{{"type":"start","target":"{h}","address":"{h}","source":"{h}","host":"{h}","mode":"{h}","ts":1.0,"interval_ms":1.0,"labels":{{"name":"{h}"}}}}"#
+        );
+        let pings = [
+            format!(r#"{{"type":"ping","seq":1,"ts":1.0,"status":"error","error":"{h}"}}"#),
+            format!(
+                r#"{{"type":"ping","seq":2,"ts":2.0,"status":"icmp","icmp":{{"type":3,"code":13,"from":"{h}","reason":"{h}"}}}}"#
+            ),
+            format!(r#"{{"type":"ping","seq":3,"ts":3.0,"status":"{h}"}}"#),
+            r#"{"type":"ping","seq":4,"ts":4.0,"status":"reply","rtt_ms":1.0}"#.to_string(),
+        ];
+        let other = format!(
+            r#"{{"type":"ping","target":"{h}2","labels":{{"name":"{h}2"}},"seq":1,"ts":1.5,"status":"reply","rtt_ms":2.0}}"#
+        );
+        let trace = [
+            format!(
+                r#"{{"type":"trace_start","target":"{h}","address":"{h}","source":"{h}","host":"{h}","ts":1.0}}"#
+            ),
+            format!(
+                r#"{{"type":"probe","hop":1,"status":"time_exceeded","from":"{h}","rtt_ms":0.5,"icmp":{{"type":11,"code":0,"reason":"{h}"}}}}"#
+            ),
+            format!(r#"{{"type":"probe","hop":2,"status":"{h}","from":"{h}"}}"#),
+            format!(r#"{{"type":"hop","hop":1,"routers":["{h}"],"sent":1,"received":1}}"#),
+            format!(
+                r#"{{"type":"trace","verdict":"{h}","hops":2,"break_hop":2,"break_router":"{h}","text":"{h}"}}"#
+            ),
+        ];
+        let one: Vec<&str> = std::iter::once(ping.as_str())
+            .chain(pings.iter().map(String::as_str))
+            .collect();
+        let mut many = one.clone();
+        many.push(&other);
+        let trace: Vec<&str> = trace.iter().map(String::as_str).collect();
+        for (lines, kind) in [(one, Kind::Ping), (many, Kind::Many), (trace, Kind::Trace)] {
+            let (k, svg) = render(&lines).unwrap();
+            assert_eq!(k, kind);
+            valid_svg(&svg);
+            let bad: Vec<char> = svg
+                .chars()
+                .filter(|&c| (c.is_control() && c != '\n') || c == '\u{FFFE}' || c == '\u{FFFF}')
+                .collect();
+            assert!(bad.is_empty(), "{kind:?}: {bad:?} in the SVG");
+            assert!(
+                svg.contains("x\u{FFFD}\u{FFFD}"),
+                "{kind:?}: control characters are shown as U+FFFD"
+            );
+            assert!(
+                svg.contains("&lt;&amp;&gt;&quot;&apos;y"),
+                "{kind:?}: markup escaped"
+            );
+        }
+    }
+
+    /// Pings at nonsense times are skipped and counted (they made the time axis loop
+    /// forever); the others are drawn.
+    #[test]
+    fn nonsense_times_are_skipped_and_counted() {
+        let lines = [
+            r#"{"type":"ping","seq":1,"ts":-1e308,"status":"reply","rtt_ms":1.0}"#,
+            r#"{"type":"ping","seq":2,"ts":1e308,"status":"reply","rtt_ms":1.0}"#,
+            r#"{"type":"ping","seq":3,"ts":100.0,"status":"reply","rtt_ms":1.0}"#,
+            r#"{"type":"ping","seq":4,"ts":101.0,"status":"reply","rtt_ms":1.0}"#,
+        ];
+        let mut r = Report::default();
+        r.read(lines.join("\n").as_bytes(), "t").unwrap();
+        assert_eq!(r.ping.bad_times, 2);
+        assert_eq!(r.ping.targets[0].sent, 2);
+        let notes = r.notes().join("\n");
+        assert!(
+            notes.contains("2 pings with a time beyond ±1e12 s skipped (first: ts -1e308)"),
+            "{notes}"
+        );
+        let (_, svg) = r.render().unwrap();
+        valid_svg(&svg);
+        // All of them nonsense: nothing to draw, said so.
+        let e = render(&lines[..2]).unwrap_err().to_string();
         assert!(e.contains("no ping or trace events"), "{e}");
     }
 }

@@ -24,6 +24,9 @@ pub const MAX_CATEGORIES: usize = 12;
 pub const MAX_TARGETS: usize = 256;
 /// Hops a trace may have.
 pub const MAX_HOPS: u32 = 255;
+/// Times (seconds, or probe numbers) beyond ±this are nonsense (Unix time 1e12 is the year
+/// 33,658): such a ping is skipped, and counted.
+pub const MAX_TIME: f64 = 1e12;
 /// Routers named per hop.
 const MAX_ROUTERS: usize = 8;
 /// Width of a bucket at the start, seconds (or probe numbers).
@@ -399,6 +402,9 @@ pub struct PingModel {
     pub time_bases: Vec<TimeBase>,
     /// Ping events that could not be placed (no seq and no ts, or too many targets).
     pub skipped: u64,
+    /// Ping events skipped for a time beyond ±`MAX_TIME` (and the first such time).
+    pub bad_times: u64,
+    pub first_bad_time: Option<f64>,
     /// The target the last `start` event of the current input named.
     current: Option<usize>,
 }
@@ -507,6 +513,11 @@ impl PingModel {
                 return;
             }
         };
+        if !(t.is_finite() && t.abs() <= MAX_TIME) {
+            self.bad_times += 1;
+            self.first_bad_time.get_or_insert(t);
+            return;
+        }
         let ms = |x: Option<f64>| x.filter(|v| v.is_finite() && *v >= 0.0);
         let (connect_ms, rtt_ms) = (ms(p.connect_ms), ms(p.rtt_ms));
         let failure = match p.status.as_deref() {

@@ -207,6 +207,8 @@ struct Run<'a> {
     src_cache: HashMap<IpAddr, Option<IpAddr>>,
     reload: Option<Reload>,
     wake: std::os::unix::net::UnixStream,
+    /// --plot: the picture of every target.
+    plot: Option<crate::report::Recorder>,
 }
 
 impl Run<'_> {
@@ -306,6 +308,9 @@ impl Run<'_> {
                     .entry(addr.ip())
                     .or_insert_with(|| net::source_address_for(addr).ok());
                 let s = self.slots[i].as_ref().expect("the slot just used");
+                if let Some(p) = &mut self.plot {
+                    p.start(&s.cfg, src, &s.line.labels);
+                }
                 let r = self.out.start_tagged(&s.cfg, src, Some(s.tag()));
                 self.note_write(r);
             }
@@ -434,6 +439,9 @@ impl Run<'_> {
         let waiting = s.waiting;
         self.any_reply |= r.status == crate::probe::Status::Reply;
         let s = self.slots[f.slot].as_ref().expect("the slot just used");
+        if let Some(p) = &mut self.plot {
+            p.observe_of(&s.line.name, &r);
+        }
         let w = self.out.ping_tagged(&r, &s.cfg, Some(s.tag()));
         self.note_write(w);
         if let Some(due) = waiting {
@@ -705,6 +713,14 @@ pub fn run(args: PingArgs) -> Result<i32, Error> {
     if lines.is_empty() {
         eprintln!("tcpping-diag: no targets yet: add lines to the file and send SIGHUP");
     }
+    // --plot: its destination checked before the first probe, with the privileges the
+    // picture is written with at the end.
+    let plot = cfg
+        .template
+        .plot
+        .as_deref()
+        .map(crate::report::Recorder::many)
+        .transpose()?;
     let mut prober: Box<dyn Prober> = match opened {
         Opened::Syn(p) => p,
         Opened::Connect(raw) => {
@@ -790,6 +806,7 @@ pub fn run(args: PingArgs) -> Result<i32, Error> {
         wake: waker
             .sender()
             .map_err(|e| Error::io("create wake-up channel", e))?,
+        plot,
     };
     let n = lines.len();
     let interval = cfg.template.interval;
@@ -875,6 +892,9 @@ pub fn run(args: PingArgs) -> Result<i32, Error> {
         }
         let w = io::stdout().write_all(text.as_bytes());
         run.note_write(w);
+    }
+    if let Some(p) = &run.plot {
+        p.finish()?;
     }
     let probes = run.next_probe;
     if probes > 0 {

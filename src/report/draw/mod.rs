@@ -90,6 +90,39 @@ pub fn text_width(s: &str, px: f64) -> i32 {
     (s.chars().count() as f64 * px * 0.6).ceil() as i32
 }
 
+/// Whether `c` may not stand in a picture's text: C0 and C1 control characters (tabs and
+/// line ends too: a label is one line), DEL, and the non-characters U+FFFE and U+FFFF (XML
+/// refuses C0 but tab and line ends, and those two; the rest would draw as nothing or boxes).
+fn is_bad(c: char) -> bool {
+    c.is_control() || c == '\u{FFFE}' || c == '\u{FFFF}'
+}
+
+/// `s` with every character that may not stand in a picture's text replaced by U+FFFD (`�`),
+/// visible where it was. (Markup, `& < > " '`, is escaped by the SVG backend.)
+pub fn clean(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.chars().any(is_bad) {
+        s.chars()
+            .map(|c| if is_bad(c) { '\u{FFFD}' } else { c })
+            .collect::<String>()
+            .into()
+    } else {
+        s.into()
+    }
+}
+
+/// The last line of defence: any character XML 1.0 refuses (C0 but tab and line ends,
+/// U+FFFE, U+FFFF) or that is a C1 control, wherever it came from, becomes U+FFFD.
+fn xml_safe(svg: String) -> String {
+    let bad = |c: char| is_bad(c) && !matches!(c, '\t' | '\n' | '\r');
+    if svg.chars().any(bad) {
+        svg.chars()
+            .map(|c| if bad(c) { '\u{FFFD}' } else { c })
+            .collect()
+    } else {
+        svg
+    }
+}
+
 /// Cut `s` to at most `max` characters, with an ellipsis.
 pub fn clip(s: &str, max: usize) -> String {
     if s.chars().count() <= max {
@@ -112,7 +145,11 @@ pub fn put_text(
 ) -> DResult<()> {
     let (bx, by) = area.get_base_pixel();
     let at = (at.0 - bx, at.1 - by);
-    area.draw(&Text::new(s.to_string(), at, style.pos(Pos::new(h, v))))?;
+    area.draw(&Text::new(
+        clean(s).into_owned(),
+        at,
+        style.pos(Pos::new(h, v)),
+    ))?;
     Ok(())
 }
 
@@ -379,5 +416,5 @@ pub fn svg(width: u32, height: u32, f: impl FnOnce(&Area) -> DResult<()>) -> DRe
         f(&root)?;
         root.present()?;
     }
-    Ok(buf)
+    Ok(xml_safe(buf))
 }
