@@ -105,6 +105,14 @@ impl Answer {
     }
 }
 
+/// Whether the slot's verdict is a timeout.
+fn answer_is_timeout(slots: &HashMap<(u8, u16, u16), Slot>, key: &(u8, u16, u16)) -> bool {
+    slots
+        .get(key)
+        .and_then(|s| s.outcome.as_ref())
+        .is_some_and(|o| o.answer == Answer::Timeout)
+}
+
 /// ICMP time exceeded (IPv4 type 11, ICMPv6 type 3).
 pub fn is_time_exceeded(rep: &IcmpReport) -> bool {
     (!rep.v6 && rep.icmp_type == 11) || (rep.v6 && rep.icmp_type == 3)
@@ -167,6 +175,49 @@ pub enum DestKind {
     Open,
     Closed,
     Unreachable,
+    /// The hop where a routing loop became certain (see [`find_loop`]): the hops above it
+    /// would only repeat it.
+    Loop,
+}
+
+/// A routing loop in a sequence of hops.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoopAt {
+    /// The hop where the loop's first router is met.
+    pub from_hop: u8,
+    /// The routers of the loop, in the order the packets meet them.
+    pub routers: Vec<IpAddr>,
+    /// The last hop of the second full period: where the repetition is certain.
+    pub certain_at: u8,
+}
+
+/// The routing loop in `hops` (`hops[i]`: the one router that answered time exceeded at
+/// hop i + 1, None when the hop was silent, answered otherwise, or by several routers):
+/// the first place where a sequence of two or more distinct routers is seen twice in a row,
+/// with no other address in between (a path does not meet the same router again further
+/// on unless its packets circle). None when there is none.
+pub fn find_loop(hops: &[Option<IpAddr>]) -> Option<LoopAt> {
+    // The lowest hop at which two full periods end: for it, the lowest start too.
+    for end in 3..hops.len() {
+        for period in 2..=(end + 1) / 2 {
+            let start = end + 1 - 2 * period;
+            let window = &hops[start..=end];
+            if window.iter().any(Option::is_none) {
+                continue;
+            }
+            let repeats = (0..period).all(|i| window[i] == window[i + period]);
+            let first: Vec<IpAddr> = window[..period].iter().flatten().copied().collect();
+            let distinct = (0..period).all(|i| !first[..i].contains(&first[i]));
+            if repeats && distinct {
+                return Some(LoopAt {
+                    from_hop: u8::try_from(start + 1).ok()?,
+                    routers: first,
+                    certain_at: u8::try_from(end + 1).ok()?,
+                });
+            }
+        }
+    }
+    None
 }
 
 /// A flow's destination hop.
@@ -455,8 +506,9 @@ impl Engine {
             Answer::Unreachable(_) => Some(DestKind::Unreachable),
             _ => None,
         };
-        let grew = matches!(answer, Answer::TimeExceeded(_))
-            && self.dest[fi].is_some_and(|d| d.hop == meta.hop);
+        let time_exceeded = matches!(answer, Answer::TimeExceeded(_));
+        let grew = time_exceeded
+            && self.dest[fi].is_some_and(|d| d.hop == meta.hop && d.kind != DestKind::Loop);
         slot.outcome = Some(Outcome::new(&meta, r, answer, self.plan.target));
         // The lane's probe for this query is of no use now: do not wait for it.
         if let Some(b) = self.lanes[fi].busy {
@@ -476,6 +528,57 @@ impl Engine {
         } else if grew {
             // The path got longer: what was the destination hop forwards now.
             self.extend(meta.flow);
+        } else if time_exceeded || answer_is_timeout(&self.slots, &key) {
+            self.check_loop(meta.flow);
+        }
+    }
+
+    /// The one router that answered time exceeded at (hop, flow) in this cycle, once every
+    /// query there has its verdict (time exceeded from it, or a timeout).
+    fn single_router(&self, hop: u8, flow: u16) -> Option<IpAddr> {
+        let mut addr = None;
+        for q in 0..self.plan.queries {
+            let o = self.slots.get(&(hop, flow, q))?.outcome.as_ref()?;
+            match &o.answer {
+                Answer::TimeExceeded(rep) if addr.is_none_or(|a| a == rep.from) => {
+                    addr = Some(rep.from);
+                }
+                Answer::Timeout => {}
+                _ => return None,
+            }
+        }
+        addr
+    }
+
+    /// Whether the hops of `flow` so far circle: then the hop where that is certain is its
+    /// destination hop (nothing above it is waited for). A flow whose loop was found in an
+    /// earlier cycle and whose hops up to there all have their verdict and show none now
+    /// is probed above it again (the routing was fixed).
+    fn check_loop(&mut self, flow: u16) {
+        let fi = usize::from(flow);
+        let top = self.top[fi];
+        let hops: Vec<Option<IpAddr>> = (1..=top).map(|h| self.single_router(h, flow)).collect();
+        match (find_loop(&hops), self.dest[fi]) {
+            (Some(l), None) => self.set_dest(flow, l.certain_at, DestKind::Loop),
+            (Some(l), Some(d)) if d.kind == DestKind::Loop && l.certain_at < d.hop => {
+                self.dest[fi] = Some(Dest {
+                    hop: l.certain_at,
+                    kind: DestKind::Loop,
+                });
+            }
+            (None, Some(d)) if d.kind == DestKind::Loop => {
+                let all_in = (1..=d.hop).all(|h| {
+                    (0..self.plan.queries).all(|q| {
+                        self.slots
+                            .get(&(h, flow, q))
+                            .is_some_and(|s| s.outcome.is_some())
+                    })
+                });
+                if all_in {
+                    self.extend(flow);
+                }
+            }
+            _ => {}
         }
     }
 
