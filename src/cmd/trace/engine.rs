@@ -199,7 +199,8 @@ pub struct LoopAt {
 pub fn find_loop(hops: &[Option<IpAddr>]) -> Option<LoopAt> {
     // The lowest hop at which two full periods end: for it, the lowest start too.
     for end in 3..hops.len() {
-        for period in 2..=(end + 1) / 2 {
+        // Two full periods fit in hops 0..=end.
+        for period in (2..=end).filter(|p| 2 * p <= end + 1) {
             let start = end + 1 - 2 * period;
             let window = &hops[start..=end];
             if window.iter().any(Option::is_none) {
