@@ -616,12 +616,14 @@ fn parse_rate(s: &str) -> Result<f64, String> {
 const TRACE_AFTER_HELP: &str = "\
 Every hop is probed at once (SYNs with TTL / hop limit 1 to --max-hops), each probe concluded by
 its answer or at -W: time exceeded names the router of a hop; SYN-ACK or RST means the target
-was reached (port open or closed); destination unreachable or prohibited ends the path there.
-The last line says where the path stops, in words.
+was reached (port open or closed); destination unreachable or prohibited ends the path there;
+routers that come back in the same order (A B A B) are a routing loop, named as soon as it
+repeats. The last line says where the path stops, in words.
 
 SYN probes need CAP_NET_RAW (sudo, or: sudo setcap cap_net_raw+ep $(command -v tcpping-diag)).
 Without it, trace uses connect() with IP_TTL / IPV6_UNICAST_HOPS and the socket error queue
-(one source port per probe, no ICMP extensions), and says so.
+(one source port per probe, no ICMP extensions; times from the ICMP's kernel receive
+timestamp), and says so.
 
 Examples:
   tcpping-diag trace example.net:443                 where does TCP to port 443 stop?
