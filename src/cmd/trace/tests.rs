@@ -849,6 +849,63 @@ fn a_path_that_grows_between_cycles_is_followed() {
 }
 
 #[test]
+fn a_loop_that_is_gone_in_a_later_cycle_is_probed_past() {
+    let plan = Plan {
+        target: TARGET.parse().unwrap(),
+        max_hops: 12,
+        queries: 2,
+        flows: 1,
+        constant_flows: true,
+    };
+    let mut engine = Engine::new(plan);
+    let mut n = net(1);
+    n.loop_routers = vec![ip("10.0.2.2"), ip("10.0.3.2")];
+    let mut sim = Sim::new(n);
+    let stop = AtomicBool::new(false);
+    let mut state = TraceState::new(TARGET.parse().unwrap(), 12, 2, 1);
+    let mut record = |p: Progress| {
+        if let Progress::Hop(h) = p {
+            state.record(h);
+        }
+        Ok(true)
+    };
+    let clock = Rc::clone(&sim.clock);
+    let now = move || clock.get();
+    drive(
+        &mut engine,
+        &mut sim,
+        Some(1),
+        Duration::ZERO,
+        &stop,
+        &now,
+        &mut record,
+    )
+    .unwrap();
+    assert_eq!(engine.dests()[0].map(|d| d.hop), Some(5));
+    // The routing is fixed: six routers, the target at hop 7.
+    sim.net.loop_routers.clear();
+    sim.net.branches[0] = [
+        "10.0.1.1", "10.0.2.2", "10.0.3.2", "10.0.4.1", "10.0.5.1", "10.0.6.1",
+    ]
+    .iter()
+    .map(|a| ip(a))
+    .collect();
+    drive(
+        &mut engine,
+        &mut sim,
+        Some(2),
+        Duration::ZERO,
+        &stop,
+        &now,
+        &mut record,
+    )
+    .unwrap();
+    assert_eq!(engine.dests()[0].map(|d| d.hop), Some(7));
+    let v = verdict(&state, "1s");
+    assert_eq!(v.kind, Kind::Reached { hop: 7, open: true });
+}
+
+#[test]
 fn mpls_labels_reach_the_hop() {
     let mut n = net(3);
     let labels = vec![MplsLabel {
