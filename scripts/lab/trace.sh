@@ -386,28 +386,31 @@ scen_trace-unprivileged() {
     tverdict "$W/tunpriv-reject.json" path_ends "path ends at hop 2: $T_R2 says communication administratively prohibited"
     # Times: unprivileged, from the clock read before connect() to the ICMP's kernel receive
     # stamp (the target: TCP_INFO's SYN to SYN-ACK), against the SYN probes' wire times: the
-    # same within 20 µs at every hop (medians over 10 cycles of 3 queries)
-    echo "  \$ setpriv --reuid=nobody ... tcpping-diag trace $T_SRV:$T_PORT_OPEN --cycles 10 -i 0.05 -W 3 --json" >&2
-    set +e
-    tns cli timeout --foreground 60 setpriv --reuid=nobody --regid=nogroup --clear-groups \
-        --inh-caps=-all --bounding-set=-all "$d/tcpping-diag" trace "$T_SRV:$T_PORT_OPEN" --cycles 10 -i 0.05 -W 3 --json \
-        >"$W/tunpriv-times.json" 2>"$W/tunpriv-times.err" </dev/null
-    CLIENT_RC=$?
-    set -e
-    rc_is 0 "reached (unprivileged, 10 cycles)"
-    tclient "$W/tsyn-times" "$T_SRV:$T_PORT_OPEN" --probe syn --cycles 10 -i 0.05 -W 3
-    rc_is 0 "reached (SYN probes, 10 cycles)"
-    local cmp
-    cmp=$(jq -n -c --slurpfile u "$W/tunpriv-times.json" --slurpfile s "$W/tsyn-times.json" '
-        def med: sort | .[(length / 2 | floor)];
-        def per_hop($ev): [$ev[] | select(.type == "probe" and .rtt_ms != null)]
-            | group_by(.hop) | map({key: (.[0].hop | tostring), value: (map(.rtt_ms) | med)}) | from_entries;
-        per_hop($u) as $a | per_hop($s) as $b
-        | [range(1; 5) | tostring | {hop: ., connect: $a[.], syn: $b[.],
-            ok: ($a[.] != null and $b[.] != null and ((($a[.] - $b[.]) | fabs) <= 0.020))}]')
-    echo "    median rtt_ms per hop, connect() vs SYN: $cmp" >&2
-    jq -e 'length == 4 and all(.ok)' <<<"$cmp" >/dev/null ||
-        fail "unprivileged times differ from the SYN probes' by more than 20 µs at some hop: $cmp"
+    # same within 20 µs at every hop (medians over 10 cycles of 3 queries), IPv4 and IPv6
+    local cmp dst f
+    for dst in "$T_SRV" "[$T6_SRV]"; do
+        f=$W/ttimes-$(tr -dc '0-9a-f' <<<"$dst")
+        echo "  \$ setpriv --reuid=nobody ... tcpping-diag trace $dst:$T_PORT_OPEN --cycles 10 -i 0.05 -W 3 --json" >&2
+        set +e
+        tns cli timeout --foreground 60 setpriv --reuid=nobody --regid=nogroup --clear-groups \
+            --inh-caps=-all --bounding-set=-all "$d/tcpping-diag" trace "$dst:$T_PORT_OPEN" --cycles 10 -i 0.05 -W 3 --json \
+            >"$f-connect.json" 2>"$f-connect.err" </dev/null
+        CLIENT_RC=$?
+        set -e
+        rc_is 0 "reached (unprivileged, 10 cycles, $dst)"
+        tclient "$f-syn" "$dst:$T_PORT_OPEN" --probe syn --cycles 10 -i 0.05 -W 3
+        rc_is 0 "reached (SYN probes, 10 cycles, $dst)"
+        cmp=$(jq -n -c --slurpfile u "$f-connect.json" --slurpfile s "$f-syn.json" '
+            def med: sort | .[(length / 2 | floor)];
+            def per_hop($ev): [$ev[] | select(.type == "probe" and .rtt_ms != null)]
+                | group_by(.hop) | map({key: (.[0].hop | tostring), value: (map(.rtt_ms) | med)}) | from_entries;
+            per_hop($u) as $a | per_hop($s) as $b
+            | [range(1; 5) | tostring | {hop: ., connect: $a[.], syn: $b[.],
+                ok: ($a[.] != null and $b[.] != null and ((($a[.] - $b[.]) | fabs) <= 0.020))}]')
+        echo "    $dst: median rtt_ms per hop, connect() vs SYN: $cmp" >&2
+        jq -e 'length == 4 and all(.ok)' <<<"$cmp" >/dev/null ||
+            fail "$dst: unprivileged times differ from the SYN probes' by more than 20 µs at some hop: $cmp"
+    done
 }
 
 scen_trace-ecmp-paris() {
