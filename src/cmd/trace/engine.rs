@@ -105,14 +105,6 @@ impl Answer {
     }
 }
 
-/// Whether the slot's verdict is a timeout.
-fn answer_is_timeout(slots: &HashMap<(u8, u16, u16), Slot>, key: &(u8, u16, u16)) -> bool {
-    slots
-        .get(key)
-        .and_then(|s| s.outcome.as_ref())
-        .is_some_and(|o| o.answer == Answer::Timeout)
-}
-
 /// ICMP time exceeded (IPv4 type 11, ICMPv6 type 3).
 pub fn is_time_exceeded(rep: &IcmpReport) -> bool {
     (!rep.v6 && rep.icmp_type == 11) || (rep.v6 && rep.icmp_type == 3)
@@ -197,6 +189,11 @@ pub struct LoopAt {
 /// with no other address in between (a path does not meet the same router again further
 /// on unless its packets circle). None when there is none.
 pub fn find_loop(hops: &[Option<IpAddr>]) -> Option<LoopAt> {
+    // Most paths meet no router twice: nothing to look for.
+    let mut seen = std::collections::HashSet::new();
+    if hops.iter().flatten().all(|a| seen.insert(*a)) {
+        return None;
+    }
     // The lowest hop at which two full periods end: for it, the lowest start too.
     for end in 3..hops.len() {
         // Two full periods fit in hops 0..=end.
@@ -206,10 +203,11 @@ pub fn find_loop(hops: &[Option<IpAddr>]) -> Option<LoopAt> {
             if window.iter().any(Option::is_none) {
                 continue;
             }
-            let repeats = (0..period).all(|i| window[i] == window[i + period]);
+            if !(0..period).all(|i| window[i] == window[i + period]) {
+                continue;
+            }
             let first: Vec<IpAddr> = window[..period].iter().flatten().copied().collect();
-            let distinct = (0..period).all(|i| !first[..i].contains(&first[i]));
-            if repeats && distinct {
+            if (0..period).all(|i| !first[..i].contains(&first[i])) {
                 return Some(LoopAt {
                     from_hop: u8::try_from(start + 1).ok()?,
                     routers: first,
@@ -507,8 +505,7 @@ impl Engine {
             Answer::Unreachable(_) => Some(DestKind::Unreachable),
             _ => None,
         };
-        let time_exceeded = matches!(answer, Answer::TimeExceeded(_));
-        let grew = time_exceeded
+        let grew = matches!(answer, Answer::TimeExceeded(_))
             && self.dest[fi].is_some_and(|d| d.hop == meta.hop && d.kind != DestKind::Loop);
         slot.outcome = Some(Outcome::new(&meta, r, answer, self.plan.target));
         // The lane's probe for this query is of no use now: do not wait for it.
@@ -529,9 +526,19 @@ impl Engine {
         } else if grew {
             // The path got longer: what was the destination hop forwards now.
             self.extend(meta.flow);
-        } else if time_exceeded || answer_is_timeout(&self.slots, &key) {
+        } else if self.all_concluded(meta.hop, meta.flow) {
+            // A hop of the flow is complete: does the flow circle now?
             self.check_loop(meta.flow);
         }
+    }
+
+    /// Every query of (hop, flow) has its verdict in this cycle.
+    fn all_concluded(&self, hop: u8, flow: u16) -> bool {
+        (0..self.plan.queries).all(|q| {
+            self.slots
+                .get(&(hop, flow, q))
+                .is_some_and(|s| s.outcome.is_some())
+        })
     }
 
     /// The one router that answered time exceeded at (hop, flow) in this cycle, once every
@@ -567,17 +574,10 @@ impl Engine {
                     kind: DestKind::Loop,
                 });
             }
-            (None, Some(d)) if d.kind == DestKind::Loop => {
-                let all_in = (1..=d.hop).all(|h| {
-                    (0..self.plan.queries).all(|q| {
-                        self.slots
-                            .get(&(h, flow, q))
-                            .is_some_and(|s| s.outcome.is_some())
-                    })
-                });
-                if all_in {
-                    self.extend(flow);
-                }
+            (None, Some(d))
+                if d.kind == DestKind::Loop && (1..=d.hop).all(|h| self.all_concluded(h, flow)) =>
+            {
+                self.extend(flow);
             }
             _ => {}
         }
