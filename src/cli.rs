@@ -139,7 +139,8 @@ pub struct PingArgs {
     #[arg(long)]
     pub json: bool,
 
-    /// Print only the start line and the summary (with --json: only the summary)
+    /// Quiet: print only the start line and the summary (with --json: only the summary).
+    /// (trace's -q is queries per hop, as traceroute's)
     #[arg(short, long)]
     pub quiet: bool,
 
@@ -727,12 +728,14 @@ fn parse_rate(s: &str) -> Result<f64, String> {
 const TRACE_AFTER_HELP: &str = "\
 Every hop is probed at once (SYNs with TTL / hop limit 1 to --max-hops), each probe concluded by
 its answer or at -W: time exceeded names the router of a hop; SYN-ACK or RST means the target
-was reached (port open or closed); destination unreachable or prohibited ends the path there.
-The last line says where the path stops, in words.
+was reached (port open or closed); destination unreachable or prohibited ends the path there;
+routers that come back in the same order (A B A B) are a routing loop, named as soon as it
+repeats. The last line says where the path stops, in words.
 
 SYN probes need CAP_NET_RAW (sudo, or: sudo setcap cap_net_raw+ep $(command -v tcpping-diag)).
 Without it, trace uses connect() with IP_TTL / IPV6_UNICAST_HOPS and the socket error queue
-(one source port per probe, no ICMP extensions), and says so.
+(one source port per probe, no ICMP extensions; times from the ICMP's kernel receive
+timestamp), and says so.
 
 Examples:
   tcpping-diag trace example.net:443                 where does TCP to port 443 stop?
@@ -752,23 +755,25 @@ pub struct TraceArgs {
 
     /// Highest TTL / hop limit probed
     #[arg(short = 'm', long, value_name = "N", default_value_t = 30,
-          value_parser = clap::value_parser!(u8).range(1..))]
+          value_parser = parse_max_hops, allow_negative_numbers = true)]
     pub max_hops: u8,
 
-    /// Probes per hop (and per flow)
+    /// Queries: probes per hop (and per flow), as traceroute's -q. (Not ping's -q, which
+    /// is --quiet.)
     #[arg(short = 'q', long, value_name = "Q", default_value_t = 3,
-          value_parser = clap::value_parser!(u16).range(1..=16))]
+          value_parser = parse_queries, allow_negative_numbers = true)]
     pub queries: u16,
 
     /// Flows (source ports) per hop, each a constant 5-tuple: finds load-balanced next hops
     /// (6 flows rule out a second next hop at 95% confidence, 11 a third, 16 a fourth)
     #[arg(long, value_name = "N", default_value_t = 1,
-          value_parser = clap::value_parser!(u16).range(1..=64))]
+          value_parser = parse_flows, allow_negative_numbers = true)]
     pub flows: u16,
 
     /// Rounds over every hop; 0 = until interrupted (Ctrl-C). More than one: an mtr-style
     /// report of loss and RTT per hop at the end
-    #[arg(long, value_name = "N", default_value_t = 1)]
+    #[arg(long, value_name = "N", default_value_t = 1,
+          value_parser = parse_cycles, allow_negative_numbers = true)]
     pub cycles: u64,
 
     /// Wait between the starts of two cycles (seconds, or with a unit: 200ms)
@@ -801,6 +806,54 @@ pub struct TraceArgs {
     /// One JSON object per line (NDJSON): probe, hop and trace events
     #[arg(long)]
     pub json: bool,
+
+    /// Not a trace flag (ping's --syn): caught to point at --probe syn.
+    #[arg(long, hide = true)]
+    pub syn: bool,
+}
+
+/// A whole number from `min` to `max` for a trace flag, or a message naming the rule (a
+/// negative number included: clap would otherwise advise `-- -1`).
+fn parse_whole<T: TryFrom<u64>>(s: &str, rule: &str, min: u64, max: u64) -> Result<T, String> {
+    match s.trim().parse::<u64>() {
+        Ok(n) if (min..=max).contains(&n) => T::try_from(n).map_err(|_| rule.to_string()),
+        _ => Err(rule.to_string()),
+    }
+}
+
+/// `trace -m`.
+fn parse_max_hops(s: &str) -> Result<u8, String> {
+    parse_whole(
+        s,
+        "the hop limit must be a whole number from 1 to 255",
+        1,
+        255,
+    )
+}
+
+/// `trace -q`.
+fn parse_queries(s: &str) -> Result<u16, String> {
+    parse_whole(
+        s,
+        "the queries per hop must be a whole number from 1 to 16",
+        1,
+        16,
+    )
+}
+
+/// `trace --flows`.
+fn parse_flows(s: &str) -> Result<u16, String> {
+    parse_whole(s, "the flows must be a whole number from 1 to 64", 1, 64)
+}
+
+/// `trace --cycles`.
+fn parse_cycles(s: &str) -> Result<u64, String> {
+    parse_whole(
+        s,
+        "the cycles must be a whole number, 0 or more (0: until interrupted)",
+        0,
+        u64::MAX,
+    )
 }
 
 /// `trace --probe`.
@@ -838,6 +891,11 @@ pub struct TraceConfig {
 impl TraceArgs {
     /// Validate and resolve (once) into a trace config.
     pub fn into_config(self) -> Result<TraceConfig, Error> {
+        if self.syn {
+            return Err(Error::Usage(
+                "trace has no --syn: SYN probes are --probe syn (the default --probe auto uses them when CAP_NET_RAW allows)".into(),
+            ));
+        }
         let family = match (self.ipv4, self.ipv6) {
             (true, _) => Some(Family::V4),
             (_, true) => Some(Family::V6),

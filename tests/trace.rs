@@ -73,6 +73,70 @@ fn usage_errors_exit_2_with_one_line() {
     }
 }
 
+/// The one-line error of a usage mistake (exit 2, nothing on stdout).
+fn usage_error(args: &[&str]) -> String {
+    let out = trace(args);
+    assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+    assert!(out.stdout.is_empty(), "{args:?}: nothing on stdout");
+    stderr(&out)
+}
+
+#[test]
+fn a_negative_number_is_told_the_rule_not_to_write_dash_dash() {
+    for (args, rule) in [
+        (
+            &["127.0.0.1:80", "--cycles", "-1"][..],
+            "the cycles must be a whole number, 0 or more (0: until interrupted)",
+        ),
+        (
+            &["127.0.0.1:80", "-m", "-1"],
+            "the hop limit must be a whole number from 1 to 255",
+        ),
+        (
+            &["127.0.0.1:80", "-q", "-2"],
+            "the queries per hop must be a whole number from 1 to 16",
+        ),
+        (
+            &["127.0.0.1:80", "--flows", "-3"],
+            "the flows must be a whole number from 1 to 64",
+        ),
+        (
+            &["127.0.0.1:80", "--cycles", "1.5"],
+            "the cycles must be a whole number",
+        ),
+    ] {
+        let e = usage_error(args);
+        assert!(e.contains(rule), "{args:?}: {e}");
+        assert!(!e.contains("-- -"), "{args:?} advises '-- ARG': {e}");
+    }
+}
+
+#[test]
+fn syn_points_at_probe_syn() {
+    let e = usage_error(&["127.0.0.1:80", "--syn"]);
+    assert!(e.contains("--probe syn"), "{e}");
+    assert!(!e.contains("--json"), "{e}");
+    assert_eq!(e.trim().lines().count(), 1, "one line: {e}");
+}
+
+#[test]
+fn q_is_queries_in_trace_and_quiet_in_ping_and_both_helps_say_so() {
+    let out = trace(&["--help"]);
+    let help = String::from_utf8_lossy(&out.stdout).replace('\n', " ");
+    let help = help.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        help.contains("-q, --queries <Q> Queries: probes per hop (and per flow), as traceroute's -q. (Not ping's -q, which is --quiet.)"),
+        "{help}"
+    );
+    let out = client(&["--help"]);
+    let help = String::from_utf8_lossy(&out.stdout);
+    let help = help.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        help.contains("-q, --quiet Quiet: print only the start line and the summary (with --json: only the summary). (trace's -q is queries per hop, as traceroute's)"),
+        "{help}"
+    );
+}
+
 #[test]
 fn connect_probes_reach_an_open_loopback_port() {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();

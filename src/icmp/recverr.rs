@@ -1,5 +1,6 @@
 //! The kernel's per-socket error queue (IP_RECVERR / IPV6_RECVERR): what an unprivileged
-//! program learns about ICMP errors for its own socket: offender, type, code.
+//! program learns about ICMP errors for its own socket: offender, type, code, and (with
+//! SO_TIMESTAMPING's software receive stamps on the socket) when the ICMP arrived.
 
 use std::io;
 use std::mem;
@@ -18,6 +19,10 @@ pub struct QueuedError {
     pub info: u32,
     /// The router (or our own host) that reported it.
     pub offender: Option<IpAddr>,
+    /// When the ICMP message entered our host: the kernel's software receive timestamp
+    /// (time since the Unix epoch, CLOCK_REALTIME), when the socket asked for them and the
+    /// message has one of its own (see `timing::stamp_before_read`).
+    pub received: Option<Duration>,
 }
 
 const SO_EE_ORIGIN_ICMP: u8 = 2;
@@ -49,6 +54,7 @@ pub fn parse_extended_err(data: &[u8]) -> Option<QueuedError> {
         code: data[6],
         info: u32_at(8),
         offender: None,
+        received: None,
     };
     let sa = &data[ee_len..];
     if sa.len() >= 2 {
@@ -78,6 +84,7 @@ pub fn read_error_queue(fd: RawFd) -> io::Result<Option<ErrEntry>> {
     let mut data = [0u8; 256];
     let mut err = None;
     let mut stamp = None;
+    let read_at = crate::timing::realtime_now();
     let got = crate::net::recvmsg_cmsgs(
         fd,
         &mut data,
@@ -99,7 +106,13 @@ pub fn read_error_queue(fd: RawFd) -> io::Result<Option<ErrEntry>> {
     }
     Ok(match err {
         Some(e) if e.origin == SO_EE_ORIGIN_TIMESTAMPING => stamp.map(ErrEntry::TxTimestamp),
-        Some(e) => Some(ErrEntry::Error(e)),
+        Some(mut e) => {
+            // The stamp of an ICMP error is the ICMP message's own receive time.
+            if e.is_icmp() {
+                e.received = crate::timing::stamp_before_read(stamp, read_at);
+            }
+            Some(ErrEntry::Error(e))
+        }
         None => None,
     })
 }
@@ -143,6 +156,47 @@ mod tests {
         assert!(e.is_v6());
         assert_eq!(e.info, 1280);
         assert_eq!(e.offender, Some("fd77:1::1".parse().unwrap()));
+    }
+
+    #[test]
+    fn an_icmp_error_carries_its_kernel_receive_time() {
+        // A datagram to a closed loopback port: the kernel's port unreachable lands on the
+        // error queue, stamped when it entered the stack: after the send, before the read
+        // (re-sent until a stamped one comes: the host may switch stamping on late).
+        use std::net::UdpSocket;
+        use std::os::fd::AsRawFd;
+        let _hold = crate::timing::hold_timestamping_on().expect("UDP socket with SO_TIMESTAMPING");
+        let closed = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let to = closed.local_addr().unwrap();
+        drop(closed);
+        let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+        crate::net::set_recverr(s.as_raw_fd(), false).unwrap();
+        crate::timing::enable_timestamping(s.as_raw_fd()).unwrap();
+        for _ in 0..2000 {
+            let sent = crate::timing::realtime_now();
+            s.send_to(b"x", to).unwrap();
+            let mut got = None;
+            for _ in 0..1000 {
+                match read_error_queue(s.as_raw_fd()) {
+                    Ok(Some(ErrEntry::Error(e))) => {
+                        got = Some(e);
+                        break;
+                    }
+                    Ok(_) => std::thread::yield_now(),
+                    Err(e) => panic!("read the error queue: {e}"),
+                }
+            }
+            let e = got.expect("port unreachable on the error queue");
+            assert_eq!((e.icmp_type, e.code), (3, 3));
+            assert!(e.is_icmp());
+            if let Some(rx) = e.received {
+                assert!(rx >= sent, "stamped {rx:?} before the send {sent:?}");
+                assert!(rx < crate::timing::realtime_now());
+                return;
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        panic!("no ICMP error with a receive timestamp of its own in 2000 tries");
     }
 
     #[test]

@@ -6,9 +6,21 @@
 //!
 //! Each probe has its own socket and so its own source port: probes never collide at the
 //! target, but they are not a constant flow (a load balancer may send each its own way), and
-//! an answered probe is a real connection, closed at once with RST (SO_LINGER 0). Times are
-//! user space's, from `connect()` to the verdict read. ICMP extensions are not available
-//! (the kernel does not pass them on).
+//! an answered probe is a real connection, closed at once with RST (SO_LINGER 0). ICMP
+//! extensions are not available (the kernel does not pass them on).
+//!
+//! Times are the kernel's where it gives them without privilege:
+//! - an ICMP error: from the clock read just before `connect()` (CLOCK_REALTIME, the
+//!   stamps' clock) to the ICMP message's software receive timestamp, which the error
+//!   queue carries (SO_TIMESTAMPING on the socket; the host-wide switch is held on by the
+//!   caller, `timing::RxStamping`). Not the time the verdict is read: probes leave in a
+//!   burst and their errors are read in turn, so read times grow along the burst, not
+//!   along the path. (The SYN itself gets no transmit timestamp: Linux stamps only data
+//!   sent with `sendmsg()`, and `connect()` sends the SYN within the call, so the clock
+//!   read before it is a few microseconds early at most.)
+//! - the target's SYN-ACK: TCP_INFO's `tcpi_rtt`, the kernel's SYN to SYN-ACK measure;
+//! - its RST (closed port), or when the kernel gave no stamp: user space's, from before
+//!   `connect()` to the verdict read.
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -16,6 +28,8 @@ use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use crate::timing;
 
 use socket2::{Domain, Protocol, Socket, Type};
 
@@ -31,6 +45,8 @@ struct Flight {
     sock: Socket,
     port: Option<u16>,
     sent: Instant,
+    /// The realtime clock just before `connect()` (the kernel stamps' clock).
+    sent_wall: Duration,
     deadline: Instant,
 }
 
@@ -65,6 +81,8 @@ impl TtlConnectProber {
         // An answered probe is closed with RST: nothing lingers, no TIME_WAIT.
         sock.set_linger(Some(Duration::ZERO))?;
         net::set_recverr(sock.as_raw_fd(), v6)?;
+        // The ICMP errors' receive times (best effort: without them, user space's).
+        let _ = timing::enable_timestamping(sock.as_raw_fd());
         if let Some(ttl) = spec.ttl {
             if v6 {
                 sock.set_unicast_hops_v6(u32::from(ttl))?;
@@ -118,12 +136,34 @@ impl TtlConnectProber {
         let mut r = PingResult::of(&f.spec, status);
         r.local_port = f.port;
         if matches!(r.status, Status::Reply | Status::Refused) {
-            let t = now.saturating_duration_since(f.sent);
-            r.connect = Some(t);
-            r.connect_clock = Some(Clock::User);
-            r.connect_user = Some(t);
+            let user = now.saturating_duration_since(f.sent);
+            let kernel = match r.status {
+                Status::Reply => timing::handshake_rtt(f.sock.as_raw_fd()),
+                _ => None,
+            };
+            r.connect = Some(kernel.unwrap_or(user));
+            r.connect_clock = Some(if kernel.is_some() {
+                Clock::Kernel
+            } else {
+                Clock::User
+            });
+            r.connect_user = Some(user);
         }
         r
+    }
+}
+
+/// The time from a probe's `connect()` to its ICMP error: to the kernel's receive stamp of
+/// the ICMP when there is one (not before the send), else to `now`.
+fn icmp_after(
+    received: Option<Duration>,
+    sent_wall: Duration,
+    sent: Instant,
+    now: Instant,
+) -> Duration {
+    match received {
+        Some(rx) if rx >= sent_wall => rx - sent_wall,
+        _ => now.saturating_duration_since(sent),
     }
 }
 
@@ -134,7 +174,7 @@ fn icmp_status(q: &QueuedError, f: &Flight, now: Instant) -> Status {
         v6: q.is_v6(),
         info: q.info,
         from: q.offender.unwrap_or(f.spec.target.ip()),
-        after: now.saturating_duration_since(f.sent),
+        after: icmp_after(q.received, f.sent_wall, f.sent, now),
         phase: Phase::Connect,
         source: Source::RecvErr,
         extensions: None,
@@ -157,6 +197,7 @@ impl Prober for TtlConnectProber {
                 return;
             }
         };
+        let sent_wall = timing::realtime_now();
         let sent = Instant::now();
         match sock.connect(&spec.target.into()) {
             Ok(()) => {}
@@ -176,6 +217,7 @@ impl Prober for TtlConnectProber {
             sock,
             port,
             sent,
+            sent_wall,
             deadline: sent + self.timeout,
         });
     }
@@ -255,5 +297,30 @@ impl Prober for TtlConnectProber {
 
     fn drain_unmatched(&mut self) -> Vec<(IcmpError, Unmatched)> {
         Vec::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_icmp_error_is_timed_to_its_kernel_receive_stamp() {
+        let sent = Instant::now();
+        let now = sent + Duration::from_millis(3);
+        let wall = Duration::from_secs(1_800_000_000);
+        // Read 3 ms after the send (late in a burst); it arrived 41 µs after it.
+        let rx = wall + Duration::from_micros(41);
+        assert_eq!(
+            icmp_after(Some(rx), wall, sent, now),
+            Duration::from_micros(41)
+        );
+        // No stamp, or one before the send (a clock step): the read time.
+        assert_eq!(icmp_after(None, wall, sent, now), Duration::from_millis(3));
+        let early = wall - Duration::from_micros(5);
+        assert_eq!(
+            icmp_after(Some(early), wall, sent, now),
+            Duration::from_millis(3)
+        );
     }
 }

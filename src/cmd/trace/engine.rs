@@ -167,6 +167,56 @@ pub enum DestKind {
     Open,
     Closed,
     Unreachable,
+    /// The hop where a routing loop became certain (see [`find_loop`]): the hops above it
+    /// would only repeat it.
+    Loop,
+}
+
+/// A routing loop in a sequence of hops.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoopAt {
+    /// The hop where the loop's first router is met.
+    pub from_hop: u8,
+    /// The routers of the loop, in the order the packets meet them.
+    pub routers: Vec<IpAddr>,
+    /// The last hop of the second full period: where the repetition is certain.
+    pub certain_at: u8,
+}
+
+/// The routing loop in `hops` (`hops[i]`: the one router that answered time exceeded at
+/// hop i + 1, None when the hop was silent, answered otherwise, or by several routers):
+/// the first place where a sequence of two or more distinct routers is seen twice in a row,
+/// with no other address in between (a path does not meet the same router again further
+/// on unless its packets circle). None when there is none.
+pub fn find_loop(hops: &[Option<IpAddr>]) -> Option<LoopAt> {
+    // Most paths meet no router twice: nothing to look for.
+    let mut seen = std::collections::HashSet::new();
+    if hops.iter().flatten().all(|a| seen.insert(*a)) {
+        return None;
+    }
+    // The lowest hop at which two full periods end: for it, the lowest start too.
+    for end in 3..hops.len() {
+        // Two full periods fit in hops 0..=end.
+        for period in (2..=end).filter(|p| 2 * p <= end + 1) {
+            let start = end + 1 - 2 * period;
+            let window = &hops[start..=end];
+            if window.iter().any(Option::is_none) {
+                continue;
+            }
+            if !(0..period).all(|i| window[i] == window[i + period]) {
+                continue;
+            }
+            let first: Vec<IpAddr> = window[..period].iter().flatten().copied().collect();
+            if (0..period).all(|i| !first[..i].contains(&first[i])) {
+                return Some(LoopAt {
+                    from_hop: u8::try_from(start + 1).ok()?,
+                    routers: first,
+                    certain_at: u8::try_from(end + 1).ok()?,
+                });
+            }
+        }
+    }
+    None
 }
 
 /// A flow's destination hop.
@@ -456,7 +506,7 @@ impl Engine {
             _ => None,
         };
         let grew = matches!(answer, Answer::TimeExceeded(_))
-            && self.dest[fi].is_some_and(|d| d.hop == meta.hop);
+            && self.dest[fi].is_some_and(|d| d.hop == meta.hop && d.kind != DestKind::Loop);
         slot.outcome = Some(Outcome::new(&meta, r, answer, self.plan.target));
         // The lane's probe for this query is of no use now: do not wait for it.
         if let Some(b) = self.lanes[fi].busy {
@@ -476,6 +526,60 @@ impl Engine {
         } else if grew {
             // The path got longer: what was the destination hop forwards now.
             self.extend(meta.flow);
+        } else if self.all_concluded(meta.hop, meta.flow) {
+            // A hop of the flow is complete: does the flow circle now?
+            self.check_loop(meta.flow);
+        }
+    }
+
+    /// Every query of (hop, flow) has its verdict in this cycle.
+    fn all_concluded(&self, hop: u8, flow: u16) -> bool {
+        (0..self.plan.queries).all(|q| {
+            self.slots
+                .get(&(hop, flow, q))
+                .is_some_and(|s| s.outcome.is_some())
+        })
+    }
+
+    /// The one router that answered time exceeded at (hop, flow) in this cycle, once every
+    /// query there has its verdict (time exceeded from it, or a timeout).
+    fn single_router(&self, hop: u8, flow: u16) -> Option<IpAddr> {
+        let mut addr = None;
+        for q in 0..self.plan.queries {
+            let o = self.slots.get(&(hop, flow, q))?.outcome.as_ref()?;
+            match &o.answer {
+                Answer::TimeExceeded(rep) if addr.is_none_or(|a| a == rep.from) => {
+                    addr = Some(rep.from);
+                }
+                Answer::Timeout => {}
+                _ => return None,
+            }
+        }
+        addr
+    }
+
+    /// Whether the hops of `flow` so far circle: then the hop where that is certain is its
+    /// destination hop (nothing above it is waited for). A flow whose loop was found in an
+    /// earlier cycle and whose hops up to there all have their verdict and show none now
+    /// is probed above it again (the routing was fixed).
+    fn check_loop(&mut self, flow: u16) {
+        let fi = usize::from(flow);
+        let top = self.top[fi];
+        let hops: Vec<Option<IpAddr>> = (1..=top).map(|h| self.single_router(h, flow)).collect();
+        match (find_loop(&hops), self.dest[fi]) {
+            (Some(l), None) => self.set_dest(flow, l.certain_at, DestKind::Loop),
+            (Some(l), Some(d)) if d.kind == DestKind::Loop && l.certain_at < d.hop => {
+                self.dest[fi] = Some(Dest {
+                    hop: l.certain_at,
+                    kind: DestKind::Loop,
+                });
+            }
+            (None, Some(d))
+                if d.kind == DestKind::Loop && (1..=d.hop).all(|h| self.all_concluded(h, flow)) =>
+            {
+                self.extend(flow);
+            }
+            _ => {}
         }
     }
 

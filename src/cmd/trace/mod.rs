@@ -38,6 +38,9 @@ pub const NO_RAW_TRACE: &str = "tcpping-diag: trace: no CAP_NET_RAW, so connect(
 /// The one line when `--probe syn` cannot have its raw sockets.
 pub const NO_RAW_SYN_TRACE: &str = "trace --probe syn needs CAP_NET_RAW to send hand-built SYNs and read the answers: run it as root (sudo), or once: sudo setcap cap_net_raw+ep \"$(command -v tcpping-diag)\"; or use --probe connect";
 
+/// How long a trace waits at start for the kernel to stamp received packets.
+const STAMPS_ON_WITHIN: Duration = Duration::from_millis(100);
+
 /// What happened during a drive, for the caller.
 pub enum Progress<'a> {
     /// A hop of a cycle has every verdict.
@@ -207,9 +210,14 @@ fn raise_open_files() {
 pub fn trace(cfg: TraceConfig) -> Result<i32, Error> {
     let waker = Arc::new(Waker::new().map_err(|e| Error::io("create wake-up channel", e))?);
     let stop = Arc::new(AtomicBool::new(false));
+    // Kernel receive timestamps (the connect() probes' ICMP times): asked for first, in
+    // effect before the first probe (`timing::RxStamping`).
+    let stamping = crate::timing::RxStamping::request();
     let (mut prober, setup, constant) = open_prober(&cfg, &waker, &stop)?;
     super::on_signals(&stop, &waker)?;
-    let _timestamping = crate::timing::hold_timestamping_on();
+    if let Some(on) = &stamping {
+        let _ = on.wait_in_effect(STAMPS_ON_WITHIN);
+    }
     let started = Instant::now();
 
     let mut out = TraceWriter::new(io::BufWriter::new(io::stdout()), &cfg);

@@ -165,6 +165,8 @@ struct JsonTrace<'a> {
     hops: Option<u8>,
     break_hop: Option<u8>,
     break_router: Option<IpAddr>,
+    /// The routers of a routing loop (verdict "loop"), in the order the packets meet them.
+    loop_routers: Option<&'a [IpAddr]>,
     text: &'a str,
     target: &'a str,
     address: SocketAddr,
@@ -657,6 +659,10 @@ impl<W: Write> TraceWriter<W> {
             hops,
             break_hop: if breaks { v.kind.hop() } else { None },
             break_router: v.kind.router(),
+            loop_routers: match &v.kind {
+                Kind::Loop { routers, .. } => Some(routers),
+                _ => None,
+            },
             text: &v.text,
             target: &cfg.target_name,
             address: cfg.target,

@@ -51,6 +51,9 @@ struct Net {
     ext: HashMap<u8, Extensions>,
     /// Probes whose sending fails.
     send_error: bool,
+    /// A routing loop after the branch's routers: the packets circle through these routers
+    /// (each answers time exceeded) and never reach the target.
+    loop_routers: Vec<IpAddr>,
     /// The link into the target is slow (a token-bucket shaper with this many packets of
     /// burst): past the burst, SYNs and our RSTs queue on it and cross one per poll, 600 µs
     /// apart. So the burst's SYNs reach the target long after the first one's SYN-ACK came
@@ -219,6 +222,12 @@ impl Prober for Sim {
             let ext = self.net.ext.get(&ttl).cloned();
             let r = Self::icmp(&spec, path[usize::from(ttl) - 1], 11, 0, ext);
             self.answers.push_back(r);
+            return;
+        }
+        if !self.net.loop_routers.is_empty() {
+            let lp = &self.net.loop_routers;
+            let at = lp[usize::from(ttl - routers - 1) % lp.len()];
+            self.answers.push_back(Self::icmp(&spec, at, 11, 0, None));
             return;
         }
         if let Some((t, c)) = self.net.target_refuses {
@@ -614,6 +623,88 @@ fn nothing_at_all_and_a_path_longer_than_max_hops() {
 }
 
 #[test]
+fn a_loop_is_two_full_periods_of_distinct_routers() {
+    use super::engine::{find_loop, LoopAt};
+    let (a, b, c) = (
+        Some(ip("10.0.0.1")),
+        Some(ip("10.0.0.2")),
+        Some(ip("10.0.0.3")),
+    );
+    let at = |from_hop, routers: &[Option<IpAddr>], certain_at| LoopAt {
+        from_hop,
+        routers: routers.iter().flatten().copied().collect(),
+        certain_at,
+    };
+    assert_eq!(find_loop(&[a, b, a, b]), Some(at(1, &[a, b], 4)));
+    assert_eq!(find_loop(&[a, b, c, b, c, b]), Some(at(2, &[b, c], 5)));
+    assert_eq!(
+        find_loop(&[None, a, b, c, a, b, c]),
+        Some(at(2, &[a, b, c], 7))
+    );
+    // Not yet certain, broken by another address, a silent hop, or one router over and over
+    // (not a loop of routers: period 1).
+    assert_eq!(find_loop(&[a, b, a]), None);
+    assert_eq!(find_loop(&[a, b, a, c, a, b]), None);
+    assert_eq!(find_loop(&[a, b, None, b, a, b]), None);
+    assert_eq!(find_loop(&[a, a, a, a, a]), None);
+    assert_eq!(find_loop(&[]), None);
+}
+
+#[test]
+fn a_routing_loop_is_named_as_soon_as_it_repeats() {
+    // Hop 1, then two routers whose routes point at each other; nothing answers above hop
+    // 10 (so waiting for hop 30 would mean waiting for timeouts).
+    let mut n = net(1);
+    n.loop_routers = vec![ip("10.0.2.2"), ip("10.0.3.2")];
+    n.drop_after = Some(10);
+    let r = run(n.clone());
+    let want = Kind::Loop {
+        hop: 2,
+        routers: vec![ip("10.0.2.2"), ip("10.0.3.2")],
+        until: 5,
+    };
+    assert_eq!(r.verdict.kind, want);
+    assert_eq!(r.verdict.kind.name(), "loop");
+    assert!(!r.verdict.reached());
+    assert_eq!(
+        r.verdict.text,
+        "routing loop between 10.0.2.2 and 10.0.3.2 from hop 2: packets to 10.0.9.5:443 circle until their TTL runs out"
+    );
+    // Reported up to the hop where the loop is certain, without waiting for any timeout.
+    let reported: Vec<u8> = r.hops.iter().map(|h| h.hop).collect();
+    assert_eq!(reported, [1, 2, 3, 4, 5]);
+    assert_eq!(
+        r.sim.timeouts_given, 0,
+        "waited for the hops above the loop"
+    );
+    // Later cycles probe up to there only, and it stays a loop.
+    let r = run_with(n.clone(), 3, 1, 30, 3);
+    assert_eq!(r.verdict.kind, want);
+    assert_eq!(r.engine.sent().0, 90 + 2 * 15);
+    assert!(r.sim.sent[90..].iter().all(|s| s.ttl <= Some(5)));
+    // Three routers, every flow.
+    let mut n = net(2);
+    n.loop_routers = vec![ip("10.0.7.1"), ip("10.0.8.1"), ip("10.0.9.1")];
+    let r = run_with(n, 1, 4, 30, 1);
+    assert_eq!(
+        r.verdict.kind,
+        Kind::Loop {
+            hop: 3,
+            routers: vec![ip("10.0.7.1"), ip("10.0.8.1"), ip("10.0.9.1")],
+            until: 8,
+        }
+    );
+    assert_eq!(r.verdict.dissent, []);
+    assert!(r
+        .verdict
+        .text
+        .starts_with("routing loop between 10.0.7.1, 10.0.8.1 and 10.0.9.1 from hop 3: "));
+    // A path longer than --max-hops is still that, not a loop.
+    let r = run_with(net(40), 1, 1, 30, 1);
+    assert!(matches!(r.verdict.kind, Kind::TooFar { hop: 30, .. }));
+}
+
+#[test]
 fn send_errors_are_reported_not_taken_for_silence() {
     let mut n = net(2);
     n.send_error = true;
@@ -755,6 +846,63 @@ fn a_path_that_grows_between_cycles_is_followed() {
         "the lowest hop that reached, over all cycles"
     );
     assert!(state.hops[&4].received > 0);
+}
+
+#[test]
+fn a_loop_that_is_gone_in_a_later_cycle_is_probed_past() {
+    let plan = Plan {
+        target: TARGET.parse().unwrap(),
+        max_hops: 12,
+        queries: 2,
+        flows: 1,
+        constant_flows: true,
+    };
+    let mut engine = Engine::new(plan);
+    let mut n = net(1);
+    n.loop_routers = vec![ip("10.0.2.2"), ip("10.0.3.2")];
+    let mut sim = Sim::new(n);
+    let stop = AtomicBool::new(false);
+    let mut state = TraceState::new(TARGET.parse().unwrap(), 12, 2, 1);
+    let mut record = |p: Progress| {
+        if let Progress::Hop(h) = p {
+            state.record(h);
+        }
+        Ok(true)
+    };
+    let clock = Rc::clone(&sim.clock);
+    let now = move || clock.get();
+    drive(
+        &mut engine,
+        &mut sim,
+        Some(1),
+        Duration::ZERO,
+        &stop,
+        &now,
+        &mut record,
+    )
+    .unwrap();
+    assert_eq!(engine.dests()[0].map(|d| d.hop), Some(5));
+    // The routing is fixed: six routers, the target at hop 7.
+    sim.net.loop_routers.clear();
+    sim.net.branches[0] = [
+        "10.0.1.1", "10.0.2.2", "10.0.3.2", "10.0.4.1", "10.0.5.1", "10.0.6.1",
+    ]
+    .iter()
+    .map(|a| ip(a))
+    .collect();
+    drive(
+        &mut engine,
+        &mut sim,
+        Some(2),
+        Duration::ZERO,
+        &stop,
+        &now,
+        &mut record,
+    )
+    .unwrap();
+    assert_eq!(engine.dests()[0].map(|d| d.hop), Some(7));
+    let v = verdict(&state, "1s");
+    assert_eq!(v.kind, Kind::Reached { hop: 7, open: true });
 }
 
 #[test]
@@ -1077,5 +1225,27 @@ fn json_events_follow_the_schema() {
     assert_eq!(
         t["text"],
         "path ends at hop 2: 10.0.2.1 says communication administratively prohibited"
+    );
+    assert_eq!(t["loop_routers"], serde_json::Value::Null);
+
+    // A loop: its routers, the hop it starts at.
+    let mut n = net(1);
+    n.loop_routers = vec![ip("10.0.2.2"), ip("10.0.3.2")];
+    let r = run(n);
+    let out = render(&r, crate::cli::Output::Json, 1, 1);
+    let t: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    assert_eq!(t["verdict"], "loop");
+    assert_eq!(t["break_hop"], 2);
+    assert_eq!(t["break_router"], "10.0.2.2");
+    assert_eq!(
+        t["loop_routers"],
+        serde_json::json!(["10.0.2.2", "10.0.3.2"])
+    );
+    let human = render(&r, crate::cli::Output::Human, 1, 1);
+    assert!(
+        human.ends_with(" 5  10.0.3.2  0.500 ms  0.500 ms  0.500 ms
+routing loop between 10.0.2.2 and 10.0.3.2 from hop 2: packets to 10.0.9.5:443 circle until their TTL runs out
+"),
+        "{human}"
     );
 }

@@ -1,5 +1,6 @@
 //! The verdict of a trace, in words and as fields: reached (open or closed), the path ends at
-//! a router that refuses, it goes silent after the last hop that answers, or nothing answered.
+//! a router that refuses, the packets circle between routers (a routing loop), it goes
+//! silent after the last hop that answers, or nothing answered.
 //! Pure: computed from a [`TraceState`] per flow, then combined.
 //!
 //! A hop that answers some probes and not others while later hops answer is rate-limiting
@@ -8,6 +9,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
+use super::engine::find_loop;
 use super::state::TraceState;
 use crate::icmp::parse::describe;
 
@@ -28,6 +30,13 @@ pub enum Kind {
         code: u8,
         info: u32,
     },
+    /// A routing loop: from hop `hop` on, the probes meet `routers` over and over (seen
+    /// twice in a row up to hop `until`), until their TTL runs out.
+    Loop {
+        hop: u8,
+        routers: Vec<IpAddr>,
+        until: u8,
+    },
     /// `hop` (router `router`) is the last that answers; nothing beyond it does.
     SilentAfter { hop: u8, router: Option<IpAddr> },
     /// Every hop up to the last probed one forwards (time exceeded): the target is further.
@@ -42,6 +51,7 @@ impl Kind {
         match self {
             Kind::Reached { .. } => "reached",
             Kind::PathEnds { .. } => "path_ends",
+            Kind::Loop { .. } => "loop",
             Kind::SilentAfter { .. } => "silent_after",
             Kind::TooFar { .. } | Kind::Nothing { .. } => "not_reached",
         }
@@ -52,6 +62,7 @@ impl Kind {
         match self {
             Kind::Reached { hop, .. }
             | Kind::PathEnds { hop, .. }
+            | Kind::Loop { hop, .. }
             | Kind::SilentAfter { hop, .. }
             | Kind::TooFar { hop, .. } => Some(*hop),
             Kind::Nothing { .. } => None,
@@ -63,6 +74,7 @@ impl Kind {
         match self {
             Kind::PathEnds { router, .. } => Some(*router),
             Kind::SilentAfter { router, .. } => *router,
+            Kind::Loop { routers, .. } => routers.first().copied(),
             _ => None,
         }
     }
@@ -125,6 +137,15 @@ fn judge(state: &TraceState, flow: Option<u16>) -> Kind {
             errors = h.local_errors.first().cloned();
         }
     }
+    if let (None, None) = (reached, refused) {
+        if let Some(l) = find_loop(&single_routers(state, flow)) {
+            return Kind::Loop {
+                hop: l.from_hop,
+                routers: l.routers,
+                until: l.certain_at,
+            };
+        }
+    }
     match (reached, refused) {
         (Some((hop, open)), r) if r.is_none_or(|r| hop <= r.0) => Kind::Reached { hop, open },
         (_, Some((probe_hop, router, v6, icmp_type, code, info))) => {
@@ -167,6 +188,46 @@ fn judge(state: &TraceState, flow: Option<u16>) -> Kind {
     }
 }
 
+/// Each hop's one router (of `flow`, or of all flows), from hop 1 on: None where the hop
+/// was silent, reached the target, was refused, or had several routers.
+fn single_routers(state: &TraceState, flow: Option<u16>) -> Vec<Option<IpAddr>> {
+    let last = state.hops.keys().next_back().copied().unwrap_or(0);
+    (1..=last)
+        .map(|hop| {
+            let h = state.hops.get(&hop)?;
+            let mut one: Option<IpAddr> = None;
+            let mut any = false;
+            for (_, fh) in h
+                .flows
+                .iter()
+                .filter(|(f, _)| flow.is_none_or(|x| x == **f))
+            {
+                if fh.reached.is_some() || fh.error.is_some() || fh.routers.len() > 1 {
+                    return None;
+                }
+                for r in &fh.routers {
+                    if one.is_some_and(|o| o != *r) {
+                        return None;
+                    }
+                    one = Some(*r);
+                    any = true;
+                }
+            }
+            one.filter(|_| any)
+        })
+        .collect()
+}
+
+/// "A and B", "A, B and C".
+fn and_list(items: &[IpAddr]) -> String {
+    let s: Vec<String> = items.iter().map(IpAddr::to_string).collect();
+    match s.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
+        Some((last, _)) => last.clone(),
+        None => String::new(),
+    }
+}
+
 fn text_of(kind: &Kind, target: SocketAddr, timeout_text: &str) -> String {
     let port = target.port();
     match kind {
@@ -192,6 +253,10 @@ fn text_of(kind: &Kind, target: SocketAddr, timeout_text: &str) -> String {
             };
             format!("path ends at hop {hop}: {who} says {reason}")
         }
+        Kind::Loop { hop, routers, .. } => format!(
+            "routing loop between {} from hop {hop}: packets to {target} circle until their TTL runs out",
+            and_list(routers)
+        ),
         Kind::SilentAfter { hop, router } => {
             let who = router.map_or(String::new(), |r| format!(" ({r})"));
             format!(
