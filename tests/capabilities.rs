@@ -24,7 +24,7 @@ fn unprivileged_copy() -> PathBuf {
         use std::os::unix::fs::PermissionsExt;
         std::fs::create_dir_all(&dir).unwrap();
         let tmp = dir.join("tcpping-diag.part");
-        std::fs::copy(BIN, &tmp).unwrap();
+        common::copy_binary(&tmp);
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
         std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)).unwrap();
         std::fs::rename(&tmp, &bin).unwrap();

@@ -532,7 +532,7 @@ fn without_privileges_one_line_says_so_and_pinging_goes_on() {
     let dir = std::env::temp_dir().join(format!("tcpping-unpriv-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let bin = dir.join("tcpping-diag");
-    std::fs::copy(BIN, &bin).unwrap();
+    common::copy_binary(&bin);
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
     std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();

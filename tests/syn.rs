@@ -191,7 +191,7 @@ fn without_cap_net_raw_syn_says_so_in_one_line_and_exits_2() {
     let dir = std::env::temp_dir().join(format!("tcpping-syn-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let bin = dir.join("tcpping-diag");
-    std::fs::copy(BIN, &bin).unwrap();
+    common::copy_binary(&bin);
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
     std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();

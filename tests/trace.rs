@@ -316,7 +316,7 @@ fn binary_for_nobody() -> (std::path::PathBuf, std::path::PathBuf) {
     let dir = std::env::temp_dir().join(format!("tcpping-trace-unpriv-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let bin = dir.join("tcpping-diag");
-    std::fs::copy(BIN, &bin).unwrap();
+    common::copy_binary(&bin);
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
     std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
     (dir, bin)

@@ -165,3 +165,19 @@ pub fn need_root(test: &str) -> bool {
     eprintln!("SKIPPED {test}: needs root (CI unset, so skipping is allowed)");
     false
 }
+
+/// Copy the binary to `dest` (mode 755) for a test that runs it as another user. The copy is
+/// written by a `cp` child, never through a descriptor of this process: a writable descriptor
+/// here would be inherited by every child another test forks meanwhile (until its exec), and
+/// executing the copy while one holds it fails with ETXTBSY ("Text file busy").
+pub fn copy_binary(dest: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let status = Command::new("cp")
+        .arg(BIN)
+        .arg(dest)
+        .stdin(Stdio::null())
+        .status()
+        .expect("run cp");
+    assert!(status.success(), "cp {BIN} {}: {status}", dest.display());
+    std::fs::set_permissions(dest, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
