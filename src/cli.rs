@@ -117,6 +117,11 @@ pub struct PingArgs {
     #[arg(long, conflicts_with = "persistent")]
     pub connect_only: bool,
 
+    /// The target must speak the echo protocol: any other answer is an error (by default, a
+    /// service that answers otherwise, e.g. an SSH banner, has its handshake timed instead)
+    #[arg(long, conflicts_with_all = ["connect_only", "syn"])]
+    pub echo: bool,
+
     /// Half-open SYN probes built by hand (needs CAP_NET_RAW): SYN-ACK = port open, RST = closed;
     /// our kernel resets the connection, so the server's application never sees it
     #[arg(long, conflicts_with_all = ["connect_only", "persistent"])]
@@ -257,6 +262,9 @@ pub struct ClientConfig {
     pub timeout: Duration,
     pub ttl: Option<u8>,
     pub mode: Mode,
+    /// `--echo`: a non-echo answer is an error (else the echo mode times the handshake of
+    /// a target that does not speak the echo protocol).
+    pub strict_echo: bool,
     /// How SYN probes use source ports.
     pub flow: crate::probe::syn::Flow,
     pub output: Output,
@@ -336,6 +344,7 @@ impl PingArgs {
             timeout: self.timeout,
             ttl: self.ttl,
             mode,
+            strict_echo: self.echo,
             flow: match self.flow {
                 FlowArg::Constant => crate::probe::syn::Flow::Constant,
                 FlowArg::PerProbe => crate::probe::syn::Flow::PerProbe,

@@ -122,6 +122,7 @@ pub fn ping(mut cfg: ClientConfig) -> Result<i32, Error> {
     )
     .map_err(|e| Error::io("start the event loop", e))?
     .with_capture(capture)
+    .with_echo_fallback(!cfg.strict_echo)
     .with_wire_tap(wire)
     .with_spin(cfg.interval.is_zero())
     .with_source(cfg.target.ip(), src);
