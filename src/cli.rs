@@ -91,7 +91,8 @@ pub struct PingArgs {
           value_parser = parse_count, allow_negative_numbers = true)]
     pub count: Option<u64>,
 
-    /// Wait between the starts of two pings (seconds, or with a unit: 200ms); 0 = back to back
+    /// Interval: a ping starts every SECS (or with a unit: 200ms) even while earlier ones still
+    /// wait (up to -W); 0 = back to back. --persistent and --syn's constant flow: one at a time
     #[arg(short = 'i', long, value_name = "SECS", default_value = "1",
           value_parser = parse_interval, allow_negative_numbers = true)]
     pub interval: Duration,

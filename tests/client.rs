@@ -987,3 +987,46 @@ fn a_ping_starts_every_interval_whatever_is_still_in_flight() {
     assert_eq!(s["sent"].as_u64(), Some(p.len() as u64), "{s}");
     assert_eq!(s["interrupted"].as_u64(), Some(p.len() as u64), "{s}");
 }
+
+#[test]
+fn many_targets_each_get_their_own_notice_and_handshake_times() {
+    let banner = service(banner_service).to_string();
+    let http = service(http_service).to_string();
+    let srv = ServerProc::start(&["--loss", "0", "-q"]);
+    let echo = srv.addr.to_string();
+    let out = client(&[&banner, &http, &echo, "-n", "3", "-i", "0.05", "--json"]);
+    assert_eq!(out.status.code(), Some(0));
+    let v = json_lines(&out);
+    for (target, saw) in [(&banner, "SSH-2.0-"), (&http, "HTTP/1.0 400")] {
+        let n: Vec<_> = notices(&v)
+            .into_iter()
+            .filter(|e| e["target"] == target.as_str())
+            .collect();
+        assert_eq!(n.len(), 1, "{target}: {v:?}");
+        assert!(n[0]["saw"].as_str().unwrap().starts_with(saw), "{v:?}");
+        let p: Vec<_> = pings(&v)
+            .into_iter()
+            .filter(|e| e["target"] == target.as_str())
+            .collect();
+        assert_eq!(p.len(), 3);
+        assert!(
+            p.iter()
+                .all(|e| e["status"] == "reply" && e["rtt_ms"].is_null()),
+            "{v:?}"
+        );
+    }
+    // The echo server among them is still timed by its echo, without a notice.
+    assert!(
+        !notices(&v).iter().any(|e| e["target"] == echo.as_str()),
+        "{v:?}"
+    );
+    let p: Vec<_> = pings(&v)
+        .into_iter()
+        .filter(|e| e["target"] == echo.as_str())
+        .collect();
+    assert!(
+        p.iter()
+            .all(|e| e["status"] == "reply" && e["rtt_ms"].is_number()),
+        "{v:?}"
+    );
+}
