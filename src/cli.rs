@@ -95,7 +95,8 @@ pub struct PingArgs {
           value_parser = parse_count, allow_negative_numbers = true)]
     pub count: Option<u64>,
 
-    /// Wait between the starts of two pings (seconds, or with a unit: 200ms); 0 = back to back
+    /// Interval: a ping starts every SECS (or with a unit: 200ms) even while earlier ones still
+    /// wait (up to -W); 0 = back to back. --persistent and --syn's constant flow: one at a time
     #[arg(short = 'i', long, value_name = "SECS", default_value = "1",
           value_parser = parse_interval, allow_negative_numbers = true)]
     pub interval: Duration,
@@ -120,6 +121,11 @@ pub struct PingArgs {
     /// Only time the TCP handshake (works with any TCP service, e.g. :22 or :443)
     #[arg(long, conflicts_with = "persistent")]
     pub connect_only: bool,
+
+    /// The target must speak the echo protocol: any other answer is an error (by default, a
+    /// service that answers otherwise, e.g. an SSH banner, has its handshake timed instead)
+    #[arg(long, conflicts_with_all = ["connect_only", "syn"])]
+    pub echo: bool,
 
     /// Half-open SYN probes built by hand (needs CAP_NET_RAW): SYN-ACK = port open, RST = closed;
     /// our kernel resets the connection, so the server's application never sees it
@@ -263,6 +269,9 @@ pub struct ClientConfig {
     pub timeout: Duration,
     pub ttl: Option<u8>,
     pub mode: Mode,
+    /// `--echo`: a non-echo answer is an error (else the echo mode times the handshake of
+    /// a target that does not speak the echo protocol).
+    pub strict_echo: bool,
     /// How SYN probes use source ports.
     pub flow: crate::probe::syn::Flow,
     pub output: Output,
@@ -342,6 +351,7 @@ impl PingArgs {
             timeout: self.timeout,
             ttl: self.ttl,
             mode,
+            strict_echo: self.echo,
             flow: match self.flow {
                 FlowArg::Constant => crate::probe::syn::Flow::Constant,
                 FlowArg::PerProbe => crate::probe::syn::Flow::PerProbe,

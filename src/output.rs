@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::cli::{ClientConfig, Mode, Output};
 use crate::icmp::correlate::Unmatched;
 use crate::icmp::parse::IcmpError;
-use crate::probe::{IcmpTally, PingResult, Status};
+use crate::probe::{IcmpTally, Notice, Phase, PingResult, Status};
 use crate::stats::{Series, Stats};
 
 fn ms(d: Duration) -> f64 {
@@ -83,6 +83,8 @@ struct JsonPing<'a> {
     /// When the ping started: seconds since the Unix epoch, µs resolution.
     ts: f64,
     status: &'static str,
+    /// Where the ping was when it concluded: `connect` (the handshake) or `echo`.
+    phase: &'static str,
     connect_ms: Option<f64>,
     rtt_ms: Option<f64>,
     connect_user_ms: Option<f64>,
@@ -94,6 +96,26 @@ struct JsonPing<'a> {
     tcp_seq: Option<u32>,
     error: Option<&'a str>,
     icmp: Option<JsonIcmp>,
+}
+
+#[derive(Serialize)]
+struct JsonNotice<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    target: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    labels: Option<JsonLabels<'a>>,
+    /// The ping that found it out.
+    seq: u64,
+    /// `not_echo` or `no_echo`.
+    #[serde(rename = "kind")]
+    what: &'static str,
+    /// What the target sent (escaped, cut short); null when it sent nothing.
+    saw: Option<&'a str>,
+    /// The target's pings from now on: `connect-only` or `echo`.
+    now: &'static str,
+    message: String,
 }
 
 #[derive(Serialize)]
@@ -175,6 +197,26 @@ pub fn mode_name(m: Mode) -> &'static str {
         Mode::ConnectOnly => "connect-only",
         Mode::Persistent => "persistent",
         Mode::Syn => "syn",
+    }
+}
+
+/// The words of a notice about `name` (as typed).
+pub fn notice_text(n: &Notice, name: &str, timeout: Duration) -> String {
+    let now = "timing the handshake of its pings from now on, as --connect-only (--echo makes \
+               such answers errors)";
+    match n {
+        Notice::NotEcho { saw: Some(saw) } => {
+            format!("{name} does not speak the echo protocol: it sent \"{saw}\"; {now}")
+        }
+        Notice::NotEcho { saw: None } => format!(
+            "{name} closed the connection after the request without answering: not an echo \
+             server; {now}"
+        ),
+        Notice::NoEcho => format!(
+            "{name} accepted the connection but sent nothing within {} ms: if it is not an \
+             echo server, --connect-only or --syn time the handshake",
+            timeout.as_millis()
+        ),
     }
 }
 
@@ -270,6 +312,9 @@ impl<W: Write> Reporter<W> {
         cfg: &ClientConfig,
         tag: Option<Tag>,
     ) -> io::Result<()> {
+        if let Some(n) = &r.notice {
+            self.notice(r.seq, n, cfg, tag)?;
+        }
         if self.quiet {
             return Ok(());
         }
@@ -280,6 +325,52 @@ impl<W: Write> Reporter<W> {
                     write!(self.out, "{} ", t.target)?;
                 }
                 self.ping_human(r, cfg)
+            }
+        }
+    }
+
+    /// What a ping found out about its target, once: a `notice` event, or a line (on
+    /// stderr with -q, which keeps stdout to the start line and the summary).
+    fn notice(
+        &mut self,
+        seq: u64,
+        n: &Notice,
+        cfg: &ClientConfig,
+        tag: Option<Tag>,
+    ) -> io::Result<()> {
+        let name = tag.map_or(cfg.target_name.as_str(), |t| t.target);
+        let message = notice_text(n, name, cfg.timeout);
+        match self.format {
+            Output::Human if self.quiet => {
+                eprintln!("tcpping-diag: note: {message}");
+                Ok(())
+            }
+            Output::Human => {
+                if let Some(t) = tag {
+                    write!(self.out, "{} ", t.target)?;
+                }
+                writeln!(self.out, "note: {message}")?;
+                self.out.flush()
+            }
+            Output::Json if self.quiet => Ok(()),
+            Output::Json => {
+                let (what, saw, now) = match n {
+                    Notice::NotEcho { saw } => ("not_echo", saw.as_deref(), "connect-only"),
+                    Notice::NoEcho => ("no_echo", None, "echo"),
+                };
+                let ev = JsonNotice {
+                    kind: "notice",
+                    target: tag.map(|t| t.target),
+                    labels: tag.map(|t| JsonLabels(t.labels)),
+                    seq,
+                    what,
+                    saw,
+                    now,
+                    message,
+                };
+                serde_json::to_writer(&mut self.out, &ev)?;
+                self.out.write_all(b"\n")?;
+                self.out.flush()
             }
         }
     }
@@ -314,6 +405,7 @@ impl<W: Write> Reporter<W> {
             probe: probe_name(self.mode),
             ts: unix_secs(r.sent_at),
             status: r.status.name(),
+            phase: r.phase.as_str(),
             connect_ms: r.connect.map(ms),
             rtt_ms: r.rtt.map(ms),
             connect_user_ms: r.connect_user.map(ms),
@@ -359,7 +451,7 @@ impl<W: Write> Reporter<W> {
                 "seq={seq} timeout: no answer to the SYN within {} ms",
                 cfg.timeout.as_millis()
             )?,
-            Status::Reply if self.mode == Mode::ConnectOnly => writeln!(
+            Status::Reply if self.mode == Mode::ConnectOnly || r.handshake_only => writeln!(
                 self.out,
                 "seq={seq} connected to {target}: time={:.3} ms",
                 r.connect.map_or(0.0, ms)
@@ -371,10 +463,14 @@ impl<W: Write> Reporter<W> {
                 times(r)
             )?,
             Status::Timeout => {
-                let what = if r.connect.is_some() {
-                    "connected, but no echo"
-                } else {
-                    "no answer to the handshake"
+                // The phase it was in, not whether this ping timed a handshake: on a
+                // persistent connection the handshake was an earlier ping's.
+                let what = match (r.phase, r.connect) {
+                    (Phase::Connect, _) => "no answer to the handshake".to_string(),
+                    (Phase::Echo, Some(c)) => {
+                        format!("connected in {:.3} ms, but no echo", ms(c))
+                    }
+                    (Phase::Echo, None) => "no echo on the open connection".to_string(),
                 };
                 writeln!(
                     self.out,
@@ -503,7 +599,7 @@ impl<W: Write> Reporter<W> {
         if let (Some(min), Some(avg), Some(max), Some(mdev)) =
             (s.rtt.min(), s.rtt.avg(), s.rtt.max(), s.rtt.mdev())
         {
-            let what = if cfg.mode.handshake_only() {
+            let what = if cfg.mode.handshake_only() || s.handshake_only() {
                 "connect"
             } else {
                 "RTT"
@@ -529,7 +625,7 @@ impl<W: Write> Reporter<W> {
                 None => writeln!(o)?,
             }
         }
-        if !cfg.mode.handshake_only() {
+        if !cfg.mode.handshake_only() && !s.handshake_only() {
             if let (Some(min), Some(avg), Some(max)) =
                 (s.connect.min(), s.connect.avg(), s.connect.max())
             {

@@ -163,6 +163,8 @@ pub struct Stats {
     pub interrupted: u64,
     pub rtt: Series,
     pub connect: Series,
+    /// Replies timed by their handshake only (see `PingResult::handshake_only`).
+    pub handshake_replies: u64,
     jitter_sum: f64,
     jitter_n: u64,
     prev_rtt: Option<f64>,
@@ -190,6 +192,9 @@ impl Stats {
         match &r.status {
             Status::Reply => {
                 self.replies += 1;
+                if r.handshake_only {
+                    self.handshake_replies += 1;
+                }
                 if let Some(rtt) = r.rtt.or(r.connect) {
                     let ms = rtt.as_secs_f64() * 1e3;
                     if let Some(prev) = self.prev_rtt {
@@ -223,6 +228,12 @@ impl Stats {
                 }
             }
         }
+    }
+
+    /// Whether every reply was timed by its handshake only (the `rtt` series then holds
+    /// handshake times: the echo mode against a service that does not echo).
+    pub fn handshake_only(&self) -> bool {
+        self.replies > 0 && self.handshake_replies == self.replies
     }
 
     /// Share of pings without a reply, in percent.

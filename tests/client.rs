@@ -491,10 +491,180 @@ fn only_lost_as_the_whole_answer_is_the_servers_loss() {
         (|_: &[u8]| b"LOST".to_vec(), "lost"),
     ] {
         let addr = answering_server(answer);
-        let out = client(&[&addr.to_string(), "-n", "1", "-W", "2", "--json"]);
+        // --echo: the target must speak the echo protocol (by default a wrong answer makes
+        // the run time the handshake instead: see `services_that_do_not_echo_...`).
+        let out = client(&[&addr.to_string(), "-n", "1", "-W", "2", "--json", "--echo"]);
         let v = json_lines(&out);
         assert_eq!(pings(&v)[0]["status"], want, "{v:?}");
     }
+}
+
+/// What a test service does with a connection.
+type Serve = fn(std::net::TcpStream);
+
+/// A loopback service that runs `serve` on every connection, each in its own thread.
+fn service(serve: Serve) -> std::net::SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for s in l.incoming().flatten() {
+            std::thread::spawn(move || serve(s));
+        }
+    });
+    addr
+}
+
+/// Read until the client closes (or 5 s pass).
+fn drain(mut s: std::net::TcpStream) {
+    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+    let mut b = [0u8; 256];
+    while matches!(s.read(&mut b), Ok(n) if n > 0) {}
+}
+
+/// An SSH-like service: its banner on accept.
+fn banner_service(mut s: std::net::TcpStream) {
+    let _ = s.write_all(b"SSH-2.0-OpenSSH_9.2p1 Debian\r\n");
+    drain(s);
+}
+
+/// A TLS-like service: reads the request (not a ClientHello) and closes.
+fn read_then_close_service(mut s: std::net::TcpStream) {
+    let mut b = [0u8; 256];
+    let _ = s.read(&mut b);
+}
+
+/// An HTTP-like service: answers the request line with 400.
+fn http_service(mut s: std::net::TcpStream) {
+    let mut b = [0u8; 256];
+    let _ = s.read(&mut b);
+    let _ = s.write_all(b"HTTP/1.0 400 Bad Request\r\n\r\n");
+    drain(s);
+}
+
+/// A service that accepts, reads and never answers.
+fn silent_service(s: std::net::TcpStream) {
+    drain(s);
+}
+
+fn notices(v: &[serde_json::Value]) -> Vec<&serde_json::Value> {
+    v.iter().filter(|e| e["type"] == "notice").collect()
+}
+
+#[test]
+fn services_that_do_not_echo_have_their_handshake_timed_with_one_notice() {
+    let cases: [(Serve, Option<&str>); 3] = [
+        (banner_service, Some("SSH-2.0-OpenSSH_9.2p1 Debian\\r\\n")),
+        (read_then_close_service, None),
+        (http_service, Some("HTTP/1.0 400 Bad Request\\r\\n\\r\\n")),
+    ];
+    for (serve, saw) in cases {
+        let addr = service(serve).to_string();
+        let out = client(&[&addr, "-n", "3", "-i", "0.05", "-W", "2", "--json"]);
+        let v = json_lines(&out);
+        assert_eq!(out.status.code(), Some(0), "{saw:?}: {v:?}");
+        let n = notices(&v);
+        assert_eq!(n.len(), 1, "one notice: {v:?}");
+        assert_eq!(n[0]["kind"], "not_echo", "{v:?}");
+        assert_eq!(n[0]["now"], "connect-only", "{v:?}");
+        assert_eq!(n[0]["seq"], 1, "{v:?}");
+        assert_eq!(n[0]["saw"].as_str(), saw, "{v:?}");
+        let p = pings(&v);
+        assert_eq!(p.len(), 3);
+        for e in &p {
+            assert_eq!(e["status"], "reply", "{e}");
+            assert_eq!(e["probe"], "connect", "{e}");
+            assert!(e["connect_ms"].as_f64().unwrap() > 0.0, "{e}");
+            assert!(e["rtt_ms"].is_null(), "a handshake time, not an echo: {e}");
+        }
+        let s = summary(&v);
+        assert_eq!(
+            (s["sent"].as_u64(), s["received"].as_u64()),
+            (Some(3), Some(3))
+        );
+        // For people: one line naming what came, the replies as handshakes.
+        let out = client(&[&addr, "-n", "2", "-i", "0.05", "-W", "2"]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "{text}");
+        let notes: Vec<&str> = text.lines().filter(|l| l.starts_with("note: ")).collect();
+        assert_eq!(notes.len(), 1, "{text}");
+        assert!(notes[0].contains("--connect-only"), "{text}");
+        match saw {
+            Some(_) => assert!(
+                notes[0].contains("does not speak the echo protocol: it sent \""),
+                "{text}"
+            ),
+            None => assert!(
+                notes[0].contains("closed the connection after the request"),
+                "{text}"
+            ),
+        }
+        assert!(text.contains("seq=2 connected to"), "{text}");
+        assert!(text.contains("Average connect (in milliseconds)"), "{text}");
+        // --echo keeps the strictness: every ping an error, no notice, exit 1.
+        let out = client(&[
+            &addr, "-n", "2", "-i", "0.05", "-W", "2", "--json", "--echo",
+        ]);
+        let v = json_lines(&out);
+        assert_eq!(out.status.code(), Some(1), "{v:?}");
+        assert!(notices(&v).is_empty(), "{v:?}");
+        for e in pings(&v) {
+            assert_eq!(e["status"], "error", "{e}");
+        }
+    }
+}
+
+#[test]
+fn a_silent_service_is_hinted_about_once_and_its_pings_stay_timeouts() {
+    let addr = service(silent_service).to_string();
+    let out = client(&[&addr, "-n", "2", "-i", "0", "-W", "0.2", "--json"]);
+    let v = json_lines(&out);
+    assert_eq!(out.status.code(), Some(1), "{v:?}");
+    let n = notices(&v);
+    assert_eq!(n.len(), 1, "{v:?}");
+    assert_eq!(n[0]["kind"], "no_echo");
+    assert_eq!(n[0]["now"], "echo");
+    let msg = n[0]["message"].as_str().unwrap();
+    assert!(msg.contains("--connect-only or --syn"), "{msg}");
+    for e in pings(&v) {
+        assert_eq!(e["status"], "timeout", "{e}");
+        assert_eq!(e["phase"], "echo", "{e}");
+    }
+}
+
+#[test]
+fn the_echo_server_still_counts_as_echo() {
+    // Echoes and LOST answers: no notice, the same verdicts as ever.
+    let srv = ServerProc::start(&["--loss", "0.5", "--seed", "3", "-q"]);
+    let out = client(&[&srv.addr.to_string(), "-n", "20", "-i", "0", "--json"]);
+    let v = json_lines(&out);
+    assert!(notices(&v).is_empty(), "{v:?}");
+    let p = pings(&v);
+    assert!(
+        p.iter()
+            .all(|e| e["status"] == "reply" || e["status"] == "lost"),
+        "{v:?}"
+    );
+    assert!(p.iter().any(|e| e["status"] == "lost"), "{v:?}");
+    for e in p.iter().filter(|e| e["status"] == "reply") {
+        assert!(e["rtt_ms"].as_f64().is_some(), "an echo time: {e}");
+    }
+    // Once an echo came, a wrong answer is the server's error, not another protocol.
+    let addr = answering_server(|line| {
+        if line.split(|&c| c == b' ').nth(1) == Some(&b"1"[..]) {
+            line.to_ascii_uppercase()
+        } else {
+            b"GARBAGE\n".to_vec()
+        }
+    });
+    let out = client(&[&addr.to_string(), "-n", "2", "-i", "0", "--json"]);
+    let v = json_lines(&out);
+    let p = pings(&v);
+    assert_eq!(
+        (&p[0]["status"], &p[1]["status"]),
+        (&"reply".into(), &"error".into()),
+        "{v:?}"
+    );
+    assert!(notices(&v).is_empty(), "{v:?}");
 }
 
 #[test]
@@ -731,4 +901,132 @@ fn on_a_terminal_it_asks_and_an_empty_answer_pings_until_interrupted() {
     let out = child.wait_with_output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("2 pings sent, 2 replies"), "{text}");
+}
+
+/// A loopback port that never answers a SYN: a listener whose accept queue is full (one
+/// connection, never accepted, fills a backlog of 0), so the kernel drops new SYNs.
+fn dropping_target() -> (socket2::Socket, std::net::TcpStream, std::net::SocketAddr) {
+    use socket2::{Domain, Socket, Type};
+    let l = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    l.bind(
+        &"127.0.0.1:0"
+            .parse::<std::net::SocketAddr>()
+            .unwrap()
+            .into(),
+    )
+    .unwrap();
+    l.listen(0).unwrap();
+    let addr = l.local_addr().unwrap().as_socket().unwrap();
+    let filler = std::net::TcpStream::connect(addr).unwrap();
+    (l, filler, addr)
+}
+
+#[test]
+fn a_ping_starts_every_interval_whatever_is_still_in_flight() {
+    let (_l, _filler, addr) = dropping_target();
+    let t = Instant::now();
+    let out = client(&[
+        &addr.to_string(),
+        "-n",
+        "5",
+        "-i",
+        "0.1",
+        "-W",
+        "0.5",
+        "--json",
+    ]);
+    let took = t.elapsed();
+    let v = json_lines(&out);
+    let p = pings(&v);
+    assert_eq!(p.len(), 5, "{v:?}");
+    for e in &p {
+        assert_eq!(e["status"], "timeout", "{e}");
+        assert_eq!(e["phase"], "connect", "{e}");
+    }
+    // Five starts 0.1 s apart, the last one's 0.5 s timeout: about 0.9 s, not 5 × 0.5 s.
+    assert!(took < Duration::from_millis(1800), "{took:?}");
+    let ts: Vec<f64> = p.iter().map(|e| e["ts"].as_f64().unwrap()).collect();
+    let first = ts.iter().cloned().fold(f64::INFINITY, f64::min);
+    let last = ts.iter().cloned().fold(0.0, f64::max);
+    assert!(
+        last - first < 0.49,
+        "started within the first timeout: {ts:?}"
+    );
+    let s = summary(&v);
+    assert_eq!(
+        (s["sent"].as_u64(), s["timeout"].as_u64()),
+        (Some(5), Some(5))
+    );
+    // Several in flight when Ctrl-C comes: each counts as sent and interrupted.
+    let child = Command::new(BIN)
+        .args([
+            &addr.to_string(),
+            "-n",
+            "50",
+            "-i",
+            "0.1",
+            "-W",
+            "5",
+            "--json",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(450));
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    let v = json_lines(&out);
+    let p = pings(&v);
+    assert!(p.len() >= 3, "several in flight: {v:?}");
+    assert!(p.iter().all(|e| e["status"] == "interrupted"), "{v:?}");
+    let mut seqs: Vec<u64> = p.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    seqs.sort_unstable();
+    assert_eq!(seqs, (1..=p.len() as u64).collect::<Vec<_>>());
+    let s = summary(&v);
+    assert_eq!(s["sent"].as_u64(), Some(p.len() as u64), "{s}");
+    assert_eq!(s["interrupted"].as_u64(), Some(p.len() as u64), "{s}");
+}
+
+#[test]
+fn many_targets_each_get_their_own_notice_and_handshake_times() {
+    let banner = service(banner_service).to_string();
+    let http = service(http_service).to_string();
+    let srv = ServerProc::start(&["--loss", "0", "-q"]);
+    let echo = srv.addr.to_string();
+    let out = client(&[&banner, &http, &echo, "-n", "3", "-i", "0.05", "--json"]);
+    assert_eq!(out.status.code(), Some(0));
+    let v = json_lines(&out);
+    for (target, saw) in [(&banner, "SSH-2.0-"), (&http, "HTTP/1.0 400")] {
+        let n: Vec<_> = notices(&v)
+            .into_iter()
+            .filter(|e| e["target"] == target.as_str())
+            .collect();
+        assert_eq!(n.len(), 1, "{target}: {v:?}");
+        assert!(n[0]["saw"].as_str().unwrap().starts_with(saw), "{v:?}");
+        let p: Vec<_> = pings(&v)
+            .into_iter()
+            .filter(|e| e["target"] == target.as_str())
+            .collect();
+        assert_eq!(p.len(), 3);
+        assert!(
+            p.iter()
+                .all(|e| e["status"] == "reply" && e["rtt_ms"].is_null()),
+            "{v:?}"
+        );
+    }
+    // The echo server among them is still timed by its echo, without a notice.
+    assert!(
+        !notices(&v).iter().any(|e| e["target"] == echo.as_str()),
+        "{v:?}"
+    );
+    let p: Vec<_> = pings(&v)
+        .into_iter()
+        .filter(|e| e["target"] == echo.as_str())
+        .collect();
+    assert!(
+        p.iter()
+            .all(|e| e["status"] == "reply" && e["rtt_ms"].is_number()),
+        "{v:?}"
+    );
 }

@@ -737,3 +737,54 @@ fn serve_listens_on_a_name_or_on_every_address() {
     ));
     healthy(SocketAddr::new("::1".parse().unwrap(), srv.addr.port()));
 }
+
+#[test]
+fn a_silent_loss_on_an_open_connection_is_named_the_echo_phase_in_every_output() {
+    let srv = ServerProc::start(&[
+        "--loss",
+        "0.5",
+        "--loss-mode",
+        "silent",
+        "--seed",
+        "5",
+        "-q",
+    ]);
+    let addr = srv.addr.to_string();
+    let args = ["-n", "16", "-i", "0", "-W", "0.2", "--persistent"];
+    let dir = std::env::temp_dir().join(format!("tcpping-phase-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let svg = dir.join("run.svg");
+    let mut a = vec![addr.as_str(), "--json", "--plot", svg.to_str().unwrap()];
+    a.extend(args);
+    let out = client(&a);
+    let v = json_lines(&out);
+    let p = pings(&v);
+    let timeouts: Vec<_> = p.iter().filter(|e| e["status"] == "timeout").collect();
+    assert!(!timeouts.is_empty(), "the seed loses some: {v:?}");
+    // Every silent loss happened with the connection open: the echo phase, also for the
+    // pings whose handshake was an earlier ping's (no connect time of their own).
+    assert!(
+        timeouts.iter().any(|e| e["connect_ms"].is_null()),
+        "a loss on an already open connection: {v:?}"
+    );
+    for e in &timeouts {
+        assert_eq!(e["phase"], "echo", "{e}");
+    }
+    for e in p.iter().filter(|e| e["status"] == "reply") {
+        assert_eq!(e["phase"], "echo", "{e}");
+    }
+    // The picture labels them as the server's silence, never as a filtered handshake.
+    let pic = std::fs::read_to_string(&svg).unwrap();
+    assert!(pic.contains("timeout (no echo)"), "{pic}");
+    assert!(!pic.contains("no handshake"), "{pic}");
+    // People read the same.
+    let mut a = vec![addr.as_str()];
+    a.extend(args);
+    let text = String::from_utf8_lossy(&client(&a).stdout).to_string();
+    assert!(
+        text.contains("timeout: no echo on the open connection within 200 ms"),
+        "{text}"
+    );
+    assert!(!text.contains("no answer to the handshake"), "{text}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

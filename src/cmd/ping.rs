@@ -122,6 +122,7 @@ pub fn ping(mut cfg: ClientConfig) -> Result<i32, Error> {
     )
     .map_err(|e| Error::io("start the event loop", e))?
     .with_capture(capture)
+    .with_echo_fallback(!cfg.strict_echo)
     .with_wire_tap(wire)
     .with_spin(cfg.interval.is_zero())
     .with_source(cfg.target.ip(), src);
@@ -248,11 +249,12 @@ pub fn schedule(
             break;
         }
         let now = Instant::now();
-        // Connect pings go one at a time, as they always have: the next one starts at the
-        // interval, or when the previous one concluded if that took longer. SYN probes
-        // follow the prober (a constant flow is one at a time anyway; per-probe flows
-        // overlap).
-        let free = (cfg.mode == Mode::Syn || prober.in_flight() == 0) && prober.ready(cfg.target);
+        // A ping starts every -i, as ping's do, whatever the pings still in flight (several
+        // when -W is longer than -i), when the prober can carry it: a persistent connection
+        // and a constant SYN flow carry one at a time. With -i 0 (back to back) the next
+        // connect ping starts when the previous one concluded; SYN probes follow the prober.
+        let back_to_back = cfg.interval.is_zero() && cfg.mode != Mode::Syn;
+        let free = (!back_to_back || prober.in_flight() == 0) && prober.ready(cfg.target);
         if more && now >= next && free {
             seq += 1;
             prober.send(ProbeSpec {
@@ -261,7 +263,12 @@ pub fn schedule(
                 ttl: cfg.ttl,
                 flow: 0,
             });
-            next = now + cfg.interval;
+            // On the interval's beat; a ping that had to wait (for the prober) sets a new one.
+            next = if next + cfg.interval > now {
+                next + cfg.interval
+            } else {
+                now + cfg.interval
+            };
             continue;
         }
         // Wait for verdicts, until the next probe is due (or, with all sent, until the

@@ -18,14 +18,15 @@ pub const PAGES: &[Page] = &[
                 blocks: &[
                     Para("Each ping opens a TCP connection to HOST:PORT, sends `ping SEQ TIMESTAMP`, and waits for the echo. It ends with one verdict:"),
                     Items(&[
-                        ("`reply`", "The echo came back (with `--connect-only`: the handshake completed)."),
+                        ("`reply`", "The echo came back (with `--connect-only`, or against a service that does not echo: the handshake completed)."),
                         ("`LOST`", "The server answered LOST: the simulated loss of `tcpping-diag serve` and of the original Python server."),
-                        ("`timeout`", "Nothing within `-W`. The line says whether the handshake completed (connected, but no echo: the server or the path lost the data) or not (no answer to the handshake: a filtered or blackholed path)."),
+                        ("`timeout`", "Nothing within `-W`. The line names the phase the ping was still in: the echo (connected, but no echo; or no echo on the open connection, with `--persistent`: the server or the path lost the data) or the handshake (no answer to the handshake: a filtered or blackholed path)."),
                         ("`refused`", "The target answered the SYN with RST: nothing listens on that port."),
                         ("From ROUTER: REASON (ICMP type T code C)", "An ICMP error that quotes this very ping (its source port, addresses and sequence number): the reporting router or host, the reason in words (host unreachable, administratively prohibited, time exceeded, fragmentation needed with the MTU, ...) and the time after the ping started. The line ends with `, while waiting for the echo` when the error came after the handshake. The ping ends when the error arrives, not at the timeout."),
-                        ("`error: ...`", "Anything else, in words (No route to host, unexpected reply, connection closed by the server before the echo)."),
+                        ("`error: ...`", "Anything else, in words (No route to host; with `--echo` or from a server that has echoed before: unexpected reply, connection closed by the server before the echo)."),
                         ("`interrupted`", "SIGINT or SIGTERM came while the ping waited: it counts as sent and not answered, as ping counts it."),
                     ]),
+                    Para("A service that does not speak the echo protocol (an SSH banner, an HTTP 400, a TLS server closing after the request) is said once, in a `note:` line naming what it sent, and from that ping on its pings time the handshake, as `--connect-only`, and are replies. `--echo` keeps such answers errors, for testing an echo server. A service that accepts and stays silent gets a one-time hint that `--connect-only` or `--syn` time the handshake; its pings stay timeouts."),
                     Para("With `--syn` a probe is one hand-built SYN instead of a connection: `reply` is a SYN-ACK (port open), `refused` an RST (closed), and ICMP errors are matched by the quoted 4-tuple and TCP sequence number. Our kernel answers the SYN-ACK with RST: the server's application never sees the probe. It needs CAP_NET_RAW; without it, one line and exit status 2."),
                     Para("With `--json` the verdict is the `status` field of each `ping` event: `reply`, `lost`, `timeout`, `refused`, `icmp`, `error` or `interrupted`. A `start` event begins the run (not with `-q`) and a `summary` event ends it. The full schema is in the README, /usr/share/doc/tcpping-diag/."),
                 ],

@@ -25,7 +25,7 @@ use mio::{Events, Interest, Poll, Token};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use super::wire::{Handshake, WireTap};
-use super::{Clock, IcmpTally, PingResult, ProbeSpec, Prober, Status};
+use super::{Clock, IcmpTally, Notice, PingResult, ProbeSpec, Prober, Status};
 use crate::cli::Mode;
 use crate::icmp::correlate::Unmatched;
 use crate::icmp::listener::Capture;
@@ -135,13 +135,35 @@ struct Flight {
     start: Instant,
     deadline: Instant,
     stage: Stage,
+    /// It times only the handshake: `--connect-only`, or a target known not to echo.
+    handshake_only: bool,
 }
+
+/// What the echo mode has learnt about a target's protocol.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Speaks {
+    /// It echoed (or answered LOST): it is an echo server; other answers are errors.
+    Echo,
+    /// It answered something else, or closed after the request: its pings time the
+    /// handshake.
+    NotEcho,
+    /// It stayed silent once and was hinted about; nothing known yet.
+    Hinted,
+}
+
+/// Most bytes of a non-echo answer quoted in the notice.
+const SAW_MAX: usize = 40;
 
 /// Pings with TCP connections, any number in flight.
 pub struct ConnectProber {
     mode: Mode,
     timeout: Duration,
     spin: bool,
+    /// The echo mode's fallback: a target that does not speak the echo protocol has its
+    /// handshake timed instead (off with `--echo`: such answers are errors).
+    fallback: bool,
+    /// What each target's answers showed (echo mode only; one entry per target).
+    speaks: HashMap<SocketAddr, Speaks>,
     registry: Arc<Registry>,
     waker: Arc<Waker>,
     stop: Arc<AtomicBool>,
@@ -192,6 +214,8 @@ impl ConnectProber {
             mode,
             timeout,
             spin: false,
+            fallback: false,
+            speaks: HashMap::new(),
             registry,
             waker,
             stop,
@@ -224,6 +248,15 @@ impl ConnectProber {
     pub fn with_capture(mut self, capture: Option<Capture>) -> Self {
         self.raw_capture = capture.is_some();
         self.capture = capture;
+        self
+    }
+
+    /// In the echo mode, time the handshake of a target that answers anything but the echo
+    /// protocol (a banner, another protocol's answer, a close after the request) instead of
+    /// calling each ping an error: the ping that finds out carries [`Notice::NotEcho`]. A
+    /// target that stays silent is hinted about once ([`Notice::NoEcho`]).
+    pub fn with_echo_fallback(mut self, on: bool) -> Self {
+        self.fallback = on && self.mode == Mode::Echo;
         self
     }
 
@@ -361,6 +394,7 @@ impl ConnectProber {
                     t0: start,
                     hs: None,
                 },
+                handshake_only: false,
             };
             self.deadlines.push_back((f.deadline, tok));
             self.by_port.insert(f.conn.local.port(), tok);
@@ -387,6 +421,8 @@ impl ConnectProber {
             // Errors about the SYN that arrive before we read its ISN wait for it.
             self.registry.await_seq_window(port);
         }
+        let handshake_only = self.mode == Mode::ConnectOnly
+            || (self.fallback && self.speaks.get(&spec.target) == Some(&Speaks::NotEcho));
         let t0 = Instant::now();
         let connected = conn.sock.connect(&spec.target.into());
         let took = t0.elapsed();
@@ -398,6 +434,7 @@ impl ConnectProber {
             start,
             deadline,
             stage: Stage::Connecting { t0, hs },
+            handshake_only,
         };
         self.install(tok, f);
         // The SYN has left: its copy is waiting on the packet socket, with our ISN. Read it
@@ -452,7 +489,8 @@ impl ConnectProber {
         f.result.connect = Some(d);
         f.result.connect_clock = Some(clock);
         f.result.connect_user = Some(t.user);
-        if self.mode == Mode::ConnectOnly {
+        if f.handshake_only {
+            f.result.handshake_only = true;
             self.conclude(tok, Status::Reply);
         } else {
             self.start_echo(tok);
@@ -521,7 +559,7 @@ impl ConnectProber {
                 request,
                 sent_at,
                 buf,
-                tx,
+                ..
             } = &mut f.stage
             else {
                 return;
@@ -529,15 +567,33 @@ impl ConnectProber {
             let fd = f.conn.sock.as_raw_fd();
             match timing::recv_with_timestamp(fd, &mut self.chunk[..]) {
                 Ok((0, _)) => {
-                    let st =
-                        Status::Error("connection closed by the server before the echo".into());
-                    self.conclude(tok, st);
+                    let saw = (!buf.is_empty()).then(|| buf.clone());
+                    if !self.not_echo(tok, saw) {
+                        let st =
+                            Status::Error("connection closed by the server before the echo".into());
+                        self.conclude(tok, st);
+                    }
                     return;
                 }
                 Ok((n, rx)) => {
                     let user = sent_at.elapsed();
                     buf.extend_from_slice(&self.chunk[..n]);
                     if let Some(status) = judge_reply(request, buf) {
+                        let target = f.spec.target;
+                        if matches!(status, Status::Error(_)) {
+                            let saw = buf.clone();
+                            if self.not_echo(tok, Some(saw)) {
+                                return;
+                            }
+                        } else if self.fallback {
+                            self.speaks.insert(target, Speaks::Echo);
+                        }
+                        let Some(f) = self.flights.get_mut(&tok) else {
+                            return;
+                        };
+                        let Stage::Echo { tx, .. } = &mut f.stage else {
+                            return;
+                        };
                         if tx.is_none() {
                             queued_error(fd, tx);
                         }
@@ -574,6 +630,33 @@ impl ConnectProber {
                 }
             }
         }
+    }
+
+    /// A ping's target answered `saw` (None: closed the connection without a byte), not
+    /// the echo protocol. With the fallback, and unless the target has echoed before, the
+    /// ping is a reply timed by its handshake, and the target's next pings time only the
+    /// handshake; the first ping that finds out carries the notice. False: an error as
+    /// before (`--echo`, or an echo server answering wrongly).
+    fn not_echo(&mut self, tok: Token, saw: Option<Vec<u8>>) -> bool {
+        if !self.fallback {
+            return false;
+        }
+        let Some(f) = self.flights.get_mut(&tok) else {
+            return false;
+        };
+        let target = f.spec.target;
+        let before = self.speaks.get(&target).copied();
+        if before == Some(Speaks::Echo) {
+            return false;
+        }
+        self.speaks.insert(target, Speaks::NotEcho);
+        f.result.handshake_only = true;
+        if before != Some(Speaks::NotEcho) {
+            let saw = saw.map(|b| net::escape_bytes(&b[..b.len().min(SAW_MAX)]));
+            f.result.notice = Some(Notice::NotEcho { saw });
+        }
+        self.conclude(tok, Status::Reply);
+        true
     }
 
     /// The error queue of a ping waiting for its echo: its transmit timestamp, or an ICMP
@@ -672,6 +755,12 @@ impl ConnectProber {
         self.by_port.remove(&port);
         self.registry.unregister(port);
         let keep = self.mode == Mode::Persistent && matches!(status, Status::Reply | Status::Lost);
+        f.result.phase = match &f.stage {
+            _ if f.result.handshake_only => Phase::Connect,
+            Stage::Connecting { .. } => Phase::Connect,
+            Stage::Echo { .. } => Phase::Echo,
+            Stage::AwaitRaw { report, .. } => report.phase,
+        };
         f.result.status = status;
         self.early.push(f.result);
         if keep {
@@ -735,6 +824,22 @@ impl ConnectProber {
         }
     }
 
+    /// A ping about to time out waiting for its echo: when its target has never answered
+    /// (echo mode, with the fallback), it carries the hint that the target may not be an
+    /// echo server, once per target.
+    fn hint_if_silent(&mut self, tok: Token) {
+        if !self.fallback {
+            return;
+        }
+        let Some(f) = self.flights.get_mut(&tok) else {
+            return;
+        };
+        if matches!(f.stage, Stage::Echo { .. }) && !self.speaks.contains_key(&f.spec.target) {
+            self.speaks.insert(f.spec.target, Speaks::Hinted);
+            f.result.notice = Some(Notice::NoEcho);
+        }
+    }
+
     /// Conclude the pings whose deadline passed.
     fn expire(&mut self, now: Instant) {
         while let Some(&(at, tok)) = self.deadlines.front() {
@@ -748,6 +853,7 @@ impl ConnectProber {
             // A persistent connection's token comes back with its next ping's deadline;
             // a ping waiting for the raw copy of its error is ended by its grace instead.
             if f.deadline == at && !matches!(f.stage, Stage::AwaitRaw { .. }) {
+                self.hint_if_silent(tok);
                 self.conclude(tok, Status::Timeout);
             }
         }

@@ -25,6 +25,7 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::icmp::correlate::Unmatched;
 use crate::icmp::parse::IcmpError;
 use crate::icmp::IcmpReport;
+pub use crate::icmp::Phase;
 
 /// What to send: the probe's sequence number, where to, and how.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -135,6 +136,28 @@ pub struct PingResult {
     pub local_port: Option<u16>,
     /// The TCP sequence number of a SYN probe (what tells the probes of a flow apart).
     pub tcp_seq: Option<u32>,
+    /// Where the ping was when it concluded (for a timeout: what it was still waiting
+    /// for): the handshake, or the echo after it.
+    pub phase: Phase,
+    /// Its time is the handshake's, no echo was asked for or counted: `--connect-only`,
+    /// `--syn`, or a target found not to speak the echo protocol.
+    pub handshake_only: bool,
+    /// What this ping found out about its target that the run says once (see [`Notice`]).
+    pub notice: Option<Notice>,
+}
+
+/// Something a ping found out about its target, said once per target.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Notice {
+    /// The target answered something that is not the echo protocol (a banner, another
+    /// protocol's answer), or closed the connection after the request: from this ping on,
+    /// its pings time the handshake (as `--connect-only`). `saw`: the first bytes it sent,
+    /// escaped and cut short; None when it closed without a byte.
+    NotEcho { saw: Option<String> },
+    /// The target accepted the connection and sent nothing within the timeout, and has never
+    /// echoed: it may not be an echo server (the ping stays a timeout: an echo server's loss
+    /// looks the same).
+    NoEcho,
 }
 
 impl PingResult {
@@ -163,6 +186,9 @@ impl PingResult {
             rtt_user: None,
             local_port: None,
             tcp_seq: None,
+            phase: Phase::Connect,
+            handshake_only: false,
+            notice: None,
         }
     }
 }

@@ -50,6 +50,8 @@ pub struct Ping {
     pub status: Option<String>,
     pub connect_ms: Option<f64>,
     pub rtt_ms: Option<f64>,
+    /// `connect` or `echo`: what a timeout was still waiting for (older files have none).
+    pub phase: Option<String>,
     pub icmp: Option<Icmp>,
     pub error: Option<String>,
     pub labels: Option<Labels>,

@@ -329,7 +329,9 @@ impl Recorder {
         let failure = match &r.status {
             Status::Reply => None,
             Status::Lost => Some(cats.index(Failure::Lost, None)),
-            Status::Timeout if r.connect.is_some() => Some(cats.index(Failure::TimeoutEcho, None)),
+            Status::Timeout if r.phase == crate::probe::Phase::Echo => {
+                Some(cats.index(Failure::TimeoutEcho, None))
+            }
             Status::Timeout => Some(cats.index(Failure::TimeoutHandshake, None)),
             Status::Refused => Some(cats.index(Failure::Refused, None)),
             Status::Error(e) => Some(cats.index(Failure::Error, Some(e))),

@@ -523,7 +523,11 @@ impl PingModel {
         let failure = match p.status.as_deref() {
             Some("reply") => None,
             Some("lost") => Some(self.categories.index(Failure::Lost, None)),
-            Some("timeout") if connect_ms.is_some() => {
+            // The phase it was in; files without one: whether it timed a handshake.
+            Some("timeout")
+                if p.phase.as_deref() == Some("echo")
+                    || (p.phase.is_none() && connect_ms.is_some()) =>
+            {
                 Some(self.categories.index(Failure::TimeoutEcho, None))
             }
             Some("timeout") => Some(self.categories.index(Failure::TimeoutHandshake, None)),

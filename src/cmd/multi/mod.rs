@@ -434,7 +434,7 @@ impl Run<'_> {
         s.in_flight = s.in_flight.saturating_sub(1);
         s.stats.record(&r);
         if let (Some(m), Some(tm)) = (metrics.as_deref(), s.metrics.as_mut()) {
-            tm.record(m, &r, echo);
+            tm.record(m, &r, echo && !r.handshake_only);
         }
         let waiting = s.waiting;
         self.any_reply |= r.status == crate::probe::Status::Reply;
@@ -750,6 +750,7 @@ pub fn run(args: PingArgs) -> Result<i32, Error> {
                 )
                 .map_err(|e| Error::io("start the event loop", e))?
                 .with_capture(capture)
+                .with_echo_fallback(!t.strict_echo)
                 .with_spin(t.interval.is_zero()),
             )
         }
