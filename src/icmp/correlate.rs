@@ -138,6 +138,9 @@ struct Probe {
     started: Instant,
     phase: Phase,
     report: Option<IcmpReport>,
+    /// The quoted sequence number of the report's error, as an offset from our ISN (0: the
+    /// SYN, 1: the first data byte), when the window was known.
+    quoted: Option<u32>,
     window: Window,
 }
 
@@ -232,6 +235,7 @@ impl Registry {
                 started,
                 phase: Phase::Connect,
                 report: None,
+                quoted: None,
                 window: Window::Unknown,
             },
         );
@@ -289,6 +293,23 @@ impl Registry {
     pub fn report(&self, port: u16) -> Option<IcmpReport> {
         let p = self.probes.lock().unwrap_or_else(|e| e.into_inner());
         p.get(&port).and_then(|probe| probe.report.clone())
+    }
+
+    /// Take the report attributed to the connection on `port`, with the quoted sequence
+    /// number as an offset from our ISN (when the window was known): the next error quoting
+    /// the connection is attributed again. For a connection carrying several pings at once,
+    /// which tells by the offset which ping the error is about.
+    pub fn take_report(&self, port: u16) -> Option<(IcmpReport, Option<u32>)> {
+        let mut p = self.probes.lock().unwrap_or_else(|e| e.into_inner());
+        let probe = p.get_mut(&port)?;
+        let report = probe.report.take()?;
+        Some((report, probe.quoted.take()))
+    }
+
+    /// Count an error attributed to a connection whose ping had already ended (see
+    /// `take_report`) as late.
+    pub fn note_late(&self) {
+        self.late.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The ping ended: later errors quoting its port are not attributed.
@@ -373,6 +394,10 @@ impl Registry {
         }
         // The first error decides; a router may repeat itself for retransmissions.
         if probe.report.is_none() {
+            probe.quoted = match (q.seq, probe.window) {
+                (Some(seq), Window::Known { isn, .. }) => Some(seq.wrapping_sub(isn)),
+                _ => None,
+            };
             self.attributed
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())

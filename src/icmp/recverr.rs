@@ -81,7 +81,15 @@ pub enum ErrEntry {
 
 /// Read one entry from `fd`'s error queue, without blocking. Ok(None) when it is empty.
 pub fn read_error_queue(fd: RawFd) -> io::Result<Option<ErrEntry>> {
+    Ok(read_error_queue_id(fd)?.map(|(e, _)| e))
+}
+
+/// As `read_error_queue`, with the entry's `ee_data`: for a transmit timestamp with
+/// SOF_TIMESTAMPING_OPT_ID on a TCP socket, the offset of the send's last byte from where
+/// the ids started counting.
+pub fn read_error_queue_id(fd: RawFd) -> io::Result<Option<(ErrEntry, u32)>> {
     let mut data = [0u8; 256];
+    let mut id = 0u32;
     let mut err = None;
     let mut stamp = None;
     let read_at = crate::timing::realtime_now();
@@ -94,6 +102,9 @@ pub fn read_error_queue(fd: RawFd) -> io::Result<Option<ErrEntry>> {
                 || (level == libc::SOL_IPV6 && kind == libc::IPV6_RECVERR)
             {
                 err = parse_extended_err(bytes);
+                if let Some(b) = bytes.get(12..16) {
+                    id = u32::from_ne_bytes([b[0], b[1], b[2], b[3]]);
+                }
             } else if level == libc::SOL_SOCKET && kind == crate::timing::SCM_TIMESTAMPING {
                 stamp = crate::timing::parse_scm_timestamping(bytes);
             }
@@ -105,13 +116,15 @@ pub fn read_error_queue(fd: RawFd) -> io::Result<Option<ErrEntry>> {
         Ok(_) => {}
     }
     Ok(match err {
-        Some(e) if e.origin == SO_EE_ORIGIN_TIMESTAMPING => stamp.map(ErrEntry::TxTimestamp),
+        Some(e) if e.origin == SO_EE_ORIGIN_TIMESTAMPING => {
+            stamp.map(|t| (ErrEntry::TxTimestamp(t), id))
+        }
         Some(mut e) => {
             // The stamp of an ICMP error is the ICMP message's own receive time.
             if e.is_icmp() {
                 e.received = crate::timing::stamp_before_read(stamp, read_at);
             }
-            Some(ErrEntry::Error(e))
+            Some((ErrEntry::Error(e), id))
         }
         None => None,
     })

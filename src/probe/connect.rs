@@ -30,7 +30,7 @@ use crate::cli::Mode;
 use crate::icmp::correlate::Unmatched;
 use crate::icmp::listener::Capture;
 use crate::icmp::parse::IcmpError;
-use crate::icmp::recverr::{read_error_queue, ErrEntry, QueuedError};
+use crate::icmp::recverr::{read_error_queue, read_error_queue_id, ErrEntry, QueuedError};
 use crate::icmp::{IcmpReport, Phase, Registry, Source};
 use crate::net::{self, describe_io, Waker};
 use crate::timing;
@@ -187,9 +187,12 @@ pub struct ConnectProber {
     deadlines: VecDeque<(Instant, Token)>,
     /// Deadlines of the pings awaiting the raw copy of an error (`Stage::AwaitRaw`): few.
     graces: Vec<(Instant, Token)>,
-    /// Persistent connections between their pings, per target, still registered in the
-    /// event loop under their token (no system call to take them out and back in).
-    idle: HashMap<SocketAddr, (Conn, Token)>,
+    /// Persistent connections once open, under their event-loop token: each carries its
+    /// target's pings, several at once when -W is longer than -i.
+    pipes: HashMap<Token, Pipe>,
+    /// A persistent connection just opened: its target is `ready` for more pings, which
+    /// `poll` returns to say (the scheduler waits for verdicts otherwise).
+    readied: bool,
     /// Our source address toward each target (the route's), looked up once.
     sources: HashMap<IpAddr, Option<IpAddr>>,
     /// Verdicts reached while sending (a socket that could not be opened, a refused connect).
@@ -230,7 +233,8 @@ impl ConnectProber {
             next_token: 1,
             deadlines: VecDeque::new(),
             graces: Vec::new(),
-            idle: HashMap::new(),
+            pipes: HashMap::new(),
+            readied: false,
             sources: HashMap::new(),
             early: Vec::new(),
             chunk: Box::new([0; 2048]),
@@ -379,27 +383,8 @@ impl ConnectProber {
         let deadline = start + self.timeout;
         let mut result = PingResult::of(&spec, Status::Timeout);
         result.sent_at = std::time::SystemTime::now();
-        if let Some((conn, tok)) = self.idle.remove(&spec.target) {
-            self.registry
-                .register(spec.seq, conn.local, spec.target, start);
-            Self::seq_window(&self.registry, &conn);
-            result.local_port = Some(conn.local.port());
-            let f = Flight {
-                spec,
-                result,
-                conn,
-                start,
-                deadline,
-                stage: Stage::Connecting {
-                    t0: start,
-                    hs: None,
-                },
-                handshake_only: false,
-            };
-            self.deadlines.push_back((f.deadline, tok));
-            self.by_port.insert(f.conn.local.port(), tok);
-            self.flights.insert(tok, f);
-            self.start_echo(tok);
+        if let Some(tok) = self.pipe_of(spec.target) {
+            self.pipe_send(tok, spec, start, result);
             return;
         }
         let tok = Token(self.next_token);
@@ -492,6 +477,8 @@ impl ConnectProber {
         if f.handshake_only {
             f.result.handshake_only = true;
             self.conclude(tok, Status::Reply);
+        } else if self.mode == Mode::Persistent {
+            self.open_pipe(tok);
         } else {
             self.start_echo(tok);
         }
@@ -754,7 +741,6 @@ impl ConnectProber {
         let port = f.conn.local.port();
         self.by_port.remove(&port);
         self.registry.unregister(port);
-        let keep = self.mode == Mode::Persistent && matches!(status, Status::Reply | Status::Lost);
         f.result.phase = match &f.stage {
             _ if f.result.handshake_only => Phase::Connect,
             Stage::Connecting { .. } => Phase::Connect,
@@ -763,16 +749,21 @@ impl ConnectProber {
         };
         f.result.status = status;
         self.early.push(f.result);
-        if keep {
-            self.idle.insert(f.spec.target, (f.conn, tok));
-        } else {
-            let fd = f.conn.sock.as_raw_fd();
-            let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
-        }
+        let fd = f.conn.sock.as_raw_fd();
+        let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
     }
 
     /// Handle what the event loop reported.
     fn dispatch(&mut self, tok: Token, readable: bool, writable: bool, error: bool) {
+        if self.pipes.contains_key(&tok) {
+            if error {
+                self.pipe_error_queue(tok);
+            }
+            if readable || error {
+                self.pipe_read(tok);
+            }
+            return;
+        }
         let Some(f) = self.flights.get(&tok) else {
             return;
         };
@@ -818,6 +809,10 @@ impl ConnectProber {
             let Some(&tok) = self.by_port.get(&port) else {
                 continue;
             };
+            if self.pipes.contains_key(&tok) {
+                self.pipe_attributed(tok, port);
+                continue;
+            }
             if let Some(rep) = self.registry.report(port) {
                 self.conclude(tok, Status::Icmp(rep));
             }
@@ -842,6 +837,15 @@ impl ConnectProber {
 
     /// Conclude the pings whose deadline passed.
     fn expire(&mut self, now: Instant) {
+        let due: Vec<Token> = self
+            .pipes
+            .iter()
+            .filter(|(_, p)| p.next_deadline().is_some_and(|d| d <= now))
+            .map(|(t, _)| *t)
+            .collect();
+        for tok in due {
+            self.pipe_expire(tok, now);
+        }
         while let Some(&(at, tok)) = self.deadlines.front() {
             if at > now {
                 break;
@@ -879,6 +883,7 @@ impl ConnectProber {
     }
 
     fn next_deadline(&mut self) -> Option<Instant> {
+        let piped = self.pipes.values().filter_map(Pipe::next_deadline).min();
         // Entries of pings already concluded are dropped here rather than waited for.
         while let Some(&(at, tok)) = self.deadlines.front() {
             match self.flights.get(&tok) {
@@ -890,9 +895,577 @@ impl ConnectProber {
         }
         let first = self.deadlines.front().map(|&(at, _)| at);
         let grace = self.graces.iter().map(|&(at, _)| at).min();
-        match (first, grace) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
+        [first, grace, piped].into_iter().flatten().min()
+    }
+}
+
+/// A request sent on a persistent connection and not answered yet, in send order.
+struct Req {
+    seq: u64,
+    /// The request line (with its newline).
+    request: Vec<u8>,
+    /// Its bytes in the connection's stream: offsets `lo..hi` from the first data byte.
+    lo: u64,
+    hi: u64,
+    sent_at: Instant,
+    /// Its transmit timestamp (OPT_ID), once read from the error queue.
+    tx: Option<Duration>,
+    /// The ping waiting for its answer; None once concluded (a timeout, an ICMP error):
+    /// the answer, if it comes, is late.
+    ping: Option<Box<Piped>>,
+}
+
+/// A ping waiting on a persistent connection.
+struct Piped {
+    result: PingResult,
+    start: Instant,
+    deadline: Instant,
+}
+
+/// A persistent connection, open: its pings are pipelined (each request leaves when its
+/// ping starts) and the server answers them in order. An echo names its ping by the
+/// sequence number it carries; `LOST` names none and answers the oldest request.
+struct Pipe {
+    conn: Conn,
+    target: SocketAddr,
+    /// When the connection was registered in the ICMP registry (its reports count from it).
+    registered: Instant,
+    /// Transmit timestamps carry ids (OPT_ID, switched on before the first request).
+    ids: bool,
+    /// Bytes received and not yet judged.
+    buf: Vec<u8>,
+    reqs: VecDeque<Req>,
+}
+
+/// Most requests without an answer remembered on a persistent connection (answers to older
+/// ones are dropped as late answers are).
+const PIPE_KEPT: usize = 1024;
+
+impl Pipe {
+    fn live(&self) -> usize {
+        self.reqs.iter().filter(|r| r.ping.is_some()).count()
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        self.reqs
+            .iter()
+            .filter_map(|r| r.ping.as_ref().map(|p| p.deadline))
+            .min()
+    }
+
+    /// The echo the server sends for a request: the request line uppercased.
+    fn echo_of(req: &[u8]) -> Vec<u8> {
+        let line = req.strip_suffix(b"\n").unwrap_or(req);
+        line.strip_suffix(b"\r")
+            .unwrap_or(line)
+            .to_ascii_uppercase()
+    }
+
+    /// Cut the next answer off the received bytes. None: none is complete yet.
+    fn next_answer(&mut self) -> Option<Answer> {
+        const LOST: &[u8] = b"LOST";
+        let skip = self
+            .buf
+            .iter()
+            .take_while(|&&c| c == b'\r' || c == b'\n')
+            .count();
+        self.buf.drain(..skip);
+        if self.buf.is_empty() {
+            return None;
+        }
+        if let Some(nl) = self.buf.iter().position(|&c| c == b'\n') {
+            let line: Vec<u8> = self.buf.drain(..=nl).collect();
+            let line = &line[..nl];
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            return Some(self.judge_line(line));
+        }
+        // No newline (yet): complete when it begins with LOST alone or a whole echo (a
+        // server that strips newlines); wait while it can still become one.
+        if self.buf == LOST {
+            self.buf.clear();
+            return Some(Answer::Lost);
+        }
+        let whole = self.reqs.iter().find_map(|r| {
+            let e = Self::echo_of(&r.request);
+            self.buf.starts_with(&e).then_some((r.seq, e.len()))
+        });
+        if let Some((seq, n)) = whole {
+            self.buf.drain(..n);
+            return Some(Answer::Echo { seq, right: true });
+        }
+        let could = LOST.starts_with(&self.buf)
+            || self
+                .reqs
+                .iter()
+                .any(|r| Self::echo_of(&r.request).starts_with(&self.buf))
+            || (self.buf.len() < MAX_REPLY && self.echo_seq(&self.buf).is_none() && {
+                // An echo of a request we no longer remember: wait for its newline.
+                let b = &self.buf;
+                b"PING ".starts_with(&b[..b.len().min(5)])
+            });
+        if could {
+            return None;
+        }
+        let line = std::mem::take(&mut self.buf);
+        Some(self.judge_line(&line))
+    }
+
+    /// The sequence number an echo line carries (`PING <seq> ...`).
+    fn echo_seq(&self, line: &[u8]) -> Option<u64> {
+        let rest = line.strip_prefix(b"PING ")?;
+        let digits = rest.iter().take_while(|c| c.is_ascii_digit()).count();
+        if digits == 0 || rest.get(digits) != Some(&b' ') {
+            return None;
+        }
+        std::str::from_utf8(&rest[..digits]).ok()?.parse().ok()
+    }
+
+    fn judge_line(&self, line: &[u8]) -> Answer {
+        if line == b"LOST" {
+            return Answer::Lost;
+        }
+        match self.echo_seq(line) {
+            Some(seq) => {
+                let right = self
+                    .reqs
+                    .iter()
+                    .find(|r| r.seq == seq)
+                    .is_none_or(|r| Self::echo_of(&r.request) == line);
+                Answer::Echo { seq, right }
+            }
+            None => Answer::Other(net::escape_bytes(&line[..line.len().min(80)])),
+        }
+    }
+}
+
+/// One answer read on a persistent connection.
+#[derive(Debug, PartialEq, Eq)]
+enum Answer {
+    /// The echo of the request with this sequence number (`right`: exactly the echo).
+    Echo { seq: u64, right: bool },
+    /// The server's loss: the oldest request's.
+    Lost,
+    /// Not an answer of the protocol (escaped, cut short).
+    Other(String),
+}
+
+impl ConnectProber {
+    fn pipe_of(&self, target: SocketAddr) -> Option<Token> {
+        self.pipes
+            .iter()
+            .find(|(_, p)| p.target == target)
+            .map(|(t, _)| *t)
+    }
+
+    /// A persistent connection's first ping connected: the connection becomes its target's
+    /// pipe, and the ping its first request.
+    fn open_pipe(&mut self, tok: Token) {
+        let Some(f) = self.flights.remove(&tok) else {
+            return;
+        };
+        let fd = f.conn.sock.as_raw_fd();
+        // Ids count bytes from now: nothing has been sent yet, so an id is a byte offset.
+        let ids = f.conn.sent == 0 && timing::enable_timestamping_with_id(fd).is_ok();
+        self.registry.set_phase(f.conn.local.port(), Phase::Echo);
+        let pipe = Pipe {
+            conn: f.conn,
+            target: f.spec.target,
+            registered: f.start,
+            ids,
+            buf: Vec::new(),
+            reqs: VecDeque::new(),
+        };
+        self.pipes.insert(tok, pipe);
+        self.readied = true;
+        self.pipe_send(tok, f.spec, f.start, f.result);
+    }
+
+    /// Send a ping's request on its target's open connection.
+    fn pipe_send(&mut self, tok: Token, spec: ProbeSpec, start: Instant, mut result: PingResult) {
+        let Some(p) = self.pipes.get_mut(&tok) else {
+            return;
+        };
+        result.local_port = Some(p.conn.local.port());
+        result.phase = Phase::Echo;
+        let deadline = start + self.timeout;
+        let request = format!("ping {} {}\n", spec.seq, net::wall_timestamp()).into_bytes();
+        let lo = p.conn.sent;
+        let sent_at = Instant::now();
+        let sent = p.conn.sock.send(&request);
+        let ping = Some(Box::new(Piped {
+            result,
+            start,
+            deadline,
+        }));
+        match sent {
+            Ok(n) => {
+                p.conn.sent += n as u64;
+                Self::seq_window(&self.registry, &p.conn);
+                p.reqs.push_back(Req {
+                    seq: spec.seq,
+                    hi: lo + n as u64,
+                    request,
+                    lo,
+                    sent_at,
+                    tx: None,
+                    ping,
+                });
+                if n != p.reqs.back().map_or(0, |r| r.request.len()) {
+                    // The stream is cut mid-request: no later answer can be trusted.
+                    self.close_pipe(tok, |_| {
+                        Status::Error("send: request only partly sent".into())
+                    });
+                    return;
+                }
+            }
+            Err(e) => {
+                p.reqs.push_back(Req {
+                    seq: spec.seq,
+                    request,
+                    lo,
+                    hi: lo,
+                    sent_at,
+                    tx: None,
+                    ping,
+                });
+                self.pipe_failed(tok, e);
+                return;
+            }
+        }
+        while self
+            .pipes
+            .get(&tok)
+            .is_some_and(|p| p.reqs.len() > PIPE_KEPT)
+        {
+            if let Some(p) = self.pipes.get_mut(&tok) {
+                if p.reqs.front().is_some_and(|r| r.ping.is_some()) {
+                    break;
+                }
+                p.reqs.pop_front();
+            }
+        }
+        // The answer may be here already (loopback): look before waiting for an event.
+        self.pipe_read(tok);
+    }
+
+    /// Conclude the ping of request `i` on the pipe.
+    fn pipe_conclude(
+        &mut self,
+        tok: Token,
+        i: usize,
+        status: Status,
+        rx: Option<Option<Duration>>,
+    ) {
+        let Some(p) = self.pipes.get_mut(&tok) else {
+            return;
+        };
+        let Some(req) = p.reqs.get_mut(i) else {
+            return;
+        };
+        let Some(ping) = req.ping.take() else {
+            return;
+        };
+        let mut result = ping.result;
+        if let Some(rx) = rx {
+            let kernel = match (req.tx, rx) {
+                (Some(tx), Some(rx)) if rx > tx => Some((rx - tx, Clock::Kernel)),
+                _ => None,
+            };
+            let t = Timed {
+                kernel,
+                user: req.sent_at.elapsed(),
+            };
+            let (d, clock) = t.best();
+            result.rtt = Some(d);
+            result.rtt_clock = Some(clock);
+            result.rtt_user = Some(t.user);
+        }
+        result.phase = Phase::Echo;
+        result.status = status;
+        self.early.push(result);
+    }
+
+    /// Conclude every ping waiting on the pipe with the status `why` gives it (by its
+    /// start: an ICMP report's time counts from each ping's own start).
+    fn pipe_conclude_all(&mut self, tok: Token, why: impl Fn(Instant) -> Status) {
+        let Some(p) = self.pipes.get(&tok) else {
+            return;
+        };
+        let live: Vec<(usize, Instant)> = p
+            .reqs
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| r.ping.as_ref().map(|g| (i, g.start)))
+            .collect();
+        for (i, start) in live {
+            self.pipe_conclude(tok, i, why(start), None);
+        }
+    }
+
+    /// The connection is over: its pings in flight end with the status `why` gives each;
+    /// the target's next ping opens a new connection.
+    fn close_pipe(&mut self, tok: Token, why: impl Fn(Instant) -> Status) {
+        self.pipe_conclude_all(tok, why);
+        let Some(p) = self.pipes.remove(&tok) else {
+            return;
+        };
+        let port = p.conn.local.port();
+        self.by_port.remove(&port);
+        self.registry.unregister(port);
+        let fd = p.conn.sock.as_raw_fd();
+        let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
+    }
+
+    /// An ICMP report, moved to count from the start of the ping it concludes.
+    fn report_for(report: &IcmpReport, registered: Instant, start: Instant) -> IcmpReport {
+        let mut r = report.clone();
+        r.after = (registered + report.after).saturating_duration_since(start);
+        r.phase = Phase::Echo;
+        r
+    }
+
+    /// The connection failed (`e`): every ping on it ends, with the ICMP error behind the
+    /// failure when there is one.
+    fn pipe_failed(&mut self, tok: Token, e: io::Error) {
+        let Some(p) = self.pipes.get(&tok) else {
+            return;
+        };
+        let port = p.conn.local.port();
+        let registered = p.registered;
+        let fd = p.conn.sock.as_raw_fd();
+        let report = match self.registry.take_report(port) {
+            Some((r, _)) => Some(r),
+            None => {
+                let mut tx = None;
+                queued_error(fd, &mut tx)
+                    .filter(QueuedError::is_icmp)
+                    .map(|q| IcmpReport {
+                        icmp_type: q.icmp_type,
+                        code: q.code,
+                        v6: q.is_v6(),
+                        info: q.info,
+                        from: q.offender.unwrap_or(p.target.ip()),
+                        after: registered.elapsed(),
+                        phase: Phase::Echo,
+                        source: Source::RecvErr,
+                        extensions: None,
+                    })
+            }
+        };
+        match report {
+            Some(r) => self.close_pipe(tok, |start| {
+                Status::Icmp(Self::report_for(&r, registered, start))
+            }),
+            None => {
+                let words = describe_io(&e);
+                self.close_pipe(tok, |_| Status::Error(words.clone()));
+            }
+        }
+    }
+
+    /// Read what the connection has: answers (each concluding its ping), an error, the end.
+    fn pipe_read(&mut self, tok: Token) {
+        loop {
+            let Some(p) = self.pipes.get_mut(&tok) else {
+                return;
+            };
+            let fd = p.conn.sock.as_raw_fd();
+            match timing::recv_with_timestamp(fd, &mut self.chunk[..]) {
+                Ok((0, _)) => {
+                    self.close_pipe(tok, |_| {
+                        Status::Error("connection closed by the server before the echo".into())
+                    });
+                    return;
+                }
+                Ok((n, rx)) => {
+                    p.buf.extend_from_slice(&self.chunk[..n]);
+                    self.pipe_answers(tok, rx);
+                    if self
+                        .pipes
+                        .get(&tok)
+                        .is_some_and(|p| p.buf.len() > MAX_REPLY)
+                    {
+                        self.close_pipe(tok, |_| {
+                            Status::Error(format!("reply longer than {MAX_REPLY} bytes"))
+                        });
+                        return;
+                    }
+                }
+                Err(e)
+                    if e.kind() == io::ErrorKind::WouldBlock
+                        || e.kind() == io::ErrorKind::Interrupted =>
+                {
+                    return;
+                }
+                Err(e) => {
+                    self.pipe_failed(tok, e);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Judge the complete answers received; each concludes the ping it names.
+    fn pipe_answers(&mut self, tok: Token, rx: Option<Duration>) {
+        // Transmit timestamps first: the kernel queued them before the answers came.
+        self.pipe_error_queue(tok);
+        loop {
+            let Some(p) = self.pipes.get_mut(&tok) else {
+                return;
+            };
+            let Some(answer) = p.next_answer() else {
+                return;
+            };
+            let (i, status) = match answer {
+                Answer::Lost => (Some(0).filter(|_| !p.reqs.is_empty()), Status::Lost),
+                Answer::Echo { seq, right } => {
+                    let i = p.reqs.iter().position(|r| r.seq == seq);
+                    let status = if right {
+                        Status::Reply
+                    } else {
+                        Status::Error("unexpected reply: an echo that is not the request".into())
+                    };
+                    (i, status)
+                }
+                Answer::Other(saw) => {
+                    // Names no ping: the oldest waiting one gets it.
+                    let i = p.reqs.iter().position(|r| r.ping.is_some());
+                    if let Some(i) = i {
+                        self.pipe_conclude(
+                            tok,
+                            i,
+                            Status::Error(format!("unexpected reply: {saw}")),
+                            None,
+                        );
+                    }
+                    continue;
+                }
+            };
+            let Some(i) = i else {
+                // An answer to a request no longer remembered: late.
+                continue;
+            };
+            self.pipe_conclude(tok, i, status, Some(rx));
+            // The server answers in order: requests before this one that were concluded will
+            // never be answered (swallowed); those still waiting time out.
+            let Some(p) = self.pipes.get_mut(&tok) else {
+                return;
+            };
+            let mut at = 0;
+            p.reqs.retain(|r| {
+                let keep = at > i || (at < i && r.ping.is_some());
+                at += 1;
+                keep
+            });
+        }
+    }
+
+    /// The pipe's error queue: transmit timestamps (matched to requests by id) and ICMP
+    /// errors (without raw capture: about the oldest request waiting; with it, the raw
+    /// copy of the same error is attributed by its quoted sequence number instead).
+    fn pipe_error_queue(&mut self, tok: Token) {
+        let Some(p) = self.pipes.get_mut(&tok) else {
+            return;
+        };
+        let fd = p.conn.sock.as_raw_fd();
+        let mut icmp = None;
+        while let Ok(Some((entry, id))) = read_error_queue_id(fd) {
+            match entry {
+                ErrEntry::TxTimestamp(t) => {
+                    if !p.ids {
+                        continue;
+                    }
+                    let last = u64::from(id);
+                    // Ids wrap at 2^32 bytes: compare the low bits.
+                    if let Some(r) = p
+                        .reqs
+                        .iter_mut()
+                        .find(|r| r.hi > r.lo && ((r.hi - 1) & 0xffff_ffff) == last)
+                    {
+                        r.tx.get_or_insert(t);
+                    }
+                }
+                ErrEntry::Error(q) if q.is_icmp() && icmp.is_none() => icmp = Some(q),
+                ErrEntry::Error(_) => {}
+            }
+        }
+        let Some(q) = icmp else {
+            return;
+        };
+        if self.raw_capture {
+            return;
+        }
+        let Some(i) = p.reqs.iter().position(|r| r.ping.is_some()) else {
+            self.registry.note_late();
+            return;
+        };
+        let start = p.reqs[i].ping.as_ref().map_or(p.registered, |g| g.start);
+        let report = IcmpReport {
+            icmp_type: q.icmp_type,
+            code: q.code,
+            v6: q.is_v6(),
+            info: q.info,
+            from: q.offender.unwrap_or(p.target.ip()),
+            after: start.elapsed(),
+            phase: Phase::Echo,
+            source: Source::RecvErr,
+            extensions: None,
+        };
+        self.pipe_conclude(tok, i, Status::Icmp(report), None);
+    }
+
+    /// The ICMP listener attributed an error to the pipe's connection: it concludes the ping
+    /// whose bytes it quotes (the oldest waiting when the quote cannot tell); an error about
+    /// a ping already concluded is late.
+    fn pipe_attributed(&mut self, tok: Token, port: u16) {
+        let Some((report, quoted)) = self.registry.take_report(port) else {
+            return;
+        };
+        let Some(p) = self.pipes.get(&tok) else {
+            return;
+        };
+        let i = match quoted {
+            // Offset 0 is the SYN; data byte b is at offset b + 1. A quote of the next byte
+            // to send (Linux accepts it too) is the last request's.
+            Some(0) => None,
+            Some(off) => {
+                let b = u64::from(off) - 1;
+                p.reqs
+                    .iter()
+                    .position(|r| r.lo <= b && b < r.hi)
+                    .or_else(|| {
+                        p.reqs
+                            .back()
+                            .filter(|r| r.hi == b && b == p.conn.sent)
+                            .map(|_| p.reqs.len() - 1)
+                    })
+            }
+            None => p.reqs.iter().position(|r| r.ping.is_some()),
+        };
+        let ping = i.and_then(|i| p.reqs[i].ping.as_ref().map(|g| (i, g.start)));
+        let Some((i, start)) = ping else {
+            self.registry.note_late();
+            return;
+        };
+        let r = Self::report_for(&report, p.registered, start);
+        self.pipe_conclude(tok, i, Status::Icmp(r), None);
+    }
+
+    /// Pings on the pipe whose time ran out waiting for their echo: timeouts; their
+    /// requests stay remembered, so a late echo is not taken for a later ping's.
+    fn pipe_expire(&mut self, tok: Token, now: Instant) {
+        let Some(p) = self.pipes.get(&tok) else {
+            return;
+        };
+        let due: Vec<usize> = p
+            .reqs
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.ping.as_ref().is_some_and(|g| g.deadline <= now))
+            .map(|(i, _)| i)
+            .collect();
+        for i in due {
+            self.pipe_conclude(tok, i, Status::Timeout, None);
         }
     }
 }
@@ -918,7 +1491,8 @@ fn queued_error(fd: RawFd, tx: &mut Option<Duration>) -> Option<QueuedError> {
 
 impl Prober for ConnectProber {
     fn ready(&self, target: SocketAddr) -> bool {
-        // A persistent connection carries one ping at a time; new connections any number.
+        // A persistent connection being opened carries no ping but its first; once open, any
+        // number. New connections any number.
         self.mode != Mode::Persistent || !self.flights.values().any(|f| f.spec.target == target)
     }
 
@@ -934,7 +1508,7 @@ impl Prober for ConnectProber {
         loop {
             let now = Instant::now();
             self.expire(now);
-            if !self.early.is_empty() {
+            if std::mem::take(&mut self.readied) || !self.early.is_empty() {
                 done.append(&mut self.early);
                 return Ok(());
             }
@@ -976,11 +1550,16 @@ impl Prober for ConnectProber {
     }
 
     fn in_flight(&self) -> usize {
-        self.flights.len() + self.early.len()
+        self.flights.len() + self.pipes.values().map(Pipe::live).sum::<usize>() + self.early.len()
     }
 
     fn interrupt(&mut self, done: &mut Vec<PingResult>) {
         done.append(&mut self.early);
+        let mut pipes: Vec<Token> = self.pipes.keys().copied().collect();
+        pipes.sort();
+        for tok in pipes {
+            self.pipe_conclude_all(tok, |_| Status::Interrupted);
+        }
         let mut toks: Vec<(Instant, Token)> =
             self.flights.iter().map(|(t, f)| (f.start, *t)).collect();
         toks.sort();
