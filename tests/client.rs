@@ -239,6 +239,185 @@ fn persistent_uses_one_connection() {
     assert!(st.success());
 }
 
+/// A test server that echoes each request line uppercased `delay` after it arrived, in
+/// order, whatever else is waiting (a slow path, not a slow server).
+fn delayed_echo_server(delay: Duration) -> std::net::SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { continue };
+            let mut w = s.try_clone().unwrap();
+            let (tx, rx) = std::sync::mpsc::channel::<(Instant, Vec<u8>)>();
+            std::thread::spawn(move || {
+                for (at, line) in rx {
+                    std::thread::sleep((at + delay).saturating_duration_since(Instant::now()));
+                    if w.write_all(&line).is_err() {
+                        break;
+                    }
+                }
+            });
+            std::thread::spawn(move || {
+                let mut buf = Vec::new();
+                let mut b = [0u8; 256];
+                while let Ok(n) = s.read(&mut b) {
+                    if n == 0 {
+                        break;
+                    }
+                    buf.extend_from_slice(&b[..n]);
+                    while let Some(i) = buf.iter().position(|&c| c == b'\n') {
+                        let line: Vec<u8> = buf.drain(..=i).collect();
+                        if tx
+                            .send((Instant::now(), line.to_ascii_uppercase()))
+                            .is_err()
+                        {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+fn ping_ts(e: &serde_json::Value) -> f64 {
+    e["ts"].as_f64().unwrap()
+}
+
+#[test]
+fn persistent_pings_start_every_interval_while_others_wait() {
+    let srv = ServerProc::start(&["--loss", "1", "--loss-mode", "silent", "-q"]);
+    let t = Instant::now();
+    let out = client(&[
+        &srv.addr.to_string(),
+        "-n",
+        "5",
+        "-i",
+        "0.1",
+        "-W",
+        "0.5",
+        "--persistent",
+        "--json",
+    ]);
+    let took = t.elapsed();
+    let v = json_lines(&out);
+    let p = pings(&v);
+    assert_eq!(p.len(), 5, "{v:?}");
+    for e in &p {
+        assert_eq!(e["status"], "timeout", "{e}");
+        assert_eq!(e["phase"], "echo", "{e}");
+        assert_eq!(e["local_port"], p[0]["local_port"], "one connection: {e}");
+    }
+    assert_eq!(summary(&v)["timeout"], 5);
+    // Pings start on the interval's beat, not after the one before timed out (0.5 s).
+    for w in p.windows(2) {
+        let gap = ping_ts(w[1]) - ping_ts(w[0]);
+        assert!(
+            gap < 0.3,
+            "ping {} started {gap} s after the one before",
+            w[1]["seq"]
+        );
+    }
+    // 4 intervals and one timeout: about 0.9 s; one at a time it was 2.5 s.
+    assert!(took < Duration::from_millis(1800), "{took:?}");
+}
+
+#[test]
+fn persistent_pipelined_verdicts_follow_the_servers_seeded_decisions() {
+    let seed = 7u64;
+    let n = 12;
+    // The server draws one decision per request from ChaCha8 seeded with --seed.
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let lost: Vec<bool> = (0..n).map(|_| rng.gen_bool(0.5)).collect();
+    assert!(lost.contains(&true) && lost.contains(&false));
+    let srv = ServerProc::start(&[
+        "--loss",
+        "0.5",
+        "--loss-mode",
+        "silent",
+        "--seed",
+        &seed.to_string(),
+        "-q",
+    ]);
+    let out = client(&[
+        &srv.addr.to_string(),
+        "-n",
+        &n.to_string(),
+        "-i",
+        "0.05",
+        "-W",
+        "0.5",
+        "--persistent",
+        "--json",
+    ]);
+    let v = json_lines(&out);
+    let p = pings(&v);
+    assert_eq!(p.len(), n, "{v:?}");
+    for e in &p {
+        let seq = e["seq"].as_u64().unwrap() as usize;
+        let want = if lost[seq - 1] { "timeout" } else { "reply" };
+        assert_eq!(e["status"], want, "seed {seed}: {e}");
+        assert_eq!(e["local_port"], p[0]["local_port"], "one connection: {e}");
+    }
+}
+
+#[test]
+fn persistent_pings_on_a_slow_path_each_get_their_own_echo() {
+    let addr = delayed_echo_server(Duration::from_millis(300));
+    let t = Instant::now();
+    let out = client(&[
+        &addr.to_string(),
+        "-n",
+        "5",
+        "-i",
+        "0.1",
+        "-W",
+        "1",
+        "--persistent",
+        "--json",
+    ]);
+    let took = t.elapsed();
+    let v = json_lines(&out);
+    let p = pings(&v);
+    assert_eq!(p.len(), 5, "{v:?}");
+    for e in &p {
+        assert_eq!(e["status"], "reply", "{e}");
+        // Its own echo, 300 ms after its request: not the echo of the ping before it.
+        let rtt = e["rtt_user_ms"].as_f64().unwrap();
+        assert!((280.0..600.0).contains(&rtt), "{e}");
+        assert_eq!(e["local_port"], p[0]["local_port"], "one connection: {e}");
+    }
+    // Several in flight: one at a time, five would take over 1.5 s.
+    assert!(took < Duration::from_millis(1400), "{took:?}");
+}
+
+#[test]
+fn a_persistent_pings_late_echo_is_not_a_later_pings_reply() {
+    // Each echo comes 300 ms after its request, 100 ms after its ping timed out, while
+    // later pings wait on the same connection: all are timeouts.
+    let addr = delayed_echo_server(Duration::from_millis(300));
+    let out = client(&[
+        &addr.to_string(),
+        "-n",
+        "5",
+        "-i",
+        "0.1",
+        "-W",
+        "0.2",
+        "--persistent",
+        "--json",
+    ]);
+    let v = json_lines(&out);
+    let p = pings(&v);
+    assert_eq!(p.len(), 5, "{v:?}");
+    for e in &p {
+        assert_eq!(e["status"], "timeout", "{e}");
+        assert_eq!(e["phase"], "echo", "{e}");
+        assert_eq!(e["local_port"], p[0]["local_port"], "one connection: {e}");
+    }
+}
+
 #[test]
 fn ipv6_loopback() {
     let srv = ServerProc::start(&["--listen", "[::1]:0", "--loss", "0", "-q"]);
