@@ -227,6 +227,28 @@ pub fn handshake_rtt(fd: RawFd) -> Option<Duration> {
         .then(|| Duration::from_micros(u64::from(info.tcpi_rtt)))
 }
 
+/// TCP_ESTABLISHED of the kernel's `tcp_states.h` (TCP_INFO's `tcpi_state`).
+const TCP_ESTABLISHED: u8 = 1;
+
+/// Whether the TCP connection is still established (TCP_INFO's state): an ICMP error the
+/// kernel reported on it (`recv` failed once) leaves it so; a reset does not.
+pub fn tcp_established(fd: RawFd) -> bool {
+    let mut info = MaybeUninit::<libc::tcp_info>::zeroed();
+    let mut len = mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+    // SAFETY: info is a writable tcp_info of `len` bytes.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            info.as_mut_ptr() as *mut libc::c_void,
+            &mut len,
+        )
+    };
+    // SAFETY: zero-initialised and (partly) filled by the kernel: every bit pattern is valid.
+    rc == 0 && unsafe { info.assume_init() }.tcpi_state == TCP_ESTABLISHED
+}
+
 /// recv() that also returns the receive software timestamp of the data, when it has one
 /// of its own (see `stamp_before_read`).
 pub fn recv_with_timestamp(fd: RawFd, buf: &mut [u8]) -> io::Result<(usize, Option<Duration>)> {

@@ -419,6 +419,63 @@ fn a_persistent_pings_late_echo_is_not_a_later_pings_reply() {
 }
 
 #[test]
+fn a_persistent_connection_that_fails_concludes_every_ping_on_it() {
+    // The first connection is closed by the server when its third request arrives,
+    // unanswered; later connections are echoed.
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for (k, s) in l.incoming().enumerate() {
+            let Ok(mut s) = s else { continue };
+            std::thread::spawn(move || {
+                let (mut buf, mut b, mut lines) = (Vec::new(), [0u8; 256], 0);
+                while let Ok(n) = s.read(&mut b) {
+                    if n == 0 {
+                        break;
+                    }
+                    buf.extend_from_slice(&b[..n]);
+                    while let Some(i) = buf.iter().position(|&c| c == b'\n') {
+                        let line: Vec<u8> = buf.drain(..=i).collect();
+                        lines += 1;
+                        if k == 0 && lines == 3 {
+                            return;
+                        }
+                        if k > 0 && s.write_all(&line.to_ascii_uppercase()).is_err() {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    let out = client(&[
+        &addr.to_string(),
+        "-n",
+        "5",
+        "-i",
+        "0.1",
+        "-W",
+        "2",
+        "--persistent",
+        "--json",
+    ]);
+    let v = json_lines(&out);
+    let p = pings(&v);
+    assert_eq!(p.len(), 5, "{v:?}");
+    for e in &p[..3] {
+        assert_eq!(e["status"], "error", "{e}");
+        assert_eq!(e["phase"], "echo", "{e}");
+        assert_eq!(e["local_port"], p[0]["local_port"], "{e}");
+    }
+    // The next ping opens a new connection, and the one after uses it.
+    assert_eq!(p[3]["status"], "reply", "{}", p[3]);
+    assert!(p[3]["connect_ms"].is_number(), "{}", p[3]);
+    assert_ne!(p[3]["local_port"], p[0]["local_port"]);
+    assert_eq!(p[4]["status"], "reply", "{}", p[4]);
+    assert_eq!(p[4]["local_port"], p[3]["local_port"]);
+}
+
+#[test]
 fn ipv6_loopback() {
     let srv = ServerProc::start(&["--listen", "[::1]:0", "--loss", "0", "-q"]);
     let out = client(&[

@@ -450,6 +450,81 @@ fn a_persistent_connection_checks_the_sequence_window_of_each_ping() {
 }
 
 #[test]
+fn pipelined_persistent_pings_each_own_their_request_bytes() {
+    if !need_root("raw ICMP capture on loopback") {
+        return;
+    }
+    let _alone = forging_alone();
+    // Every request swallowed: three pings wait on one connection at once.
+    let srv = ServerProc::start(&["--loss", "1", "--loss-mode", "silent"]);
+    let srv_addr = SocketAddrV4::new(Ipv4Addr::LOCALHOST, srv.addr.port());
+    let sniff = Sniffer::open();
+    let child = Command::new(BIN)
+        .args([
+            &srv.addr.to_string(),
+            "--persistent",
+            "-n",
+            "3",
+            "-i",
+            "0.1",
+            "-W",
+            "2",
+            "--json",
+            "-v",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (syn, first) = sniff.syn_and_request(srv.addr.port());
+    let next = |after: &Seg| {
+        let want = after.seq.wrapping_add(after.len as u32);
+        sniff.wait_for(srv.addr.port(), |s| {
+            s.src_port == syn.src_port && s.len > 0 && s.seq == want
+        })
+    };
+    let second = next(&first);
+    let third = next(&second);
+    assert_eq!(client_port_after_requests(&srv, 3), syn.src_port);
+    let ours = SocketAddrV4::new(Ipv4Addr::LOCALHOST, syn.src_port);
+    // An error quoting the middle of ping 2's request, while pings 1 and 3 wait too.
+    send_icmp(&icmp_quoting(
+        3,
+        13,
+        ours,
+        srv_addr,
+        second.seq.wrapping_add(3),
+    ));
+    std::thread::sleep(Duration::from_millis(200));
+    // The same again: ping 2 has ended, so it is late, not ping 1's or ping 3's.
+    send_icmp(&icmp_quoting(3, 13, ours, srv_addr, second.seq));
+    let out = child.wait_with_output().unwrap();
+    let v = json_lines(&out);
+    let mut p = pings(&v);
+    p.sort_by_key(|e| e["seq"].as_u64());
+    assert_eq!(p.len(), 3, "{v:?}");
+    assert!(third.len > 0);
+    assert_eq!(p[1]["status"], "icmp", "{}", p[1]);
+    assert_eq!(p[1]["icmp"]["phase"], "echo", "{}", p[1]);
+    assert_eq!(p[1]["icmp"]["source"], "raw", "{}", p[1]);
+    for e in [p[0], p[2]] {
+        assert_eq!(e["status"], "timeout", "{e}");
+        assert_eq!(e["phase"], "echo", "{e}");
+    }
+    let s = summary(&v);
+    assert_eq!(
+        (
+            s["icmp"].as_u64(),
+            s["late_icmp"].as_u64(),
+            s["unmatched_icmp"].as_u64()
+        ),
+        (Some(1), Some(1), Some(0)),
+        "{s}"
+    );
+}
+
+#[test]
 fn capabilities_are_dropped_once_raw_sockets_are_open() {
     if !need_root("dropping capabilities") {
         return;

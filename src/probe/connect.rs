@@ -1224,16 +1224,41 @@ impl ConnectProber {
         r
     }
 
-    /// The connection failed (`e`): every ping on it ends, with the ICMP error behind the
-    /// failure when there is one.
+    /// The ICMP listener's report on the pipe's connection, waiting a moment for it when
+    /// the kernel reported the error first (it delivers to raw sockets before TCP, but the
+    /// listener thread may not have read it yet).
+    fn pipe_report(&self, port: u16) -> Option<(IcmpReport, Option<u32>)> {
+        let until = Instant::now() + RAW_GRACE;
+        loop {
+            let r = self.registry.take_report(port);
+            if r.is_some() || !self.raw_capture || Instant::now() >= until {
+                return r;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// A receive failed (`e`). An ICMP error the kernel reported on a connection it keeps
+    /// concludes the ping it is about (see `pipe_attributed`; without raw capture the error
+    /// queue already gave it to the oldest ping waiting). A connection that is over (reset,
+    /// or an error that ended it) concludes every ping on it, with the ICMP error behind
+    /// the failure when there is one.
     fn pipe_failed(&mut self, tok: Token, e: io::Error) {
         let Some(p) = self.pipes.get(&tok) else {
             return;
         };
         let port = p.conn.local.port();
         let registered = p.registered;
+        let target = p.target;
         let fd = p.conn.sock.as_raw_fd();
-        let report = match self.registry.take_report(port) {
+        let report = self.pipe_report(port);
+        if timing::tcp_established(fd) {
+            if let Some((r, quoted)) = report {
+                self.pipe_attribute(tok, r, quoted);
+            }
+            return;
+        }
+        let report = match report {
             Some((r, _)) => Some(r),
             None => {
                 let mut tx = None;
@@ -1244,7 +1269,7 @@ impl ConnectProber {
                         code: q.code,
                         v6: q.is_v6(),
                         info: q.info,
-                        from: q.offender.unwrap_or(p.target.ip()),
+                        from: q.offender.unwrap_or(target.ip()),
                         after: registered.elapsed(),
                         phase: Phase::Echo,
                         source: Source::RecvErr,
@@ -1418,9 +1443,14 @@ impl ConnectProber {
     /// whose bytes it quotes (the oldest waiting when the quote cannot tell); an error about
     /// a ping already concluded is late.
     fn pipe_attributed(&mut self, tok: Token, port: u16) {
-        let Some((report, quoted)) = self.registry.take_report(port) else {
-            return;
-        };
+        if let Some((report, quoted)) = self.registry.take_report(port) {
+            self.pipe_attribute(tok, report, quoted);
+        }
+    }
+
+    /// Conclude the ping whose request bytes an ICMP error quotes (`quoted`: offset from the
+    /// ISN; None: the oldest ping waiting); late when that ping has ended.
+    fn pipe_attribute(&mut self, tok: Token, report: IcmpReport, quoted: Option<u32>) {
         let Some(p) = self.pipes.get(&tok) else {
             return;
         };
