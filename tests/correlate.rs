@@ -347,6 +347,32 @@ fn a_persistent_connection_passes_its_window_again_for_each_ping() {
 }
 
 #[test]
+fn a_report_taken_from_a_connection_names_the_quoted_offset_and_frees_the_next() {
+    let reg = Registry::new();
+    let (bytes, from) = fixture("v4_host_unreach");
+    // A connection carrying several pings: its window covers all their bytes.
+    reg.register(1, sa(CLIENT4), sa(SERVER4), Instant::now());
+    reg.set_seq_window(41001, QUOTED_SEQ - 30, 1 + 75);
+    assert_eq!(
+        handle_packet(&reg, false, &bytes, from, Instant::now()),
+        Handled::Matched(1)
+    );
+    let (report, quoted) = reg.take_report(41001).unwrap();
+    assert_eq!((report.icmp_type, quoted), (3, Some(30)));
+    assert_eq!(reg.take_report(41001), None);
+    // The next error on the connection is attributed again (to another of its pings).
+    assert_eq!(
+        handle_packet(&reg, false, &bytes, from, Instant::now()),
+        Handled::Matched(1)
+    );
+    assert!(reg.take_report(41001).is_some());
+    // Without a window, no offset.
+    reg.register(2, sa(CLIENT4), sa(SERVER4), Instant::now());
+    handle_packet(&reg, false, &bytes, from, Instant::now());
+    assert_eq!(reg.take_report(41001).map(|(_, q)| q), Some(None));
+}
+
+#[test]
 fn the_window_wraps_around_u32_max() {
     // The captured error, its quoted sequence number rewritten (bytes 52..56; checksums
     // are not checked): a connection whose ISN is just below 2^32.

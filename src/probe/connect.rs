@@ -1687,6 +1687,84 @@ mod tests {
         assert_eq!(judge_reply(REQ, b"LOST\n"), Some(Status::Lost));
     }
 
+    /// A pipe (not connected: only its answer parsing is used) with requests 1..=n sent.
+    fn pipe_with(n: u64) -> Pipe {
+        let sock = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+        let local: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let mut reqs = VecDeque::new();
+        for seq in 1..=n {
+            let request = format!("ping {seq} 1700000000.00000{seq}\n").into_bytes();
+            reqs.push_back(Req {
+                seq,
+                lo: 0,
+                hi: 0,
+                request,
+                sent_at: Instant::now(),
+                tx: None,
+                ping: None,
+            });
+        }
+        Pipe {
+            conn: Conn {
+                sock,
+                local,
+                isn: None,
+                sent: 0,
+            },
+            target: local,
+            registered: Instant::now(),
+            ids: false,
+            buf: Vec::new(),
+            reqs,
+        }
+    }
+
+    fn answers(p: &mut Pipe, got: &[u8]) -> Vec<Answer> {
+        p.buf.extend_from_slice(got);
+        std::iter::from_fn(|| p.next_answer()).collect()
+    }
+
+    #[test]
+    fn pipelined_echoes_name_their_ping_by_sequence_number() {
+        let mut p = pipe_with(3);
+        let echo = |seq: u64| Answer::Echo { seq, right: true };
+        // Out of order, split anywhere, with and without newlines.
+        assert_eq!(
+            answers(&mut p, b"PING 2 1700000000.000002\nPING 1 1700"),
+            vec![echo(2)]
+        );
+        assert_eq!(answers(&mut p, b"000000.000001\r\n"), vec![echo(1)]);
+        // A server that strips newlines: echoes back to back.
+        assert_eq!(
+            answers(&mut p, b"PING 3 1700000000.000003PING 1 1700000000.000001"),
+            vec![echo(3), echo(1)]
+        );
+        assert_eq!(answers(&mut p, b"LOST\nLO"), vec![Answer::Lost]);
+        assert_eq!(answers(&mut p, b"ST"), vec![Answer::Lost]);
+        // The echo of an unknown ping names it (late); a wrong echo of a known one is wrong.
+        assert_eq!(
+            answers(&mut p, b"PING 9 1\nPING 2 1700000000.999999\n"),
+            vec![
+                Answer::Echo {
+                    seq: 9,
+                    right: true
+                },
+                Answer::Echo {
+                    seq: 2,
+                    right: false
+                }
+            ]
+        );
+        assert!(matches!(
+            answers(&mut p, b"LOSTX\n").as_slice(),
+            [Answer::Other(s)] if s == "LOSTX"
+        ));
+        assert!(matches!(
+            answers(&mut p, b"SSH-2.0").as_slice(),
+            [Answer::Other(_)]
+        ));
+    }
+
     #[test]
     fn wrong_answers() {
         let s = judge_reply(REQ, b"PING 4 1700000000.123456\n").unwrap();
