@@ -250,8 +250,9 @@ pub fn schedule(
         }
         let now = Instant::now();
         // A ping starts every -i, as ping's do, whatever the pings still in flight (several
-        // when -W is longer than -i), when the prober can carry it: a persistent connection
-        // and a constant SYN flow carry one at a time. With -i 0 (back to back) the next
+        // when -W is longer than -i), when the prober can carry it: a constant SYN flow
+        // carries one at a time, a persistent connection none but its first while it opens
+        // (then any number, pipelined). With -i 0 (back to back) the next
         // connect ping starts when the previous one concluded; SYN probes follow the prober.
         let back_to_back = cfg.interval.is_zero() && cfg.mode != Mode::Syn;
         let free = (!back_to_back || prober.in_flight() == 0) && prober.ready(cfg.target);

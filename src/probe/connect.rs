@@ -8,7 +8,10 @@
 //!
 //! [`ConnectProber`] keeps any number of pings in flight on non-blocking sockets in one
 //! event loop (mio): one target pinged once a second, or thousands at once, with no thread
-//! per ping or per target. Each ping is a small state machine: connecting, then waiting for
+//! per ping or per target. A persistent connection, once open, carries its target's pings
+//! pipelined ([`Pipe`]): each request leaves when its ping starts, each echo names its ping
+//! by the sequence number it carries, and each ping keeps its own bytes of the stream (for
+//! ICMP quotes) and transmit timestamp (OPT_ID). Each ping is a small state machine: connecting, then waiting for
 //! its echo, then (when the kernel's error queue reported an ICMP error first) waiting a
 //! moment for the raw socket's copy of it.
 
@@ -1092,11 +1095,13 @@ impl ConnectProber {
         let lo = p.conn.sent;
         let sent_at = Instant::now();
         let sent = p.conn.sock.send(&request);
-        let ping = Some(Box::new(Piped {
-            result,
-            start,
-            deadline,
-        }));
+        let piped = |result| {
+            Some(Box::new(Piped {
+                result,
+                start,
+                deadline,
+            }))
+        };
         match sent {
             Ok(n) => {
                 p.conn.sent += n as u64;
@@ -1108,7 +1113,7 @@ impl ConnectProber {
                     lo,
                     sent_at,
                     tx: None,
-                    ping,
+                    ping: piped(result),
                 });
                 if n != p.reqs.back().map_or(0, |r| r.request.len()) {
                     // The stream is cut mid-request: no later answer can be trusted.
@@ -1118,6 +1123,16 @@ impl ConnectProber {
                     return;
                 }
             }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                // Nothing of it left, the stream is intact: the earlier requests fill the
+                // send buffer, unacknowledged (a path that went black). This ping fails.
+                result.status = Status::Error(
+                    "send: the connection's send buffer is full (earlier requests unacknowledged)"
+                        .into(),
+                );
+                self.early.push(result);
+                return;
+            }
             Err(e) => {
                 p.reqs.push_back(Req {
                     seq: spec.seq,
@@ -1126,7 +1141,7 @@ impl ConnectProber {
                     hi: lo,
                     sent_at,
                     tx: None,
-                    ping,
+                    ping: piped(result),
                 });
                 self.pipe_failed(tok, e);
                 return;
@@ -1459,14 +1474,16 @@ impl ConnectProber {
             // to send (Linux accepts it too) is the last request's.
             Some(0) => None,
             Some(off) => {
-                let b = u64::from(off) - 1;
+                // Sequence numbers wrap at 2^32 bytes: compare offsets modulo 2^32.
+                let b = off - 1;
+                let from = |at: u64| b.wrapping_sub(at as u32);
                 p.reqs
                     .iter()
-                    .position(|r| r.lo <= b && b < r.hi)
+                    .position(|r| u64::from(from(r.lo)) < r.hi - r.lo)
                     .or_else(|| {
                         p.reqs
                             .back()
-                            .filter(|r| r.hi == b && b == p.conn.sent)
+                            .filter(|r| r.hi == p.conn.sent && from(r.hi) == 0)
                             .map(|_| p.reqs.len() - 1)
                     })
             }
