@@ -388,8 +388,17 @@ fn persistent_pings_on_a_slow_path_each_get_their_own_echo() {
         assert!((280.0..600.0).contains(&rtt), "{e}");
         assert_eq!(e["local_port"], p[0]["local_port"], "one connection: {e}");
     }
-    // Several in flight: one at a time, five would take over 1.5 s.
-    assert!(took < Duration::from_millis(1400), "{took:?}");
+    // Several in flight: each starts on the interval's beat, not after the echo before it
+    // (300 ms); one at a time, five would take over 1.5 s.
+    for w in p.windows(2) {
+        let gap = ping_ts(w[1]) - ping_ts(w[0]);
+        assert!(
+            gap < 0.25,
+            "ping {} started {gap} s after the one before",
+            w[1]["seq"]
+        );
+    }
+    assert!(took < Duration::from_millis(1800), "{took:?}");
 }
 
 #[test]
