@@ -122,9 +122,14 @@ enum Stage {
         /// The request's transmit timestamp, once read from the error queue.
         tx: Option<Duration>,
     },
-    /// The kernel's error queue reported an ICMP error; the raw socket's copy (with the
-    /// listener's attribution) is awaited until `until`, then this one is reported.
-    AwaitRaw { report: IcmpReport, until: Instant },
+    /// The kernel reported an ICMP error (on the error queue, or as the errno of an open
+    /// connection, which queues nothing); the raw socket's copy (with the listener's
+    /// attribution) is awaited until `until`, then `fallback` is the verdict.
+    AwaitRaw {
+        fallback: Status,
+        phase: Phase,
+        until: Instant,
+    },
 }
 
 /// One ping in flight.
@@ -673,6 +678,11 @@ impl ConnectProber {
             if let Some(st) = self.recverr_status(tok, &q, Phase::Echo) {
                 self.settle(tok, st);
             }
+        } else if let Ok(Some(e)) = f.conn.sock.take_error() {
+            // An error with nothing queued (an ICMP error on an open connection sets only
+            // the errno): the same verdict as when a read meets it.
+            let v = self.socket_error(tok, e, Phase::Echo);
+            self.settle(tok, v);
         }
     }
 
@@ -701,7 +711,7 @@ impl ConnectProber {
             extensions: None,
         };
         Some(if self.raw_capture {
-            Verdict::AwaitRaw(report)
+            Verdict::AwaitRaw(Status::Icmp(report), phase)
         } else {
             Verdict::Now(Status::Icmp(report))
         })
@@ -721,6 +731,12 @@ impl ConnectProber {
         {
             return v;
         }
+        // On an open connection Linux turns an ICMP error into the socket's errno and queues
+        // nothing (tcp_v4_err calls ip_icmp_error only while connecting): the raw socket's
+        // copy, which names the router, is on its way; wait for it as for a queued error.
+        if self.raw_capture && phase == Phase::Echo && icmp_errno(&err) {
+            return Verdict::AwaitRaw(Status::Error(describe_io(&err)), phase);
+        }
         Verdict::Now(if err.kind() == io::ErrorKind::ConnectionRefused {
             Status::Refused
         } else {
@@ -732,10 +748,14 @@ impl ConnectProber {
     fn settle(&mut self, tok: Token, v: Verdict) {
         match v {
             Verdict::Now(st) => self.conclude(tok, st),
-            Verdict::AwaitRaw(report) => {
+            Verdict::AwaitRaw(fallback, phase) => {
                 if let Some(f) = self.flights.get_mut(&tok) {
                     let until = Instant::now() + RAW_GRACE;
-                    f.stage = Stage::AwaitRaw { report, until };
+                    f.stage = Stage::AwaitRaw {
+                        fallback,
+                        phase,
+                        until,
+                    };
                     self.graces.push((until, tok));
                 }
             }
@@ -759,7 +779,7 @@ impl ConnectProber {
             _ if f.result.handshake_only => Phase::Connect,
             Stage::Connecting { .. } => Phase::Connect,
             Stage::Echo { .. } => Phase::Echo,
-            Stage::AwaitRaw { report, .. } => report.phase,
+            Stage::AwaitRaw { phase, .. } => *phase,
         };
         f.result.status = status;
         self.early.push(f.result);
@@ -866,12 +886,15 @@ impl ConnectProber {
             }
             self.graces.swap_remove(i);
             if let Some(Flight {
-                stage: Stage::AwaitRaw { report, until: u },
+                stage:
+                    Stage::AwaitRaw {
+                        fallback, until: u, ..
+                    },
                 ..
             }) = self.flights.get(&tok)
             {
                 if *u == until {
-                    let st = Status::Icmp(report.clone());
+                    let st = fallback.clone();
                     self.conclude(tok, st);
                 }
             }
@@ -900,8 +923,28 @@ impl ConnectProber {
 /// What to do about a failure.
 enum Verdict {
     Now(Status),
-    /// An ICMP error the kernel reported: wait a moment for the raw socket's copy.
-    AwaitRaw(IcmpReport),
+    /// An ICMP error the kernel reported: wait a moment for the raw socket's copy, then
+    /// conclude with this status (in this phase).
+    AwaitRaw(Status, Phase),
+}
+
+/// Whether an open connection's errno is one an ICMP error sets (Linux's icmp_err_convert:
+/// unreachable codes, time exceeded, parameter problem, fragmentation needed).
+fn icmp_errno(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(
+            libc::EHOSTUNREACH
+                | libc::ENETUNREACH
+                | libc::ECONNREFUSED
+                | libc::ENOPROTOOPT
+                | libc::EMSGSIZE
+                | libc::EOPNOTSUPP
+                | libc::EHOSTDOWN
+                | libc::ENONET
+                | libc::EPROTO
+        )
+    )
 }
 
 /// The first ICMP (or local) error on the socket's error queue; transmit timestamps met on
