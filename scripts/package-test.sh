@@ -79,7 +79,7 @@ RUN set -eux; \
     apt-get update -qq; \
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
         systemd libcap2-bin man-db groff-base less bash-completion zsh fish \
-        iptables iproute2 procps openssh-server python3 >/dev/null; \
+        iptables iproute2 procps openssh-server python3 fonts-dejavu-core >/dev/null; \
     apt-get clean; rm -rf /var/lib/apt/lists/*; \
     useradd --create-home --shell /bin/bash tester; \
     systemctl mask getty.target console-getty.service systemd-timesyncd.service \
