@@ -375,7 +375,9 @@ if ((SYSTEMD)); then
         fail "a probe of a healthy sshd or HTTP server did not count as a reply"
     fi
     as_root systemctl stop tcpping-diag-monitor@pkgup.service
-    as_root sh -c 'pkill -f "http.server 8080"; pkill -f "sshd -p 2222"; rm -f /etc/tcpping-diag/pkgup.conf /etc/tcpping-diag/pkgup.targets' || true
+    as_root rm -f /etc/tcpping-diag/pkgup.conf /etc/tcpping-diag/pkgup.targets
+    # ([h]: the pattern must not match the command line of the shell that runs pkill)
+    as_root sh -c 'pkill -f "[h]ttp.server 8080"; pkill -f "[s]shd -p 2222"' || true
     check "the monitor as shipped (example.conf's flags) counts a real sshd and a real HTTP server as up: every probe a reply"
 fi
 
@@ -507,7 +509,9 @@ if ((SYSTEMD)); then
         fail "a probe of a healthy sshd or HTTP server did not count as a reply"
     fi
     as_root systemctl stop tcpping-diag-monitor@pkgup.service
-    as_root sh -c 'pkill -f "http.server 8080"; pkill -f "sshd -p 2222"; rm -f /etc/tcpping-diag/pkgup.conf /etc/tcpping-diag/pkgup.targets' || true
+    as_root rm -f /etc/tcpping-diag/pkgup.conf /etc/tcpping-diag/pkgup.targets
+    # ([h]: the pattern must not match the command line of the shell that runs pkill)
+    as_root sh -c 'pkill -f "[h]ttp.server 8080"; pkill -f "[s]shd -p 2222"' || true
     check "the monitor as shipped (example.conf's flags) counts a real sshd and a real HTTP server as up: every probe a reply"
 fi
 check "without the capability the user's ping still works: the notice, ICMP verdicts with \"source\":\"recverr\""
