@@ -144,6 +144,9 @@ pub struct PingResult {
     pub handshake_only: bool,
     /// What this ping found out about its target that the run says once (see [`Notice`]).
     pub notice: Option<Notice>,
+    /// What answered a SYN probe (SYN-ACK, RST, or the ACK of a target that still held an
+    /// earlier probe's half-open connection); None for other probes and for no answer.
+    pub answer: Option<syn::AnswerKind>,
 }
 
 /// Something a ping found out about its target, said once per target.
@@ -189,6 +192,7 @@ impl PingResult {
             phase: Phase::Connect,
             handshake_only: false,
             notice: None,
+            answer: None,
         }
     }
 }
