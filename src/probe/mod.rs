@@ -43,8 +43,8 @@ pub struct ProbeSpec {
 /// One kind of probe, driven by a scheduler: `send` when a probe is due and the prober is
 /// `ready`, `poll` for verdicts in between.
 pub trait Prober {
-    /// Whether a probe to `target` may leave now. A persistent connection, or a constant
-    /// flow, carries one probe at a time.
+    /// Whether a probe to `target` may leave now. A persistent connection carries one probe
+    /// at a time; a constant SYN flow a bounded number (`SynProber::with_interval`).
     fn ready(&self, target: SocketAddr) -> bool;
     /// Send a probe now. Its verdict comes from `poll` (or at once, for kinds that cannot
     /// overlap probes and finish them in `send`).

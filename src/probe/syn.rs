@@ -384,9 +384,9 @@ impl Matcher {
     /// seq + 1), as the answer to the oldest later probe of that flow in flight and sent
     /// before the ACK arrived: the later SYN met the half-open connection the target still
     /// held for the earlier one, and Linux answers such an out-of-window SYN with an ACK
-    /// (`tcp_check_req`), not with SYN-ACK. The port is open. For flows that carry several
-    /// probes at once to the target itself (not for trace, whose probes of one flow have
-    /// different TTLs: which of them reached the target would be a guess).
+    /// (`tcp_check_req`), not with SYN-ACK. The port is open. For probes sent to reach the
+    /// target itself (ping, many targets), not for trace, whose probes of one flow have
+    /// different TTLs: which of them reached the target would be a guess.
     pub fn with_ack_answers(mut self, on: bool) -> Self {
         self.ack_answers = on;
         self
