@@ -96,7 +96,7 @@ pub struct PingArgs {
     pub count: Option<u64>,
 
     /// Interval: a ping starts every SECS (or with a unit: 200ms) even while earlier ones still
-    /// wait (up to -W); 0 = back to back. --persistent and --syn's constant flow: one at a time
+    /// wait (up to -W); 0 = back to back. --persistent: one at a time
     #[arg(short = 'i', long, value_name = "SECS", default_value = "1",
           value_parser = parse_interval, allow_negative_numbers = true)]
     pub interval: Duration,

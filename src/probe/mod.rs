@@ -43,8 +43,8 @@ pub struct ProbeSpec {
 /// One kind of probe, driven by a scheduler: `send` when a probe is due and the prober is
 /// `ready`, `poll` for verdicts in between.
 pub trait Prober {
-    /// Whether a probe to `target` may leave now. A persistent connection, or a constant
-    /// flow, carries one probe at a time.
+    /// Whether a probe to `target` may leave now. A persistent connection carries one probe
+    /// at a time; a constant SYN flow a bounded number (`SynProber::with_interval`).
     fn ready(&self, target: SocketAddr) -> bool;
     /// Send a probe now. Its verdict comes from `poll` (or at once, for kinds that cannot
     /// overlap probes and finish them in `send`).
@@ -144,6 +144,9 @@ pub struct PingResult {
     pub handshake_only: bool,
     /// What this ping found out about its target that the run says once (see [`Notice`]).
     pub notice: Option<Notice>,
+    /// What answered a SYN probe (SYN-ACK, RST, or the ACK of a target that still held an
+    /// earlier probe's half-open connection); None for other probes and for no answer.
+    pub answer: Option<syn::AnswerKind>,
 }
 
 /// Something a ping found out about its target, said once per target.
@@ -189,6 +192,7 @@ impl PingResult {
             phase: Phase::Connect,
             handshake_only: false,
             notice: None,
+            answer: None,
         }
     }
 }
