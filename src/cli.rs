@@ -228,25 +228,8 @@ pub enum LossMode {
     Silent,
 }
 
-/// How each ping talks to the target.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Mode {
-    /// New connection per ping, request, echo.
-    Echo,
-    /// New connection per ping, handshake only.
-    ConnectOnly,
-    /// One connection for all pings.
-    Persistent,
-    /// A hand-built SYN per probe, answered by SYN-ACK, RST or ICMP.
-    Syn,
-}
-
-impl Mode {
-    /// Whether a probe's time is its handshake (no echo follows).
-    pub fn handshake_only(self) -> bool {
-        matches!(self, Mode::ConnectOnly | Mode::Syn)
-    }
-}
+/// How each ping talks to the target: a type of the probe layer, which the flags map to.
+pub use crate::probe::Mode;
 
 /// How results are written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

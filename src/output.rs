@@ -194,16 +194,6 @@ fn probe_name(m: Mode) -> &'static str {
     }
 }
 
-/// The mode's name in the JSON (`start.mode`).
-pub fn mode_name(m: Mode) -> &'static str {
-    match m {
-        Mode::Echo => "echo",
-        Mode::ConnectOnly => "connect-only",
-        Mode::Persistent => "persistent",
-        Mode::Syn => "syn",
-    }
-}
-
 /// The words of a notice about `name` (as typed).
 pub fn notice_text(n: &Notice, name: &str, timeout: Duration) -> String {
     let now = "timing the handshake of its pings from now on, as --connect-only (--echo makes \
@@ -272,7 +262,7 @@ impl<W: Write> Reporter<W> {
                 source: src,
                 host: crate::net::hostname(),
                 probe: probe_name(cfg.mode),
-                mode: mode_name(cfg.mode),
+                mode: cfg.mode.name(),
                 count: cfg.count,
                 interval_ms: ms(cfg.interval),
                 timeout_ms: ms(cfg.timeout),

@@ -25,8 +25,7 @@ use mio::{Events, Interest, Poll, Token};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use super::wire::{Handshake, WireTap};
-use super::{Clock, IcmpTally, Notice, PingResult, ProbeSpec, Prober, Status};
-use crate::cli::Mode;
+use super::{Clock, IcmpTally, Mode, Notice, PingResult, ProbeSpec, Prober, Status};
 use crate::icmp::correlate::Unmatched;
 use crate::icmp::listener::Capture;
 use crate::icmp::parse::IcmpError;

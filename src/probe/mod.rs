@@ -27,6 +27,36 @@ use crate::icmp::parse::IcmpError;
 use crate::icmp::IcmpReport;
 pub use crate::icmp::Phase;
 
+/// How each ping talks to the target.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// New connection per ping, request, echo.
+    Echo,
+    /// New connection per ping, handshake only.
+    ConnectOnly,
+    /// One connection for all pings.
+    Persistent,
+    /// A hand-built SYN per probe, answered by SYN-ACK, RST or ICMP.
+    Syn,
+}
+
+impl Mode {
+    /// The mode's name in events and pictures (`"mode"` of the start event).
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Echo => "echo",
+            Mode::ConnectOnly => "connect-only",
+            Mode::Persistent => "persistent",
+            Mode::Syn => "syn",
+        }
+    }
+
+    /// Whether a probe's time is its handshake (no echo follows).
+    pub fn handshake_only(self) -> bool {
+        matches!(self, Mode::ConnectOnly | Mode::Syn)
+    }
+}
+
 /// What to send: the probe's sequence number, where to, and how.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ProbeSpec {
