@@ -796,6 +796,12 @@ scen_syn-drop() {
     valid_json "$W/syn-drop.json" 3 || return 0
     each "$W/syn-drop.json" '.status=="timeout" and .icmp==null' "status timeout, no ICMP invented"
     summary "$W/syn-drop.json" '.timeout==3 and .unmatched_icmp==0' "timeout 3, unmatched 0"
+    # A probe every -i on the constant flow, whatever is in flight: 5 in about 0.9 s.
+    client "$W/syn-drop-i" "$V4_SRV:$P_DROP" --syn -n 5 -i 0.1 -W 0.5
+    rc_is 1 "no answer"
+    valid_json "$W/syn-drop-i.json" 5 || return 0
+    summary "$W/syn-drop-i.json" '.timeout==5 and .sent==5' "timeout 5 of 5"
+    [ "$CLIENT_WALL_MS" -lt 1800 ] || fail "5 probes at -i 0.1 -W 0.5 took ${CLIENT_WALL_MS} ms: one at a time?"
 }
 
 scen_syn-reject() {

@@ -79,7 +79,7 @@ RUN set -eux; \
     apt-get update -qq; \
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
         systemd libcap2-bin man-db groff-base less bash-completion zsh fish \
-        iptables iproute2 procps openssh-server python3 >/dev/null; \
+        iptables iproute2 procps openssh-server python3 fonts-dejavu-core >/dev/null; \
     apt-get clean; rm -rf /var/lib/apt/lists/*; \
     useradd --create-home --shell /bin/bash tester; \
     systemctl mask getty.target console-getty.service systemd-timesyncd.service \
@@ -375,7 +375,9 @@ if ((SYSTEMD)); then
         fail "a probe of a healthy sshd or HTTP server did not count as a reply"
     fi
     as_root systemctl stop tcpping-diag-monitor@pkgup.service
-    as_root sh -c 'pkill -f "http.server 8080"; pkill -f "sshd -p 2222"; rm -f /etc/tcpping-diag/pkgup.conf /etc/tcpping-diag/pkgup.targets' || true
+    as_root rm -f /etc/tcpping-diag/pkgup.conf /etc/tcpping-diag/pkgup.targets
+    # ([h]: the pattern must not match the command line of the shell that runs pkill)
+    as_root sh -c 'pkill -f "[h]ttp.server 8080"; pkill -f "[s]shd -p 2222"' || true
     check "the monitor as shipped (example.conf's flags) counts a real sshd and a real HTTP server as up: every probe a reply"
 fi
 
@@ -507,7 +509,9 @@ if ((SYSTEMD)); then
         fail "a probe of a healthy sshd or HTTP server did not count as a reply"
     fi
     as_root systemctl stop tcpping-diag-monitor@pkgup.service
-    as_root sh -c 'pkill -f "http.server 8080"; pkill -f "sshd -p 2222"; rm -f /etc/tcpping-diag/pkgup.conf /etc/tcpping-diag/pkgup.targets' || true
+    as_root rm -f /etc/tcpping-diag/pkgup.conf /etc/tcpping-diag/pkgup.targets
+    # ([h]: the pattern must not match the command line of the shell that runs pkill)
+    as_root sh -c 'pkill -f "[h]ttp.server 8080"; pkill -f "[s]shd -p 2222"' || true
     check "the monitor as shipped (example.conf's flags) counts a real sshd and a real HTTP server as up: every probe a reply"
 fi
 check "without the capability the user's ping still works: the notice, ICMP verdicts with \"source\":\"recverr\""

@@ -96,8 +96,7 @@ pub struct PingArgs {
     pub count: Option<u64>,
 
     /// Interval: a ping starts every SECS (or with a unit: 200ms) even while earlier ones still
-    /// wait (up to -W); 0 = back to back. --persistent pipelines them on its connection;
-    /// --syn's constant flow carries one at a time
+    /// wait (up to -W); 0 = back to back. --persistent pipelines them on its connection
     #[arg(short = 'i', long, value_name = "SECS", default_value = "1",
           value_parser = parse_interval, allow_negative_numbers = true)]
     pub interval: Duration,
@@ -229,25 +228,8 @@ pub enum LossMode {
     Silent,
 }
 
-/// How each ping talks to the target.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Mode {
-    /// New connection per ping, request, echo.
-    Echo,
-    /// New connection per ping, handshake only.
-    ConnectOnly,
-    /// One connection for all pings.
-    Persistent,
-    /// A hand-built SYN per probe, answered by SYN-ACK, RST or ICMP.
-    Syn,
-}
-
-impl Mode {
-    /// Whether a probe's time is its handshake (no echo follows).
-    pub fn handshake_only(self) -> bool {
-        matches!(self, Mode::ConnectOnly | Mode::Syn)
-    }
-}
+/// How each ping talks to the target: a type of the probe layer, which the flags map to.
+pub use crate::probe::Mode;
 
 /// How results are written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -508,33 +490,72 @@ fn parse_services(text: &str) -> Vec<(String, u16)> {
     out
 }
 
-/// Resolve a target once, keeping the first address of the wanted family.
-pub fn resolve(s: &str, family: Option<Family>) -> Result<SocketAddr, Error> {
-    let (host, port) = split_host_port(s)?;
-    let addrs: Vec<SocketAddr> = if let Ok(ip) = host.parse::<IpAddr>() {
-        vec![SocketAddr::new(ip, port)]
-    } else {
-        (host, port)
-            .to_socket_addrs()
-            .map_err(|e| Error::Setup(format!("cannot resolve host '{host}': {e}")))?
-            .collect()
-    };
+/// A host name, at most (bytes, without a final dot), and one of its labels.
+pub const MAX_NAME: usize = 253;
+pub const MAX_NAME_LABEL: usize = 63;
+
+/// Whether `host` (an address literal or a name) can be resolved at all: a name of at
+/// most 253 bytes (a final dot aside), of labels of 1 to 63 bytes.
+pub fn check_host(host: &str) -> Result<(), String> {
+    if host.parse::<std::net::IpAddr>().is_ok() {
+        return Ok(());
+    }
+    let name = host.strip_suffix('.').unwrap_or(host);
+    if name.len() > MAX_NAME {
+        return Err(format!(
+            "host name longer than {MAX_NAME} bytes ({}): '{}'",
+            name.len(),
+            cut(host, 100)
+        ));
+    }
+    if let Some(label) = name.split('.').find(|l| l.len() > MAX_NAME_LABEL) {
+        return Err(format!(
+            "host name '{}': a label longer than {MAX_NAME_LABEL} bytes ({})",
+            cut(host, 100),
+            label.len()
+        ));
+    }
+    if name.split('.').any(str::is_empty) {
+        return Err(format!("host name '{}': an empty label", cut(host, 100)));
+    }
+    Ok(())
+}
+
+/// The first of `addrs` of the wanted family.
+pub fn first_of_family(
+    addrs: impl IntoIterator<Item = SocketAddr>,
+    family: Option<Family>,
+) -> Result<SocketAddr, String> {
     addrs
-        .iter()
-        .copied()
+        .into_iter()
         .find(|a| match family {
             Some(Family::V4) => a.is_ipv4(),
             Some(Family::V6) => a.is_ipv6(),
             None => true,
         })
-        .ok_or_else(|| {
-            let which = match family {
-                Some(Family::V4) => "IPv4 ",
-                Some(Family::V6) => "IPv6 ",
-                None => "",
-            };
-            Error::Setup(format!("host '{host}' has no {which}address"))
-        })
+        .ok_or(
+            match family {
+                Some(Family::V4) => "has no IPv4 address",
+                Some(Family::V6) => "has no IPv6 address",
+                None => "has no address",
+            }
+            .to_string(),
+        )
+}
+
+/// Resolve a target once, keeping the first address of the wanted family.
+pub fn resolve(s: &str, family: Option<Family>) -> Result<SocketAddr, Error> {
+    let (host, port) = split_host_port(s)?;
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return first_of_family([SocketAddr::new(ip, port)], family)
+            .map_err(|why| Error::Setup(format!("host '{host}' {why}")));
+    }
+    // Names no resolver can answer are refused before one is asked.
+    check_host(host).map_err(|e| Error::Usage(format!("invalid target: {e}")))?;
+    let addrs = (host, port)
+        .to_socket_addrs()
+        .map_err(|e| Error::Setup(format!("cannot resolve host '{host}': {e}")))?;
+    first_of_family(addrs, family).map_err(|why| Error::Setup(format!("host '{host}' {why}")))
 }
 
 /// The error for an argument `serve` does not take. The hidden positional that catches it

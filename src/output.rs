@@ -9,6 +9,7 @@ use serde::Serialize;
 use crate::cli::{ClientConfig, Mode, Output};
 use crate::icmp::correlate::Unmatched;
 use crate::icmp::parse::IcmpError;
+use crate::probe::syn::AnswerKind;
 use crate::probe::{IcmpTally, Notice, Phase, PingResult, Status};
 use crate::stats::{Series, Stats};
 
@@ -94,6 +95,9 @@ struct JsonPing<'a> {
     local_port: Option<u16>,
     #[serde(skip_serializing_if = "Option::is_none")]
     tcp_seq: Option<u32>,
+    /// What answered a SYN probe: `syn-ack`, `rst`, or `ack` (see `probe::syn`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    answer: Option<&'static str>,
     error: Option<&'a str>,
     icmp: Option<JsonIcmp>,
 }
@@ -190,16 +194,6 @@ fn probe_name(m: Mode) -> &'static str {
     }
 }
 
-/// The mode's name in the JSON (`start.mode`).
-pub fn mode_name(m: Mode) -> &'static str {
-    match m {
-        Mode::Echo => "echo",
-        Mode::ConnectOnly => "connect-only",
-        Mode::Persistent => "persistent",
-        Mode::Syn => "syn",
-    }
-}
-
 /// The words of a notice about `name` (as typed).
 pub fn notice_text(n: &Notice, name: &str, timeout: Duration) -> String {
     let now = "timing the handshake of its pings from now on, as --connect-only (--echo makes \
@@ -268,7 +262,7 @@ impl<W: Write> Reporter<W> {
                 source: src,
                 host: crate::net::hostname(),
                 probe: probe_name(cfg.mode),
-                mode: mode_name(cfg.mode),
+                mode: cfg.mode.name(),
                 count: cfg.count,
                 interval_ms: ms(cfg.interval),
                 timeout_ms: ms(cfg.timeout),
@@ -414,6 +408,7 @@ impl<W: Write> Reporter<W> {
             rtt_clock: r.rtt_clock.map(|c| c.as_str()),
             local_port: r.local_port,
             tcp_seq: r.tcp_seq,
+            answer: r.answer.map(|a| a.as_str()),
             error,
             icmp,
         };
@@ -436,6 +431,14 @@ impl<W: Write> Reporter<W> {
             parts.join(" ")
         };
         match &r.status {
+            Status::Reply if self.mode == Mode::Syn && r.answer == Some(AnswerKind::Ack) => {
+                writeln!(
+                    self.out,
+                    "seq={seq} port open: ACK from {target} (its SYN met an earlier probe's \
+                     half-open connection) time={:.3} ms",
+                    r.connect.map_or(0.0, ms)
+                )?
+            }
             Status::Reply if self.mode == Mode::Syn => writeln!(
                 self.out,
                 "seq={seq} port open: SYN-ACK from {target} time={:.3} ms",

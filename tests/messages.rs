@@ -112,3 +112,16 @@ fn demo_into_a_closed_pipe_ends_quietly() {
     assert!(!err.contains("panicked"), "{err}");
     assert_eq!(status.code(), Some(0), "{err}");
 }
+
+#[test]
+fn an_impossible_name_is_refused_before_any_lookup() {
+    // 300 bytes: no resolver can hold it (at most 253), so none is asked.
+    let target = format!("{}:80", "a".repeat(300));
+    let (rc, _, err) = run(&[&target, "-n", "1"]);
+    assert_eq!(rc, 2, "{err}");
+    assert!(err.contains("longer than 253 bytes"), "{err}");
+    let target = format!("{}.example:80", "b".repeat(64));
+    let (rc, _, err) = run(&[&target, "-n", "1"]);
+    assert_eq!(rc, 2, "{err}");
+    assert!(err.contains("a label longer than 63 bytes"), "{err}");
+}

@@ -222,3 +222,200 @@ fn without_cap_net_raw_syn_says_so_in_one_line_and_exits_2() {
         String::from_utf8_lossy(&out.stdout)
     );
 }
+
+/// A loopback port that never answers a SYN: a listener whose accept queue is full (one
+/// connection, never accepted, fills a backlog of 0), so the kernel drops new SYNs.
+fn dropping_target() -> (socket2::Socket, std::net::TcpStream, std::net::SocketAddr) {
+    use socket2::{Domain, Socket, Type};
+    let l = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    let any: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
+    l.bind(&any.into()).unwrap();
+    l.listen(0).unwrap();
+    let addr = l.local_addr().unwrap().as_socket().unwrap();
+    let filler = std::net::TcpStream::connect(addr).unwrap();
+    (l, filler, addr)
+}
+
+#[test]
+fn syn_probes_of_one_flow_start_every_interval_whatever_is_still_in_flight() {
+    if !need_root("syn_probes_of_one_flow_start_every_interval_whatever_is_still_in_flight") {
+        return;
+    }
+    let (_l, _filler, addr) = dropping_target();
+    let t = std::time::Instant::now();
+    let out = run(&[
+        &addr.to_string(),
+        "--syn",
+        "-n",
+        "5",
+        "-i",
+        "0.1",
+        "-W",
+        "0.5",
+        "--json",
+    ]);
+    let took = t.elapsed();
+    let v = json_lines(&out);
+    let p = pings(&v);
+    assert_eq!(p.len(), 5, "{v:?}");
+    assert!(p.iter().all(|e| e["status"] == "timeout"), "{v:?}");
+    assert_eq!(ports(&v).len(), 1, "still one constant flow");
+    // Five starts 0.1 s apart, the last one's 0.5 s timeout: about 0.9 s, not 5 × 0.5 s.
+    assert!(took < std::time::Duration::from_millis(1800), "{took:?}");
+    let ts: Vec<f64> = p.iter().map(|e| e["ts"].as_f64().unwrap()).collect();
+    let first = ts.iter().cloned().fold(f64::INFINITY, f64::min);
+    let last = ts.iter().cloned().fold(0.0, f64::max);
+    assert!(
+        last - first < 0.49,
+        "started within the first timeout: {ts:?}"
+    );
+    let s = summary(&v);
+    assert_eq!(
+        (s["sent"].as_u64(), s["timeout"].as_u64()),
+        (Some(5), Some(5))
+    );
+
+    // Several in flight when Ctrl-C comes: each counts as sent and interrupted.
+    let child = Command::new(BIN)
+        .args([
+            &addr.to_string(),
+            "--syn",
+            "-n",
+            "50",
+            "-i",
+            "0.1",
+            "-W",
+            "5",
+            "--json",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(450));
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    let v = json_lines(&out);
+    let p = pings(&v);
+    assert!(p.len() >= 3, "several in flight: {v:?}");
+    assert!(p.iter().all(|e| e["status"] == "interrupted"), "{v:?}");
+    let mut seqs: Vec<u64> = p.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    seqs.sort_unstable();
+    assert_eq!(seqs, (1..=p.len() as u64).collect::<Vec<_>>());
+    let s = summary(&v);
+    assert_eq!(s["sent"].as_u64(), Some(p.len() as u64), "{s}");
+    assert_eq!(s["interrupted"].as_u64(), Some(p.len() as u64), "{s}");
+}
+
+/// A network namespace of the test's own (loopback only), removed on drop.
+struct Netns(String);
+
+impl Netns {
+    fn new() -> Netns {
+        let ns = Netns(format!("tpsyn{}", std::process::id()));
+        let st = Command::new("ip").args(["netns", "add", &ns.0]).status();
+        assert!(st.expect("run ip").success(), "ip netns add {}", ns.0);
+        ns.run(&["ip", "link", "set", "lo", "up"]);
+        ns
+    }
+
+    fn exec(&self, args: &[&str]) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.0]).args(args);
+        c
+    }
+
+    fn run(&self, args: &[&str]) {
+        let st = self.exec(args).stdout(Stdio::null()).status().unwrap();
+        assert!(st.success(), "{}: {args:?}", self.0);
+    }
+
+    /// A listener on the namespace's loopback (bound from a thread that enters it).
+    fn listener(&self) -> std::net::TcpListener {
+        use std::os::fd::AsRawFd;
+        let path = format!("/var/run/netns/{}", self.0);
+        std::thread::spawn(move || {
+            let f = std::fs::File::open(&path).unwrap();
+            // SAFETY: f is an open namespace file; only this thread changes namespace.
+            let rc = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
+            assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
+            std::net::TcpListener::bind("127.0.0.1:0").unwrap()
+        })
+        .join()
+        .unwrap()
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+#[test]
+fn a_syn_that_meets_an_earlier_probes_half_open_connection_is_answered_by_an_ack() {
+    if !need_root("a_syn_that_meets_an_earlier_probes_half_open_connection_is_answered_by_an_ack") {
+        return;
+    }
+    if Command::new("iptables").arg("--version").output().is_err() {
+        assert!(std::env::var_os("CI").is_none(), "iptables missing in CI");
+        eprintln!("SKIPPED: iptables missing");
+        return;
+    }
+    // The target never gets our RST (as while it is still on its way): it keeps probe 1's
+    // half-open connection, and answers each later SYN of the flow with an ACK of probe 1's
+    // SYN (not rate-limited here, so every one is answered).
+    let ns = Netns::new();
+    let l = ns.listener();
+    let port = l.local_addr().unwrap().port().to_string();
+    ns.run(&["sysctl", "-q", "-w", "net.ipv4.tcp_invalid_ratelimit=0"]);
+    ns.run(&[
+        "iptables",
+        "-w",
+        "-A",
+        "INPUT",
+        "-p",
+        "tcp",
+        "--dport",
+        &port,
+        "--tcp-flags",
+        "RST",
+        "RST",
+        "-j",
+        "DROP",
+    ]);
+    let target = format!("127.0.0.1:{port}");
+    let out = ns
+        .exec(&[
+            BIN, &target, "--syn", "-n", "5", "-i", "0.1", "-W", "0.5", "--json",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v = json_lines(&out);
+    let p = pings(&v);
+    assert_eq!(p.len(), 5, "{v:?}");
+    assert!(p.iter().all(|e| e["status"] == "reply"), "{v:?}");
+    assert_eq!(p[0]["answer"], "syn-ack", "{}", p[0]);
+    for e in &p[1..] {
+        assert_eq!(e["answer"], "ack", "{e}");
+        assert_eq!(e["connect_clock"], "wire", "{e}");
+    }
+    assert_eq!(ports(&v).len(), 1, "one constant flow");
+    assert_eq!(summary(&v)["received"], 5);
+    // The human line says what answered.
+    let out = ns
+        .exec(&[BIN, &target, "--syn", "-n", "2", "-i", "0.1", "-W", "0.5"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("seq=2 port open: ACK from"), "{text}");
+    drop(l);
+}

@@ -159,7 +159,8 @@ fn ping_syn(cfg: &ClientConfig, stamping: Option<RxStamping>) -> Result<i32, Err
         Arc::clone(&stop),
     )
     .map_err(|e| Error::io("reserve source ports for --syn", e))?
-    .with_spin(cfg.interval.is_zero());
+    .with_spin(cfg.interval.is_zero())
+    .with_interval(cfg.interval);
     stamps_on(stamping.as_ref(), cfg.verbose);
     schedule(cfg, Some(src), &mut prober, &stop)
 }
@@ -250,10 +251,10 @@ pub fn schedule(
         }
         let now = Instant::now();
         // A ping starts every -i, as ping's do, whatever the pings still in flight (several
-        // when -W is longer than -i), when the prober can carry it: a constant SYN flow
-        // carries one at a time, a persistent connection none but its first while it opens
-        // (then any number, pipelined). With -i 0 (back to back) the next
-        // connect ping starts when the previous one concluded; SYN probes follow the prober.
+        // when -W is longer than -i), when the prober can carry it: a persistent connection
+        // carries none but its first while it opens (then any number, pipelined), a constant
+        // SYN flow as many as start within -W. With -i 0 (back to back) the next ping starts
+        // when the previous one concluded (SYN probes: the prober says when).
         let back_to_back = cfg.interval.is_zero() && cfg.mode != Mode::Syn;
         let free = (!back_to_back || prober.in_flight() == 0) && prober.ready(cfg.target);
         if more && now >= next && free {

@@ -195,14 +195,14 @@ impl Metrics {
         let rtt: HistogramFamily = SortedFamily::new(rtt_histogram);
         registry.register_with_unit(
             "tcpping_rtt",
-            "Round trip of answered probes: request to echo; the handshake for --syn and --connect-only",
+            "Round trip of answered probes: request to echo; the handshake for --syn, --connect-only and targets that do not echo",
             Unit::Seconds,
             rtt.clone(),
         );
         let connect: HistogramFamily = SortedFamily::new(rtt_histogram);
         registry.register_with_unit(
             "tcpping_connect",
-            "TCP handshake of probes that also wait for an echo (connect probes without --connect-only)",
+            "TCP handshake of probes that also wait for an echo (connect probes of an echo server, without --connect-only)",
             Unit::Seconds,
             connect.clone(),
         );

@@ -28,8 +28,7 @@ use mio::{Events, Interest, Poll, Token};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use super::wire::{Handshake, WireTap};
-use super::{Clock, IcmpTally, Notice, PingResult, ProbeSpec, Prober, Status};
-use crate::cli::Mode;
+use super::{Clock, IcmpTally, Mode, Notice, PingResult, ProbeSpec, Prober, Status};
 use crate::icmp::correlate::Unmatched;
 use crate::icmp::listener::Capture;
 use crate::icmp::parse::IcmpError;
@@ -125,9 +124,14 @@ enum Stage {
         /// The request's transmit timestamp, once read from the error queue.
         tx: Option<Duration>,
     },
-    /// The kernel's error queue reported an ICMP error; the raw socket's copy (with the
-    /// listener's attribution) is awaited until `until`, then this one is reported.
-    AwaitRaw { report: IcmpReport, until: Instant },
+    /// The kernel reported an ICMP error (on the error queue, or as the errno of an open
+    /// connection, which queues nothing); the raw socket's copy (with the listener's
+    /// attribution) is awaited until `until`, then `fallback` is the verdict.
+    AwaitRaw {
+        fallback: Status,
+        phase: Phase,
+        until: Instant,
+    },
 }
 
 /// One ping in flight.
@@ -663,6 +667,11 @@ impl ConnectProber {
             if let Some(st) = self.recverr_status(tok, &q, Phase::Echo) {
                 self.settle(tok, st);
             }
+        } else if let Ok(Some(e)) = f.conn.sock.take_error() {
+            // An error with nothing queued (an ICMP error on an open connection sets only
+            // the errno): the same verdict as when a read meets it.
+            let v = self.socket_error(tok, e, Phase::Echo);
+            self.settle(tok, v);
         }
     }
 
@@ -691,7 +700,7 @@ impl ConnectProber {
             extensions: None,
         };
         Some(if self.raw_capture {
-            Verdict::AwaitRaw(report)
+            Verdict::AwaitRaw(Status::Icmp(report), phase)
         } else {
             Verdict::Now(Status::Icmp(report))
         })
@@ -711,6 +720,12 @@ impl ConnectProber {
         {
             return v;
         }
+        // On an open connection Linux turns an ICMP error into the socket's errno and queues
+        // nothing (tcp_v4_err calls ip_icmp_error only while connecting): the raw socket's
+        // copy, which names the router, is on its way; wait for it as for a queued error.
+        if self.raw_capture && phase == Phase::Echo && icmp_errno(&err) {
+            return Verdict::AwaitRaw(Status::Error(describe_io(&err)), phase);
+        }
         Verdict::Now(if err.kind() == io::ErrorKind::ConnectionRefused {
             Status::Refused
         } else {
@@ -722,10 +737,14 @@ impl ConnectProber {
     fn settle(&mut self, tok: Token, v: Verdict) {
         match v {
             Verdict::Now(st) => self.conclude(tok, st),
-            Verdict::AwaitRaw(report) => {
+            Verdict::AwaitRaw(fallback, phase) => {
                 if let Some(f) = self.flights.get_mut(&tok) {
                     let until = Instant::now() + RAW_GRACE;
-                    f.stage = Stage::AwaitRaw { report, until };
+                    f.stage = Stage::AwaitRaw {
+                        fallback,
+                        phase,
+                        until,
+                    };
                     self.graces.push((until, tok));
                 }
             }
@@ -748,7 +767,7 @@ impl ConnectProber {
             _ if f.result.handshake_only => Phase::Connect,
             Stage::Connecting { .. } => Phase::Connect,
             Stage::Echo { .. } => Phase::Echo,
-            Stage::AwaitRaw { report, .. } => report.phase,
+            Stage::AwaitRaw { phase, .. } => *phase,
         };
         f.result.status = status;
         self.early.push(f.result);
@@ -873,12 +892,15 @@ impl ConnectProber {
             }
             self.graces.swap_remove(i);
             if let Some(Flight {
-                stage: Stage::AwaitRaw { report, until: u },
+                stage:
+                    Stage::AwaitRaw {
+                        fallback, until: u, ..
+                    },
                 ..
             }) = self.flights.get(&tok)
             {
                 if *u == until {
-                    let st = Status::Icmp(report.clone());
+                    let st = fallback.clone();
                     self.conclude(tok, st);
                 }
             }
@@ -900,6 +922,13 @@ impl ConnectProber {
         let grace = self.graces.iter().map(|&(at, _)| at).min();
         [first, grace, piped].into_iter().flatten().min()
     }
+}
+
+/// Whether the ICMP listener attributed an error on the pipe's connection a moment ago:
+/// the errno the kernel sets for the same error is that one's.
+fn p_attributed_lately(p: Option<&Pipe>) -> bool {
+    p.and_then(|p| p.attributed_at)
+        .is_some_and(|t| t.elapsed() < 2 * RAW_GRACE)
 }
 
 /// A request sent on a persistent connection and not answered yet, in send order.
@@ -937,6 +966,8 @@ struct Pipe {
     ids: bool,
     /// Bytes received and not yet judged.
     buf: Vec<u8>,
+    /// When the ICMP listener's last report on the connection was attributed.
+    attributed_at: Option<Instant>,
     reqs: VecDeque<Req>,
 }
 
@@ -1076,6 +1107,7 @@ impl ConnectProber {
             registered: f.start,
             ids,
             buf: Vec::new(),
+            attributed_at: None,
             reqs: VecDeque::new(),
         };
         self.pipes.insert(tok, pipe);
@@ -1268,8 +1300,21 @@ impl ConnectProber {
         let fd = p.conn.sock.as_raw_fd();
         let report = self.pipe_report(port);
         if timing::tcp_established(fd) {
-            if let Some((r, quoted)) = report {
-                self.pipe_attribute(tok, r, quoted);
+            match report {
+                Some((r, quoted)) => self.pipe_attribute(tok, r, quoted),
+                // The raw copy was attributed already (by the listener's wake-up) ...
+                None if p_attributed_lately(self.pipes.get(&tok)) => {}
+                // ... or there is none (no capture; Linux queues nothing for an open
+                // connection): the errno, for the oldest ping waiting.
+                None => {
+                    let oldest = self
+                        .pipes
+                        .get(&tok)
+                        .and_then(|p| p.reqs.iter().position(|r| r.ping.is_some()));
+                    if let Some(i) = oldest {
+                        self.pipe_conclude(tok, i, Status::Error(describe_io(&e)), None);
+                    }
+                }
             }
             return;
         }
@@ -1466,9 +1511,11 @@ impl ConnectProber {
     /// Conclude the ping whose request bytes an ICMP error quotes (`quoted`: offset from the
     /// ISN; None: the oldest ping waiting); late when that ping has ended.
     fn pipe_attribute(&mut self, tok: Token, report: IcmpReport, quoted: Option<u32>) {
-        let Some(p) = self.pipes.get(&tok) else {
+        let Some(p) = self.pipes.get_mut(&tok) else {
             return;
         };
+        p.attributed_at = Some(Instant::now());
+        let p = &*p;
         let i = match quoted {
             // Offset 0 is the SYN; data byte b is at offset b + 1. A quote of the next byte
             // to send (Linux accepts it too) is the last request's.
@@ -1520,8 +1567,28 @@ impl ConnectProber {
 /// What to do about a failure.
 enum Verdict {
     Now(Status),
-    /// An ICMP error the kernel reported: wait a moment for the raw socket's copy.
-    AwaitRaw(IcmpReport),
+    /// An ICMP error the kernel reported: wait a moment for the raw socket's copy, then
+    /// conclude with this status (in this phase).
+    AwaitRaw(Status, Phase),
+}
+
+/// Whether an open connection's errno is one an ICMP error sets (Linux's icmp_err_convert:
+/// unreachable codes, time exceeded, parameter problem, fragmentation needed).
+fn icmp_errno(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(
+            libc::EHOSTUNREACH
+                | libc::ENETUNREACH
+                | libc::ECONNREFUSED
+                | libc::ENOPROTOOPT
+                | libc::EMSGSIZE
+                | libc::EOPNOTSUPP
+                | libc::EHOSTDOWN
+                | libc::ENONET
+                | libc::EPROTO
+        )
+    )
 }
 
 /// The first ICMP (or local) error on the socket's error queue; transmit timestamps met on
@@ -1732,6 +1799,7 @@ mod tests {
             registered: Instant::now(),
             ids: false,
             buf: Vec::new(),
+            attributed_at: None,
             reqs,
         }
     }

@@ -27,6 +27,36 @@ use crate::icmp::parse::IcmpError;
 use crate::icmp::IcmpReport;
 pub use crate::icmp::Phase;
 
+/// How each ping talks to the target.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// New connection per ping, request, echo.
+    Echo,
+    /// New connection per ping, handshake only.
+    ConnectOnly,
+    /// One connection for all pings.
+    Persistent,
+    /// A hand-built SYN per probe, answered by SYN-ACK, RST or ICMP.
+    Syn,
+}
+
+impl Mode {
+    /// The mode's name in events and pictures (`"mode"` of the start event).
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Echo => "echo",
+            Mode::ConnectOnly => "connect-only",
+            Mode::Persistent => "persistent",
+            Mode::Syn => "syn",
+        }
+    }
+
+    /// Whether a probe's time is its handshake (no echo follows).
+    pub fn handshake_only(self) -> bool {
+        matches!(self, Mode::ConnectOnly | Mode::Syn)
+    }
+}
+
 /// What to send: the probe's sequence number, where to, and how.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ProbeSpec {
@@ -43,8 +73,9 @@ pub struct ProbeSpec {
 /// One kind of probe, driven by a scheduler: `send` when a probe is due and the prober is
 /// `ready`, `poll` for verdicts in between.
 pub trait Prober {
-    /// Whether a probe to `target` may leave now. A constant flow carries one probe at a
-    /// time; a persistent connection carries none but its first while it opens.
+    /// Whether a probe to `target` may leave now. A persistent connection carries none but
+    /// its first while it opens (then any number, pipelined); a constant SYN flow a bounded
+    /// number (`SynProber::with_interval`).
     fn ready(&self, target: SocketAddr) -> bool;
     /// Send a probe now. Its verdict comes from `poll` (or at once, for kinds that cannot
     /// overlap probes and finish them in `send`).
@@ -144,6 +175,9 @@ pub struct PingResult {
     pub handshake_only: bool,
     /// What this ping found out about its target that the run says once (see [`Notice`]).
     pub notice: Option<Notice>,
+    /// What answered a SYN probe (SYN-ACK, RST, or the ACK of a target that still held an
+    /// earlier probe's half-open connection); None for other probes and for no answer.
+    pub answer: Option<syn::AnswerKind>,
 }
 
 /// Something a ping found out about its target, said once per target.
@@ -189,6 +223,7 @@ impl PingResult {
             phase: Phase::Connect,
             handshake_only: false,
             notice: None,
+            answer: None,
         }
     }
 }

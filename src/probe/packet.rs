@@ -3,8 +3,9 @@
 //! receive timestamps (the ones tcpdump records) and their direction.
 //!
 //! [`answers_filter`] passes what a SYN probe needs to see: TCP segments with SYN or RST set
-//! (our SYNs leaving, SYN-ACKs and RSTs arriving) and ICMP / ICMPv6 messages. Everything else
-//! is dropped in the kernel, so unrelated traffic costs nothing.
+//! (our SYNs leaving, SYN-ACKs and RSTs arriving), pure ACKs arriving at our reserved ports,
+//! and ICMP / ICMPv6 messages. Everything else is dropped in the kernel, so unrelated
+//! traffic costs nothing.
 
 use std::io;
 use std::mem;
@@ -104,7 +105,8 @@ pub const PORTS_LISTED: usize = 16;
 /// SYNs leaving (without ACK or RST: our probes, not our kernel's RSTs to the SYN-ACKs),
 /// SYN-ACKs and RSTs arriving, and ICMP / ICMPv6 messages arriving. Segments must
 /// also be to or from one of `ours` (our reserved source ports) when it is not empty and has
-/// at most `PORTS_LISTED`, else to or from `port` when given.
+/// at most `PORTS_LISTED`, else to or from `port` when given. Pure ACKs arriving pass too,
+/// only to one of `ours` and only when they are listed.
 pub fn answers_filter(port: Option<u16>, ours: &[u16]) -> Vec<libc::sock_filter> {
     use bpf::Op::*;
     use bpf::*;
@@ -126,24 +128,44 @@ pub fn answers_filter(port: Option<u16>, ours: &[u16]) -> Vec<libc::sock_filter>
         ops.push(Ja("drop"));
     };
     // With the TCP flags in A: a SYN alone leaving, or SYN-ACK or RST arriving, goes on to
-    // `ports`; anything else is dropped. M[0] holds the packet type.
-    let flags =
-        |ops: &mut Vec<bpf::Op>, out: &'static str, inn: &'static str, ports: &'static str| {
-            ops.extend([
-                I(ST, 1),
-                I(LD | MEM, 0),
-                Jeq(u32::from(PACKET_OUTGOING), out, inn),
-                L(out),
-                I(LD | MEM, 1),
-                I(ALU | AND, 0x16), // SYN, RST, ACK
-                Jeq(0x02, ports, "drop"),
-                L(inn),
-                I(LD | MEM, 1),
-                JsetOr(0x04, ports), // RST
-                I(ALU | AND, 0x12),
-                Jeq(0x12, ports, "drop"), // SYN-ACK
-            ]);
-        };
+    // `ports`; a pure ACK arriving (no SYN, no RST) to `acks`; anything else is dropped.
+    // M[0] holds the packet type.
+    let flags = |ops: &mut Vec<bpf::Op>,
+                 out: &'static str,
+                 inn: &'static str,
+                 ports: &'static str,
+                 acks: &'static str| {
+        ops.extend([
+            I(ST, 1),
+            I(LD | MEM, 0),
+            Jeq(u32::from(PACKET_OUTGOING), out, inn),
+            L(out),
+            I(LD | MEM, 1),
+            I(ALU | AND, 0x16), // SYN, RST, ACK
+            Jeq(0x02, ports, "drop"),
+            L(inn),
+            I(LD | MEM, 1),
+            JsetOr(0x04, ports), // RST
+            I(ALU | AND, 0x12),
+            JeqOr(0x12, ports), // SYN-ACK
+            Jeq(0x10, acks, "drop"),
+        ]);
+    };
+    // A pure ACK arriving (a target's answer to a SYN that met the half-open connection of
+    // an earlier probe of the flow, see `syn`): only to one of `ours`, when they are listed;
+    // the target port alone would pass every ACK of every connection to that service.
+    let listed: Vec<u16> = if ours.len() <= PORTS_LISTED {
+        ours.to_vec()
+    } else {
+        Vec::new()
+    };
+    let acks = |ops: &mut Vec<bpf::Op>, dport: bpf::Op| {
+        if !listed.is_empty() {
+            ops.push(dport);
+            ops.extend(listed.iter().map(|&p| JeqOr(u32::from(p), "accept")));
+        }
+        ops.push(Ja("drop"));
+    };
     let mut ops = vec![
         I(LD | W | ABS, SKF_AD_PKTTYPE),
         I(ST, 0),
@@ -159,7 +181,9 @@ pub fn answers_filter(port: Option<u16>, ours: &[u16]) -> Vec<libc::sock_filter>
         I(LDX | B | MSH, 0),
         I(LD | B | IND, 13),
     ];
-    flags(&mut ops, "v4out", "v4in", "v4ports");
+    flags(&mut ops, "v4out", "v4in", "v4ports", "v4acks");
+    ops.push(L("v4acks"));
+    acks(&mut ops, I(LD | H | IND, 2));
     ops.push(L("v4ports"));
     check(&mut ops, I(LD | H | IND, 0), I(LD | H | IND, 2));
     ops.extend([
@@ -173,7 +197,9 @@ pub fn answers_filter(port: Option<u16>, ours: &[u16]) -> Vec<libc::sock_filter>
         L("v6flags"),
         I(LD | B | ABS, 40 + 13),
     ]);
-    flags(&mut ops, "v6out", "v6in", "v6ports");
+    flags(&mut ops, "v6out", "v6in", "v6ports", "v6acks");
+    ops.push(L("v6acks"));
+    acks(&mut ops, I(LD | H | ABS, 42));
     ops.push(L("v6ports"));
     check(&mut ops, I(LD | H | ABS, 40), I(LD | H | ABS, 42));
     ops.extend([
@@ -398,18 +424,21 @@ mod tests {
     }
 
     #[test]
-    fn the_answers_filter_passes_syns_rsts_and_icmp_only() {
+    fn the_answers_filter_passes_syns_rsts_acks_to_us_and_icmp_only() {
         for (src, dst, tcp_at, proto_at) in [
             ("10.0.0.1:40000", "10.0.0.2:12001", 20, 9),
             ("[fd00::1]:40000", "[fd00::2]:12001", 40, 6),
         ] {
             let pkt = syn(src, dst);
-            for f in [
-                answers_filter(Some(12001), &[]),
-                answers_filter(None, &[]),
-                answers_filter(None, &[40000]),
-                answers_filter(Some(80), &[1, 2, 40000]),
-                answers_filter(None, &(39985..=40000).collect::<Vec<_>>()),
+            for (f, listed) in [
+                (answers_filter(Some(12001), &[]), false),
+                (answers_filter(None, &[]), false),
+                (answers_filter(None, &[40000]), true),
+                (answers_filter(Some(80), &[1, 2, 40000]), true),
+                (
+                    answers_filter(None, &(39985..=40000).collect::<Vec<_>>()),
+                    true,
+                ),
             ] {
                 const OUT: u8 = PACKET_OUTGOING;
                 const IN: u8 = 0; // PACKET_HOST
@@ -429,9 +458,17 @@ mod tests {
                 rst[tcp_at + 13] = 0x04;
                 assert_eq!(run_filter(&f, &rst, OUT), 0, "our kernel's RST leaving");
                 let mut ack = pkt.clone();
-                ack[tcp_at + 13] = 0x10; // a plain ACK
+                ack[tcp_at + 13] = 0x10; // a plain ACK, to the target's port
                 assert_eq!(run_filter(&f, &ack, IN), 0, "ACK");
                 assert_eq!(run_filter(&f, &ack, OUT), 0, "ACK");
+                // A pure ACK from the target to our port: only when our ports are listed.
+                let mut to_us = syn(dst, src);
+                to_us[tcp_at + 13] = 0x10;
+                let want = if listed { SNAP } else { 0 };
+                assert_eq!(run_filter(&f, &to_us, IN), want, "ACK to our port");
+                assert_eq!(run_filter(&f, &to_us, OUT), 0, "ACK to our port, leaving");
+                to_us[tcp_at + 13] = 0x11; // FIN-ACK passes too (`syn::classify` skips it)
+                assert_eq!(run_filter(&f, &to_us, IN), want, "FIN-ACK to our port");
                 let mut icmp = pkt.clone();
                 icmp[proto_at] = if tcp_at == 20 { 1 } else { 58 };
                 assert_eq!(run_filter(&f, &icmp, IN), SNAP, "ICMP arriving");
@@ -453,6 +490,11 @@ mod tests {
                 SNAP
             );
             assert_eq!(run_filter(&answers_filter(Some(80), &many), &pkt, out), 0);
+            // ... and pure ACKs are not passed (the target port alone would pass them all).
+            let mut to_us = syn(dst, src);
+            to_us[tcp_at + 13] = 0x10;
+            let f = answers_filter(Some(12001), &(39990..=40010).collect::<Vec<_>>());
+            assert_eq!(run_filter(&f, &to_us, 0), 0);
         }
         assert_eq!(run_filter(&answers_filter(None, &[]), &[0x20, 0, 0], 0), 0);
         assert_eq!(run_filter(&answers_filter(None, &[]), &[], 0), 0);

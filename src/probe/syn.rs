@@ -18,11 +18,16 @@
 //! - The source ports are reserved for the run by TCP sockets bound to them: the kernel never
 //!   gives them to another connection, and answers to them are ours.
 //!
-//! One flow carries one probe at a time: until our RST reaches the target, it holds a
-//! half-open connection for the 4-tuple, and a second SYN on it would be answered by RST or
-//! dropped, not by SYN-ACK. So a constant flow sends its next probe once the previous one is
-//! answered ("as fast as answers can be matched"); per-probe flows keep up to one probe in
-//! flight per reserved port.
+//! Several probes on one flow: until our RST reaches the target (about one round trip after
+//! its SYN-ACK left), it holds a half-open connection for the 4-tuple, and a second SYN that
+//! meets it is out of that connection's window: Linux answers it with a pure ACK
+//! acknowledging the earlier SYN (ack = earlier seq + 1; `tcp_check_req`), not with
+//! SYN-ACK. The matcher takes that ACK as the answer of the oldest later probe of the flow
+//! in flight ([`Matcher::with_ack_answers`]: the port is open, `answer` says "ack"). So with
+//! an interval (`SynProber::with_interval`) a constant flow starts a probe every interval
+//! whatever is in flight (up to `MAX_OVERLAP` per target); back to back (-i 0) it sends its
+//! next probe once the previous one concluded ("as fast as answers can be matched").
+//! Per-probe flows keep up to one probe in flight per reserved port.
 
 use std::collections::{HashMap, VecDeque};
 use std::io;
@@ -182,6 +187,21 @@ pub enum AnswerKind {
     SynAck,
     /// RST: closed.
     Rst,
+    /// A pure ACK (no SYN, no RST), acknowledging an earlier probe's SYN: the target still
+    /// held that probe's half-open connection when a later SYN of the flow met it, and
+    /// answered the later SYN with this ACK. The port is open.
+    Ack,
+}
+
+impl AnswerKind {
+    /// Its name in JSON (`"answer"`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AnswerKind::SynAck => "syn-ack",
+            AnswerKind::Rst => "rst",
+            AnswerKind::Ack => "ack",
+        }
+    }
 }
 
 /// A packet the packet socket showed, as far as SYN probing cares.
@@ -193,7 +213,7 @@ pub enum Seen {
         dst: SocketAddr,
         seq: u32,
     },
-    /// A SYN-ACK or an RST with ACK arriving.
+    /// A SYN-ACK, an RST with ACK, or a pure ACK arriving.
     Answer {
         from: SocketAddr,
         to: SocketAddr,
@@ -261,6 +281,12 @@ pub fn classify(pkt: &[u8], outgoing: bool) -> Option<Seen> {
             ack: t.acknowledgment_number(),
             kind: AnswerKind::Rst,
         }),
+        (false, false, true, false) if !t.fin() => Some(Seen::Answer {
+            from: src,
+            to: dst,
+            ack: t.acknowledgment_number(),
+            kind: AnswerKind::Ack,
+        }),
         _ => None,
     }
 }
@@ -277,6 +303,8 @@ struct Flight {
     /// When the packet socket saw it leave (kernel clock, since the Unix epoch).
     left: Option<std::time::Duration>,
     deadline: Instant,
+    /// Its place in sending order (the matcher's count of probes inserted).
+    order: u64,
 }
 
 /// A probe is known by its source port and sequence number.
@@ -291,6 +319,32 @@ impl Flight {
         r.tcp_seq = Some(key.1);
         r
     }
+
+    /// The verdict of a probe answered by `kind` at kernel time `at` (`now` on our clock),
+    /// timed from its own departure.
+    fn answered(
+        &self,
+        key: Key,
+        kind: AnswerKind,
+        at: Option<Duration>,
+        now: Instant,
+    ) -> PingResult {
+        let status = match kind {
+            AnswerKind::SynAck | AnswerKind::Ack => Status::Reply,
+            AnswerKind::Rst => Status::Refused,
+        };
+        let mut r = self.result(key, status);
+        let user = now.saturating_duration_since(self.sent);
+        let (time, clock) = match (self.left, at) {
+            (Some(a), Some(b)) if b >= a => (b - a, Clock::Wire),
+            _ => (user, Clock::User),
+        };
+        r.connect = Some(time);
+        r.connect_clock = Some(clock);
+        r.connect_user = Some(user);
+        r.answer = Some(kind);
+        r
+    }
 }
 
 /// The probes in flight and the matching of what the packet socket sees to them. Pure
@@ -301,12 +355,18 @@ pub struct Matcher {
     /// Deadlines in sending order (a constant timeout keeps them sorted); entries of probes
     /// that ended are skipped when met.
     deadlines: VecDeque<(Instant, Key)>,
-    /// Probes in flight per target (a constant flow carries one at a time) and per port.
+    /// Probes in flight per target and per port.
     per_target: HashMap<SocketAddr, usize>,
     per_port: HashMap<u16, usize>,
-    /// Recently ended probes, oldest first, and the same as a set.
+    /// Recently ended probes, oldest first, and the same as a map to their target and place
+    /// in sending order.
     ended: VecDeque<Key>,
-    ended_set: std::collections::HashSet<Key>,
+    ended_set: HashMap<Key, (SocketAddr, u64)>,
+    /// Probes inserted so far.
+    inserted: u64,
+    /// Whether a pure ACK acknowledging an earlier probe's SYN answers a later probe of its
+    /// flow (see [`Matcher::with_ack_answers`]).
+    ack_answers: bool,
     keep_unmatched: bool,
     unmatched_log: Vec<(IcmpError, Unmatched)>,
     tally: IcmpTally,
@@ -320,6 +380,18 @@ impl Matcher {
         }
     }
 
+    /// Take a pure ACK from a target, acknowledging an earlier probe's SYN (ack = its
+    /// seq + 1), as the answer to the oldest later probe of that flow in flight and sent
+    /// before the ACK arrived: the later SYN met the half-open connection the target still
+    /// held for the earlier one, and Linux answers such an out-of-window SYN with an ACK
+    /// (`tcp_check_req`), not with SYN-ACK. The port is open. For probes sent to reach the
+    /// target itself (ping, many targets), not for trace, whose probes of one flow have
+    /// different TTLs: which of them reached the target would be a guess.
+    pub fn with_ack_answers(mut self, on: bool) -> Self {
+        self.ack_answers = on;
+        self
+    }
+
     /// A probe left (`sent`), from `src`, with sequence number `seq`.
     pub fn insert(
         &mut self,
@@ -331,6 +403,7 @@ impl Matcher {
     ) {
         let key = (src.port(), seq);
         let deadline = sent + timeout;
+        self.inserted += 1;
         self.deadlines.push_back((deadline, key));
         *self.per_target.entry(spec.target).or_default() += 1;
         *self.per_port.entry(src.port()).or_default() += 1;
@@ -343,6 +416,7 @@ impl Matcher {
                 sent_wall: std::time::SystemTime::now(),
                 left: None,
                 deadline,
+                order: self.inserted,
             },
         );
     }
@@ -391,7 +465,7 @@ impl Matcher {
             }
         }
         self.ended.push_back(key);
-        self.ended_set.insert(key);
+        self.ended_set.insert(key, (f.spec.target, f.order));
         Some(f)
     }
 
@@ -445,28 +519,62 @@ impl Matcher {
                 kind,
             } => {
                 let key = (to.port(), ack.wrapping_sub(1));
+                if kind == AnswerKind::Ack {
+                    return self.on_ack(from, to, key, at, now);
+                }
                 let f = self.flights.get(&key)?;
                 if f.spec.target != from || f.src.ip() != to.ip() {
                     return None;
                 }
                 let f = self.end(key)?;
-                let status = match kind {
-                    AnswerKind::SynAck => Status::Reply,
-                    AnswerKind::Rst => Status::Refused,
-                };
-                let mut r = f.result(key, status);
-                let user = now.saturating_duration_since(f.sent);
-                let (time, clock) = match (f.left, at) {
-                    (Some(a), Some(b)) if b >= a => (b - a, Clock::Wire),
-                    _ => (user, Clock::User),
-                };
-                r.connect = Some(time);
-                r.connect_clock = Some(clock);
-                r.connect_user = Some(user);
-                Some(r)
+                Some(f.answered(key, kind, at, now))
             }
             Seen::Icmp(err) => self.on_icmp(err, at, now),
         }
+    }
+
+    /// A pure ACK from `from` to `to` acknowledging the SYN of probe `earlier`: see
+    /// [`Matcher::with_ack_answers`].
+    fn on_ack(
+        &mut self,
+        from: SocketAddr,
+        to: SocketAddr,
+        earlier: Key,
+        at: Option<Duration>,
+        now: Instant,
+    ) -> Option<PingResult> {
+        if !self.ack_answers {
+            return None;
+        }
+        // The probe whose half-open connection the target held: in flight or recently
+        // ended, of this flow.
+        let since = match self.flights.get(&earlier) {
+            Some(f) if f.spec.target == from && f.src.ip() == to.ip() => f.order,
+            Some(_) => return None,
+            None => match self.ended_set.get(&earlier) {
+                Some(&(target, order)) if target == from => order,
+                _ => return None,
+            },
+        };
+        // The oldest later probe of the flow still in flight that had left when the ACK
+        // arrived.
+        let key = self
+            .flights
+            .iter()
+            .filter(|(k, f)| {
+                k.0 == earlier.0
+                    && f.order > since
+                    && f.spec.target == from
+                    && f.src.ip() == to.ip()
+                    && match (f.left, at) {
+                        (Some(left), Some(at)) => left <= at,
+                        _ => f.sent <= now,
+                    }
+            })
+            .min_by_key(|(_, f)| f.order)
+            .map(|(k, _)| *k)?;
+        let f = self.end(key)?;
+        Some(f.answered(key, AnswerKind::Ack, at, now))
     }
 
     fn on_icmp(
@@ -507,7 +615,7 @@ impl Matcher {
                         return Some(r);
                     }
                 }
-                Some(key) if self.ended_set.contains(&key) => Unmatched::Late,
+                Some(key) if self.ended_set.contains_key(&key) => Unmatched::Late,
                 None => Unmatched::NoSequence,
                 Some(_) if self.port_busy(q.src.port()) => Unmatched::OtherSequence,
                 Some(_) => Unmatched::NoSuchPing,
@@ -599,8 +707,26 @@ pub struct SynProber {
     stop: Arc<AtomicBool>,
     /// Back-to-back probing (-i 0): look for answers without sleeping for a moment first.
     spin: bool,
+    /// Most probes a constant flow carries to one target at once (see `with_interval`).
+    overlap: usize,
     /// Packets the packet socket's queue dropped, so far.
     drops: u64,
+}
+
+/// Most probes a constant flow carries to one target at once.
+pub const MAX_OVERLAP: usize = 64;
+
+/// How many probes a constant flow carries to one target at once when one starts every
+/// `interval` and each waits `timeout`: see `SynProber::with_interval`.
+fn overlap(timeout: Duration, interval: Duration) -> usize {
+    if interval.is_zero() {
+        return 1;
+    }
+    let fit = timeout.as_nanos().div_ceil(interval.as_nanos());
+    usize::try_from(fit)
+        .unwrap_or(MAX_OVERLAP)
+        .saturating_add(1)
+        .min(MAX_OVERLAP)
 }
 
 /// How long back-to-back probing looks for answers without sleeping (see `connect::SPIN`).
@@ -652,8 +778,21 @@ impl SynProber {
             waker,
             stop,
             spin: false,
+            overlap: 1,
             drops: 0,
         })
+    }
+
+    /// Probes start every `interval` (ping's -i): a constant flow carries to a target as
+    /// many at once as start within the timeout (and one more, for the probe due as the
+    /// oldest one's time runs out), at most `MAX_OVERLAP`; with 0 (back to back), one at a
+    /// time, sent as soon as the previous one concluded. Either way a pure ACK for an
+    /// earlier probe answers a later one ([`Matcher::with_ack_answers`]). Without this call
+    /// (trace, whose probes of a flow differ in TTL), one probe at a time and no ACK rule.
+    pub fn with_interval(mut self, interval: Duration) -> Self {
+        self.overlap = overlap(self.timeout, interval);
+        self.matcher.ack_answers = true;
+        self
     }
 
     /// Poll without sleeping for a moment before waiting (for -i 0).
@@ -724,8 +863,8 @@ impl Prober for SynProber {
     fn ready(&self, target: SocketAddr) -> bool {
         self.early.is_empty()
             && match self.flow {
-                // One probe at a time per flow: see the module's documentation.
-                Flow::Constant => self.matcher.in_flight_to(&target) == 0,
+                // As many as `with_interval` allows: see the module's documentation.
+                Flow::Constant => self.matcher.in_flight_to(&target) < self.overlap,
                 Flow::PerProbe => self.free_port(0).is_some(),
             }
     }
@@ -1280,6 +1419,218 @@ mod tests {
         m.on_seen(seen("v6_reject_syn"), at(0), t0);
         let r = m.on_seen(seen("v6_reject_icmp"), at(57), t0).unwrap();
         assert!(matches!(r.status, Status::Icmp(ref rep) if rep.v6 && rep.code == 1));
+    }
+
+    /// A captured IPv4 segment with other TCP flags (checksums are not checked by `classify`).
+    fn with_flags(name: &str, flags: u8) -> Seen {
+        let (out, mut b) = fixture(name);
+        b[20 + 13] = flags;
+        classify(&b, out).unwrap()
+    }
+
+    #[test]
+    fn a_pure_ack_arriving_is_an_answer_of_its_own_kind() {
+        // The target's ACK for probe 1's SYN (what Linux sends to a SYN that meets probe 1's
+        // half-open connection): the SYN-ACK's ports and ack, flags ACK only.
+        assert_eq!(
+            with_flags("v4_synack", 0x10),
+            Seen::Answer {
+                from: sa("10.99.0.2:12001"),
+                to: sa("10.99.0.1:38515"),
+                ack: 0x2356_f0e6,
+                kind: AnswerKind::Ack
+            }
+        );
+        let (_, mut b) = fixture("v4_synack");
+        b[33] = 0x11; // FIN-ACK: not an answer to a SYN
+        assert_eq!(classify(&b, false), None);
+        b[33] = 0x10;
+        assert_eq!(classify(&b, true), None, "an ACK leaving");
+        assert_eq!(AnswerKind::Ack.as_str(), "ack");
+    }
+
+    /// Three probes on one flow, 10 ms apart: (matcher, target, source, first seq).
+    fn three_on_one_flow(
+        t0: Instant,
+        target: &str,
+        src: &str,
+        first: u32,
+    ) -> (Matcher, SocketAddr, SocketAddr, [u32; 3]) {
+        let mut m = Matcher::new(true).with_ack_answers(true);
+        let (dst, src) = (sa(target), sa(src));
+        let seqs = [0u32, 1, 2].map(|k| first.wrapping_add(k.wrapping_mul(SEQ_STEP)));
+        for (k, seq) in seqs.iter().enumerate() {
+            let sent = t0 + Duration::from_millis(10 * k as u64);
+            m.insert(
+                spec(k as u64 + 1, target),
+                src,
+                *seq,
+                sent,
+                Duration::from_secs(1),
+            );
+            m.on_seen(
+                Seen::Syn {
+                    src,
+                    dst,
+                    seq: *seq,
+                },
+                at(10_000 * k as u64),
+                sent,
+            );
+        }
+        assert_eq!(m.in_flight_to(&dst), 3);
+        (m, dst, src, seqs)
+    }
+
+    #[test]
+    fn several_in_flight_on_one_flow_syn_ack_to_the_first_ack_to_the_later_ones() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let (mut m, _, _, seqs) =
+            three_on_one_flow(t0, "10.99.0.2:12001", "10.99.0.1:38515", 0x2356_f0e5);
+        // -i shorter than the round trip: probe 1's SYN-ACK comes after 2 and 3 left.
+        let r = m
+            .on_seen(seen("v4_synack"), at(25_000), t0 + ms(25))
+            .unwrap();
+        assert_eq!(
+            (r.seq, &r.status, r.answer),
+            (1, &Status::Reply, Some(AnswerKind::SynAck))
+        );
+        assert_eq!(r.connect, Some(ms(25)));
+        // The target still held probe 1's half-open connection when probe 2's SYN came:
+        // its ACK of probe 1's SYN is probe 2's answer, timed from probe 2's departure.
+        let dup = with_flags("v4_synack", 0x10);
+        let r = m.on_seen(dup.clone(), at(36_000), t0 + ms(36)).unwrap();
+        assert_eq!(
+            (r.seq, &r.status, r.answer),
+            (2, &Status::Reply, Some(AnswerKind::Ack))
+        );
+        assert_eq!(r.connect, Some(ms(26)));
+        assert_eq!(r.connect_clock, Some(Clock::Wire));
+        assert_eq!((r.local_port, r.tcp_seq), (Some(38515), Some(seqs[1])));
+        // Probe 3's SYN met it too.
+        let r = m.on_seen(dup.clone(), at(47_000), t0 + ms(47)).unwrap();
+        assert_eq!((r.seq, r.answer), (3, Some(AnswerKind::Ack)));
+        assert_eq!(r.connect, Some(ms(27)));
+        // A duplicate ACK, a late SYN-ACK: nothing left for them.
+        assert!(m.on_seen(dup, at(50_000), t0 + ms(50)).is_none());
+        assert!(m
+            .on_seen(seen("v4_synack2"), at(51_000), t0 + ms(51))
+            .is_none());
+        assert_eq!(m.in_flight(), 0);
+        assert_eq!(m.tally(), IcmpTally::default());
+    }
+
+    #[test]
+    fn an_ack_answers_only_a_later_probe_of_its_flow_that_had_left() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let dup = with_flags("v4_synack", 0x10);
+        // Probe 2 leaves after the ACK arrived: not its answer. Nor is it probe 1's.
+        let mut m = Matcher::new(false).with_ack_answers(true);
+        let (src, dst) = (sa("10.99.0.1:38515"), sa("10.99.0.2:12001"));
+        let s1 = 0x2356_f0e5_u32;
+        m.insert(spec(1, "10.99.0.2:12001"), src, s1, t0, ms(1000));
+        m.insert(
+            spec(2, "10.99.0.2:12001"),
+            src,
+            s1.wrapping_add(SEQ_STEP),
+            t0,
+            ms(1000),
+        );
+        m.on_seen(Seen::Syn { src, dst, seq: s1 }, at(0), t0);
+        let seq2 = s1.wrapping_add(SEQ_STEP);
+        m.on_seen(
+            Seen::Syn {
+                src,
+                dst,
+                seq: seq2,
+            },
+            at(50_000),
+            t0,
+        );
+        assert!(m.on_seen(dup.clone(), at(40_000), t0 + ms(40)).is_none());
+        assert_eq!(m.in_flight(), 2);
+        // An ACK of the later probe's SYN does not answer the earlier one.
+        let ack2 = with_flags("v4_synack2", 0x10);
+        assert!(m.on_seen(ack2, at(60_000), t0 + ms(60)).is_none());
+        // An ACK of a SYN we never sent, or from another host: not ours.
+        let Seen::Answer { from, to, .. } = dup.clone() else {
+            unreachable!()
+        };
+        for (from, ack) in [(from, 12345), (sa("10.99.0.3:12001"), s1.wrapping_add(1))] {
+            let kind = AnswerKind::Ack;
+            assert!(m
+                .on_seen(
+                    Seen::Answer {
+                        from,
+                        to,
+                        ack,
+                        kind
+                    },
+                    at(70_000),
+                    t0
+                )
+                .is_none());
+        }
+        assert_eq!(m.in_flight(), 2);
+        // trace's matcher (probes of a flow with different TTLs) takes no ACK as an answer.
+        let (mut m, ..) = three_on_one_flow(t0, "10.99.0.2:12001", "10.99.0.1:38515", s1);
+        m.ack_answers = false;
+        assert!(m.on_seen(seen("v4_synack"), at(25_000), t0).is_some());
+        assert!(m.on_seen(dup, at(36_000), t0).is_none());
+        assert_eq!(m.in_flight(), 2);
+    }
+
+    #[test]
+    fn rst_and_icmp_errors_find_their_own_probe_among_several_on_the_flow() {
+        let t0 = Instant::now();
+        // Closed port: the RST acknowledges the second probe's SYN.
+        let (mut m, dst, ..) = three_on_one_flow(
+            t0,
+            "10.99.0.2:12999",
+            "10.99.0.1:49671",
+            0x77d4_bc94_u32.wrapping_sub(SEQ_STEP),
+        );
+        let r = m.on_seen(seen("v4_closed_rst"), at(30_000), t0).unwrap();
+        assert_eq!(
+            (r.seq, &r.status, r.answer),
+            (2, &Status::Refused, Some(AnswerKind::Rst))
+        );
+        assert_eq!(m.in_flight_to(&dst), 2);
+        // The ICMP error quotes the second probe's sequence number.
+        let (mut m, dst, ..) = three_on_one_flow(
+            t0,
+            "10.99.0.2:12007",
+            "10.99.0.1:50337",
+            0xb487_215b_u32.wrapping_sub(SEQ_STEP),
+        );
+        let r = m.on_seen(seen("v4_reject_icmp"), at(30_000), t0).unwrap();
+        assert_eq!(r.seq, 2);
+        assert!(matches!(r.status, Status::Icmp(ref rep) if rep.code == 13));
+        assert_eq!(r.answer, None);
+        assert_eq!(m.in_flight_to(&dst), 2);
+        // Again: late.
+        assert!(m.on_seen(seen("v4_reject_icmp"), at(40_000), t0).is_none());
+        assert_eq!(m.tally().late, 1);
+        // Ctrl-C: the two still in flight, in sending order.
+        let mut done = Vec::new();
+        m.interrupt(&mut done);
+        let seqs: Vec<u64> = done.iter().map(|r| r.seq).collect();
+        assert_eq!(seqs, [1, 3]);
+        assert!(done.iter().all(|r| r.status == Status::Interrupted));
+    }
+
+    #[test]
+    fn a_constant_flow_carries_the_probes_that_start_within_the_timeout() {
+        let ms = Duration::from_millis;
+        assert_eq!(overlap(ms(500), ms(100)), 6);
+        assert_eq!(overlap(ms(500), ms(300)), 3);
+        assert_eq!(overlap(ms(1000), ms(1000)), 2);
+        assert_eq!(overlap(ms(200), ms(1000)), 2);
+        assert_eq!(overlap(Duration::from_secs(60), ms(1)), MAX_OVERLAP);
+        // Back to back: one at a time.
+        assert_eq!(overlap(ms(500), Duration::ZERO), 1);
     }
 
     #[test]

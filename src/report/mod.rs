@@ -288,7 +288,7 @@ impl Recorder {
         let Some(target) = self.model.target(&cfg.target_name) else {
             return;
         };
-        let mode = crate::output::mode_name(cfg.mode);
+        let mode = cfg.mode.name();
         let name = labels
             .iter()
             .find(|(k, _)| k == "name")

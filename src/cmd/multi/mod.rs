@@ -658,7 +658,8 @@ fn open_prober(cfg: &Config, waker: &Arc<Waker>, stop: &Arc<AtomicBool>) -> Resu
                 Arc::clone(waker),
                 Arc::clone(stop),
             )?
-            .with_spin(t.interval.is_zero()))
+            .with_spin(t.interval.is_zero())
+            .with_interval(t.interval))
         };
         let prober = match open(v4, v6) {
             Ok(p) => p,

@@ -50,21 +50,7 @@ pub fn system_lookup(family: Option<Family>) -> Lookup {
         let addrs = (host, port)
             .to_socket_addrs()
             .map_err(|e| format!("cannot resolve host: {e}"))?;
-        addrs
-            .into_iter()
-            .find(|a| match family {
-                Some(Family::V4) => a.is_ipv4(),
-                Some(Family::V6) => a.is_ipv6(),
-                None => true,
-            })
-            .ok_or_else(|| {
-                let which = match family {
-                    Some(Family::V4) => "IPv4 ",
-                    Some(Family::V6) => "IPv6 ",
-                    None => "",
-                };
-                format!("host has no {which}address")
-            })
+        cli::first_of_family(addrs, family).map_err(|why| format!("host {why}"))
     })
 }
 

@@ -26,9 +26,7 @@ pub const MAX_LABEL_NAME: usize = 128;
 pub const MAX_LABEL_VALUE: usize = 256;
 /// Size of a targets file, at most (16 MiB).
 pub const MAX_FILE: u64 = 16 << 20;
-/// A host name, at most (bytes, without a final dot), and one of its labels.
-pub const MAX_NAME: usize = 253;
-pub const MAX_NAME_LABEL: usize = 63;
+pub use crate::cli::{check_host, MAX_NAME};
 /// `HOST:PORT` as typed, at most: the longest name, brackets, a port.
 pub const MAX_TARGET: usize = MAX_NAME + 1 + 2 + 6;
 /// Input echoed in a message, at most (chars); longer is cut with an ellipsis.
@@ -72,37 +70,7 @@ pub struct Parsed {
 
 /// `text` as a message shows it: at most [`ECHO`] characters, cut with an ellipsis.
 pub fn clip(text: &str) -> String {
-    match text.char_indices().nth(ECHO) {
-        None => text.to_string(),
-        Some((at, _)) => format!("{}…", &text[..at]),
-    }
-}
-
-/// Whether `host` (an address literal or a name) can be resolved at all: a name of at
-/// most 253 bytes (a final dot aside), of labels of 1 to 63 bytes.
-pub fn check_host(host: &str) -> Result<(), String> {
-    if host.parse::<std::net::IpAddr>().is_ok() {
-        return Ok(());
-    }
-    let name = host.strip_suffix('.').unwrap_or(host);
-    if name.len() > MAX_NAME {
-        return Err(format!(
-            "host name longer than {MAX_NAME} bytes ({}): '{}'",
-            name.len(),
-            clip(host)
-        ));
-    }
-    if let Some(label) = name.split('.').find(|l| l.len() > MAX_NAME_LABEL) {
-        return Err(format!(
-            "host name '{}': a label longer than {MAX_NAME_LABEL} bytes ({})",
-            clip(host),
-            label.len()
-        ));
-    }
-    if name.split('.').any(str::is_empty) {
-        return Err(format!("host name '{}': an empty label", clip(host)));
-    }
-    Ok(())
+    crate::cli::cut(text, ECHO).into_owned()
 }
 
 /// Check a target as typed: `HOST:PORT` of a bounded length, a host that can be resolved.
