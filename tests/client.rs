@@ -1168,10 +1168,22 @@ fn dropping_target() -> (socket2::Socket, std::net::TcpStream, std::net::SocketA
 
 #[test]
 fn a_ping_starts_every_interval_whatever_is_still_in_flight() {
+    every_interval_whatever_is_in_flight(&[]);
+}
+
+#[test]
+fn a_persistent_ping_starts_every_interval_while_its_connection_opens() {
+    // The pings that come due while the one connection is being opened wait on it (the same
+    // SYN), each with its own deadline.
+    every_interval_whatever_is_in_flight(&["--persistent"]);
+}
+
+fn every_interval_whatever_is_in_flight(mode: &[&str]) {
     let (_l, _filler, addr) = dropping_target();
     let t = Instant::now();
-    let out = client(&[
-        &addr.to_string(),
+    let target = addr.to_string();
+    let mut args = vec![
+        target.as_str(),
         "-n",
         "5",
         "-i",
@@ -1179,7 +1191,9 @@ fn a_ping_starts_every_interval_whatever_is_still_in_flight() {
         "-W",
         "0.5",
         "--json",
-    ]);
+    ];
+    args.extend_from_slice(mode);
+    let out = client(&args);
     let took = t.elapsed();
     let v = json_lines(&out);
     let p = pings(&v);
@@ -1204,16 +1218,8 @@ fn a_ping_starts_every_interval_whatever_is_still_in_flight() {
     );
     // Several in flight when Ctrl-C comes: each counts as sent and interrupted.
     let child = Command::new(BIN)
-        .args([
-            &addr.to_string(),
-            "-n",
-            "50",
-            "-i",
-            "0.1",
-            "-W",
-            "5",
-            "--json",
-        ])
+        .args([&target, "-n", "50", "-i", "0.1", "-W", "5", "--json"])
+        .args(mode)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .spawn()
@@ -1274,4 +1280,55 @@ fn many_targets_each_get_their_own_notice_and_handshake_times() {
             .all(|e| e["status"] == "reply" && e["rtt_ms"].is_number()),
         "{v:?}"
     );
+}
+
+#[test]
+fn pings_that_waited_on_an_opening_persistent_connection_go_out_on_it() {
+    // The first SYN is dropped (full accept queue); the queue is emptied after 300 ms, the
+    // SYN sent again (after about 1 s) opens the connection, and the pings that came due
+    // meanwhile send their requests on it: every one echoed, all on one connection.
+    let (l, filler, addr) = dropping_target();
+    let server = std::thread::spawn(move || {
+        use std::io::{BufRead, Write};
+        std::thread::sleep(Duration::from_millis(300));
+        let (first, _) = l.accept().unwrap();
+        drop(first);
+        drop(filler);
+        let (conn, _) = l.accept().unwrap();
+        let conn: std::net::TcpStream = conn.into();
+        conn.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut w = conn.try_clone().unwrap();
+        for line in std::io::BufReader::new(conn).lines() {
+            let Ok(line) = line else { break };
+            if w.write_all(format!("{}\n", line.to_ascii_uppercase()).as_bytes())
+                .is_err()
+            {
+                break;
+            }
+        }
+    });
+    let out = client(&[
+        &addr.to_string(),
+        "--persistent",
+        "-n",
+        "5",
+        "-i",
+        "0.1",
+        "-W",
+        "3",
+        "--json",
+    ]);
+    let v = json_lines(&out);
+    let p = pings(&v);
+    assert_eq!(p.len(), 5, "{v:?}");
+    for e in &p {
+        assert_eq!(e["status"], "reply", "{e}");
+    }
+    let ports: std::collections::BTreeSet<u64> = p
+        .iter()
+        .map(|e| e["local_port"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ports.len(), 1, "one connection: {v:?}");
+    drop(server);
 }

@@ -134,6 +134,16 @@ enum Stage {
     },
 }
 
+/// Pings waiting on one opening persistent connection, at most (more are not `ready`).
+const MAX_WAITING: usize = 1024;
+
+/// A ping waiting on its target's opening persistent connection.
+struct Waiting {
+    spec: ProbeSpec,
+    result: PingResult,
+    start: Instant,
+}
+
 /// One ping in flight.
 struct Flight {
     spec: ProbeSpec,
@@ -197,6 +207,11 @@ pub struct ConnectProber {
     /// Persistent connections once open, under their event-loop token: each carries its
     /// target's pings, several at once when -W is longer than -i.
     pipes: HashMap<Token, Pipe>,
+    /// Pings that came due while their target's persistent connection was being opened, in
+    /// order, with their start: they wait on that connection (the same SYN) until it opens
+    /// (their requests then go out on it), fails (its verdict is theirs), or their own
+    /// deadline passes (a timeout while connecting).
+    waiting: HashMap<SocketAddr, VecDeque<Waiting>>,
     /// A persistent connection just opened: its target is `ready` for more pings, which
     /// `poll` returns to say (the scheduler waits for verdicts otherwise).
     readied: bool,
@@ -241,6 +256,7 @@ impl ConnectProber {
             deadlines: VecDeque::new(),
             graces: Vec::new(),
             pipes: HashMap::new(),
+            waiting: HashMap::new(),
             readied: false,
             sources: HashMap::new(),
             early: Vec::new(),
@@ -769,6 +785,11 @@ impl ConnectProber {
             Stage::Echo { .. } => Phase::Echo,
             Stage::AwaitRaw { phase, .. } => *phase,
         };
+        let opening = self.mode == Mode::Persistent && f.result.phase == Phase::Connect;
+        if opening {
+            // The connection the waiting pings were waiting on will not open.
+            self.fail_waiting(f.spec.target, &status, f.result.local_port);
+        }
         f.result.status = status;
         self.early.push(f.result);
         let fd = f.conn.sock.as_raw_fd();
@@ -879,10 +900,15 @@ impl ConnectProber {
             // A persistent connection's token comes back with its next ping's deadline;
             // a ping waiting for the raw copy of its error is ended by its grace instead.
             if f.deadline == at && !matches!(f.stage, Stage::AwaitRaw { .. }) {
+                let opening = matches!(f.stage, Stage::Connecting { .. });
+                if opening && self.hand_over(tok) {
+                    continue;
+                }
                 self.hint_if_silent(tok);
                 self.conclude(tok, Status::Timeout);
             }
         }
+        self.expire_waiting(now);
         let mut i = 0;
         while i < self.graces.len() {
             let (until, tok) = self.graces[i];
@@ -920,7 +946,12 @@ impl ConnectProber {
         }
         let first = self.deadlines.front().map(|&(at, _)| at);
         let grace = self.graces.iter().map(|&(at, _)| at).min();
-        [first, grace, piped].into_iter().flatten().min()
+        let waiting = self
+            .waiting
+            .values()
+            .filter_map(|q| q.front().map(|w| w.start + self.timeout))
+            .min();
+        [first, grace, piped, waiting].into_iter().flatten().min()
     }
 }
 
@@ -1112,7 +1143,95 @@ impl ConnectProber {
         };
         self.pipes.insert(tok, pipe);
         self.readied = true;
+        let target = f.spec.target;
         self.pipe_send(tok, f.spec, f.start, f.result);
+        // The pings that waited on this connection: their requests go out now, each with
+        // its own deadline (a ping whose deadline passed concluded already, in `expire`).
+        for w in self.waiting.remove(&target).unwrap_or_default() {
+            self.pipe_send(tok, w.spec, w.start, w.result);
+        }
+    }
+
+    /// A ping due while its target's persistent connection is being opened: it waits on
+    /// that connection. False: none is being opened.
+    fn wait_on_opening(&mut self, spec: &ProbeSpec) -> bool {
+        if self.mode != Mode::Persistent
+            || self.pipe_of(spec.target).is_some()
+            || !self.flights.values().any(|f| {
+                f.spec.target == spec.target && matches!(f.stage, Stage::Connecting { .. })
+            })
+        {
+            return false;
+        }
+        let mut result = PingResult::of(spec, Status::Timeout);
+        result.sent_at = std::time::SystemTime::now();
+        self.waiting
+            .entry(spec.target)
+            .or_default()
+            .push_back(Waiting {
+                spec: *spec,
+                result,
+                start: Instant::now(),
+            });
+        true
+    }
+
+    /// The opening connection's ping `tok` timed out: the next ping waiting on it takes it
+    /// over (the kernel keeps sending the same SYN), with its own deadline. False: none waits.
+    fn hand_over(&mut self, tok: Token) -> bool {
+        let Some(f) = self.flights.get(&tok) else {
+            return false;
+        };
+        let target = f.spec.target;
+        let Some(w) = self.waiting.get_mut(&target).and_then(VecDeque::pop_front) else {
+            return false;
+        };
+        let f = self.flights.get_mut(&tok).expect("looked up above");
+        let mut old = std::mem::replace(&mut f.result, w.result);
+        let old_seq = std::mem::replace(&mut f.spec, w.spec).seq;
+        f.result.local_port = old.local_port;
+        f.start = w.start;
+        f.deadline = w.start + self.timeout;
+        let (local, deadline, seq) = (f.conn.local, f.deadline, f.spec.seq);
+        // In order (the queue is kept sorted): other targets' pings may have started since.
+        let at = self
+            .deadlines
+            .iter()
+            .rposition(|&(d, _)| d <= deadline)
+            .map_or(0, |i| i + 1);
+        self.deadlines.insert(at, (deadline, tok));
+        // ICMP errors about the SYN are now the new ping's.
+        self.registry.register(seq, local, target, w.start);
+        old.status = Status::Timeout;
+        old.phase = Phase::Connect;
+        debug_assert_eq!(old.seq, old_seq);
+        self.early.push(old);
+        true
+    }
+
+    /// The opening persistent connection to `target` ended without opening (`status`):
+    /// the pings that waited on it have the same verdict about the same SYN.
+    fn fail_waiting(&mut self, target: SocketAddr, status: &Status, local_port: Option<u16>) {
+        for mut w in self.waiting.remove(&target).unwrap_or_default() {
+            w.result.status = status.clone();
+            w.result.phase = Phase::Connect;
+            w.result.local_port = local_port;
+            self.early.push(w.result);
+        }
+    }
+
+    /// Waiting pings whose deadline passed: timeouts while connecting.
+    fn expire_waiting(&mut self, now: Instant) {
+        let timeout = self.timeout;
+        for q in self.waiting.values_mut() {
+            while q.front().is_some_and(|w| w.start + timeout <= now) {
+                let mut w = q.pop_front().expect("front exists");
+                w.result.status = Status::Timeout;
+                w.result.phase = Phase::Connect;
+                self.early.push(w.result);
+            }
+        }
+        self.waiting.retain(|_, q| !q.is_empty());
     }
 
     /// Send a ping's request on its target's open connection.
@@ -1605,13 +1724,16 @@ fn queued_error(fd: RawFd, tx: &mut Option<Duration>) -> Option<QueuedError> {
 
 impl Prober for ConnectProber {
     fn ready(&self, target: SocketAddr) -> bool {
-        // A persistent connection being opened carries no ping but its first; once open, any
-        // number. New connections any number.
-        self.mode != Mode::Persistent || !self.flights.values().any(|f| f.spec.target == target)
+        // New connections any number; a persistent connection once open any number, and
+        // while it is being opened the pings that come due wait on it, up to a bound.
+        self.mode != Mode::Persistent
+            || self.waiting.get(&target).map_or(0, VecDeque::len) < MAX_WAITING
     }
 
     fn send(&mut self, spec: ProbeSpec) {
-        self.begin(spec);
+        if !self.wait_on_opening(&spec) {
+            self.begin(spec);
+        }
     }
 
     fn poll(&mut self, until: Instant, done: &mut Vec<PingResult>) -> io::Result<()> {
@@ -1664,7 +1786,10 @@ impl Prober for ConnectProber {
     }
 
     fn in_flight(&self) -> usize {
-        self.flights.len() + self.pipes.values().map(Pipe::live).sum::<usize>() + self.early.len()
+        self.flights.len()
+            + self.pipes.values().map(Pipe::live).sum::<usize>()
+            + self.waiting.values().map(VecDeque::len).sum::<usize>()
+            + self.early.len()
     }
 
     fn interrupt(&mut self, done: &mut Vec<PingResult>) {
