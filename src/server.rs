@@ -188,7 +188,7 @@ impl Server {
             humantime::format_duration(cfg.idle_timeout),
             humantime::format_duration(cfg.line_timeout)
         ));
-        let files = raise_file_limit();
+        let files = crate::net::raise_open_files();
         if files.is_some_and(|n| (n as usize) < cfg.max_clients.saturating_add(16)) {
             self.shared.log(format_args!(
                 "warning: open-file limit {} is below --max-clients {} (+16): raise it with ulimit -n",
@@ -641,30 +641,6 @@ impl Conn<'_> {
         self.reply = reply;
         ok
     }
-}
-
-/// Raise the soft open-file limit to the hard one (one descriptor per client); returns it.
-fn raise_file_limit() -> Option<u64> {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: lim is a valid rlimit to fill and then pass back.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
-            return None;
-        }
-        if lim.rlim_cur < lim.rlim_max {
-            let raised = libc::rlimit {
-                rlim_cur: lim.rlim_max,
-                rlim_max: lim.rlim_max,
-            };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
-                lim.rlim_cur = lim.rlim_max;
-            }
-        }
-    }
-    Some(lim.rlim_cur)
 }
 
 #[cfg(test)]

@@ -300,3 +300,44 @@ fn syn_probes_to_many_loopback_addresses_at_once() {
     }
     drop(srv);
 }
+
+#[test]
+fn many_targets_raise_their_soft_open_file_limit() {
+    // A descriptor per connect probe in flight: the soft limit (often 1024) is raised to the
+    // hard one at start.
+    use std::os::unix::process::CommandExt;
+    let mut cmd = Command::new(BIN);
+    cmd.args(["127.0.0.1:1", "127.0.0.1:2", "-i", "0.2", "-n", "50", "-q"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    // SAFETY: setrlimit is async-signal-safe; nothing else runs in the child.
+    unsafe {
+        cmd.pre_exec(|| {
+            let lim = libc::rlimit {
+                rlim_cur: 64,
+                rlim_max: 4096,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().unwrap();
+    let limits = format!("/proc/{}/limits", child.id());
+    let mut soft = String::new();
+    for _ in 0..50 {
+        std::thread::sleep(Duration::from_millis(20));
+        let text = std::fs::read_to_string(&limits).unwrap_or_default();
+        if let Some(l) = text.lines().find(|l| l.starts_with("Max open files")) {
+            soft = l.split_whitespace().nth(3).unwrap_or("").to_string();
+            if soft == "4096" {
+                break;
+            }
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(soft, "4096", "soft limit of open files");
+}

@@ -692,6 +692,9 @@ pub fn run(args: PingArgs) -> Result<i32, Error> {
             "missing target HOST:PORT (try 'tcpping-diag --help')".into(),
         ));
     }
+    // A descriptor per connect probe in flight and per metrics connection: thousands of
+    // targets need more than the usual soft limit of 1024.
+    crate::net::raise_open_files();
     let waker = Arc::new(Waker::new().map_err(|e| Error::io("create wake-up channel", e))?);
     let stop = Arc::new(AtomicBool::new(false));
     // Privileged first: the raw sockets and the metrics port; then drop every privilege.

@@ -178,7 +178,8 @@ fn open_prober(
             (Box::new(p), setup, true)
         }
         None => {
-            raise_open_files();
+            // connect() probes hold a socket each while in flight.
+            crate::net::raise_open_files();
             let p = TtlConnectProber::new(cfg.timeout, Arc::clone(waker), Arc::clone(stop));
             let setup = Setup {
                 probe: "connect",
@@ -188,22 +189,6 @@ fn open_prober(
             (Box::new(p), setup, false)
         }
     })
-}
-
-/// connect() probes hold a socket each while in flight: raise the soft limit of open files
-/// to the hard one (as the server does).
-fn raise_open_files() {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: lim is a valid rlimit for getrlimit/setrlimit to read and write.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
-            lim.rlim_cur = lim.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-        }
-    }
 }
 
 /// The trace command. Returns the exit status: 0 reached, 1 not.
