@@ -15,36 +15,16 @@ mod pages;
 use std::io::{self, Write};
 use std::path::PathBuf;
 
-use clap::{CommandFactory, ValueEnum};
+use clap::CommandFactory;
 use clap_mangen::roff::{bold, roman, Inline, Roff};
 
-use crate::cli::Cli;
+use crate::cli::{Cli, GenerateArgs, Generated};
 use crate::error::Error;
 
 pub use pages::PAGES;
 
 /// Name of the program, of its main page, and prefix of the subcommands' pages.
 pub const BIN: &str = "tcpping-diag";
-
-/// `tcpping-diag generate`
-#[derive(clap::Args, Debug)]
-pub struct GenerateArgs {
-    /// What to write
-    #[arg(value_enum)]
-    pub what: Generated,
-
-    /// Directory to write into (created when missing)
-    #[arg(value_name = "DIR")]
-    pub dir: PathBuf,
-}
-
-#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Generated {
-    /// Man pages: tcpping-diag.1 and tcpping-diag-SUBCOMMAND.1 for every subcommand
-    Man,
-    /// Shell completions: tcpping-diag.bash, _tcpping-diag (zsh), tcpping-diag.fish
-    Completions,
-}
 
 /// The hand-written part of one man page.
 pub struct Page {
