@@ -66,7 +66,7 @@ pub fn demo() -> Result<i32, Error> {
         ),
     ];
     for (title, args) in steps {
-        if !super::say(format_args!("\n=== {title}\n"))? {
+        if !super::shared::say(format_args!("\n=== {title}\n"))? {
             break; // stdout closed (| head): the demo ends quietly
         }
         let cli = Cli::try_parse_from(std::iter::once("tcpping-diag".to_string()).chain(args))
@@ -75,7 +75,7 @@ pub fn demo() -> Result<i32, Error> {
         cfg.icmp = false;
         ping(cfg)?;
     }
-    super::say(format_args!(
+    super::shared::say(format_args!(
         "\nICMP diagnoses (host unreachable, prohibited, TTL exceeded) need a real path: run `sudo scripts/lab.sh demo`.\n"
     ))?;
     stop.wake();

@@ -5,16 +5,12 @@ mod demo;
 mod multi;
 pub mod ping;
 mod serve;
+mod shared;
 pub mod trace;
-
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
 
 use clap::Parser;
 
 use crate::cli::{Cli, Command};
-use crate::error::Error;
-use crate::net::Waker;
 
 pub use ping::ping;
 pub use serve::serve;
@@ -36,7 +32,7 @@ pub fn run() -> i32 {
         Some(Command::Report(args)) => crate::report::run(args),
         Some(Command::Generate(args)) => crate::manual::generate(&args).and_then(|files| {
             for f in files {
-                if !say(format_args!("{}\n", f.display()))? {
+                if !shared::say(format_args!("{}\n", f.display()))? {
                     break;
                 }
             }
@@ -53,31 +49,4 @@ pub fn run() -> i32 {
             2
         }
     }
-}
-
-/// Write to stdout: Ok(false) when stdout is a closed pipe (`| head`), which ends a command
-/// quietly, as ripgrep does; other write errors name the operation.
-fn say(text: std::fmt::Arguments) -> Result<bool, Error> {
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    match out.write_fmt(text).and_then(|()| out.flush()) {
-        Ok(()) => Ok(true),
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(false),
-        Err(e) => Err(Error::io("write output", e)),
-    }
-}
-
-/// Stop on SIGINT/SIGTERM: set `stop` and wake whoever waits on `waker`.
-fn on_signals(stop: &Arc<AtomicBool>, waker: &Waker) -> Result<(), Error> {
-    use signal_hook::consts::{SIGINT, SIGTERM};
-    for sig in [SIGINT, SIGTERM] {
-        signal_hook::flag::register(sig, Arc::clone(stop))
-            .map_err(|e| Error::io("install signal handler", e))?;
-        let tx = waker
-            .sender()
-            .map_err(|e| Error::io("install signal handler", e))?;
-        signal_hook::low_level::pipe::register(sig, tx)
-            .map_err(|e| Error::io("install signal handler", e))?;
-    }
-    Ok(())
 }

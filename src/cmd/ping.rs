@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::shared;
 use crate::cli::{ClientConfig, Mode, Output};
 use crate::error::Error;
 use crate::icmp::listener::{Capture, RawIcmp};
@@ -19,7 +20,7 @@ use crate::probe::wire::WireTap;
 use crate::probe::{PingResult, ProbeSpec, Prober};
 use crate::report::Recorder;
 use crate::stats::Stats;
-use crate::timing::{InEffect, RxStamping};
+use crate::timing::RxStamping;
 
 /// Ask for the number of pings, as the original client did. An empty answer means "until
 /// interrupted", as ping without -c.
@@ -66,7 +67,7 @@ pub fn ping(mut cfg: ClientConfig) -> Result<i32, Error> {
         cfg.count = prompt_count()?;
     }
     // Kernel receive timestamps before anything else: the kernel switches them on for the
-    // host from deferred work, which has until the first ping to run (`stamps_on`).
+    // host from deferred work, which has until the first ping to run (`shared::stamps_on`).
     let stamping = RxStamping::request();
     if cfg.mode == Mode::Syn {
         return ping_syn(&cfg, stamping);
@@ -100,7 +101,7 @@ pub fn ping(mut cfg: ClientConfig) -> Result<i32, Error> {
     let registry = Arc::new(Registry::new().with_unmatched_log(cfg.verbose));
     let waker = Arc::new(Waker::new().map_err(|e| Error::io("create wake-up channel", e))?);
     let stop = Arc::new(AtomicBool::new(false));
-    super::on_signals(&stop, &waker)?;
+    shared::on_signals(&stop, &waker)?;
     let capture = match raw {
         Some(socks) => {
             let tx = waker
@@ -126,7 +127,7 @@ pub fn ping(mut cfg: ClientConfig) -> Result<i32, Error> {
     .with_wire_tap(wire)
     .with_spin(cfg.interval.is_zero())
     .with_source(cfg.target.ip(), src);
-    stamps_on(stamping.as_ref(), cfg.verbose);
+    shared::stamps_on(stamping.as_ref(), cfg.verbose);
     schedule(&cfg, src, &mut prober, &stop)
 }
 
@@ -148,7 +149,7 @@ fn ping_syn(cfg: &ClientConfig, stamping: Option<RxStamping>) -> Result<i32, Err
         .map_err(|e| Error::io(format!("find a route to {}", cfg.target.ip()), e))?;
     let waker = Arc::new(Waker::new().map_err(|e| Error::io("create wake-up channel", e))?);
     let stop = Arc::new(AtomicBool::new(false));
-    super::on_signals(&stop, &waker)?;
+    shared::on_signals(&stop, &waker)?;
     let mut prober = SynProber::new(
         sockets,
         cfg.flow,
@@ -161,29 +162,8 @@ fn ping_syn(cfg: &ClientConfig, stamping: Option<RxStamping>) -> Result<i32, Err
     .map_err(|e| Error::io("reserve source ports for --syn", e))?
     .with_spin(cfg.interval.is_zero())
     .with_interval(cfg.interval);
-    stamps_on(stamping.as_ref(), cfg.verbose);
+    shared::stamps_on(stamping.as_ref(), cfg.verbose);
     schedule(cfg, Some(src), &mut prober, &stop)
-}
-
-/// How long a run waits at start for the kernel to stamp received packets.
-const STAMPS_ON_WITHIN: Duration = Duration::from_millis(100);
-
-/// Before the first probe: wait until the kernel stamps arriving packets (see
-/// `timing::RxStamping`), at most `STAMPS_ON_WITHIN`; with -v, say when that could not be
-/// confirmed. (Probes whose packets pass earlier fall back to the next clock.)
-pub fn stamps_on(stamping: Option<&RxStamping>, verbose: bool) {
-    let Some(on) = stamping else {
-        return;
-    };
-    if let InEffect::Unconfirmed(why) = on.wait_in_effect(STAMPS_ON_WITHIN) {
-        if verbose {
-            eprintln!(
-                "tcpping-diag: kernel receive timestamps not confirmed on ({why}): probes \
-                 whose packets pass before they are on are timed by the next clock \
-                 (connect_clock / rtt_clock say which)"
-            );
-        }
-    }
 }
 
 /// Send the probes at the configured interval (the next one when the prober is ready for

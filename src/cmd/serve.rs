@@ -12,6 +12,6 @@ use crate::server::Server;
 pub fn serve(cfg: ServerConfig) -> Result<(), Error> {
     let server = Server::bind(cfg)?;
     let stop = Waker::new().map_err(|e| Error::io("create wake-up channel", e))?;
-    super::on_signals(&Arc::new(AtomicBool::new(false)), &stop)?;
+    super::shared::on_signals(&Arc::new(AtomicBool::new(false)), &stop)?;
     server.run(&stop)
 }

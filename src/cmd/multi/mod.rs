@@ -684,7 +684,7 @@ fn open_prober(cfg: &Config, waker: &Arc<Waker>, stop: &Arc<AtomicBool>) -> Resu
 /// `tcpping-diag A:P B:P …` / `-f FILE` / `--metrics ADDR:PORT`: returns the exit status (0
 /// when any target answered, 1 when none did).
 pub fn run(args: PingArgs) -> Result<i32, Error> {
-    // Kernel receive timestamps first (see `ping::stamps_on`).
+    // Kernel receive timestamps first (see `shared::stamps_on`).
     let stamping = crate::timing::RxStamping::request();
     let cfg = Config::from_args(args)?;
     if cfg.cli_targets.is_empty() && cfg.file.is_none() {
@@ -759,7 +759,7 @@ pub fn run(args: PingArgs) -> Result<i32, Error> {
             )
         }
     };
-    super::on_signals(&stop, &waker)?;
+    super::shared::on_signals(&stop, &waker)?;
     let hup = Arc::new(AtomicBool::new(false));
     {
         use signal_hook::consts::SIGHUP;
@@ -771,7 +771,7 @@ pub fn run(args: PingArgs) -> Result<i32, Error> {
         signal_hook::low_level::pipe::register(SIGHUP, tx)
             .map_err(|e| Error::io("install signal handler", e))?;
     }
-    super::ping::stamps_on(stamping.as_ref(), cfg.template.verbose);
+    super::shared::stamps_on(stamping.as_ref(), cfg.template.verbose);
     let metrics = http.is_some().then(|| Arc::new(Metrics::new()));
     let server = match (http, &metrics) {
         (Some(h), Some(m)) => Some(

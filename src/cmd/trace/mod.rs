@@ -199,7 +199,7 @@ pub fn trace(cfg: TraceConfig) -> Result<i32, Error> {
     // effect before the first probe (`timing::RxStamping`).
     let stamping = crate::timing::RxStamping::request();
     let (mut prober, setup, constant) = open_prober(&cfg, &waker, &stop)?;
-    super::on_signals(&stop, &waker)?;
+    super::shared::on_signals(&stop, &waker)?;
     if let Some(on) = &stamping {
         let _ = on.wait_in_effect(STAMPS_ON_WITHIN);
     }
