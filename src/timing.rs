@@ -203,9 +203,8 @@ pub fn parse_scm_timestamping(data: &[u8]) -> Option<Duration> {
     })
 }
 
-/// The kernel's handshake round trip from TCP_INFO, when it measured one cleanly
-/// (a sample exists and no SYN was retransmitted).
-pub fn handshake_rtt(fd: RawFd) -> Option<Duration> {
+/// The socket's TCP_INFO. None when getsockopt fails (not a TCP socket, closed).
+fn tcp_info(fd: RawFd) -> Option<libc::tcp_info> {
     let mut info = MaybeUninit::<libc::tcp_info>::zeroed();
     let mut len = mem::size_of::<libc::tcp_info>() as libc::socklen_t;
     // SAFETY: info is a writable tcp_info of `len` bytes.
@@ -218,11 +217,14 @@ pub fn handshake_rtt(fd: RawFd) -> Option<Duration> {
             &mut len,
         )
     };
-    if rc != 0 {
-        return None;
-    }
     // SAFETY: zero-initialised and (partly) filled by the kernel: every bit pattern is valid.
-    let info = unsafe { info.assume_init() };
+    (rc == 0).then(|| unsafe { info.assume_init() })
+}
+
+/// The kernel's handshake round trip from TCP_INFO, when it measured one cleanly
+/// (a sample exists and no SYN was retransmitted).
+pub fn handshake_rtt(fd: RawFd) -> Option<Duration> {
+    let info = tcp_info(fd)?;
     (info.tcpi_rtt > 0 && info.tcpi_total_retrans == 0 && info.tcpi_retransmits == 0)
         .then(|| Duration::from_micros(u64::from(info.tcpi_rtt)))
 }
@@ -233,20 +235,7 @@ const TCP_ESTABLISHED: u8 = 1;
 /// Whether the TCP connection is still established (TCP_INFO's state): an ICMP error the
 /// kernel reported on it (`recv` failed once) leaves it so; a reset does not.
 pub fn tcp_established(fd: RawFd) -> bool {
-    let mut info = MaybeUninit::<libc::tcp_info>::zeroed();
-    let mut len = mem::size_of::<libc::tcp_info>() as libc::socklen_t;
-    // SAFETY: info is a writable tcp_info of `len` bytes.
-    let rc = unsafe {
-        libc::getsockopt(
-            fd,
-            libc::IPPROTO_TCP,
-            libc::TCP_INFO,
-            info.as_mut_ptr() as *mut libc::c_void,
-            &mut len,
-        )
-    };
-    // SAFETY: zero-initialised and (partly) filled by the kernel: every bit pattern is valid.
-    rc == 0 && unsafe { info.assume_init() }.tcpi_state == TCP_ESTABLISHED
+    tcp_info(fd).is_some_and(|i| i.tcpi_state == TCP_ESTABLISHED)
 }
 
 /// recv() that also returns the receive software timestamp of the data, when it has one
