@@ -999,6 +999,9 @@ struct Pipe {
     buf: Vec<u8>,
     /// When the ICMP listener's last report on the connection was attributed.
     attributed_at: Option<Instant>,
+    /// A receive failed (the errno in words) with no raw copy of its ICMP error attributed
+    /// yet: acted on when the copy is attributed or at this deadline, whichever is first.
+    failed: Option<(String, Instant)>,
     reqs: VecDeque<Req>,
 }
 
@@ -1012,9 +1015,11 @@ impl Pipe {
     }
 
     fn next_deadline(&self) -> Option<Instant> {
+        let failed = self.failed.as_ref().map(|&(_, until)| until);
         self.reqs
             .iter()
             .filter_map(|r| r.ping.as_ref().map(|p| p.deadline))
+            .chain(failed)
             .min()
     }
 
@@ -1139,6 +1144,7 @@ impl ConnectProber {
             ids,
             buf: Vec::new(),
             attributed_at: None,
+            failed: None,
             reqs: VecDeque::new(),
         };
         self.pipes.insert(tok, pipe);
@@ -1390,34 +1396,58 @@ impl ConnectProber {
         r
     }
 
-    /// The ICMP listener's report on the pipe's connection, waiting a moment for it when
-    /// the kernel reported the error first (it delivers to raw sockets before TCP, but the
-    /// listener thread may not have read it yet).
-    fn pipe_report(&self, port: u16) -> Option<(IcmpReport, Option<u32>)> {
-        let until = Instant::now() + RAW_GRACE;
-        loop {
-            let r = self.registry.take_report(port);
-            if r.is_some() || !self.raw_capture || Instant::now() >= until {
-                return r;
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        }
-    }
-
     /// A receive failed (`e`). An ICMP error the kernel reported on a connection it keeps
     /// concludes the ping it is about (see `pipe_attributed`; without raw capture the error
     /// queue already gave it to the oldest ping waiting). A connection that is over (reset,
     /// or an error that ended it) concludes every ping on it, with the ICMP error behind
     /// the failure when there is one.
+    ///
+    /// The kernel delivers an ICMP error to raw sockets before TCP, but the listener thread
+    /// may not have attributed its copy yet: then the failure waits for it (`Pipe::failed`),
+    /// at most [`RAW_GRACE`], without holding up the event loop.
     fn pipe_failed(&mut self, tok: Token, e: io::Error) {
-        let Some(p) = self.pipes.get(&tok) else {
+        let Some(p) = self.pipes.get_mut(&tok) else {
+            return;
+        };
+        if p.failed.is_some() {
+            return; // already waiting for the raw copy
+        }
+        let port = p.conn.local.port();
+        let report = self.registry.take_report(port);
+        if report.is_none() && self.raw_capture && icmp_errno(&e) {
+            p.failed = Some((describe_io(&e), Instant::now() + RAW_GRACE));
+            return;
+        }
+        self.pipe_failed_with(tok, report, describe_io(&e));
+    }
+
+    /// A pending receive failure whose raw copy was attributed (`report`) or whose wait ran
+    /// out (None).
+    fn pipe_failed_settle(&mut self, tok: Token) {
+        let Some(p) = self.pipes.get_mut(&tok) else {
+            return;
+        };
+        let Some((words, _)) = p.failed.take() else {
             return;
         };
         let port = p.conn.local.port();
+        let report = self.registry.take_report(port);
+        self.pipe_failed_with(tok, report, words);
+    }
+
+    /// A receive failed (the errno in `words`), with the listener's report when it has one.
+    fn pipe_failed_with(
+        &mut self,
+        tok: Token,
+        report: Option<(IcmpReport, Option<u32>)>,
+        words: String,
+    ) {
+        let Some(p) = self.pipes.get(&tok) else {
+            return;
+        };
         let registered = p.registered;
         let target = p.target;
         let fd = p.conn.sock.as_raw_fd();
-        let report = self.pipe_report(port);
         if timing::tcp_established(fd) {
             match report {
                 Some((r, quoted)) => self.pipe_attribute(tok, r, quoted),
@@ -1431,7 +1461,7 @@ impl ConnectProber {
                         .get(&tok)
                         .and_then(|p| p.reqs.iter().position(|r| r.ping.is_some()));
                     if let Some(i) = oldest {
-                        self.pipe_conclude(tok, i, Status::Error(describe_io(&e)), None);
+                        self.pipe_conclude(tok, i, Status::Error(words), None);
                     }
                 }
             }
@@ -1460,10 +1490,7 @@ impl ConnectProber {
             Some(r) => self.close_pipe(tok, |start| {
                 Status::Icmp(Self::report_for(&r, registered, start))
             }),
-            None => {
-                let words = describe_io(&e);
-                self.close_pipe(tok, |_| Status::Error(words.clone()));
-            }
+            None => self.close_pipe(tok, |_| Status::Error(words.clone())),
         }
     }
 
@@ -1622,6 +1649,11 @@ impl ConnectProber {
     /// whose bytes it quotes (the oldest waiting when the quote cannot tell); an error about
     /// a ping already concluded is late.
     fn pipe_attributed(&mut self, tok: Token, port: u16) {
+        if self.pipes.get(&tok).is_some_and(|p| p.failed.is_some()) {
+            // The copy a pending receive failure was waiting for.
+            self.pipe_failed_settle(tok);
+            return;
+        }
         if let Some((report, quoted)) = self.registry.take_report(port) {
             self.pipe_attribute(tok, report, quoted);
         }
@@ -1667,6 +1699,14 @@ impl ConnectProber {
     /// Pings on the pipe whose time ran out waiting for their echo: timeouts; their
     /// requests stay remembered, so a late echo is not taken for a later ping's.
     fn pipe_expire(&mut self, tok: Token, now: Instant) {
+        // A receive failure whose raw copy never came: the errno, before any timeout.
+        if self
+            .pipes
+            .get(&tok)
+            .is_some_and(|p| p.failed.as_ref().is_some_and(|&(_, until)| until <= now))
+        {
+            self.pipe_failed_settle(tok);
+        }
         let Some(p) = self.pipes.get(&tok) else {
             return;
         };
@@ -1925,6 +1965,7 @@ mod tests {
             ids: false,
             buf: Vec::new(),
             attributed_at: None,
+            failed: None,
             reqs,
         }
     }
