@@ -386,28 +386,37 @@ scen_trace-unprivileged() {
     tverdict "$W/tunpriv-reject.json" path_ends "path ends at hop 2: $T_R2 says communication administratively prohibited"
     # Times: unprivileged, from the clock read before connect() to the ICMP's kernel receive
     # stamp (the target: TCP_INFO's SYN to SYN-ACK), against the SYN probes' wire times: the
-    # same within 20 µs at every hop (medians over 10 cycles of 3 queries), IPv4 and IPv6
-    local cmp dst f
+    # same within 20 µs at every hop, IPv4 and IPv6. Three rounds of 10 cycles of each kind,
+    # taking turns; compared by the fastest time per hop (delays on a busy machine only add
+    # to a time, so the minimum shows the clocks' agreement; the medians are printed too).
+    local cmp dst f round
     for dst in "$T_SRV" "[$T6_SRV]"; do
         f=$W/ttimes-$(tr -dc '0-9a-f' <<<"$dst")
-        echo "  \$ setpriv --reuid=nobody ... tcpping-diag trace $dst:$T_PORT_OPEN --cycles 10 -i 0.05 -W 3 --json" >&2
-        set +e
-        tns cli timeout --foreground 60 setpriv --reuid=nobody --regid=nogroup --clear-groups \
-            --inh-caps=-all --bounding-set=-all "$d/tcpping-diag" trace "$dst:$T_PORT_OPEN" --cycles 10 -i 0.05 -W 3 --json \
-            >"$f-connect.json" 2>"$f-connect.err" </dev/null
-        CLIENT_RC=$?
-        set -e
-        rc_is 0 "reached (unprivileged, 10 cycles, $dst)"
-        tclient "$f-syn" "$dst:$T_PORT_OPEN" --probe syn --cycles 10 -i 0.05 -W 3
-        rc_is 0 "reached (SYN probes, 10 cycles, $dst)"
+        : >"$f-connect.json"
+        : >"$f-syn.json"
+        for round in 1 2 3; do
+            echo "  \$ setpriv --reuid=nobody ... tcpping-diag trace $dst:$T_PORT_OPEN --cycles 10 -i 0.05 -W 3 --json   # round $round" >&2
+            set +e
+            tns cli timeout --foreground 60 setpriv --reuid=nobody --regid=nogroup --clear-groups \
+                --inh-caps=-all --bounding-set=-all "$d/tcpping-diag" trace "$dst:$T_PORT_OPEN" --cycles 10 -i 0.05 -W 3 --json \
+                >>"$f-connect.json" 2>"$f-connect.err" </dev/null
+            CLIENT_RC=$?
+            set -e
+            rc_is 0 "reached (unprivileged, 10 cycles, $dst)"
+            tclient "$f-syn-$round" "$dst:$T_PORT_OPEN" --probe syn --cycles 10 -i 0.05 -W 3
+            rc_is 0 "reached (SYN probes, 10 cycles, $dst)"
+            cat "$f-syn-$round.json" >>"$f-syn.json"
+        done
         cmp=$(jq -n -c --slurpfile u "$f-connect.json" --slurpfile s "$f-syn.json" '
             def med: sort | .[(length / 2 | floor)];
-            def per_hop($ev): [$ev[] | select(.type == "probe" and .rtt_ms != null)]
-                | group_by(.hop) | map({key: (.[0].hop | tostring), value: (map(.rtt_ms) | med)}) | from_entries;
-            per_hop($u) as $a | per_hop($s) as $b
-            | [range(1; 5) | tostring | {hop: ., connect: $a[.], syn: $b[.],
+            def per_hop($ev; f): [$ev[] | select(.type == "probe" and .rtt_ms != null)]
+                | group_by(.hop) | map({key: (.[0].hop | tostring), value: (map(.rtt_ms) | f)}) | from_entries;
+            per_hop($u; min) as $a | per_hop($s; min) as $b
+            | per_hop($u; med) as $am | per_hop($s; med) as $bm
+            | [range(1; 5) | tostring | {hop: ., connect_min: $a[.], syn_min: $b[.],
+                connect_median: $am[.], syn_median: $bm[.],
                 ok: ($a[.] != null and $b[.] != null and ((($a[.] - $b[.]) | fabs) <= 0.020))}]')
-        echo "    $dst: median rtt_ms per hop, connect() vs SYN: $cmp" >&2
+        echo "    $dst: rtt_ms per hop (fastest and median of 30 cycles), connect() vs SYN: $cmp" >&2
         jq -e 'length == 4 and all(.ok)' <<<"$cmp" >/dev/null ||
             fail "$dst: unprivileged times differ from the SYN probes' by more than 20 µs at some hop: $cmp"
     done
