@@ -1148,24 +1148,6 @@ fn on_a_terminal_it_asks_and_an_empty_answer_pings_until_interrupted() {
     assert!(text.contains("2 pings sent, 2 replies"), "{text}");
 }
 
-/// A loopback port that never answers a SYN: a listener whose accept queue is full (one
-/// connection, never accepted, fills a backlog of 0), so the kernel drops new SYNs.
-fn dropping_target() -> (socket2::Socket, std::net::TcpStream, std::net::SocketAddr) {
-    use socket2::{Domain, Socket, Type};
-    let l = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
-    l.bind(
-        &"127.0.0.1:0"
-            .parse::<std::net::SocketAddr>()
-            .unwrap()
-            .into(),
-    )
-    .unwrap();
-    l.listen(0).unwrap();
-    let addr = l.local_addr().unwrap().as_socket().unwrap();
-    let filler = std::net::TcpStream::connect(addr).unwrap();
-    (l, filler, addr)
-}
-
 #[test]
 fn a_ping_starts_every_interval_whatever_is_still_in_flight() {
     every_interval_whatever_is_in_flight(&[]);
@@ -1196,26 +1178,10 @@ fn every_interval_whatever_is_in_flight(mode: &[&str]) {
     let out = client(&args);
     let took = t.elapsed();
     let v = json_lines(&out);
-    let p = pings(&v);
-    assert_eq!(p.len(), 5, "{v:?}");
-    for e in &p {
-        assert_eq!(e["status"], "timeout", "{e}");
+    assert_started_every_interval(&v, took);
+    for e in pings(&v) {
         assert_eq!(e["phase"], "connect", "{e}");
     }
-    // Five starts 0.1 s apart, the last one's 0.5 s timeout: about 0.9 s, not 5 × 0.5 s.
-    assert!(took < Duration::from_millis(1800), "{took:?}");
-    let ts: Vec<f64> = p.iter().map(|e| e["ts"].as_f64().unwrap()).collect();
-    let first = ts.iter().cloned().fold(f64::INFINITY, f64::min);
-    let last = ts.iter().cloned().fold(0.0, f64::max);
-    assert!(
-        last - first < 0.49,
-        "started within the first timeout: {ts:?}"
-    );
-    let s = summary(&v);
-    assert_eq!(
-        (s["sent"].as_u64(), s["timeout"].as_u64()),
-        (Some(5), Some(5))
-    );
     // Several in flight when Ctrl-C comes: each counts as sent and interrupted.
     let child = Command::new(BIN)
         .args([&target, "-n", "50", "-i", "0.1", "-W", "5", "--json"])

@@ -181,3 +181,39 @@ pub fn copy_binary(dest: &std::path::Path) {
     assert!(status.success(), "cp {BIN} {}: {status}", dest.display());
     std::fs::set_permissions(dest, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
+
+/// A loopback port that never answers a SYN: a listener whose accept queue is full (one
+/// connection, never accepted, fills a backlog of 0), so the kernel drops new SYNs. Keep all
+/// three alive for as long as the port must drop.
+pub fn dropping_target() -> (socket2::Socket, std::net::TcpStream, SocketAddr) {
+    use socket2::{Domain, Socket, Type};
+    let l = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    l.bind(&any.into()).unwrap();
+    l.listen(0).unwrap();
+    let addr = l.local_addr().unwrap().as_socket().unwrap();
+    let filler = std::net::TcpStream::connect(addr).unwrap();
+    (l, filler, addr)
+}
+
+/// Five pings at `-i 0.1 -W 0.5` to a dropping target (`v`, the run's events; `took`, its
+/// wall time): five timeouts, all started within the first one's timeout, the run about
+/// 0.9 s (not 5 × 0.5 s, one at a time).
+pub fn assert_started_every_interval(v: &[serde_json::Value], took: Duration) {
+    let p = pings(v);
+    assert_eq!(p.len(), 5, "{v:?}");
+    assert!(p.iter().all(|e| e["status"] == "timeout"), "{v:?}");
+    assert!(took < Duration::from_millis(1800), "{took:?}");
+    let ts: Vec<f64> = p.iter().map(|e| e["ts"].as_f64().unwrap()).collect();
+    let first = ts.iter().cloned().fold(f64::INFINITY, f64::min);
+    let last = ts.iter().cloned().fold(0.0, f64::max);
+    assert!(
+        last - first < 0.49,
+        "started within the first timeout: {ts:?}"
+    );
+    let s = summary(v);
+    assert_eq!(
+        (s["sent"].as_u64(), s["timeout"].as_u64()),
+        (Some(5), Some(5))
+    );
+}
