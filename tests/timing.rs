@@ -37,8 +37,13 @@ const PROCESSES: usize = 40;
 /// How long real-time threads keep every CPU from the kernel's workers.
 const HOG: Duration = Duration::from_millis(50);
 /// The capture and the JSON have 1 µs resolution each, and tcpdump stamps a SYN-ACK about
-/// a microsecond after the kernel's own stamp: closer than this is agreement.
-const RESOLUTION_US: f64 = 3.0;
+/// a microsecond after the kernel's own stamp. When the host's timestamping is off while a
+/// packet passes, each packet socket stamps it on delivery, one after the other: here the
+/// wire tap's handshake then came out a steady 4 µs shorter than tcpdump's (737 against
+/// 741 µs, 2172 against 2176 µs; 5 of 8 runs on an idle machine, the code before this
+/// session's changes failing the same way). Closer than this is agreement; the bug this test
+/// guards against was hundreds of µs (2 µs reported for 392 µs).
+const RESOLUTION_US: f64 = 8.0;
 /// A handshake timed on the wire must be within this of tcpdump's.
 const WIRE_CLOCK_US: f64 = 20.0;
 
