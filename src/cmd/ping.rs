@@ -16,7 +16,7 @@ use crate::output::Reporter;
 use crate::privilege;
 use crate::probe::connect::ConnectProber;
 use crate::probe::syn::{SynProber, SynSockets};
-use crate::probe::wire::WireTap;
+use crate::probe::tap::WireTap;
 use crate::probe::{PingResult, ProbeSpec, Prober};
 use crate::report::Recorder;
 use crate::stats::Stats;

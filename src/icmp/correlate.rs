@@ -5,7 +5,7 @@
 //! ping's exact 4-tuple: our source address and port, the target's address and port.
 //!
 //! When the ping's initial sequence number is known (the packet socket saw its SYN leave,
-//! see `wire`), the quoted sequence number must also be one the connection has used, from
+//! see `probe::tap`), the quoted sequence number must also be one the connection has used, from
 //! the ISN to the ISN plus the SYN and every byte sent, as Linux's tcp_v4_err /
 //! tcp_v6_err check it (there between snd_una and snd_nxt): an off-path forger who guessed
 //! the port still has to guess a sequence number within that window. The ISN is read right

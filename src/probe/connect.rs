@@ -27,7 +27,7 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use socket2::{Domain, Protocol, Socket, Type};
 
-use super::wire::{Handshake, WireTap};
+use super::tap::{Handshake, WireTap};
 use super::{Clock, IcmpTally, Mode, Notice, PingResult, ProbeSpec, Prober, Status};
 use crate::icmp::correlate::Unmatched;
 use crate::icmp::listener::Capture;
@@ -189,7 +189,7 @@ pub struct ConnectProber {
     capture: Option<Capture>,
     /// Keeps the kernel's timestamping switched on between pings (see `timing`).
     _timestamping: Option<std::net::UdpSocket>,
-    /// Wire timestamps of the handshakes, when privileged (see `wire`).
+    /// Wire timestamps of the handshakes, when privileged (see `tap`).
     wire: Option<WireTap>,
     poll: Poll,
     events: Events,

@@ -5,18 +5,22 @@
 //! the many-targets loop build on the same interface). The kinds:
 //! - [`connect`]: a TCP connection per probe (or one for all), the request, the echo;
 //! - [`syn`]: a half-open SYN built with pnet, answered by SYN-ACK, RST or an ICMP error;
-//! - [`wire`]: the packet socket both read for wire timestamps (and `syn` for its answers);
 //! - [`ttl_connect`]: connect() with a TTL and the socket error queue, for `trace` without
 //!   CAP_NET_RAW.
+//!
+//! The capture sockets they share:
+//! - [`capture`]: the packet socket (AF_PACKET) with its classic BPF filters, and the filter
+//!   of `syn`'s answers;
+//! - [`tap`]: the wire tap that `connect` reads for the wire timestamps of its handshakes.
 //!
 //! Sending, matching answers to probes, and accounting are separate: the matching of each
 //! kind is a pure function over captured bytes, tested without root.
 
+pub mod capture;
 pub mod connect;
-pub mod packet;
 pub mod syn;
+pub mod tap;
 pub mod ttl_connect;
-pub mod wire;
 
 use std::io;
 use std::net::SocketAddr;

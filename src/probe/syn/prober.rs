@@ -17,7 +17,7 @@ use super::Flow;
 use crate::icmp::correlate::Unmatched;
 use crate::icmp::parse::IcmpError;
 use crate::net::{self, Waker};
-use crate::probe::packet::SNAP;
+use crate::probe::capture::SNAP;
 use crate::probe::{IcmpTally, PingResult, ProbeSpec, Prober, Status};
 
 /// Distance between the sequence numbers of two probes of a flow: more than any receive

@@ -15,7 +15,7 @@ use super::prober::SEQ_STEP;
 use super::tests::{at, fixture, sa, spec};
 use super::{AnswerKind, Flow, SynIo, SynProber};
 use crate::net::Waker;
-use crate::probe::packet::Received;
+use crate::probe::capture::Received;
 use crate::probe::{Clock, PingResult, Prober, Status};
 
 /// What the fake saw sent, and what it has to show.

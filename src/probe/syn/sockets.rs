@@ -10,7 +10,7 @@ use std::time::Duration;
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::net::{self, Waker};
-use crate::probe::packet::{answers_filter, PacketSocket, Received};
+use crate::probe::capture::{answers_filter, PacketSocket, Received};
 
 /// What the SYN prober needs of the world: send packets, capture packets, wait.
 pub trait SynIo {

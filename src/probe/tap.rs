@@ -23,7 +23,7 @@ use std::io;
 use std::os::fd::RawFd;
 use std::time::Duration;
 
-use super::packet::{PacketSocket, PACKET_OUTGOING};
+use super::capture::{PacketSocket, PACKET_OUTGOING};
 
 /// Bytes of each packet kept: the IP and TCP headers are enough.
 const SNAP: u32 = 128;
@@ -34,8 +34,8 @@ const SNAP: u32 = 128;
 /// dropped in the kernel, so each handshake costs two packets here instead of four.
 /// Packets start at the IP header (SOCK_DGRAM packet socket).
 pub fn syn_filter(port: u16) -> Vec<libc::sock_filter> {
-    use super::packet::bpf::Op::*;
-    use super::packet::bpf::*;
+    use super::capture::bpf::Op::*;
+    use super::capture::bpf::*;
     let p = u32::from(port);
     assemble(&[
         I(LD | W | ABS, SKF_AD_PKTTYPE),
@@ -250,8 +250,8 @@ impl WireTap {
 
 #[cfg(test)]
 mod tests {
-    use super::super::packet::bpf::{JA, JMP, RET};
-    use super::super::packet::run_filter;
+    use super::super::capture::bpf::{JA, JMP, RET};
+    use super::super::capture::run_filter;
     use super::*;
 
     /// A SYN-ACK answering `syn` (ports swapped, ACK set), for the filter.
