@@ -18,6 +18,7 @@ pub mod manual;
 pub mod metrics;
 pub mod net;
 pub mod output;
+pub mod packet;
 pub mod privilege;
 pub mod probe;
 pub mod report;

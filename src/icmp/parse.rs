@@ -19,10 +19,10 @@ use std::fmt;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
 use etherparse::icmpv4::{DestUnreachableHeader, ParameterProblemHeader};
-use etherparse::{
-    Icmpv4Slice, Icmpv4Type, Icmpv6Slice, Icmpv6Type, IpNumber, Ipv6ExtensionSlice, LaxIpv4Slice,
-    LaxIpv6Slice,
-};
+use etherparse::{Icmpv4Slice, Icmpv4Type, Icmpv6Slice, Icmpv6Type, IpNumber, LaxIpv4Slice};
+
+use crate::packet::ip::{self, Ip};
+use crate::packet::tcp::TcpPrefix;
 
 /// The TCP endpoints and sequence number quoted inside an ICMP error (only the first 8
 /// bytes of TCP are guaranteed; the ports are read from bytes 0..4, the sequence number
@@ -150,7 +150,7 @@ pub fn parse_icmpv4_packet(buf: &[u8]) -> Result<Option<IcmpError>, ParseError> 
         },
         _ => return Ok(None),
     };
-    let (quoted, quoted_proto) = quoted_v4(icmp.payload());
+    let (quoted, quoted_proto) = quoted(Ip::v4(icmp.payload()));
     Ok(Some(IcmpError {
         from: IpAddr::V4(header.source_addr()),
         v6: false,
@@ -185,7 +185,7 @@ pub fn parse_icmpv6_message(buf: &[u8], from: Ipv6Addr) -> Result<Option<IcmpErr
         }
         _ => 0,
     };
-    let (quoted, quoted_proto) = quoted_v6(icmp.payload());
+    let (quoted, quoted_proto) = quoted(Ip::v6(icmp.payload()));
     Ok(Some(IcmpError {
         from: IpAddr::V6(from),
         v6: true,
@@ -199,82 +199,25 @@ pub fn parse_icmpv6_message(buf: &[u8], from: Ipv6Addr) -> Result<Option<IcmpErr
     }))
 }
 
-/// Ports (bytes 0..4) and, when present, the sequence number (bytes 4..8) of a quoted TCP
-/// header.
-fn tcp_start(tcp: &[u8]) -> Option<(u16, u16, Option<u32>)> {
-    match tcp {
-        [a, b, c, d, rest @ ..] => {
-            let seq = match rest {
-                [e, f, g, h, ..] => Some(u32::from_be_bytes([*e, *f, *g, *h])),
-                _ => None,
-            };
-            Some((
-                u16::from_be_bytes([*a, *b]),
-                u16::from_be_bytes([*c, *d]),
-                seq,
-            ))
-        }
-        _ => None,
-    }
-}
-
-/// The quoted packet of an ICMPv4 error: an IPv4 header (maybe with options) and the start
-/// of its payload.
-fn quoted_v4(q: &[u8]) -> (Option<QuotedTcp>, Option<u8>) {
-    let Ok((ip, auth_err)) = LaxIpv4Slice::from_slice(q) else {
+/// The TCP endpoints and sequence number quoted in an ICMP error (the quote read by the
+/// `ip` view: `Ip::v4` for ICMP, `Ip::v6` for ICMPv6), and the quoted packet's protocol.
+fn quoted(ip: Option<Ip>) -> (Option<QuotedTcp>, Option<u8>) {
+    // None: the header, an IPv4 authentication header or an IPv6 extension header is cut
+    // off or invalid: the upper protocol is unknown.
+    let Some(ip) = ip else {
         return (None, None);
     };
-    if auth_err.is_some() {
-        // An authentication header that could not be read hides the upper protocol.
-        return (None, None);
-    }
-    let header = ip.header();
-    let payload = ip.payload();
-    let proto = payload.ip_number;
+    let proto = ip.protocol();
     // A non-first fragment does not start with the TCP header.
-    if proto != IpNumber::TCP || header.fragments_offset().value() != 0 {
-        return (None, Some(proto.0));
+    if proto != ip::proto::TCP || ip.later_fragment() {
+        return (None, Some(proto));
     }
-    let quoted = tcp_start(payload.payload).map(|(sport, dport, seq)| QuotedTcp {
-        src: SocketAddr::new(IpAddr::V4(header.source_addr()), sport),
-        dst: SocketAddr::new(IpAddr::V4(header.destination_addr()), dport),
-        seq,
+    let quoted = TcpPrefix::new_checked(ip.payload()).map(|t| QuotedTcp {
+        src: SocketAddr::new(ip.src(), t.src_port()),
+        dst: SocketAddr::new(ip.dst(), t.dst_port()),
+        seq: t.seq(),
     });
-    (quoted, Some(proto.0))
-}
-
-/// The quoted packet of an ICMPv6 error: an IPv6 header, maybe extension headers, and the
-/// start of the upper-layer header.
-fn quoted_v6(q: &[u8]) -> (Option<QuotedTcp>, Option<u8>) {
-    let Ok((ip, ext_err)) = LaxIpv6Slice::from_slice(q) else {
-        return (None, None);
-    };
-    if ext_err.is_some() {
-        // An extension header is cut off or invalid: the upper protocol is unknown.
-        return (None, None);
-    }
-    let payload = ip.payload();
-    let proto = payload.ip_number;
-    let later_fragment = ip.extensions().clone().into_iter().any(|ext| match ext {
-        // Offset = the top 13 bits of bytes 2..4. Read them directly: etherparse 0.16's
-        // Ipv6FragmentHeaderSlice::fragment_offset() mixes in the M flag bit, so it reports
-        // offset 1 for a first fragment with more fragments following.
-        Ipv6ExtensionSlice::Fragment(frag) => match frag.slice() {
-            [_, _, hi, lo, ..] => u16::from_be_bytes([*hi, *lo]) >> 3 != 0,
-            _ => false,
-        },
-        _ => false,
-    });
-    if proto != IpNumber::TCP || later_fragment {
-        return (None, Some(proto.0));
-    }
-    let header = ip.header();
-    let quoted = tcp_start(payload.payload).map(|(sport, dport, seq)| QuotedTcp {
-        src: SocketAddr::new(IpAddr::V6(header.source_addr()), sport),
-        dst: SocketAddr::new(IpAddr::V6(header.destination_addr()), dport),
-        seq,
-    });
-    (quoted, Some(proto.0))
+    (quoted, Some(proto))
 }
 
 /// Text for one ICMP error.

@@ -24,6 +24,8 @@ use std::os::fd::RawFd;
 use std::time::Duration;
 
 use super::capture::{PacketSocket, PACKET_OUTGOING};
+use crate::packet::ip;
+use crate::packet::tcp::{Flags, TcpPrefix};
 
 /// Bytes of each packet kept: the IP and TCP headers are enough.
 const SNAP: u32 = 128;
@@ -108,19 +110,18 @@ pub struct SynHeader {
 
 /// Ports, sequence number and flags of a TCP segment given from its IP header on.
 pub fn parse_syn(pkt: &[u8]) -> Option<SynHeader> {
+    // The filter passed only TCP right after the IP header (IPv6: no extension headers).
     let tcp = match pkt.first()? >> 4 {
-        4 => pkt.get(usize::from(pkt[0] & 0x0f) * 4..)?,
-        6 => pkt.get(40..)?,
+        4 => pkt.get(ip::v4_header_len(pkt[0])..)?,
+        6 => pkt.get(ip::V6_HEADER_LEN..)?,
         _ => return None,
     };
-    if tcp.len() < 14 {
-        return None;
-    }
+    let t = TcpPrefix::new_checked(tcp)?;
     Some(SynHeader {
-        src_port: u16::from_be_bytes([tcp[0], tcp[1]]),
-        dst_port: u16::from_be_bytes([tcp[2], tcp[3]]),
-        seq: u32::from_be_bytes([tcp[4], tcp[5], tcp[6], tcp[7]]),
-        flags: tcp[13],
+        src_port: t.src_port(),
+        dst_port: t.dst_port(),
+        seq: t.seq()?,
+        flags: t.flags()?.0,
     })
 }
 
@@ -221,7 +222,7 @@ impl WireTap {
             let more = f(Syn {
                 src_port: h.src_port,
                 dst_port: h.dst_port,
-                ack: h.flags & 0x10 != 0,
+                ack: Flags(h.flags).ack(),
                 outgoing: got.outgoing,
                 seq: h.seq,
                 at: got.at,

@@ -3,7 +3,8 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use etherparse::{LaxIpv6Slice, LaxNetSlice, LaxSlicedPacket, TransportSlice};
+use crate::packet::ip::{proto, Ip};
+use crate::packet::tcp::Tcp;
 
 use crate::icmp::parse::{parse_icmpv4_packet, parse_icmpv6_message, IcmpError};
 
@@ -54,66 +55,41 @@ pub enum Seen {
 /// Read one packet (from its IP header on; possibly cut at the snap length) as the packet
 /// socket gave it. None: nothing a SYN probe looks at (or malformed).
 pub fn classify(pkt: &[u8], outgoing: bool) -> Option<Seen> {
-    match pkt.first()? >> 4 {
-        4 if pkt.get(9) == Some(&1) => {
-            return (!outgoing)
-                .then(|| parse_icmpv4_packet(pkt).ok().flatten().map(Seen::Icmp))
-                .flatten();
+    let ip = Ip::parse(pkt)?;
+    match (ip.protocol(), ip.src()) {
+        (proto::ICMP, IpAddr::V4(_)) if !outgoing => {
+            return parse_icmpv4_packet(pkt).ok().flatten().map(Seen::Icmp);
         }
-        6 if !outgoing => {
-            let (ip, _) = LaxIpv6Slice::from_slice(pkt).ok()?;
-            let payload = ip.payload();
-            if payload.ip_number == etherparse::IpNumber::IPV6_ICMP {
-                let from = ip.header().source_addr();
-                return parse_icmpv6_message(payload.payload, from)
-                    .ok()
-                    .flatten()
-                    .map(Seen::Icmp);
-            }
+        (proto::ICMPV6, IpAddr::V6(from)) if !outgoing => {
+            return parse_icmpv6_message(ip.payload(), from)
+                .ok()
+                .flatten()
+                .map(Seen::Icmp);
         }
-        4 | 6 => {}
+        (proto::TCP, _) if !ip.fragmented() => {}
         _ => return None,
     }
-    let p = LaxSlicedPacket::from_ip(pkt).ok()?;
-    let (src, dst) = match p.net? {
-        LaxNetSlice::Ipv4(ip) => (
-            IpAddr::V4(ip.header().source_addr()),
-            IpAddr::V4(ip.header().destination_addr()),
-        ),
-        LaxNetSlice::Ipv6(ip) => (
-            IpAddr::V6(ip.header().source_addr()),
-            IpAddr::V6(ip.header().destination_addr()),
-        ),
+    let t = Tcp::new_checked(ip.payload()).ok()?;
+    let src = SocketAddr::new(ip.src(), t.src_port());
+    let dst = SocketAddr::new(ip.dst(), t.dst_port());
+    let answer = |kind| {
+        Some(Seen::Answer {
+            from: src,
+            to: dst,
+            ack: t.ack(),
+            kind,
+        })
     };
-    let Some(TransportSlice::Tcp(t)) = p.transport else {
-        return None;
-    };
-    let src = SocketAddr::new(src, t.source_port());
-    let dst = SocketAddr::new(dst, t.destination_port());
-    match (outgoing, t.syn(), t.ack(), t.rst()) {
+    let f = t.flags();
+    match (outgoing, f.syn(), f.ack(), f.rst()) {
         (true, true, false, false) => Some(Seen::Syn {
             src,
             dst,
-            seq: t.sequence_number(),
+            seq: t.seq(),
         }),
-        (false, true, true, false) => Some(Seen::Answer {
-            from: src,
-            to: dst,
-            ack: t.acknowledgment_number(),
-            kind: AnswerKind::SynAck,
-        }),
-        (false, false, true, true) => Some(Seen::Answer {
-            from: src,
-            to: dst,
-            ack: t.acknowledgment_number(),
-            kind: AnswerKind::Rst,
-        }),
-        (false, false, true, false) if !t.fin() => Some(Seen::Answer {
-            from: src,
-            to: dst,
-            ack: t.acknowledgment_number(),
-            kind: AnswerKind::Ack,
-        }),
+        (false, true, true, false) => answer(AnswerKind::SynAck),
+        (false, false, true, true) => answer(AnswerKind::Rst),
+        (false, false, true, false) if !f.fin() => answer(AnswerKind::Ack),
         _ => None,
     }
 }

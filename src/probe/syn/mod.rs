@@ -4,7 +4,7 @@
 //! because no socket of ours is connected on that port.
 //!
 //! One file per concern:
-//! - [`build`]: the SYN itself, built once per flow and re-stamped per probe, one buffer
+//! - `packet::build`: the SYN itself, built once per flow and re-stamped per probe, one buffer
 //!   reused for every probe.
 //! - [`sockets`]: sending on a raw IP socket (`IPPROTO_RAW`: we write the IP header too);
 //!   one packet socket (`capture::PacketSocket`, `capture::answers_filter`) sees our SYN
@@ -35,7 +35,6 @@
 //! whatever is in flight (up to `MAX_OVERLAP` per target); back to back (-i 0) it sends its
 //! next probe once the previous one concluded ("as fast as answers can be matched").
 //! Per-probe flows keep up to one probe in flight per reserved port.
-pub mod build;
 pub mod classify;
 pub mod matcher;
 pub mod prober;
@@ -46,7 +45,7 @@ mod prober_tests;
 #[cfg(test)]
 mod tests;
 
-pub use build::{build_syn, restamp, BuildError, SynFields, V4_LEN, V6_LEN};
+pub use crate::packet::build::{build_syn, restamp, BuildError, SynFields, V4_LEN, V6_LEN};
 pub use classify::{classify, AnswerKind, Seen};
 pub use matcher::Matcher;
 pub use prober::{SynProber, MAX_OVERLAP, PER_PROBE_PORTS};

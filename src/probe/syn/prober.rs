@@ -9,7 +9,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::build::{build_syn, restamp, SynFields, V6_LEN};
 use super::classify::classify;
 use super::matcher::Matcher;
 use super::sockets::{SynIo, SynSockets};
@@ -17,6 +16,7 @@ use super::Flow;
 use crate::icmp::correlate::Unmatched;
 use crate::icmp::parse::IcmpError;
 use crate::net::{self, Waker};
+use crate::packet::build::{build_syn, restamp, SynFields, V6_LEN};
 use crate::probe::capture::SNAP;
 use crate::probe::{IcmpTally, PingResult, ProbeSpec, Prober, Status};
 

@@ -8,14 +8,20 @@ use pnet_packet::ip::IpNextHeaderProtocols;
 use pnet_packet::ipv4::{self, Ipv4Flags, MutableIpv4Packet};
 use pnet_packet::ipv6::MutableIpv6Packet;
 use pnet_packet::tcp::{self, MutableTcpPacket, TcpFlags, TcpOption};
-use pnet_packet::MutablePacket;
 
-/// TCP options of our SYN, as Linux sends them: MSS, SACK permitted, timestamps, NOP,
-/// window scale (20 bytes).
-const TCP_LEN: usize = 40;
+use super::ip::{V4_HEADER_LEN, V6_HEADER_LEN};
+use super::tcp::{self as view, kind};
+
+/// TCP options of our SYN, as Linux sends them: MSS (4 bytes), SACK permitted (2),
+/// timestamps (10), NOP, window scale (3): 20 bytes.
+const OPTIONS_LEN: usize = 20;
+const TCP_LEN: usize = view::HEADER_LEN + OPTIONS_LEN;
+/// Where the timestamp option's value sits in our options: after MSS, SACK permitted, and
+/// the timestamp option's kind and length.
+const TS_VALUE_AT: usize = 4 + 2 + 2;
 /// Length of an IPv4 SYN (no IP options) and of an IPv6 SYN (no extension headers).
-pub const V4_LEN: usize = 20 + TCP_LEN;
-pub const V6_LEN: usize = 40 + TCP_LEN;
+pub const V4_LEN: usize = V4_HEADER_LEN + TCP_LEN;
+pub const V6_LEN: usize = V6_HEADER_LEN + TCP_LEN;
 
 /// The fields of one SYN.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,8 +48,8 @@ pub enum BuildError {
 /// packet builders; returns its length.
 pub fn build_syn(buf: &mut [u8], f: &SynFields) -> Result<usize, BuildError> {
     let (ip_len, len) = match (f.src.ip(), f.dst.ip()) {
-        (IpAddr::V4(_), IpAddr::V4(_)) => (20, V4_LEN),
-        (IpAddr::V6(_), IpAddr::V6(_)) => (40, V6_LEN),
+        (IpAddr::V4(_), IpAddr::V4(_)) => (V4_HEADER_LEN, V4_LEN),
+        (IpAddr::V6(_), IpAddr::V6(_)) => (V6_HEADER_LEN, V6_LEN),
         _ => return Err(BuildError::MixedFamilies),
     };
     let buf = buf.get_mut(..len).ok_or(BuildError::ShortBuffer)?;
@@ -55,7 +61,7 @@ pub fn build_syn(buf: &mut [u8], f: &SynFields) -> Result<usize, BuildError> {
         tcp.set_data_offset((TCP_LEN / 4) as u8);
         tcp.set_flags(TcpFlags::SYN);
         tcp.set_window(64240);
-        let mss = if ip_len == 20 { 1460 } else { 1440 };
+        let mss = if ip_len == V4_HEADER_LEN { 1460 } else { 1440 };
         tcp.set_options(&[
             TcpOption::mss(mss),
             TcpOption::sack_perm(),
@@ -93,19 +99,28 @@ pub fn build_syn(buf: &mut [u8], f: &SynFields) -> Result<usize, BuildError> {
 /// and TTL, and recompute its checksums: the per-probe work, with no allocation.
 pub fn restamp(pkt: &mut [u8], seq: u32, ip_id: u16, ttl: u8) {
     let v6 = pkt.first().is_some_and(|b| b >> 4 == 6);
-    let ip_len = if v6 { 40 } else { 20 };
+    let ip_len = if v6 { V6_HEADER_LEN } else { V4_HEADER_LEN };
     if pkt.len() < ip_len + TCP_LEN {
         return;
     }
     let (ip_bytes, tcp_bytes) = pkt.split_at_mut(ip_len);
+    {
+        let Ok(mut tcp) = view::Tcp::new_checked(&mut tcp_bytes[..]) else {
+            return;
+        };
+        tcp.set_seq(seq);
+        tcp.set_checksum(0);
+        let opts = tcp.option_bytes_mut();
+        debug_assert_eq!(
+            opts[TS_VALUE_AT - 2],
+            kind::TIMESTAMPS,
+            "a SYN of build_syn"
+        );
+        opts[TS_VALUE_AT..TS_VALUE_AT + 4].copy_from_slice(&seq.to_be_bytes());
+    }
     let Some(mut tcp) = MutableTcpPacket::new(tcp_bytes) else {
         return;
     };
-    tcp.set_sequence(seq);
-    // The timestamp option's value (bytes 4..8 of the option at offset 8 of the options).
-    tcp.set_checksum(0);
-    let opts = 20 + 4 + 2 + 2;
-    tcp.packet_mut()[opts..opts + 4].copy_from_slice(&seq.to_be_bytes());
     if v6 {
         let Some(mut ip) = MutableIpv6Packet::new(ip_bytes) else {
             return;
