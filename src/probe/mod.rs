@@ -28,6 +28,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::icmp::correlate::Unmatched;
 use crate::icmp::parse::IcmpError;
+pub use crate::icmp::unmatched::IcmpTally;
 use crate::icmp::IcmpReport;
 pub use crate::icmp::Phase;
 
@@ -100,15 +101,6 @@ pub trait Prober {
     fn capture_drops(&mut self) -> u64 {
         0
     }
-}
-
-/// ICMP errors not attributed to any probe.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct IcmpTally {
-    /// They quote none of our probes (other programs, spoofed, forged sequence numbers).
-    pub unmatched: u64,
-    /// They quote a probe of ours that had already ended.
-    pub late: u64,
 }
 
 /// The verdict of one ping.

@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 use super::classify::{AnswerKind, Seen};
 use crate::icmp::correlate::Unmatched;
 use crate::icmp::parse::IcmpError;
-use crate::icmp::{IcmpReport, Phase, Source};
+use crate::icmp::unmatched::{Ledger, WhenFull};
+use crate::icmp::{IcmpReport, Phase};
 use crate::probe::{Clock, IcmpTally, PingResult, ProbeSpec, Status};
 
 /// Unattributed ICMP errors kept for -v.
@@ -74,7 +75,7 @@ impl Flight {
 
 /// The probes in flight and the matching of what the packet socket sees to them. Pure
 /// bookkeeping: no sockets, no clock reads.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Matcher {
     flights: HashMap<Key, Flight>,
     /// Deadlines in sending order (a constant timeout keeps them sorted); entries of probes
@@ -92,16 +93,22 @@ pub struct Matcher {
     /// Whether a pure ACK acknowledging an earlier probe's SYN answers a later probe of its
     /// flow (see [`Matcher::with_ack_answers`]).
     pub(super) ack_answers: bool,
-    keep_unmatched: bool,
-    unmatched_log: Vec<(IcmpError, Unmatched)>,
-    tally: IcmpTally,
+    /// ICMP errors attributed to no probe: counted, the first ones kept for -v when asked.
+    unmatched: Ledger,
 }
 
 impl Matcher {
     pub fn new(keep_unmatched: bool) -> Self {
         Matcher {
-            keep_unmatched,
-            ..Self::default()
+            flights: HashMap::new(),
+            deadlines: VecDeque::new(),
+            per_target: HashMap::new(),
+            per_port: HashMap::new(),
+            ended: VecDeque::new(),
+            ended_set: HashMap::new(),
+            inserted: 0,
+            ack_answers: false,
+            unmatched: Ledger::new(keep_unmatched, UNMATCHED_KEPT, WhenFull::KeepFirst),
         }
     }
 
@@ -323,21 +330,8 @@ impl Matcher {
                             (Some(a), Some(b)) if b >= a => b - a,
                             _ => now.saturating_duration_since(f.sent),
                         };
-                        let r = f.result(
-                            key,
-                            Status::Icmp(IcmpReport {
-                                icmp_type: err.icmp_type,
-                                code: err.code,
-                                v6: err.v6,
-                                info: err.info,
-                                from: err.from,
-                                after,
-                                phase: Phase::Connect,
-                                source: Source::Raw,
-                                extensions: err.extensions.clone(),
-                            }),
-                        );
-                        return Some(r);
+                        let report = IcmpReport::of(&err, after, Phase::Connect);
+                        return Some(f.result(key, Status::Icmp(report)));
                     }
                 }
                 Some(key) if self.ended_set.contains_key(&key) => Unmatched::Late,
@@ -346,23 +340,16 @@ impl Matcher {
                 Some(_) => Unmatched::NoSuchPing,
             },
         };
-        if why == Unmatched::Late {
-            self.tally.late += 1;
-        } else {
-            self.tally.unmatched += 1;
-        }
-        if self.keep_unmatched && self.unmatched_log.len() < UNMATCHED_KEPT {
-            self.unmatched_log.push((err, why));
-        }
+        self.unmatched.record(&err, why);
         None
     }
 
     pub fn tally(&self) -> IcmpTally {
-        self.tally
+        self.unmatched.tally()
     }
 
     pub fn drain_unmatched(&mut self) -> Vec<(IcmpError, Unmatched)> {
-        std::mem::take(&mut self.unmatched_log)
+        self.unmatched.drain()
     }
 }
 
