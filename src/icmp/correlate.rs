@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use super::parse::IcmpError;
 pub use super::unmatched::Unmatched;
 use super::unmatched::{IcmpTally, Ledger, WhenFull};
+use crate::packet::icmp::IcmpType;
 
 /// When, in a ping's life, the error arrived.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -93,6 +94,11 @@ impl IcmpReport {
         }
     }
 
+    /// Its type, named, with its family.
+    pub fn kind(&self) -> IcmpType {
+        IcmpType::of(self.v6, self.icmp_type)
+    }
+
     pub fn describe(&self) -> super::parse::Description {
         super::parse::describe(self.v6, self.icmp_type, self.code, self.info)
     }
@@ -100,8 +106,7 @@ impl IcmpReport {
     /// The MTU the error reports: "fragmentation needed" (ICMP 3/4) or "packet too big"
     /// (ICMPv6 2); None for other errors.
     pub fn mtu(&self) -> Option<u32> {
-        ((self.v6 && self.icmp_type == 2) || (!self.v6 && self.icmp_type == 3 && self.code == 4))
-            .then_some(self.info)
+        self.kind().is_too_big(self.code).then_some(self.info)
     }
 }
 

@@ -210,12 +210,13 @@ pub fn checksum(b: &[u8]) -> u16 {
 /// Whether this ICMP type may carry the RFC 4884 length attribute, and where it is:
 /// `(index into bytes 5..8 of the header, octets per unit)`.
 fn length_attribute(v6: bool, icmp_type: u8) -> Option<(usize, usize)> {
-    match (v6, icmp_type) {
+    use crate::packet::icmp::{IcmpType, Icmpv4Type as V4, Icmpv6Type as V6};
+    match IcmpType::of(v6, icmp_type) {
         // ICMPv4 destination unreachable, time exceeded, parameter problem: the 6th octet
         // of the header (the 2nd of bytes 5..8), in 32-bit words.
-        (false, 3 | 11 | 12) => Some((1, 4)),
+        IcmpType::V4(V4::DestUnreachable | V4::TimeExceeded | V4::ParameterProblem) => Some((1, 4)),
         // ICMPv6 destination unreachable, time exceeded: the 5th octet, in 64-bit words.
-        (true, 1 | 3) => Some((0, 8)),
+        IcmpType::V6(V6::DestUnreachable | V6::TimeExceeded) => Some((0, 8)),
         _ => None,
     }
 }

@@ -21,6 +21,9 @@ use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use etherparse::icmpv4::{DestUnreachableHeader, ParameterProblemHeader};
 use etherparse::{Icmpv4Slice, Icmpv4Type, Icmpv6Slice, Icmpv6Type, IpNumber, LaxIpv4Slice};
 
+use crate::packet::icmp::{
+    IcmpType, Icmpv4Type as V4, Icmpv6Type as V6, Unreachable4, Unreachable6,
+};
 use crate::packet::ip::{self, Ip};
 use crate::packet::tcp::TcpPrefix;
 
@@ -67,6 +70,11 @@ impl IcmpError {
     /// Plain-English and ping-style description of this error.
     pub fn describe(&self) -> Description {
         describe(self.v6, self.icmp_type, self.code, self.info)
+    }
+
+    /// Its type, named, with its family.
+    pub fn kind(&self) -> IcmpType {
+        IcmpType::of(self.v6, self.icmp_type)
     }
 }
 
@@ -141,11 +149,11 @@ pub fn parse_icmpv4_packet(buf: &[u8]) -> Result<Option<IcmpError>, ParseError> 
         }
         // Like the kernel (icmp_unreach), keep the pointer byte for every code.
         Icmpv4Type::ParameterProblem(_) => u32::from(b[0]),
-        Icmpv4Type::Unknown { type_u8, .. } => match type_u8 {
+        Icmpv4Type::Unknown { type_u8, .. } => match V4::from(type_u8) {
             // destination unreachable / time exceeded with a code etherparse doesn't name
-            3 | 11 => 0,
-            4 => 0, // source quench (deprecated, RFC 6633) still quotes the packet
-            12 => u32::from(b[0]),
+            V4::DestUnreachable | V4::TimeExceeded => 0,
+            V4::SourceQuench => 0, // deprecated (RFC 6633), still quotes the packet
+            V4::ParameterProblem => u32::from(b[0]),
             _ => return Ok(None),
         },
         _ => return Ok(None),
@@ -180,7 +188,9 @@ pub fn parse_icmpv6_message(buf: &[u8], from: Ipv6Addr) -> Result<Option<IcmpErr
         Icmpv6Type::ParameterProblem(h) => h.pointer,
         Icmpv6Type::DestinationUnreachable(_) | Icmpv6Type::TimeExceeded(_) => 0,
         // codes etherparse doesn't name: take the MTU / pointer all the same
-        Icmpv6Type::Unknown { bytes5to8, .. } if type_u8 == 2 || type_u8 == 4 => {
+        Icmpv6Type::Unknown { bytes5to8, .. }
+            if matches!(V6::from(type_u8), V6::PacketTooBig | V6::ParameterProblem) =>
+        {
             u32::from_be_bytes(bytes5to8)
         }
         _ => 0,
@@ -251,26 +261,26 @@ pub fn describe(v6: bool, icmp_type: u8, code: u8, info: u32) -> Description {
 }
 
 fn describe_v4(icmp_type: u8, code: u8, info: u32) -> Description {
-    match icmp_type {
-        3 => {
-            let (reason, title) = match code {
-                0 => (
+    match V4::from(icmp_type) {
+        V4::DestUnreachable => {
+            let (reason, title) = match Unreachable4::from(code) {
+                Unreachable4::Net => (
                     "destination network unreachable",
                     "Destination Net Unreachable",
                 ),
-                1 => (
+                Unreachable4::Host => (
                     "destination host unreachable",
                     "Destination Host Unreachable",
                 ),
-                2 => (
+                Unreachable4::Protocol => (
                     "destination protocol unreachable",
                     "Destination Protocol Unreachable",
                 ),
-                3 => (
+                Unreachable4::Port => (
                     "destination port unreachable",
                     "Destination Port Unreachable",
                 ),
-                4 => {
+                Unreachable4::FragNeeded => {
                     let reason = if info == 0 {
                         // pre-RFC 1191 routers leave the MTU field zero
                         "fragmentation needed (next-hop MTU not reported)".to_string()
@@ -279,32 +289,42 @@ fn describe_v4(icmp_type: u8, code: u8, info: u32) -> Description {
                     };
                     return desc(reason, format!("Frag needed and DF set (mtu = {info})"));
                 }
-                5 => ("source route failed", "Source Route Failed"),
-                6 => ("destination network unknown", "Destination Net Unknown"),
-                7 => ("destination host unknown", "Destination Host Unknown"),
-                8 => ("source host isolated", "Source Host Isolated"),
-                9 => (
+                Unreachable4::SourceRouteFailed => ("source route failed", "Source Route Failed"),
+                Unreachable4::NetUnknown => {
+                    ("destination network unknown", "Destination Net Unknown")
+                }
+                Unreachable4::HostUnknown => {
+                    ("destination host unknown", "Destination Host Unknown")
+                }
+                Unreachable4::SourceHostIsolated => {
+                    ("source host isolated", "Source Host Isolated")
+                }
+                Unreachable4::NetProhibited => (
                     "network administratively prohibited",
                     "Destination Net Prohibited",
                 ),
-                10 => (
+                Unreachable4::HostProhibited => (
                     "host administratively prohibited",
                     "Destination Host Prohibited",
                 ),
-                11 => (
+                Unreachable4::NetTos => (
                     "network unreachable for type of service",
                     "Destination Net Unreachable for Type of Service",
                 ),
-                12 => (
+                Unreachable4::HostTos => (
                     "host unreachable for type of service",
                     "Destination Host Unreachable for Type of Service",
                 ),
-                13 => (
+                Unreachable4::AdminProhibited => (
                     "communication administratively prohibited",
                     "Communication Administratively Prohibited",
                 ),
-                14 => ("host precedence violation", "Precedence Violation"),
-                15 => ("precedence cutoff in effect", "Precedence Cutoff"),
+                Unreachable4::HostPrecedenceViolation => {
+                    ("host precedence violation", "Precedence Violation")
+                }
+                Unreachable4::PrecedenceCutoff => {
+                    ("precedence cutoff in effect", "Precedence Cutoff")
+                }
                 _ => {
                     return desc(
                         format!("destination unreachable (unknown code {code})"),
@@ -314,8 +334,8 @@ fn describe_v4(icmp_type: u8, code: u8, info: u32) -> Description {
             };
             desc(reason, title)
         }
-        4 => desc("source quench", "Source Quench"),
-        5 => {
+        V4::SourceQuench => desc("source quench", "Source Quench"),
+        V4::Redirect => {
             let (reason, title) = match code {
                 0 => ("redirect for network", "Redirect Network"),
                 1 => ("redirect for host", "Redirect Host"),
@@ -336,7 +356,7 @@ fn describe_v4(icmp_type: u8, code: u8, info: u32) -> Description {
             };
             desc(reason, title)
         }
-        11 => match code {
+        V4::TimeExceeded => match code {
             0 => desc("time to live exceeded in transit", "Time to live exceeded"),
             1 => desc(
                 "fragment reassembly time exceeded",
@@ -347,7 +367,7 @@ fn describe_v4(icmp_type: u8, code: u8, info: u32) -> Description {
                 format!("Time exceeded, Bad Code: {code}"),
             ),
         },
-        12 => {
+        V4::ParameterProblem => {
             let reason = match code {
                 0 => format!("parameter problem (pointer {info})"),
                 1 => "parameter problem: missing a required option".to_string(),
@@ -356,8 +376,8 @@ fn describe_v4(icmp_type: u8, code: u8, info: u32) -> Description {
             };
             desc(reason, format!("Parameter problem: pointer = {info}"))
         }
-        0 => desc("echo reply", "Echo Reply"),
-        8 => desc("echo request", "Echo Request"),
+        V4::EchoReply => desc("echo reply", "Echo Reply"),
+        V4::EchoRequest => desc("echo request", "Echo Request"),
         _ => desc(
             format!("icmp type {icmp_type} code {code}"),
             format!("Bad ICMP type: {icmp_type}"),
@@ -366,31 +386,33 @@ fn describe_v4(icmp_type: u8, code: u8, info: u32) -> Description {
 }
 
 fn describe_v6(icmp_type: u8, code: u8, info: u32) -> Description {
-    match icmp_type {
-        1 => {
-            let (reason, what) = match code {
-                0 => ("no route to destination", "No route"),
-                1 => (
+    match V6::from(icmp_type) {
+        V6::DestUnreachable => {
+            let (reason, what) = match Unreachable6::from(code) {
+                Unreachable6::NoRoute => ("no route to destination", "No route"),
+                Unreachable6::AdminProhibited => (
                     "communication with destination administratively prohibited",
                     "Administratively prohibited",
                 ),
-                2 => (
+                Unreachable6::BeyondScope => (
                     "beyond scope of source address",
                     "Beyond scope of source address",
                 ),
-                3 => ("destination address unreachable", "Address unreachable"),
-                4 => ("destination port unreachable", "Port unreachable"),
-                5 => (
+                Unreachable6::Address => ("destination address unreachable", "Address unreachable"),
+                Unreachable6::Port => ("destination port unreachable", "Port unreachable"),
+                Unreachable6::SourcePolicyFailed => (
                     "source address failed ingress/egress policy",
                     "Source address failed ingress/egress policy",
                 ),
-                6 => ("reject route to destination", "Reject route to destination"),
-                7 => (
+                Unreachable6::RejectRoute => {
+                    ("reject route to destination", "Reject route to destination")
+                }
+                Unreachable6::SourceRoutingHeader => (
                     "error in source routing header",
                     "Error in source routing header",
                 ),
                 // RFC 8883: the extension headers did not fit in what the node could examine
-                8 => ("headers too long", "Headers too long"),
+                Unreachable6::HeadersTooLong => ("headers too long", "Headers too long"),
                 _ => {
                     return desc(
                         format!("destination unreachable (unknown code {code})"),
@@ -400,14 +422,14 @@ fn describe_v6(icmp_type: u8, code: u8, info: u32) -> Description {
             };
             desc(reason, format!("Destination unreachable: {what}"))
         }
-        2 => {
+        V6::PacketTooBig => {
             let mut title = format!("Packet too big: mtu={info}");
             if code != 0 {
                 title.push_str(&format!(", code={code}"));
             }
             desc(format!("packet too big (MTU {info})"), title)
         }
-        3 => match code {
+        V6::TimeExceeded => match code {
             0 => desc("hop limit exceeded in transit", "Time exceeded: Hop limit"),
             1 => desc(
                 "fragment reassembly time exceeded",
@@ -418,7 +440,7 @@ fn describe_v6(icmp_type: u8, code: u8, info: u32) -> Description {
                 format!("Time exceeded: code {code}"),
             ),
         },
-        4 => {
+        V6::ParameterProblem => {
             // RFC 4443 (0-2; the titles are iputils ping's), RFC 7112 (3), RFC 8754 (4),
             // RFC 8883 (5-10): the IANA registry as of 2026
             let (reason, what) = match code {
@@ -460,8 +482,8 @@ fn describe_v6(icmp_type: u8, code: u8, info: u32) -> Description {
                 format!("Parameter problem: {what} at {info}"),
             )
         }
-        128 => desc("echo request", "Echo request"),
-        129 => desc("echo reply", "Echo reply"),
+        V6::EchoRequest => desc("echo request", "Echo request"),
+        V6::EchoReply => desc("echo reply", "Echo reply"),
         _ if icmp_type < 128 => desc(
             format!("icmpv6 error type {icmp_type} code {code}"),
             format!("ICMPv6 error type {icmp_type}, code {code}"),
