@@ -250,100 +250,143 @@ fn err6(from: Ipv6Addr, t: u8, code: u8, info: u32, quoted: Option<QuotedTcp>) -
     }
 }
 
-// ---- captured IPv4 fixtures ---------------------------------------------------------
+// ---- captured fixtures ---------------------------------------------------------------
 
+/// Each captured error: what it parses to, and its words (reason, title) where checked.
 #[test]
-fn v4_host_unreachable() {
-    let e = v4(V4_HOST_UNREACH);
-    assert_eq!(
-        e,
-        err4(ROUTER4, 3, 1, 0, tcp4(41001, SERVER4, 81, 0x851b_5248))
+fn captured_errors_parse_to_their_fields_and_words() {
+    type Row = (
+        &'static str,
+        IcmpError,
+        IcmpError,
+        Option<&'static str>,
+        Option<&'static str>,
     );
+    let table: Vec<Row> = vec![
+        (
+            "v4 host unreachable",
+            v4(V4_HOST_UNREACH),
+            err4(ROUTER4, 3, 1, 0, tcp4(41001, SERVER4, 81, 0x851b_5248)),
+            Some("destination host unreachable"),
+            Some("Destination Host Unreachable"),
+        ),
+        (
+            "v4 net unreachable",
+            v4(V4_NET_UNREACH),
+            err4(ROUTER4, 3, 0, 0, tcp4(41002, NOWHERE4, 80, 0x46f4_3d86)),
+            Some("destination network unreachable"),
+            Some("Destination Net Unreachable"),
+        ),
+        (
+            "v4 admin prohibited",
+            v4(V4_ADMIN_PROHIB),
+            err4(ROUTER4, 3, 13, 0, tcp4(41003, SERVER4, 83, 0x7912_0358)),
+            Some("communication administratively prohibited"),
+            Some("Communication Administratively Prohibited"),
+        ),
+        (
+            "v4 port unreachable",
+            v4(V4_PORT_UNREACH),
+            err4(SERVER4, 3, 3, 0, tcp4(41004, SERVER4, 84, 0x3e5e_eefe)),
+            None,
+            Some("Destination Port Unreachable"),
+        ),
+        (
+            "v4 time exceeded",
+            v4(V4_TTL_EXCEEDED),
+            err4(ROUTER4, 11, 0, 0, tcp4(41005, SERVER4, 80, 0x0aec_f8d0)),
+            Some("time to live exceeded in transit"),
+            Some("Time to live exceeded"),
+        ),
+        (
+            "v4 fragmentation needed",
+            v4(V4_FRAG_NEEDED),
+            err4(ROUTER4, 3, 4, 1400, tcp4(41006, SERVER4, 80, 0x8d4a_5285)),
+            Some("fragmentation needed (next-hop MTU 1400)"),
+            Some("Frag needed and DF set (mtu = 1400)"),
+        ),
+        (
+            "v4 quoted header with options",
+            v4(V4_TTL_EXCEEDED_IP_OPTIONS),
+            err4(ROUTER4, 11, 0, 0, tcp4(41007, SERVER4, 80, 0xbd15_f6e8)),
+            None,
+            None,
+        ),
+        (
+            "v6 admin prohibited",
+            v6(V6_ADMIN_PROHIB, ROUTER6),
+            err6(ROUTER6, 1, 1, 0, tcp6(42001, SERVER6, 83, 0xfb27_c433)),
+            None,
+            Some("Destination unreachable: Administratively prohibited"),
+        ),
+        (
+            "v6 no route",
+            v6(V6_NO_ROUTE, ROUTER6),
+            err6(ROUTER6, 1, 0, 0, tcp6(42002, NOWHERE6, 80, 0x54fb_7034)),
+            Some("no route to destination"),
+            Some("Destination unreachable: No route"),
+        ),
+        (
+            "v6 packet too big",
+            v6(V6_PACKET_TOO_BIG, ROUTER6),
+            err6(ROUTER6, 2, 0, 1280, tcp6(42003, SERVER6, 80, 0x3642_dac6)),
+            Some("packet too big (MTU 1280)"),
+            Some("Packet too big: mtu=1280"),
+        ),
+        (
+            "v6 hop limit exceeded",
+            v6(V6_HOP_LIMIT, ROUTER6),
+            err6(ROUTER6, 3, 0, 0, tcp6(42004, SERVER6, 80, 0xd606_e43d)),
+            Some("hop limit exceeded in transit"),
+            Some("Time exceeded: Hop limit"),
+        ),
+        (
+            "v6 quoted destination options header",
+            v6(V6_HOP_LIMIT_DSTOPTS, ROUTER6),
+            err6(ROUTER6, 3, 0, 0, tcp6(42005, SERVER6, 80, 0xe649_987a)),
+            None,
+            None,
+        ),
+        (
+            "v6 port unreachable",
+            v6(V6_PORT_UNREACH, SERVER6),
+            err6(SERVER6, 1, 4, 0, tcp6(42006, SERVER6, 84, 0xfcfd_6cf3)),
+            None,
+            Some("Destination unreachable: Port unreachable"),
+        ),
+    ];
+    for (name, got, want, reason, title) in table {
+        assert_eq!(got, want, "{name}");
+        if let Some(reason) = reason {
+            assert_eq!(got.describe().reason, reason, "{name}");
+        }
+        if let Some(title) = title {
+            assert_eq!(got.describe().title, title, "{name}");
+        }
+    }
+}
+
+/// What the captures show beyond their fields.
+#[test]
+fn captured_bytes_are_what_the_fixtures_say() {
     // The quoted SYN's sequence number (its ISN): capture bytes 52..56, 85 1b 52 48.
-    assert_eq!(e.quoted.unwrap().seq, Some(2_233_160_264));
-    assert_eq!(e.describe().reason, "destination host unreachable");
-    assert_eq!(e.describe().title, "Destination Host Unreachable");
-}
-
-#[test]
-fn v4_net_unreachable() {
-    let e = v4(V4_NET_UNREACH);
-    assert_eq!(
-        e,
-        err4(ROUTER4, 3, 0, 0, tcp4(41002, NOWHERE4, 80, 0x46f4_3d86))
-    );
-    assert_eq!(e.describe().reason, "destination network unreachable");
-    assert_eq!(e.describe().title, "Destination Net Unreachable");
-}
-
-#[test]
-fn v4_admin_prohibited() {
-    let e = v4(V4_ADMIN_PROHIB);
-    assert_eq!(
-        e,
-        err4(ROUTER4, 3, 13, 0, tcp4(41003, SERVER4, 83, 0x7912_0358))
-    );
-    assert_eq!(
-        e.describe().reason,
-        "communication administratively prohibited"
-    );
-    assert_eq!(
-        e.describe().title,
-        "Communication Administratively Prohibited"
-    );
-}
-
-#[test]
-fn v4_port_unreachable() {
-    let e = v4(V4_PORT_UNREACH);
-    assert_eq!(
-        e,
-        err4(SERVER4, 3, 3, 0, tcp4(41004, SERVER4, 84, 0x3e5e_eefe))
-    );
-    assert_eq!(e.describe().title, "Destination Port Unreachable");
-}
-
-#[test]
-fn v4_time_exceeded() {
-    let e = v4(V4_TTL_EXCEEDED);
-    assert_eq!(
-        e,
-        err4(ROUTER4, 11, 0, 0, tcp4(41005, SERVER4, 80, 0x0aec_f8d0))
-    );
-    assert_eq!(e.describe().reason, "time to live exceeded in transit");
-    assert_eq!(e.describe().title, "Time to live exceeded");
-}
-
-#[test]
-fn v4_fragmentation_needed() {
-    let e = v4(V4_FRAG_NEEDED);
-    assert_eq!(
-        e,
-        err4(ROUTER4, 3, 4, 1400, tcp4(41006, SERVER4, 80, 0x8d4a_5285))
-    );
-    assert_eq!(
-        e.describe().reason,
-        "fragmentation needed (next-hop MTU 1400)"
-    );
-    assert_eq!(e.describe().title, "Frag needed and DF set (mtu = 1400)");
+    assert_eq!(v4(V4_HOST_UNREACH).quoted.unwrap().seq, Some(2_233_160_264));
     // The quote is a 3000-byte-class segment cut at 576 bytes: its total length field
     // is larger than what is present, which is normal.
     let b = hex(V4_FRAG_NEEDED);
     let q = &b[28..];
     assert!(usize::from(u16::from_be_bytes([q[2], q[3]])) > q.len());
-}
-
-#[test]
-fn v4_quoted_header_with_options() {
     let b = hex(V4_TTL_EXCEEDED_IP_OPTIONS);
     assert_eq!(b[0] & 0x0f, 7, "outer header carries the echoed option");
     let outer = usize::from(b[0] & 0x0f) * 4;
     assert_eq!(b[outer + 8] & 0x0f, 7, "quoted header has IHL 7");
-    let e = v4(V4_TTL_EXCEEDED_IP_OPTIONS);
     assert_eq!(
-        e,
-        err4(ROUTER4, 11, 0, 0, tcp4(41007, SERVER4, 80, 0xbd15_f6e8))
+        hex(V6_PACKET_TOO_BIG).len(),
+        1240,
+        "quote fills the minimum MTU"
     );
+    let b = hex(V6_HOP_LIMIT_DSTOPTS);
+    assert_eq!(b[8 + 6], 60, "quoted next header is destination options");
 }
 
 #[test]
@@ -369,81 +412,6 @@ fn v4_echo_reply_is_not_an_error() {
 }
 
 // ---- captured IPv6 fixtures ---------------------------------------------------------
-
-#[test]
-fn v6_admin_prohibited() {
-    let e = v6(V6_ADMIN_PROHIB, ROUTER6);
-    assert_eq!(
-        e,
-        err6(ROUTER6, 1, 1, 0, tcp6(42001, SERVER6, 83, 0xfb27_c433))
-    );
-    assert_eq!(
-        e.describe().title,
-        "Destination unreachable: Administratively prohibited"
-    );
-}
-
-#[test]
-fn v6_no_route() {
-    let e = v6(V6_NO_ROUTE, ROUTER6);
-    assert_eq!(
-        e,
-        err6(ROUTER6, 1, 0, 0, tcp6(42002, NOWHERE6, 80, 0x54fb_7034))
-    );
-    assert_eq!(e.describe().reason, "no route to destination");
-    assert_eq!(e.describe().title, "Destination unreachable: No route");
-}
-
-#[test]
-fn v6_packet_too_big() {
-    let e = v6(V6_PACKET_TOO_BIG, ROUTER6);
-    assert_eq!(
-        e,
-        err6(ROUTER6, 2, 0, 1280, tcp6(42003, SERVER6, 80, 0x3642_dac6))
-    );
-    assert_eq!(e.describe().reason, "packet too big (MTU 1280)");
-    assert_eq!(e.describe().title, "Packet too big: mtu=1280");
-    assert_eq!(
-        hex(V6_PACKET_TOO_BIG).len(),
-        1240,
-        "quote fills the minimum MTU"
-    );
-}
-
-#[test]
-fn v6_hop_limit_exceeded() {
-    let e = v6(V6_HOP_LIMIT, ROUTER6);
-    assert_eq!(
-        e,
-        err6(ROUTER6, 3, 0, 0, tcp6(42004, SERVER6, 80, 0xd606_e43d))
-    );
-    assert_eq!(e.describe().reason, "hop limit exceeded in transit");
-    assert_eq!(e.describe().title, "Time exceeded: Hop limit");
-}
-
-#[test]
-fn v6_quoted_destination_options_header() {
-    let b = hex(V6_HOP_LIMIT_DSTOPTS);
-    assert_eq!(b[8 + 6], 60, "quoted next header is destination options");
-    let e = v6(V6_HOP_LIMIT_DSTOPTS, ROUTER6);
-    assert_eq!(
-        e,
-        err6(ROUTER6, 3, 0, 0, tcp6(42005, SERVER6, 80, 0xe649_987a))
-    );
-}
-
-#[test]
-fn v6_port_unreachable() {
-    let e = v6(V6_PORT_UNREACH, SERVER6);
-    assert_eq!(
-        e,
-        err6(SERVER6, 1, 4, 0, tcp6(42006, SERVER6, 84, 0xfcfd_6cf3))
-    );
-    assert_eq!(
-        e.describe().title,
-        "Destination unreachable: Port unreachable"
-    );
-}
 
 #[test]
 fn v6_from_is_the_address_passed_in() {
