@@ -13,6 +13,14 @@ pub mod proto {
     pub const ICMPV6: u8 = 58;
 }
 
+/// Offsets of the header fields that tell the protocol carried.
+pub mod field {
+    /// IPv4: the protocol.
+    pub const V4_PROTOCOL: usize = 9;
+    /// IPv6: the next header (the protocol when no extension header follows).
+    pub const V6_NEXT_HEADER: usize = 6;
+}
+
 /// Length of an IPv4 header without options, and of the fixed IPv6 header.
 pub const V4_HEADER_LEN: usize = 20;
 pub const V6_HEADER_LEN: usize = 40;

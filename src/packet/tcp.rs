@@ -2,7 +2,7 @@
 //! error or cut short ([`TcpPrefix`]), flags ([`Flags`]) and options ([`TcpOption`], [`TcpOptions`]).
 
 /// Byte ranges of the TCP header's fields.
-mod field {
+pub mod field {
     use std::ops::Range;
     pub const SRC_PORT: Range<usize> = 0..2;
     pub const DST_PORT: Range<usize> = 2..4;
