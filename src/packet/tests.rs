@@ -236,3 +236,20 @@ fn icmp_types_and_codes_have_names_and_keep_other_numbers() {
     assert!(!IcmpType::of(false, 3).is_too_big(3));
     assert!(IcmpType::of(true, 2).is_too_big(0));
 }
+
+proptest::proptest! {
+    #[test]
+    fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200)) {
+        if let Some(ip) = Ip::parse(&bytes) {
+            let _ = (ip.header_len(), ip.protocol(), ip.payload());
+        }
+        if let Ok(t) = Tcp::new_checked(&bytes[..]) {
+            let _ = (t.seq(), t.ack(), t.flags(), t.window(), t.payload());
+            let _ = t.options().count();
+        }
+        let _ = TcpOptions::parse(&bytes);
+        if let Some(t) = TcpPrefix::new_checked(&bytes) {
+            let _ = (t.seq(), t.ack(), t.flags(), t.whole());
+        }
+    }
+}
