@@ -11,7 +11,8 @@
 //!   leave and the SYN-ACK, RST or ICMP error arrive, with the kernel's timestamps at the
 //!   device: the time is the wire's. Behind the [`SynIo`] trait, so the loop is tested
 //!   without root.
-//! - [`classify`]: what a captured packet is, as far as SYN probing cares ([`Seen`]).
+//! - [`classify`](mod@classify): what a captured packet is, as far as SYN probing cares
+//!   ([`Seen`]).
 //! - [`matcher`] ([`Matcher`], pure, tested on captured bytes): an answer belongs to the
 //!   probe whose 4-tuple it carries and whose sequence number it acknowledges
 //!   (ack = seq + 1); an ICMP error to the probe whose 4-tuple *and* sequence number it
