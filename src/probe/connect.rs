@@ -311,33 +311,9 @@ impl ConnectProber {
     }
 
     fn open_socket(&mut self, spec: &ProbeSpec) -> io::Result<Conn> {
-        let target = spec.target;
-        let v6 = target.is_ipv6();
-        let sock = Socket::new(
-            Domain::for_address(target),
-            Type::STREAM.nonblocking(),
-            Some(Protocol::TCP),
-        )?;
+        let source = self.source_for(spec.target);
+        let sock = probe_socket(spec.target, spec.ttl, source)?;
         sock.set_nodelay(true)?;
-        // Close with RST: no TIME_WAIT left behind, so a million pings never run out of ports.
-        sock.set_linger(Some(Duration::ZERO))?;
-        net::set_recverr(sock.as_raw_fd(), v6)?;
-        // Kernel timestamps make the echo time exact; without them user-space times remain.
-        let _ = timing::enable_timestamping(sock.as_raw_fd());
-        if let Some(ttl) = spec.ttl {
-            if v6 {
-                sock.set_unicast_hops_v6(u32::from(ttl))?;
-            } else {
-                sock.set_ttl(u32::from(ttl))?;
-            }
-        }
-        let ip = self.source_for(target).unwrap_or(if v6 {
-            IpAddr::V6(Ipv6Addr::UNSPECIFIED)
-        } else {
-            IpAddr::V4(Ipv4Addr::UNSPECIFIED)
-        });
-        // Bind first: the ping's source port is known before its SYN leaves.
-        sock.bind(&SocketAddr::new(ip, 0).into())?;
         let local = sock
             .local_addr()?
             .as_socket()
@@ -627,12 +603,7 @@ impl ConnectProber {
                         return;
                     }
                 }
-                Err(e)
-                    if e.kind() == io::ErrorKind::WouldBlock
-                        || e.kind() == io::ErrorKind::Interrupted =>
-                {
-                    return;
-                }
+                Err(e) if read_later(&e) => return,
                 Err(e) => {
                     let st = self.socket_error(tok, e, Phase::Echo);
                     self.settle(tok, st);
@@ -1522,12 +1493,7 @@ impl ConnectProber {
                         return;
                     }
                 }
-                Err(e)
-                    if e.kind() == io::ErrorKind::WouldBlock
-                        || e.kind() == io::ErrorKind::Interrupted =>
-                {
-                    return;
-                }
+                Err(e) if read_later(&e) => return,
                 Err(e) => {
                     self.pipe_failed(tok, e);
                     return;
@@ -1760,6 +1726,49 @@ fn queued_error(fd: RawFd, tx: &mut Option<Duration>) -> Option<QueuedError> {
         }
     }
     None
+}
+
+/// Nothing to read now (or a signal came): the socket is read again when it is readable.
+fn read_later(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+    )
+}
+
+/// A non-blocking TCP socket for one probe to `target`, as every connect() probe opens it:
+/// closed with RST (SO_LINGER 0: no TIME_WAIT left behind, so a million probes never run out
+/// of ports), ICMP errors about it on its error queue, kernel timestamps when it can have
+/// them (else user space's times remain), `ttl` when given, and bound to `source` (None: any
+/// address of the family) so that its source port is known before its SYN leaves.
+pub(crate) fn probe_socket(
+    target: SocketAddr,
+    ttl: Option<u8>,
+    source: Option<IpAddr>,
+) -> io::Result<Socket> {
+    let v6 = target.is_ipv6();
+    let sock = Socket::new(
+        Domain::for_address(target),
+        Type::STREAM.nonblocking(),
+        Some(Protocol::TCP),
+    )?;
+    sock.set_linger(Some(Duration::ZERO))?;
+    net::set_recverr(sock.as_raw_fd(), v6)?;
+    let _ = timing::enable_timestamping(sock.as_raw_fd());
+    if let Some(ttl) = ttl {
+        if v6 {
+            sock.set_unicast_hops_v6(u32::from(ttl))?;
+        } else {
+            sock.set_ttl(u32::from(ttl))?;
+        }
+    }
+    let ip = source.unwrap_or(if v6 {
+        IpAddr::V6(Ipv6Addr::UNSPECIFIED)
+    } else {
+        IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+    });
+    sock.bind(&SocketAddr::new(ip, 0).into())?;
+    Ok(sock)
 }
 
 impl Prober for ConnectProber {
