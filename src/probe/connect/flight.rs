@@ -61,6 +61,7 @@ pub(super) struct Timed {
 
 impl Timed {
     /// The best measurement and its clock.
+    #[inline]
     pub(super) fn best(&self) -> (Duration, Clock) {
         self.kernel.unwrap_or((self.user, Clock::User))
     }

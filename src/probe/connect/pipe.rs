@@ -81,6 +81,7 @@ pub(super) struct Pipe {
 const PIPE_KEPT: usize = 1024;
 
 impl Pipe {
+    #[inline]
     pub(super) fn live(&self) -> usize {
         self.reqs.iter().filter(|r| r.ping.is_some()).count()
     }

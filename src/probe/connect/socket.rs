@@ -25,6 +25,7 @@ pub(super) struct Conn {
 impl Conn {
     /// Sequence numbers used from the ISN on: the SYN, then every byte sent (all of them
     /// once 2^32 are: the window then covers every sequence number).
+    #[inline]
     pub(super) fn seq_used(&self) -> u32 {
         u32::try_from(1 + self.sent).unwrap_or(u32::MAX)
     }
@@ -66,6 +67,7 @@ pub(crate) fn probe_socket(
 }
 
 /// Nothing to read now (or a signal came): the socket is read again when it is readable.
+#[inline]
 pub(super) fn read_later(e: &io::Error) -> bool {
     matches!(
         e.kind(),
