@@ -125,6 +125,8 @@ pub struct Opened {
 /// What was opened while privileged.
 enum Privileged {
     Connect {
+        mode: Mode,
+        echo_fallback: bool,
         raw: Vec<RawIcmp>,
         wire: Option<WireTap>,
     },
@@ -137,7 +139,13 @@ enum Privileged {
 /// (signals, the listener), `stop` stops it.
 pub fn open(need: &Need, waker: &Arc<Waker>, stop: &Arc<AtomicBool>) -> Result<Opened, Error> {
     let privileged = match need.probes {
-        Probes::Connect { icmp, .. } => Privileged::Connect {
+        Probes::Connect {
+            mode,
+            icmp,
+            echo_fallback,
+        } => Privileged::Connect {
+            mode,
+            echo_fallback,
             raw: if icmp {
                 open_icmp(need.targets)
             } else {
@@ -167,15 +175,12 @@ pub fn open(need: &Need, waker: &Arc<Waker>, stop: &Arc<AtomicBool>) -> Result<O
     };
     let source = target.and_then(|t| net::source_address_for(t).ok());
     Ok(match privileged {
-        Privileged::Connect { raw, wire } => {
-            let Probes::Connect {
-                mode,
-                echo_fallback,
-                ..
-            } = need.probes
-            else {
-                unreachable!("connect sockets are opened for connect probes only")
-            };
+        Privileged::Connect {
+            mode,
+            echo_fallback,
+            raw,
+            wire,
+        } => {
             let registry = Arc::new(Registry::new().with_unmatched_log(need.verbose));
             let capture = if raw.is_empty() {
                 None
