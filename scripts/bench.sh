@@ -20,6 +20,10 @@
 #   multi                many targets: 10,000 loopback targets with --syn next to fping (lag,
 #                        CPU, RSS, scrape time), connect target counts: scripts/bench/multi.py,
 #                        results in bench/runs/<date>-multi/ (a section of its own)
+#   before-after BIN     the build BIN (an earlier commit's binary) and this tree's build in
+#                        turns, one run: connect, persistent, --syn rate and fidelity, many
+#                        targets, trace (scripts/bench/before_after.py; [--rounds N]); results
+#                        in bench/runs/<date>-before-after/ (a section of its own)
 #   --smoke              tiny durations and counts, one repetition (< 60 s; for CI): the same
 #                        code paths, figures are not measurements (the trace section's smoke
 #                        run too, into bench/smoke/trace/)
@@ -110,5 +114,9 @@ export PYTHONDONTWRITEBYTECODE=1
 PY=python3
 command -v /usr/bin/python3 >/dev/null 2>&1 && PY=/usr/bin/python3
 case " $* " in *" multi "*) exec "$PY" "$SELF_DIR/bench/multi.py" "$@" ;; esac # its own section and folder
+if [ "${1:-}" = before-after ]; then # two builds in turns: its own folder
+  shift
+  exec "$PY" "$SELF_DIR/bench/before_after.py" "$@"
+fi
 "$PY" "$SELF_DIR/bench/bench.py" "$@"
 case " $* " in *" --smoke "*) "$SELF_DIR/bench/trace.sh" --smoke ;; esac
