@@ -32,7 +32,7 @@ const EXACT_KEPT: usize = 1024;
 const COMPACT_EXACT_KEPT: usize = 64;
 
 /// A duration in milliseconds, as every statistic here is given.
-fn ms(d: Duration) -> f64 {
+fn millis(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
@@ -96,7 +96,7 @@ pub struct Summary {
 
 impl Summary {
     pub fn record(&mut self, d: Duration) {
-        let ms = ms(d);
+        let ms = millis(d);
         self.extremes.record(d);
         self.sum += ms;
         self.sumsq += ms * ms;
@@ -106,10 +106,10 @@ impl Summary {
         self.extremes.count()
     }
     pub fn min(&self) -> Option<f64> {
-        self.best().map(ms)
+        self.best().map(millis)
     }
     pub fn max(&self) -> Option<f64> {
-        self.worst().map(ms)
+        self.worst().map(millis)
     }
     pub fn avg(&self) -> Option<f64> {
         let n = self.count();
@@ -303,7 +303,7 @@ impl Stats {
                     self.handshake_replies += 1;
                 }
                 if let Some(rtt) = r.rtt.or(r.connect) {
-                    let ms = ms(rtt);
+                    let ms = millis(rtt);
                     if let Some(prev) = self.prev_rtt {
                         self.jitter_sum += (ms - prev).abs();
                         self.jitter_n += 1;
