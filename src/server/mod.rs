@@ -21,12 +21,14 @@ use socket2::{Domain, Socket, Type};
 
 use crate::cli::{LossMode, ServerConfig};
 use crate::error::Error;
-use crate::net::{self, python_addr, Waker};
+use crate::net::{self, Waker};
 
 mod limits;
 mod request;
+mod text;
 use limits::{AcceptTrouble, LineBudget, Shown, ALL_LINES_PER_SEC, CLIENT_LINES_PER_SEC};
 use request::{Bare, Framer};
+use text::python_addr;
 
 /// Longest request line accepted, in bytes (without the newline).
 pub const MAX_LINE: usize = 1024;
