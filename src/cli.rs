@@ -10,6 +10,8 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::error::Error;
+pub use crate::output::Output;
+use crate::server::{LossMode, ServerConfig};
 
 const AFTER_HELP: &str = "\
 Examples:
@@ -221,25 +223,8 @@ pub enum FlowArg {
     PerProbe,
 }
 
-#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LossMode {
-    /// Answer "LOST", as the original server did
-    Reply,
-    /// Send nothing: the client sees a real timeout
-    Silent,
-}
-
 /// How each ping talks to the target: a type of the probe layer, which the flags map to.
 pub use crate::probe::Mode;
-
-/// How results are written.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Output {
-    /// Lines as ping writes them.
-    Human,
-    /// NDJSON events.
-    Json,
-}
 
 /// Validated client settings.
 #[derive(Clone, Debug)]
@@ -265,22 +250,6 @@ pub struct ClientConfig {
     pub icmp: bool,
     /// Where to draw the run (--plot).
     pub plot: Option<std::path::PathBuf>,
-}
-
-/// Validated server settings.
-#[derive(Clone, Debug)]
-pub struct ServerConfig {
-    pub listen: SocketAddr,
-    pub loss: f64,
-    pub loss_mode: LossMode,
-    pub seed: Option<u64>,
-    pub max_clients: usize,
-    /// Connections at once from one source address.
-    pub max_per_source: usize,
-    pub idle_timeout: Duration,
-    /// Time from a request's first byte to its end (newline) before the connection is closed.
-    pub line_timeout: Duration,
-    pub quiet: bool,
 }
 
 impl PingArgs {
