@@ -1,6 +1,6 @@
-//! Man pages and shell completions, generated from the clap definitions (`Cli::command()`), so
-//! they cannot drift from `--help`: `tcpping-diag generate man|completions DIR`, run at
-//! packaging time (scripts/build-deb.sh).
+//! Man pages and shell completions, generated from the clap definitions handed in
+//! (`Cli::command()`, by `cmd/generate.rs`), so they cannot drift from `--help`: `tcpping-diag
+//! generate man|completions DIR`, run at packaging time (scripts/build-deb.sh).
 //!
 //! Every command gets a page: `tcpping-diag(1)` for the ping itself and `tcpping-diag-NAME(1)`
 //! for each subcommand (new subcommands are picked up by themselves). A page is clap_mangen's
