@@ -60,35 +60,14 @@ struct Config {
 }
 
 impl Config {
-    fn from_args(mut args: PingArgs) -> Result<Config, Error> {
-        let cli_targets = std::mem::take(&mut args.targets);
-        for t in &cli_targets {
-            targets::check_target(t).map_err(Error::Usage)?;
-        }
-        let file = args.file.take();
-        let metrics = args
-            .metrics
-            .take()
-            .map(|m| {
-                crate::cli::parse_metrics_listen(&m)
-                    .map_err(|e| Error::Usage(format!("--metrics: {e}")))
-            })
-            .transpose()?;
-        let family = match (args.ipv4, args.ipv6) {
-            (true, _) => Some(Family::V4),
-            (_, true) => Some(Family::V6),
-            _ => None,
-        };
-        // Every other flag is validated as for one target (a literal stands in for it).
-        args.targets = vec!["127.0.0.1:1".into()];
-        let mut template = args.into_config()?;
-        template.target_name.clear();
+    fn from_args(args: PingArgs) -> Result<Config, Error> {
+        let m = args.into_multi_config(targets::check_target)?;
         Ok(Config {
-            template,
-            family,
-            cli_targets,
-            file,
-            metrics,
+            template: m.template,
+            family: m.family,
+            cli_targets: m.targets,
+            file: m.file,
+            metrics: m.metrics,
         })
     }
 
