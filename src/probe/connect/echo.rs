@@ -3,10 +3,10 @@
 
 use mio::Token;
 
-use super::super::{Notice, Status};
 use super::flight::Stage;
 use super::ConnectProber;
 use crate::net;
+use crate::probe::{Notice, Status};
 
 /// Judge the bytes received so far against the request sent.
 /// None: incomplete, keep reading.

@@ -8,14 +8,14 @@ use std::time::{Duration, Instant};
 use mio::unix::SourceFd;
 use mio::{Interest, Token};
 
-use super::super::wire::Handshake;
-use super::super::{Clock, Mode, PingResult, ProbeSpec, Status};
 use super::echo::{judge_reply, Speaks};
 use super::icmp::Verdict;
 use super::socket::{queued_error, read_later, Conn};
 use super::{ConnectProber, MAX_REPLY, RAW_GRACE};
 use crate::icmp::{Phase, Registry};
 use crate::net::{self, describe_io};
+use crate::probe::wire::Handshake;
+use crate::probe::{Clock, Mode, PingResult, ProbeSpec, Status};
 use crate::timing;
 
 /// Where a ping is.

@@ -8,7 +8,6 @@ use std::time::Instant;
 
 use mio::Token;
 
-use super::super::Status;
 use super::flight::Stage;
 use super::pipe::p_attributed_lately;
 use super::socket::queued_error;
@@ -16,6 +15,7 @@ use super::{ConnectProber, RAW_GRACE};
 use crate::icmp::recverr::{read_error_queue_id, ErrEntry, QueuedError};
 use crate::icmp::{IcmpReport, Phase, Source};
 use crate::net::describe_io;
+use crate::probe::Status;
 use crate::timing;
 
 /// What to do about a failure.

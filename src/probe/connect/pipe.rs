@@ -11,12 +11,12 @@ use std::time::{Duration, Instant};
 use mio::unix::SourceFd;
 use mio::Token;
 
-use super::super::{Clock, Mode, PingResult, ProbeSpec, Status};
 use super::flight::{Stage, Timed};
 use super::socket::{read_later, Conn};
 use super::{ConnectProber, MAX_REPLY, RAW_GRACE};
 use crate::icmp::Phase;
 use crate::net;
+use crate::probe::{Clock, Mode, PingResult, ProbeSpec, Status};
 use crate::timing;
 
 /// Whether the ICMP listener attributed an error on the pipe's connection a moment ago:

@@ -6,10 +6,10 @@ use std::time::Instant;
 
 use socket2::{Domain, Socket, Type};
 
-use super::super::Status;
 use super::echo::judge_reply;
 use super::pipe::{Answer, Pipe, Req};
 use super::socket::Conn;
+use crate::probe::Status;
 
 const REQ: &[u8] = b"ping 3 1700000000.123456\n";
 
