@@ -8,6 +8,8 @@
 //! - [`ttl_connect`]: connect() with a TTL and the socket error queue, for `trace` without
 //!   CAP_NET_RAW.
 //!
+//! [`open`] opens them (what needs privilege first, then the privilege dropped).
+//!
 //! The capture sockets they share:
 //! - [`capture`]: the packet socket (AF_PACKET) with its classic BPF filters, and the filter
 //!   of `syn`'s answers;
@@ -18,6 +20,7 @@
 
 pub mod capture;
 pub mod connect;
+pub mod open;
 pub mod syn;
 pub mod tap;
 pub mod ttl_connect;
