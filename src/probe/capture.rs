@@ -54,7 +54,8 @@ pub mod bpf {
         pub const SRC_PORT: u32 = tcp::field::SRC_PORT.start as u32;
         pub const DST_PORT: u32 = tcp::field::DST_PORT.start as u32;
         pub const FLAGS: u32 = tcp::field::FLAGS as u32;
-        const V6_TCP: u32 = ip::V6_HEADER_LEN as u32;
+        /// Where TCP starts in an IPv6 packet without extension headers.
+        pub const V6_TCP: u32 = ip::V6_HEADER_LEN as u32;
         pub const V6_SRC_PORT: u32 = V6_TCP + SRC_PORT;
         pub const V6_DST_PORT: u32 = V6_TCP + DST_PORT;
         pub const V6_FLAGS: u32 = V6_TCP + FLAGS;
@@ -183,6 +184,20 @@ pub fn answers_filter(port: Option<u16>, ours: &[u16]) -> Vec<libc::sock_filter>
         }
         ops.push(Ja("drop"));
     };
+    // A family's TCP segment, its flags in A: on to its ports or acks by the flags, its ports
+    // loaded `mode` (`IND` after `LDX MSH` for IPv4, `ABS` for IPv6) from `tcp` on.
+    let segment = |ops: &mut Vec<bpf::Op>, labels: [&'static str; 4], mode: u16, tcp: u32| {
+        let [out, inn, to_ports, to_acks] = labels;
+        flags(ops, out, inn, to_ports, to_acks);
+        ops.push(L(to_acks));
+        acks(ops, I(LD | H | mode, tcp + at::DST_PORT));
+        ops.push(L(to_ports));
+        check(
+            ops,
+            I(LD | H | mode, tcp + at::SRC_PORT),
+            I(LD | H | mode, tcp + at::DST_PORT),
+        );
+    };
     let mut ops = vec![
         I(LD | W | ABS, SKF_AD_PKTTYPE),
         I(ST, 0),
@@ -198,15 +213,7 @@ pub fn answers_filter(port: Option<u16>, ours: &[u16]) -> Vec<libc::sock_filter>
         I(LDX | B | MSH, 0),
         I(LD | B | IND, at::FLAGS),
     ];
-    flags(&mut ops, "v4out", "v4in", "v4ports", "v4acks");
-    ops.push(L("v4acks"));
-    acks(&mut ops, I(LD | H | IND, at::DST_PORT));
-    ops.push(L("v4ports"));
-    check(
-        &mut ops,
-        I(LD | H | IND, at::SRC_PORT),
-        I(LD | H | IND, at::DST_PORT),
-    );
+    segment(&mut ops, ["v4out", "v4in", "v4ports", "v4acks"], IND, 0);
     ops.extend([
         L("v6"),
         Jeq(0x60, "v6nh", "drop"),
@@ -218,14 +225,11 @@ pub fn answers_filter(port: Option<u16>, ours: &[u16]) -> Vec<libc::sock_filter>
         L("v6flags"),
         I(LD | B | ABS, at::V6_FLAGS),
     ]);
-    flags(&mut ops, "v6out", "v6in", "v6ports", "v6acks");
-    ops.push(L("v6acks"));
-    acks(&mut ops, I(LD | H | ABS, at::V6_DST_PORT));
-    ops.push(L("v6ports"));
-    check(
+    segment(
         &mut ops,
-        I(LD | H | ABS, at::V6_SRC_PORT),
-        I(LD | H | ABS, at::V6_DST_PORT),
+        ["v6out", "v6in", "v6ports", "v6acks"],
+        ABS,
+        at::V6_TCP,
     );
     ops.extend([
         // ICMP: arriving only.
