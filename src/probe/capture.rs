@@ -80,6 +80,19 @@ pub mod bpf {
         L(&'static str),
     }
 
+    /// The start of every filter here: M[0] = the packet type, then on to label `v4` or
+    /// `v6` by the IP version.
+    pub fn by_version() -> [Op; 5] {
+        use Op::*;
+        [
+            I(LD | W | ABS, SKF_AD_PKTTYPE),
+            I(ST, 0),
+            I(LD | B | ABS, 0),
+            I(ALU | AND, 0xf0),
+            Jeq(0x40, "v4", "v6"),
+        ]
+    }
+
     /// Resolve the labels. Panics on a label that is missing or a backward jump: both are
     /// mistakes in a program written here, found by its unit test.
     pub fn assemble(ops: &[Op]) -> Vec<libc::sock_filter> {
@@ -198,12 +211,8 @@ pub fn answers_filter(port: Option<u16>, ours: &[u16]) -> Vec<libc::sock_filter>
             I(LD | H | mode, tcp + at::DST_PORT),
         );
     };
-    let mut ops = vec![
-        I(LD | W | ABS, SKF_AD_PKTTYPE),
-        I(ST, 0),
-        I(LD | B | ABS, 0),
-        I(ALU | AND, 0xf0),
-        Jeq(0x40, "v4", "v6"),
+    let mut ops = bpf::by_version().to_vec();
+    ops.extend([
         L("v4"),
         I(LD | B | ABS, at::V4_PROTOCOL),
         Jeq(1, "icmp", "v4tcp"),
@@ -212,7 +221,7 @@ pub fn answers_filter(port: Option<u16>, ours: &[u16]) -> Vec<libc::sock_filter>
         L("v4flags"),
         I(LDX | B | MSH, 0),
         I(LD | B | IND, at::FLAGS),
-    ];
+    ]);
     segment(&mut ops, ["v4out", "v4in", "v4ports", "v4acks"], IND, 0);
     ops.extend([
         L("v6"),

@@ -39,12 +39,8 @@ pub fn syn_filter(port: u16) -> Vec<libc::sock_filter> {
     use super::capture::bpf::Op::*;
     use super::capture::bpf::*;
     let p = u32::from(port);
-    assemble(&[
-        I(LD | W | ABS, SKF_AD_PKTTYPE),
-        I(ST, 0), // M[0] = packet type
-        I(LD | B | ABS, 0),
-        I(ALU | AND, 0xf0),
-        Jeq(0x40, "v4", "v6"),
+    let mut ops = by_version().to_vec(); // M[0] = packet type
+    ops.extend([
         L("v4"),
         I(LD | B | ABS, at::V4_PROTOCOL),
         Jeq(6, "v4tcp", "drop"),
@@ -82,7 +78,8 @@ pub fn syn_filter(port: u16) -> Vec<libc::sock_filter> {
         I(RET, SNAP),
         L("drop"),
         I(RET, 0),
-    ])
+    ]);
+    assemble(&ops)
 }
 
 /// A SYN or SYN-ACK seen by the packet socket.
