@@ -6,6 +6,8 @@ mod multi;
 pub mod ping;
 mod serve;
 mod shared;
+#[cfg(test)]
+pub(crate) mod sim;
 pub mod trace;
 
 use clap::Parser;

@@ -1,310 +1,21 @@
-//! The trace strategy, accounting, verdict and output driven through the `Prober` trait by a
-//! simulated network: routers that answer time exceeded (or not, or only so often), a
-//! router that refuses, a silent drop, load-balanced branches, and a target that, like a real
-//! TCP stack, holds a half-open connection per 4-tuple and drops other SYNs of that flow
-//! until our answer to its SYN-ACK (the RST our kernel sends) is out.
+//! The trace strategy, accounting, verdict and output driven through the `Prober` trait by
+//! the simulated network of [`crate::cmd::sim`]: routers that answer time exceeded (or not,
+//! or only so often), a router that refuses, a silent drop, load-balanced branches, and a
+//! target that, like a real TCP stack, holds a half-open connection per 4-tuple and drops
+//! other SYNs of that flow until our answer to its SYN-ACK (the RST our kernel sends) is out.
 
-use std::cell::Cell;
-use std::collections::{HashMap, HashSet, VecDeque};
-use std::io;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::rc::Rc;
 use std::sync::atomic::AtomicBool;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use super::engine::{Answer, Engine, HopDone, Plan};
 use super::state::TraceState;
 use super::verdict::{verdict, Kind, Verdict};
 use super::{drive, Progress};
-use crate::icmp::correlate::Unmatched;
+use crate::cmd::sim::{diamond, ip, net, Net, Sim, TARGET};
 use crate::icmp::extension::{Extensions, MplsLabel};
-use crate::icmp::parse::IcmpError;
-use crate::icmp::{IcmpReport, Phase, Source};
-use crate::probe::{IcmpTally, PingResult, ProbeSpec, Prober, Status};
-
-fn ip(s: &str) -> IpAddr {
-    s.parse().unwrap()
-}
-
-const TARGET: &str = "10.0.9.5:443";
-
-/// The network the probes cross.
-#[derive(Clone, Debug, Default)]
-struct Net {
-    /// Routers of each branch, hop 1 first; a flow takes branch `flow % branches`. The
-    /// target is one hop after the last router.
-    branches: Vec<Vec<IpAddr>>,
-    open: bool,
-    /// The router at this hop refuses (type, code) every probe it would forward.
-    refuse_at: Option<(u8, u8, u8)>,
-    /// Probes that would go past this hop vanish.
-    drop_after: Option<u8>,
-    /// The same on one branch only: (branch, hop).
-    branch_drop_after: Option<(usize, u8)>,
-    /// The target refuses with this ICMP error instead of answering.
-    target_refuses: Option<(u8, u8)>,
-    /// Hops whose router never answers time exceeded.
-    mute: HashSet<u8>,
-    /// Time exceeded answers left per hop (a rate limiter's tokens).
-    tokens: HashMap<u8, u32>,
-    /// Extensions on the time exceeded of a hop.
-    ext: HashMap<u8, Extensions>,
-    /// Probes whose sending fails.
-    send_error: bool,
-    /// A routing loop after the branch's routers: the packets circle through these routers
-    /// (each answers time exceeded) and never reach the target.
-    loop_routers: Vec<IpAddr>,
-    /// The link into the target is slow (a token-bucket shaper with this many packets of
-    /// burst): past the burst, SYNs and our RSTs queue on it and cross one per poll, 600 µs
-    /// apart. So the burst's SYNs reach the target long after the first one's SYN-ACK came
-    /// back, and our kernel's RST (sent as the SYN-ACK arrives, before we read it) waits
-    /// behind the SYNs queued before it.
-    slow_last_link: Option<u32>,
-}
-
-/// What crosses the slow link.
-#[derive(Clone, Copy, Debug)]
-enum Crossing {
-    Syn(ProbeSpec),
-    Rst(u16),
-}
-
-struct Sim {
-    net: Net,
-    target: SocketAddr,
-    answers: VecDeque<PingResult>,
-    lost: Vec<PingResult>,
-    /// Flows with a half-open connection at the target.
-    half_open: HashSet<u16>,
-    sent: Vec<ProbeSpec>,
-    /// The simulation's clock (the driver stamps its sends with it).
-    clock: Rc<Cell<SystemTime>>,
-    sent_at: HashMap<u64, SystemTime>,
-    slow: VecDeque<Crossing>,
-    /// Timeouts handed out (the driver had to wait for the timeout).
-    timeouts_given: usize,
-}
-
-impl Sim {
-    fn new(net: Net) -> Sim {
-        Sim {
-            net,
-            target: TARGET.parse().unwrap(),
-            answers: VecDeque::new(),
-            lost: Vec::new(),
-            half_open: HashSet::new(),
-            sent: Vec::new(),
-            clock: Rc::new(Cell::new(
-                SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000),
-            )),
-            sent_at: HashMap::new(),
-            slow: VecDeque::new(),
-            timeouts_given: 0,
-        }
-    }
-
-    /// Something crosses the slow link: at once while the burst lasts, else it queues.
-    fn cross(&mut self, c: Crossing) {
-        match &mut self.net.slow_last_link {
-            Some(0) => self.slow.push_back(c),
-            Some(n) => {
-                *n -= 1;
-                self.crossed(c);
-            }
-            None => self.crossed(c),
-        }
-    }
-
-    fn crossed(&mut self, c: Crossing) {
-        match c {
-            Crossing::Syn(spec) => self.arrive(spec),
-            Crossing::Rst(flow) => {
-                self.half_open.remove(&flow);
-            }
-        }
-    }
-
-    /// A SYN reaches the target.
-    fn arrive(&mut self, spec: ProbeSpec) {
-        let status = if !self.net.open {
-            Status::Refused
-        } else if self.half_open.insert(spec.flow) {
-            Status::Reply
-        } else {
-            // Out of the half-open connection's window: dropped (a challenge ACK at most).
-            self.lost.push(PingResult::of(&spec, Status::Timeout));
-            return;
-        };
-        let status_is_reply = status == Status::Reply;
-        let mut r = PingResult::of(&spec, status);
-        let fake = Duration::from_micros(100 * u64::from(spec.ttl.unwrap_or(1)));
-        // On the slow link: the time it waited there too.
-        let waited = self
-            .clock
-            .get()
-            .duration_since(self.sent_at[&spec.seq])
-            .unwrap_or_default();
-        r.connect = Some(fake + waited);
-        r.local_port = Some(40000 + spec.flow);
-        self.answers.push_back(r);
-        if status_is_reply && self.net.slow_last_link.is_some() {
-            // Our kernel's RST, as the SYN-ACK comes in.
-            self.cross(Crossing::Rst(spec.flow));
-        }
-    }
-
-    fn icmp(spec: &ProbeSpec, from: IpAddr, t: u8, c: u8, ext: Option<Extensions>) -> PingResult {
-        PingResult::of(
-            spec,
-            Status::Icmp(IcmpReport {
-                icmp_type: t,
-                code: c,
-                v6: false,
-                info: 0,
-                from,
-                after: Duration::from_micros(100 * u64::from(spec.ttl.unwrap_or(1))),
-                phase: Phase::Connect,
-                source: Source::Raw,
-                extensions: ext.map(Box::new),
-            }),
-        )
-    }
-}
-
-impl Prober for Sim {
-    fn ready(&self, _: SocketAddr) -> bool {
-        true
-    }
-
-    fn send(&mut self, spec: ProbeSpec) {
-        self.sent.push(spec);
-        self.sent_at.insert(spec.seq, self.clock.get());
-        if self.net.send_error {
-            self.answers.push_back(PingResult::of(
-                &spec,
-                Status::Error("send the SYN: No route to host".into()),
-            ));
-            return;
-        }
-        let ttl = spec.ttl.expect("trace probes carry a TTL");
-        let path = &self.net.branches[usize::from(spec.flow) % self.net.branches.len()];
-        let routers = path.len() as u8;
-        if let Some((k, t, c)) = self.net.refuse_at {
-            if ttl > k {
-                let r = Self::icmp(&spec, path[usize::from(k) - 1], t, c, None);
-                self.answers.push_back(r);
-                return;
-            }
-        }
-        let branch = usize::from(spec.flow) % self.net.branches.len();
-        let branch_drop = self
-            .net
-            .branch_drop_after
-            .is_some_and(|(b, k)| b == branch && ttl > k);
-        if branch_drop || self.net.drop_after.is_some_and(|k| ttl > k) {
-            self.lost.push(PingResult::of(&spec, Status::Timeout));
-            return;
-        }
-        if ttl <= routers {
-            let tokens = self.net.tokens.get_mut(&ttl);
-            let limited = match tokens {
-                Some(0) => true,
-                Some(n) => {
-                    *n -= 1;
-                    false
-                }
-                None => false,
-            };
-            if self.net.mute.contains(&ttl) || limited {
-                self.lost.push(PingResult::of(&spec, Status::Timeout));
-                return;
-            }
-            let ext = self.net.ext.get(&ttl).cloned();
-            let r = Self::icmp(&spec, path[usize::from(ttl) - 1], 11, 0, ext);
-            self.answers.push_back(r);
-            return;
-        }
-        if !self.net.loop_routers.is_empty() {
-            let lp = &self.net.loop_routers;
-            let at = lp[usize::from(ttl - routers - 1) % lp.len()];
-            self.answers.push_back(Self::icmp(&spec, at, 11, 0, None));
-            return;
-        }
-        if let Some((t, c)) = self.net.target_refuses {
-            let r = Self::icmp(&spec, self.target.ip(), t, c, None);
-            self.answers.push_back(r);
-            return;
-        }
-        self.cross(Crossing::Syn(spec));
-    }
-
-    fn poll(&mut self, _until: Instant, done: &mut Vec<PingResult>) -> io::Result<()> {
-        if let Some(c) = self.slow.pop_front() {
-            self.clock
-                .set(self.clock.get() + Duration::from_micros(600));
-            self.crossed(c);
-        }
-        if self.answers.is_empty() {
-            if self.slow.is_empty() {
-                // Nothing more will answer: the timeouts expire.
-                self.timeouts_given += self.lost.len();
-                done.append(&mut self.lost);
-            }
-            return Ok(());
-        }
-        for r in self.answers.drain(..) {
-            // The answer arrives one round trip after its probe left.
-            let rtt = match &r.status {
-                Status::Icmp(rep) => Some(rep.after),
-                _ => r.connect,
-            };
-            if let (Some(rtt), Some(sent)) = (rtt, self.sent_at.get(&r.seq)) {
-                self.clock.set(self.clock.get().max(*sent + rtt));
-            }
-            if r.status == Status::Reply && self.net.slow_last_link.is_none() {
-                // Our kernel answers the SYN-ACK with RST: the target forgets the flow one
-                // round trip after its SYN-ACK (here: when we read it).
-                let f = r.local_port.map_or(0, |p| p - 40000);
-                self.half_open.remove(&f);
-            }
-            done.push(r);
-        }
-        Ok(())
-    }
-
-    fn in_flight(&self) -> usize {
-        let syns = self
-            .slow
-            .iter()
-            .filter(|c| matches!(c, Crossing::Syn(_)))
-            .count();
-        self.answers.len() + self.lost.len() + syns
-    }
-
-    fn interrupt(&mut self, done: &mut Vec<PingResult>) {
-        for mut r in self.answers.drain(..).chain(self.lost.drain(..)) {
-            r.status = Status::Interrupted;
-            done.push(r);
-        }
-        for c in self.slow.drain(..) {
-            if let Crossing::Syn(spec) = c {
-                done.push(PingResult::of(&spec, Status::Interrupted));
-            }
-        }
-    }
-
-    fn icmp_tally(&self) -> IcmpTally {
-        IcmpTally::default()
-    }
-
-    fn drain_unmatched(&mut self) -> Vec<(IcmpError, Unmatched)> {
-        Vec::new()
-    }
-}
-
-fn line_path(n: u8) -> Vec<IpAddr> {
-    (1..=n).map(|i| ip(&format!("10.0.{i}.1"))).collect()
-}
+use crate::probe::Prober;
 
 /// What a run produced.
 struct Run {
@@ -366,14 +77,6 @@ fn run_with(net: Net, queries: u16, flows: u16, max_hops: u8, cycles: u64) -> Ru
 
 fn run(net: Net) -> Run {
     run_with(net, 3, 1, 30, 1)
-}
-
-fn net(routers: u8) -> Net {
-    Net {
-        branches: vec![line_path(routers)],
-        open: true,
-        ..Net::default()
-    }
 }
 
 #[test]
@@ -716,17 +419,6 @@ fn send_errors_are_reported_not_taken_for_silence() {
         }
     );
     assert_eq!(r.state.hops[&1].local_errors.len(), 1);
-}
-
-fn diamond() -> Net {
-    Net {
-        branches: vec![
-            vec![ip("10.0.1.1"), ip("10.0.12.2"), ip("10.0.15.2")],
-            vec![ip("10.0.1.1"), ip("10.0.13.2"), ip("10.0.16.2")],
-        ],
-        open: true,
-        ..Net::default()
-    }
 }
 
 #[test]
