@@ -29,6 +29,8 @@ mod resolve;
 mod schedule;
 mod table;
 mod targets;
+#[cfg(test)]
+mod tests;
 
 use std::io;
 use std::net::{SocketAddr, TcpListener};
