@@ -299,35 +299,23 @@ mod tests {
     use std::sync::Arc;
     use std::time::{Duration, Instant};
 
-    use clap::Parser;
     use serde_json::Value;
 
     use super::schedule_to;
-    use crate::cli::{Cli, ClientConfig};
-    use crate::cmd::sim::{hosts, ip, Fate, Host, Sim};
+    use crate::cli::ClientConfig;
+    use crate::cmd::sim::{addr, cli, hosts, ip, ms, Fate, Host, Sim};
     use crate::output::Reporter;
 
     const HOST: &str = "10.0.0.1:80";
 
     fn host() -> SocketAddr {
-        HOST.parse().unwrap()
-    }
-
-    fn ms(n: u64) -> Duration {
-        Duration::from_millis(n)
+        addr(HOST)
     }
 
     /// The settings of `tcpping-diag --connect-only --json FLAGS… 10.0.0.1:80`.
     fn config(flags: &[&str]) -> ClientConfig {
-        let argv = ["tcpping-diag", "--connect-only", "--json"]
-            .into_iter()
-            .chain(flags.iter().copied())
-            .chain([HOST]);
-        Cli::try_parse_from(argv)
-            .unwrap()
-            .ping
-            .into_config()
-            .unwrap()
+        let args: Vec<&str> = flags.iter().copied().chain([HOST]).collect();
+        cli(&args).ping.into_config().unwrap()
     }
 
     /// What a run over `sim` printed: its exit status, its ping events and its summary.

@@ -24,6 +24,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use clap::Parser;
+
+use crate::cli::Cli;
 use crate::icmp::correlate::Unmatched;
 use crate::icmp::extension::Extensions;
 use crate::icmp::parse::IcmpError;
@@ -32,6 +35,23 @@ use crate::probe::{IcmpTally, PingResult, ProbeSpec, Prober, Status};
 
 pub fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
+}
+
+pub fn addr(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+pub fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+/// The command line `tcpping-diag --connect-only --json ARGS…`, parsed (the scripted hosts
+/// answer handshakes; the events are read back).
+pub fn cli(args: &[&str]) -> Cli {
+    let argv = ["tcpping-diag", "--connect-only", "--json"]
+        .into_iter()
+        .chain(args.iter().copied());
+    Cli::try_parse_from(argv).unwrap()
 }
 
 /// The target of the trace tests.

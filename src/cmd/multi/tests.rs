@@ -3,18 +3,15 @@
 //! numbers and summary, one of them failing. Times are only lower bounds.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use clap::Parser;
 use serde_json::Value;
 
 use super::event_loop::Run;
 use super::{first_targets, resolve, Config};
-use crate::cli::Cli;
-use crate::cmd::sim::{hosts, Fate, Host, Sim};
+use crate::cmd::sim::{addr, cli, hosts, ms, Fate, Host, Sim};
 use crate::net::Waker;
 use crate::output::Reporter;
 
@@ -22,20 +19,9 @@ const A: &str = "127.0.0.11:80";
 const B: &str = "127.0.0.12:80";
 const C: &str = "127.0.0.13:80";
 
-fn addr(s: &str) -> SocketAddr {
-    s.parse().unwrap()
-}
-
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
-
 /// The settings of `tcpping-diag --connect-only --json ARGS…`.
 fn config(args: &[&str]) -> Config {
-    let argv = ["tcpping-diag", "--connect-only", "--json"]
-        .into_iter()
-        .chain(args.iter().copied());
-    Config::from_args(Cli::try_parse_from(argv).unwrap().ping).unwrap()
+    Config::from_args(cli(args).ping).unwrap()
 }
 
 /// What a run printed, per target.

@@ -27,15 +27,19 @@ struct Run {
     sim: Sim,
 }
 
-fn run_with(net: Net, queries: u16, flows: u16, max_hops: u8, cycles: u64) -> Run {
-    let plan = Plan {
+/// The plan of a trace to [`TARGET`] on constant flows.
+fn plan(max_hops: u8, queries: u16, flows: u16) -> Plan {
+    Plan {
         target: TARGET.parse().unwrap(),
         max_hops,
         queries,
         flows,
         constant_flows: true,
-    };
-    let mut engine = Engine::new(plan);
+    }
+}
+
+fn run_with(net: Net, queries: u16, flows: u16, max_hops: u8, cycles: u64) -> Run {
+    let mut engine = Engine::new(plan(max_hops, queries, flows));
     let mut sim = Sim::new(net);
     let mut state = TraceState::new(TARGET.parse().unwrap(), max_hops, queries, flows);
     let mut hops = Vec::new();
@@ -77,6 +81,45 @@ fn run_with(net: Net, queries: u16, flows: u16, max_hops: u8, cycles: u64) -> Ru
 
 fn run(net: Net) -> Run {
     run_with(net, 3, 1, 30, 1)
+}
+
+/// A trace on one flow driven some cycles at a time, the network changing between: its
+/// engine, its network, and the hops it recorded.
+struct Stepped {
+    engine: Engine,
+    sim: Sim,
+    state: TraceState,
+}
+
+impl Stepped {
+    fn new(net: Net, max_hops: u8, queries: u16) -> Stepped {
+        Stepped {
+            engine: Engine::new(plan(max_hops, queries, 1)),
+            sim: Sim::new(net),
+            state: TraceState::new(TARGET.parse().unwrap(), max_hops, queries, 1),
+        }
+    }
+
+    /// Drive on until `cycles` cycles are done.
+    fn drive_to(&mut self, cycles: u64) {
+        let state = &mut self.state;
+        let clock = Rc::clone(&self.sim.clock);
+        drive(
+            &mut self.engine,
+            &mut self.sim,
+            Some(cycles),
+            Duration::ZERO,
+            &AtomicBool::new(false),
+            &move || clock.get(),
+            &mut |p| {
+                if let Progress::Hop(h) = p {
+                    state.record(h);
+                }
+                Ok(true)
+            },
+        )
+        .unwrap();
+    }
 }
 
 #[test]
@@ -488,50 +531,15 @@ fn flows_that_disagree_are_named_in_the_verdict() {
 
 #[test]
 fn a_path_that_grows_between_cycles_is_followed() {
-    let plan = Plan {
-        target: TARGET.parse().unwrap(),
-        max_hops: 10,
-        queries: 2,
-        flows: 1,
-        constant_flows: true,
-    };
-    let mut engine = Engine::new(plan);
-    let mut sim = Sim::new(net(2));
-    let stop = AtomicBool::new(false);
-    let mut state = TraceState::new(TARGET.parse().unwrap(), 10, 2, 1);
-    let mut record = |p: Progress| {
-        if let Progress::Hop(h) = p {
-            state.record(h);
-        }
-        Ok(true)
-    };
-    let clock = Rc::clone(&sim.clock);
-    let now = move || clock.get();
-    drive(
-        &mut engine,
-        &mut sim,
-        Some(1),
-        Duration::ZERO,
-        &stop,
-        &now,
-        &mut record,
-    )
-    .unwrap();
-    assert_eq!(engine.dests()[0].map(|d| d.hop), Some(3));
+    let mut t = Stepped::new(net(2), 10, 2);
+    t.drive_to(1);
+    assert_eq!(t.engine.dests()[0].map(|d| d.hop), Some(3));
     // The route changes: one more router before the target.
-    sim.net.branches[0].push(ip("10.0.3.1"));
-    drive(
-        &mut engine,
-        &mut sim,
-        Some(2),
-        Duration::ZERO,
-        &stop,
-        &now,
-        &mut record,
-    )
-    .unwrap();
-    assert_eq!(engine.dests()[0].map(|d| d.hop), Some(4));
-    let v = verdict(&state, "1s");
+    t.sim.net.branches[0].push(ip("10.0.3.1"));
+    t.drive_to(2);
+    assert_eq!(t.engine.dests()[0].map(|d| d.hop), Some(4));
+    let state = &t.state;
+    let v = verdict(state, "1s");
     assert_eq!(
         v.kind,
         Kind::Reached { hop: 3, open: true },
@@ -542,58 +550,22 @@ fn a_path_that_grows_between_cycles_is_followed() {
 
 #[test]
 fn a_loop_that_is_gone_in_a_later_cycle_is_probed_past() {
-    let plan = Plan {
-        target: TARGET.parse().unwrap(),
-        max_hops: 12,
-        queries: 2,
-        flows: 1,
-        constant_flows: true,
-    };
-    let mut engine = Engine::new(plan);
     let mut n = net(1);
     n.loop_routers = vec![ip("10.0.2.2"), ip("10.0.3.2")];
-    let mut sim = Sim::new(n);
-    let stop = AtomicBool::new(false);
-    let mut state = TraceState::new(TARGET.parse().unwrap(), 12, 2, 1);
-    let mut record = |p: Progress| {
-        if let Progress::Hop(h) = p {
-            state.record(h);
-        }
-        Ok(true)
-    };
-    let clock = Rc::clone(&sim.clock);
-    let now = move || clock.get();
-    drive(
-        &mut engine,
-        &mut sim,
-        Some(1),
-        Duration::ZERO,
-        &stop,
-        &now,
-        &mut record,
-    )
-    .unwrap();
-    assert_eq!(engine.dests()[0].map(|d| d.hop), Some(5));
+    let mut t = Stepped::new(n, 12, 2);
+    t.drive_to(1);
+    assert_eq!(t.engine.dests()[0].map(|d| d.hop), Some(5));
     // The routing is fixed: six routers, the target at hop 7.
-    sim.net.loop_routers.clear();
-    sim.net.branches[0] = [
+    t.sim.net.loop_routers.clear();
+    t.sim.net.branches[0] = [
         "10.0.1.1", "10.0.2.2", "10.0.3.2", "10.0.4.1", "10.0.5.1", "10.0.6.1",
     ]
     .iter()
     .map(|a| ip(a))
     .collect();
-    drive(
-        &mut engine,
-        &mut sim,
-        Some(2),
-        Duration::ZERO,
-        &stop,
-        &now,
-        &mut record,
-    )
-    .unwrap();
-    assert_eq!(engine.dests()[0].map(|d| d.hop), Some(7));
-    let v = verdict(&state, "1s");
+    t.drive_to(2);
+    assert_eq!(t.engine.dests()[0].map(|d| d.hop), Some(7));
+    let v = verdict(&t.state, "1s");
     assert_eq!(v.kind, Kind::Reached { hop: 7, open: true });
 }
 
@@ -623,14 +595,7 @@ fn mpls_labels_reach_the_hop() {
 fn an_interrupted_cycle_reports_only_complete_hops() {
     // Hop 1 answers; everything past it is silent, so its timeouts are still pending when
     // Ctrl-C comes (set here as soon as hop 1 is reported).
-    let plan = Plan {
-        target: TARGET.parse().unwrap(),
-        max_hops: 5,
-        queries: 1,
-        flows: 1,
-        constant_flows: true,
-    };
-    let mut engine = Engine::new(plan);
+    let mut engine = Engine::new(plan(5, 1, 1));
     let mut n = net(4);
     n.drop_after = Some(1);
     let mut sim = Sim::new(n);
@@ -662,14 +627,7 @@ fn an_interrupted_cycle_reports_only_complete_hops() {
 #[test]
 fn the_start_of_the_run_and_a_closed_pipe() {
     // A consumer that stops after the first hop (| head): the drive ends quietly.
-    let plan = Plan {
-        target: TARGET.parse().unwrap(),
-        max_hops: 30,
-        queries: 3,
-        flows: 1,
-        constant_flows: true,
-    };
-    let mut engine = Engine::new(plan);
+    let mut engine = Engine::new(plan(30, 3, 1));
     let mut sim = Sim::new(net(3));
     let stop = AtomicBool::new(false);
     let mut seen = 0;
