@@ -520,7 +520,7 @@ mod tests {
         let stop = Arc::new(AtomicBool::new(false));
         let mut sim = sim_of(Host::always(Fate::Lost));
         sim.timeout = Duration::from_secs(10);
-        sim.stop_after = Some((3, Arc::clone(&stop)));
+        sim.raise_after = Some((3, Arc::clone(&stop)));
         let r = run_with_stop(&["-i", "5ms", "-W", "10"], &mut sim, &stop);
         assert_eq!(sim.sent.len(), 3);
         assert_eq!(r.statuses(), ["interrupted"; 3]);

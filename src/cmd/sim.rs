@@ -210,8 +210,8 @@ pub struct Sim {
     per_host: HashMap<SocketAddr, usize>,
     /// The most probes in flight at once, seen at a send.
     pub max_in_flight: usize,
-    /// Set this flag once this many probes were sent (a Ctrl-C in the middle of a run).
-    pub stop_after: Option<(usize, Arc<AtomicBool>)>,
+    /// Raise this flag as the Nth probe leaves (a Ctrl-C or a SIGHUP in the middle of a run).
+    pub raise_after: Option<(usize, Arc<AtomicBool>)>,
 }
 
 impl Sim {
@@ -234,7 +234,7 @@ impl Sim {
             timed: Vec::new(),
             per_host: HashMap::new(),
             max_in_flight: 0,
-            stop_after: None,
+            raise_after: None,
         }
     }
 
@@ -482,9 +482,9 @@ impl Prober for Sim {
             self.send_to_host(spec);
         }
         self.max_in_flight = self.max_in_flight.max(self.in_flight());
-        if let Some((n, stop)) = &self.stop_after {
-            if self.sent.len() >= *n {
-                stop.store(true, Ordering::Relaxed);
+        if let Some((n, flag)) = &self.raise_after {
+            if self.sent.len() == *n {
+                flag.store(true, Ordering::Relaxed);
             }
         }
     }

@@ -58,18 +58,30 @@ struct Ran {
 
 /// Run the event loop as `run()` does, over `sim`.
 fn run(args: &[&str], sim: &mut Sim, stop: &AtomicBool) -> Ran {
+    run_with(args, sim, stop, &AtomicBool::new(false), || {})
+}
+
+/// [`run`], with a SIGHUP flag, and `between` called once the targets were first read.
+fn run_with(
+    args: &[&str],
+    sim: &mut Sim,
+    stop: &AtomicBool,
+    hup: &AtomicBool,
+    between: impl FnOnce(),
+) -> Ran {
     let cfg = config(args);
     let waker = Waker::new().unwrap();
     let resolver = resolve::Resolver::start(cfg.family, &waker.sender().unwrap()).unwrap();
     let mut buf = Vec::new();
     let out = Reporter::new(&mut buf, &cfg.template);
     let lines = first_targets(&cfg).unwrap();
+    between();
     let t0 = Instant::now();
     let wake = waker.sender().unwrap();
     let mut run = Run::new(&cfg, sim, out, None, resolver, wake, None);
     run.start(lines);
     let started = Instant::now();
-    run.until_done(stop, &AtomicBool::new(false)).unwrap();
+    run.until_done(stop, hup).unwrap();
     let code = run.finish(started, Instant::now()).unwrap();
     drop(run);
     let mut targets: BTreeMap<String, Target> = BTreeMap::new();
@@ -195,7 +207,7 @@ fn a_signal_ends_every_target_with_its_summary() {
     let stop = Arc::new(AtomicBool::new(false));
     let mut sim = Sim::new(hosts([]));
     sim.timeout = Duration::from_secs(10);
-    sim.stop_after = Some((4, Arc::clone(&stop)));
+    sim.raise_after = Some((4, Arc::clone(&stop)));
     let r = run(&["-i", "10ms", "-W", "10", A, B], &mut sim, &stop);
     let t = &r.targets;
     // (Timers due together fire in one turn of the loop: a late turn may send one more.)
@@ -208,4 +220,47 @@ fn a_signal_ends_every_target_with_its_summary() {
         assert!(t[name].statuses().iter().all(|s| *s == "interrupted"));
     }
     assert_eq!(r.code, 1);
+}
+
+#[test]
+fn at_sighup_a_removed_target_ends_with_its_summary_and_an_added_one_starts() {
+    // The file names A and B, then B and C; the SIGHUP comes as the first probe (A's)
+    // leaves. A's probe is never answered and A may carry only one: it is still in flight
+    // when A is stopped, so nothing of A but its summary is reported.
+    let dir = std::env::temp_dir().join(format!("tpd-sim-hup-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("targets.txt");
+    std::fs::write(&file, format!("{A}\n{B}\n")).unwrap();
+    let hup = Arc::new(AtomicBool::new(false));
+    let mut sim = Sim::new(hosts([
+        (
+            addr(A),
+            Host {
+                fates: vec![Fate::Lost],
+                max_in_flight: Some(1),
+            },
+        ),
+        (addr(B), Host::always(Fate::Reply(ms(1)))),
+        (addr(C), Host::always(Fate::Reply(ms(1)))),
+    ]));
+    sim.timeout = Duration::from_secs(10);
+    sim.raise_after = Some((1, Arc::clone(&hup)));
+    let path = file.to_str().unwrap();
+    let r = run_with(
+        &["-n", "3", "-i", "10ms", "-W", "10", "-f", path],
+        &mut sim,
+        &AtomicBool::new(false),
+        &hup,
+        || std::fs::write(&file, format!("{B}\n{C}\n")).unwrap(),
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    let t = &r.targets;
+    assert_eq!(sim.sent[0].target, addr(A));
+    assert!(t[A].pings.is_empty(), "{:?}", t[A].pings);
+    assert_eq!(t[A].counts(), [0, 0, 0, 0, 0], "A's summary, once");
+    for name in [B, C] {
+        assert_eq!(t[name].seqs(), [1, 2, 3], "{name}");
+        assert_eq!(t[name].counts(), [3, 3, 0, 0, 0], "{name}");
+    }
+    assert_eq!(r.code, 0);
 }
