@@ -6,12 +6,21 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
-use crate::cli::{ClientConfig, Mode, Output};
+use crate::cli::ClientConfig;
 use crate::icmp::correlate::Unmatched;
 use crate::icmp::parse::IcmpError;
 use crate::probe::syn::AnswerKind;
-use crate::probe::{IcmpTally, Notice, Phase, PingResult, Status};
+use crate::probe::{IcmpTally, Mode, Notice, Phase, PingResult, Status};
 use crate::stats::{Series, Stats};
+
+/// How results are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Output {
+    /// Lines as ping writes them.
+    Human,
+    /// NDJSON events.
+    Json,
+}
 
 fn ms(d: Duration) -> f64 {
     round3(d.as_secs_f64() * 1e3)

@@ -593,7 +593,7 @@ impl<W: Write> TraceWriter<W> {
                     .collect(),
                 mpls: &r.mpls,
                 interfaces: &r.interfaces,
-                avg_ms: r.rtt.avg_ms().map(round3),
+                avg_ms: r.rtt.avg().map(round3),
             })
             .collect();
         let k = h.next_hops();
@@ -606,11 +606,11 @@ impl<W: Write> TraceWriter<W> {
             sent: h.sent,
             received: h.received,
             loss_pct: round3(h.loss_pct()),
-            last_ms: h.rtt.last.map(ms),
-            avg_ms: h.rtt.avg_ms().map(round3),
-            best_ms: h.rtt.best.map(ms),
-            worst_ms: h.rtt.worst.map(ms),
-            stddev_ms: h.rtt.stddev_ms().map(round3),
+            last_ms: h.rtt.last().map(ms),
+            avg_ms: h.rtt.avg().map(round3),
+            best_ms: h.rtt.best().map(ms),
+            worst_ms: h.rtt.worst().map(ms),
+            stddev_ms: h.rtt.mdev().map(round3),
             flows_answered: h.flows_answered(),
             next_hops: k,
             flows_needed: (state.flows > 1).then_some(needed),
@@ -714,11 +714,11 @@ impl<W: Write> TraceWriter<W> {
                 first,
                 h.loss_pct(),
                 h.sent,
-                d(h.rtt.last),
-                f(h.rtt.avg_ms()),
-                d(h.rtt.best),
-                d(h.rtt.worst),
-                f(h.rtt.stddev_ms())
+                d(h.rtt.last()),
+                f(h.rtt.avg()),
+                d(h.rtt.best()),
+                d(h.rtt.worst()),
+                f(h.rtt.mdev())
             )?;
             let multi = routers.len() > 1 || state.flows > 1;
             for (i, r) in routers.iter().enumerate() {
