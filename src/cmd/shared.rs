@@ -46,13 +46,19 @@ pub fn say(text: std::fmt::Arguments) -> Result<bool, Error> {
 pub fn on_signals(stop: &Arc<AtomicBool>, waker: &Waker) -> Result<(), Error> {
     use signal_hook::consts::{SIGINT, SIGTERM};
     for sig in [SIGINT, SIGTERM] {
-        signal_hook::flag::register(sig, Arc::clone(stop))
-            .map_err(|e| Error::io("install signal handler", e))?;
-        let tx = waker
-            .sender()
-            .map_err(|e| Error::io("install signal handler", e))?;
-        signal_hook::low_level::pipe::register(sig, tx)
-            .map_err(|e| Error::io("install signal handler", e))?;
+        on_signal(sig, stop, waker)?;
     }
+    Ok(())
+}
+
+/// On signal `sig` (SIGINT, SIGTERM, SIGHUP): set `flag` and wake whoever waits on `waker`.
+pub fn on_signal(sig: i32, flag: &Arc<AtomicBool>, waker: &Waker) -> Result<(), Error> {
+    signal_hook::flag::register(sig, Arc::clone(flag))
+        .map_err(|e| Error::io("install signal handler", e))?;
+    let tx = waker
+        .sender()
+        .map_err(|e| Error::io("install signal handler", e))?;
+    signal_hook::low_level::pipe::register(sig, tx)
+        .map_err(|e| Error::io("install signal handler", e))?;
     Ok(())
 }

@@ -141,15 +141,8 @@ fn first_targets(cfg: &Config) -> Result<Vec<TargetLine>, Error> {
 
 /// SIGHUP: sets the flag returned and wakes the loop.
 fn on_sighup(waker: &Waker) -> Result<Arc<AtomicBool>, Error> {
-    use signal_hook::consts::SIGHUP;
     let hup = Arc::new(AtomicBool::new(false));
-    signal_hook::flag::register(SIGHUP, Arc::clone(&hup))
-        .map_err(|e| Error::io("install signal handler", e))?;
-    let tx = waker
-        .sender()
-        .map_err(|e| Error::io("install signal handler", e))?;
-    signal_hook::low_level::pipe::register(SIGHUP, tx)
-        .map_err(|e| Error::io("install signal handler", e))?;
+    super::shared::on_signal(signal_hook::consts::SIGHUP, &hup, waker)?;
     Ok(hup)
 }
 
