@@ -112,13 +112,7 @@ fn schedule_to<W: Write>(
     let draw = |plot: &Option<Recorder>| plot.as_ref().map_or(Ok(()), Recorder::finish);
     let started = Instant::now();
     // A closed pipe (| head) ends the run quietly; other write errors are reported.
-    let write = |r: io::Result<()>| -> Result<bool, Error> {
-        match r {
-            Ok(()) => Ok(true),
-            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(false),
-            Err(e) => Err(Error::io("write output", e)),
-        }
-    };
+    let write = shared::written;
     let exit = |stats: &Stats| if stats.replies > 0 { 0 } else { 1 };
     if !write(out.start(cfg, src))? {
         return Ok(0);

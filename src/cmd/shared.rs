@@ -35,7 +35,13 @@ pub fn stamps_on(stamping: Option<&RxStamping>, verbose: bool) {
 pub fn say(text: std::fmt::Arguments) -> Result<bool, Error> {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
-    match out.write_fmt(text).and_then(|()| out.flush()) {
+    written(out.write_fmt(text).and_then(|()| out.flush()))
+}
+
+/// The result of writing output: Ok(false) when stdout is a closed pipe (`| head`), which
+/// ends a command quietly; other write errors name the operation.
+pub fn written(r: std::io::Result<()>) -> Result<bool, Error> {
+    match r {
         Ok(()) => Ok(true),
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(false),
         Err(e) => Err(Error::io("write output", e)),

@@ -18,6 +18,7 @@ use super::schedule::{self, Timers};
 use super::targets::{self, TargetLine};
 use super::{resolve, table, Config};
 use crate::cli::{ClientConfig, Mode, Output};
+use crate::cmd::shared::written;
 use crate::error::Error;
 use crate::metrics::{Metrics, TargetMetrics};
 use crate::net;
@@ -72,15 +73,6 @@ struct Flight {
     slot: usize,
     generation: u32,
     seq: u64,
-}
-
-/// Result of writing output: false when stdout was closed (| head).
-fn written(r: io::Result<()>) -> Result<bool, Error> {
-    match r {
-        Ok(()) => Ok(true),
-        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(false),
-        Err(e) => Err(Error::io("write output", e)),
-    }
 }
 
 /// The run's state and everything it reports to.
