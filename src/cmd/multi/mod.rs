@@ -18,8 +18,9 @@
 //! - Memory is flat: per target, compact statistics and a bounded set of metric series;
 //!   per probe in flight, one map entry.
 //!
-//! Where things are: this file reads the settings, opens what needs privilege, drops it
-//! and runs the steps of [`run`]; [`event_loop`] holds the targets' state and the loop;
+//! Where things are: this file reads the settings, says what the prober needs (opened,
+//! privileges dropped, by [`crate::probe::open`]) and runs the steps of [`run`];
+//! [`event_loop`] holds the targets' state and the loop;
 //! [`reload`] applies SIGHUP; [`schedule`], [`targets`], [`resolve`] and [`table`] are the
 //! pure parts (timers, the targets file, name lookups, the closing table).
 
