@@ -1,6 +1,7 @@
 //! Many targets at once (`tcpping-diag A:P B:P …`, `-f FILE`, `--metrics ADDR:PORT`): one
-//! event loop sends every target's probes at its own interval through one [`Prober`](crate::probe::Prober), reads
-//! the verdicts, and reports them per target (lines, NDJSON, Prometheus metrics).
+//! event loop sends every target's probes at its own interval through one
+//! [`Prober`](crate::probe::Prober), reads the verdicts, and reports them per target (lines,
+//! NDJSON, Prometheus metrics).
 //!
 //! - No thread per target or per probe: a timer heap holds each target's next send time
 //!   ([`schedule`]); the first sends are spread evenly over one interval. The prober keeps
