@@ -24,6 +24,7 @@ pub mod report;
 pub mod server;
 pub mod stats;
 pub mod timing;
+pub mod tui;
 
 pub use cmd::run;
 
