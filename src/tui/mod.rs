@@ -2,25 +2,30 @@
 //! trippy) and the board of many targets. Drawn with ratatui on crossterm.
 //!
 //! - `terminal`: the guard that enters and always restores the terminal, the frame limiter
+//! - `live`: the loop that drives a view (keys, redraws, stop signals) for the command feeding it
 //! - `keys`: keys and actions as plain values (the views' `handle` is pure)
 //! - `theme`: styles by role, `NO_COLOR`; `spark`: bounded rings of recent RTTs, sparklines
 //! - `columns`: table columns declared once (header and widths), milliseconds in a cell
 //! - `trace`: the trace view and its view model; `trace_feed`: trace's state into that model
 //! - `board`: the board of many targets (worst first, filter, scrolling)
 //!
-//! A caller owns the loop: enter a [`TerminalGuard`], feed the view after each cycle or
-//! probe, poll keys with [`keys::poll_input`] and pass them to the view's `handle`, draw when
-//! the [`FrameLimiter`] says a frame is due, and leave on [`Action::Quit`] or a stop signal.
+//! The command that feeds a view owns the loop: [`Live::start`] takes the terminal; after each
+//! cycle or probe it updates the view and calls [`Live::changed`]; [`Live::step`] handles keys
+//! and redraws while it waits for the next; it leaves on [`Action::Quit`] (`q`, Ctrl-C, a
+//! stop signal), and the terminal is restored however it leaves.
 
 pub mod board;
 pub mod columns;
 pub mod keys;
+pub mod live;
 pub mod spark;
 pub mod terminal;
 pub mod theme;
 pub mod trace;
 pub mod trace_feed;
 
+#[cfg(test)]
+mod pty_tests;
 #[cfg(test)]
 mod tests;
 
@@ -29,7 +34,8 @@ use ratatui::buffer::Buffer;
 use ratatui::{Frame, Terminal};
 
 pub use keys::{Action, Input, Key};
-pub use terminal::{restore_terminal, FrameLimiter, TerminalGuard};
+pub use live::{Live, View};
+pub use terminal::{restore_terminal, FrameLimiter, StopSignals, TerminalGuard};
 pub use theme::{Palette, Tone};
 
 /// Draw one frame of `width` × `height` off screen (ratatui's test backend) and return the

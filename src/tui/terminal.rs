@@ -2,7 +2,7 @@
 //! screen and hides the cursor, and puts everything back when dropped, when the program
 //! panics (a panic hook restores first, then runs the previous hook, so the panic message
 //! lands on the normal screen), or when the caller calls [`restore_terminal`] (after a
-//! SIGINT/SIGTERM seen through [`stop_signals`]: a signal handler itself must not write to the
+//! SIGINT/SIGTERM seen through [`StopSignals`]: a signal handler itself must not write to the
 //! terminal). Restoring is idempotent. [`FrameLimiter`] caps redraws (10 per second).
 
 use std::io::{self, Stdout, Write};
@@ -14,7 +14,7 @@ use ratatui::backend::CrosstermBackend;
 use ratatui::crossterm::cursor::{Hide, Show};
 use ratatui::crossterm::execute;
 use ratatui::crossterm::terminal::{
-    disable_raw_mode, enable_raw_mode, EnterAlternateScreen, LeaveAlternateScreen,
+    disable_raw_mode, enable_raw_mode, Clear, ClearType, EnterAlternateScreen, LeaveAlternateScreen,
 };
 use ratatui::{Frame, Terminal};
 
@@ -37,9 +37,15 @@ impl TerminalGuard {
         install_panic_hook();
         enable_raw_mode()?;
         ACTIVE.store(true, Ordering::SeqCst);
-        let entered = execute!(io::stdout(), EnterAlternateScreen, Hide)
-            .and_then(|()| Terminal::new(CrosstermBackend::new(io::stdout())))
-            .and_then(|mut t| t.clear().map(|()| t));
+        // Cleared with an escape sequence: ratatui's `clear` asks the terminal where its
+        // cursor is, and waits for the answer.
+        let entered = execute!(
+            io::stdout(),
+            EnterAlternateScreen,
+            Hide,
+            Clear(ClearType::All)
+        )
+        .and_then(|()| Terminal::new(CrosstermBackend::new(io::stdout())));
         match entered {
             Ok(terminal) => Ok(TerminalGuard { terminal }),
             Err(e) => {
@@ -110,19 +116,40 @@ pub fn chain_panic_hook(restore: impl Fn() + Send + Sync + 'static) {
     }));
 }
 
-/// Register SIGINT, SIGTERM and SIGHUP to raise the returned flag. The view's loop checks it
-/// and leaves (dropping the guard restores the terminal). In raw mode Ctrl-C arrives as a key,
-/// not a signal; the flag covers `kill` and a closed terminal.
-pub fn stop_signals() -> io::Result<Arc<AtomicBool>> {
-    let flag = Arc::new(AtomicBool::new(false));
-    for sig in [
-        signal_hook::consts::SIGINT,
-        signal_hook::consts::SIGTERM,
-        signal_hook::consts::SIGHUP,
-    ] {
-        signal_hook::flag::register(sig, Arc::clone(&flag))?;
+/// SIGINT, SIGTERM and SIGHUP raise a flag while this lives (the registrations are removed
+/// when it drops). The view's loop checks [`StopSignals::raised`] and leaves, dropping the
+/// guard. In raw mode Ctrl-C arrives as a key, not a signal; the flag covers `kill` and a
+/// closed terminal.
+pub struct StopSignals {
+    flag: Arc<AtomicBool>,
+    ids: Vec<signal_hook::SigId>,
+}
+
+impl StopSignals {
+    pub fn register() -> io::Result<StopSignals> {
+        let flag = Arc::new(AtomicBool::new(false));
+        let mut ids = Vec::new();
+        for sig in [
+            signal_hook::consts::SIGINT,
+            signal_hook::consts::SIGTERM,
+            signal_hook::consts::SIGHUP,
+        ] {
+            ids.push(signal_hook::flag::register(sig, Arc::clone(&flag))?);
+        }
+        Ok(StopSignals { flag, ids })
     }
-    Ok(flag)
+
+    pub fn raised(&self) -> bool {
+        self.flag.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for StopSignals {
+    fn drop(&mut self) {
+        for id in self.ids.drain(..) {
+            signal_hook::low_level::unregister(id);
+        }
+    }
 }
 
 /// Caps redraws: a frame is due when something changed and the last frame is at least one
