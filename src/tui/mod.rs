@@ -7,7 +7,8 @@
 //! - `theme`: styles by role, `NO_COLOR`; `spark`: bounded rings of recent RTTs, sparklines
 //! - `columns`: table columns declared once (header and widths), milliseconds in a cell
 //! - `trace`: the trace view and its view model; `trace_feed`: trace's state into that model
-//! - `board`: the board of many targets (worst first, filter, scrolling)
+//! - `board`: the board of many targets (worst first, filter, scrolling); `board_feed`: a
+//!   probe's result into the board's state
 //!
 //! The command that feeds a view owns the loop: [`Live::start`] takes the terminal; after each
 //! cycle or probe it updates the view and calls [`Live::changed`]; [`Live::step`] handles keys
@@ -15,6 +16,7 @@
 //! stop signal), and the terminal is restored however it leaves.
 
 pub mod board;
+pub mod board_feed;
 pub mod columns;
 pub mod keys;
 pub mod live;
