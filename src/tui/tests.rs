@@ -529,3 +529,19 @@ fn show() {
     let mut b = small_board();
     println!("{}", screen(&render_offscreen(80, 12, |f| b.render(f))));
 }
+
+#[test]
+fn a_thirty_hop_trace_draws_at_80x24_with_bounded_history() {
+    let mut v = super::trace::synthetic_trace(30, 200, Palette::new(true));
+    assert!(v.recent(30).unwrap().len() <= super::spark::RECENT);
+    let b = render_offscreen(80, 24, |f| v.render(f));
+    let text = lines(&b);
+    assert!(text[0].contains("cycles 200"));
+    assert!(text[22].contains("reached 192.0.2.7:443 (open) at hop 30"));
+    assert!(
+        screen(&b).contains("└ 10.0.5.2 flows 2,4"),
+        "{}",
+        screen(&b)
+    );
+    assert!(screen(&b).contains("10.0.7.1 (rate-limited)"));
+}

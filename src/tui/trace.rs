@@ -472,3 +472,49 @@ fn flows_text(flows: &[u16]) -> String {
     }
     format!(" flows {}", shown.join(","))
 }
+
+/// A trace view of `hops` synthetic hops after `cycles` cycles (every fifth hop load-balanced
+/// over two routers, every seventh rate-limiting): for benchmarks of [`TraceView::render`]
+/// and [`TraceView::update`].
+pub fn synthetic_trace(hops: u8, cycles: u64, palette: Palette) -> TraceView {
+    let mut view = TraceView::new("trace 192.0.2.7:443", palette);
+    for c in 1..=cycles {
+        let rows = (1..=hops)
+            .map(|n| {
+                let rtt = f64::from(n) + (c % 7) as f64 / 10.0;
+                let router = |last: u8, flows: Vec<u16>| RouterRow {
+                    addr: Some(IpAddr::from([10, 0, n, last])),
+                    count: c,
+                    flows,
+                    last: Some(rtt),
+                    avg: Some(rtt),
+                    ..RouterRow::default()
+                };
+                let mut routers = vec![router(1, vec![1, 3])];
+                if n % 5 == 0 {
+                    routers.push(router(2, vec![2, 4]));
+                }
+                let rate_limited = n % 7 == 0;
+                HopRow {
+                    hop: n,
+                    sent: c,
+                    received: if rate_limited { c / 2 } else { c },
+                    last: Some(rtt),
+                    avg: Some(rtt),
+                    best: Some(rtt - 0.3),
+                    worst: Some(rtt + 0.3),
+                    stddev: Some(0.1),
+                    routers,
+                    rate_limited,
+                    error: None,
+                }
+            })
+            .collect();
+        let verdict = VerdictLine {
+            text: format!("reached 192.0.2.7:443 (open) at hop {hops}"),
+            tone: Tone::Good,
+        };
+        view.update(c, rows, verdict);
+    }
+    view
+}
