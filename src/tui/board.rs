@@ -2,11 +2,13 @@
 //! probe coloured by verdict, loss % and RTT median/p99 over a bounded window of recent
 //! probes, and a sparkline. Sorted worst first (`s` changes the order), `/` filters by name or
 //! label, arrows and page keys scroll. Built for thousands of targets: a probe updates its
-//! row's figures at once (a sort of at most one window), the order is rebuilt at most once
-//! per frame and only after a change, and only the visible rows are drawn.
+//! row's figures at once (a sort of at most one window); new figures reorder the rows at most
+//! once a second (so rows do not jump at every probe), a key or a new target at once; only the
+//! visible rows are drawn.
 
 use std::cmp::Ordering;
 use std::net::IpAddr;
+use std::time::{Duration, Instant};
 
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::Span;
@@ -22,6 +24,8 @@ use super::theme::{Palette, Tone};
 pub const WINDOW: usize = 60;
 /// The largest window allowed (memory per target stays small).
 pub const MAX_WINDOW: usize = 1024;
+/// How often new figures may reorder the rows.
+pub const RESORT: Duration = Duration::from_secs(1);
 
 /// What a target's last probe got.
 #[derive(Clone, Debug, PartialEq)]
@@ -166,7 +170,12 @@ pub struct Board {
     targets: Vec<Target>,
     /// Indexes of the targets shown, in display order.
     order: Vec<usize>,
+    /// The order must be rebuilt now (a target added, the sort or the filter changed).
     dirty: bool,
+    /// Figures changed since the order was built: rebuilt at the next frame at least
+    /// [`RESORT`] after the last, so rows do not jump at every probe.
+    stale: bool,
+    sorted_at: Option<Instant>,
     sort: Sort,
     filter: String,
     /// The filter is being typed.
@@ -187,6 +196,8 @@ impl Board {
             targets: Vec::new(),
             order: Vec::new(),
             dirty: true,
+            stale: false,
+            sorted_at: None,
             sort: Sort::Worst,
             filter: String::new(),
             editing: false,
@@ -233,7 +244,7 @@ impl Board {
         t.last = probe;
         t.probes += 1;
         t.refresh(&mut self.scratch);
-        self.dirty = true;
+        self.stale = true;
     }
 
     /// Forget every figure (`r`), keep the targets.
@@ -269,17 +280,26 @@ impl Board {
         self.offset
     }
 
-    /// The ids of the targets shown (filtered), in display order.
+    /// The ids of the targets shown (filtered), in display order, up to date with every
+    /// figure.
     pub fn order(&mut self) -> &[usize] {
-        self.refresh_order();
+        self.dirty |= self.stale;
+        self.refresh_order(Instant::now());
         &self.order
     }
 
-    fn refresh_order(&mut self) {
-        if !self.dirty {
+    /// Rebuild the order when it must, or when figures changed and the last rebuild is at
+    /// least [`RESORT`] old.
+    fn refresh_order(&mut self, now: Instant) {
+        let due = self
+            .sorted_at
+            .is_none_or(|t| now.saturating_duration_since(t) >= RESORT);
+        if !(self.dirty || self.stale && due) {
             return;
         }
         self.dirty = false;
+        self.stale = false;
+        self.sorted_at = Some(now);
         let needle = self.filter.to_lowercase();
         self.order.clear();
         self.order.extend(
@@ -357,7 +377,7 @@ impl Board {
 
     /// Draw the board on the frame.
     pub fn render(&mut self, frame: &mut Frame) {
-        self.refresh_order();
+        self.refresh_order(Instant::now());
         let [title, body, help] = Layout::vertical([
             Constraint::Length(1),
             Constraint::Min(2),

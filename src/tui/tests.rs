@@ -545,3 +545,22 @@ fn a_thirty_hop_trace_draws_at_80x24_with_bounded_history() {
     );
     assert!(screen(&b).contains("10.0.7.1 (rate-limited)"));
 }
+
+#[test]
+fn new_figures_reorder_the_board_at_most_once_a_second() {
+    let mut b = small_board();
+    let first_row = |b: &mut Board| lines(&render_offscreen(80, 24, |f| b.render(f)))[2].clone();
+    assert!(first_row(&mut b).contains("down.example"));
+    // The target that was worst recovers: the rows stay put until the next reorder...
+    for _ in 0..10 {
+        b.record(2, Probe::Reply(1.0));
+    }
+    let row = first_row(&mut b);
+    assert!(
+        row.contains("down.example") && row.contains("reply 1.0 ms"),
+        "{row}"
+    );
+    // ...which `order` does at once.
+    assert_eq!(names(&mut b)[3], "down.example:443");
+    assert!(first_row(&mut b).contains("refused.example"));
+}
