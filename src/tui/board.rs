@@ -288,6 +288,11 @@ impl Board {
         &self.order
     }
 
+    /// The offset that shows the last page.
+    fn last_offset(&self) -> usize {
+        self.order.len().saturating_sub(self.page)
+    }
+
     /// Rebuild the order when it must, or when figures changed and the last rebuild is at
     /// least [`RESORT`] old.
     fn refresh_order(&mut self, now: Instant) {
@@ -319,7 +324,7 @@ impl Board {
             Sort::Given => |_, _| Ordering::Equal,
         };
         self.order.sort_by(|&a, &b| cmp(&ts[a], &ts[b]));
-        self.offset = self.offset.min(self.order.len().saturating_sub(1));
+        self.offset = self.offset.min(self.last_offset());
     }
 
     /// `/` filter (Enter keeps it, Esc clears it), `s` sort, `r` reset, arrows and page keys
@@ -343,7 +348,8 @@ impl Board {
             self.offset = 0;
             return Action::Redraw;
         }
-        let last = self.order().len().saturating_sub(1);
+        self.order();
+        let last = self.last_offset();
         let to = match key {
             Key::Char('q') | Key::Ctrl('c') => return Action::Quit,
             Key::Char('/') => {
@@ -406,6 +412,7 @@ impl Board {
         let p = self.palette;
         let height = usize::from(area.height.saturating_sub(1)).max(1);
         self.page = height;
+        self.offset = self.offset.min(self.last_offset());
         let (num, spark) = if area.width >= 100 { (6, 20) } else { (5, 8) };
         let ms = |v| millis(v, num);
         let rows = self.order.iter().skip(self.offset).take(height).map(|&i| {

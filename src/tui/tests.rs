@@ -490,10 +490,13 @@ fn the_board_scrolls_through_ten_thousand_targets_drawing_only_what_shows() {
     let d = render_offscreen(80, 24, |f| b.render(f));
     assert!(lines(&d)[2].contains(&first_of_page));
     assert_eq!(b.handle(Key::End), Action::Redraw);
-    assert_eq!(b.offset(), 9_999);
+    assert_eq!(b.offset(), 10_000 - 21, "the last page");
     let last = names(&mut b)[9_999].clone();
     let d = render_offscreen(80, 24, |f| b.render(f));
-    assert!(lines(&d)[2].contains(&last));
+    assert!(lines(&d)[22].contains(&last));
+    // Taller: the last page holds more rows, the offset follows.
+    render_offscreen(80, 44, |f| b.render(f));
+    assert_eq!(b.offset(), 10_000 - 41);
     assert_eq!(b.handle(Key::Down), Action::None);
     assert_eq!(b.handle(Key::Home), Action::Redraw);
     assert_eq!(b.handle(Key::Up), Action::None);
