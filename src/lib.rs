@@ -27,6 +27,7 @@ pub mod resolve;
 pub mod server;
 pub mod stats;
 pub mod timing;
+pub mod tui;
 
 pub use cmd::run;
 
