@@ -93,6 +93,12 @@ pub struct PingArgs {
     #[arg(short, long)]
     pub verbose: bool,
 
+    /// No live board: on a terminal, many targets are shown as a board redrawn in place (one
+    /// row per target, worst first; q quits); this prints a line per probe instead. One
+    /// target keeps its line per ping either way
+    #[arg(long)]
+    pub no_tui: bool,
+
     /// Do not open raw ICMP sockets (the kernel's error queue still reports handshake errors)
     #[arg(long)]
     pub no_icmp: bool,
@@ -155,6 +161,8 @@ pub struct MultiConfig {
     pub file: Option<PathBuf>,
     /// `--metrics`: where to serve the metrics.
     pub metrics: Option<SocketAddr>,
+    /// Whether a terminal may get the live board (not `--no-tui`).
+    pub tui: bool,
 }
 
 impl PingArgs {
@@ -203,6 +211,7 @@ impl PingArgs {
             .map(|m| parse_metrics_listen(&m).map_err(|e| Error::Usage(format!("--metrics: {e}"))))
             .transpose()?;
         let family = self.common.family();
+        let tui = !self.no_tui;
         let template = self.settings(String::new(), NO_ADDRESS);
         Ok(MultiConfig {
             template,
@@ -210,6 +219,7 @@ impl PingArgs {
             targets,
             file,
             metrics,
+            tui,
         })
     }
 

@@ -87,6 +87,12 @@ pub struct TraceArgs {
     #[arg(long)]
     pub json: bool,
 
+    /// No live view: on a terminal, more than one cycle (or --cycles 0) is drawn as a table
+    /// redrawn every cycle (q quits and prints the report; p pauses, r resets, n names);
+    /// this prints the lines and the report as to a pipe instead
+    #[arg(long)]
+    pub no_tui: bool,
+
     /// Not a trace flag (ping's --syn): caught to point at --probe syn.
     #[arg(long, hide = true)]
     pub syn: bool,
@@ -166,6 +172,8 @@ pub struct TraceConfig {
     pub probe: TraceProbe,
     pub resolve: bool,
     pub output: Output,
+    /// Whether a terminal may get the live view (not `--no-tui`).
+    pub tui: bool,
 }
 
 impl TraceArgs {
@@ -201,6 +209,7 @@ impl TraceArgs {
             probe: self.probe,
             resolve: self.resolve,
             output: output(self.json),
+            tui: !self.no_tui,
         })
     }
 }

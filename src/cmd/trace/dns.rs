@@ -1,9 +1,12 @@
 //! Reverse DNS for `--resolve`: getnameinfo(3) with NI_NAMEREQD, once per address (cached).
-//! Off by default: a trace never waits on DNS unless asked.
+//! Off by default: a trace never waits on DNS unless asked. The live view asks through
+//! [`Lookups`], which looks names up on a thread of its own: the view never waits.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ffi::CStr;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::mpsc::{self, Sender};
+use std::sync::{Arc, Mutex};
 
 use socket2::SockAddr;
 
@@ -27,6 +30,52 @@ impl Names {
             return None;
         }
         self.cache.entry(a).or_insert_with(|| reverse(a)).clone()
+    }
+}
+
+/// Names looked up on a thread of their own when enabled: asking never waits; an address's
+/// name is there at a later ask once found.
+pub struct Lookups {
+    ask: Option<Sender<IpAddr>>,
+    asked: HashSet<IpAddr>,
+    found: Arc<Mutex<HashMap<IpAddr, Option<String>>>>,
+}
+
+impl Lookups {
+    pub fn new(enabled: bool) -> Lookups {
+        let found = Arc::new(Mutex::new(HashMap::new()));
+        let ask = enabled.then(|| {
+            let (tx, rx) = mpsc::channel::<IpAddr>();
+            let found = Arc::clone(&found);
+            // Not joined: it ends when the sender is dropped and its lookup returns.
+            std::thread::spawn(move || {
+                for a in rx {
+                    let name = reverse(a);
+                    found
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(a, name);
+                }
+            });
+            tx
+        });
+        Lookups {
+            ask,
+            asked: HashSet::new(),
+            found,
+        }
+    }
+
+    /// The name of `a` if found already (None: lookups off, not found yet, or it has none);
+    /// the first ask starts its lookup.
+    pub fn name(&mut self, a: IpAddr) -> Option<String> {
+        let ask = self.ask.as_ref()?;
+        if self.asked.insert(a) {
+            let _ = ask.send(a);
+            return None;
+        }
+        let found = self.found.lock().unwrap_or_else(|e| e.into_inner());
+        found.get(&a).cloned().flatten()
     }
 }
 
@@ -74,5 +123,25 @@ mod tests {
         let name = n.name(a).expect("127.0.0.1 has a name in /etc/hosts");
         assert!(!name.is_empty());
         assert_eq!(n.cache.get(&a), Some(&Some(name)));
+    }
+
+    #[test]
+    fn lookups_answer_at_once_and_find_the_name_later() {
+        let a: IpAddr = "127.0.0.1".parse().unwrap();
+        assert_eq!(Lookups::new(false).name(a), None);
+        let mut l = Lookups::new(true);
+        assert_eq!(l.name(a), None, "the first ask starts the lookup");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let name = loop {
+            if let Some(n) = l.name(a) {
+                break n;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no name for 127.0.0.1"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        };
+        assert_eq!(Some(name), Names::new(true).name(a));
     }
 }

@@ -1,16 +1,202 @@
-//! Trace's per-hop state ([`TraceState`], read only) and its [`Verdict`] turned into the
+//! Trace on a terminal, live: [`LiveTrace`] draws the trace view (`crate::tui::trace`) after
+//! every hop and cycle, handles its keys while it waits for the next cycle (`q`/Ctrl-C stop
+//! the cycles, `p` holds them, `r` starts the statistics afresh), and gives the screen back
+//! before the final report. [`held_stdout`] keeps what trace prints meanwhile (the start
+//! line, the first cycle's lines) and writes it on the normal screen afterwards, so the
+//! report reads as without the view.
+//!
+//! Also trace's per-hop state ([`TraceState`], read only) and its [`Verdict`] turned into the
 //! trace view's rows. The only file of the live views that knows trace's types; names come
-//! from the caller (trace's reverse-DNS cache), so the view never waits on DNS.
+//! from [`Lookups`] (reverse DNS on a thread of its own, with `--resolve`), so the view never
+//! waits on DNS.
 
+use std::cell::RefCell;
+use std::io::{self, BufWriter, IsTerminal, Stdout, Write};
 use std::net::IpAddr;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
 
+use super::dns::Lookups;
 use super::state::{Hop, Router, TraceState};
-use super::verdict::{Kind, Verdict};
+use super::verdict::{self, Kind, Verdict};
+use crate::cli::{Output, TraceConfig};
 use crate::icmp::extension::MplsLabel;
 use crate::icmp::parse::describe;
 use crate::stats::Summary;
-use crate::tui::theme::Tone;
-use crate::tui::trace::{HopRow, RouterRow, VerdictLine};
+use crate::tui::theme::{Palette, Tone};
+use crate::tui::trace::{HopRow, RouterRow, TraceView, VerdictLine};
+use crate::tui::{Action, Live};
+
+/// Whether trace draws the live view: stdout is a terminal, more than one cycle is asked (or
+/// until interrupted), the output is for people, and `--no-tui` is not given.
+pub fn wanted(cfg: &TraceConfig) -> bool {
+    cfg.tui && cfg.output == Output::Human && cfg.cycles != Some(1) && io::stdout().is_terminal()
+}
+
+/// Stdout for trace's writer; held back (kept in memory) while [`Hold`] says so.
+pub struct HeldStdout {
+    out: BufWriter<Stdout>,
+    held: Rc<RefCell<Option<Vec<u8>>>>,
+}
+
+/// Lets go of what [`HeldStdout`] holds.
+pub struct Hold {
+    held: Rc<RefCell<Option<Vec<u8>>>>,
+}
+
+/// Buffered stdout, its writes held back from the start when `hold` (while a live view has
+/// the screen) until [`Hold::release`].
+pub fn held_stdout(hold: bool) -> (HeldStdout, Hold) {
+    let held = Rc::new(RefCell::new(hold.then(Vec::new)));
+    let out = HeldStdout {
+        out: BufWriter::new(io::stdout()),
+        held: Rc::clone(&held),
+    };
+    (out, Hold { held })
+}
+
+impl Hold {
+    /// Write what was held, in order, and let later writes through.
+    pub fn release(&self) -> io::Result<()> {
+        let Some(bytes) = self.held.borrow_mut().take() else {
+            return Ok(());
+        };
+        let mut out = io::stdout().lock();
+        out.write_all(&bytes)?;
+        out.flush()
+    }
+}
+
+impl Write for HeldStdout {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self.held.borrow_mut().as_mut() {
+            Some(held) => {
+                held.extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            None => self.out.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match *self.held.borrow() {
+            Some(_) => Ok(()),
+            None => self.out.flush(),
+        }
+    }
+}
+
+/// Trace's live view on the terminal, and the keys' effects on the cycles.
+pub struct LiveTrace {
+    live: Live,
+    view: TraceView,
+    names: Lookups,
+    /// How long a probe waits, in the verdict's words.
+    waited: String,
+    interval: Duration,
+    cycles: Option<u64>,
+    /// When the cycle under way started (as near as the cycle loop's own clock).
+    cycle_started: Instant,
+    /// Cycles done when the statistics were last reset (`r`).
+    reset_at: u64,
+    quit: bool,
+}
+
+impl LiveTrace {
+    /// Take the terminal and draw the empty view.
+    pub fn start(cfg: &TraceConfig) -> io::Result<LiveTrace> {
+        let title = format!("trace {} ({})", cfg.target_name, cfg.target);
+        let mut t = LiveTrace {
+            live: Live::start()?,
+            view: TraceView::new(title, Palette::from_env()),
+            names: Lookups::new(cfg.resolve),
+            waited: humantime::format_duration(cfg.timeout).to_string(),
+            interval: cfg.interval,
+            cycles: cfg.cycles,
+            cycle_started: Instant::now(),
+            reset_at: 0,
+            quit: false,
+        };
+        t.live.step(&mut t.view, Duration::ZERO)?;
+        Ok(t)
+    }
+
+    /// A hop of a cycle was recorded in `state`: update the view, handle the keys pressed
+    /// meanwhile without waiting. Returns whether to stop the cycles (`q`, Ctrl-C, a signal).
+    pub fn hop(&mut self, state: &mut TraceState) -> io::Result<bool> {
+        if self.quit {
+            return Ok(true);
+        }
+        self.refresh(state);
+        self.keys(state, Duration::ZERO)?;
+        Ok(self.quit)
+    }
+
+    /// Cycle `cycle` is over (`state` took it): update the view, then handle keys until the
+    /// next cycle is due, and for as long as the view is paused. Returns whether to stop.
+    pub fn cycle_done(&mut self, state: &mut TraceState, cycle: u64) -> io::Result<bool> {
+        if self.quit {
+            return Ok(true);
+        }
+        state.cycles_done = cycle.saturating_sub(self.reset_at);
+        self.refresh(state);
+        if self.cycles.is_some_and(|n| cycle >= n) {
+            // The last cycle: the report follows at once.
+            self.live.step(&mut self.view, Duration::ZERO)?;
+            return Ok(false);
+        }
+        let next = self.cycle_started + self.interval;
+        loop {
+            let left = next.saturating_duration_since(Instant::now());
+            let paused = self.view.paused();
+            if left.is_zero() && !paused {
+                break;
+            }
+            let wait = if paused { Duration::from_secs(1) } else { left };
+            self.keys(state, wait)?;
+            if self.quit {
+                return Ok(true);
+            }
+        }
+        self.cycle_started = Instant::now();
+        Ok(false)
+    }
+
+    /// Give the terminal back.
+    pub fn finish(self) -> io::Result<()> {
+        self.live.finish()
+    }
+
+    /// Handle keys for up to `wait`, acting on what they ask.
+    fn keys(&mut self, state: &mut TraceState, wait: Duration) -> io::Result<()> {
+        match self.live.step(&mut self.view, wait)? {
+            Action::Quit => self.quit = true,
+            Action::Reset => {
+                self.reset_at += state.cycles_done;
+                *state = TraceState::new(state.target, state.max_hops, state.queries, state.flows);
+            }
+            // The view froze itself; `cycle_done` holds the next cycle while it is paused.
+            Action::Pause | Action::Resume | Action::None | Action::Redraw => {}
+        }
+        Ok(())
+    }
+
+    /// Give the view the state's rows and verdict.
+    fn refresh(&mut self, state: &TraceState) {
+        let rows = hop_rows(state, |a| self.names.name(a));
+        let line = if state.cycles_done == 0 {
+            VerdictLine {
+                text: "first round under way…".to_string(),
+                tone: Tone::Dim,
+            }
+        } else {
+            verdict_line(&verdict::verdict(state, &self.waited))
+        };
+        if self.view.update(state.cycles_done, rows, line) {
+            self.live.changed();
+        }
+    }
+}
 
 /// The rows of every hop of `state`; `name` gives an address's reverse-DNS name (or None).
 pub fn hop_rows(state: &TraceState, mut name: impl FnMut(IpAddr) -> Option<String>) -> Vec<HopRow> {

@@ -166,7 +166,13 @@ pub fn trace(cfg: TraceConfig) -> Result<i32, Error> {
     }
     let started = Instant::now();
 
-    let mut out = TraceWriter::new(io::BufWriter::new(io::stdout()), &cfg);
+    // On a terminal, several cycles are drawn live; what is printed meanwhile waits for the
+    // normal screen. A terminal that cannot be taken gets the lines.
+    let mut live = live::wanted(&cfg)
+        .then(|| live::LiveTrace::start(&cfg).ok())
+        .flatten();
+    let (stdout, hold) = live::held_stdout(live.is_some());
+    let mut out = TraceWriter::new(stdout, &cfg);
     let broken = |e: &io::Error| e.kind() == io::ErrorKind::BrokenPipe;
     match out.start(&cfg, &setup) {
         Err(e) if broken(&e) => return Ok(1),
@@ -201,6 +207,16 @@ pub fn trace(cfg: TraceConfig) -> Result<i32, Error> {
                     out.cycle_done(c)
                 }
             };
+            if let Some(view) = live.as_mut() {
+                // `q` is Ctrl-C: the cycle under way is dropped, the report follows.
+                let quit = match p {
+                    Progress::Hop(_) => view.hop(&mut state)?,
+                    Progress::CycleDone(c) => view.cycle_done(&mut state, c)?,
+                };
+                if quit {
+                    stop.store(true, Ordering::Relaxed);
+                }
+            }
             match r {
                 Ok(()) => Ok(true),
                 Err(e) if broken(&e) => {
@@ -211,7 +227,15 @@ pub fn trace(cfg: TraceConfig) -> Result<i32, Error> {
             }
         },
     );
+    // The terminal back first, whatever happened, then what was held for it.
+    let restored = live.map(live::LiveTrace::finish).transpose();
+    let released = hold.release();
     driven.map_err(|e| Error::io("trace", e))?;
+    restored.map_err(|e| Error::io("restore the terminal", e))?;
+    match released {
+        Err(e) if broken(&e) => pipe_closed = true,
+        r => r.map_err(|e| Error::io("write output", e))?,
+    }
     // Interrupted before the first round ended: what was heard so far, within the time it
     // actually waited (not the timeout), and said to be partial.
     let cut_short = stop.load(std::sync::atomic::Ordering::Relaxed) && state.cycles_done == 0;

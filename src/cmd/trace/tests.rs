@@ -662,6 +662,7 @@ fn config(output: crate::cli::Output, flows: u16, cycles: u64) -> crate::cli::Tr
         probe: crate::cli::TraceProbe::Auto,
         resolve: false,
         output,
+        tui: false,
     }
 }
 
