@@ -1,0 +1,292 @@
+//! The live views of the real binary, in a pseudo-terminal: `script` (util-linux) runs it on
+//! a pty, the test types keys into it and reads what reached the terminal. `trace` with
+//! several cycles draws its view, `p` pauses it, and `q` (or SIGTERM) leaves the terminal as
+//! it was (normal screen, cursor shown, raw mode off: `stty -a` after it) with the report on
+//! the normal screen. Traffic goes to loopback, or (root) through network namespaces this
+//! test builds and removes. Without `script`, or without root for the namespaces, the tests
+//! skip loudly, unless CI is set: then they fail.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::process::{ChildStdin, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+
+const ENTER: &str = "\x1b[?1049h";
+const LEAVE: &str = "\x1b[?1049l";
+const SHOW_CURSOR: &str = "\x1b[?25h";
+
+/// Whether `script` can run here; without it the test skips (outside CI only).
+fn have_script() -> bool {
+    if Command::new("script").arg("--version").output().is_ok() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "script (util-linux) is not installed, and CI is set: the pseudo-terminal tests cannot run"
+    );
+    eprintln!("SKIPPED: script (util-linux) is not installed (CI unset, so skipping is allowed)");
+    false
+}
+
+/// Run the shell snippet `inner` in an 80×24 pseudo-terminal, typing `keys` (each after its
+/// pause); then `stty -a` in the same terminal. Everything that reached the terminal.
+fn in_pty(inner: &str, keys: &[(u64, &str)]) -> String {
+    let inner = format!("stty rows 24 cols 80; {inner}; echo \"exit=$?\"; stty -a");
+    let mut child = Command::new("script")
+        .args(["-qec", &inner, "/dev/null"])
+        .env("TERM", "xterm")
+        .env_remove("NO_COLOR")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("run script");
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    // A watchdog: a view that does not quit fails the test instead of hanging it.
+    let done = Arc::new(AtomicBool::new(false));
+    let pid = child.id() as i32;
+    let watchdog = {
+        let done = Arc::clone(&done);
+        std::thread::spawn(move || {
+            for _ in 0..300 {
+                std::thread::sleep(Duration::from_millis(100));
+                if done.load(Ordering::SeqCst) {
+                    return;
+                }
+            }
+            // SAFETY: kill(2) on our own child's pid.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        })
+    };
+    let keys: Vec<(u64, String)> = keys.iter().map(|(t, k)| (*t, k.to_string())).collect();
+    // The typist keeps the terminal's input open until the run is over: it hands it back.
+    let typist = std::thread::spawn(move || -> ChildStdin {
+        for (pause, k) in keys {
+            std::thread::sleep(Duration::from_millis(pause));
+            let _ = stdin.write_all(k.as_bytes());
+            let _ = stdin.flush();
+        }
+        stdin
+    });
+    let mut out = Vec::new();
+    stdout.read_to_end(&mut out).unwrap();
+    let status = child.wait().unwrap();
+    done.store(true, Ordering::SeqCst);
+    drop(typist.join().unwrap());
+    watchdog.join().unwrap();
+    let out = String::from_utf8_lossy(&out).into_owned();
+    assert!(status.success(), "script failed ({status}): {out:?}");
+    out
+}
+
+/// What `stty -a` said at the end: raw mode is off again.
+fn cooked(out: &str) -> bool {
+    let stty = &out[out.rfind("speed").unwrap_or(0)..];
+    stty.contains(" icanon") && stty.contains(" echo") && !stty.contains("-icanon")
+}
+
+/// The view was drawn (`drawn` between entering and leaving the alternate screen: words
+/// without spaces, as the terminal skips over blank cells), then the
+/// terminal was given back (normal screen, cursor shown, raw mode off) before `report`.
+/// Returns the text after the view.
+fn drawn_then_restored<'a>(out: &'a str, drawn: &[&str], report: &str) -> &'a str {
+    let enter = out
+        .find(ENTER)
+        .unwrap_or_else(|| panic!("no alternate screen: {out:?}"));
+    let leave = out
+        .rfind(LEAVE)
+        .unwrap_or_else(|| panic!("left no alternate screen: {out:?}"));
+    assert!(enter < leave, "{out:?}");
+    let view = &out[enter..leave];
+    for d in drawn {
+        assert!(view.contains(d), "the view shows no {d:?}: {view:?}");
+    }
+    let after = &out[leave..];
+    assert!(
+        after.contains(SHOW_CURSOR),
+        "the cursor is shown: {after:?}"
+    );
+    assert!(
+        after.contains(report),
+        "the report after the view: {after:?}"
+    );
+    assert!(!after.contains(ENTER), "{after:?}");
+    assert!(cooked(out), "raw mode is off: {out:?}");
+    after
+}
+
+/// An open loopback port, and the binary's trace command to it with connect() probes (no
+/// privilege), every 200 ms, until interrupted.
+fn loopback_trace() -> (TcpListener, String) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let target = l.local_addr().unwrap().to_string();
+    let cmd = format!("{BIN} trace {target} --probe connect --cycles 0 -i 0.2 -m 3");
+    (l, cmd)
+}
+
+#[test]
+fn trace_draws_p_pauses_and_q_gives_the_terminal_back_then_the_report() {
+    if !have_script() {
+        return;
+    }
+    let (_listener, cmd) = loopback_trace();
+    let out = in_pty(&cmd, &[(1500, "p"), (1000, "q")]);
+    let after = drawn_then_restored(
+        &out,
+        &["Loss%", "127.0.0.1", "[open]", "[paused]", "reached"],
+        "in 1 hop",
+    );
+    let paused = out.find("[paused]").unwrap();
+    assert!(out.find("[open]").unwrap() < paused, "{out:?}");
+    // The report as without the view: the start line, the first cycle's line, the table.
+    assert!(after.contains("cycles until interrupted"), "{after:?}");
+    assert!(after.contains(" 1  127.0.0.1 [open]"), "{after:?}");
+    assert!(after.contains("LOSS%"), "{after:?}");
+    assert!(after.contains("exit=0"), "{after:?}");
+}
+
+#[test]
+fn ctrl_c_is_q() {
+    if !have_script() {
+        return;
+    }
+    let (_listener, cmd) = loopback_trace();
+    let out = in_pty(&cmd, &[(1200, "\x03")]);
+    let after = drawn_then_restored(&out, &["127.0.0.1", "[open]"], "in 1 hop");
+    assert!(after.contains("exit=0"), "{after:?}");
+}
+
+#[test]
+fn sigterm_gives_the_terminal_back_and_the_report_follows() {
+    if !have_script() {
+        return;
+    }
+    let (_listener, cmd) = loopback_trace();
+    // In the background its input is /dev/null; the view reads keys from /dev/tty.
+    let inner = format!("{cmd} & pid=$!; sleep 1.5; kill -TERM $pid; wait $pid");
+    let out = in_pty(&inner, &[]);
+    let after = drawn_then_restored(&out, &["127.0.0.1", "[open]"], "in 1 hop");
+    assert!(after.contains("exit=0"), "{after:?}");
+}
+
+#[test]
+fn no_tui_and_one_cycle_print_lines_on_a_terminal() {
+    if !have_script() {
+        return;
+    }
+    let (_listener, cmd) = loopback_trace();
+    let cmd = cmd.replace("--cycles 0", "--cycles 3 --no-tui");
+    let out = in_pty(&cmd, &[]);
+    assert!(!out.contains(ENTER), "{out:?}");
+    assert!(out.contains(", 3 cycles,"), "{out:?}");
+    assert!(out.contains("LOSS%"), "{out:?}");
+    let (_listener, cmd) = loopback_trace();
+    let out = in_pty(&cmd.replace("--cycles 0", "--cycles 1"), &[]);
+    assert!(!out.contains(ENTER), "{out:?}");
+    assert!(out.contains(" 1  127.0.0.1 [open]"), "{out:?}");
+}
+
+/// Network namespaces client -- router -- server (10.79.11.0/24, 10.79.12.0/24), removed on
+/// drop.
+struct Lab {
+    prefix: String,
+}
+
+impl Lab {
+    fn ip(&self, args: &[&str]) {
+        let st = Command::new("ip").args(args).status().expect("run ip");
+        assert!(st.success(), "ip {args:?}");
+    }
+
+    fn ns(&self, n: &str) -> String {
+        format!("{}-{n}", self.prefix)
+    }
+
+    fn run(&self, n: &str, args: &[&str]) {
+        let mut all = vec!["netns", "exec", &*self.ns(n)]
+            .into_iter()
+            .map(str::to_string)
+            .collect::<Vec<_>>();
+        all.extend(args.iter().map(|a| a.to_string()));
+        let st = Command::new("ip")
+            .args(&all)
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(st.success(), "{n}: {args:?}");
+    }
+
+    /// client 10.79.11.2 -- 10.79.11.1 router 10.79.12.1 -- 10.79.12.2 server
+    fn up() -> Lab {
+        let lab = Lab {
+            prefix: format!("tpdl{}", std::process::id()),
+        };
+        for n in ["c", "r", "s"] {
+            lab.ip(&["netns", "add", &lab.ns(n)]);
+            lab.run(n, &["ip", "link", "set", "lo", "up"]);
+            lab.run(n, &["sysctl", "-q", "-w", "net.ipv4.icmp_ratemask=0"]);
+        }
+        for (a, a_ns, b, b_ns) in [("c0", "c", "r0", "r"), ("r1", "r", "s0", "s")] {
+            let (a_ns, b_ns) = (lab.ns(a_ns), lab.ns(b_ns));
+            lab.ip(&[
+                "link", "add", a, "netns", &a_ns, "type", "veth", "peer", "name", b, "netns", &b_ns,
+            ]);
+        }
+        for (n, dev, addr) in [
+            ("c", "c0", "10.79.11.2/24"),
+            ("r", "r0", "10.79.11.1/24"),
+            ("r", "r1", "10.79.12.1/24"),
+            ("s", "s0", "10.79.12.2/24"),
+        ] {
+            lab.run(n, &["ip", "addr", "add", addr, "dev", dev]);
+            lab.run(n, &["ip", "link", "set", dev, "up"]);
+        }
+        lab.run("r", &["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"]);
+        lab.run("c", &["ip", "route", "add", "default", "via", "10.79.11.1"]);
+        lab.run("s", &["ip", "route", "add", "default", "via", "10.79.12.1"]);
+        lab
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for n in ["c", "r", "s"] {
+            let ns = self.ns(n);
+            let pids = Command::new("ip").args(["netns", "pids", &ns]).output();
+            if let Ok(p) = pids {
+                for pid in String::from_utf8_lossy(&p.stdout).split_whitespace() {
+                    let _ = Command::new("kill").args(["-9", pid]).status();
+                }
+            }
+            let _ = Command::new("ip").args(["netns", "del", &ns]).status();
+        }
+    }
+}
+
+#[test]
+fn trace_through_a_router_draws_both_hops() {
+    if !have_script() || !need_root("building network namespaces") {
+        return;
+    }
+    let lab = Lab::up();
+    // Port 5 is closed on the server: reached in 2 hops, the router first (SYN probes: root).
+    let cmd = format!(
+        "ip netns exec {} {BIN} trace 10.79.12.2:5 --cycles 0 -i 0.3 -m 4",
+        lab.ns("c")
+    );
+    let out = in_pty(&cmd, &[(2000, "q")]);
+    let after = drawn_then_restored(
+        &out,
+        &["10.79.11.1", "10.79.12.2", "[closed]", "reached"],
+        "reached 10.79.12.2:5 (closed) in 2 hops",
+    );
+    assert!(after.contains("SYN probes"), "{after:?}");
+    assert!(after.contains(" 2  10.79.12.2 [closed]"), "{after:?}");
+    assert!(after.contains("exit=0"), "{after:?}");
+}
