@@ -85,6 +85,66 @@ fn in_pty(inner: &str, keys: &[(u64, &str)]) -> String {
     out
 }
 
+/// The screen as the view left it, read from what reached the terminal between the last
+/// entry into the alternate screen and the leaving of it: the cursor moves, clears and text
+/// that ratatui writes (styles ignored), as rows of text.
+fn last_screen(out: &str) -> Vec<String> {
+    let start = out.rfind(ENTER).expect("no alternate screen") + ENTER.len();
+    let end = out[start..].find(LEAVE).map_or(out.len(), |e| start + e);
+    let (w, h) = (80, 24);
+    let mut cells = vec![vec![' '; w]; h];
+    let (mut row, mut col) = (0usize, 0usize);
+    let mut chars = out[start..end].chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\x1b' => {
+                if chars.next() != Some('[') {
+                    continue;
+                }
+                let mut params = String::new();
+                let mut fin = ' ';
+                for d in chars.by_ref() {
+                    if ('\x40'..='\x7e').contains(&d) {
+                        fin = d;
+                        break;
+                    }
+                    params.push(d);
+                }
+                match fin {
+                    'H' => {
+                        let mut it = params.split(';').map(|n| n.parse::<usize>().unwrap_or(1));
+                        row = it.next().unwrap_or(1).saturating_sub(1);
+                        col = it.next().unwrap_or(1).saturating_sub(1);
+                    }
+                    'J' if params == "2" => cells = vec![vec![' '; w]; h],
+                    _ => {}
+                }
+            }
+            '\r' => col = 0,
+            '\n' => row += 1,
+            c if !c.is_control() => {
+                if row < h && col < w {
+                    cells[row][col] = c;
+                }
+                col += 1;
+            }
+            _ => {}
+        }
+    }
+    cells
+        .into_iter()
+        .map(|r| r.into_iter().collect::<String>().trim_end().to_string())
+        .collect()
+}
+
+/// The row of `screen` that contains `text`.
+fn row_with<'a>(screen: &'a [String], text: &str) -> &'a str {
+    screen
+        .iter()
+        .find(|r| r.contains(text))
+        .unwrap_or_else(|| panic!("no row with {text:?} on the screen:\n{}", screen.join("\n")))
+}
+
 /// What `stty -a` said at the end: raw mode is off again.
 fn cooked(out: &str) -> bool {
     let stty = &out[out.rfind("speed").unwrap_or(0)..];
@@ -144,6 +204,20 @@ fn trace_draws_p_pauses_and_q_gives_the_terminal_back_then_the_report() {
     );
     let paused = out.find("[paused]").unwrap();
     assert!(out.find("[open]").unwrap() < paused, "{out:?}");
+    let screen = last_screen(&out);
+    assert!(screen[0].starts_with("trace 127.0.0.1:"), "{screen:?}");
+    assert!(screen[0].ends_with("[paused]"), "{screen:?}");
+    let hop = row_with(&screen, "[open]");
+    assert!(hop.trim_start().starts_with("1 127.0.0.1 [open]"), "{hop}");
+    assert!(hop.contains("0.0%"), "{hop}");
+    assert!(
+        row_with(&screen, "reached").contains("in 1 hop"),
+        "{screen:?}"
+    );
+    assert!(
+        row_with(&screen, "q quit").contains("p pause"),
+        "{screen:?}"
+    );
     // The report as without the view: the start line, the first cycle's line, the table.
     assert!(after.contains("cycles until interrupted"), "{after:?}");
     assert!(after.contains(" 1  127.0.0.1 [open]"), "{after:?}");
@@ -190,6 +264,79 @@ fn no_tui_and_one_cycle_print_lines_on_a_terminal() {
     let out = in_pty(&cmd.replace("--cycles 0", "--cycles 1"), &[]);
     assert!(!out.contains(ENTER), "{out:?}");
     assert!(out.contains(" 1  127.0.0.1 [open]"), "{out:?}");
+}
+
+#[test]
+fn many_targets_draw_the_board_and_q_gives_the_terminal_back_then_the_summaries() {
+    if !have_script() {
+        return;
+    }
+    let good = ServerProc::start(&["--loss", "0", "-q"]);
+    let lossy = ServerProc::start(&["--loss", "0.5", "--seed", "7", "-q"]);
+    let closed = closed_port();
+    let cmd = format!("{BIN} {} {} {closed} -i 0.2", good.addr, lossy.addr);
+    // Sort by name, filter on the closed port's number, quit.
+    let port = closed.port().to_string();
+    let keys = [
+        (1500, "s"),
+        (300, "/"),
+        (200, &*port),
+        (300, "\r"),
+        (800, "q"),
+    ];
+    let out = in_pty(&cmd, &keys);
+    let after = drawn_then_restored(
+        &out,
+        &[
+            &good.addr.to_string(),
+            &lossy.addr.to_string(),
+            "reply",
+            "refused",
+        ],
+        "tcpping-diag statistics ---",
+    );
+    let screen = last_screen(&out);
+    assert!(
+        screen[0].starts_with("3 targets, 1 shown, sorted name"),
+        "{screen:?}"
+    );
+    assert!(
+        screen[0].contains(&format!("filter: /{port}")),
+        "{screen:?}"
+    );
+    let row = row_with(&screen, &closed.to_string());
+    assert!(row.contains("refused") && row.contains("100.0%"), "{row}");
+    assert!(
+        !screen.iter().any(|r| r.contains(&good.addr.to_string())),
+        "{screen:?}"
+    );
+    // The summaries and the table as without the board; no line per probe.
+    for t in [good.addr, lossy.addr, closed] {
+        assert!(
+            after.contains(&format!("--- {t} tcpping-diag statistics ---")),
+            "{after:?}"
+        );
+    }
+    assert!(after.contains("WHAT WENT WRONG"), "{after:?}");
+    assert!(!out.contains("seq="), "{out:?}");
+    assert!(after.contains("exit=0"), "{after:?}");
+}
+
+#[test]
+fn many_targets_with_no_tui_print_lines_on_a_terminal() {
+    if !have_script() {
+        return;
+    }
+    let good = ServerProc::start(&["--loss", "0", "-q"]);
+    let closed = closed_port();
+    let out = in_pty(
+        &format!("{BIN} {} {closed} -i 0.1 -n 3 --no-tui", good.addr),
+        &[],
+    );
+    assert!(!out.contains(ENTER), "{out:?}");
+    assert!(out.contains("seq=1"), "a line per probe: {out:?}");
+    assert!(out.contains("WHAT WENT WRONG"), "{out:?}");
+    assert!(out.contains("exit=0"), "{out:?}");
 }
 
 /// Network namespaces client -- router -- server (10.79.11.0/24, 10.79.12.0/24), removed on
@@ -286,6 +433,16 @@ fn trace_through_a_router_draws_both_hops() {
         &["10.79.11.1", "10.79.12.2", "[closed]", "reached"],
         "reached 10.79.12.2:5 (closed) in 2 hops",
     );
+    let screen = last_screen(&out);
+    assert!(
+        row_with(&screen, "10.79.11.1")
+            .trim_start()
+            .starts_with("1 "),
+        "{screen:?}"
+    );
+    let target = row_with(&screen, "10.79.12.2 [closed]");
+    assert!(target.trim_start().starts_with("2 "), "{screen:?}");
+    assert!(target.contains("0.0%"), "{target}");
     assert!(after.contains("SYN probes"), "{after:?}");
     assert!(after.contains(" 2  10.79.12.2 [closed]"), "{after:?}");
     assert!(after.contains("exit=0"), "{after:?}");

@@ -6,6 +6,7 @@ mod generate;
 mod multi;
 pub mod ping;
 mod report;
+pub mod screen;
 mod serve;
 mod shared;
 #[cfg(test)]

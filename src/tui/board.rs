@@ -127,6 +127,8 @@ pub struct Target {
     p99: Option<f64>,
     /// Lowercase name and labels, for the filter.
     haystack: String,
+    /// Taken off the board; its id is free.
+    gone: bool,
 }
 
 impl Target {
@@ -168,6 +170,8 @@ impl Target {
 #[derive(Clone, Debug)]
 pub struct Board {
     targets: Vec<Target>,
+    /// Ids of removed targets, reused by the next ones added (removed: out of the order).
+    free: Vec<usize>,
     /// Indexes of the targets shown, in display order.
     order: Vec<usize>,
     /// The order must be rebuilt now (a target added, the sort or the filter changed).
@@ -194,6 +198,7 @@ impl Board {
     pub fn new(window: usize, palette: Palette) -> Board {
         Board {
             targets: Vec::new(),
+            free: Vec::new(),
             order: Vec::new(),
             dirty: true,
             stale: false,
@@ -217,7 +222,7 @@ impl Board {
             .collect::<Vec<_>>()
             .join("\n")
             .to_lowercase();
-        self.targets.push(Target {
+        let target = Target {
             name,
             labels,
             last: Probe::Pending,
@@ -227,9 +232,28 @@ impl Board {
             median: None,
             p99: None,
             haystack,
-        });
+            gone: false,
+        };
         self.dirty = true;
-        self.targets.len() - 1
+        match self.free.pop() {
+            Some(id) => {
+                self.targets[id] = target;
+                id
+            }
+            None => {
+                self.targets.push(target);
+                self.targets.len() - 1
+            }
+        }
+    }
+
+    /// Take target `id` off the board (its id goes to the next target added).
+    pub fn remove(&mut self, id: usize) {
+        if let Some(t) = self.targets.get_mut(id).filter(|t| !t.gone) {
+            t.gone = true;
+            self.free.push(id);
+            self.dirty = true;
+        }
     }
 
     /// A probe of target `id` finished (an unknown id is ignored).
@@ -307,9 +331,10 @@ impl Board {
         self.sorted_at = Some(now);
         let needle = self.filter.to_lowercase();
         self.order.clear();
-        self.order.extend(
-            (0..self.targets.len()).filter(|&i| self.targets[i].haystack.contains(&needle)),
-        );
+        self.order.extend((0..self.targets.len()).filter(|&i| {
+            let t = &self.targets[i];
+            !t.gone && t.haystack.contains(&needle)
+        }));
         let ts = &self.targets;
         let cmp: fn(&Target, &Target) -> Ordering = match self.sort {
             Sort::Worst => |a, b| {
@@ -398,7 +423,7 @@ impl Board {
         };
         let head = format!(
             "{} targets, {} shown, sorted {}{filter}",
-            self.targets.len(),
+            self.targets.len() - self.free.len(),
             self.order.len(),
             self.sort.name()
         );

@@ -472,6 +472,31 @@ fn the_board_filters_by_name_or_label() {
 }
 
 #[test]
+fn a_removed_target_leaves_the_board_and_its_id_is_reused() {
+    let mut b = small_board();
+    let lossy = b
+        .targets()
+        .iter()
+        .position(|t| t.name == "lossy.example:443")
+        .unwrap();
+    b.remove(lossy);
+    b.remove(lossy);
+    assert_eq!(names(&mut b).len(), 3);
+    assert!(!names(&mut b).contains(&"lossy.example:443".to_string()));
+    let d = render_offscreen(80, 24, |f| b.render(f));
+    assert!(
+        lines(&d)[0].starts_with("3 targets, 3 shown"),
+        "{}",
+        lines(&d)[0]
+    );
+    let id = b.add("new.example:443", vec![]);
+    assert_eq!(id, lossy);
+    assert_eq!(b.targets()[id].last, Probe::Pending);
+    assert_eq!(b.targets()[id].probes, 0);
+    assert_eq!(names(&mut b).len(), 4);
+}
+
+#[test]
 fn the_board_scrolls_through_ten_thousand_targets_drawing_only_what_shows() {
     let mut b = synthetic_board(10_000, Palette::new(true));
     let d = render_offscreen(80, 24, |f| b.render(f));

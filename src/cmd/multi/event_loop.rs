@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
+use super::live::LiveBoard;
 use super::reload::Reload;
 use super::schedule::{self, Timers};
 use super::targets::{self, TargetLine};
@@ -52,6 +53,8 @@ pub(super) struct Slot {
     started: Option<Instant>,
     /// Where its first probe goes in the interval.
     offset: Duration,
+    /// Its row on the board.
+    row: Option<usize>,
 }
 
 impl Slot {
@@ -101,6 +104,8 @@ pub(super) struct Run<'a, W: Write> {
     pub(super) wake: UnixStream,
     /// --plot: the picture of every target.
     plot: Option<Recorder>,
+    /// The board, on a terminal (the lines per probe are dropped then).
+    pub(super) board: Option<LiveBoard>,
 }
 
 impl<'a, W: Write> Run<'a, W> {
@@ -133,6 +138,7 @@ impl<'a, W: Write> Run<'a, W> {
             reload: None,
             wake,
             plot,
+            board: None,
         }
     }
 
@@ -177,6 +183,13 @@ impl<'a, W: Write> Run<'a, W> {
             }
             if stopping || self.closed || self.finished() {
                 return Ok(());
+            }
+            if let Some(b) = &mut self.board {
+                // `q` is Ctrl-C: every probe in flight concluded as interrupted.
+                if b.step().map_err(|e| Error::io("draw the board", e))? {
+                    stop.store(true, Ordering::Relaxed);
+                    continue;
+                }
             }
             if hup.swap(false, Ordering::Relaxed) {
                 self.reload();
@@ -280,8 +293,10 @@ impl<'a, W: Write> Run<'a, W> {
             t.set_resolved(false);
             t
         });
+        let row = self.board.as_mut().map(|b| b.add(&line));
         let slot = Slot {
             generation,
+            row,
             line,
             cfg,
             addr: None,
@@ -492,6 +507,9 @@ impl<'a, W: Write> Run<'a, W> {
         if let Some(p) = &mut self.plot {
             p.observe_of(&s.line.name, &r);
         }
+        if let (Some(b), Some(row)) = (&mut self.board, s.row) {
+            b.record(row, &r);
+        }
         let w = self.out.ping_tagged(&r, &s.cfg, Some(s.tag()));
         self.note_write(w);
         if let Some(due) = waiting {
@@ -521,6 +539,9 @@ impl<'a, W: Write> Run<'a, W> {
         if let Some(s) = self.slots[i].take() {
             if let (Some(m), Some(tm)) = (&self.metrics, &s.metrics) {
                 m.remove(tm);
+            }
+            if let (Some(b), Some(row)) = (&mut self.board, s.row) {
+                b.remove(row);
             }
             self.free.push(i);
         }

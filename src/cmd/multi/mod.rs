@@ -26,6 +26,7 @@
 //! pure parts (timers, the targets file, name lookups, the closing table).
 
 mod event_loop;
+mod live;
 mod reload;
 mod resolve;
 mod schedule;
@@ -34,13 +35,13 @@ mod targets;
 #[cfg(test)]
 mod tests;
 
-use std::io;
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::screen::{screen_stdout, Screen};
 use crate::cli::{ClientConfig, Family, PingArgs};
 use crate::error::Error;
 use crate::metrics::{self, Metrics};
@@ -59,6 +60,8 @@ struct Config {
     cli_targets: Vec<String>,
     file: Option<PathBuf>,
     metrics: Option<SocketAddr>,
+    /// Whether a terminal may get the board (not `--no-tui`).
+    tui: bool,
 }
 
 impl Config {
@@ -70,6 +73,7 @@ impl Config {
             cli_targets: m.targets,
             file: m.file,
             metrics: m.metrics,
+            tui: m.tui,
         })
     }
 
@@ -233,12 +237,29 @@ pub fn run(args: PingArgs) -> Result<i32, Error> {
     let wake = waker
         .sender()
         .map_err(|e| Error::io("create wake-up channel", e))?;
-    let out = Reporter::new(io::BufWriter::new(io::stdout()), &cfg.template);
+    // On a terminal, the board replaces the line per probe. A terminal that cannot be taken
+    // gets the lines.
+    let board = live::wanted(&cfg)
+        .then(|| live::LiveBoard::start().ok())
+        .flatten();
+    let screen = match board {
+        Some(_) => Screen::Drop,
+        None => Screen::Through,
+    };
+    let (stdout, hold) = screen_stdout(screen);
+    let out = Reporter::new(stdout, &cfg.template);
     let mut run = Run::new(&cfg, prober.as_mut(), out, metrics, resolver, wake, plot);
+    run.board = board;
     run.start(lines);
     let started = Instant::now();
-    run.until_done(&stop, &hup)?;
-    let code = run.finish(started, Instant::now())?;
+    let looped = run.until_done(&stop, &hup);
+    let end = Instant::now();
+    // The terminal back first, whatever happened; then the summaries and the table.
+    let restored = run.board.take().map(live::LiveBoard::finish).transpose();
+    hold.release().map_err(|e| Error::io("write output", e))?;
+    looped?;
+    restored.map_err(|e| Error::io("restore the terminal", e))?;
+    let code = run.finish(started, end)?;
     if let Some(server) = &server {
         if !stop.load(Ordering::Relaxed) && !run.closed() {
             serve_final_metrics(server, &stop, &waker);

@@ -1,19 +1,17 @@
 //! Trace on a terminal, live: [`LiveTrace`] draws the trace view (`crate::tui::trace`) after
 //! every hop and cycle, handles its keys while it waits for the next cycle (`q`/Ctrl-C stop
 //! the cycles, `p` holds them, `r` starts the statistics afresh), and gives the screen back
-//! before the final report. [`held_stdout`] keeps what trace prints meanwhile (the start
-//! line, the first cycle's lines) and writes it on the normal screen afterwards, so the
-//! report reads as without the view.
+//! before the final report. What trace prints meanwhile (the start line, the first cycle's
+//! lines) is kept (`cmd::screen`) and written on the normal screen afterwards, so the report
+//! reads as without the view.
 //!
 //! Also trace's per-hop state ([`TraceState`], read only) and its [`Verdict`] turned into the
 //! trace view's rows. The only file of the live views that knows trace's types; names come
 //! from [`Lookups`] (reverse DNS on a thread of its own, with `--resolve`), so the view never
 //! waits on DNS.
 
-use std::cell::RefCell;
-use std::io::{self, BufWriter, IsTerminal, Stdout, Write};
+use std::io::{self, IsTerminal};
 use std::net::IpAddr;
-use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use super::dns::Lookups;
@@ -31,59 +29,6 @@ use crate::tui::{Action, Live};
 /// until interrupted), the output is for people, and `--no-tui` is not given.
 pub fn wanted(cfg: &TraceConfig) -> bool {
     cfg.tui && cfg.output == Output::Human && cfg.cycles != Some(1) && io::stdout().is_terminal()
-}
-
-/// Stdout for trace's writer; held back (kept in memory) while [`Hold`] says so.
-pub struct HeldStdout {
-    out: BufWriter<Stdout>,
-    held: Rc<RefCell<Option<Vec<u8>>>>,
-}
-
-/// Lets go of what [`HeldStdout`] holds.
-pub struct Hold {
-    held: Rc<RefCell<Option<Vec<u8>>>>,
-}
-
-/// Buffered stdout, its writes held back from the start when `hold` (while a live view has
-/// the screen) until [`Hold::release`].
-pub fn held_stdout(hold: bool) -> (HeldStdout, Hold) {
-    let held = Rc::new(RefCell::new(hold.then(Vec::new)));
-    let out = HeldStdout {
-        out: BufWriter::new(io::stdout()),
-        held: Rc::clone(&held),
-    };
-    (out, Hold { held })
-}
-
-impl Hold {
-    /// Write what was held, in order, and let later writes through.
-    pub fn release(&self) -> io::Result<()> {
-        let Some(bytes) = self.held.borrow_mut().take() else {
-            return Ok(());
-        };
-        let mut out = io::stdout().lock();
-        out.write_all(&bytes)?;
-        out.flush()
-    }
-}
-
-impl Write for HeldStdout {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self.held.borrow_mut().as_mut() {
-            Some(held) => {
-                held.extend_from_slice(buf);
-                Ok(buf.len())
-            }
-            None => self.out.write(buf),
-        }
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        match *self.held.borrow() {
-            Some(_) => Ok(()),
-            None => self.out.flush(),
-        }
-    }
 }
 
 /// Trace's live view on the terminal, and the keys' effects on the cycles.

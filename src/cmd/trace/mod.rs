@@ -21,6 +21,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use super::screen::{screen_stdout, Screen};
 use crate::cli::{TraceConfig, TraceProbe};
 use crate::error::Error;
 use crate::net::Waker;
@@ -171,7 +172,11 @@ pub fn trace(cfg: TraceConfig) -> Result<i32, Error> {
     let mut live = live::wanted(&cfg)
         .then(|| live::LiveTrace::start(&cfg).ok())
         .flatten();
-    let (stdout, hold) = live::held_stdout(live.is_some());
+    let screen = match live {
+        Some(_) => Screen::Keep,
+        None => Screen::Through,
+    };
+    let (stdout, hold) = screen_stdout(screen);
     let mut out = TraceWriter::new(stdout, &cfg);
     let broken = |e: &io::Error| e.kind() == io::ErrorKind::BrokenPipe;
     match out.start(&cfg, &setup) {
