@@ -323,6 +323,47 @@ fn many_targets_draw_the_board_and_q_gives_the_terminal_back_then_the_summaries(
 }
 
 #[test]
+fn sighup_reads_the_file_again_under_the_board_and_messages_wait_for_the_normal_screen() {
+    if !have_script() {
+        return;
+    }
+    let good = ServerProc::start(&["--loss", "0", "-q"]);
+    let closed = closed_port();
+    let dir = std::env::temp_dir().join(format!("tcpping-diag-live-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("targets");
+    std::fs::write(
+        &file,
+        format!("{good} tier=a\n{closed} tier=b\n", good = good.addr),
+    )
+    .unwrap();
+    let f = file.display();
+    // The closed port leaves the file; SIGHUP reads it again (not a stop under the board).
+    let inner = format!(
+        "{BIN} -f {f} -i 0.2 & pid=$!; sleep 1.2; echo '{good} tier=a' > {f}; kill -HUP $pid; \
+         sleep 1; kill -TERM $pid; wait $pid",
+        good = good.addr
+    );
+    let out = in_pty(&inner, &[]);
+    let _ = std::fs::remove_dir_all(&dir);
+    let after = drawn_then_restored(&out, &["tier=a", "tier=b", "refused"], "WHAT WENT WRONG");
+    let screen = last_screen(&out);
+    assert!(screen[0].starts_with("1 targets, 1 shown"), "{screen:?}");
+    // Said on stderr while the board was drawn: written after it, not over it.
+    let said = format!("SIGHUP: read {f}: 1 targets, 0 started, 1 stopped");
+    assert!(after.contains(&said), "{after:?}");
+    assert_eq!(out.matches(&said).count(), 1, "{out:?}");
+    // The removed target's summary is not lost; the table has the one left.
+    for t in [good.addr, closed] {
+        assert!(
+            after.contains(&format!("--- {t} tcpping-diag statistics ---")),
+            "{after:?}"
+        );
+    }
+    assert!(after.contains("exit=0"), "{after:?}");
+}
+
+#[test]
 fn many_targets_with_no_tui_print_lines_on_a_terminal() {
     if !have_script() {
         return;

@@ -11,6 +11,7 @@ use ratatui::Frame;
 
 use super::board::Board;
 use super::keys::{poll_input, Action, Input, Key};
+use super::stderr::StderrHeld;
 use super::terminal::{FrameLimiter, StopSignals, TerminalGuard};
 use super::trace::TraceView;
 
@@ -40,20 +41,30 @@ impl View for Board {
 
 /// A live view on the terminal. Dropping it restores the terminal.
 pub struct Live {
-    // Field order: the guard restores the terminal before the signals are unregistered.
+    // Field order: the guard restores the terminal, then what was said on stderr meanwhile
+    // is written, then the signals are unregistered.
     guard: TerminalGuard,
+    stderr: Option<StderrHeld>,
     stop: StopSignals,
     limiter: FrameLimiter,
 }
 
 impl Live {
-    /// Take the terminal (raw mode, alternate screen, cursor hidden) and watch for SIGINT,
-    /// SIGTERM and SIGHUP.
+    /// Take the terminal (raw mode, alternate screen, cursor hidden), hold stderr (written
+    /// when the view is gone) and watch for SIGINT, SIGTERM and SIGHUP.
     pub fn start() -> io::Result<Live> {
-        let stop = StopSignals::register()?;
+        Live::start_with(true)
+    }
+
+    /// [`Live::start`], SIGHUP left to the command when not `hangup_stops`.
+    pub fn start_with(hangup_stops: bool) -> io::Result<Live> {
+        let stop = StopSignals::register(hangup_stops)?;
         let guard = TerminalGuard::enter()?;
+        // Not held if it cannot be: messages then land on the view, as without this.
+        let stderr = StderrHeld::hold().ok();
         Ok(Live {
             guard,
+            stderr,
             stop,
             limiter: FrameLimiter::default(),
         })
@@ -100,9 +111,15 @@ impl Live {
 
     /// Restore the terminal now (dropping does the same).
     pub fn finish(self) -> io::Result<()> {
-        let Live { guard, stop, .. } = self;
+        let Live {
+            guard,
+            stderr,
+            stop,
+            ..
+        } = self;
         let restored = guard.restore();
+        let said = stderr.map_or(Ok(()), StderrHeld::release);
         drop(stop);
-        restored
+        restored.and(said)
     }
 }

@@ -1,7 +1,8 @@
 //! Live views on the terminal, redrawn in place: the trace view (per hop, like mtr and
 //! trippy) and the board of many targets. Drawn with ratatui on crossterm.
 //!
-//! - `terminal`: the guard that enters and always restores the terminal, the frame limiter
+//! - `terminal`: the guard that enters and always restores the terminal, the frame limiter;
+//!   `stderr`: messages held while a view is drawn, written after it
 //! - `live`: the loop that drives a view (keys, redraws, stop signals) for the command feeding it
 //! - `keys`: keys and actions as plain values (the views' `handle` is pure)
 //! - `theme`: styles by role, `NO_COLOR`; `spark`: bounded rings of recent RTTs, sparklines
@@ -21,6 +22,7 @@ pub mod columns;
 pub mod keys;
 pub mod live;
 pub mod spark;
+pub mod stderr;
 pub mod terminal;
 pub mod theme;
 pub mod trace;

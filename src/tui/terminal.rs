@@ -79,6 +79,8 @@ impl Drop for TerminalGuard {
 /// Leave raw mode and the alternate screen, show the cursor. Does nothing when the terminal
 /// is not in the live view's state (so it may be called from every exit path).
 pub fn restore_terminal() -> io::Result<()> {
+    // Stderr first: a panic's message goes to the real one.
+    super::stderr::put_back();
     if !ACTIVE.swap(false, Ordering::SeqCst) {
         return Ok(());
     }
@@ -116,24 +118,26 @@ pub fn chain_panic_hook(restore: impl Fn() + Send + Sync + 'static) {
     }));
 }
 
-/// SIGINT, SIGTERM and SIGHUP raise a flag while this lives (the registrations are removed
-/// when it drops). The view's loop checks [`StopSignals::raised`] and leaves, dropping the
-/// guard. In raw mode Ctrl-C arrives as a key, not a signal; the flag covers `kill` and a
-/// closed terminal.
+/// SIGINT, SIGTERM and SIGHUP (unless the command gives it another meaning) raise a flag
+/// while this lives (the registrations are removed when it drops). The view's loop checks
+/// [`StopSignals::raised`] and leaves, dropping the guard. In raw mode Ctrl-C arrives as a
+/// key, not a signal; the flag covers `kill` and a closed terminal.
 pub struct StopSignals {
     flag: Arc<AtomicBool>,
     ids: Vec<signal_hook::SigId>,
 }
 
 impl StopSignals {
-    pub fn register() -> io::Result<StopSignals> {
+    /// Watch SIGINT, SIGTERM, and SIGHUP when `hangup` (the many-targets mode reads its
+    /// targets file again on SIGHUP: not a stop there).
+    pub fn register(hangup: bool) -> io::Result<StopSignals> {
         let flag = Arc::new(AtomicBool::new(false));
         let mut ids = Vec::new();
-        for sig in [
-            signal_hook::consts::SIGINT,
-            signal_hook::consts::SIGTERM,
-            signal_hook::consts::SIGHUP,
-        ] {
+        let hup = hangup.then_some(signal_hook::consts::SIGHUP);
+        for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM]
+            .into_iter()
+            .chain(hup)
+        {
             ids.push(signal_hook::flag::register(sig, Arc::clone(&flag))?);
         }
         Ok(StopSignals { flag, ids })

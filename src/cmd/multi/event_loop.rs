@@ -106,6 +106,8 @@ pub(super) struct Run<'a, W: Write> {
     plot: Option<Recorder>,
     /// The board, on a terminal (the lines per probe are dropped then).
     pub(super) board: Option<LiveBoard>,
+    /// Targets removed while the board was drawn, and when: their summaries come at the end.
+    removed: Vec<(Slot, Instant)>,
 }
 
 impl<'a, W: Write> Run<'a, W> {
@@ -139,6 +141,7 @@ impl<'a, W: Write> Run<'a, W> {
             wake,
             plot,
             board: None,
+            removed: Vec::new(),
         }
     }
 
@@ -222,6 +225,7 @@ impl<'a, W: Write> Run<'a, W> {
     /// any target answered, 1 when none did.
     pub(super) fn finish(&mut self, started: Instant, end: Instant) -> Result<i32, Error> {
         if !self.closed {
+            self.removed_summaries();
             for i in 0..self.slots.len() {
                 self.summary(i, end);
             }
@@ -523,27 +527,47 @@ impl<'a, W: Write> Run<'a, W> {
         let Some(s) = self.slots[i].as_ref() else {
             return;
         };
-        if s.started.is_none() {
+        let Some(started) = s.started else {
             return;
-        }
-        let elapsed = end.saturating_duration_since(s.started.unwrap_or(end));
+        };
+        let elapsed = end.saturating_duration_since(started);
         let r = self
             .out
             .summary_tagged(&s.cfg, &s.stats, tally, elapsed, Some(s.tag()));
         self.note_write(r);
     }
 
-    /// Stop a target (it left the file): its summary now, its series removed.
+    /// Stop a target (it left the file): its summary now (under the board: when the board
+    /// is gone, before the others), its series removed.
     pub(super) fn remove(&mut self, i: usize) {
-        self.summary(i, Instant::now());
+        let now = Instant::now();
+        if self.board.is_none() {
+            self.summary(i, now);
+        }
         if let Some(s) = self.slots[i].take() {
             if let (Some(m), Some(tm)) = (&self.metrics, &s.metrics) {
                 m.remove(tm);
             }
             if let (Some(b), Some(row)) = (&mut self.board, s.row) {
                 b.remove(row);
+                self.removed.push((s, now));
             }
             self.free.push(i);
+        }
+    }
+
+    /// The summaries of the targets removed while the board was drawn.
+    fn removed_summaries(&mut self) {
+        let tally = self.prober.icmp_tally();
+        for (s, end) in std::mem::take(&mut self.removed) {
+            let Some(started) = s.started else {
+                continue;
+            };
+            let elapsed = end.saturating_duration_since(started);
+            let r = self
+                .out
+                .summary_tagged(&s.cfg, &s.stats, tally, elapsed, Some(s.tag()));
+            self.note_write(r);
         }
     }
 

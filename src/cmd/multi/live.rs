@@ -38,7 +38,8 @@ impl LiveBoard {
     /// Take the terminal and draw the empty board.
     pub fn start() -> io::Result<LiveBoard> {
         let mut b = LiveBoard {
-            live: Live::start()?,
+            // SIGHUP reads the targets file again, as without the board.
+            live: Live::start_with(false)?,
             board: Board::new(WINDOW, Palette::from_env()),
             stepped: Instant::now(),
         };
