@@ -22,8 +22,9 @@
 //! Where things are: this file reads the settings, says what the prober needs (opened,
 //! privileges dropped, by [`crate::probe::open`]) and runs the steps of [`run`];
 //! [`event_loop`] holds the targets' state and the loop;
-//! [`reload`] applies SIGHUP; [`schedule`], [`targets`], [`resolve`] and [`table`] are the
-//! pure parts (timers, the targets file, name lookups, the closing table).
+//! [`reload`] applies SIGHUP; [`live`] draws the board on a terminal in place of the line
+//! per probe; [`schedule`], [`targets`], [`resolve`] and [`table`] are the pure parts
+//! (timers, the targets file, name lookups, the closing table).
 
 mod event_loop;
 mod live;

@@ -4,6 +4,8 @@
 //! - [`state`]: per-hop accounting over cycles, pure;
 //! - [`verdict`]: the verdict in words and fields, pure;
 //! - [`output`]: hop lines, the mtr-style report, NDJSON;
+//! - [`live`]: on a terminal with several cycles, the live view, updated after every hop
+//!   and cycle, its keys handled between cycles;
 //! - this module: open the probe's sockets while privileged, drop privileges, and [`drive`]
 //!   the engine over a [`Prober`] (the SYN prober, or connect() probes without CAP_NET_RAW).
 
