@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# Benchmark section "live": the CPU the live views add (issue 21).
+#
+#   scripts/bench/live.sh [--smoke] [--seconds S] [--targets "1000 10000"]
+#
+# Each case runs twice, in turns, in a pseudo-terminal (script, 160x50): with the live view,
+# and with --no-tui (its lines to the same terminal). The CPU of the tcpping-diag process
+# (user+system, /proc/PID/stat) is read over S seconds (default 60) after a 5 s warm-up, in
+# % of one core.
+#   - trace: 30 hops, one cycle a second (-i 1 -W 0.5 -q 1), to an address a namespace
+#     routes to a second one that does not forward (every hop silent: 30 rows, each
+#     redrawn every cycle);
+#     goal: the view adds at most 2 % of a core.
+#   - board: N loopback targets (127.1.x.y:12001, one `tcpping-diag serve` on 0.0.0.0), one
+#     SYN probe a second each; goal: the board at most 10 % over --no-tui.
+# --smoke: 5 s, 200 targets (the code paths, not measurements).
+#
+# Must run as root (a namespace, SYN probes). Builds the binary with cargo when TCPPING_BIN
+# is not set. Traffic goes to loopback and to the namespaces tpb<PID>-live(-drop) it creates
+# and removes on exit. Prints a Markdown table; BENCH_OUT=FILE also writes it there.
+
+set -euo pipefail
+SELF_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO="$(cd "$SELF_DIR/../.." && pwd)"
+cd "$REPO"
+
+SECONDS_RUN=60
+TARGETS="1000 10000"
+WARM=5
+while [ $# -gt 0 ]; do
+    case "$1" in
+    --smoke) SECONDS_RUN=5 TARGETS=200 WARM=1 ;;
+    --seconds) SECONDS_RUN=$2; shift ;;
+    --targets) TARGETS=$2; shift ;;
+    live) ;;
+    *) echo "bench live: unknown argument $1" >&2; exit 2 ;;
+    esac
+    shift
+done
+if [ "$(id -u)" -ne 0 ]; then
+    echo "bench live: must run as root (a namespace, SYN probes)" >&2
+    exit 2
+fi
+command -v script >/dev/null || { echo "bench live: needs script (util-linux)" >&2; exit 2; }
+if [ -z "${TCPPING_BIN:-}" ]; then
+    cargo build --release --quiet --bin tcpping-diag
+fi
+BIN="${TCPPING_BIN:-$REPO/target/release/tcpping-diag}"
+
+NS="tpb$$-live"
+WORK=$(mktemp -d /tmp/tcpping-bench-live.XXXXXX)
+SERVER=""
+cleanup() {
+    [ -n "$SERVER" ] && kill "$SERVER" 2>/dev/null || true
+    ip netns del "$NS" 2>/dev/null || true
+    ip netns del "$NS-drop" 2>/dev/null || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+
+# cpu_of PID: user+system clock ticks so far.
+cpu_of() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+# measure CMD...: run CMD in a 160x50 pseudo-terminal; print its CPU in % of a core over
+# SECONDS_RUN after WARM seconds.
+measure() {
+    local fifo="$WORK/in.$RANDOM" spid pid t0 t1 c0 c1
+    mkfifo "$fifo"
+    exec 3<>"$fifo" # held open: the terminal's input never ends
+    script -qfec "stty rows 50 cols 160; exec $*" /dev/null <"$fifo" >/dev/null 2>&1 &
+    spid=$!
+    sleep "$WARM"
+    pid=$(pgrep -P "$spid" | head -n 1)
+    [ -n "$pid" ] || { echo "bench live: the run did not start: $*" >&2; exit 1; }
+    c0=$(cpu_of "$pid"); t0=$(date +%s.%N)
+    sleep "$SECONDS_RUN"
+    c1=$(cpu_of "$pid"); t1=$(date +%s.%N)
+    kill -TERM "$pid"
+    wait "$spid" || true
+    exec 3>&-
+    rm -f "$fifo"
+    awk -v c="$((c1 - c0))" -v hz="$(getconf CLK_TCK)" -v t0="$t0" -v t1="$t1" \
+        'BEGIN { printf "%.2f", 100 * c / hz / (t1 - t0) }'
+}
+
+ROWS=()
+row() { ROWS+=("| $1 | $2 | $3 | $4 |"); }
+
+# trace: 30 silent hops in a namespace.
+ip netns add "$NS"
+ip netns add "$NS-drop"
+ip -n "$NS" link set lo up
+ip link add c0 netns "$NS" type veth peer name d0 netns "$NS-drop"
+ip -n "$NS" addr add 192.0.2.1/24 dev c0
+ip -n "$NS-drop" addr add 192.0.2.2/24 dev d0
+ip -n "$NS" link set c0 up
+ip -n "$NS-drop" link set d0 up
+ip -n "$NS" route add 198.51.100.0/24 via 192.0.2.2
+TRACE="ip netns exec $NS $BIN trace 198.51.100.7:443 -m 30 -q 1 -i 1 -W 0.5 --cycles 0"
+live=$(measure "$TRACE")
+plain=$(measure "$TRACE --no-tui")
+row "trace, 30 hops, 1 cycle/s" "$live" "$plain" "view adds $(awk -v a="$live" -v b="$plain" 'BEGIN{printf "%.2f", a - b}') % of a core (goal <= 2)"
+
+# boards of N loopback targets.
+"$BIN" serve --listen 0.0.0.0:12001 --loss 0 -q >/dev/null 2>&1 &
+SERVER=$!
+sleep 0.5
+ulimit -n 65536 2>/dev/null || true
+for n in $TARGETS; do
+    python3 -c "
+n = $n
+for i in range(n):
+    print(f'127.1.{i // 250}.{i % 250 + 1}:12001')" >"$WORK/targets.$n"
+    BOARD="$BIN -f $WORK/targets.$n -i 1 --syn"
+    live=$(measure "$BOARD")
+    plain=$(measure "$BOARD --no-tui")
+    row "board, $n targets, 1 probe/s each" "$live" "$plain" "$(awk -v a="$live" -v b="$plain" 'BEGIN{ if (b > 0) printf "%+.1f %% over --no-tui (goal <= 10)", 100 * (a - b) / b; else print "-" }')"
+done
+
+{
+    echo "| case | CPU with the view (% core) | CPU with --no-tui (% core) | |"
+    echo "|---|---|---|---|"
+    printf '%s\n' "${ROWS[@]}"
+} | tee "${BENCH_OUT:-/dev/null}"
