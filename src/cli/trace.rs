@@ -26,6 +26,8 @@ Examples:
   tcpping-diag trace example.net:443                 where does TCP to port 443 stop?
   tcpping-diag trace example.net:443 --flows 6       6 flows: find load-balanced (ECMP) next hops
   tcpping-diag trace example.net:443 --cycles 20     mtr-style report: loss and RTT per hop
+  tcpping-diag trace example.net:443 --cycles 0      on a terminal, live per hop until q
+                                                     (p pause, r reset, d chart), then the report
   tcpping-diag trace [2001:db8::1]:22 --json         NDJSON events
 
 Exit status: 0 if the target was reached (port open or closed), 1 if not, 2 on a usage or
