@@ -21,10 +21,11 @@ use super::{resolve, table, Config};
 use crate::cli::{ClientConfig, Mode, Output};
 use crate::cmd::shared::written;
 use crate::error::Error;
+
 use crate::metrics::{Metrics, TargetMetrics};
 use crate::net;
 use crate::output::{Reporter, Tag};
-use crate::probe::{PingResult, ProbeSpec, Prober};
+use crate::probe::{IcmpTally, PingResult, ProbeSpec, Prober};
 use crate::report::Recorder;
 use crate::stats::Stats;
 
@@ -67,6 +68,20 @@ impl Slot {
 
     fn done(&self, count: Option<u64>) -> bool {
         count.is_some_and(|n| self.sent >= n) && self.in_flight == 0
+    }
+
+    /// Its summary, to `end` (none for a target that never started).
+    fn write_summary<W: Write>(
+        &self,
+        out: &mut Reporter<W>,
+        tally: IcmpTally,
+        end: Instant,
+    ) -> io::Result<()> {
+        let Some(started) = self.started else {
+            return Ok(());
+        };
+        let elapsed = end.saturating_duration_since(started);
+        out.summary_tagged(&self.cfg, &self.stats, tally, elapsed, Some(self.tag()))
     }
 }
 
@@ -527,13 +542,7 @@ impl<'a, W: Write> Run<'a, W> {
         let Some(s) = self.slots[i].as_ref() else {
             return;
         };
-        let Some(started) = s.started else {
-            return;
-        };
-        let elapsed = end.saturating_duration_since(started);
-        let r = self
-            .out
-            .summary_tagged(&s.cfg, &s.stats, tally, elapsed, Some(s.tag()));
+        let r = s.write_summary(&mut self.out, tally, end);
         self.note_write(r);
     }
 
@@ -560,13 +569,7 @@ impl<'a, W: Write> Run<'a, W> {
     fn removed_summaries(&mut self) {
         let tally = self.prober.icmp_tally();
         for (s, end) in std::mem::take(&mut self.removed) {
-            let Some(started) = s.started else {
-                continue;
-            };
-            let elapsed = end.saturating_duration_since(started);
-            let r = self
-                .out
-                .summary_tagged(&s.cfg, &s.stats, tally, elapsed, Some(s.tag()));
+            let r = s.write_summary(&mut self.out, tally, end);
             self.note_write(r);
         }
     }
