@@ -21,7 +21,6 @@ use super::{resolve, table, Config};
 use crate::cli::{ClientConfig, Mode, Output};
 use crate::cmd::shared::written;
 use crate::error::Error;
-
 use crate::metrics::{Metrics, TargetMetrics};
 use crate::net;
 use crate::output::{Reporter, Tag};
