@@ -237,6 +237,25 @@ fn ctrl_c_is_q() {
 }
 
 #[test]
+fn no_color_draws_without_colours() {
+    if !have_script() {
+        return;
+    }
+    let (_listener, cmd) = loopback_trace();
+    let out = in_pty(&format!("NO_COLOR=1 {cmd}"), &[(1200, "q")]);
+    drawn_then_restored(&out, &["127.0.0.1", "[open]", "reached"], "in 1 hop");
+    let view = &out[out.find(ENTER).unwrap()..out.rfind(LEAVE).unwrap()];
+    assert!(
+        !view.contains("\x1b[38;5;"),
+        "a colour under NO_COLOR: {view:?}"
+    );
+    // Without NO_COLOR the same view has colours (the test above is not vacuous).
+    let (_listener, cmd) = loopback_trace();
+    let out = in_pty(&cmd, &[(1200, "q")]);
+    assert!(out.contains("\x1b[38;5;"), "{out:?}");
+}
+
+#[test]
 fn sigterm_gives_the_terminal_back_and_the_report_follows() {
     if !have_script() {
         return;
