@@ -457,6 +457,12 @@ impl Lab {
         lab.run("r", &["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"]);
         lab.run("c", &["ip", "route", "add", "default", "via", "10.79.11.1"]);
         lab.run("s", &["ip", "route", "add", "default", "via", "10.79.12.1"]);
+        // Beyond the server, which does not forward: silence after hop 1.
+        lab.run("s", &["sysctl", "-q", "-w", "net.ipv4.ip_forward=0"]);
+        lab.run(
+            "r",
+            &["ip", "route", "add", "10.79.13.0/24", "via", "10.79.12.2"],
+        );
         lab
     }
 }
@@ -506,4 +512,23 @@ fn trace_through_a_router_draws_both_hops() {
     assert!(after.contains("SYN probes"), "{after:?}");
     assert!(after.contains(" 2  10.79.12.2 [closed]"), "{after:?}");
     assert!(after.contains("exit=0"), "{after:?}");
+
+    // Silent after hop 1, probes waiting 5 s: `q` in the first cycle ends it at once.
+    let cmd = format!(
+        "ip netns exec {} {BIN} trace 10.79.13.1:80 --cycles 0 -W 5 -m 4",
+        lab.ns("c")
+    );
+    let started = std::time::Instant::now();
+    let out = in_pty(&cmd, &[(1500, "q")]);
+    let took = started.elapsed();
+    let after = drawn_then_restored(
+        &out,
+        &["10.79.11.1"],
+        "interrupted before the first round ended",
+    );
+    assert!(
+        took < Duration::from_millis(4000),
+        "q waited on the probes: {took:?}"
+    );
+    assert!(after.contains("exit=1"), "{after:?}");
 }

@@ -10,16 +10,20 @@
 //! from [`Lookups`] (reverse DNS on a thread of its own, with `--resolve`), so the view never
 //! waits on DNS.
 
+use std::cell::RefCell;
 use std::io::{self, IsTerminal};
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use super::dns::Lookups;
 use super::state::{Hop, Router, TraceState};
 use super::verdict::{self, Kind, Verdict};
 use crate::cli::{Output, TraceConfig};
+use crate::icmp::correlate::Unmatched;
 use crate::icmp::extension::MplsLabel;
-use crate::icmp::parse::describe;
+use crate::icmp::parse::{describe, IcmpError};
+use crate::probe::{IcmpTally, PingResult, ProbeSpec, Prober};
 use crate::stats::Summary;
 use crate::tui::theme::{Palette, Tone};
 use crate::tui::trace::{HopRow, RouterRow, TraceView, VerdictLine};
@@ -44,6 +48,8 @@ pub struct LiveTrace {
     cycle_started: Instant,
     /// Cycles done when the statistics were last reset (`r`).
     reset_at: u64,
+    /// `r` was pressed: the state is reset at the next hop or cycle.
+    reset: bool,
     quit: bool,
 }
 
@@ -60,6 +66,7 @@ impl LiveTrace {
             cycles: cfg.cycles,
             cycle_started: Instant::now(),
             reset_at: 0,
+            reset: false,
             quit: false,
         };
         t.live.step(&mut t.view, Duration::ZERO)?;
@@ -72,8 +79,19 @@ impl LiveTrace {
         if self.quit {
             return Ok(true);
         }
+        self.take_reset(state);
         self.refresh(state);
-        self.keys(state, Duration::ZERO)?;
+        self.keys(Duration::ZERO)?;
+        self.take_reset(state);
+        Ok(self.quit)
+    }
+
+    /// While a cycle waits for its probes: read the keys, without waiting (a reset waits for
+    /// the next hop). Returns whether to stop.
+    pub fn meanwhile(&mut self) -> io::Result<bool> {
+        if !self.quit {
+            self.keys(Duration::ZERO)?;
+        }
         Ok(self.quit)
     }
 
@@ -84,6 +102,7 @@ impl LiveTrace {
             return Ok(true);
         }
         state.cycles_done = cycle.saturating_sub(self.reset_at);
+        self.take_reset(state);
         self.refresh(state);
         if self.cycles.is_some_and(|n| cycle >= n) {
             // The last cycle: the report follows at once.
@@ -98,9 +117,13 @@ impl LiveTrace {
                 break;
             }
             let wait = if paused { Duration::from_secs(1) } else { left };
-            self.keys(state, wait)?;
+            self.keys(wait)?;
             if self.quit {
                 return Ok(true);
+            }
+            if self.reset {
+                self.take_reset(state);
+                self.refresh(state);
             }
         }
         self.cycle_started = Instant::now();
@@ -112,18 +135,23 @@ impl LiveTrace {
         self.live.finish()
     }
 
-    /// Handle keys for up to `wait`, acting on what they ask.
-    fn keys(&mut self, state: &mut TraceState, wait: Duration) -> io::Result<()> {
+    /// Handle keys for up to `wait`, noting what they ask.
+    fn keys(&mut self, wait: Duration) -> io::Result<()> {
         match self.live.step(&mut self.view, wait)? {
             Action::Quit => self.quit = true,
-            Action::Reset => {
-                self.reset_at += state.cycles_done;
-                *state = TraceState::new(state.target, state.max_hops, state.queries, state.flows);
-            }
+            Action::Reset => self.reset = true,
             // The view froze itself; `cycle_done` holds the next cycle while it is paused.
             Action::Pause | Action::Resume | Action::None | Action::Redraw => {}
         }
         Ok(())
+    }
+
+    /// Start the statistics afresh if `r` was pressed.
+    fn take_reset(&mut self, state: &mut TraceState) {
+        if std::mem::take(&mut self.reset) {
+            self.reset_at += state.cycles_done;
+            *state = TraceState::new(state.target, state.max_hops, state.queries, state.flows);
+        }
     }
 
     /// Give the view the state's rows and verdict.
@@ -140,6 +168,55 @@ impl LiveTrace {
         if self.view.update(state.cycles_done, rows, line) {
             self.live.changed();
         }
+    }
+}
+
+/// How long a cycle's wait for its probes lasts at most before the view reads its keys.
+const SLICE: Duration = Duration::from_millis(100);
+
+/// The prober, its waits cut into slices of [`SLICE`] while the live view is drawn: between
+/// them the view reads its keys, so `q` is not held up by probes waiting on their timeout.
+pub struct Keyed<'a> {
+    pub inner: &'a mut dyn Prober,
+    pub live: &'a RefCell<LiveTrace>,
+    /// Set on `q`: the cycle loop stops as on Ctrl-C.
+    pub stop: &'a AtomicBool,
+}
+
+impl Prober for Keyed<'_> {
+    fn ready(&self, target: SocketAddr) -> bool {
+        self.inner.ready(target)
+    }
+    fn send(&mut self, spec: ProbeSpec) {
+        self.inner.send(spec)
+    }
+    fn poll(&mut self, until: Instant, done: &mut Vec<PingResult>) -> io::Result<()> {
+        loop {
+            let slice = until.min(Instant::now() + SLICE);
+            self.inner.poll(slice, done)?;
+            if !done.is_empty() || slice >= until || self.stop.load(Ordering::Relaxed) {
+                return Ok(());
+            }
+            if self.live.borrow_mut().meanwhile()? {
+                self.stop.store(true, Ordering::Relaxed);
+                return Ok(());
+            }
+        }
+    }
+    fn in_flight(&self) -> usize {
+        self.inner.in_flight()
+    }
+    fn interrupt(&mut self, done: &mut Vec<PingResult>) {
+        self.inner.interrupt(done)
+    }
+    fn icmp_tally(&self) -> IcmpTally {
+        self.inner.icmp_tally()
+    }
+    fn drain_unmatched(&mut self) -> Vec<(IcmpError, Unmatched)> {
+        self.inner.drain_unmatched()
+    }
+    fn capture_drops(&mut self) -> u64 {
+        self.inner.capture_drops()
     }
 }
 

@@ -18,6 +18,7 @@ pub mod state;
 mod tests;
 pub mod verdict;
 
+use std::cell::RefCell;
 use std::io::{self, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -171,8 +172,8 @@ pub fn trace(cfg: TraceConfig) -> Result<i32, Error> {
 
     // On a terminal, several cycles are drawn live; what is printed meanwhile waits for the
     // normal screen. A terminal that cannot be taken gets the lines.
-    let mut live = live::wanted(&cfg)
-        .then(|| live::LiveTrace::start(&cfg).ok())
+    let live = live::wanted(&cfg)
+        .then(|| live::LiveTrace::start(&cfg).ok().map(RefCell::new))
         .flatten();
     let screen = match live {
         Some(_) => Screen::Keep,
@@ -196,9 +197,22 @@ pub fn trace(cfg: TraceConfig) -> Result<i32, Error> {
     let mut engine = Engine::new(plan);
     let mut state = TraceState::new(cfg.target, cfg.max_hops, cfg.queries, cfg.flows);
     let mut pipe_closed = false;
+    // With the view, the waits for the probes are cut short to read its keys.
+    let mut keyed;
+    let probing: &mut dyn Prober = match &live {
+        Some(view) => {
+            keyed = live::Keyed {
+                inner: prober.as_mut(),
+                live: view,
+                stop: &stop,
+            };
+            &mut keyed
+        }
+        None => prober.as_mut(),
+    };
     let driven = drive(
         &mut engine,
-        prober.as_mut(),
+        probing,
         cfg.cycles,
         cfg.interval,
         &stop,
@@ -214,7 +228,8 @@ pub fn trace(cfg: TraceConfig) -> Result<i32, Error> {
                     out.cycle_done(c)
                 }
             };
-            if let Some(view) = live.as_mut() {
+            if let Some(view) = &live {
+                let mut view = view.borrow_mut();
                 // `q` is Ctrl-C: the cycle under way is dropped, the report follows.
                 let quit = match p {
                     Progress::Hop(_) => view.hop(&mut state)?,
@@ -235,7 +250,7 @@ pub fn trace(cfg: TraceConfig) -> Result<i32, Error> {
         },
     );
     // The terminal back first, whatever happened, then what was held for it.
-    let restored = live.map(live::LiveTrace::finish).transpose();
+    let restored = live.map(|l| l.into_inner().finish()).transpose();
     let released = hold.release();
     driven.map_err(|e| Error::io("trace", e))?;
     restored.map_err(|e| Error::io("restore the terminal", e))?;
