@@ -13,6 +13,7 @@
 pub mod cli;
 pub mod cmd;
 pub mod error;
+pub mod event;
 pub mod icmp;
 pub mod manual;
 pub mod metrics;

@@ -1,40 +1,17 @@
 //! What the user sees: ping-style lines for people, NDJSON for programs.
 
+use std::borrow::Cow;
 use std::io::{self, Write};
-use std::net::{IpAddr, SocketAddr};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-use serde::Serialize;
+use std::net::IpAddr;
+use std::time::{Duration, SystemTime};
 
 use crate::cli::{ClientConfig, Mode, Output};
+use crate::event::{self, ms, round3, unix_secs, Event, Labels, Verdict};
 use crate::icmp::correlate::Unmatched;
 use crate::icmp::parse::IcmpError;
 use crate::probe::syn::AnswerKind;
 use crate::probe::{IcmpTally, Notice, Phase, PingResult, Status};
-use crate::stats::{Series, Stats};
-
-fn ms(d: Duration) -> f64 {
-    round3(d.as_secs_f64() * 1e3)
-}
-
-/// Milliseconds with microsecond resolution.
-fn round3(x: f64) -> f64 {
-    (x * 1000.0).round() / 1000.0
-}
-
-#[derive(Serialize)]
-struct JsonIcmp {
-    #[serde(rename = "type")]
-    icmp_type: u8,
-    code: u8,
-    from: IpAddr,
-    reason: String,
-    after_ms: f64,
-    phase: &'static str,
-    source: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    mtu: Option<u32>,
-}
+use crate::stats::Stats;
 
 /// In a run of many targets: the target an event is about (as typed) and its labels. JSON
 /// events get `"target"` and `"labels"`; human lines start with the target.
@@ -44,146 +21,10 @@ pub struct Tag<'a> {
     pub labels: &'a [(String, String)],
 }
 
-/// Labels as a JSON object.
-struct JsonLabels<'a>(&'a [(String, String)]);
-
-impl Serialize for JsonLabels<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_map(self.0.iter().map(|(k, v)| (k, v)))
+impl<'a> Tag<'a> {
+    fn labels(self) -> Labels<'a> {
+        Labels(Cow::Borrowed(self.labels))
     }
-}
-
-#[derive(Serialize)]
-struct JsonStart<'a> {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    target: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    labels: Option<JsonLabels<'a>>,
-    address: SocketAddr,
-    source: Option<IpAddr>,
-    host: Option<String>,
-    probe: &'static str,
-    mode: &'static str,
-    count: Option<u64>,
-    interval_ms: f64,
-    timeout_ms: f64,
-    ts: f64,
-}
-
-#[derive(Serialize)]
-struct JsonPing<'a> {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    target: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    labels: Option<JsonLabels<'a>>,
-    seq: u64,
-    probe: &'static str,
-    /// When the ping started: seconds since the Unix epoch, µs resolution.
-    ts: f64,
-    status: &'static str,
-    /// Where the ping was when it concluded: `connect` (the handshake) or `echo`.
-    phase: &'static str,
-    connect_ms: Option<f64>,
-    rtt_ms: Option<f64>,
-    connect_user_ms: Option<f64>,
-    rtt_user_ms: Option<f64>,
-    connect_clock: Option<&'static str>,
-    rtt_clock: Option<&'static str>,
-    local_port: Option<u16>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    tcp_seq: Option<u32>,
-    /// What answered a SYN probe: `syn-ack`, `rst`, or `ack` (see `probe::syn`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    answer: Option<&'static str>,
-    error: Option<&'a str>,
-    icmp: Option<JsonIcmp>,
-}
-
-#[derive(Serialize)]
-struct JsonNotice<'a> {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    target: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    labels: Option<JsonLabels<'a>>,
-    /// The ping that found it out.
-    seq: u64,
-    /// `not_echo` or `no_echo`.
-    #[serde(rename = "kind")]
-    what: &'static str,
-    /// What the target sent (escaped, cut short); null when it sent nothing.
-    saw: Option<&'a str>,
-    /// The target's pings from now on: `connect-only` or `echo`.
-    now: &'static str,
-    message: String,
-}
-
-#[derive(Serialize)]
-struct JsonIcmpRow {
-    #[serde(rename = "type")]
-    icmp_type: u8,
-    code: u8,
-    from: IpAddr,
-    reason: String,
-    count: u64,
-}
-
-#[derive(Serialize)]
-struct JsonSummary<'a> {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    target: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    labels: Option<JsonLabels<'a>>,
-    address: SocketAddr,
-    sent: u64,
-    received: u64,
-    lost: u64,
-    timeout: u64,
-    refused: u64,
-    icmp: u64,
-    error: u64,
-    interrupted: u64,
-    loss_pct: f64,
-    rtt_min_ms: Option<f64>,
-    rtt_avg_ms: Option<f64>,
-    rtt_max_ms: Option<f64>,
-    rtt_mdev_ms: Option<f64>,
-    rtt_p50_ms: Option<f64>,
-    rtt_p90_ms: Option<f64>,
-    rtt_p99_ms: Option<f64>,
-    jitter_ms: Option<f64>,
-    connect_min_ms: Option<f64>,
-    connect_avg_ms: Option<f64>,
-    connect_max_ms: Option<f64>,
-    icmp_errors: Vec<JsonIcmpRow>,
-    unmatched_icmp: u64,
-    late_icmp: u64,
-    elapsed_ms: f64,
-}
-
-#[derive(Serialize)]
-struct JsonUnmatched {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    icmp_type: u8,
-    code: u8,
-    from: IpAddr,
-    reason: String,
-    why: &'static str,
-    quoted_src: Option<SocketAddr>,
-    quoted_dst: Option<SocketAddr>,
-    quoted_seq: Option<u32>,
-}
-
-/// Seconds since the Unix epoch, µs resolution.
-fn unix_secs(t: SystemTime) -> f64 {
-    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
-    d.as_secs() as f64 + f64::from(d.subsec_micros()) / 1e6
 }
 
 fn probe_name(m: Mode) -> &'static str {
@@ -254,22 +95,20 @@ impl<W: Write> Reporter<W> {
             if self.quiet {
                 return Ok(());
             }
-            let ev = JsonStart {
-                kind: "start",
-                target: &cfg.target_name,
-                labels: tag.map(|t| JsonLabels(t.labels)),
-                address: cfg.target,
-                source: src,
-                host: crate::net::hostname(),
+            let ev = event::Start {
+                target: Some(cfg.target_name.as_str().into()),
+                labels: tag.map(Tag::labels),
+                address: Some(cfg.target.to_string().into()),
+                source: src.map(|s| s.to_string().into()),
+                host: crate::net::hostname().map(Cow::Owned),
                 probe: probe_name(cfg.mode),
-                mode: cfg.mode.name(),
+                mode: Some(cfg.mode.name().into()),
                 count: cfg.count,
-                interval_ms: ms(cfg.interval),
-                timeout_ms: ms(cfg.timeout),
-                ts: unix_secs(SystemTime::now()),
+                interval_ms: Some(ms(cfg.interval)),
+                timeout_ms: Some(ms(cfg.timeout)),
+                ts: Some(unix_secs(SystemTime::now())),
             };
-            serde_json::to_writer(&mut self.out, &ev)?;
-            self.out.write_all(b"\n")?;
+            Event::Start(ev).write_line(&mut self.out)?;
             return self.out.flush();
         }
         let count = cfg.count.map_or("until interrupted".to_string(), |n| {
@@ -352,18 +191,16 @@ impl<W: Write> Reporter<W> {
                     Notice::NotEcho { saw } => ("not_echo", saw.as_deref(), "connect-only"),
                     Notice::NoEcho => ("no_echo", None, "echo"),
                 };
-                let ev = JsonNotice {
-                    kind: "notice",
+                let ev = event::Notice {
                     target: tag.map(|t| t.target),
-                    labels: tag.map(|t| JsonLabels(t.labels)),
+                    labels: tag.map(Tag::labels),
                     seq,
                     what,
                     saw,
                     now,
                     message,
                 };
-                serde_json::to_writer(&mut self.out, &ev)?;
-                self.out.write_all(b"\n")?;
+                Event::Notice(ev).write_line(&mut self.out)?;
                 self.out.flush()
             }
         }
@@ -371,35 +208,35 @@ impl<W: Write> Reporter<W> {
 
     fn ping_json(&mut self, r: &PingResult, tag: Option<Tag>) -> io::Result<()> {
         let (error, icmp) = match &r.status {
-            Status::Error(e) => (Some(e.as_str()), None),
+            Status::Error(e) => (Some(Cow::Borrowed(e.as_str())), None),
             Status::Icmp(rep) => {
                 let d = rep.describe();
                 let mtu = rep.mtu();
                 (
                     None,
-                    Some(JsonIcmp {
-                        icmp_type: rep.icmp_type,
-                        code: rep.code,
-                        from: rep.from,
-                        reason: d.reason,
-                        after_ms: ms(rep.after),
-                        phase: rep.phase.as_str(),
-                        source: rep.source.as_str(),
+                    Some(event::Icmp {
+                        icmp_type: Some(rep.icmp_type),
+                        code: Some(rep.code),
+                        from: Some(rep.from.to_string().into()),
+                        reason: Some(d.reason.into()),
+                        after_ms: Some(ms(rep.after)),
+                        phase: Some(rep.phase.as_str()),
+                        source: Some(rep.source.as_str()),
                         mtu,
+                        count: None,
                     }),
                 )
             }
             _ => (None, None),
         };
-        let ev = JsonPing {
-            kind: "ping",
-            target: tag.map(|t| t.target),
-            labels: tag.map(|t| JsonLabels(t.labels)),
-            seq: r.seq,
+        let ev = event::Ping {
+            target: tag.map(|t| t.target.into()),
+            labels: tag.map(Tag::labels),
+            seq: Some(r.seq),
             probe: probe_name(self.mode),
-            ts: unix_secs(r.sent_at),
-            status: r.status.name(),
-            phase: r.phase.as_str(),
+            ts: Some(unix_secs(r.sent_at)),
+            status: Some(Verdict::of(&r.status)),
+            phase: Some(r.phase.as_str().into()),
             connect_ms: r.connect.map(ms),
             rtt_ms: r.rtt.map(ms),
             connect_user_ms: r.connect_user.map(ms),
@@ -412,8 +249,7 @@ impl<W: Write> Reporter<W> {
             error,
             icmp,
         };
-        serde_json::to_writer(&mut self.out, &ev)?;
-        self.out.write_all(b"\n")?;
+        Event::Ping(ev).write_line(&mut self.out)?;
         self.out.flush()
     }
 
@@ -518,19 +354,17 @@ impl<W: Write> Reporter<W> {
         let d = err.describe();
         match self.format {
             Output::Json => {
-                let ev = JsonUnmatched {
-                    kind: "unmatched_icmp",
+                let ev = event::Unmatched {
                     icmp_type: err.icmp_type,
                     code: err.code,
-                    from: err.from,
+                    from: Some(err.from),
                     reason: d.reason,
                     why: why.as_str(),
                     quoted_src: err.quoted.map(|q| q.src),
                     quoted_dst: err.quoted.map(|q| q.dst),
                     quoted_seq: err.quoted.and_then(|q| q.seq),
                 };
-                serde_json::to_writer(&mut self.out, &ev)?;
-                self.out.write_all(b"\n")
+                Event::UnmatchedIcmp(ev).write_line(&mut self.out)
             }
             Output::Human => {
                 let q = err
@@ -682,12 +516,11 @@ impl<W: Write> Reporter<W> {
     ) -> io::Result<()> {
         let r = |x: Option<f64>| x.map(round3);
         let p = |q| r(s.rtt.percentile(q));
-        let c: &Series = &s.connect;
-        let ev = JsonSummary {
-            kind: "summary",
-            target: cfg.target_name.clone(),
-            labels: tag.map(|t| JsonLabels(t.labels)),
-            address: cfg.target,
+        let c = &s.connect;
+        let ev = event::Summary {
+            target: Some(cfg.target_name.as_str().into()),
+            labels: tag.map(Tag::labels),
+            address: Some(cfg.target.to_string().into()),
             sent: s.sent,
             received: s.replies,
             lost: s.lost,
@@ -711,20 +544,24 @@ impl<W: Write> Reporter<W> {
             icmp_errors: s
                 .icmp_rows
                 .iter()
-                .map(|(k, n)| JsonIcmpRow {
-                    icmp_type: k.icmp_type,
-                    code: k.code,
-                    from: k.from,
-                    reason: crate::icmp::parse::describe(k.v6, k.icmp_type, k.code, k.mtu).reason,
-                    count: *n,
+                .map(|(k, n)| event::Icmp {
+                    icmp_type: Some(k.icmp_type),
+                    code: Some(k.code),
+                    from: Some(k.from.to_string().into()),
+                    reason: Some(
+                        crate::icmp::parse::describe(k.v6, k.icmp_type, k.code, k.mtu)
+                            .reason
+                            .into(),
+                    ),
+                    count: Some(*n),
+                    ..event::Icmp::default()
                 })
                 .collect(),
             unmatched_icmp: unmatched,
             late_icmp: late,
-            elapsed_ms: ms(elapsed),
+            elapsed_ms: Some(ms(elapsed)),
         };
-        serde_json::to_writer(&mut self.out, &ev)?;
-        self.out.write_all(b"\n")?;
+        Event::Summary(ev).write_line(&mut self.out)?;
         self.out.flush()
     }
 }

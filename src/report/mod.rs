@@ -24,13 +24,13 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use file::Destination;
-use std::time::UNIX_EPOCH;
 
 use crate::cli::{ClientConfig, ReportArgs};
 use crate::error::Error;
+use crate::event::{unix_secs, Icmp, Verdict};
 use crate::probe::{PingResult, Status};
 use events::{BadLines, Event};
-use model::{Failure, PingModel, Sample, TargetMeta, TimeBase, TraceModel};
+use model::{PingModel, Sample, TargetMeta, TimeBase, TraceModel};
 
 /// Which picture the events make.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -73,7 +73,7 @@ impl Report {
             Event::Probe(p) => self.trace.probe_event(&p),
             Event::Hop(h) => self.trace.hop_event(&h),
             Event::Trace(t) => self.trace.verdict = Some(t),
-            Event::Other => {}
+            Event::Notice(_) | Event::UnmatchedIcmp(_) | Event::Other => {}
         }
     }
 
@@ -291,26 +291,26 @@ impl Recorder {
 
     fn add(&mut self, target: usize, r: &PingResult) {
         let ms = |d: Option<std::time::Duration>| d.map(|d| d.as_secs_f64() * 1e3);
-        let cats = &mut self.model.categories;
-        let failure = match &r.status {
-            Status::Reply => None,
-            Status::Lost => Some(cats.index(Failure::Lost, None)),
-            Status::Timeout if r.phase == crate::probe::Phase::Echo => {
-                Some(cats.index(Failure::TimeoutEcho, None))
-            }
-            Status::Timeout => Some(cats.index(Failure::TimeoutHandshake, None)),
-            Status::Refused => Some(cats.index(Failure::Refused, None)),
-            Status::Error(e) => Some(cats.index(Failure::Error, Some(e))),
-            Status::Interrupted => Some(cats.index(Failure::Interrupted, None)),
-            Status::Icmp(rep) => Some(cats.index(
-                Failure::Icmp {
-                    icmp_type: rep.icmp_type,
-                    code: rep.code,
-                    from: rep.from.to_string(),
-                },
-                Some(&rep.describe().reason),
-            )),
+        let icmp = match &r.status {
+            Status::Icmp(rep) => Some(Icmp {
+                icmp_type: Some(rep.icmp_type),
+                code: Some(rep.code),
+                from: Some(rep.from.to_string().into()),
+                reason: Some(rep.describe().reason.into()),
+                ..Icmp::default()
+            }),
+            _ => None,
         };
+        let error = match &r.status {
+            Status::Error(e) => Some(e.as_str()),
+            _ => None,
+        };
+        let failure = self.model.categories.of_verdict(
+            &Verdict::of(&r.status),
+            r.phase == crate::probe::Phase::Echo,
+            error,
+            icmp.as_ref(),
+        );
         let sample = Sample {
             t: unix_secs(r.sent_at),
             connect_ms: ms(r.connect),
@@ -347,11 +347,6 @@ impl Recorder {
             None => Ok(()),
         }
     }
-}
-
-fn unix_secs(t: std::time::SystemTime) -> f64 {
-    t.duration_since(UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 #[cfg(test)]

@@ -4,30 +4,16 @@
 
 use std::io::{self, Write};
 use std::net::{IpAddr, SocketAddr};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-use serde::Serialize;
+use std::time::{Duration, SystemTime};
 
 use super::dns::Names;
 use super::engine::{Answer, HopDone, Outcome};
 use super::state::{flows_needed, Hop, TraceState, MDA_ALPHA};
 use super::verdict::{Kind, Verdict};
 use crate::cli::{Output, TraceConfig};
+use crate::event::{self, round3, unix_secs, us_ms as ms, Event, ProbeStatus};
 use crate::icmp::extension::{InterfaceInfo, MplsLabel};
 use crate::icmp::parse::describe;
-
-fn ms(d: Duration) -> f64 {
-    (d.as_secs_f64() * 1e6).round() / 1e3
-}
-
-fn round3(x: f64) -> f64 {
-    (x * 1000.0).round() / 1000.0
-}
-
-fn unix_secs(t: SystemTime) -> f64 {
-    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
-    d.as_secs() as f64 + f64::from(d.subsec_micros()) / 1e6
-}
 
 /// How the trace probes, for the start line.
 #[derive(Clone, Debug)]
@@ -53,133 +39,6 @@ pub fn unreachable_mark(v6: bool, t: u8, code: u8) -> String {
         _ => return format!("!<{t}/{code}>"),
     };
     m.to_string()
-}
-
-#[derive(Serialize)]
-struct JsonStart<'a> {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    target: &'a str,
-    address: SocketAddr,
-    source: Option<IpAddr>,
-    host: Option<String>,
-    max_hops: u8,
-    queries: u16,
-    flows: u16,
-    probe: &'static str,
-    ports: &'a [u16],
-    cycles: Option<u64>,
-    timeout_ms: f64,
-    interval_ms: f64,
-    ts: f64,
-}
-
-#[derive(Serialize)]
-struct JsonIcmp {
-    #[serde(rename = "type")]
-    icmp_type: u8,
-    code: u8,
-    reason: String,
-}
-
-#[derive(Serialize)]
-struct JsonProbe<'a> {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    hop: u8,
-    query: u16,
-    flow: u16,
-    cycle: u64,
-    ts: f64,
-    status: &'static str,
-    from: Option<IpAddr>,
-    name: Option<String>,
-    rtt_ms: Option<f64>,
-    /// "open" / "closed" when the target answered.
-    port: Option<&'static str>,
-    icmp: Option<JsonIcmp>,
-    mpls: &'a [MplsLabel],
-    interfaces: &'a [InterfaceInfo],
-    error: Option<&'a str>,
-    seq: u64,
-    reprobe: bool,
-    local_port: Option<u16>,
-}
-
-#[derive(Serialize)]
-struct JsonIcmpCount {
-    #[serde(rename = "type")]
-    icmp_type: u8,
-    code: u8,
-    reason: String,
-    count: u64,
-}
-
-#[derive(Serialize)]
-struct JsonRouter<'a> {
-    address: Option<IpAddr>,
-    name: Option<String>,
-    flows: Vec<u16>,
-    count: u64,
-    time_exceeded: u64,
-    /// "open" / "closed" when it is the target.
-    port: Option<&'static str>,
-    icmp: Vec<JsonIcmpCount>,
-    mpls: &'a [Vec<MplsLabel>],
-    interfaces: &'a [InterfaceInfo],
-    avg_ms: Option<f64>,
-}
-
-#[derive(Serialize)]
-struct JsonHop<'a> {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    hop: u8,
-    /// The addresses that answered, most answers first.
-    routers: Vec<IpAddr>,
-    /// The same, with what each said.
-    router_details: Vec<JsonRouter<'a>>,
-    sent: u64,
-    received: u64,
-    loss_pct: f64,
-    last_ms: Option<f64>,
-    avg_ms: Option<f64>,
-    best_ms: Option<f64>,
-    worst_ms: Option<f64>,
-    stddev_ms: Option<f64>,
-    flows_answered: usize,
-    next_hops: usize,
-    /// Flows the MDA stopping rule needs to rule out one more next hop (95%); null with one
-    /// flow.
-    flows_needed: Option<usize>,
-    enough_flows: Option<bool>,
-    rate_limited: bool,
-    errors: &'a [String],
-}
-
-#[derive(Serialize)]
-struct JsonTrace<'a> {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    verdict: &'static str,
-    hops: Option<u8>,
-    break_hop: Option<u8>,
-    break_router: Option<IpAddr>,
-    /// The routers of a routing loop (verdict "loop"), in the order the packets meet them.
-    loop_routers: Option<&'a [IpAddr]>,
-    text: &'a str,
-    target: &'a str,
-    address: SocketAddr,
-    port: Option<&'static str>,
-    icmp: Option<JsonIcmp>,
-    flows: usize,
-    flows_reached: usize,
-    cycles: u64,
-    probes_sent: u64,
-    reprobes: u64,
-    unmatched_icmp: u64,
-    late_icmp: u64,
-    elapsed_ms: f64,
 }
 
 /// Totals of the run that are not in the state.
@@ -221,9 +80,8 @@ impl<W: Write> TraceWriter<W> {
         self.out
     }
 
-    fn json<T: Serialize>(&mut self, v: &T) -> io::Result<()> {
-        serde_json::to_writer(&mut self.out, v)?;
-        self.out.write_all(b"\n")
+    fn json(&mut self, ev: Event) -> io::Result<()> {
+        ev.write_line(&mut self.out)
     }
 
     fn addr(&mut self, a: IpAddr) -> String {
@@ -235,23 +93,22 @@ impl<W: Write> TraceWriter<W> {
 
     pub fn start(&mut self, cfg: &TraceConfig, setup: &Setup) -> io::Result<()> {
         if self.format == Output::Json {
-            let ev = JsonStart {
-                kind: "trace_start",
-                target: &cfg.target_name,
-                address: cfg.target,
-                source: setup.source,
-                host: crate::net::hostname(),
-                max_hops: cfg.max_hops,
-                queries: cfg.queries,
-                flows: cfg.flows,
+            let ev = event::TraceStart {
+                target: Some(cfg.target_name.as_str().into()),
+                address: Some(cfg.target.to_string().into()),
+                source: setup.source.map(|s| s.to_string().into()),
+                host: crate::net::hostname().map(Into::into),
+                max_hops: Some(cfg.max_hops.into()),
+                queries: Some(cfg.queries.into()),
+                flows: Some(cfg.flows.into()),
                 probe: setup.probe,
                 ports: &setup.ports,
                 cycles: cfg.cycles,
                 timeout_ms: ms(cfg.timeout),
                 interval_ms: ms(cfg.interval),
-                ts: unix_secs(SystemTime::now()),
+                ts: Some(unix_secs(SystemTime::now())),
             };
-            self.json(&ev)?;
+            self.json(Event::TraceStart(ev))?;
             return self.out.flush();
         }
         let from = setup
@@ -350,26 +207,24 @@ impl<W: Write> TraceWriter<W> {
             None => (&[], &[]),
         };
         let name = o.from.and_then(|a| self.names.name(a));
-        let ev = JsonProbe {
-            kind: "probe",
-            hop: o.hop,
-            query: o.query + 1,
-            flow: o.flow,
-            cycle: o.cycle,
-            ts: unix_secs(o.sent_at),
-            status: o.answer.name(),
-            from: o.from,
+        let ev = event::Probe {
+            hop: Some(o.hop.into()),
+            query: Some(u32::from(o.query) + 1),
+            flow: Some(o.flow.into()),
+            cycle: Some(o.cycle),
+            ts: Some(unix_secs(o.sent_at)),
+            status: Some(status(&o.answer)),
+            from: o.from.map(|a| a.to_string().into()),
             name,
             rtt_ms: o.rtt.map(ms),
             port: match o.answer {
                 Answer::Reached { open } => Some(if open { "open" } else { "closed" }),
                 _ => None,
             },
-            icmp: o.answer.icmp().map(|r| JsonIcmp {
-                icmp_type: r.icmp_type,
-                code: r.code,
-                reason: r.describe().reason,
-            }),
+            icmp: o
+                .answer
+                .icmp()
+                .map(|r| icmp(r.icmp_type, r.code, r.describe().reason)),
             mpls,
             interfaces,
             error: match &o.answer {
@@ -380,7 +235,7 @@ impl<W: Write> TraceWriter<W> {
             reprobe: o.reprobe,
             local_port: o.local_port,
         };
-        self.json(&ev)
+        self.json(Event::Probe(ev))
     }
 
     /// traceroute-style lines of one hop.
@@ -565,10 +420,14 @@ impl<W: Write> TraceWriter<W> {
         let mut seen: Vec<&super::state::Router> =
             h.routers.iter().filter(|r| r.addr.is_some()).collect();
         seen.sort_by_key(|r| std::cmp::Reverse(r.count));
-        let routers: Vec<IpAddr> = seen.iter().filter_map(|r| r.addr).collect();
-        let router_details: Vec<JsonRouter> = seen
+        let routers = seen
             .iter()
-            .map(|r| JsonRouter {
+            .filter_map(|r| r.addr)
+            .map(|a| a.to_string().into())
+            .collect();
+        let router_details: Vec<event::Router> = seen
+            .iter()
+            .map(|r| event::Router {
                 address: r.addr,
                 name: r.addr.and_then(|a| self.names.name(a)),
                 flows: r.flows.iter().copied().collect(),
@@ -584,11 +443,13 @@ impl<W: Write> TraceWriter<W> {
                 icmp: r
                     .errors
                     .iter()
-                    .map(|e| JsonIcmpCount {
-                        icmp_type: e.icmp_type,
-                        code: e.code,
-                        reason: describe(e.v6, e.icmp_type, e.code, e.info).reason,
-                        count: e.count,
+                    .map(|e| event::Icmp {
+                        count: Some(e.count),
+                        ..icmp(
+                            e.icmp_type,
+                            e.code,
+                            describe(e.v6, e.icmp_type, e.code, e.info).reason,
+                        )
                     })
                     .collect(),
                 mpls: &r.mpls,
@@ -598,14 +459,13 @@ impl<W: Write> TraceWriter<W> {
             .collect();
         let k = h.next_hops();
         let needed = flows_needed(k.max(1), MDA_ALPHA);
-        let ev = JsonHop {
-            kind: "hop",
-            hop: h.hop,
+        let ev = event::Hop {
+            hop: Some(h.hop.into()),
             routers,
             router_details,
-            sent: h.sent,
-            received: h.received,
-            loss_pct: round3(h.loss_pct()),
+            sent: Some(h.sent),
+            received: Some(h.received),
+            loss_pct: Some(round3(h.loss_pct())),
             last_ms: h.rtt.last.map(ms),
             avg_ms: h.rtt.avg_ms().map(round3),
             best_ms: h.rtt.best.map(ms),
@@ -618,7 +478,7 @@ impl<W: Write> TraceWriter<W> {
             rate_limited: state.rate_limited(h.hop),
             errors: &h.local_errors,
         };
-        self.json(&ev)
+        self.json(Event::Hop(ev))
     }
 
     fn trace_json(
@@ -643,29 +503,32 @@ impl<W: Write> TraceWriter<W> {
                 ..
             } => (
                 None,
-                Some(JsonIcmp {
-                    icmp_type: *icmp_type,
-                    code: *code,
-                    reason: describe(*v6, *icmp_type, *code, *info).reason,
-                }),
+                Some(icmp(
+                    *icmp_type,
+                    *code,
+                    describe(*v6, *icmp_type, *code, *info).reason,
+                )),
                 Some(*probe_hop),
             ),
             k => (None, None, k.hop()),
         };
         let breaks = !matches!(v.kind, Kind::Reached { .. });
-        let ev = JsonTrace {
-            kind: "trace",
-            verdict: v.kind.name(),
-            hops,
-            break_hop: if breaks { v.kind.hop() } else { None },
-            break_router: v.kind.router(),
+        let ev = event::Trace {
+            verdict: Some(v.kind.name().into()),
+            hops: hops.map(u32::from),
+            break_hop: if breaks {
+                v.kind.hop().map(u32::from)
+            } else {
+                None
+            },
+            break_router: v.kind.router().map(|a| a.to_string().into()),
             loop_routers: match &v.kind {
                 Kind::Loop { routers, .. } => Some(routers),
                 _ => None,
             },
-            text: &v.text,
+            text: Some(v.text.as_str().into()),
             target: &cfg.target_name,
-            address: cfg.target,
+            address: Some(cfg.target),
             port,
             icmp,
             flows: v.flows,
@@ -677,7 +540,7 @@ impl<W: Write> TraceWriter<W> {
             late_icmp: totals.late_icmp,
             elapsed_ms: ms(totals.elapsed),
         };
-        self.json(&ev)
+        self.json(Event::Trace(ev))
     }
 
     /// The mtr-style report over every cycle.
@@ -754,6 +617,27 @@ impl<W: Write> TraceWriter<W> {
     /// The timeout, for texts.
     pub fn timeout(&self) -> Duration {
         self.timeout
+    }
+}
+
+/// A probe's answer as its event names it.
+fn status(a: &Answer) -> ProbeStatus {
+    match a {
+        Answer::TimeExceeded(_) => ProbeStatus::TimeExceeded,
+        Answer::Reached { .. } => ProbeStatus::Reached,
+        Answer::Unreachable(_) => ProbeStatus::Unreachable,
+        Answer::Timeout => ProbeStatus::Timeout,
+        Answer::Error(_) => ProbeStatus::Error,
+    }
+}
+
+/// An ICMP error in a trace event: type, code and reason.
+fn icmp(icmp_type: u8, code: u8, reason: String) -> event::Icmp<'static> {
+    event::Icmp {
+        icmp_type: Some(icmp_type),
+        code: Some(code),
+        reason: Some(reason.into()),
+        ..event::Icmp::default()
     }
 }
 

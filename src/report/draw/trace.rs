@@ -39,7 +39,7 @@ pub fn trace(m: &TraceModel, notes: &[String]) -> DResult<String> {
         title += &format!(" on {h}");
     }
     let verdict = match (&v.text, &v.verdict) {
-        (Some(t), _) => t.clone(),
+        (Some(t), _) => t.to_string(),
         (None, Some(k)) => k.replace('_', " "),
         (None, None) => "no verdict in the file (the trace did not finish?)".into(),
     };
