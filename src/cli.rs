@@ -232,14 +232,8 @@ pub enum LossMode {
 /// How each ping talks to the target: a type of the probe layer, which the flags map to.
 pub use crate::probe::Mode;
 
-/// How results are written.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Output {
-    /// Lines as ping writes them.
-    Human,
-    /// NDJSON events.
-    Json,
-}
+/// How results are written: a type of the output layer.
+pub use crate::output::Format as Output;
 
 /// Validated client settings.
 #[derive(Clone, Debug)]
@@ -265,6 +259,21 @@ pub struct ClientConfig {
     pub icmp: bool,
     /// Where to draw the run (--plot).
     pub plot: Option<std::path::PathBuf>,
+}
+
+impl ClientConfig {
+    /// The run this config describes, for its output and its picture.
+    pub fn run(&self) -> crate::event::Run<'_> {
+        crate::event::Run {
+            target_name: &self.target_name,
+            target: self.target,
+            mode: self.mode,
+            flow: self.flow,
+            count: self.count,
+            interval: self.interval,
+            timeout: self.timeout,
+        }
+    }
 }
 
 /// Validated server settings.

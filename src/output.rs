@@ -5,13 +5,23 @@ use std::io::{self, Write};
 use std::net::IpAddr;
 use std::time::{Duration, SystemTime};
 
-use crate::cli::{ClientConfig, Mode, Output};
+use crate::event::Run;
 use crate::event::{self, ms, round3, unix_secs, Event, Labels, Verdict};
 use crate::icmp::correlate::Unmatched;
 use crate::icmp::parse::IcmpError;
 use crate::probe::syn::AnswerKind;
+use crate::probe::Mode;
 use crate::probe::{IcmpTally, Notice, Phase, PingResult, Status};
 use crate::stats::Stats;
+
+/// How results are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// Lines as ping writes them.
+    Human,
+    /// NDJSON events.
+    Json,
+}
 
 /// In a run of many targets: the target an event is about (as typed) and its labels. JSON
 /// events get `"target"` and `"labels"`; human lines start with the target.
@@ -63,40 +73,41 @@ fn count(n: u64, one: &str, many: &str) -> String {
 /// Writes events in the chosen format. Errors are write errors (a closed pipe).
 pub struct Reporter<W: Write> {
     out: W,
-    format: Output,
+    format: Format,
     mode: Mode,
     /// Only the start line (human) and the summary.
     quiet: bool,
 }
 
 impl<W: Write> Reporter<W> {
-    pub fn new(out: W, cfg: &ClientConfig) -> Self {
+    /// `quiet`: only the start line (human) and the summary.
+    pub fn new(out: W, format: Format, mode: Mode, quiet: bool) -> Self {
         Reporter {
             out,
-            format: cfg.output,
-            mode: cfg.mode,
-            quiet: cfg.quiet,
+            format,
+            mode,
+            quiet,
         }
     }
 
     /// The start of a run: ping's header line, or a `start` event (not with -q).
-    pub fn start(&mut self, cfg: &ClientConfig, src: Option<IpAddr>) -> io::Result<()> {
+    pub fn start(&mut self, cfg: &Run, src: Option<IpAddr>) -> io::Result<()> {
         self.start_tagged(cfg, src, None)
     }
 
     /// `start`, of one of many targets.
     pub fn start_tagged(
         &mut self,
-        cfg: &ClientConfig,
+        cfg: &Run,
         src: Option<IpAddr>,
         tag: Option<Tag>,
     ) -> io::Result<()> {
-        if self.format == Output::Json {
+        if self.format == Format::Json {
             if self.quiet {
                 return Ok(());
             }
             let ev = event::Start {
-                target: Some(cfg.target_name.as_str().into()),
+                target: Some(cfg.target_name.into()),
                 labels: tag.map(Tag::labels),
                 address: Some(cfg.target.to_string().into()),
                 source: src.map(|s| s.to_string().into()),
@@ -134,17 +145,12 @@ impl<W: Write> Reporter<W> {
         self.out.flush()
     }
 
-    pub fn ping(&mut self, r: &PingResult, cfg: &ClientConfig) -> io::Result<()> {
+    pub fn ping(&mut self, r: &PingResult, cfg: &Run) -> io::Result<()> {
         self.ping_tagged(r, cfg, None)
     }
 
     /// `ping`, of one of many targets.
-    pub fn ping_tagged(
-        &mut self,
-        r: &PingResult,
-        cfg: &ClientConfig,
-        tag: Option<Tag>,
-    ) -> io::Result<()> {
+    pub fn ping_tagged(&mut self, r: &PingResult, cfg: &Run, tag: Option<Tag>) -> io::Result<()> {
         if let Some(n) = &r.notice {
             self.notice(r.seq, n, cfg, tag)?;
         }
@@ -152,8 +158,8 @@ impl<W: Write> Reporter<W> {
             return Ok(());
         }
         match self.format {
-            Output::Json => self.ping_json(r, tag),
-            Output::Human => {
+            Format::Json => self.ping_json(r, tag),
+            Format::Human => {
                 if let Some(t) = tag {
                     write!(self.out, "{} ", t.target)?;
                 }
@@ -164,29 +170,23 @@ impl<W: Write> Reporter<W> {
 
     /// What a ping found out about its target, once: a `notice` event, or a line (on
     /// stderr with -q, which keeps stdout to the start line and the summary).
-    fn notice(
-        &mut self,
-        seq: u64,
-        n: &Notice,
-        cfg: &ClientConfig,
-        tag: Option<Tag>,
-    ) -> io::Result<()> {
-        let name = tag.map_or(cfg.target_name.as_str(), |t| t.target);
+    fn notice(&mut self, seq: u64, n: &Notice, cfg: &Run, tag: Option<Tag>) -> io::Result<()> {
+        let name = tag.map_or(cfg.target_name, |t| t.target);
         let message = notice_text(n, name, cfg.timeout);
         match self.format {
-            Output::Human if self.quiet => {
+            Format::Human if self.quiet => {
                 eprintln!("tcpping-diag: note: {message}");
                 Ok(())
             }
-            Output::Human => {
+            Format::Human => {
                 if let Some(t) = tag {
                     write!(self.out, "{} ", t.target)?;
                 }
                 writeln!(self.out, "note: {message}")?;
                 self.out.flush()
             }
-            Output::Json if self.quiet => Ok(()),
-            Output::Json => {
+            Format::Json if self.quiet => Ok(()),
+            Format::Json => {
                 let (what, saw, now) = match n {
                     Notice::NotEcho { saw } => ("not_echo", saw.as_deref(), "connect-only"),
                     Notice::NoEcho => ("no_echo", None, "echo"),
@@ -253,7 +253,7 @@ impl<W: Write> Reporter<W> {
         self.out.flush()
     }
 
-    fn ping_human(&mut self, r: &PingResult, cfg: &ClientConfig) -> io::Result<()> {
+    fn ping_human(&mut self, r: &PingResult, cfg: &Run) -> io::Result<()> {
         let seq = r.seq;
         let target = cfg.target;
         let times = |r: &PingResult| {
@@ -353,7 +353,7 @@ impl<W: Write> Reporter<W> {
         }
         let d = err.describe();
         match self.format {
-            Output::Json => {
+            Format::Json => {
                 let ev = event::Unmatched {
                     icmp_type: err.icmp_type,
                     code: err.code,
@@ -366,7 +366,7 @@ impl<W: Write> Reporter<W> {
                 };
                 Event::UnmatchedIcmp(ev).write_line(&mut self.out)
             }
-            Output::Human => {
+            Format::Human => {
                 let q = err
                     .quoted
                     .map(|q| match q.seq {
@@ -390,7 +390,7 @@ impl<W: Write> Reporter<W> {
 
     pub fn summary(
         &mut self,
-        cfg: &ClientConfig,
+        cfg: &Run,
         s: &Stats,
         icmp: IcmpTally,
         elapsed: Duration,
@@ -401,14 +401,14 @@ impl<W: Write> Reporter<W> {
     /// `summary`, of one of many targets.
     pub fn summary_tagged(
         &mut self,
-        cfg: &ClientConfig,
+        cfg: &Run,
         s: &Stats,
         icmp: IcmpTally,
         elapsed: Duration,
         tag: Option<Tag>,
     ) -> io::Result<()> {
         let (unmatched, late) = (icmp.unmatched, icmp.late);
-        if self.format == Output::Json {
+        if self.format == Format::Json {
             return self.summary_json(cfg, s, unmatched, late, elapsed, tag);
         }
         let o = &mut self.out;
@@ -507,7 +507,7 @@ impl<W: Write> Reporter<W> {
 
     fn summary_json(
         &mut self,
-        cfg: &ClientConfig,
+        cfg: &Run,
         s: &Stats,
         unmatched: u64,
         late: u64,
@@ -518,7 +518,7 @@ impl<W: Write> Reporter<W> {
         let p = |q| r(s.rtt.percentile(q));
         let c = &s.connect;
         let ev = event::Summary {
-            target: Some(cfg.target_name.as_str().into()),
+            target: Some(cfg.target_name.into()),
             labels: tag.map(Tag::labels),
             address: Some(cfg.target.to_string().into()),
             sent: s.sent,

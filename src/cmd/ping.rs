@@ -176,14 +176,20 @@ pub fn schedule(
     stop: &AtomicBool,
 ) -> Result<i32, Error> {
     // Not locked for the whole run: the demo's server thread logs to stdout too.
-    let mut out = Reporter::new(io::BufWriter::new(io::stdout()), cfg);
+    let run = cfg.run();
+    let mut out = Reporter::new(
+        io::BufWriter::new(io::stdout()),
+        cfg.output,
+        cfg.mode,
+        cfg.quiet,
+    );
     let mut stats = Stats::default();
     // --plot: the run's picture, fed every result, written however the loop ends.
     // Its destination is checked now: a bad one fails before the first ping.
     let mut plot = cfg
         .plot
         .as_deref()
-        .map(|path| Recorder::new(cfg, src, path))
+        .map(|path| Recorder::new(&run, src, path))
         .transpose()?;
     let draw = |plot: &Option<Recorder>| plot.as_ref().map_or(Ok(()), Recorder::finish);
     let started = Instant::now();
@@ -196,7 +202,7 @@ pub fn schedule(
         }
     };
     let exit = |stats: &Stats| if stats.replies > 0 { 0 } else { 1 };
-    if !write(out.start(cfg, src))? {
+    if !write(out.start(&run, src))? {
         return Ok(0);
     }
     let mut seq = 0u64;
@@ -212,7 +218,7 @@ pub fn schedule(
             if let Some(p) = &mut plot {
                 p.observe(&result);
             }
-            if !write(out.ping(&result, cfg))? {
+            if !write(out.ping(&result, &run))? {
                 draw(&plot)?;
                 return Ok(exit(&stats));
             }
@@ -265,7 +271,7 @@ pub fn schedule(
             .map_err(|e| Error::io("wait for answers", e))?;
     }
     let icmp = prober.icmp_tally();
-    write(out.summary(cfg, &stats, icmp, started.elapsed()))?;
+    write(out.summary(&run, &stats, icmp, started.elapsed()))?;
     draw(&plot)?;
     let drops = prober.capture_drops();
     if drops > 0 {

@@ -25,7 +25,23 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 pub use ping::{Icmp, Notice, Ping, Start, Summary, Unmatched};
 pub use trace::{Hop, Probe, Router, Trace, TraceStart};
 
-use crate::probe::Status;
+use crate::probe::syn::Flow;
+use crate::probe::{Mode, Status};
+
+/// What a ping run is, as its start event, its lines and its picture describe it: one
+/// target's part of the command's config (`cli::ClientConfig::run`).
+#[derive(Clone, Copy, Debug)]
+pub struct Run<'a> {
+    /// The target as typed.
+    pub target_name: &'a str,
+    pub target: std::net::SocketAddr,
+    pub mode: Mode,
+    pub flow: Flow,
+    /// None: until interrupted.
+    pub count: Option<u64>,
+    pub interval: Duration,
+    pub timeout: Duration,
+}
 
 /// Milliseconds, rounded to the microsecond (ping events).
 pub fn ms(d: Duration) -> f64 {

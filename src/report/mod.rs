@@ -25,9 +25,9 @@ use std::path::{Path, PathBuf};
 
 use file::Destination;
 
-use crate::cli::{ClientConfig, ReportArgs};
+use crate::cli::ReportArgs;
 use crate::error::Error;
-use crate::event::{unix_secs, Icmp, Verdict};
+use crate::event::{unix_secs, Icmp, Run, Verdict};
 use crate::probe::{PingResult, Status};
 use events::{BadLines, Event};
 use model::{PingModel, Sample, TargetMeta, TimeBase, TraceModel};
@@ -234,7 +234,7 @@ pub struct Recorder {
 
 impl Recorder {
     /// The picture of a run of one target. Err: the picture could not be written.
-    pub fn new(cfg: &ClientConfig, src: Option<IpAddr>, path: &Path) -> Result<Recorder, Error> {
+    pub fn new(cfg: &Run, src: Option<IpAddr>, path: &Path) -> Result<Recorder, Error> {
         let mut r = Recorder::many(path)?;
         r.start(cfg, src, &[]);
         Ok(r)
@@ -250,8 +250,8 @@ impl Recorder {
     }
 
     /// A target starts (`cfg.target_name`, resolved to `cfg.target`), with its labels.
-    pub fn start(&mut self, cfg: &ClientConfig, src: Option<IpAddr>, labels: &[(String, String)]) {
-        let Some(target) = self.model.target(&cfg.target_name) else {
+    pub fn start(&mut self, cfg: &Run, src: Option<IpAddr>, labels: &[(String, String)]) {
+        let Some(target) = self.model.target(cfg.target_name) else {
             return;
         };
         let mode = cfg.mode.name();
@@ -262,7 +262,7 @@ impl Recorder {
         self.model.set_meta(
             target,
             TargetMeta {
-                target: cfg.target_name.clone(),
+                target: cfg.target_name.to_string(),
                 name,
                 address: Some(cfg.target.to_string()),
                 source: src.map(|s| s.to_string()),

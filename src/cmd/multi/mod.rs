@@ -309,9 +309,9 @@ impl Run<'_> {
                     .or_insert_with(|| net::source_address_for(addr).ok());
                 let s = self.slots[i].as_ref().expect("the slot just used");
                 if let Some(p) = &mut self.plot {
-                    p.start(&s.cfg, src, &s.line.labels);
+                    p.start(&s.cfg.run(), src, &s.line.labels);
                 }
-                let r = self.out.start_tagged(&s.cfg, src, Some(s.tag()));
+                let r = self.out.start_tagged(&s.cfg.run(), src, Some(s.tag()));
                 self.note_write(r);
             }
             Err(e) => {
@@ -442,7 +442,7 @@ impl Run<'_> {
         if let Some(p) = &mut self.plot {
             p.observe_of(&s.line.name, &r);
         }
-        let w = self.out.ping_tagged(&r, &s.cfg, Some(s.tag()));
+        let w = self.out.ping_tagged(&r, &s.cfg.run(), Some(s.tag()));
         self.note_write(w);
         if let Some(due) = waiting {
             self.send(f.slot, due);
@@ -461,7 +461,7 @@ impl Run<'_> {
         let elapsed = end.saturating_duration_since(s.started.unwrap_or(end));
         let r = self
             .out
-            .summary_tagged(&s.cfg, &s.stats, tally, elapsed, Some(s.tag()));
+            .summary_tagged(&s.cfg.run(), &s.stats, tally, elapsed, Some(s.tag()));
         self.note_write(r);
     }
 
@@ -799,7 +799,12 @@ pub fn run(args: PingArgs) -> Result<i32, Error> {
         flights: HashMap::new(),
         next_probe: 0,
         prober: prober.as_mut(),
-        out: Reporter::new(io::BufWriter::new(io::stdout()), &cfg.template),
+        out: Reporter::new(
+            io::BufWriter::new(io::stdout()),
+            cfg.template.output,
+            cfg.template.mode,
+            cfg.template.quiet,
+        ),
         metrics,
         resolver,
         lag: Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("valid histogram bounds"),
