@@ -12,7 +12,7 @@ use crate::error::Error;
 use crate::icmp::listener::{Capture, RawIcmp};
 use crate::icmp::Registry;
 use crate::net::{self, Waker};
-use crate::output::Reporter;
+use crate::output::reporter;
 use crate::privilege;
 use crate::probe::connect::ConnectProber;
 use crate::probe::syn::{SynProber, SynSockets};
@@ -177,7 +177,7 @@ pub fn schedule(
 ) -> Result<i32, Error> {
     // Not locked for the whole run: the demo's server thread logs to stdout too.
     let run = cfg.run();
-    let mut out = Reporter::new(
+    let mut out = reporter(
         io::BufWriter::new(io::stdout()),
         cfg.output,
         cfg.mode,

@@ -193,7 +193,7 @@ struct Run<'a> {
     flights: HashMap<u64, Flight>,
     next_probe: u64,
     prober: &'a mut dyn Prober,
-    out: Reporter<io::BufWriter<io::Stdout>>,
+    out: Reporter,
     metrics: Option<Arc<Metrics>>,
     resolver: resolve::Resolver,
     /// Lag of every send behind its schedule, in ns.
@@ -799,7 +799,7 @@ pub fn run(args: PingArgs) -> Result<i32, Error> {
         flights: HashMap::new(),
         next_probe: 0,
         prober: prober.as_mut(),
-        out: Reporter::new(
+        out: crate::output::reporter(
             io::BufWriter::new(io::stdout()),
             cfg.template.output,
             cfg.template.mode,
