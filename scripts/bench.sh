@@ -20,6 +20,10 @@
 #   multi                many targets: 10,000 loopback targets with --syn next to fping (lag,
 #                        CPU, RSS, scrape time), connect target counts: scripts/bench/multi.py,
 #                        results in bench/runs/<date>-multi/ (a section of its own)
+#   before-after BIN     the build BIN (an earlier commit's binary) and this tree's build in
+#                        turns, one run: connect, persistent, --syn rate and fidelity, many
+#                        targets, trace (scripts/bench/before_after.py; [--rounds N]); results
+#                        in bench/runs/<date>-before-after/ (a section of its own)
 #   --smoke              tiny durations and counts, one repetition (< 60 s; for CI): the same
 #                        code paths, figures are not measurements (the trace section's smoke
 #                        run too, into bench/smoke/trace/)
@@ -34,8 +38,9 @@
 # runs itself again as root with sudo (and hands the results back to that user). Installs
 # hping3, nmap (nping), tcpdump, iproute2, iptables, python3, linux-perf (for `perf bench
 # sched pipe`: the cost of a wake-up on one CPU and across CPUs) with apt-get when missing.
-# Binaries: ${TCPPING_BIN:-target/release/tcpping-diag} and ${LOADGEN_BIN:-target/release/loadgen},
-# built with `cargo build --release` when TCPPING_BIN is not set.
+# Binaries: ${TCPPING_BIN:-target/release/tcpping-diag} and ${LOADGEN_BIN:-target/release/loadgen}
+# (the load generator is the workspace member bench/loadgen), built with
+# `cargo build --release --workspace` when TCPPING_BIN is not set.
 #
 # Descriptor limit: section 4 holds 10,000 connections in the server and 10,000 in the load
 # generator, so the soft limit is raised here with `ulimit -n` (to 20000, or the hard limit
@@ -55,7 +60,7 @@ cd "$REPO"
 
 if [ "$(id -u)" -ne 0 ]; then
   if [ -z "${TCPPING_BIN:-}" ] && find_cargo; then # build as the user, not as root
-    cargo build --release --quiet --bins
+    cargo build --release --quiet --workspace --bins
     export TCPPING_BIN="$REPO/target/release/tcpping-diag" LOADGEN_BIN="${LOADGEN_BIN:-$REPO/target/release/loadgen}"
   fi
   as_root "$@" || {
@@ -78,13 +83,13 @@ fi
 
 if [ -z "${TCPPING_BIN:-}" ]; then
   find_cargo || { echo "bench.sh: $NO_CARGO_HINT" >&2; exit 2; }
-  cargo build --release --quiet --bins
+  cargo build --release --quiet --workspace --bins
 fi
 export TCPPING_BIN="${TCPPING_BIN:-$REPO/target/release/tcpping-diag}"
 export LOADGEN_BIN="${LOADGEN_BIN:-$REPO/target/release/loadgen}"
 if [ ! -x "$LOADGEN_BIN" ]; then
   find_cargo || { echo "bench.sh: $NO_CARGO_HINT" >&2; exit 2; }
-  cargo build --release --quiet --bin loadgen
+  cargo build --release --quiet -p loadgen
 fi
 
 # 10,000 idle clients: one descriptor per connection in the server and in the load generator.
@@ -110,5 +115,9 @@ export PYTHONDONTWRITEBYTECODE=1
 PY=python3
 command -v /usr/bin/python3 >/dev/null 2>&1 && PY=/usr/bin/python3
 case " $* " in *" multi "*) exec "$PY" "$SELF_DIR/bench/multi.py" "$@" ;; esac # its own section and folder
+if [ "${1:-}" = before-after ]; then # two builds in turns: its own folder
+  shift
+  exec "$PY" "$SELF_DIR/bench/before_after.py" "$@"
+fi
 "$PY" "$SELF_DIR/bench/bench.py" "$@"
 case " $* " in *" --smoke "*) "$SELF_DIR/bench/trace.sh" --smoke ;; esac

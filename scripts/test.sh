@@ -55,7 +55,7 @@ find_cargo || die "$NO_CARGO_HINT"
 log "cargo fmt --check"
 cargo fmt --all -- --check
 log "cargo clippy -D warnings"
-cargo clippy --all-targets --quiet -- -D warnings
+cargo clippy --workspace --all-targets --quiet -- -D warnings
 log "cargo build --release"
 cargo build --release --quiet
 if [ -d .git ] || [ -f .git ]; then

@@ -9,6 +9,7 @@
 //! - `server`: the threaded echo server with simulated loss
 //! - `manual`: man pages and shell completions generated from the command line definitions
 //! - `net`, `timing`, `error`: system helpers, kernel timestamps, errors that name the operation
+//! - `resolve`: targets as typed (`HOST:PORT`) and their resolution
 
 pub mod cli;
 pub mod cmd;
@@ -22,6 +23,7 @@ pub mod output;
 pub mod privilege;
 pub mod probe;
 pub mod report;
+pub mod resolve;
 pub mod server;
 pub mod stats;
 pub mod timing;

@@ -1,4 +1,6 @@
 //! Privileges: raw sockets need root or CAP_NET_RAW; once they are open, drop everything.
+//! Every line said about a missing privilege is here (`NO_RAW_*`); what needs privilege is
+//! opened in one place, `probe::open`.
 //!
 //! Linux keeps capabilities per thread: dropping them in the calling thread leaves any
 //! thread started earlier (an HTTP library's accept thread, say) with the full set.
@@ -8,16 +10,52 @@
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+// Every line said about a missing privilege, in one place. Each names the one-time fix.
+
+/// The one-time fix for a missing CAP_NET_RAW, as every hint words it.
+macro_rules! setcap {
+    () => {
+        "sudo setcap cap_net_raw+ep \"$(command -v tcpping-diag)\""
+    };
+}
+
 /// The one line printed when raw sockets cannot be opened.
-pub const NO_RAW_NOTICE: &str =
+pub const NO_RAW_NOTICE: &str = concat!(
     "tcpping-diag: ICMP capture off: raw sockets need root or CAP_NET_RAW \
-(run with sudo, or once: sudo setcap cap_net_raw+ep \"$(command -v tcpping-diag)\"); \
-errors during the handshake are still reported from the kernel's error queue";
+(run with sudo, or once: ",
+    setcap!(),
+    "); errors during the handshake are still reported from the kernel's error queue"
+);
 
 /// The one line when `--syn` cannot open its raw sockets (exit status 2, nothing sent).
-pub const NO_RAW_SYN: &str =
+pub const NO_RAW_SYN: &str = concat!(
     "--syn needs CAP_NET_RAW to send hand-built SYNs and read the answers: \
-run it as root (sudo), or once: sudo setcap cap_net_raw+ep \"$(command -v tcpping-diag)\"";
+run it as root (sudo), or once: ",
+    setcap!()
+);
+
+/// The one line when trace falls back to connect() probes.
+pub const NO_RAW_TRACE: &str = concat!(
+    "tcpping-diag: trace: no CAP_NET_RAW, so connect() probes with a TTL and the socket \
+error queue instead of SYNs (a source port per probe: not a constant flow; no ICMP \
+extensions); for SYN probes run with sudo, or once: ",
+    setcap!()
+);
+
+/// The one line when `trace --probe syn` cannot have its raw sockets.
+pub const NO_RAW_SYN_TRACE: &str = concat!(
+    "trace --probe syn needs CAP_NET_RAW to send hand-built SYNs and read the answers: \
+run it as root (sudo), or once: ",
+    setcap!(),
+    "; or use --probe connect"
+);
+
+/// The one line when `trace --flows` cannot have its raw sockets.
+pub const NO_RAW_FLOWS: &str = concat!(
+    "--flows needs SYN probes, and they need CAP_NET_RAW: \
+run it as root (sudo), or once: ",
+    setcap!()
+);
 
 /// Rounds of asking the other threads before giving up.
 const ROUNDS: usize = 3;

@@ -1,5 +1,17 @@
-//! Running statistics in constant memory: counts per verdict, exact min/avg/max/mdev and
-//! jitter from running sums, percentiles from an HDR histogram.
+//! Running statistics of round-trip times, in constant memory: one place computes
+//! count/min/avg/max/mdev (ping's summary, trace's avg/best/worst/stddev columns) and the
+//! percentiles; counts per verdict and jitter for ping's summary.
+//!
+//! - [`Extremes`]: count, min and max of any ordered values (also used by the report's
+//!   [`LogHist`](crate::report::hist::LogHist)).
+//! - [`Summary`]: min/avg/max/mdev and the last sample from running sums, a few bytes (trace
+//!   keeps one per hop and per router).
+//! - [`Series`]: a [`Summary`] plus percentiles from an HDR histogram (ping, many targets).
+//!
+//! Not here, and on purpose: the report's `LogHist` is a sparse histogram that can be merged
+//! and is read from event files (its percentiles are bin middles, so a report's figures do not
+//! depend on how its files were split); the metrics' Prometheus histograms count into fixed
+//! buckets that scrapers read cumulatively (`metrics`). Neither computes running moments.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -19,6 +31,114 @@ const EXACT_KEPT: usize = 1024;
 /// The same for compact series (many targets at once): 512 bytes at most.
 const COMPACT_EXACT_KEPT: usize = 64;
 
+/// A duration in milliseconds, as every statistic here is given.
+fn millis(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// Count, smallest and largest of a series of values.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Extremes<T> {
+    n: u64,
+    /// (min, max), once there is a value.
+    range: Option<(T, T)>,
+}
+
+impl<T: PartialOrd + Copy> Extremes<T> {
+    pub fn record(&mut self, x: T) {
+        self.n += 1;
+        self.widen(x, x);
+    }
+
+    /// Take in every value `other` has seen.
+    pub fn merge(&mut self, other: &Extremes<T>) {
+        self.n += other.n;
+        if let Some((lo, hi)) = other.range {
+            self.widen(lo, hi);
+        }
+    }
+
+    fn widen(&mut self, lo: T, hi: T) {
+        self.range = Some(match self.range {
+            None => (lo, hi),
+            Some((min, max)) => (
+                if lo < min { lo } else { min },
+                if hi > max { hi } else { max },
+            ),
+        });
+    }
+
+    pub fn count(&self) -> u64 {
+        self.n
+    }
+    pub fn min(&self) -> Option<T> {
+        self.range.map(|r| r.0)
+    }
+    pub fn max(&self) -> Option<T> {
+        self.range.map(|r| r.1)
+    }
+    /// (min, max), once there is a value.
+    pub fn range(&self) -> Option<(T, T)> {
+        self.range
+    }
+}
+
+/// Min/avg/max/mdev and the last of a series of durations, from running sums: constant
+/// memory, no percentiles. Every figure is in milliseconds but the durations themselves
+/// ([`Summary::best`], [`Summary::worst`], [`Summary::last`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Summary {
+    extremes: Extremes<Duration>,
+    sum: f64,
+    sumsq: f64,
+    last: Option<Duration>,
+}
+
+impl Summary {
+    pub fn record(&mut self, d: Duration) {
+        let ms = millis(d);
+        self.extremes.record(d);
+        self.sum += ms;
+        self.sumsq += ms * ms;
+        self.last = Some(d);
+    }
+    pub fn count(&self) -> u64 {
+        self.extremes.count()
+    }
+    pub fn min(&self) -> Option<f64> {
+        self.best().map(millis)
+    }
+    pub fn max(&self) -> Option<f64> {
+        self.worst().map(millis)
+    }
+    pub fn avg(&self) -> Option<f64> {
+        let n = self.count();
+        (n > 0).then(|| self.sum / n as f64)
+    }
+    /// Standard deviation of the population of samples, as ping's mdev and mtr's StDev:
+    /// sqrt(mean(x²) − mean(x)²).
+    pub fn mdev(&self) -> Option<f64> {
+        let avg = self.avg()?;
+        Some(
+            (self.sumsq / self.count() as f64 - avg * avg)
+                .max(0.0)
+                .sqrt(),
+        )
+    }
+    /// The shortest sample.
+    pub fn best(&self) -> Option<Duration> {
+        self.extremes.min()
+    }
+    /// The longest sample.
+    pub fn worst(&self) -> Option<Duration> {
+        self.extremes.max()
+    }
+    /// The latest sample.
+    pub fn last(&self) -> Option<Duration> {
+        self.last
+    }
+}
+
 /// How a series keeps what percentiles need.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Precision {
@@ -32,14 +152,10 @@ enum Precision {
     None,
 }
 
-/// Min/avg/max/mdev and percentiles of a series of durations.
+/// Min/avg/max/mdev (a [`Summary`]) and percentiles of a series of durations.
 #[derive(Clone, Debug)]
 pub struct Series {
-    n: u64,
-    sum: f64,
-    sumsq: f64,
-    min: f64,
-    max: f64,
+    summary: Summary,
     precision: Precision,
     /// Allocated at the first sample (a series that never gets one costs nothing).
     hist: Option<Histogram<u64>>,
@@ -50,11 +166,7 @@ pub struct Series {
 impl Default for Series {
     fn default() -> Self {
         Series {
-            n: 0,
-            sum: 0.0,
-            sumsq: 0.0,
-            min: f64::INFINITY,
-            max: 0.0,
+            summary: Summary::default(),
             precision: Precision::Full,
             hist: None,
             exact: Vec::new(),
@@ -81,12 +193,7 @@ impl Series {
     }
 
     pub fn record(&mut self, d: Duration) {
-        let ms = d.as_secs_f64() * 1e3;
-        self.n += 1;
-        self.sum += ms;
-        self.sumsq += ms * ms;
-        self.min = self.min.min(ms);
-        self.max = self.max.max(ms);
+        self.summary.record(d);
         let (low, digits, kept) = match self.precision {
             Precision::Full => (1, 3, EXACT_KEPT),
             Precision::Compact => (1_000, 1, COMPACT_EXACT_KEPT),
@@ -104,30 +211,30 @@ impl Series {
         }
     }
     pub fn count(&self) -> u64 {
-        self.n
+        self.summary.count()
     }
     pub fn min(&self) -> Option<f64> {
-        (self.n > 0).then_some(self.min)
+        self.summary.min()
     }
     pub fn max(&self) -> Option<f64> {
-        (self.n > 0).then_some(self.max)
+        self.summary.max()
     }
     pub fn avg(&self) -> Option<f64> {
-        (self.n > 0).then(|| self.sum / self.n as f64)
+        self.summary.avg()
     }
-    /// Standard deviation as ping's mdev: sqrt(mean(x²) − mean(x)²).
+    /// Standard deviation as ping's mdev (see [`Summary::mdev`]).
     pub fn mdev(&self) -> Option<f64> {
-        let avg = self.avg()?;
-        Some((self.sumsq / self.n as f64 - avg * avg).max(0.0).sqrt())
+        self.summary.mdev()
     }
     /// Percentile `q` in 0..=100, in ms, by nearest rank: the smallest sample that at least
     /// `q` % of the samples do not exceed. Exact while every sample is kept (`EXACT_KEPT`);
     /// beyond that from the histogram (3 significant digits), never outside [min, max].
     pub fn percentile(&self, q: f64) -> Option<f64> {
-        if self.n == 0 || self.precision == Precision::None {
+        let n = self.count();
+        if n == 0 || self.precision == Precision::None {
             return None;
         }
-        if self.exact.len() as u64 == self.n {
+        if self.exact.len() as u64 == n {
             let mut v = self.exact.clone();
             v.sort_unstable();
             let rank = ((q / 100.0) * v.len() as f64).ceil() as usize;
@@ -135,7 +242,7 @@ impl Series {
             return Some(v[i] as f64 / 1e6);
         }
         let ms = self.hist.as_ref()?.value_at_quantile(q / 100.0) as f64 / 1e6;
-        Some(ms.clamp(self.min, self.max))
+        Some(ms.clamp(self.min()?, self.max()?))
     }
 }
 
@@ -196,7 +303,7 @@ impl Stats {
                     self.handshake_replies += 1;
                 }
                 if let Some(rtt) = r.rtt.or(r.connect) {
-                    let ms = rtt.as_secs_f64() * 1e3;
+                    let ms = millis(rtt);
                     if let Some(prev) = self.prev_rtt {
                         self.jitter_sum += (ms - prev).abs();
                         self.jitter_n += 1;
@@ -337,6 +444,38 @@ mod tests {
         // Handshake times: min/avg/max, no percentiles.
         assert!(s.connect.avg().is_some());
         assert_eq!(s.connect.percentile(50.0), None);
+    }
+
+    #[test]
+    fn summary_of_round_trips() {
+        // Moved from cmd/trace/state.rs, where it tested trace's `Rtt` (now this `Summary`).
+        let mut r = Summary::default();
+        assert_eq!(r.avg(), None);
+        for ms in [1, 2, 3, 4] {
+            r.record(Duration::from_millis(ms));
+        }
+        assert_eq!(r.avg(), Some(2.5));
+        assert!((r.mdev().unwrap() - 1.118_034).abs() < 1e-6);
+        assert_eq!(r.best(), Some(Duration::from_millis(1)));
+        assert_eq!(r.worst(), Some(Duration::from_millis(4)));
+        assert_eq!(r.last(), Some(Duration::from_millis(4)));
+    }
+
+    #[test]
+    fn extremes_merge_like_one() {
+        let of = |xs: &[f64]| {
+            let mut e = Extremes::default();
+            xs.iter().for_each(|&x| e.record(x));
+            e
+        };
+        let mut a = of(&[3.0, 7.25, 2.0]);
+        a.merge(&of(&[1.5, 0.5]));
+        assert_eq!(a, of(&[3.0, 1.5, 7.25, 0.5, 2.0]));
+        assert_eq!((a.count(), a.range()), (5, Some((0.5, 7.25))));
+        let mut empty = Extremes::default();
+        empty.merge(&a);
+        assert_eq!(empty, a);
+        assert_eq!(Extremes::<f64>::default().min(), None);
     }
 
     #[test]

@@ -4,10 +4,11 @@ use std::sync::Arc;
 
 use clap::Parser;
 
-use crate::cli::{self, Cli, ServerConfig};
+use crate::cli::Cli;
 use crate::error::Error;
 use crate::net::Waker;
 use crate::server;
+use crate::server::{LossMode, ServerConfig};
 
 use super::ping;
 
@@ -16,7 +17,7 @@ pub fn demo() -> Result<i32, Error> {
     let server_cfg = ServerConfig {
         listen: "127.0.0.1:0".parse().expect("literal address"),
         loss: 0.3,
-        loss_mode: cli::LossMode::Reply,
+        loss_mode: LossMode::Reply,
         seed: Some(42),
         max_clients: 64,
         max_per_source: 64,

@@ -2,8 +2,10 @@
 //! and maps its result to an exit status.
 
 mod demo;
+mod generate;
 mod multi;
 pub mod ping;
+mod report;
 mod serve;
 mod shared;
 pub mod trace;
@@ -29,15 +31,8 @@ pub fn run() -> i32 {
     let result = match cli.command {
         Some(Command::Serve(args)) => args.into_config().and_then(|cfg| serve(cfg).map(|()| 0)),
         Some(Command::Demo) => demo::demo(),
-        Some(Command::Report(args)) => crate::report::run(args),
-        Some(Command::Generate(args)) => crate::manual::generate(&args).and_then(|files| {
-            for f in files {
-                if !shared::say(format_args!("{}\n", f.display()))? {
-                    break;
-                }
-            }
-            Ok(0)
-        }),
+        Some(Command::Report(args)) => report::run(args),
+        Some(Command::Generate(args)) => generate::run(&args),
         Some(Command::Trace(args)) => args.into_config().and_then(trace::trace),
         None if cli.ping.is_multi() => multi::run(cli.ping),
         None => cli.ping.into_config().and_then(ping),

@@ -9,14 +9,9 @@ use std::time::{Duration, Instant};
 use super::shared;
 use crate::cli::{ClientConfig, Mode, Output};
 use crate::error::Error;
-use crate::icmp::listener::{Capture, RawIcmp};
-use crate::icmp::Registry;
 use crate::net::{self, Waker};
 use crate::output::reporter;
-use crate::privilege;
-use crate::probe::connect::ConnectProber;
-use crate::probe::syn::{SynProber, SynSockets};
-use crate::probe::wire::WireTap;
+use crate::probe::open::{self, Need, Probes, Targets};
 use crate::probe::{PingResult, ProbeSpec, Prober};
 use crate::report::Recorder;
 use crate::stats::Stats;
@@ -51,16 +46,6 @@ fn prompt_count() -> Result<Option<u64>, Error> {
     }
 }
 
-/// Open the raw ICMP sockets for the target's family (and the other, when it can).
-/// Err: the target family's socket could not be opened.
-fn open_raw(v6: bool) -> io::Result<Vec<RawIcmp>> {
-    let mut socks = vec![RawIcmp::open(v6)?];
-    if let Ok(other) = RawIcmp::open(!v6) {
-        socks.push(other);
-    }
-    Ok(socks)
-}
-
 /// The client: ping, report, summarise. Returns the exit status.
 pub fn ping(mut cfg: ClientConfig) -> Result<i32, Error> {
     if cfg.count.is_none() && io::stdin().is_terminal() && cfg.output == Output::Human {
@@ -69,101 +54,29 @@ pub fn ping(mut cfg: ClientConfig) -> Result<i32, Error> {
     // Kernel receive timestamps before anything else: the kernel switches them on for the
     // host from deferred work, which has until the first ping to run (`shared::stamps_on`).
     let stamping = RxStamping::request();
-    if cfg.mode == Mode::Syn {
-        return ping_syn(&cfg, stamping);
-    }
-    // Raw sockets first, then drop every privilege before anything else happens.
-    let raw = if cfg.icmp {
-        match open_raw(cfg.target.is_ipv6()) {
-            Ok(s) => Some(s),
-            Err(e) => {
-                if e.kind() == io::ErrorKind::PermissionDenied {
-                    eprintln!("{}", privilege::NO_RAW_NOTICE);
-                } else {
-                    eprintln!(
-                        "tcpping-diag: ICMP capture off: open raw ICMP socket: {}",
-                        net::describe_io(&e)
-                    );
-                }
-                None
-            }
-        }
+    // What needs privilege first, then every privilege dropped, then the prober.
+    let need = Need {
+        probes: Probes::ping(cfg.mode, cfg.flow, cfg.icmp, !cfg.strict_echo),
+        targets: Targets::One(cfg.target),
+        timeout: cfg.timeout,
+        interval: Some(cfg.interval),
+        verbose: cfg.verbose,
+    };
+    let waker = Arc::new(Waker::new().map_err(|e| Error::io("create wake-up channel", e))?);
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut opened = open::open(&need, &waker, &stop)?;
+    // SYN probes are built with the route's source address: without one, say so.
+    let src = if cfg.mode == Mode::Syn {
+        let route = opened
+            .source
+            .map_or_else(|| net::source_address_for(cfg.target), Ok);
+        Some(route.map_err(|e| Error::io(format!("find a route to {}", cfg.target.ip()), e))?)
     } else {
-        None
+        opened.source
     };
-    // With raw-socket privileges, a packet socket times each handshake on the wire.
-    let wire = WireTap::open(cfg.target.port()).ok();
-    if let Err(e) = privilege::drop_all() {
-        return Err(Error::Setup(format!("drop capabilities: {e}")));
-    }
-
-    let src = net::source_address_for(cfg.target).ok();
-    let registry = Arc::new(Registry::new().with_unmatched_log(cfg.verbose));
-    let waker = Arc::new(Waker::new().map_err(|e| Error::io("create wake-up channel", e))?);
-    let stop = Arc::new(AtomicBool::new(false));
     shared::on_signals(&stop, &waker)?;
-    let capture = match raw {
-        Some(socks) => {
-            let tx = waker
-                .sender()
-                .map_err(|e| Error::io("create wake-up channel", e))?;
-            Some(
-                Capture::start(socks, Arc::clone(&registry), tx)
-                    .map_err(|e| Error::io("start ICMP listener", e))?,
-            )
-        }
-        None => None,
-    };
-    let mut prober = ConnectProber::new(
-        cfg.mode,
-        cfg.timeout,
-        Arc::clone(&registry),
-        Arc::clone(&waker),
-        Arc::clone(&stop),
-    )
-    .map_err(|e| Error::io("start the event loop", e))?
-    .with_capture(capture)
-    .with_echo_fallback(!cfg.strict_echo)
-    .with_wire_tap(wire)
-    .with_spin(cfg.interval.is_zero())
-    .with_source(cfg.target.ip(), src);
     shared::stamps_on(stamping.as_ref(), cfg.verbose);
-    schedule(&cfg, src, &mut prober, &stop)
-}
-
-/// `--syn`: the sockets first (they need CAP_NET_RAW: without it, one line and exit 2,
-/// nothing sent), then every privilege dropped, then the probes.
-fn ping_syn(cfg: &ClientConfig, stamping: Option<RxStamping>) -> Result<i32, Error> {
-    let v6 = cfg.target.is_ipv6();
-    let sockets = SynSockets::open(!v6, v6, Some(cfg.target.port())).map_err(|e| {
-        if e.kind() == io::ErrorKind::PermissionDenied {
-            Error::Setup(privilege::NO_RAW_SYN.into())
-        } else {
-            Error::io("open the raw sockets for --syn", e)
-        }
-    })?;
-    if let Err(e) = privilege::drop_all() {
-        return Err(Error::Setup(format!("drop capabilities: {e}")));
-    }
-    let src = net::source_address_for(cfg.target)
-        .map_err(|e| Error::io(format!("find a route to {}", cfg.target.ip()), e))?;
-    let waker = Arc::new(Waker::new().map_err(|e| Error::io("create wake-up channel", e))?);
-    let stop = Arc::new(AtomicBool::new(false));
-    shared::on_signals(&stop, &waker)?;
-    let mut prober = SynProber::new(
-        sockets,
-        cfg.flow,
-        1,
-        cfg.timeout,
-        cfg.verbose,
-        waker,
-        Arc::clone(&stop),
-    )
-    .map_err(|e| Error::io("reserve source ports for --syn", e))?
-    .with_spin(cfg.interval.is_zero())
-    .with_interval(cfg.interval);
-    shared::stamps_on(stamping.as_ref(), cfg.verbose);
-    schedule(cfg, Some(src), &mut prober, &stop)
+    schedule(&cfg, src, opened.prober.as_mut(), &stop)
 }
 
 /// Send the probes at the configured interval (the next one when the prober is ready for

@@ -3,10 +3,10 @@
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use crate::cli::ServerConfig;
 use crate::error::Error;
 use crate::net::Waker;
 use crate::server::Server;
+use crate::server::ServerConfig;
 
 /// `tcpping-diag serve`
 pub fn serve(cfg: ServerConfig) -> Result<(), Error> {

@@ -26,7 +26,7 @@ pub use json::Json;
 
 /// How results are written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Format {
+pub enum Output {
     /// Lines as ping writes them.
     Human,
     /// NDJSON events.
@@ -90,10 +90,10 @@ pub type Reporter = Box<dyn PingSink>;
 
 /// The sink for `format`, writing to `out`. `quiet` (-q): only the start line (human) and
 /// the summary.
-pub fn reporter<W: Write + 'static>(out: W, format: Format, mode: Mode, quiet: bool) -> Reporter {
+pub fn reporter<W: Write + 'static>(out: W, format: Output, mode: Mode, quiet: bool) -> Reporter {
     match format {
-        Format::Human => Box::new(Human { out, mode, quiet }),
-        Format::Json => Box::new(Json { out, mode, quiet }),
+        Output::Human => Box::new(Human { out, mode, quiet }),
+        Output::Json => Box::new(Json { out, mode, quiet }),
     }
 }
 

@@ -13,6 +13,7 @@
 //! kind is a pure function over captured bytes, tested without root.
 
 pub mod connect;
+pub mod open;
 pub mod packet;
 pub mod syn;
 pub mod ttl_connect;

@@ -23,7 +23,7 @@
 //!   `connect()` to the verdict read.
 
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -31,8 +31,9 @@ use std::time::{Duration, Instant};
 
 use crate::timing;
 
-use socket2::{Domain, Protocol, Socket, Type};
+use socket2::Socket;
 
+use super::connect::probe_socket;
 use super::{Clock, IcmpTally, PingResult, ProbeSpec, Prober, Status};
 use crate::icmp::correlate::Unmatched;
 use crate::icmp::parse::IcmpError;
@@ -72,30 +73,8 @@ impl TtlConnectProber {
     }
 
     fn open(spec: &ProbeSpec) -> io::Result<(Socket, Option<u16>)> {
-        let v6 = spec.target.is_ipv6();
-        let sock = Socket::new(
-            Domain::for_address(spec.target),
-            Type::STREAM.nonblocking(),
-            Some(Protocol::TCP),
-        )?;
-        // An answered probe is closed with RST: nothing lingers, no TIME_WAIT.
-        sock.set_linger(Some(Duration::ZERO))?;
-        net::set_recverr(sock.as_raw_fd(), v6)?;
-        // The ICMP errors' receive times (best effort: without them, user space's).
-        let _ = timing::enable_timestamping(sock.as_raw_fd());
-        if let Some(ttl) = spec.ttl {
-            if v6 {
-                sock.set_unicast_hops_v6(u32::from(ttl))?;
-            } else {
-                sock.set_ttl(u32::from(ttl))?;
-            }
-        }
-        let any = if v6 {
-            IpAddr::V6(Ipv6Addr::UNSPECIFIED)
-        } else {
-            IpAddr::V4(Ipv4Addr::UNSPECIFIED)
-        };
-        sock.bind(&SocketAddr::new(any, 0).into())?;
+        // Any source address: the route's, which the kernel picks.
+        let sock = probe_socket(spec.target, spec.ttl, None)?;
         let port = sock
             .local_addr()
             .ok()

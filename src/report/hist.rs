@@ -1,10 +1,16 @@
 //! A small mergeable histogram of times: logarithmic bins, 16 per octave (each bin 4.4 %
 //! wide, so a percentile read from it is within 2.2 % of a sample), stored sparsely. Bins
-//! start at 1 µs; smaller times share the first. Exact min and max are kept, and every
-//! percentile is clamped to them.
+//! start at 1 µs; smaller times share the first. Exact min and max are kept
+//! ([`Extremes`]), and every percentile is clamped to them.
+//!
+//! Not a [`crate::stats::Series`]: the report reads times back from event files, so its
+//! histograms must merge (a target's files, a bucket's samples) and give the same figures
+//! however the samples were split, in memory bounded by the bins.
 //!
 //! Memory is bounded whatever is recorded: at most one entry per occupied bin, and times
 //! from 1 µs to an hour span 512 bins. A bucket of similar times uses a handful.
+
+use crate::stats::Extremes;
 
 /// Bins per octave.
 const PER_OCTAVE: f64 = 16.0;
@@ -15,9 +21,7 @@ const LAST_BIN: u16 = 32 * 16;
 pub struct LogHist {
     /// (bin, count), sorted by bin.
     bins: Vec<(u16, u32)>,
-    n: u64,
-    min: f64,
-    max: f64,
+    extremes: Extremes<f64>,
 }
 
 fn bin_of(ms: f64) -> u16 {
@@ -44,21 +48,15 @@ impl LogHist {
             Ok(i) => self.bins[i].1 = self.bins[i].1.saturating_add(1),
             Err(i) => self.bins.insert(i, (b, 1)),
         }
-        if self.n == 0 {
-            (self.min, self.max) = (ms, ms);
-        } else {
-            self.min = self.min.min(ms);
-            self.max = self.max.max(ms);
-        }
-        self.n += 1;
+        self.extremes.record(ms);
     }
 
     /// Add every sample of `other`.
     pub fn merge(&mut self, other: &LogHist) {
-        if other.n == 0 {
+        if other.count() == 0 {
             return;
         }
-        if self.n == 0 {
+        if self.count() == 0 {
             *self = other.clone();
             return;
         }
@@ -78,42 +76,38 @@ impl LogHist {
             }
         }
         self.bins = out;
-        self.n += other.n;
-        self.min = self.min.min(other.min);
-        self.max = self.max.max(other.max);
+        self.extremes.merge(&other.extremes);
     }
 
     pub fn count(&self) -> u64 {
-        self.n
+        self.extremes.count()
     }
     pub fn min(&self) -> Option<f64> {
-        (self.n > 0).then_some(self.min)
+        self.extremes.min()
     }
     pub fn max(&self) -> Option<f64> {
-        (self.n > 0).then_some(self.max)
+        self.extremes.max()
     }
 
     /// Percentile `q` (0..=100) by nearest rank, in ms: the middle of the bin holding that
     /// rank, clamped to [min, max] (so p0 and p100 are exact).
     pub fn percentile(&self, q: f64) -> Option<f64> {
-        if self.n == 0 {
-            return None;
-        }
+        let (min, max) = self.extremes.range()?;
         if q <= 0.0 {
-            return Some(self.min);
+            return Some(min);
         }
         if q >= 100.0 {
-            return Some(self.max);
+            return Some(max);
         }
-        let rank = ((q / 100.0) * self.n as f64).ceil().max(1.0) as u64;
+        let rank = ((q / 100.0) * self.count() as f64).ceil().max(1.0) as u64;
         let mut seen = 0u64;
         for &(b, c) in &self.bins {
             seen += u64::from(c);
             if seen >= rank {
-                return Some(value_of(b).clamp(self.min, self.max));
+                return Some(value_of(b).clamp(min, max));
             }
         }
-        Some(self.max)
+        Some(max)
     }
 
     /// Occupied bins (bounds the memory a histogram holds).

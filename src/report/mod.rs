@@ -2,7 +2,7 @@
 //! (`--json`) and draws it; `--plot OUT.svg` on a ping run (one target or many) draws the run
 //! itself.
 //!
-//! - `events`: the NDJSON schema as read (the one place that knows it), lines bounded;
+//! - `events`: the NDJSON read line by line, bounded (the schema is `crate::event`'s);
 //! - `hist`, `model`: the streaming model, in bounded memory whatever the run's length;
 //! - `draw`: the model as SVG (plotters' SVG backend), every text cleaned;
 //! - `png`: the SVG as PNG (resvg);
@@ -18,14 +18,12 @@ pub mod hist;
 pub mod model;
 pub mod png;
 
-use std::fs::File;
-use std::io::{self, BufReader};
+use std::io;
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use file::Destination;
 
-use crate::cli::ReportArgs;
 use crate::error::Error;
 use crate::event::{unix_secs, Icmp, Run, Verdict};
 use crate::probe::{PingResult, Status};
@@ -141,7 +139,7 @@ impl Report {
 }
 
 /// Pings skipped for a nonsense time, in words.
-fn bad_times_text(m: &PingModel) -> String {
+pub fn bad_times_text(m: &PingModel) -> String {
     format!(
         "{} {} with a time beyond ±{:e} s skipped (first: ts {:e})",
         m.bad_times,
@@ -149,78 +147,6 @@ fn bad_times_text(m: &PingModel) -> String {
         model::MAX_TIME,
         m.first_bad_time.unwrap_or(f64::NAN)
     )
-}
-
-/// `tcpping-diag report`: read, draw, write. Returns the exit status.
-pub fn run(args: ReportArgs) -> Result<i32, Error> {
-    // First: a wrong name or a directory we cannot write fails before any reading.
-    let dest = Destination::check(&args.output)?;
-    let mut r = Report::default();
-    let files = if args.files.is_empty() {
-        vec![PathBuf::from("-")]
-    } else {
-        args.files.clone()
-    };
-    for f in &files {
-        if f.as_os_str() == "-" {
-            r.read(io::stdin().lock(), "<stdin>")
-                .map_err(|e| Error::io("read standard input", e))?;
-        } else {
-            let file = File::open(f).map_err(|e| Error::io(format!("open {}", f.display()), e))?;
-            r.read(
-                BufReader::with_capacity(1 << 16, file),
-                &f.display().to_string(),
-            )
-            .map_err(|e| Error::io(format!("read {}", f.display()), e))?;
-        }
-    }
-    if let Some(first) = &r.bad.first_too_long {
-        let more = r.bad.too_long - 1;
-        let more = if more > 0 {
-            format!(" (and {more} more such lines)")
-        } else {
-            String::new()
-        };
-        eprintln!("tcpping-diag report: {first}{more}");
-    }
-    if r.ping.bad_times > 0 {
-        eprintln!("tcpping-diag report: {}", bad_times_text(&r.ping));
-    }
-    if r.bad.count > 0 {
-        eprintln!(
-            "tcpping-diag report: skipped {} unreadable lines (first: {})",
-            r.bad.count,
-            r.bad.first.as_deref().unwrap_or("?")
-        );
-    }
-    let (kind, svg) = r.render()?;
-    let bytes = dest.write_svg(&svg)?;
-    let probes: u64 = r.ping.targets.iter().map(|t| t.sent).sum();
-    let n = |k: u64, one: &str, many: &str| format!("{k} {}", if k == 1 { one } else { many });
-    let what = match kind {
-        Kind::Trace => n(r.trace.hops.len() as u64, "hop", "hops"),
-        _ => {
-            let targets = r.ping.targets.iter().filter(|t| t.sent > 0).count() as u64;
-            format!(
-                "{}, {}",
-                n(targets, "target", "targets"),
-                n(probes, "probe", "probes")
-            )
-        }
-    };
-    let line = format!(
-        "wrote {} ({}: {what}, {} KB)",
-        args.output.display(),
-        kind.as_str(),
-        bytes.div_ceil(1024)
-    );
-    // With -o -, the picture is standard output: the line goes to stderr.
-    if args.output.as_os_str() == "-" {
-        eprintln!("{line}");
-    } else {
-        println!("{line}");
-    }
-    Ok(0)
 }
 
 /// The picture of a live run (`--plot`), of one target or many: fed each result as it

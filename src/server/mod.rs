@@ -19,14 +19,40 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use socket2::{Domain, Socket, Type};
 
-use crate::cli::{LossMode, ServerConfig};
 use crate::error::Error;
-use crate::net::{self, python_addr, Waker};
+use crate::net::{self, Waker};
 
 mod limits;
 mod request;
+mod text;
 use limits::{AcceptTrouble, LineBudget, Shown, ALL_LINES_PER_SEC, CLIENT_LINES_PER_SEC};
 use request::{Bare, Framer};
+use text::python_addr;
+
+/// How a lost ping is lost (`serve --loss-mode`).
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LossMode {
+    /// Answer "LOST", as the original server did
+    Reply,
+    /// Send nothing: the client sees a real timeout
+    Silent,
+}
+
+/// Validated server settings.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub loss: f64,
+    pub loss_mode: LossMode,
+    pub seed: Option<u64>,
+    pub max_clients: usize,
+    /// Connections at once from one source address.
+    pub max_per_source: usize,
+    pub idle_timeout: Duration,
+    /// Time from a request's first byte to its end (newline) before the connection is closed.
+    pub line_timeout: Duration,
+    pub quiet: bool,
+}
 
 /// Longest request line accepted, in bytes (without the newline).
 pub const MAX_LINE: usize = 1024;

@@ -36,14 +36,10 @@ use hdrhistogram::Histogram;
 
 use crate::cli::{ClientConfig, Family, Mode, Output, PingArgs};
 use crate::error::Error;
-use crate::icmp::listener::{Capture, RawIcmp};
-use crate::icmp::Registry;
 use crate::metrics::{self, Metrics, TargetMetrics};
 use crate::net::{self, Waker};
 use crate::output::{Reporter, Tag};
-use crate::privilege;
-use crate::probe::connect::ConnectProber;
-use crate::probe::syn::{SynProber, SynSockets};
+use crate::probe::open::{self, Need, Probes, Targets};
 use crate::probe::{PingResult, ProbeSpec, Prober};
 use crate::stats::Stats;
 
@@ -64,35 +60,14 @@ struct Config {
 }
 
 impl Config {
-    fn from_args(mut args: PingArgs) -> Result<Config, Error> {
-        let cli_targets = std::mem::take(&mut args.targets);
-        for t in &cli_targets {
-            targets::check_target(t).map_err(Error::Usage)?;
-        }
-        let file = args.file.take();
-        let metrics = args
-            .metrics
-            .take()
-            .map(|m| {
-                crate::cli::parse_metrics_listen(&m)
-                    .map_err(|e| Error::Usage(format!("--metrics: {e}")))
-            })
-            .transpose()?;
-        let family = match (args.ipv4, args.ipv6) {
-            (true, _) => Some(Family::V4),
-            (_, true) => Some(Family::V6),
-            _ => None,
-        };
-        // Every other flag is validated as for one target (a literal stands in for it).
-        args.targets = vec!["127.0.0.1:1".into()];
-        let mut template = args.into_config()?;
-        template.target_name.clear();
+    fn from_args(args: PingArgs) -> Result<Config, Error> {
+        let m = args.into_multi_config(targets::check_target)?;
         Ok(Config {
-            template,
-            family,
-            cli_targets,
-            file,
-            metrics,
+            template: m.template,
+            family: m.family,
+            cli_targets: m.targets,
+            file: m.file,
+            metrics: m.metrics,
         })
     }
 
@@ -598,87 +573,35 @@ impl Run<'_> {
     }
 }
 
-/// A prober's privileged part, opened before privileges are dropped.
-enum Opened {
-    Syn(Box<SynProber>),
-    /// Connect probes: the raw ICMP sockets (none without the privilege, or with --no-icmp).
-    Connect(Vec<RawIcmp>),
-}
-
-/// The raw ICMP sockets of both families (with `icmp`); without the privilege, the one-line
-/// notice and none.
-fn open_raw_icmp(icmp: bool) -> Vec<RawIcmp> {
-    if !icmp {
-        return Vec::new();
-    }
-    let mut raw = Vec::new();
-    let mut denied = false;
-    for v6 in [false, true] {
-        match RawIcmp::open(v6) {
-            Ok(s) => raw.push(s),
-            Err(e) if e.kind() == io::ErrorKind::PermissionDenied => denied = true,
-            Err(_) => {}
-        }
-    }
-    if denied && raw.is_empty() {
-        eprintln!("{}", privilege::NO_RAW_NOTICE);
-    }
-    raw
-}
-
-/// Open the prober's privileged sockets (the prober is started once privileges are dropped).
-fn open_prober(cfg: &Config, waker: &Arc<Waker>, stop: &Arc<AtomicBool>) -> Result<Opened, Error> {
+/// What the prober needs opened while privileged.
+fn need(cfg: &Config) -> Need {
     let t = &cfg.template;
-    if t.mode == Mode::Syn {
-        // One port for every target (command-line targets only): the kernel filter passes
-        // only its segments. Otherwise (a file may bring any port) every SYN and RST.
-        let ports: std::collections::HashSet<u16> = cfg
-            .cli_targets
-            .iter()
-            .filter_map(|l| crate::cli::split_host_port(l).ok().map(|(_, p)| p))
-            .collect();
-        let port = if cfg.file.is_none() && ports.len() == 1 {
-            ports.into_iter().next()
-        } else {
-            None
-        };
-        let (v4, v6) = match cfg.family {
-            Some(Family::V4) => (true, false),
-            Some(Family::V6) => (false, true),
-            None => (true, true),
-        };
-        let open = |v4: bool, v6: bool| -> io::Result<SynProber> {
-            let sockets = SynSockets::open(v4, v6, port)?;
-            Ok(SynProber::new(
-                sockets,
-                t.flow,
-                1,
-                t.timeout,
-                t.verbose,
-                Arc::clone(waker),
-                Arc::clone(stop),
-            )?
-            .with_spin(t.interval.is_zero())
-            .with_interval(t.interval))
-        };
-        let prober = match open(v4, v6) {
-            Ok(p) => p,
-            // No IPv6 on this host: IPv4 targets still work.
-            Err(e) if v4 && v6 && e.kind() != io::ErrorKind::PermissionDenied => {
-                eprintln!(
-                    "tcpping-diag: IPv6 SYN probes unavailable ({}): IPv4 only",
-                    net::describe_io(&e)
-                );
-                open(true, false).map_err(|e| Error::io("open the raw sockets for --syn", e))?
-            }
-            Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
-                return Err(Error::Setup(privilege::NO_RAW_SYN.into()))
-            }
-            Err(e) => return Err(Error::io("open the raw sockets for --syn", e)),
-        };
-        return Ok(Opened::Syn(Box::new(prober)));
+    // One port for every target (command-line targets only): the kernel filter passes
+    // only the SYN prober's segments. Otherwise (a file may bring any port) every SYN and RST.
+    let ports: std::collections::HashSet<u16> = cfg
+        .cli_targets
+        .iter()
+        .filter_map(|l| crate::cli::split_host_port(l).ok().map(|(_, p)| p))
+        .collect();
+    let port = if cfg.file.is_none() && ports.len() == 1 {
+        ports.into_iter().next()
+    } else {
+        None
+    };
+    let (v4, v6) = match cfg.family {
+        Some(Family::V4) => (true, false),
+        Some(Family::V6) => (false, true),
+        None => (true, true),
+    };
+    // One ICMP listener and one registry for every target's pings; handshakes are timed by
+    // the kernel (TCP_INFO): the packet socket of the single-target ping filters on one port.
+    Need {
+        probes: Probes::ping(t.mode, t.flow, t.icmp, !t.strict_echo),
+        targets: Targets::Many { v4, v6, port },
+        timeout: t.timeout,
+        interval: Some(t.interval),
+        verbose: t.verbose,
     }
-    Ok(Opened::Connect(open_raw_icmp(t.icmp)))
 }
 
 /// `tcpping-diag A:P B:P …` / `-f FILE` / `--metrics ADDR:PORT`: returns the exit status (0
@@ -705,12 +628,9 @@ pub fn run(args: PingArgs) -> Result<i32, Error> {
                 .map_err(|e| Error::io(format!("listen for metrics on {addr}"), e))
         })
         .transpose()?;
-    let opened = open_prober(&cfg, &waker, &stop)?;
-    // Every thread's capabilities, before any untrusted input (the targets file, names,
-    // scrapes) and before any thread of ours starts.
-    if let Err(e) = privilege::drop_all() {
-        return Err(Error::Setup(format!("drop capabilities: {e}")));
-    }
+    // Then the prober's sockets, and every thread's capabilities dropped, before any
+    // untrusted input (the targets file, names, scrapes) and before any thread of ours starts.
+    let mut prober = open::open(&need(&cfg), &waker, &stop)?.prober;
     let parsed = cfg.read_targets().map_err(Error::Setup)?;
     cfg.report(&parsed);
     let lines = parsed.targets;
@@ -725,40 +645,6 @@ pub fn run(args: PingArgs) -> Result<i32, Error> {
         .as_deref()
         .map(crate::report::Recorder::many)
         .transpose()?;
-    let mut prober: Box<dyn Prober> = match opened {
-        Opened::Syn(p) => p,
-        Opened::Connect(raw) => {
-            // One ICMP listener and one registry for every target's pings; handshakes are
-            // timed by the kernel (TCP_INFO): the packet socket of the single-target ping
-            // filters on one port.
-            let t = &cfg.template;
-            let registry = Arc::new(Registry::new().with_unmatched_log(t.verbose));
-            let capture = if raw.is_empty() {
-                None
-            } else {
-                let tx = waker
-                    .sender()
-                    .map_err(|e| Error::io("create wake-up channel", e))?;
-                Some(
-                    Capture::start(raw, Arc::clone(&registry), tx)
-                        .map_err(|e| Error::io("start ICMP listener", e))?,
-                )
-            };
-            Box::new(
-                ConnectProber::new(
-                    t.mode,
-                    t.timeout,
-                    registry,
-                    Arc::clone(&waker),
-                    Arc::clone(&stop),
-                )
-                .map_err(|e| Error::io("start the event loop", e))?
-                .with_capture(capture)
-                .with_echo_fallback(!t.strict_echo)
-                .with_spin(t.interval.is_zero()),
-            )
-        }
-    };
     super::shared::on_signals(&stop, &waker)?;
     let hup = Arc::new(AtomicBool::new(false));
     {

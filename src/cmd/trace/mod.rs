@@ -22,21 +22,15 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::cli::{TraceConfig, TraceProbe};
 use crate::error::Error;
-use crate::net::{self, Waker};
+use crate::net::Waker;
 use crate::privilege;
-use crate::probe::syn::{Flow, SynProber, SynSockets};
-use crate::probe::ttl_connect::TtlConnectProber;
+use crate::probe::open::{self, Kind, Need, NoRaw, Probes, Targets};
+use crate::probe::syn::Flow;
 use crate::probe::{PingResult, Prober};
 
 use engine::{Engine, HopDone, Plan};
 use output::{RunTotals, Setup, TraceWriter};
 use state::TraceState;
-
-/// The one line when trace falls back to connect() probes.
-pub const NO_RAW_TRACE: &str = "tcpping-diag: trace: no CAP_NET_RAW, so connect() probes with a TTL and the socket error queue instead of SYNs (a source port per probe: not a constant flow; no ICMP extensions); for SYN probes run with sudo, or once: sudo setcap cap_net_raw+ep \"$(command -v tcpping-diag)\"";
-
-/// The one line when `--probe syn` cannot have its raw sockets.
-pub const NO_RAW_SYN_TRACE: &str = "trace --probe syn needs CAP_NET_RAW to send hand-built SYNs and read the answers: run it as root (sudo), or once: sudo setcap cap_net_raw+ep \"$(command -v tcpping-diag)\"; or use --probe connect";
 
 /// How long a trace waits at start for the kernel to stamp received packets.
 const STAMPS_ON_WITHIN: Duration = Duration::from_millis(100);
@@ -131,64 +125,30 @@ fn open_prober(
     waker: &Arc<Waker>,
     stop: &Arc<AtomicBool>,
 ) -> Result<(Box<dyn Prober>, Setup, bool), Error> {
-    let v6 = cfg.target.is_ipv6();
-    let sockets = match cfg.probe {
-        TraceProbe::Connect => None,
-        TraceProbe::Syn | TraceProbe::Auto => {
-            match SynSockets::open(!v6, v6, Some(cfg.target.port())) {
-                Ok(s) => Some(s),
-                Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
-                    if cfg.probe == TraceProbe::Syn {
-                        return Err(Error::Setup(NO_RAW_SYN_TRACE.into()));
-                    }
-                    if cfg.flows > 1 {
-                        return Err(Error::Setup(format!(
-                            "--flows needs SYN probes, and they need CAP_NET_RAW: {}",
-                            "run it as root (sudo), or once: sudo setcap cap_net_raw+ep \"$(command -v tcpping-diag)\""
-                        )));
-                    }
-                    eprintln!("{NO_RAW_TRACE}");
-                    None
-                }
-                Err(e) => return Err(Error::io("open the raw sockets for SYN probes", e)),
-            }
-        }
+    let syn = |without| Probes::Syn {
+        flow: Flow::Constant,
+        flows: usize::from(cfg.flows),
+        without,
     };
-    if let Err(e) = privilege::drop_all() {
-        return Err(Error::Setup(format!("drop capabilities: {e}")));
-    }
-    let source = net::source_address_for(cfg.target).ok();
-    Ok(match sockets {
-        Some(s) => {
-            let p = SynProber::new(
-                s,
-                Flow::Constant,
-                usize::from(cfg.flows),
-                cfg.timeout,
-                false,
-                Arc::clone(waker),
-                Arc::clone(stop),
-            )
-            .map_err(|e| Error::io("reserve source ports for the SYN probes", e))?;
-            let setup = Setup {
-                probe: "syn",
-                source,
-                ports: p.ports(),
-            };
-            (Box::new(p), setup, true)
-        }
-        None => {
-            // connect() probes hold a socket each while in flight.
-            crate::net::raise_open_files();
-            let p = TtlConnectProber::new(cfg.timeout, Arc::clone(waker), Arc::clone(stop));
-            let setup = Setup {
-                probe: "connect",
-                source,
-                ports: Vec::new(),
-            };
-            (Box::new(p), setup, false)
-        }
-    })
+    let need = Need {
+        probes: match cfg.probe {
+            TraceProbe::Connect => Probes::TtlConnect,
+            TraceProbe::Syn => syn(NoRaw::Fail(privilege::NO_RAW_SYN_TRACE)),
+            TraceProbe::Auto => syn(NoRaw::TtlConnect),
+        },
+        targets: Targets::One(cfg.target),
+        timeout: cfg.timeout,
+        interval: None,
+        verbose: false,
+    };
+    let opened = open::open(&need, waker, stop)?;
+    let constant = opened.kind == Kind::Syn;
+    let setup = Setup {
+        probe: if constant { "syn" } else { "connect" },
+        source: opened.source,
+        ports: opened.ports,
+    };
+    Ok((opened.prober, setup, constant))
 }
 
 /// The trace command. Returns the exit status: 0 reached, 1 not.

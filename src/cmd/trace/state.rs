@@ -5,47 +5,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
-use std::time::Duration;
 
 use super::engine::{Answer, HopDone, Outcome};
 use crate::icmp::extension::{InterfaceInfo, MplsLabel};
+use crate::stats::Summary;
 
 /// Distinct label stacks / interfaces kept per router.
 const KEPT: usize = 4;
-
-/// Running round-trip statistics.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct Rtt {
-    pub n: u64,
-    sum: f64,
-    sum_sq: f64,
-    pub best: Option<Duration>,
-    pub worst: Option<Duration>,
-    pub last: Option<Duration>,
-}
-
-impl Rtt {
-    pub fn record(&mut self, d: Duration) {
-        let ms = d.as_secs_f64() * 1e3;
-        self.n += 1;
-        self.sum += ms;
-        self.sum_sq += ms * ms;
-        self.best = Some(self.best.map_or(d, |b| b.min(d)));
-        self.worst = Some(self.worst.map_or(d, |w| w.max(d)));
-        self.last = Some(d);
-    }
-
-    /// Mean, in milliseconds.
-    pub fn avg_ms(&self) -> Option<f64> {
-        (self.n > 0).then(|| self.sum / self.n as f64)
-    }
-
-    /// Standard deviation (of the population of samples), in milliseconds.
-    pub fn stddev_ms(&self) -> Option<f64> {
-        let avg = self.avg_ms()?;
-        Some((self.sum_sq / self.n as f64 - avg * avg).max(0.0).sqrt())
-    }
-}
 
 /// An ICMP error that ended probes at a hop.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -75,7 +41,7 @@ pub struct Router {
     pub mpls: Vec<Vec<MplsLabel>>,
     /// Distinct interface information it reported.
     pub interfaces: Vec<InterfaceInfo>,
-    pub rtt: Rtt,
+    pub rtt: Summary,
 }
 
 /// One flow at one hop.
@@ -98,7 +64,7 @@ pub struct Hop {
     /// Queries with a verdict (timeouts included, interrupted ones not).
     pub sent: u64,
     pub received: u64,
-    pub rtt: Rtt,
+    pub rtt: Summary,
     pub routers: Vec<Router>,
     pub flows: BTreeMap<u16, FlowHop>,
     /// Local errors (a probe that could not be sent), distinct.
@@ -314,19 +280,5 @@ mod tests {
         // Stricter confidence needs more flows; more next hops need more flows.
         assert!(flows_needed(1, 0.01) > 6);
         assert!(table.windows(2).all(|w| w[0] < w[1]));
-    }
-
-    #[test]
-    fn rtt_statistics() {
-        let mut r = Rtt::default();
-        assert_eq!(r.avg_ms(), None);
-        for ms in [1, 2, 3, 4] {
-            r.record(Duration::from_millis(ms));
-        }
-        assert_eq!(r.avg_ms(), Some(2.5));
-        assert!((r.stddev_ms().unwrap() - 1.118_034).abs() < 1e-6);
-        assert_eq!(r.best, Some(Duration::from_millis(1)));
-        assert_eq!(r.worst, Some(Duration::from_millis(4)));
-        assert_eq!(r.last, Some(Duration::from_millis(4)));
     }
 }

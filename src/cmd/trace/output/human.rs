@@ -244,11 +244,11 @@ impl<W: Write> Lines<W> {
                 first,
                 h.loss_pct(),
                 h.sent,
-                d(h.rtt.last),
-                f(h.rtt.avg_ms()),
-                d(h.rtt.best),
-                d(h.rtt.worst),
-                f(h.rtt.stddev_ms())
+                d(h.rtt.last()),
+                f(h.rtt.avg()),
+                d(h.rtt.best()),
+                d(h.rtt.worst()),
+                f(h.rtt.mdev())
             )?;
             let multi = routers.len() > 1 || state.flows > 1;
             for (i, r) in routers.iter().enumerate() {

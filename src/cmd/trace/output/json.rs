@@ -105,7 +105,7 @@ impl<W: Write> Events<W> {
                     .collect(),
                 mpls: &r.mpls,
                 interfaces: &r.interfaces,
-                avg_ms: r.rtt.avg_ms().map(round3),
+                avg_ms: r.rtt.avg().map(round3),
             })
             .collect();
         let k = h.next_hops();
@@ -117,11 +117,11 @@ impl<W: Write> Events<W> {
             sent: Some(h.sent),
             received: Some(h.received),
             loss_pct: Some(round3(h.loss_pct())),
-            last_ms: h.rtt.last.map(ms),
-            avg_ms: h.rtt.avg_ms().map(round3),
-            best_ms: h.rtt.best.map(ms),
-            worst_ms: h.rtt.worst.map(ms),
-            stddev_ms: h.rtt.stddev_ms().map(round3),
+            last_ms: h.rtt.last().map(ms),
+            avg_ms: h.rtt.avg().map(round3),
+            best_ms: h.rtt.best().map(ms),
+            worst_ms: h.rtt.worst().map(ms),
+            stddev_ms: h.rtt.mdev().map(round3),
             flows_answered: h.flows_answered(),
             next_hops: k,
             flows_needed: (state.flows > 1).then_some(needed),
