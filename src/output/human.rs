@@ -2,15 +2,13 @@
 
 use std::io::{self, Write};
 use std::net::IpAddr;
-use std::time::Duration;
 
-use super::{count, notice_text, PingSink, Tag};
+use super::{count, notice_text, End, PingSink, Tag};
 use crate::event::{ms, Run};
 use crate::icmp::correlate::Unmatched;
 use crate::icmp::parse::IcmpError;
 use crate::probe::syn::AnswerKind;
-use crate::probe::{IcmpTally, Mode, Notice, Phase, PingResult, Status};
-use crate::stats::Stats;
+use crate::probe::{Mode, Notice, Phase, PingResult, Status};
 
 /// Lines as ping writes them. With -q, only the start line and the summary (notices go to
 /// stderr).
@@ -193,15 +191,9 @@ impl<W: Write> PingSink for Human<W> {
         )
     }
 
-    fn summary_tagged(
-        &mut self,
-        cfg: &Run,
-        s: &Stats,
-        icmp: IcmpTally,
-        elapsed: Duration,
-        _: Option<Tag>,
-    ) -> io::Result<()> {
-        let (unmatched, late) = (icmp.unmatched, icmp.late);
+    fn end(&mut self, end: &End, _: Option<Tag>) -> io::Result<()> {
+        let (cfg, s, elapsed) = (end.run, end.stats, end.elapsed);
+        let (unmatched, late) = (end.icmp.unmatched, end.icmp.late);
         let o = &mut self.out;
         writeln!(o, "\n--- {} tcpping-diag statistics ---", cfg.target_name)?;
         let mut parts = vec![

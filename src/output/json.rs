@@ -4,14 +4,13 @@
 use std::borrow::Cow;
 use std::io::{self, Write};
 use std::net::IpAddr;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
-use super::{notice_text, PingSink, Tag};
+use super::{notice_text, End, PingSink, Tag};
 use crate::event::{self, ms, round3, unix_secs, Event, Run, Verdict};
 use crate::icmp::correlate::Unmatched;
 use crate::icmp::parse::IcmpError;
-use crate::probe::{IcmpTally, Mode, Notice, PingResult, Status};
-use crate::stats::Stats;
+use crate::probe::{Mode, Notice, PingResult, Status};
 
 /// NDJSON events.
 pub struct Json<W: Write> {
@@ -137,15 +136,9 @@ impl<W: Write> PingSink for Json<W> {
         Event::UnmatchedIcmp(ev).write_line(&mut self.out)
     }
 
-    fn summary_tagged(
-        &mut self,
-        cfg: &Run,
-        s: &Stats,
-        icmp: IcmpTally,
-        elapsed: Duration,
-        tag: Option<Tag>,
-    ) -> io::Result<()> {
-        let (unmatched, late) = (icmp.unmatched, icmp.late);
+    fn end(&mut self, end: &End, tag: Option<Tag>) -> io::Result<()> {
+        let (cfg, s, elapsed) = (end.run, end.stats, end.elapsed);
+        let (unmatched, late) = (end.icmp.unmatched, end.icmp.late);
         let r = |x: Option<f64>| x.map(round3);
         let p = |q| r(s.rtt.percentile(q));
         let c = &s.connect;

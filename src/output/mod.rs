@@ -47,6 +47,15 @@ impl<'a> Tag<'a> {
     }
 }
 
+/// The end of a run, as its summary tells it.
+pub struct End<'a> {
+    pub run: &'a Run<'a>,
+    pub stats: &'a Stats,
+    /// ICMP errors about none of the run's pings.
+    pub icmp: IcmpTally,
+    pub elapsed: Duration,
+}
+
 /// Where the events of a ping run go. Errors are write errors (a closed pipe). The `_tagged`
 /// forms are of one of many targets.
 pub trait PingSink {
@@ -57,14 +66,25 @@ pub trait PingSink {
     /// An ICMP error about none of our pings (shown with -v).
     fn unmatched(&mut self, err: &IcmpError, why: Unmatched) -> io::Result<()>;
     /// The end of a run: its statistics.
+    fn end(&mut self, end: &End, tag: Option<Tag>) -> io::Result<()>;
+
+    /// `summary`, of one of many targets.
     fn summary_tagged(
         &mut self,
         run: &Run,
-        s: &Stats,
+        stats: &Stats,
         icmp: IcmpTally,
         elapsed: Duration,
         tag: Option<Tag>,
-    ) -> io::Result<()>;
+    ) -> io::Result<()> {
+        let end = End {
+            run,
+            stats,
+            icmp,
+            elapsed,
+        };
+        self.end(&end, tag)
+    }
 
     fn start(&mut self, run: &Run, src: Option<IpAddr>) -> io::Result<()> {
         self.start_tagged(run, src, None)

@@ -5,12 +5,11 @@ use std::io::{self, Write};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use super::{notes, unreachable_mark, RunTotals, Setup, TraceSink};
+use super::{notes, unreachable_mark, End, Setup, TraceSink};
 use crate::cli::TraceConfig;
 use crate::cmd::trace::dns::Names;
 use crate::cmd::trace::engine::{Answer, HopDone, Outcome};
 use crate::cmd::trace::state::{Hop, TraceState};
-use crate::cmd::trace::verdict::Verdict;
 use crate::icmp::extension::MplsLabel;
 use crate::icmp::parse::describe;
 
@@ -344,13 +343,8 @@ impl<W: Write> TraceSink<W> for Lines<W> {
         Ok(())
     }
 
-    fn finish(
-        &mut self,
-        _: &TraceConfig,
-        state: &TraceState,
-        verdict: &Verdict,
-        _: RunTotals,
-    ) -> io::Result<()> {
+    fn end(&mut self, end: &End) -> io::Result<()> {
+        let (state, verdict) = (end.state, end.verdict);
         self.flush_silent(true)?;
         if state.cycles_done != 1 {
             self.report(state)?;

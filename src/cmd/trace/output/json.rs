@@ -5,7 +5,7 @@ use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::time::SystemTime;
 
-use super::{RunTotals, Setup, TraceSink};
+use super::{End, RunTotals, Setup, TraceSink};
 use crate::cli::TraceConfig;
 use crate::cmd::trace::dns::Names;
 use crate::cmd::trace::engine::{Answer, HopDone, Outcome};
@@ -223,13 +223,8 @@ impl<W: Write> TraceSink<W> for Events<W> {
         self.out.flush()
     }
 
-    fn finish(
-        &mut self,
-        cfg: &TraceConfig,
-        state: &TraceState,
-        verdict: &Verdict,
-        totals: RunTotals,
-    ) -> io::Result<()> {
+    fn end(&mut self, end: &End) -> io::Result<()> {
+        let (cfg, state, verdict, totals) = (end.cfg, end.state, end.verdict, end.totals);
         for h in state.hops() {
             self.hop_json(state, h)?;
         }

@@ -52,6 +52,14 @@ pub struct RunTotals {
     pub elapsed: Duration,
 }
 
+/// The end of a trace.
+pub struct End<'a> {
+    pub cfg: &'a TraceConfig,
+    pub state: &'a TraceState,
+    pub verdict: &'a Verdict,
+    pub totals: RunTotals,
+}
+
 /// Where a trace goes. Errors are write errors (a closed pipe).
 pub trait TraceSink<W> {
     /// The start of the trace.
@@ -63,13 +71,23 @@ pub trait TraceSink<W> {
         Ok(())
     }
     /// The end: the hops over every cycle, and the verdict.
+    fn end(&mut self, end: &End) -> io::Result<()>;
+    /// `end`, of its parts.
     fn finish(
         &mut self,
         cfg: &TraceConfig,
         state: &TraceState,
         verdict: &Verdict,
         totals: RunTotals,
-    ) -> io::Result<()>;
+    ) -> io::Result<()> {
+        let end = End {
+            cfg,
+            state,
+            verdict,
+            totals,
+        };
+        self.end(&end)
+    }
     /// The sink's output (for tests).
     fn into_inner(self: Box<Self>) -> W;
 }
