@@ -3,7 +3,9 @@
 //! Modules, one concern each:
 //! - `cli`: flags, and their validation into configs; `cmd`: what each command does
 //! - `probe`: the probe layer (connect + echo, half-open SYN, the wire tap) every mode shares
-//! - `stats`: the numbers; `output`: human and JSON lines; `report`: SVG pictures of runs; `metrics`: Prometheus metrics
+//! - `stats`: the numbers; `event`: the NDJSON event schema and the names of verdicts
+//! - `output`: the sinks of a ping run (human lines, JSON events); `report`: SVG pictures of
+//!   runs; `metrics`: Prometheus metrics
 //! - `icmp`: ICMP error parsing, correlation to pings, raw sockets, the kernel error queue
 //! - `privilege`: raw-socket privileges, dropped once the sockets are open
 //! - `server`: the threaded echo server with simulated loss

@@ -277,6 +277,48 @@ impl Event<'_> {
 mod tests {
     use super::*;
 
+    /// The bytes of a `ping` event, as README "JSON output" documents them, and read back.
+    #[test]
+    fn a_ping_event_is_written_as_documented_and_read_back() {
+        let ev = Event::Ping(Ping {
+            seq: Some(2),
+            probe: "connect",
+            ts: Some(1764460801.123498),
+            status: Some(Verdict::Icmp),
+            phase: Some("connect".into()),
+            local_port: Some(40125),
+            icmp: Some(Icmp {
+                icmp_type: Some(3),
+                code: Some(1),
+                from: Some("10.77.1.1".into()),
+                reason: Some("destination host unreachable".into()),
+                after_ms: Some(ms(Duration::from_micros(410))),
+                phase: Some("connect"),
+                source: Some("raw"),
+                ..Icmp::default()
+            }),
+            ..Ping::default()
+        });
+        let mut line = Vec::new();
+        ev.write_line(&mut line).unwrap();
+        let text = String::from_utf8(line).unwrap();
+        assert_eq!(
+            text,
+            r#"{"type":"ping","seq":2,"probe":"connect","ts":1764460801.123498,"status":"icmp","phase":"connect","connect_ms":null,"rtt_ms":null,"connect_user_ms":null,"rtt_user_ms":null,"connect_clock":null,"rtt_clock":null,"local_port":40125,"error":null,"icmp":{"type":3,"code":1,"from":"10.77.1.1","reason":"destination host unreachable","after_ms":0.41,"phase":"connect","source":"raw"}}"#.to_string() + "\n"
+        );
+        match serde_json::from_str::<Event>(&text).unwrap() {
+            Event::Ping(p) => {
+                assert_eq!(p.status, Some(Verdict::Icmp));
+                assert_eq!(p.icmp.unwrap().from.as_deref(), Some("10.77.1.1"));
+                assert_eq!(
+                    p.local_port, None,
+                    "fields report does not read are skipped"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
     #[test]
     fn verdict_names_round_trip() {
         for v in Verdict::COUNTED.into_iter().chain([Verdict::Interrupted]) {
