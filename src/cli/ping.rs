@@ -138,17 +138,28 @@ pub struct ClientConfig {
     pub plot: Option<std::path::PathBuf>,
 }
 
-impl ClientConfig {
-    /// The run this config describes, for its output and its picture.
-    pub fn run(&self) -> crate::event::Run<'_> {
+/// The run this config describes, for its output and its picture.
+impl<'a> From<&'a ClientConfig> for crate::event::Run<'a> {
+    fn from(c: &'a ClientConfig) -> Self {
         crate::event::Run {
-            target_name: &self.target_name,
-            target: self.target,
-            mode: self.mode,
-            flow: self.flow,
-            count: self.count,
-            interval: self.interval,
-            timeout: self.timeout,
+            target_name: &c.target_name,
+            target: c.target,
+            mode: c.mode,
+            flow: c.flow,
+            count: c.count,
+            interval: c.interval,
+            timeout: c.timeout,
+        }
+    }
+}
+
+/// How the run is written.
+impl From<&ClientConfig> for crate::output::Style {
+    fn from(c: &ClientConfig) -> Self {
+        crate::output::Style {
+            format: c.output,
+            mode: c.mode,
+            quiet: c.quiet,
         }
     }
 }

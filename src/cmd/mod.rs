@@ -8,6 +8,8 @@ pub mod ping;
 mod report;
 mod serve;
 mod shared;
+#[cfg(test)]
+pub(crate) mod sim;
 pub mod trace;
 
 use clap::Parser;

@@ -35,7 +35,13 @@ pub fn stamps_on(stamping: Option<&RxStamping>, verbose: bool) {
 pub fn say(text: std::fmt::Arguments) -> Result<bool, Error> {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
-    match out.write_fmt(text).and_then(|()| out.flush()) {
+    written(out.write_fmt(text).and_then(|()| out.flush()))
+}
+
+/// The result of writing output: Ok(false) when stdout is a closed pipe (`| head`), which
+/// ends a command quietly; other write errors name the operation.
+pub fn written(r: std::io::Result<()>) -> Result<bool, Error> {
+    match r {
         Ok(()) => Ok(true),
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(false),
         Err(e) => Err(Error::io("write output", e)),
@@ -46,13 +52,19 @@ pub fn say(text: std::fmt::Arguments) -> Result<bool, Error> {
 pub fn on_signals(stop: &Arc<AtomicBool>, waker: &Waker) -> Result<(), Error> {
     use signal_hook::consts::{SIGINT, SIGTERM};
     for sig in [SIGINT, SIGTERM] {
-        signal_hook::flag::register(sig, Arc::clone(stop))
-            .map_err(|e| Error::io("install signal handler", e))?;
-        let tx = waker
-            .sender()
-            .map_err(|e| Error::io("install signal handler", e))?;
-        signal_hook::low_level::pipe::register(sig, tx)
-            .map_err(|e| Error::io("install signal handler", e))?;
+        on_signal(sig, stop, waker)?;
     }
+    Ok(())
+}
+
+/// On signal `sig` (SIGINT, SIGTERM, SIGHUP): set `flag` and wake whoever waits on `waker`.
+pub fn on_signal(sig: i32, flag: &Arc<AtomicBool>, waker: &Waker) -> Result<(), Error> {
+    signal_hook::flag::register(sig, Arc::clone(flag))
+        .map_err(|e| Error::io("install signal handler", e))?;
+    let tx = waker
+        .sender()
+        .map_err(|e| Error::io("install signal handler", e))?;
+    signal_hook::low_level::pipe::register(sig, tx)
+        .map_err(|e| Error::io("install signal handler", e))?;
     Ok(())
 }

@@ -29,7 +29,7 @@ use crate::probe::syn::Flow;
 use crate::probe::{Mode, Status};
 
 /// What a ping run is, as its start event, its lines and its picture describe it: one
-/// target's part of the command's config (`cli::ClientConfig::run`).
+/// target's part of the command's config (`From<&cli::ClientConfig>`).
 #[derive(Clone, Copy, Debug)]
 pub struct Run<'a> {
     /// The target as typed.
@@ -41,6 +41,12 @@ pub struct Run<'a> {
     pub count: Option<u64>,
     pub interval: Duration,
     pub timeout: Duration,
+}
+
+impl<'a> From<&Run<'a>> for Run<'a> {
+    fn from(r: &Run<'a>) -> Self {
+        *r
+    }
 }
 
 /// Milliseconds, rounded to the microsecond (ping events).

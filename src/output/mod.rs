@@ -1,5 +1,5 @@
 //! What the user sees of a ping run (one target or many): one sink per format behind
-//! [`PingSink`], chosen once by [`reporter`].
+//! [`PingSink`], chosen once by [`Reporter::new`].
 //!
 //! - [`human`]: ping-style lines for people;
 //! - [`json`]: NDJSON events for programs, in `crate::event`'s schema.
@@ -56,8 +56,8 @@ pub struct End<'a> {
     pub elapsed: Duration,
 }
 
-/// Where the events of a ping run go. Errors are write errors (a closed pipe). The `_tagged`
-/// forms are of one of many targets.
+/// Where the events of a ping run go. Errors are write errors (a closed pipe). `tag`: the
+/// target of one of many.
 pub trait PingSink {
     /// The start of a run: ping's header line, or a `start` event (not with -q).
     fn start_tagged(&mut self, run: &Run, src: Option<IpAddr>, tag: Option<Tag>) -> io::Result<()>;
@@ -67,53 +67,104 @@ pub trait PingSink {
     fn unmatched(&mut self, err: &IcmpError, why: Unmatched) -> io::Result<()>;
     /// The end of a run: its statistics.
     fn end(&mut self, end: &End, tag: Option<Tag>) -> io::Result<()>;
+}
 
-    /// `summary`, of one of many targets.
-    fn summary_tagged(
+/// How a ping run is written: the format, the probe kind, and -q (only the start line
+/// (human) and the summary).
+#[derive(Clone, Copy, Debug)]
+pub struct Style {
+    pub format: Output,
+    pub mode: Mode,
+    pub quiet: bool,
+}
+
+/// The sink of a run, in its format, writing to `W`.
+pub struct Reporter<W: Write> {
+    sink: Sink<W>,
+}
+
+enum Sink<W: Write> {
+    Human(Human<W>),
+    Json(Json<W>),
+}
+
+impl<W: Write> Reporter<W> {
+    pub fn new(out: W, style: impl Into<Style>) -> Self {
+        let Style {
+            format,
+            mode,
+            quiet,
+        } = style.into();
+        let sink = match format {
+            Output::Human => Sink::Human(Human { out, mode, quiet }),
+            Output::Json => Sink::Json(Json { out, mode, quiet }),
+        };
+        Reporter { sink }
+    }
+
+    fn sink(&mut self) -> &mut dyn PingSink {
+        match &mut self.sink {
+            Sink::Human(h) => h,
+            Sink::Json(j) => j,
+        }
+    }
+
+    pub fn start<'r>(&mut self, run: impl Into<Run<'r>>, src: Option<IpAddr>) -> io::Result<()> {
+        self.sink().start_tagged(&run.into(), src, None)
+    }
+
+    pub fn start_tagged<'r>(
         &mut self,
-        run: &Run,
+        run: impl Into<Run<'r>>,
+        src: Option<IpAddr>,
+        tag: Option<Tag>,
+    ) -> io::Result<()> {
+        self.sink().start_tagged(&run.into(), src, tag)
+    }
+
+    pub fn ping<'r>(&mut self, r: &PingResult, run: impl Into<Run<'r>>) -> io::Result<()> {
+        self.sink().ping_tagged(r, &run.into(), None)
+    }
+
+    pub fn ping_tagged<'r>(
+        &mut self,
+        r: &PingResult,
+        run: impl Into<Run<'r>>,
+        tag: Option<Tag>,
+    ) -> io::Result<()> {
+        self.sink().ping_tagged(r, &run.into(), tag)
+    }
+
+    pub fn unmatched(&mut self, err: &IcmpError, why: Unmatched) -> io::Result<()> {
+        self.sink().unmatched(err, why)
+    }
+
+    pub fn summary<'r>(
+        &mut self,
+        run: impl Into<Run<'r>>,
+        stats: &Stats,
+        icmp: IcmpTally,
+        elapsed: Duration,
+    ) -> io::Result<()> {
+        self.summary_tagged(run, stats, icmp, elapsed, None)
+    }
+
+    pub fn summary_tagged<'r>(
+        &mut self,
+        run: impl Into<Run<'r>>,
         stats: &Stats,
         icmp: IcmpTally,
         elapsed: Duration,
         tag: Option<Tag>,
     ) -> io::Result<()> {
+        let run = run.into();
         let end = End {
-            run,
+            run: &run,
             stats,
             icmp,
             elapsed,
         };
-        self.end(&end, tag)
-    }
-
-    fn start(&mut self, run: &Run, src: Option<IpAddr>) -> io::Result<()> {
-        self.start_tagged(run, src, None)
-    }
-
-    fn ping(&mut self, r: &PingResult, run: &Run) -> io::Result<()> {
-        self.ping_tagged(r, run, None)
-    }
-
-    fn summary(
-        &mut self,
-        run: &Run,
-        s: &Stats,
-        icmp: IcmpTally,
-        elapsed: Duration,
-    ) -> io::Result<()> {
-        self.summary_tagged(run, s, icmp, elapsed, None)
-    }
-}
-
-/// The sink of a run, in its format.
-pub type Reporter = Box<dyn PingSink>;
-
-/// The sink for `format`, writing to `out`. `quiet` (-q): only the start line (human) and
-/// the summary.
-pub fn reporter<W: Write + 'static>(out: W, format: Output, mode: Mode, quiet: bool) -> Reporter {
-    match format {
-        Output::Human => Box::new(Human { out, mode, quiet }),
-        Output::Json => Box::new(Json { out, mode, quiet }),
+        self.sink().end(&end, tag)
     }
 }
 

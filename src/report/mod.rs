@@ -160,7 +160,11 @@ pub struct Recorder {
 
 impl Recorder {
     /// The picture of a run of one target. Err: the picture could not be written.
-    pub fn new(cfg: &Run, src: Option<IpAddr>, path: &Path) -> Result<Recorder, Error> {
+    pub fn new<'r>(
+        cfg: impl Into<Run<'r>>,
+        src: Option<IpAddr>,
+        path: &Path,
+    ) -> Result<Recorder, Error> {
         let mut r = Recorder::many(path)?;
         r.start(cfg, src, &[]);
         Ok(r)
@@ -176,7 +180,13 @@ impl Recorder {
     }
 
     /// A target starts (`cfg.target_name`, resolved to `cfg.target`), with its labels.
-    pub fn start(&mut self, cfg: &Run, src: Option<IpAddr>, labels: &[(String, String)]) {
+    pub fn start<'r>(
+        &mut self,
+        cfg: impl Into<Run<'r>>,
+        src: Option<IpAddr>,
+        labels: &[(String, String)],
+    ) {
+        let cfg = cfg.into();
         let Some(target) = self.model.target(cfg.target_name) else {
             return;
         };

@@ -289,6 +289,22 @@ mod tests {
         })
     }
 
+    /// A resolver over [`fake`] with this deadline: the sender whose drop releases the
+    /// slow lookups, the count of lookups, and the far end of its wake-up channel.
+    fn resolver(deadline: Duration) -> (Resolver, mpsc::Sender<()>, Arc<AtomicUsize>, UnixStream) {
+        let (hold, release) = mpsc::channel::<()>();
+        let calls = Arc::new(AtomicUsize::new(0));
+        let (wake, peer) = UnixStream::pair().unwrap();
+        let r = Resolver::with_lookup(
+            fake(Arc::new(Mutex::new(release)), Arc::clone(&calls)),
+            &wake,
+            MAX_THREADS,
+            deadline,
+        )
+        .unwrap();
+        (r, hold, calls, peer)
+    }
+
     fn wait_for(r: &Resolver, slot: usize, within: Duration) -> Option<Answer> {
         let end = Instant::now() + within;
         while Instant::now() < end {
@@ -302,16 +318,7 @@ mod tests {
 
     #[test]
     fn twenty_slow_names_first_do_not_hold_up_a_good_one() {
-        let (hold, release) = mpsc::channel::<()>();
-        let calls = Arc::new(AtomicUsize::new(0));
-        let (wake, _peer) = UnixStream::pair().unwrap();
-        let r = Resolver::with_lookup(
-            fake(Arc::new(Mutex::new(release)), Arc::clone(&calls)),
-            &wake,
-            MAX_THREADS,
-            Duration::from_secs(60),
-        )
-        .unwrap();
+        let (r, hold, _calls, _peer) = resolver(Duration::from_secs(60));
         for i in 0..20 {
             r.ask(i, 0, &format!("slow{i}.example:80"), false);
         }
@@ -324,16 +331,7 @@ mod tests {
 
     #[test]
     fn retries_never_take_every_thread_from_new_names() {
-        let (hold, release) = mpsc::channel::<()>();
-        let calls = Arc::new(AtomicUsize::new(0));
-        let (wake, _peer) = UnixStream::pair().unwrap();
-        let r = Resolver::with_lookup(
-            fake(Arc::new(Mutex::new(release)), Arc::clone(&calls)),
-            &wake,
-            MAX_THREADS,
-            Duration::from_secs(60),
-        )
-        .unwrap();
+        let (r, hold, calls, _peer) = resolver(Duration::from_secs(60));
         // More slow retries than threads.
         for i in 0..MAX_THREADS + 10 {
             r.ask(i, 0, &format!("slow{i}.example:80"), true);
@@ -347,16 +345,7 @@ mod tests {
 
     #[test]
     fn a_slow_lookup_fails_at_its_deadline_and_is_not_started_twice() {
-        let (hold, release) = mpsc::channel::<()>();
-        let calls = Arc::new(AtomicUsize::new(0));
-        let (wake, _peer) = UnixStream::pair().unwrap();
-        let r = Resolver::with_lookup(
-            fake(Arc::new(Mutex::new(release)), Arc::clone(&calls)),
-            &wake,
-            MAX_THREADS,
-            Duration::from_millis(300),
-        )
-        .unwrap();
+        let (r, hold, calls, _peer) = resolver(Duration::from_millis(300));
         r.ask(1, 7, "slow.example:80", false);
         let t = Instant::now();
         let got = wait_for(&r, 1, Duration::from_secs(2)).expect("a failure at the deadline");

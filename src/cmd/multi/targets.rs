@@ -15,6 +15,7 @@ use std::io::Read;
 use std::path::Path;
 
 use crate::cli::split_host_port;
+use crate::report::draw::thousands;
 
 /// Label names that tcpping-diag sets itself: a targets file cannot use them.
 pub const RESERVED_LABELS: [&str; 6] = ["target", "verdict", "type", "code", "router", "le"];
@@ -307,19 +308,6 @@ pub fn read_file(path: &Path) -> Result<Vec<u8>, String> {
     Ok(bytes)
 }
 
-/// A count with thousands separators: 499,995.
-pub fn thousands(n: usize) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
 /// The lines telling what was wrong in a reading: each reported bad line and repeat, then
 /// the counts of the others. `file`: the file's name as shown.
 pub fn problem_lines(p: &Parsed, file: &str) -> Vec<String> {
@@ -330,24 +318,37 @@ pub fn problem_lines(p: &Parsed, file: &str) -> Vec<String> {
             format!("{file} line {line}: ")
         }
     };
+    // Of each kind, the lines shown, then the count of those not shown.
+    let kinds = [
+        (
+            p.errors
+                .iter()
+                .map(|e| format!("{}{} (line skipped)", at(e.line), e.message))
+                .collect::<Vec<_>>(),
+            p.bad,
+            format!("{file}: "),
+            "more bad lines (skipped)",
+        ),
+        (
+            p.repeats
+                .iter()
+                .map(|r| format!("{}{}", at(r.line), r.message))
+                .collect(),
+            p.repeated,
+            String::new(),
+            "more targets listed twice (probed once)",
+        ),
+    ];
     let mut out = Vec::new();
-    for e in &p.errors {
-        out.push(format!("{}{} (line skipped)", at(e.line), e.message));
-    }
-    if p.bad > p.errors.len() {
-        out.push(format!(
-            "{file}: ... and {} more bad lines (skipped)",
-            thousands(p.bad - p.errors.len())
-        ));
-    }
-    for r in &p.repeats {
-        out.push(format!("{}{}", at(r.line), r.message));
-    }
-    if p.repeated > p.repeats.len() {
-        out.push(format!(
-            "... and {} more targets listed twice (probed once)",
-            thousands(p.repeated - p.repeats.len())
-        ));
+    for (shown, total, prefix, more) in kinds {
+        let n = shown.len();
+        out.extend(shown);
+        if total > n {
+            out.push(format!(
+                "{prefix}... and {} {more}",
+                thousands((total - n) as u64)
+            ));
+        }
     }
     out
 }

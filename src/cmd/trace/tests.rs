@@ -1,310 +1,21 @@
-//! The trace strategy, accounting, verdict and output driven through the `Prober` trait by a
-//! simulated network: routers that answer time exceeded (or not, or only so often), a
-//! router that refuses, a silent drop, load-balanced branches, and a target that, like a real
-//! TCP stack, holds a half-open connection per 4-tuple and drops other SYNs of that flow
-//! until our answer to its SYN-ACK (the RST our kernel sends) is out.
+//! The trace strategy, accounting, verdict and output driven through the `Prober` trait by
+//! the simulated network of [`crate::cmd::sim`]: routers that answer time exceeded (or not,
+//! or only so often), a router that refuses, a silent drop, load-balanced branches, and a
+//! target that, like a real TCP stack, holds a half-open connection per 4-tuple and drops
+//! other SYNs of that flow until our answer to its SYN-ACK (the RST our kernel sends) is out.
 
-use std::cell::Cell;
-use std::collections::{HashMap, HashSet, VecDeque};
-use std::io;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::rc::Rc;
 use std::sync::atomic::AtomicBool;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use super::engine::{Answer, Engine, HopDone, Plan};
 use super::state::TraceState;
 use super::verdict::{verdict, Kind, Verdict};
 use super::{drive, Progress};
-use crate::icmp::correlate::Unmatched;
+use crate::cmd::sim::{diamond, ip, net, Net, Sim, TARGET};
 use crate::icmp::extension::{Extensions, MplsLabel};
-use crate::icmp::parse::IcmpError;
-use crate::icmp::{IcmpReport, Phase, Source};
-use crate::probe::{IcmpTally, PingResult, ProbeSpec, Prober, Status};
-
-fn ip(s: &str) -> IpAddr {
-    s.parse().unwrap()
-}
-
-const TARGET: &str = "10.0.9.5:443";
-
-/// The network the probes cross.
-#[derive(Clone, Debug, Default)]
-struct Net {
-    /// Routers of each branch, hop 1 first; a flow takes branch `flow % branches`. The
-    /// target is one hop after the last router.
-    branches: Vec<Vec<IpAddr>>,
-    open: bool,
-    /// The router at this hop refuses (type, code) every probe it would forward.
-    refuse_at: Option<(u8, u8, u8)>,
-    /// Probes that would go past this hop vanish.
-    drop_after: Option<u8>,
-    /// The same on one branch only: (branch, hop).
-    branch_drop_after: Option<(usize, u8)>,
-    /// The target refuses with this ICMP error instead of answering.
-    target_refuses: Option<(u8, u8)>,
-    /// Hops whose router never answers time exceeded.
-    mute: HashSet<u8>,
-    /// Time exceeded answers left per hop (a rate limiter's tokens).
-    tokens: HashMap<u8, u32>,
-    /// Extensions on the time exceeded of a hop.
-    ext: HashMap<u8, Extensions>,
-    /// Probes whose sending fails.
-    send_error: bool,
-    /// A routing loop after the branch's routers: the packets circle through these routers
-    /// (each answers time exceeded) and never reach the target.
-    loop_routers: Vec<IpAddr>,
-    /// The link into the target is slow (a token-bucket shaper with this many packets of
-    /// burst): past the burst, SYNs and our RSTs queue on it and cross one per poll, 600 µs
-    /// apart. So the burst's SYNs reach the target long after the first one's SYN-ACK came
-    /// back, and our kernel's RST (sent as the SYN-ACK arrives, before we read it) waits
-    /// behind the SYNs queued before it.
-    slow_last_link: Option<u32>,
-}
-
-/// What crosses the slow link.
-#[derive(Clone, Copy, Debug)]
-enum Crossing {
-    Syn(ProbeSpec),
-    Rst(u16),
-}
-
-struct Sim {
-    net: Net,
-    target: SocketAddr,
-    answers: VecDeque<PingResult>,
-    lost: Vec<PingResult>,
-    /// Flows with a half-open connection at the target.
-    half_open: HashSet<u16>,
-    sent: Vec<ProbeSpec>,
-    /// The simulation's clock (the driver stamps its sends with it).
-    clock: Rc<Cell<SystemTime>>,
-    sent_at: HashMap<u64, SystemTime>,
-    slow: VecDeque<Crossing>,
-    /// Timeouts handed out (the driver had to wait for the timeout).
-    timeouts_given: usize,
-}
-
-impl Sim {
-    fn new(net: Net) -> Sim {
-        Sim {
-            net,
-            target: TARGET.parse().unwrap(),
-            answers: VecDeque::new(),
-            lost: Vec::new(),
-            half_open: HashSet::new(),
-            sent: Vec::new(),
-            clock: Rc::new(Cell::new(
-                SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000),
-            )),
-            sent_at: HashMap::new(),
-            slow: VecDeque::new(),
-            timeouts_given: 0,
-        }
-    }
-
-    /// Something crosses the slow link: at once while the burst lasts, else it queues.
-    fn cross(&mut self, c: Crossing) {
-        match &mut self.net.slow_last_link {
-            Some(0) => self.slow.push_back(c),
-            Some(n) => {
-                *n -= 1;
-                self.crossed(c);
-            }
-            None => self.crossed(c),
-        }
-    }
-
-    fn crossed(&mut self, c: Crossing) {
-        match c {
-            Crossing::Syn(spec) => self.arrive(spec),
-            Crossing::Rst(flow) => {
-                self.half_open.remove(&flow);
-            }
-        }
-    }
-
-    /// A SYN reaches the target.
-    fn arrive(&mut self, spec: ProbeSpec) {
-        let status = if !self.net.open {
-            Status::Refused
-        } else if self.half_open.insert(spec.flow) {
-            Status::Reply
-        } else {
-            // Out of the half-open connection's window: dropped (a challenge ACK at most).
-            self.lost.push(PingResult::of(&spec, Status::Timeout));
-            return;
-        };
-        let status_is_reply = status == Status::Reply;
-        let mut r = PingResult::of(&spec, status);
-        let fake = Duration::from_micros(100 * u64::from(spec.ttl.unwrap_or(1)));
-        // On the slow link: the time it waited there too.
-        let waited = self
-            .clock
-            .get()
-            .duration_since(self.sent_at[&spec.seq])
-            .unwrap_or_default();
-        r.connect = Some(fake + waited);
-        r.local_port = Some(40000 + spec.flow);
-        self.answers.push_back(r);
-        if status_is_reply && self.net.slow_last_link.is_some() {
-            // Our kernel's RST, as the SYN-ACK comes in.
-            self.cross(Crossing::Rst(spec.flow));
-        }
-    }
-
-    fn icmp(spec: &ProbeSpec, from: IpAddr, t: u8, c: u8, ext: Option<Extensions>) -> PingResult {
-        PingResult::of(
-            spec,
-            Status::Icmp(IcmpReport {
-                icmp_type: t,
-                code: c,
-                v6: false,
-                info: 0,
-                from,
-                after: Duration::from_micros(100 * u64::from(spec.ttl.unwrap_or(1))),
-                phase: Phase::Connect,
-                source: Source::Raw,
-                extensions: ext.map(Box::new),
-            }),
-        )
-    }
-}
-
-impl Prober for Sim {
-    fn ready(&self, _: SocketAddr) -> bool {
-        true
-    }
-
-    fn send(&mut self, spec: ProbeSpec) {
-        self.sent.push(spec);
-        self.sent_at.insert(spec.seq, self.clock.get());
-        if self.net.send_error {
-            self.answers.push_back(PingResult::of(
-                &spec,
-                Status::Error("send the SYN: No route to host".into()),
-            ));
-            return;
-        }
-        let ttl = spec.ttl.expect("trace probes carry a TTL");
-        let path = &self.net.branches[usize::from(spec.flow) % self.net.branches.len()];
-        let routers = path.len() as u8;
-        if let Some((k, t, c)) = self.net.refuse_at {
-            if ttl > k {
-                let r = Self::icmp(&spec, path[usize::from(k) - 1], t, c, None);
-                self.answers.push_back(r);
-                return;
-            }
-        }
-        let branch = usize::from(spec.flow) % self.net.branches.len();
-        let branch_drop = self
-            .net
-            .branch_drop_after
-            .is_some_and(|(b, k)| b == branch && ttl > k);
-        if branch_drop || self.net.drop_after.is_some_and(|k| ttl > k) {
-            self.lost.push(PingResult::of(&spec, Status::Timeout));
-            return;
-        }
-        if ttl <= routers {
-            let tokens = self.net.tokens.get_mut(&ttl);
-            let limited = match tokens {
-                Some(0) => true,
-                Some(n) => {
-                    *n -= 1;
-                    false
-                }
-                None => false,
-            };
-            if self.net.mute.contains(&ttl) || limited {
-                self.lost.push(PingResult::of(&spec, Status::Timeout));
-                return;
-            }
-            let ext = self.net.ext.get(&ttl).cloned();
-            let r = Self::icmp(&spec, path[usize::from(ttl) - 1], 11, 0, ext);
-            self.answers.push_back(r);
-            return;
-        }
-        if !self.net.loop_routers.is_empty() {
-            let lp = &self.net.loop_routers;
-            let at = lp[usize::from(ttl - routers - 1) % lp.len()];
-            self.answers.push_back(Self::icmp(&spec, at, 11, 0, None));
-            return;
-        }
-        if let Some((t, c)) = self.net.target_refuses {
-            let r = Self::icmp(&spec, self.target.ip(), t, c, None);
-            self.answers.push_back(r);
-            return;
-        }
-        self.cross(Crossing::Syn(spec));
-    }
-
-    fn poll(&mut self, _until: Instant, done: &mut Vec<PingResult>) -> io::Result<()> {
-        if let Some(c) = self.slow.pop_front() {
-            self.clock
-                .set(self.clock.get() + Duration::from_micros(600));
-            self.crossed(c);
-        }
-        if self.answers.is_empty() {
-            if self.slow.is_empty() {
-                // Nothing more will answer: the timeouts expire.
-                self.timeouts_given += self.lost.len();
-                done.append(&mut self.lost);
-            }
-            return Ok(());
-        }
-        for r in self.answers.drain(..) {
-            // The answer arrives one round trip after its probe left.
-            let rtt = match &r.status {
-                Status::Icmp(rep) => Some(rep.after),
-                _ => r.connect,
-            };
-            if let (Some(rtt), Some(sent)) = (rtt, self.sent_at.get(&r.seq)) {
-                self.clock.set(self.clock.get().max(*sent + rtt));
-            }
-            if r.status == Status::Reply && self.net.slow_last_link.is_none() {
-                // Our kernel answers the SYN-ACK with RST: the target forgets the flow one
-                // round trip after its SYN-ACK (here: when we read it).
-                let f = r.local_port.map_or(0, |p| p - 40000);
-                self.half_open.remove(&f);
-            }
-            done.push(r);
-        }
-        Ok(())
-    }
-
-    fn in_flight(&self) -> usize {
-        let syns = self
-            .slow
-            .iter()
-            .filter(|c| matches!(c, Crossing::Syn(_)))
-            .count();
-        self.answers.len() + self.lost.len() + syns
-    }
-
-    fn interrupt(&mut self, done: &mut Vec<PingResult>) {
-        for mut r in self.answers.drain(..).chain(self.lost.drain(..)) {
-            r.status = Status::Interrupted;
-            done.push(r);
-        }
-        for c in self.slow.drain(..) {
-            if let Crossing::Syn(spec) = c {
-                done.push(PingResult::of(&spec, Status::Interrupted));
-            }
-        }
-    }
-
-    fn icmp_tally(&self) -> IcmpTally {
-        IcmpTally::default()
-    }
-
-    fn drain_unmatched(&mut self) -> Vec<(IcmpError, Unmatched)> {
-        Vec::new()
-    }
-}
-
-fn line_path(n: u8) -> Vec<IpAddr> {
-    (1..=n).map(|i| ip(&format!("10.0.{i}.1"))).collect()
-}
+use crate::probe::Prober;
 
 /// What a run produced.
 struct Run {
@@ -316,15 +27,19 @@ struct Run {
     sim: Sim,
 }
 
-fn run_with(net: Net, queries: u16, flows: u16, max_hops: u8, cycles: u64) -> Run {
-    let plan = Plan {
+/// The plan of a trace to [`TARGET`] on constant flows.
+fn plan(max_hops: u8, queries: u16, flows: u16) -> Plan {
+    Plan {
         target: TARGET.parse().unwrap(),
         max_hops,
         queries,
         flows,
         constant_flows: true,
-    };
-    let mut engine = Engine::new(plan);
+    }
+}
+
+fn run_with(net: Net, queries: u16, flows: u16, max_hops: u8, cycles: u64) -> Run {
+    let mut engine = Engine::new(plan(max_hops, queries, flows));
     let mut sim = Sim::new(net);
     let mut state = TraceState::new(TARGET.parse().unwrap(), max_hops, queries, flows);
     let mut hops = Vec::new();
@@ -368,11 +83,42 @@ fn run(net: Net) -> Run {
     run_with(net, 3, 1, 30, 1)
 }
 
-fn net(routers: u8) -> Net {
-    Net {
-        branches: vec![line_path(routers)],
-        open: true,
-        ..Net::default()
+/// A trace on one flow driven some cycles at a time, the network changing between: its
+/// engine, its network, and the hops it recorded.
+struct Stepped {
+    engine: Engine,
+    sim: Sim,
+    state: TraceState,
+}
+
+impl Stepped {
+    fn new(net: Net, max_hops: u8, queries: u16) -> Stepped {
+        Stepped {
+            engine: Engine::new(plan(max_hops, queries, 1)),
+            sim: Sim::new(net),
+            state: TraceState::new(TARGET.parse().unwrap(), max_hops, queries, 1),
+        }
+    }
+
+    /// Drive on until `cycles` cycles are done.
+    fn drive_to(&mut self, cycles: u64) {
+        let state = &mut self.state;
+        let clock = Rc::clone(&self.sim.clock);
+        drive(
+            &mut self.engine,
+            &mut self.sim,
+            Some(cycles),
+            Duration::ZERO,
+            &AtomicBool::new(false),
+            &move || clock.get(),
+            &mut |p| {
+                if let Progress::Hop(h) = p {
+                    state.record(h);
+                }
+                Ok(true)
+            },
+        )
+        .unwrap();
     }
 }
 
@@ -718,17 +464,6 @@ fn send_errors_are_reported_not_taken_for_silence() {
     assert_eq!(r.state.hops[&1].local_errors.len(), 1);
 }
 
-fn diamond() -> Net {
-    Net {
-        branches: vec![
-            vec![ip("10.0.1.1"), ip("10.0.12.2"), ip("10.0.15.2")],
-            vec![ip("10.0.1.1"), ip("10.0.13.2"), ip("10.0.16.2")],
-        ],
-        open: true,
-        ..Net::default()
-    }
-}
-
 #[test]
 fn one_constant_flow_sees_one_path_over_many_cycles() {
     let r = run_with(diamond(), 3, 1, 30, 10);
@@ -796,50 +531,15 @@ fn flows_that_disagree_are_named_in_the_verdict() {
 
 #[test]
 fn a_path_that_grows_between_cycles_is_followed() {
-    let plan = Plan {
-        target: TARGET.parse().unwrap(),
-        max_hops: 10,
-        queries: 2,
-        flows: 1,
-        constant_flows: true,
-    };
-    let mut engine = Engine::new(plan);
-    let mut sim = Sim::new(net(2));
-    let stop = AtomicBool::new(false);
-    let mut state = TraceState::new(TARGET.parse().unwrap(), 10, 2, 1);
-    let mut record = |p: Progress| {
-        if let Progress::Hop(h) = p {
-            state.record(h);
-        }
-        Ok(true)
-    };
-    let clock = Rc::clone(&sim.clock);
-    let now = move || clock.get();
-    drive(
-        &mut engine,
-        &mut sim,
-        Some(1),
-        Duration::ZERO,
-        &stop,
-        &now,
-        &mut record,
-    )
-    .unwrap();
-    assert_eq!(engine.dests()[0].map(|d| d.hop), Some(3));
+    let mut t = Stepped::new(net(2), 10, 2);
+    t.drive_to(1);
+    assert_eq!(t.engine.dests()[0].map(|d| d.hop), Some(3));
     // The route changes: one more router before the target.
-    sim.net.branches[0].push(ip("10.0.3.1"));
-    drive(
-        &mut engine,
-        &mut sim,
-        Some(2),
-        Duration::ZERO,
-        &stop,
-        &now,
-        &mut record,
-    )
-    .unwrap();
-    assert_eq!(engine.dests()[0].map(|d| d.hop), Some(4));
-    let v = verdict(&state, "1s");
+    t.sim.net.branches[0].push(ip("10.0.3.1"));
+    t.drive_to(2);
+    assert_eq!(t.engine.dests()[0].map(|d| d.hop), Some(4));
+    let state = &t.state;
+    let v = verdict(state, "1s");
     assert_eq!(
         v.kind,
         Kind::Reached { hop: 3, open: true },
@@ -850,58 +550,22 @@ fn a_path_that_grows_between_cycles_is_followed() {
 
 #[test]
 fn a_loop_that_is_gone_in_a_later_cycle_is_probed_past() {
-    let plan = Plan {
-        target: TARGET.parse().unwrap(),
-        max_hops: 12,
-        queries: 2,
-        flows: 1,
-        constant_flows: true,
-    };
-    let mut engine = Engine::new(plan);
     let mut n = net(1);
     n.loop_routers = vec![ip("10.0.2.2"), ip("10.0.3.2")];
-    let mut sim = Sim::new(n);
-    let stop = AtomicBool::new(false);
-    let mut state = TraceState::new(TARGET.parse().unwrap(), 12, 2, 1);
-    let mut record = |p: Progress| {
-        if let Progress::Hop(h) = p {
-            state.record(h);
-        }
-        Ok(true)
-    };
-    let clock = Rc::clone(&sim.clock);
-    let now = move || clock.get();
-    drive(
-        &mut engine,
-        &mut sim,
-        Some(1),
-        Duration::ZERO,
-        &stop,
-        &now,
-        &mut record,
-    )
-    .unwrap();
-    assert_eq!(engine.dests()[0].map(|d| d.hop), Some(5));
+    let mut t = Stepped::new(n, 12, 2);
+    t.drive_to(1);
+    assert_eq!(t.engine.dests()[0].map(|d| d.hop), Some(5));
     // The routing is fixed: six routers, the target at hop 7.
-    sim.net.loop_routers.clear();
-    sim.net.branches[0] = [
+    t.sim.net.loop_routers.clear();
+    t.sim.net.branches[0] = [
         "10.0.1.1", "10.0.2.2", "10.0.3.2", "10.0.4.1", "10.0.5.1", "10.0.6.1",
     ]
     .iter()
     .map(|a| ip(a))
     .collect();
-    drive(
-        &mut engine,
-        &mut sim,
-        Some(2),
-        Duration::ZERO,
-        &stop,
-        &now,
-        &mut record,
-    )
-    .unwrap();
-    assert_eq!(engine.dests()[0].map(|d| d.hop), Some(7));
-    let v = verdict(&state, "1s");
+    t.drive_to(2);
+    assert_eq!(t.engine.dests()[0].map(|d| d.hop), Some(7));
+    let v = verdict(&t.state, "1s");
     assert_eq!(v.kind, Kind::Reached { hop: 7, open: true });
 }
 
@@ -931,14 +595,7 @@ fn mpls_labels_reach_the_hop() {
 fn an_interrupted_cycle_reports_only_complete_hops() {
     // Hop 1 answers; everything past it is silent, so its timeouts are still pending when
     // Ctrl-C comes (set here as soon as hop 1 is reported).
-    let plan = Plan {
-        target: TARGET.parse().unwrap(),
-        max_hops: 5,
-        queries: 1,
-        flows: 1,
-        constant_flows: true,
-    };
-    let mut engine = Engine::new(plan);
+    let mut engine = Engine::new(plan(5, 1, 1));
     let mut n = net(4);
     n.drop_after = Some(1);
     let mut sim = Sim::new(n);
@@ -970,14 +627,7 @@ fn an_interrupted_cycle_reports_only_complete_hops() {
 #[test]
 fn the_start_of_the_run_and_a_closed_pipe() {
     // A consumer that stops after the first hop (| head): the drive ends quietly.
-    let plan = Plan {
-        target: TARGET.parse().unwrap(),
-        max_hops: 30,
-        queries: 3,
-        flows: 1,
-        constant_flows: true,
-    };
-    let mut engine = Engine::new(plan);
+    let mut engine = Engine::new(plan(30, 3, 1));
     let mut sim = Sim::new(net(3));
     let stop = AtomicBool::new(false);
     let mut seen = 0;
