@@ -22,6 +22,7 @@ pub mod manual;
 pub mod metrics;
 pub mod net;
 pub mod output;
+pub mod packet;
 pub mod privilege;
 pub mod probe;
 pub mod report;
@@ -29,6 +30,7 @@ pub mod resolve;
 pub mod server;
 pub mod stats;
 pub mod timing;
+pub mod tui;
 
 pub use cmd::run;
 

@@ -5,7 +5,7 @@
 //! ping's exact 4-tuple: our source address and port, the target's address and port.
 //!
 //! When the ping's initial sequence number is known (the packet socket saw its SYN leave,
-//! see `wire`), the quoted sequence number must also be one the connection has used, from
+//! see `probe::tap`), the quoted sequence number must also be one the connection has used, from
 //! the ISN to the ISN plus the SYN and every byte sent, as Linux's tcp_v4_err /
 //! tcp_v6_err check it (there between snd_una and snd_nxt): an off-path forger who guessed
 //! the port still has to guess a sequence number within that window. The ISN is read right
@@ -15,11 +15,14 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use super::parse::IcmpError;
+pub use super::unmatched::Unmatched;
+use super::unmatched::{IcmpTally, Ledger, WhenFull};
+use crate::packet::icmp::IcmpType;
 
 /// When, in a ping's life, the error arrived.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -75,6 +78,27 @@ pub struct IcmpReport {
 }
 
 impl IcmpReport {
+    /// The report of `err`, captured raw, attributed to a probe that it reached `after` the
+    /// probe started, in `phase`.
+    pub fn of(err: &IcmpError, after: Duration, phase: Phase) -> IcmpReport {
+        IcmpReport {
+            icmp_type: err.icmp_type,
+            code: err.code,
+            v6: err.v6,
+            info: err.info,
+            from: err.from,
+            after,
+            phase,
+            source: Source::Raw,
+            extensions: err.extensions.clone(),
+        }
+    }
+
+    /// Its type, named, with its family.
+    pub fn kind(&self) -> IcmpType {
+        IcmpType::of(self.v6, self.icmp_type)
+    }
+
     pub fn describe(&self) -> super::parse::Description {
         super::parse::describe(self.v6, self.icmp_type, self.code, self.info)
     }
@@ -82,45 +106,7 @@ impl IcmpReport {
     /// The MTU the error reports: "fragmentation needed" (ICMP 3/4) or "packet too big"
     /// (ICMPv6 2); None for other errors.
     pub fn mtu(&self) -> Option<u32> {
-        ((self.v6 && self.icmp_type == 2) || (!self.v6 && self.icmp_type == 3 && self.code == 4))
-            .then_some(self.info)
-    }
-}
-
-/// Why an ICMP error was not attributed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Unmatched {
-    /// It quotes no TCP header (UDP, another protocol, or too short).
-    NotTcp,
-    /// The quoted destination is not our target.
-    OtherDestination,
-    /// No ping is registered on the quoted source port (another program, or a ping that ended).
-    NoSuchPing,
-    /// The quoted source address is not ours (spoofed, or another host's traffic).
-    OtherSource,
-    /// It quotes a ping of ours that has already ended (a late copy, or a retransmission).
-    Late,
-    /// It quotes a ping's exact 4-tuple, but a sequence number outside what that connection
-    /// has sent (forged by someone who guessed the port, or a stale connection's segment).
-    OtherSequence,
-    /// It quotes too little of the TCP header to tell which probe it is about (SYN probes
-    /// share their 4-tuple and differ by sequence number).
-    NoSequence,
-}
-
-impl Unmatched {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Unmatched::NotTcp => "quotes no TCP segment",
-            Unmatched::OtherDestination => "quotes another destination",
-            Unmatched::NoSuchPing => "quotes a port of no current ping",
-            Unmatched::OtherSource => "quotes another source address",
-            Unmatched::Late => "quotes a ping that already ended",
-            Unmatched::OtherSequence => {
-                "quotes our connection with a sequence number we never sent (forged?)"
-            }
-            Unmatched::NoSequence => "quotes too little to tell which probe (no sequence number)",
-        }
+        self.kind().is_too_big(self.code).then_some(self.info)
     }
 }
 
@@ -160,7 +146,7 @@ enum Window {
 /// Past it the 4-tuple decides.
 pub const AWAIT_ISN: Duration = Duration::from_millis(20);
 
-/// How many unattributed errors are kept for `-v`.
+/// How many unattributed errors are kept for `-v` (the latest ones).
 const UNMATCHED_KEPT: usize = 256;
 /// How many ended pings are remembered, to tell late errors from foreign ones.
 const ENDED_KEPT: usize = 64;
@@ -176,13 +162,11 @@ pub struct Registry {
     waiters: AtomicUsize,
     /// How long an error waits for an awaited window (`AWAIT_ISN`).
     isn_wait: Duration,
-    /// Whether unattributed errors are kept for `-v` (not worth the copies otherwise).
-    keep_unmatched: bool,
-    unmatched_log: Mutex<VecDeque<(IcmpError, Unmatched)>>,
-    unmatched: AtomicU64,
+    /// Unattributed errors, counted, and kept for `-v` when asked (not worth the copies
+    /// otherwise).
+    unmatched: Mutex<Ledger>,
     /// 4-tuples (local, remote) of recently ended pings.
     ended: Mutex<VecDeque<(SocketAddr, SocketAddr)>>,
-    late: AtomicU64,
     /// Ports of pings that got their report since the last `take_attributed`.
     attributed: Mutex<Vec<u16>>,
 }
@@ -194,11 +178,8 @@ impl Default for Registry {
             window_settled: Condvar::new(),
             waiters: AtomicUsize::new(0),
             isn_wait: AWAIT_ISN,
-            keep_unmatched: true,
-            unmatched_log: Mutex::default(),
-            unmatched: AtomicU64::default(),
+            unmatched: Mutex::new(Ledger::new(true, UNMATCHED_KEPT, WhenFull::KeepLatest)),
             ended: Mutex::default(),
-            late: AtomicU64::default(),
             attributed: Mutex::default(),
         }
     }
@@ -210,9 +191,13 @@ impl Registry {
     }
 
     /// Keep (or not) the unattributed errors for `drain_unmatched`; they are counted anyway.
-    pub fn with_unmatched_log(mut self, keep: bool) -> Self {
-        self.keep_unmatched = keep;
+    pub fn with_unmatched_log(self, keep: bool) -> Self {
+        self.ledger().set_keep(keep);
         self
+    }
+
+    fn ledger(&self) -> std::sync::MutexGuard<'_, Ledger> {
+        self.unmatched.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// How long an error quoting a ping whose ISN is awaited waits for it (default
@@ -309,7 +294,7 @@ impl Registry {
     /// Count an error attributed to a connection whose ping had already ended (see
     /// `take_report`) as late.
     pub fn note_late(&self) {
-        self.late.fetch_add(1, Ordering::Relaxed);
+        self.ledger().note_late();
     }
 
     /// The ping ended: later errors quoting its port are not attributed.
@@ -330,19 +315,7 @@ impl Registry {
     pub fn on_icmp(&self, err: &IcmpError, at: Instant) -> Match {
         let m = self.attribute(err, at);
         if let Match::Unmatched(why) = m {
-            if why == Unmatched::Late {
-                self.late.fetch_add(1, Ordering::Relaxed);
-            } else {
-                self.unmatched.fetch_add(1, Ordering::Relaxed);
-            }
-            if !self.keep_unmatched {
-                return m;
-            }
-            let mut log = self.unmatched_log.lock().unwrap_or_else(|e| e.into_inner());
-            if log.len() == UNMATCHED_KEPT {
-                log.pop_front();
-            }
-            log.push_back((err.clone(), why));
+            self.ledger().record(err, why);
         }
         m
     }
@@ -402,17 +375,8 @@ impl Registry {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .push(probe.local.port());
-            probe.report = Some(IcmpReport {
-                icmp_type: err.icmp_type,
-                code: err.code,
-                v6: err.v6,
-                info: err.info,
-                from: err.from,
-                after: at.saturating_duration_since(probe.started),
-                phase: probe.phase,
-                source: Source::Raw,
-                extensions: err.extensions.clone(),
-            });
+            let after = at.saturating_duration_since(probe.started);
+            probe.report = Some(IcmpReport::of(err, after, probe.phase));
         }
         Match::Ping { seq: probe.seq }
     }
@@ -425,17 +389,21 @@ impl Registry {
 
     /// ICMP errors seen that quote none of our pings.
     pub fn unmatched_count(&self) -> u64 {
-        self.unmatched.load(Ordering::Relaxed)
+        self.ledger().tally().unmatched
     }
 
     /// ICMP errors that quote one of our pings after it ended (not attributed either).
     pub fn late_count(&self) -> u64 {
-        self.late.load(Ordering::Relaxed)
+        self.ledger().tally().late
+    }
+
+    /// Both counts at once.
+    pub fn tally(&self) -> IcmpTally {
+        self.ledger().tally()
     }
 
     /// Take the unattributed errors kept since the last call (for `-v`).
     pub fn drain_unmatched(&self) -> Vec<(IcmpError, Unmatched)> {
-        let mut log = self.unmatched_log.lock().unwrap_or_else(|e| e.into_inner());
-        log.drain(..).collect()
+        self.ledger().drain()
     }
 }

@@ -6,5 +6,6 @@ pub mod extension;
 pub mod listener;
 pub mod parse;
 pub mod recverr;
+pub mod unmatched;
 
 pub use correlate::{IcmpReport, Phase, Registry, Source};

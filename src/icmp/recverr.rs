@@ -8,6 +8,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::RawFd;
 use std::time::Duration;
 
+use super::correlate::{IcmpReport, Phase, Source};
+
 /// One entry of the error queue.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct QueuedError {
@@ -35,6 +37,22 @@ impl QueuedError {
     }
     pub fn is_v6(&self) -> bool {
         self.origin == SO_EE_ORIGIN_ICMP6
+    }
+
+    /// The report of this error about a probe to `target` (the sender, when the kernel
+    /// names no offender), which it reached `after` the probe started, in `phase`.
+    pub fn report(&self, target: IpAddr, after: Duration, phase: Phase) -> IcmpReport {
+        IcmpReport {
+            icmp_type: self.icmp_type,
+            code: self.code,
+            v6: self.is_v6(),
+            info: self.info,
+            from: self.offender.unwrap_or(target),
+            after,
+            phase,
+            source: Source::RecvErr,
+            extensions: None,
+        }
     }
 }
 

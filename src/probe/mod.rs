@@ -5,19 +5,25 @@
 //! the many-targets loop build on the same interface). The kinds:
 //! - [`connect`]: a TCP connection per probe (or one for all), the request, the echo;
 //! - [`syn`]: a half-open SYN built with pnet, answered by SYN-ACK, RST or an ICMP error;
-//! - [`wire`]: the packet socket both read for wire timestamps (and `syn` for its answers);
 //! - [`ttl_connect`]: connect() with a TTL and the socket error queue, for `trace` without
 //!   CAP_NET_RAW.
+//!
+//! [`open`] opens them (what needs privilege first, then the privilege dropped).
+//!
+//! The capture sockets they share:
+//! - [`capture`]: the packet socket (AF_PACKET) with its classic BPF filters, and the filter
+//!   of `syn`'s answers;
+//! - [`tap`]: the wire tap that `connect` reads for the wire timestamps of its handshakes.
 //!
 //! Sending, matching answers to probes, and accounting are separate: the matching of each
 //! kind is a pure function over captured bytes, tested without root.
 
+pub mod capture;
 pub mod connect;
 pub mod open;
-pub mod packet;
 pub mod syn;
+pub mod tap;
 pub mod ttl_connect;
-pub mod wire;
 
 use std::io;
 use std::net::SocketAddr;
@@ -25,6 +31,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::icmp::correlate::Unmatched;
 use crate::icmp::parse::IcmpError;
+pub use crate::icmp::unmatched::IcmpTally;
 use crate::icmp::IcmpReport;
 pub use crate::icmp::Phase;
 
@@ -97,15 +104,6 @@ pub trait Prober {
     fn capture_drops(&mut self) -> u64 {
         0
     }
-}
-
-/// ICMP errors not attributed to any probe.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct IcmpTally {
-    /// They quote none of our probes (other programs, spoofed, forged sequence numbers).
-    pub unmatched: u64,
-    /// They quote a probe of ours that had already ended.
-    pub late: u64,
 }
 
 /// The verdict of one ping.

@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use super::connect::ConnectProber;
 use super::syn::{Flow, SynProber, SynSockets};
+use super::tap::WireTap;
 use super::ttl_connect::TtlConnectProber;
-use super::wire::WireTap;
 use super::{Mode, Prober};
 use crate::error::Error;
 use crate::icmp::listener::{Capture, RawIcmp};

@@ -38,7 +38,7 @@ use super::{Clock, IcmpTally, PingResult, ProbeSpec, Prober, Status};
 use crate::icmp::correlate::Unmatched;
 use crate::icmp::parse::IcmpError;
 use crate::icmp::recverr::{read_error_queue, ErrEntry, QueuedError};
-use crate::icmp::{IcmpReport, Phase, Source};
+use crate::icmp::Phase;
 use crate::net::{self, describe_io, Waker};
 
 struct Flight {
@@ -147,17 +147,11 @@ fn icmp_after(
 }
 
 fn icmp_status(q: &QueuedError, f: &Flight, now: Instant) -> Status {
-    Status::Icmp(IcmpReport {
-        icmp_type: q.icmp_type,
-        code: q.code,
-        v6: q.is_v6(),
-        info: q.info,
-        from: q.offender.unwrap_or(f.spec.target.ip()),
-        after: icmp_after(q.received, f.sent_wall, f.sent, now),
-        phase: Phase::Connect,
-        source: Source::RecvErr,
-        extensions: None,
-    })
+    Status::Icmp(q.report(
+        f.spec.target.ip(),
+        icmp_after(q.received, f.sent_wall, f.sent, now),
+        Phase::Connect,
+    ))
 }
 
 impl Prober for TtlConnectProber {

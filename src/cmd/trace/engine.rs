@@ -97,7 +97,7 @@ impl Answer {
 
 /// ICMP time exceeded (IPv4 type 11, ICMPv6 type 3).
 pub fn is_time_exceeded(rep: &IcmpReport) -> bool {
-    (!rep.v6 && rep.icmp_type == 11) || (rep.v6 && rep.icmp_type == 3)
+    rep.kind().is_time_exceeded()
 }
 
 /// One query's final verdict.

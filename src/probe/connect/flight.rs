@@ -14,7 +14,7 @@ use super::socket::{queued_error, read_later, Conn};
 use super::{ConnectProber, MAX_REPLY, RAW_GRACE};
 use crate::icmp::{Phase, Registry};
 use crate::net::{self, describe_io};
-use crate::probe::wire::Handshake;
+use crate::probe::tap::Handshake;
 use crate::probe::{Clock, Mode, PingResult, ProbeSpec, Status};
 use crate::timing;
 

@@ -13,7 +13,7 @@ use super::pipe::p_attributed_lately;
 use super::socket::queued_error;
 use super::{ConnectProber, RAW_GRACE};
 use crate::icmp::recverr::{read_error_queue_id, ErrEntry, QueuedError};
-use crate::icmp::{IcmpReport, Phase, Source};
+use crate::icmp::{IcmpReport, Phase};
 use crate::net::describe_io;
 use crate::probe::Status;
 use crate::timing;
@@ -86,17 +86,7 @@ impl ConnectProber {
         if let Some(rep) = self.registry.report(f.conn.local.port()) {
             return Some(Verdict::Now(Status::Icmp(rep)));
         }
-        let report = IcmpReport {
-            icmp_type: q.icmp_type,
-            code: q.code,
-            v6: q.is_v6(),
-            info: q.info,
-            from: q.offender.unwrap_or(f.spec.target.ip()),
-            after: f.start.elapsed(),
-            phase,
-            source: Source::RecvErr,
-            extensions: None,
-        };
+        let report = q.report(f.spec.target.ip(), f.start.elapsed(), phase);
         Some(if self.raw_capture {
             Verdict::AwaitRaw(Status::Icmp(report), phase)
         } else {
@@ -232,17 +222,7 @@ impl ConnectProber {
                 let mut tx = None;
                 queued_error(fd, &mut tx)
                     .filter(QueuedError::is_icmp)
-                    .map(|q| IcmpReport {
-                        icmp_type: q.icmp_type,
-                        code: q.code,
-                        v6: q.is_v6(),
-                        info: q.info,
-                        from: q.offender.unwrap_or(target.ip()),
-                        after: registered.elapsed(),
-                        phase: Phase::Echo,
-                        source: Source::RecvErr,
-                        extensions: None,
-                    })
+                    .map(|q| q.report(target.ip(), registered.elapsed(), Phase::Echo))
             }
         };
         match report {
@@ -293,17 +273,7 @@ impl ConnectProber {
             return;
         };
         let start = p.reqs[i].ping.as_ref().map_or(p.registered, |g| g.start);
-        let report = IcmpReport {
-            icmp_type: q.icmp_type,
-            code: q.code,
-            v6: q.is_v6(),
-            info: q.info,
-            from: q.offender.unwrap_or(p.target.ip()),
-            after: start.elapsed(),
-            phase: Phase::Echo,
-            source: Source::RecvErr,
-            extensions: None,
-        };
+        let report = q.report(p.target.ip(), start.elapsed(), Phase::Echo);
         self.pipe_conclude(tok, i, Status::Icmp(report), None);
     }
 

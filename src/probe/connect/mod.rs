@@ -40,7 +40,7 @@ use std::time::{Duration, Instant};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 
-use super::wire::WireTap;
+use super::tap::WireTap;
 use super::{IcmpTally, Mode, PingResult, ProbeSpec, Prober, Status};
 use crate::icmp::correlate::Unmatched;
 use crate::icmp::listener::Capture;
@@ -92,7 +92,7 @@ pub struct ConnectProber {
     capture: Option<Capture>,
     /// Keeps the kernel's timestamping switched on between pings (see `timing`).
     _timestamping: Option<std::net::UdpSocket>,
-    /// Wire timestamps of the handshakes, when privileged (see `wire`).
+    /// Wire timestamps of the handshakes, when privileged (see `tap`).
     wire: Option<WireTap>,
     poll: Poll,
     events: Events,

@@ -43,6 +43,24 @@ pub mod bpf {
     /// Ancillary load of the packet type (SKF_AD_OFF + SKF_AD_PKTTYPE, linux/filter.h).
     pub const SKF_AD_PKTTYPE: u32 = (-0x1000i32 + 4) as u32;
 
+    /// The offsets the filters load, from the IP header on (the packet views' fields).
+    /// TCP fields are relative to the TCP header (loaded `IND`, after `LDX MSH` put the
+    /// IPv4 header's length in X); `V6_*` are absolute in an IPv6 packet without extension
+    /// headers (the filters pass TCP only right after the fixed header).
+    pub mod at {
+        use crate::packet::{ip, tcp};
+        pub const V4_PROTOCOL: u32 = ip::field::V4_PROTOCOL as u32;
+        pub const V6_NEXT_HEADER: u32 = ip::field::V6_NEXT_HEADER as u32;
+        pub const SRC_PORT: u32 = tcp::field::SRC_PORT.start as u32;
+        pub const DST_PORT: u32 = tcp::field::DST_PORT.start as u32;
+        pub const FLAGS: u32 = tcp::field::FLAGS as u32;
+        /// Where TCP starts in an IPv6 packet without extension headers.
+        pub const V6_TCP: u32 = ip::V6_HEADER_LEN as u32;
+        pub const V6_SRC_PORT: u32 = V6_TCP + SRC_PORT;
+        pub const V6_DST_PORT: u32 = V6_TCP + DST_PORT;
+        pub const V6_FLAGS: u32 = V6_TCP + FLAGS;
+    }
+
     /// One instruction, or a place to jump to.
     #[derive(Clone, Copy, Debug)]
     pub enum Op {
@@ -60,6 +78,19 @@ pub mod bpf {
         Ja(&'static str),
         /// A label for the next instruction.
         L(&'static str),
+    }
+
+    /// The start of every filter here: M[0] = the packet type, then on to label `v4` or
+    /// `v6` by the IP version.
+    pub fn by_version() -> [Op; 5] {
+        use Op::*;
+        [
+            I(LD | W | ABS, SKF_AD_PKTTYPE),
+            I(ST, 0),
+            I(LD | B | ABS, 0),
+            I(ALU | AND, 0xf0),
+            Jeq(0x40, "v4", "v6"),
+        ]
     }
 
     /// Resolve the labels. Panics on a label that is missing or a backward jump: both are
@@ -166,42 +197,49 @@ pub fn answers_filter(port: Option<u16>, ours: &[u16]) -> Vec<libc::sock_filter>
         }
         ops.push(Ja("drop"));
     };
-    let mut ops = vec![
-        I(LD | W | ABS, SKF_AD_PKTTYPE),
-        I(ST, 0),
-        I(LD | B | ABS, 0),
-        I(ALU | AND, 0xf0),
-        Jeq(0x40, "v4", "v6"),
+    // A family's TCP segment, its flags in A: on to its ports or acks by the flags, its ports
+    // loaded `mode` (`IND` after `LDX MSH` for IPv4, `ABS` for IPv6) from `tcp` on.
+    let segment = |ops: &mut Vec<bpf::Op>, labels: [&'static str; 4], mode: u16, tcp: u32| {
+        let [out, inn, to_ports, to_acks] = labels;
+        flags(ops, out, inn, to_ports, to_acks);
+        ops.push(L(to_acks));
+        acks(ops, I(LD | H | mode, tcp + at::DST_PORT));
+        ops.push(L(to_ports));
+        check(
+            ops,
+            I(LD | H | mode, tcp + at::SRC_PORT),
+            I(LD | H | mode, tcp + at::DST_PORT),
+        );
+    };
+    let mut ops = bpf::by_version().to_vec();
+    ops.extend([
         L("v4"),
-        I(LD | B | ABS, 9),
+        I(LD | B | ABS, at::V4_PROTOCOL),
         Jeq(1, "icmp", "v4tcp"),
         L("v4tcp"),
         Jeq(6, "v4flags", "drop"),
         L("v4flags"),
         I(LDX | B | MSH, 0),
-        I(LD | B | IND, 13),
-    ];
-    flags(&mut ops, "v4out", "v4in", "v4ports", "v4acks");
-    ops.push(L("v4acks"));
-    acks(&mut ops, I(LD | H | IND, 2));
-    ops.push(L("v4ports"));
-    check(&mut ops, I(LD | H | IND, 0), I(LD | H | IND, 2));
+        I(LD | B | IND, at::FLAGS),
+    ]);
+    segment(&mut ops, ["v4out", "v4in", "v4ports", "v4acks"], IND, 0);
     ops.extend([
         L("v6"),
         Jeq(0x60, "v6nh", "drop"),
         L("v6nh"),
-        I(LD | B | ABS, 6),
+        I(LD | B | ABS, at::V6_NEXT_HEADER),
         Jeq(58, "icmp", "v6tcp"),
         L("v6tcp"),
         Jeq(6, "v6flags", "drop"),
         L("v6flags"),
-        I(LD | B | ABS, 40 + 13),
+        I(LD | B | ABS, at::V6_FLAGS),
     ]);
-    flags(&mut ops, "v6out", "v6in", "v6ports", "v6acks");
-    ops.push(L("v6acks"));
-    acks(&mut ops, I(LD | H | ABS, 42));
-    ops.push(L("v6ports"));
-    check(&mut ops, I(LD | H | ABS, 40), I(LD | H | ABS, 42));
+    segment(
+        &mut ops,
+        ["v6out", "v6in", "v6ports", "v6acks"],
+        ABS,
+        at::V6_TCP,
+    );
     ops.extend([
         // ICMP: arriving only.
         L("icmp"),

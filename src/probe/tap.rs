@@ -23,7 +23,9 @@ use std::io;
 use std::os::fd::RawFd;
 use std::time::Duration;
 
-use super::packet::{PacketSocket, PACKET_OUTGOING};
+use super::capture::{PacketSocket, PACKET_OUTGOING};
+use crate::packet::ip;
+use crate::packet::tcp::{Flags, TcpPrefix};
 
 /// Bytes of each packet kept: the IP and TCP headers are enough.
 const SNAP: u32 = 128;
@@ -34,38 +36,34 @@ const SNAP: u32 = 128;
 /// dropped in the kernel, so each handshake costs two packets here instead of four.
 /// Packets start at the IP header (SOCK_DGRAM packet socket).
 pub fn syn_filter(port: u16) -> Vec<libc::sock_filter> {
-    use super::packet::bpf::Op::*;
-    use super::packet::bpf::*;
+    use super::capture::bpf::Op::*;
+    use super::capture::bpf::*;
     let p = u32::from(port);
-    assemble(&[
-        I(LD | W | ABS, SKF_AD_PKTTYPE),
-        I(ST, 0), // M[0] = packet type
-        I(LD | B | ABS, 0),
-        I(ALU | AND, 0xf0),
-        Jeq(0x40, "v4", "v6"),
+    let mut ops = by_version().to_vec(); // M[0] = packet type
+    ops.extend([
         L("v4"),
-        I(LD | B | ABS, 9),
+        I(LD | B | ABS, at::V4_PROTOCOL),
         Jeq(6, "v4tcp", "drop"),
         L("v4tcp"),
         I(LDX | B | MSH, 0), // X = IP header length
-        I(LD | B | IND, 13),
+        I(LD | B | IND, at::FLAGS),
         Jset(0x02, "v4ports", "drop"), // SYN
         L("v4ports"),
-        I(LD | H | IND, 0),
+        I(LD | H | IND, at::SRC_PORT),
         I(ST, 1), // M[1] = source port
-        I(LD | H | IND, 2),
+        I(LD | H | IND, at::DST_PORT),
         I(ST, 2), // M[2] = destination port
         Ja("direction"),
         L("v6"),
-        I(LD | B | ABS, 6),
+        I(LD | B | ABS, at::V6_NEXT_HEADER),
         Jeq(6, "v6tcp", "drop"),
         L("v6tcp"),
-        I(LD | B | ABS, 40 + 13),
+        I(LD | B | ABS, at::V6_FLAGS),
         Jset(0x02, "v6ports", "drop"), // SYN
         L("v6ports"),
-        I(LD | H | ABS, 40),
+        I(LD | H | ABS, at::V6_SRC_PORT),
         I(ST, 1),
-        I(LD | H | ABS, 42),
+        I(LD | H | ABS, at::V6_DST_PORT),
         I(ST, 2),
         L("direction"),
         I(LD | MEM, 0),
@@ -80,7 +78,8 @@ pub fn syn_filter(port: u16) -> Vec<libc::sock_filter> {
         I(RET, SNAP),
         L("drop"),
         I(RET, 0),
-    ])
+    ]);
+    assemble(&ops)
 }
 
 /// A SYN or SYN-ACK seen by the packet socket.
@@ -108,19 +107,18 @@ pub struct SynHeader {
 
 /// Ports, sequence number and flags of a TCP segment given from its IP header on.
 pub fn parse_syn(pkt: &[u8]) -> Option<SynHeader> {
+    // The filter passed only TCP right after the IP header (IPv6: no extension headers).
     let tcp = match pkt.first()? >> 4 {
-        4 => pkt.get(usize::from(pkt[0] & 0x0f) * 4..)?,
-        6 => pkt.get(40..)?,
+        4 => pkt.get(ip::v4_header_len(pkt[0])..)?,
+        6 => pkt.get(ip::V6_HEADER_LEN..)?,
         _ => return None,
     };
-    if tcp.len() < 14 {
-        return None;
-    }
+    let t = TcpPrefix::new_checked(tcp)?;
     Some(SynHeader {
-        src_port: u16::from_be_bytes([tcp[0], tcp[1]]),
-        dst_port: u16::from_be_bytes([tcp[2], tcp[3]]),
-        seq: u32::from_be_bytes([tcp[4], tcp[5], tcp[6], tcp[7]]),
-        flags: tcp[13],
+        src_port: t.src_port(),
+        dst_port: t.dst_port(),
+        seq: t.seq()?,
+        flags: t.flags()?.0,
     })
 }
 
@@ -221,7 +219,7 @@ impl WireTap {
             let more = f(Syn {
                 src_port: h.src_port,
                 dst_port: h.dst_port,
-                ack: h.flags & 0x10 != 0,
+                ack: Flags(h.flags).ack(),
                 outgoing: got.outgoing,
                 seq: h.seq,
                 at: got.at,
@@ -250,8 +248,8 @@ impl WireTap {
 
 #[cfg(test)]
 mod tests {
-    use super::super::packet::bpf::{JA, JMP, RET};
-    use super::super::packet::run_filter;
+    use super::super::capture::bpf::{JA, JMP, RET};
+    use super::super::capture::run_filter;
     use super::*;
 
     /// A SYN-ACK answering `syn` (ports swapped, ACK set), for the filter.

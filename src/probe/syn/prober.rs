@@ -1,0 +1,323 @@
+//! The SYN prober's driver ([`SynProber`]): picks each probe's source port and sequence
+//! number, builds or re-stamps its SYN and sends it, then reads what the capture saw,
+//! matches it ([`Matcher`]) and concludes timeouts. Its sockets sit behind [`SynIo`].
+
+use std::collections::HashMap;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::classify::classify;
+use super::matcher::Matcher;
+use super::sockets::{SynIo, SynSockets};
+use super::Flow;
+use crate::icmp::correlate::Unmatched;
+use crate::icmp::parse::IcmpError;
+use crate::net::{self, Waker};
+use crate::packet::build::{build_syn, restamp, SynFields, V6_LEN};
+use crate::probe::capture::SNAP;
+use crate::probe::{IcmpTally, PingResult, ProbeSpec, Prober, Status};
+
+/// Distance between the sequence numbers of two probes of a flow: more than any receive
+/// window, so a SYN that overlaps another probe's half-open connection is out of its window.
+pub(crate) const SEQ_STEP: u32 = 1_000_003;
+/// Ports reserved for per-probe flows: at most this many probes in flight.
+pub const PER_PROBE_PORTS: usize = 256;
+
+/// Probes a target (or several) with hand-built SYNs.
+pub struct SynProber<S: SynIo = SynSockets> {
+    io: S,
+    /// The families `io` sends: (IPv4, IPv6).
+    families: (bool, bool),
+    /// Our source address toward each target address (the route's), looked up once.
+    sources: HashMap<IpAddr, IpAddr>,
+    flow: Flow,
+    /// Reserved source ports (`io` holds them).
+    ports: Vec<u16>,
+    next_port: usize,
+    matcher: Matcher,
+    timeout: Duration,
+    /// First sequence number of the run (random): another run's probes are not ours.
+    seq_base: u32,
+    /// The SYN last built, and the flow it was built for (`restamp` reuses it).
+    pkt: [u8; V6_LEN],
+    built: Option<(u16, SocketAddr, usize)>,
+    /// Verdicts found while sending (a send that failed).
+    early: Vec<PingResult>,
+    buf: Box<[u8; SNAP as usize]>,
+    waker: Arc<Waker>,
+    stop: Arc<AtomicBool>,
+    /// Back-to-back probing (-i 0): look for answers without sleeping for a moment first.
+    spin: bool,
+    /// Most probes a constant flow carries to one target at once (see `with_interval`).
+    overlap: usize,
+    /// Packets the packet socket's queue dropped, so far.
+    drops: u64,
+}
+
+/// Most probes a constant flow carries to one target at once.
+pub const MAX_OVERLAP: usize = 64;
+
+/// How many probes a constant flow carries to one target at once when one starts every
+/// `interval` and each waits `timeout`: see `SynProber::with_interval`.
+pub(crate) fn overlap(timeout: Duration, interval: Duration) -> usize {
+    if interval.is_zero() {
+        return 1;
+    }
+    let fit = timeout.as_nanos().div_ceil(interval.as_nanos());
+    usize::try_from(fit)
+        .unwrap_or(MAX_OVERLAP)
+        .saturating_add(1)
+        .min(MAX_OVERLAP)
+}
+
+/// How long back-to-back probing looks for answers without sleeping (see `connect::SPIN`).
+const SPIN: Duration = Duration::from_micros(250);
+
+impl<S: SynIo> SynProber<S> {
+    /// A prober with the given sockets; reserves its source ports (on every local address
+    /// of the families it sends): one per flow (`flows`, a probe picks its flow with
+    /// `ProbeSpec::flow`) for `Flow::Constant`, a pool of `PER_PROBE_PORTS` for
+    /// `Flow::PerProbe`. Each probe leaves from the address the route to its target gives.
+    pub fn new(
+        mut io: S,
+        flow: Flow,
+        flows: usize,
+        timeout: Duration,
+        verbose: bool,
+        waker: Arc<Waker>,
+        stop: Arc<AtomicBool>,
+    ) -> io::Result<SynProber<S>> {
+        let n = match flow {
+            Flow::Constant => flows.max(1),
+            Flow::PerProbe => PER_PROBE_PORTS,
+        };
+        let ports = (0..n)
+            .map(|_| io.reserve_port())
+            .collect::<io::Result<Vec<_>>>()?;
+        // Now that our ports are known, the filter passes only our segments: other runs'
+        // traffic costs us nothing and cannot fill our queue.
+        io.capture_ports(&ports)?;
+        Ok(SynProber {
+            families: io.families(),
+            io,
+            sources: HashMap::new(),
+            flow,
+            ports,
+            next_port: 0,
+            matcher: Matcher::new(verbose),
+            timeout,
+            seq_base: rand::random(),
+            pkt: [0; V6_LEN],
+            built: None,
+            early: Vec::new(),
+            buf: Box::new([0; SNAP as usize]),
+            waker,
+            stop,
+            spin: false,
+            overlap: 1,
+            drops: 0,
+        })
+    }
+
+    /// Probes start every `interval` (ping's -i): a constant flow carries to a target as
+    /// many at once as start within the timeout (and one more, for the probe due as the
+    /// oldest one's time runs out), at most `MAX_OVERLAP`; with 0 (back to back), one at a
+    /// time, sent as soon as the previous one concluded. Either way a pure ACK for an
+    /// earlier probe answers a later one ([`Matcher::with_ack_answers`]). Without this call
+    /// (trace, whose probes of a flow differ in TTL), one probe at a time and no ACK rule.
+    pub fn with_interval(mut self, interval: Duration) -> Self {
+        self.overlap = overlap(self.timeout, interval);
+        self.matcher.ack_answers = true;
+        self
+    }
+
+    /// Poll without sleeping for a moment before waiting (for -i 0).
+    pub fn with_spin(mut self, on: bool) -> Self {
+        self.spin = on;
+        self
+    }
+
+    /// Start the run's sequence numbers at `base` (tests: to meet captured packets).
+    #[cfg(test)]
+    pub(crate) fn with_seq_base(mut self, base: u32) -> Self {
+        self.seq_base = base;
+        self
+    }
+
+    /// The reserved source ports.
+    pub fn ports(&self) -> Vec<u16> {
+        self.ports.clone()
+    }
+
+    fn seq_of(&self, n: u64) -> u32 {
+        self.seq_base
+            .wrapping_add((n as u32).wrapping_mul(SEQ_STEP))
+    }
+
+    /// The port a probe on `flow` leaves from: the flow's, or the next free one of the pool.
+    fn free_port(&self, flow: u16) -> Option<u16> {
+        match self.flow {
+            Flow::Constant => Some(self.ports[usize::from(flow) % self.ports.len()]),
+            Flow::PerProbe => (0..self.ports.len())
+                .map(|i| self.ports[(self.next_port + i) % self.ports.len()])
+                .find(|&p| !self.matcher.port_busy(p)),
+        }
+    }
+
+    /// Read every waiting packet and take it into account.
+    fn read_answers(&mut self, done: &mut Vec<PingResult>) {
+        loop {
+            let got = match self.io.recv(&mut self.buf[..]) {
+                Ok(g) => g,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => return,
+            };
+            let now = Instant::now();
+            let pkt = &self.buf[..got.len];
+            if let Some(seen) = classify(pkt, got.outgoing) {
+                done.extend(self.matcher.on_seen(seen, got.at, now));
+            }
+        }
+    }
+}
+
+impl<S: SynIo> Prober for SynProber<S> {
+    fn ready(&self, target: SocketAddr) -> bool {
+        self.early.is_empty()
+            && match self.flow {
+                // As many as `with_interval` allows: see the module's documentation.
+                Flow::Constant => self.matcher.in_flight_to(&target) < self.overlap,
+                Flow::PerProbe => self.free_port(0).is_some(),
+            }
+    }
+
+    fn send(&mut self, spec: ProbeSpec) {
+        let Some(port) = self.free_port(spec.flow) else {
+            return;
+        };
+        if self.flow == Flow::PerProbe {
+            self.next_port = (self.next_port + 1) % self.ports.len();
+        }
+        let ip = match self.sources.get(&spec.target.ip()) {
+            Some(ip) => *ip,
+            None => match self.io.source_for(spec.target) {
+                Ok(ip) => *self.sources.entry(spec.target.ip()).or_insert(ip),
+                Err(e) => {
+                    let mut r = PingResult::of(
+                        &spec,
+                        Status::Error(format!("find a route: {}", net::describe_io(&e))),
+                    );
+                    r.local_port = Some(port);
+                    self.early.push(r);
+                    return;
+                }
+            },
+        };
+        let src = SocketAddr::new(ip, port);
+        let seq = self.seq_of(spec.seq);
+        let ttl = spec.ttl.unwrap_or(64);
+        let len = match self.built {
+            Some((p, t, len)) if p == port && t == spec.target => {
+                restamp(&mut self.pkt[..len], seq, spec.seq as u16, ttl);
+                len
+            }
+            _ => {
+                let fields = SynFields {
+                    src,
+                    dst: spec.target,
+                    seq,
+                    ip_id: spec.seq as u16,
+                    ttl,
+                };
+                match build_syn(&mut self.pkt, &fields) {
+                    Ok(len) => {
+                        self.built = Some((port, spec.target, len));
+                        len
+                    }
+                    Err(e) => {
+                        let mut r =
+                            PingResult::of(&spec, Status::Error(format!("build the SYN: {e:?}")));
+                        r.local_port = Some(port);
+                        self.early.push(r);
+                        return;
+                    }
+                }
+            }
+        };
+        let can = if spec.target.is_ipv6() {
+            self.families.1
+        } else {
+            self.families.0
+        };
+        if !can {
+            let mut r = PingResult::of(
+                &spec,
+                Status::Error("no raw socket of this address family was opened".into()),
+            );
+            r.local_port = Some(port);
+            self.early.push(r);
+            return;
+        }
+        let sent = Instant::now();
+        self.matcher.insert(spec, src, seq, sent, self.timeout);
+        if let Err(e) = self.io.send(&self.pkt[..len], spec.target.ip()) {
+            // No route, a local firewall: the verdict is known at once.
+            let mut gone = Vec::new();
+            self.matcher.interrupt_one((port, seq), &mut gone);
+            for mut r in gone {
+                r.status = Status::Error(format!("send the SYN: {}", net::describe_io(&e)));
+                self.early.push(r);
+            }
+        }
+    }
+
+    fn poll(&mut self, until: Instant, done: &mut Vec<PingResult>) -> io::Result<()> {
+        done.append(&mut self.early);
+        let spin_until = self.spin.then(|| Instant::now() + SPIN);
+        loop {
+            self.read_answers(done);
+            let now = Instant::now();
+            self.matcher.expire(now, done);
+            if !done.is_empty() || self.stop.load(Ordering::Relaxed) {
+                return Ok(());
+            }
+            let wake = self.matcher.next_deadline().map_or(until, |d| d.min(until));
+            if wake <= now {
+                return Ok(());
+            }
+            let spinning = spin_until.is_some_and(|t| now < t);
+            let wait = if spinning { Duration::ZERO } else { wake - now };
+            if self.io.wait(&self.waker, wait)? {
+                self.waker.drain();
+                if self.stop.load(Ordering::Relaxed) {
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    fn in_flight(&self) -> usize {
+        self.matcher.in_flight() + self.early.len()
+    }
+
+    fn interrupt(&mut self, done: &mut Vec<PingResult>) {
+        done.append(&mut self.early);
+        self.matcher.interrupt(done);
+    }
+
+    fn icmp_tally(&self) -> IcmpTally {
+        self.matcher.tally()
+    }
+
+    fn drain_unmatched(&mut self) -> Vec<(IcmpError, Unmatched)> {
+        self.matcher.drain_unmatched()
+    }
+
+    fn capture_drops(&mut self) -> u64 {
+        self.drops += self.io.drops();
+        self.drops
+    }
+}

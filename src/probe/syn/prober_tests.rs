@@ -1,0 +1,234 @@
+//! The SYN prober's loop over a fake [`SynIo`]: it records what is sent and replays captured
+//! packets (tests/fixtures/syn-captured.txt) as the capture's, so sending, matching and
+//! concluding are tested end to end without root.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::rc::Rc;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::prober::SEQ_STEP;
+use super::tests::{at, fixture, sa, spec};
+use super::{AnswerKind, Flow, SynIo, SynProber};
+use crate::net::Waker;
+use crate::probe::capture::Received;
+use crate::probe::{Clock, PingResult, Prober, Status};
+
+/// What the fake saw sent, and what it has to show.
+#[derive(Default)]
+struct World {
+    sent: Vec<(Vec<u8>, IpAddr)>,
+    /// Captured packets still to read: (bytes, outgoing, kernel time).
+    capture: VecDeque<(Vec<u8>, bool, Option<Duration>)>,
+    /// The error `send` fails with, when set.
+    send_fails: Option<io::ErrorKind>,
+}
+
+/// A fake set of sockets: one reserved port, one source address, both families unless told.
+struct Fake {
+    world: Rc<RefCell<World>>,
+    port: u16,
+    source: IpAddr,
+    families: (bool, bool),
+}
+
+impl SynIo for Fake {
+    fn families(&self) -> (bool, bool) {
+        self.families
+    }
+    fn reserve_port(&mut self) -> io::Result<u16> {
+        Ok(self.port)
+    }
+    fn capture_ports(&mut self, ours: &[u16]) -> io::Result<()> {
+        assert_eq!(ours, [self.port]);
+        Ok(())
+    }
+    fn source_for(&mut self, _: SocketAddr) -> io::Result<IpAddr> {
+        Ok(self.source)
+    }
+    fn send(&mut self, pkt: &[u8], to: IpAddr) -> io::Result<()> {
+        let mut w = self.world.borrow_mut();
+        if let Some(kind) = w.send_fails {
+            return Err(kind.into());
+        }
+        w.sent.push((pkt.to_vec(), to));
+        Ok(())
+    }
+    fn recv(&mut self, buf: &mut [u8]) -> io::Result<Received> {
+        let (pkt, outgoing, at) = self
+            .world
+            .borrow_mut()
+            .capture
+            .pop_front()
+            .ok_or(io::ErrorKind::WouldBlock)?;
+        let len = pkt.len().min(buf.len());
+        buf[..len].copy_from_slice(&pkt[..len]);
+        Ok(Received { len, outgoing, at })
+    }
+    fn wait(&mut self, _: &Waker, timeout: Duration) -> io::Result<bool> {
+        if self.world.borrow().capture.is_empty() {
+            std::thread::sleep(timeout);
+        }
+        Ok(false)
+    }
+    fn drops(&mut self) -> u64 {
+        0
+    }
+}
+
+/// A prober over a fake with `port` and `source`, whose probe 1 has sequence number `first`.
+fn prober(
+    port: u16,
+    source: &str,
+    first: u32,
+    timeout: Duration,
+) -> (SynProber<Fake>, Rc<RefCell<World>>) {
+    prober_of((true, true), port, source, first, timeout)
+}
+
+/// The same, sending only the `families` given.
+fn prober_of(
+    families: (bool, bool),
+
+    port: u16,
+    source: &str,
+    first: u32,
+    timeout: Duration,
+) -> (SynProber<Fake>, Rc<RefCell<World>>) {
+    let world = Rc::new(RefCell::new(World::default()));
+    let fake = Fake {
+        world: Rc::clone(&world),
+        port,
+        source: source.parse().unwrap(),
+        families,
+    };
+    let waker = Arc::new(Waker::new().unwrap());
+    let stop = Arc::new(AtomicBool::new(false));
+    let p = SynProber::new(fake, Flow::Constant, 1, timeout, true, waker, stop)
+        .unwrap()
+        .with_seq_base(first.wrapping_sub(SEQ_STEP));
+    (p, world)
+}
+
+/// Queue the captured packet `name` at kernel time `us`.
+fn show(world: &Rc<RefCell<World>>, name: &str, us: u64) {
+    let (out, b) = fixture(name);
+    world.borrow_mut().capture.push_back((b, out, at(us)));
+}
+
+/// Poll until a verdict comes (or a second passes).
+fn verdicts(p: &mut SynProber<Fake>) -> Vec<PingResult> {
+    let mut done = Vec::new();
+    p.poll(Instant::now() + Duration::from_secs(1), &mut done)
+        .unwrap();
+    done
+}
+
+#[test]
+fn the_syn_sent_is_the_captured_one_and_its_syn_ack_concludes_it() {
+    let (mut p, world) = prober(38515, "10.99.0.1", 0x2356_f0e5, Duration::from_secs(1));
+    assert_eq!(p.ports(), [38515]);
+    p.send(spec(1, "10.99.0.2:12001"));
+    let (sent, to) = world.borrow().sent[0].clone();
+    assert_eq!(sent, fixture("v4_syn").1, "byte for byte what the wire saw");
+    assert_eq!(to, "10.99.0.2".parse::<IpAddr>().unwrap());
+    assert_eq!(p.in_flight(), 1);
+    assert!(
+        !p.ready(sa("10.99.0.2:12001")),
+        "one at a time without an interval"
+    );
+    show(&world, "v4_syn", 0);
+    show(&world, "v4_synack2", 10); // another probe's sequence number
+    show(&world, "v4_synack", 24);
+    let done = verdicts(&mut p);
+    assert_eq!(done.len(), 1);
+    let r = &done[0];
+    assert_eq!(
+        (r.seq, &r.status, r.answer),
+        (1, &Status::Reply, Some(AnswerKind::SynAck))
+    );
+    assert_eq!(r.connect, Some(Duration::from_micros(24)));
+    assert_eq!(r.connect_clock, Some(Clock::Wire));
+    assert_eq!((r.local_port, r.tcp_seq), (Some(38515), Some(0x2356_f0e5)));
+    assert_eq!(p.in_flight(), 0);
+    assert_eq!(p.icmp_tally(), Default::default());
+}
+
+#[test]
+fn an_icmp_error_and_an_rst_conclude_their_probes() {
+    let (mut p, world) = prober(50337, "10.99.0.1", 0xb487_215b, Duration::from_secs(1));
+    p.send(spec(1, "10.99.0.2:12007"));
+    show(&world, "v4_reject_syn", 0);
+    show(&world, "v4_reject_icmp", 146);
+    let done = verdicts(&mut p);
+    match &done[0].status {
+        Status::Icmp(rep) => {
+            assert_eq!((rep.icmp_type, rep.code), (3, 13));
+            assert_eq!(rep.after, Duration::from_micros(146));
+        }
+        s => panic!("{s:?}"),
+    }
+    // The same error again: late.
+    show(&world, "v4_reject_icmp", 200);
+    let mut done = Vec::new();
+    p.poll(Instant::now() + Duration::from_millis(5), &mut done)
+        .unwrap();
+    assert!(done.is_empty());
+    assert_eq!(p.icmp_tally().late, 1);
+
+    let (mut p, world) = prober(49671, "10.99.0.1", 0x77d4_bc94, Duration::from_secs(1));
+    p.send(spec(1, "10.99.0.2:12999"));
+    show(&world, "v4_closed_rst", 30);
+    let r = &verdicts(&mut p)[0];
+    assert_eq!(
+        (&r.status, r.answer),
+        (&Status::Refused, Some(AnswerKind::Rst))
+    );
+    assert_eq!(
+        r.connect_clock,
+        Some(Clock::User),
+        "its SYN was not seen leaving"
+    );
+}
+
+#[test]
+fn icmpv6_errors_reach_their_probe_through_the_loop() {
+    let (mut p, world) = prober(54641, "fd99::1", 0x0304_d556, Duration::from_secs(1));
+    p.send(spec(1, "[fd99::2]:12007"));
+    show(&world, "v6_reject_syn", 0);
+    show(&world, "v6_reject_icmp", 57);
+    let r = &verdicts(&mut p)[0];
+    assert!(matches!(r.status, Status::Icmp(ref rep) if rep.v6 && rep.code == 1));
+}
+
+#[test]
+fn silence_is_a_timeout_and_failures_to_send_are_errors() {
+    let (mut p, world) = prober(38515, "10.99.0.1", 1, Duration::from_millis(20));
+    p.send(spec(1, "10.99.0.2:12001"));
+    show(&world, "v4_synack", 5); // not this probe's sequence number
+    let done = verdicts(&mut p);
+    assert_eq!((done[0].seq, &done[0].status), (1, &Status::Timeout));
+
+    world.borrow_mut().send_fails = Some(io::ErrorKind::PermissionDenied);
+    p.send(spec(2, "10.99.0.2:12001"));
+    assert_eq!(p.in_flight(), 1);
+    let done = verdicts(&mut p);
+    assert!(
+        matches!(&done[0].status, Status::Error(e) if e.starts_with("send the SYN: ")),
+        "{:?}",
+        done[0].status
+    );
+
+    let (mut p, world) = prober_of((true, false), 38515, "fd99::1", 1, Duration::from_secs(1));
+    p.send(spec(1, "[fd99::2]:12007"));
+    let done = verdicts(&mut p);
+    assert_eq!(
+        done[0].status,
+        Status::Error("no raw socket of this address family was opened".into())
+    );
+    assert!(world.borrow().sent.is_empty());
+}
