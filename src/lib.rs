@@ -15,6 +15,8 @@ pub mod cli;
 pub mod cmd;
 pub mod error;
 pub mod icmp;
+#[cfg(test)]
+mod junk;
 pub mod manual;
 pub mod metrics;
 pub mod net;
