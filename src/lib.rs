@@ -18,6 +18,8 @@ pub mod cmd;
 pub mod error;
 pub mod event;
 pub mod icmp;
+#[cfg(test)]
+mod junk;
 pub mod manual;
 pub mod metrics;
 pub mod net;

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 /// The layers, lowest first. A module may import from its own layer and the ones below.
 const LAYERS: &[&[&str]] = &[
     // system helpers and errors
-    &["error", "net", "timing", "resolve", "privilege"],
+    &["error", "net", "timing", "resolve", "privilege", "junk"],
     // packets on the wire, ICMP, the probe layer
     &["packet", "icmp", "probe"],
     // numbers and the one event schema

@@ -6,7 +6,7 @@
 //! - `keys`: keys and actions as plain values (the views' `handle` is pure)
 //! - `theme`: styles by role, `NO_COLOR`; `spark`: bounded rings of recent RTTs, sparklines
 //! - `columns`: table columns declared once (header and widths), milliseconds in a cell
-//! - `trace`: the trace view and its view model; `trace_feed`: trace's state into that model
+//! - `trace`: the trace view and its view model; (trace's state into that model: `cmd::trace::live`)
 //! - `board`: the board of many targets (worst first, filter, scrolling); `board_feed`: a
 //!   probe's result into the board's state
 //!
@@ -24,7 +24,6 @@ pub mod spark;
 pub mod terminal;
 pub mod theme;
 pub mod trace;
-pub mod trace_feed;
 
 #[cfg(test)]
 mod pty_tests;

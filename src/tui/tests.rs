@@ -10,9 +10,9 @@ use ratatui::style::Color;
 use super::board::{synthetic_board, Board, Probe, Sort};
 use super::render_offscreen;
 use super::trace::{Display, HopRow, RouterRow, TraceView, VerdictLine};
-use super::trace_feed::{hop_rows, verdict_line};
 use super::{Action, Key, Palette, Tone};
 use crate::cmd::trace::engine::{Answer, HopDone, Outcome};
+use crate::cmd::trace::live::{hop_rows, verdict_line};
 use crate::cmd::trace::state::TraceState;
 use crate::cmd::trace::verdict::verdict;
 use crate::icmp::correlate::{IcmpReport, Phase, Source};
@@ -522,15 +522,6 @@ fn the_board_window_is_bounded() {
     assert!((t.loss_pct() - 100.0 * 1023.0 / 1024.0).abs() < 1e-9);
     let d = render_offscreen(100, 30, |f| b.render(f));
     assert!(lines(&d)[2].contains("reply 1.0 ms"));
-}
-
-#[test]
-#[ignore = "prints the views, for a look: cargo test --lib tui::tests::show -- --ignored --nocapture"]
-fn show() {
-    let mut v = trace_view(Palette::new(true));
-    println!("{}", screen(&render_offscreen(80, 24, |f| v.render(f))));
-    let mut b = small_board();
-    println!("{}", screen(&render_offscreen(80, 12, |f| b.render(f))));
 }
 
 #[test]

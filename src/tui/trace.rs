@@ -2,7 +2,7 @@
 //! best, worst, stddev, a sparkline of recent RTTs), load-balanced branches and MPLS labels as
 //! sub-rows, a mark on rate-limited hops, the verdict at the bottom; `d` switches to an RTT
 //! chart of the selected hop. It draws from its own view model ([`HopRow`], [`RouterRow`]),
-//! filled from trace's state by [`super::trace_feed`]; keys go through [`TraceView::handle`].
+//! filled from trace's state by `cmd::trace::live`; keys go through [`TraceView::handle`].
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;

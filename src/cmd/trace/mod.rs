@@ -9,6 +9,7 @@
 
 pub mod dns;
 pub mod engine;
+pub mod live;
 pub mod output;
 pub mod state;
 #[cfg(test)]

@@ -4,13 +4,13 @@
 
 use std::net::IpAddr;
 
-use super::theme::Tone;
-use super::trace::{HopRow, RouterRow, VerdictLine};
-use crate::cmd::trace::state::{Hop, Router, TraceState};
-use crate::cmd::trace::verdict::{Kind, Verdict};
+use super::state::{Hop, Router, TraceState};
+use super::verdict::{Kind, Verdict};
 use crate::icmp::extension::MplsLabel;
 use crate::icmp::parse::describe;
 use crate::stats::Summary;
+use crate::tui::theme::Tone;
+use crate::tui::trace::{HopRow, RouterRow, VerdictLine};
 
 /// The rows of every hop of `state`; `name` gives an address's reverse-DNS name (or None).
 pub fn hop_rows(state: &TraceState, mut name: impl FnMut(IpAddr) -> Option<String>) -> Vec<HopRow> {
