@@ -1,5 +1,6 @@
 //! The event schema: every NDJSON event a run writes (`--json`) and `report` reads back, as
-//! types that are both `Serialize` (the writers in `output`) and `Deserialize` (`report`).
+//! types that are both `Serialize` (the JSON sinks: `output::json`, `cmd::trace::output::json`)
+//! and `Deserialize` (`report`).
 //! Here too: the one place a verdict gets its name ([`Verdict`] for pings, [`ProbeStatus`]
 //! for trace probes), and the units of the numbers written ([`ms`], [`round3`],
 //! [`unix_secs`]).
@@ -13,6 +14,7 @@
 //! does not read are `skip_deserializing`, so a field of an unexpected shape there never
 //! makes a line unreadable. Writing gives the same bytes as ever: field order, `null`s and
 //! omitted fields are part of the schema (tests/client.rs, tests/trace.rs check them).
+//! Events `report` does not draw (`notice`, `unmatched_icmp`) read as [`Event::Other`].
 
 pub mod ping;
 pub mod trace;
