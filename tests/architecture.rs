@@ -12,8 +12,8 @@ const LAYERS: &[&[&str]] = &[
     &["error", "net", "timing", "resolve", "privilege", "junk"],
     // packets on the wire, ICMP, the probe layer
     &["packet", "icmp", "probe"],
-    // numbers and the one event schema
-    &["stats", "event"],
+    // numbers, the one event schema, trace's logic
+    &["stats", "event", "trace"],
     // what a run becomes: sinks, pictures, metrics; the server; man pages; the live view
     &["output", "report", "metrics", "server", "manual", "tui"],
     // the command line

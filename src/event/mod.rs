@@ -1,5 +1,5 @@
 //! The event schema: every NDJSON event a run writes (`--json`) and `report` reads back, as
-//! types that are both `Serialize` (the JSON sinks: `output::json`, `cmd::trace::output::json`)
+//! types that are both `Serialize` (the JSON sinks: `output::json`, `output::trace::json`)
 //! and `Deserialize` (`report`).
 //! Here too: the one place a verdict gets its name ([`Verdict`] for pings, [`ProbeStatus`]
 //! for trace probes), and the units of the numbers written ([`ms`], [`round3`],

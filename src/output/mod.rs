@@ -1,14 +1,14 @@
-//! What the user sees of a ping run (one target or many): one sink per format behind
-//! [`PingSink`], chosen once by [`Reporter::new`].
+//! What the user sees of a run: one sink per format, chosen once.
 //!
-//! - [`human`]: ping-style lines for people;
-//! - [`json`]: NDJSON events for programs, in `crate::event`'s schema.
-//!
-//! `trace`'s hop lines, mtr-style table and events are written by `cmd::trace::output`, which
-//! reads the trace's own state.
+//! - ping and many targets, behind [`PingSink`] ([`Reporter::new`] chooses): [`human`],
+//!   ping-style lines for people; [`json`], NDJSON events for programs, in `crate::event`'s
+//!   schema;
+//! - [`trace`], behind `TraceSink` (`TraceWriter::new` chooses): traceroute-style hop lines
+//!   and an mtr-style report, or NDJSON events.
 
 pub mod human;
 pub mod json;
+pub mod trace;
 
 use std::borrow::Cow;
 use std::io::{self, Write};

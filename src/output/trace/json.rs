@@ -6,14 +6,14 @@ use std::net::SocketAddr;
 use std::time::SystemTime;
 
 use super::{End, RunTotals, Setup, TraceSink};
-use crate::cli::TraceConfig;
-use crate::cmd::trace::dns::Names;
-use crate::cmd::trace::engine::{Answer, HopDone, Outcome};
-use crate::cmd::trace::state::{flows_needed, Hop, Router, TraceState, MDA_ALPHA};
-use crate::cmd::trace::verdict::{Kind, Verdict};
 use crate::event::{self, round3, unix_secs, us_ms as ms, Event, ProbeStatus};
 use crate::icmp::extension::{InterfaceInfo, MplsLabel};
 use crate::icmp::parse::describe;
+use crate::trace::dns::Names;
+use crate::trace::engine::{Answer, HopDone, Outcome};
+use crate::trace::state::{flows_needed, Hop, Router, TraceState, MDA_ALPHA};
+use crate::trace::verdict::{Kind, Verdict};
+use crate::trace::TraceRun;
 
 /// NDJSON events.
 pub struct Events<W: Write> {
@@ -134,7 +134,7 @@ impl<W: Write> Events<W> {
 
     fn trace_json(
         &mut self,
-        cfg: &TraceConfig,
+        cfg: &TraceRun,
         state: &TraceState,
         v: &Verdict,
         totals: RunTotals,
@@ -196,7 +196,7 @@ impl<W: Write> Events<W> {
 }
 
 impl<W: Write> TraceSink<W> for Events<W> {
-    fn start(&mut self, cfg: &TraceConfig, setup: &Setup) -> io::Result<()> {
+    fn start(&mut self, cfg: &TraceRun, setup: &Setup) -> io::Result<()> {
         let ev = event::TraceStart {
             target: Some(cfg.target_name.as_str().into()),
             address: Some(cfg.target.to_string().into()),

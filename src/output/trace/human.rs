@@ -6,12 +6,12 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use super::{notes, unreachable_mark, End, Setup, TraceSink};
-use crate::cli::TraceConfig;
-use crate::cmd::trace::dns::Names;
-use crate::cmd::trace::engine::{Answer, HopDone, Outcome};
-use crate::cmd::trace::state::{Hop, TraceState};
 use crate::icmp::extension::MplsLabel;
 use crate::icmp::parse::describe;
+use crate::trace::dns::Names;
+use crate::trace::engine::{Answer, HopDone, Outcome};
+use crate::trace::state::{Hop, TraceState};
+use crate::trace::TraceRun;
 
 /// Lines as traceroute and mtr print them.
 pub struct Lines<W: Write> {
@@ -282,7 +282,7 @@ impl<W: Write> Lines<W> {
 }
 
 impl<W: Write> TraceSink<W> for Lines<W> {
-    fn start(&mut self, cfg: &TraceConfig, setup: &Setup) -> io::Result<()> {
+    fn start(&mut self, cfg: &TraceRun, setup: &Setup) -> io::Result<()> {
         let from = setup
             .source
             .map(|s| format!(" from {s}"))

@@ -1,7 +1,6 @@
 //! What `trace` prints, one sink per format behind [`TraceSink`]: [`human`] (traceroute-style
 //! hop lines for the first cycle, an mtr-style report after several cycles, the verdict in
-//! words) or [`json`] (NDJSON events). These read the trace's own state, so they live with
-//! the command rather than in `crate::output`, which sits below `cmd`.
+//! words) or [`json`] (NDJSON events), from the trace's state and verdict (`crate::trace`).
 
 pub mod human;
 pub mod json;
@@ -10,11 +9,12 @@ use std::io::{self, Write};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use super::dns::Names;
-use super::engine::HopDone;
-use super::state::{flows_needed, TraceState, MDA_ALPHA};
-use super::verdict::Verdict;
-use crate::cli::{Output, TraceConfig};
+use crate::output::Output;
+use crate::trace::dns::Names;
+use crate::trace::engine::HopDone;
+use crate::trace::state::{flows_needed, TraceState, MDA_ALPHA};
+use crate::trace::verdict::Verdict;
+use crate::trace::TraceRun;
 
 /// How the trace probes, for the start line.
 #[derive(Clone, Debug)]
@@ -54,7 +54,7 @@ pub struct RunTotals {
 
 /// The end of a trace.
 pub struct End<'a> {
-    pub cfg: &'a TraceConfig,
+    pub cfg: &'a TraceRun,
     pub state: &'a TraceState,
     pub verdict: &'a Verdict,
     pub totals: RunTotals,
@@ -63,7 +63,7 @@ pub struct End<'a> {
 /// Where a trace goes. Errors are write errors (a closed pipe).
 pub trait TraceSink<W> {
     /// The start of the trace.
-    fn start(&mut self, cfg: &TraceConfig, setup: &Setup) -> io::Result<()>;
+    fn start(&mut self, cfg: &TraceRun, setup: &Setup) -> io::Result<()>;
     /// One hop of one cycle has every verdict.
     fn hop_done(&mut self, done: &HopDone, target: SocketAddr, flows: u16) -> io::Result<()>;
     /// A cycle is over.
@@ -75,7 +75,7 @@ pub trait TraceSink<W> {
     /// `end`, of its parts.
     fn finish(
         &mut self,
-        cfg: &TraceConfig,
+        cfg: &TraceRun,
         state: &TraceState,
         verdict: &Verdict,
         totals: RunTotals,
@@ -98,9 +98,9 @@ pub struct TraceWriter<W: Write> {
 }
 
 impl<W: Write + 'static> TraceWriter<W> {
-    pub fn new(out: W, cfg: &TraceConfig) -> Self {
+    pub fn new(out: W, cfg: &TraceRun, output: Output) -> Self {
         let names = Names::new(cfg.resolve);
-        let sink: Box<dyn TraceSink<W>> = match cfg.output {
+        let sink: Box<dyn TraceSink<W>> = match output {
             Output::Human => Box::new(human::Lines::new(out, names)),
             Output::Json => Box::new(json::Events::new(out, names)),
         };
