@@ -192,7 +192,7 @@ pub fn stamp_before_read(stamp: Option<Duration>, read_at: Duration) -> Option<D
 }
 
 /// The first non-zero timestamp of a `struct scm_timestamping { timespec ts[3]; }`
-/// (software timestamps are in ts[0]), as time since the Unix epoch.
+/// (software timestamps are in `ts[0]`), as time since the Unix epoch.
 pub fn parse_scm_timestamping(data: &[u8]) -> Option<Duration> {
     let ts_len = mem::size_of::<libc::timespec>();
     data.chunks_exact(ts_len).take(3).find_map(|c| {

@@ -9,11 +9,11 @@ use std::path::{Path, PathBuf};
 /// The layers, lowest first. A module may import from its own layer and the ones below.
 const LAYERS: &[&[&str]] = &[
     // system helpers and errors
-    &["error", "net", "timing", "resolve", "privilege"],
+    &["error", "net", "timing", "resolve", "privilege", "junk"],
     // packets on the wire, ICMP, the probe layer
     &["packet", "icmp", "probe"],
-    // numbers and the one event schema
-    &["stats", "event"],
+    // numbers, the one event schema, trace's logic
+    &["stats", "event", "trace"],
     // what a run becomes: sinks, pictures, metrics; the server; man pages; the live view
     &["output", "report", "metrics", "server", "manual", "tui"],
     // the command line

@@ -210,7 +210,9 @@ def main():
                      "higher_is_better": higher_better, "before": b, "after": af,
                      "ratio_after_before": ratio})
     verdicts = {w: [d.get("verdict") for d in cases["trace"][w]] for w in ("before", "after")}
-    doc = {"started": started.strftime("%Y-%m-%d %H:%M:%S UTC"), "rounds": rounds,
+    doc = {"kind": "before-after", "generated": started.strftime("%Y-%m-%d %H:%M:%S UTC"),
+           "command": "scripts/bench.sh before-after " + " ".join(sys.argv[1:]),
+           "started": started.strftime("%Y-%m-%d %H:%M:%S UTC"), "rounds": rounds,
            "smoke": a.smoke, "machine": info, "before": before, "after": after,
            "figures": rows, "trace_verdicts": verdicts, "raw": cases}
     with open(os.path.join(out_dir, "results.json"), "w") as f:
@@ -238,6 +240,8 @@ def main():
     with open(os.path.join(out_dir, "results.md"), "w") as f:
         f.write("\n".join(md))
     print("\n".join(md))
+    if not a.smoke and not os.environ.get("BENCH_OUT"):
+        bench.write_index()
     return 0
 
 

@@ -144,6 +144,32 @@ pub struct ClientConfig {
     pub plot: Option<std::path::PathBuf>,
 }
 
+/// The run this config describes, for its output and its picture.
+impl<'a> From<&'a ClientConfig> for crate::event::Run<'a> {
+    fn from(c: &'a ClientConfig) -> Self {
+        crate::event::Run {
+            target_name: &c.target_name,
+            target: c.target,
+            mode: c.mode,
+            flow: c.flow,
+            count: c.count,
+            interval: c.interval,
+            timeout: c.timeout,
+        }
+    }
+}
+
+/// How the run is written.
+impl From<&ClientConfig> for crate::output::Style {
+    fn from(c: &ClientConfig) -> Self {
+        crate::output::Style {
+            format: c.output,
+            mode: c.mode,
+            quiet: c.quiet,
+        }
+    }
+}
+
 /// The address of a target not resolved yet (the many-targets template's).
 const NO_ADDRESS: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0);
 

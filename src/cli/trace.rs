@@ -178,6 +178,23 @@ pub struct TraceConfig {
     pub tui: bool,
 }
 
+impl TraceConfig {
+    /// What the trace was asked to do, as its output shows it.
+    pub fn run(&self) -> crate::trace::TraceRun {
+        crate::trace::TraceRun {
+            target_name: self.target_name.clone(),
+            target: self.target,
+            max_hops: self.max_hops,
+            queries: self.queries,
+            flows: self.flows,
+            cycles: self.cycles,
+            interval: self.interval,
+            timeout: self.timeout,
+            resolve: self.resolve,
+        }
+    }
+}
+
 impl TraceArgs {
     /// Validate and resolve (once) into a trace config.
     pub fn into_config(self) -> Result<TraceConfig, Error> {

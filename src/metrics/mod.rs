@@ -28,6 +28,7 @@ use prometheus_client::registry::{Registry, Unit};
 
 pub use http::Server;
 
+use crate::event::Verdict;
 use crate::probe::{PingResult, Status};
 
 /// Labels of a series: `target`, the target's own labels, then the metric's.
@@ -50,20 +51,11 @@ pub const MAX_ROUTERS: usize = 16;
 /// `router` are all `"other"`.
 pub const MAX_ICMP_SERIES: usize = 64;
 
-/// The verdicts counted, as the `verdict` label says them (`interrupted` is not a verdict
-/// of the target: not counted).
-pub const VERDICTS: [&str; 6] = ["reply", "lost", "timeout", "refused", "icmp", "error"];
-
+/// The index of a probe's verdict in `Verdict::COUNTED` (the `verdict` label); None for
+/// `interrupted`, which is not a verdict of the target: not counted.
 fn verdict_index(s: &Status) -> Option<usize> {
-    Some(match s {
-        Status::Reply => 0,
-        Status::Lost => 1,
-        Status::Timeout => 2,
-        Status::Refused => 3,
-        Status::Icmp(_) => 4,
-        Status::Error(_) => 5,
-        Status::Interrupted => return None,
-    })
+    let v = Verdict::of(s);
+    Verdict::COUNTED.iter().position(|c| *c == v)
 }
 
 fn rtt_histogram() -> Histogram {
@@ -277,7 +269,8 @@ impl Metrics {
             l.push((k.into(), v.into()));
             l
         };
-        let probes = VERDICTS.map(|v| self.probes.get_or_create_owned(&with("verdict", v)));
+        let probes =
+            Verdict::COUNTED.map(|v| self.probes.get_or_create_owned(&with("verdict", v.name())));
         let resolved = self.resolved.get_or_create_owned(&base);
         self.targets.inc();
         TargetMetrics {
@@ -300,8 +293,8 @@ impl Metrics {
             l.push((k.into(), v.into()));
             l
         };
-        for v in VERDICTS {
-            self.probes.remove(&with("verdict", v));
+        for v in Verdict::COUNTED {
+            self.probes.remove(&with("verdict", v.name()));
         }
         for labels in t.icmp.keys() {
             self.icmp.remove(&t.icmp_labels(labels));

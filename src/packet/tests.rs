@@ -177,19 +177,8 @@ fn malformed_options_end_the_list_without_panicking() {
 fn every_truncation_and_garbage_is_read_without_panicking() {
     let mut all: Vec<Vec<u8>> = syn_captures().into_iter().map(|f| f.2).collect();
     all.extend(icmp_captures().into_iter().map(|f| f.2));
-    let mut x: u32 = 0x9e37_79b9;
-    for len in 0..300 {
-        all.push(
-            (0..len)
-                .map(|_| {
-                    x ^= x << 13;
-                    x ^= x >> 17;
-                    x ^= x << 5;
-                    x as u8
-                })
-                .collect(),
-        );
-    }
+    let mut source = crate::junk::Junk::new(0x9e37_79b9);
+    all.extend((0..300).map(|len| source.bytes(len)));
     for b in &all {
         for n in 0..=b.len() {
             let cut = &b[..n];

@@ -80,7 +80,7 @@ pub mod bpf {
         L(&'static str),
     }
 
-    /// The start of every filter here: M[0] = the packet type, then on to label `v4` or
+    /// The start of every filter here: `M[0]` = the packet type, then on to label `v4` or
     /// `v6` by the IP version.
     pub fn by_version() -> [Op; 5] {
         use Op::*;

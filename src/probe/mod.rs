@@ -125,20 +125,6 @@ pub enum Status {
     Interrupted,
 }
 
-impl Status {
-    pub fn name(&self) -> &'static str {
-        match self {
-            Status::Reply => "reply",
-            Status::Lost => "lost",
-            Status::Timeout => "timeout",
-            Status::Refused => "refused",
-            Status::Icmp(_) => "icmp",
-            Status::Error(_) => "error",
-            Status::Interrupted => "interrupted",
-        }
-    }
-}
-
 #[derive(Clone, Debug)]
 pub struct PingResult {
     pub seq: u64,

@@ -1,6 +1,7 @@
-//! The NDJSON events a run writes (`--json`), as the report reads them: the one place that
-//! knows the schema. Every field is optional here, so files from older versions (no `start`
-//! event, no `ts`) and events this reader does not know are taken, not refused.
+//! Reading the NDJSON events a run writes (`--json`), line by line, in bounded memory. The
+//! schema is `crate::event`'s: every field read is optional there, so files from older
+//! versions (no `start` event, no `ts`) and events this reader does not know are taken, not
+//! refused.
 //!
 //! Kinds of events read:
 //! - ping runs: `start`, `ping`, `summary` (README "JSON output"); with many targets, each
@@ -11,122 +12,21 @@
 //! Any other `type` is skipped. A line that is not a JSON object is an error the reader counts
 //! and names (a run killed mid-write leaves a truncated last line).
 
-use std::collections::BTreeMap;
 use std::io::BufRead;
 
-use serde::Deserialize;
+use crate::event;
 
-/// `labels` of a target: `name` is shown in row titles.
-pub type Labels = BTreeMap<String, String>;
-
-#[derive(Clone, Debug, Default, Deserialize)]
-pub struct Start {
-    pub target: Option<String>,
-    pub address: Option<String>,
-    pub source: Option<String>,
-    pub host: Option<String>,
-    pub mode: Option<String>,
-    pub count: Option<u64>,
-    pub interval_ms: Option<f64>,
-    pub timeout_ms: Option<f64>,
-    pub ts: Option<f64>,
-    pub labels: Option<Labels>,
-}
-
-#[derive(Clone, Debug, Default, Deserialize)]
-pub struct Icmp {
-    #[serde(rename = "type")]
-    pub icmp_type: Option<u8>,
-    pub code: Option<u8>,
-    pub from: Option<String>,
-    pub reason: Option<String>,
-}
-
-#[derive(Clone, Debug, Default, Deserialize)]
-pub struct Ping {
-    pub target: Option<String>,
-    pub seq: Option<u64>,
-    pub ts: Option<f64>,
-    pub status: Option<String>,
-    pub connect_ms: Option<f64>,
-    pub rtt_ms: Option<f64>,
-    /// `connect` or `echo`: what a timeout was still waiting for (older files have none).
-    pub phase: Option<String>,
-    pub icmp: Option<Icmp>,
-    pub error: Option<String>,
-    pub labels: Option<Labels>,
-}
-
-#[derive(Clone, Debug, Default, Deserialize)]
-pub struct Summary {
-    pub target: Option<String>,
-    pub address: Option<String>,
-    pub elapsed_ms: Option<f64>,
-    pub labels: Option<Labels>,
-}
-
-#[derive(Clone, Debug, Default, Deserialize)]
-pub struct TraceStart {
-    pub target: Option<String>,
-    pub address: Option<String>,
-    pub source: Option<String>,
-    pub host: Option<String>,
-    pub max_hops: Option<u32>,
-    pub queries: Option<u32>,
-    pub flows: Option<u32>,
-    pub ts: Option<f64>,
-}
-
-#[derive(Clone, Debug, Default, Deserialize)]
-pub struct Probe {
-    pub hop: Option<u32>,
-    pub query: Option<u32>,
-    pub flow: Option<u32>,
-    pub cycle: Option<u32>,
-    pub ts: Option<f64>,
-    pub status: Option<String>,
-    pub from: Option<String>,
-    pub rtt_ms: Option<f64>,
-    pub icmp: Option<Icmp>,
-}
-
-#[derive(Clone, Debug, Default, Deserialize)]
-pub struct Hop {
-    pub hop: Option<u32>,
-    #[serde(default)]
-    pub routers: Vec<String>,
-    pub sent: Option<u64>,
-    pub received: Option<u64>,
-    pub loss_pct: Option<f64>,
-    pub avg_ms: Option<f64>,
-    pub best_ms: Option<f64>,
-    pub worst_ms: Option<f64>,
-}
-
-#[derive(Clone, Debug, Default, Deserialize)]
-pub struct Trace {
-    pub verdict: Option<String>,
-    pub hops: Option<u32>,
-    pub break_hop: Option<u32>,
-    pub break_router: Option<String>,
-    pub text: Option<String>,
-}
-
-/// One event of the stream.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum Event {
-    Start(Start),
-    Ping(Ping),
-    Summary(Summary),
-    TraceStart(TraceStart),
-    Probe(Probe),
-    Hop(Hop),
-    Trace(Trace),
-    /// Any other type (`unmatched_icmp`, future events): skipped.
-    #[serde(other)]
-    Other,
-}
+pub use crate::event::Labels;
+/// The events as read: owned.
+pub type Event = event::Event<'static>;
+pub type Start = event::Start<'static>;
+pub type Icmp = event::Icmp<'static>;
+pub type Ping = event::Ping<'static>;
+pub type Summary = event::Summary<'static>;
+pub type TraceStart = event::TraceStart<'static>;
+pub type Probe = event::Probe<'static>;
+pub type Hop = event::Hop<'static>;
+pub type Trace = event::Trace<'static>;
 
 /// Parse one line. `Ok(None)`: a blank line.
 pub fn parse_line(line: &str) -> Result<Option<Event>, String> {

@@ -2,7 +2,7 @@
 //! (`--json`) and draws it; `--plot OUT.svg` on a ping run (one target or many) draws the run
 //! itself.
 //!
-//! - `events`: the NDJSON schema as read (the one place that knows it), lines bounded;
+//! - `events`: the NDJSON read line by line, bounded (the schema is `crate::event`'s);
 //! - `hist`, `model`: the streaming model, in bounded memory whatever the run's length;
 //! - `draw`: the model as SVG (plotters' SVG backend), every text cleaned;
 //! - `png`: the SVG as PNG (resvg);
@@ -23,13 +23,12 @@ use std::net::IpAddr;
 use std::path::Path;
 
 use file::Destination;
-use std::time::UNIX_EPOCH;
 
-use crate::cli::ClientConfig;
 use crate::error::Error;
+use crate::event::{unix_secs, Icmp, Run, Verdict};
 use crate::probe::{PingResult, Status};
 use events::{BadLines, Event};
-use model::{Failure, PingModel, Sample, TargetMeta, TimeBase, TraceModel};
+use model::{PingModel, Sample, TargetMeta, TimeBase, TraceModel};
 
 /// Which picture the events make.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -72,7 +71,7 @@ impl Report {
             Event::Probe(p) => self.trace.probe_event(&p),
             Event::Hop(h) => self.trace.hop_event(&h),
             Event::Trace(t) => self.trace.verdict = Some(t),
-            Event::Other => {}
+            Event::Notice(_) | Event::UnmatchedIcmp(_) | Event::Other => {}
         }
     }
 
@@ -161,7 +160,11 @@ pub struct Recorder {
 
 impl Recorder {
     /// The picture of a run of one target. Err: the picture could not be written.
-    pub fn new(cfg: &ClientConfig, src: Option<IpAddr>, path: &Path) -> Result<Recorder, Error> {
+    pub fn new<'r>(
+        cfg: impl Into<Run<'r>>,
+        src: Option<IpAddr>,
+        path: &Path,
+    ) -> Result<Recorder, Error> {
         let mut r = Recorder::many(path)?;
         r.start(cfg, src, &[]);
         Ok(r)
@@ -177,8 +180,14 @@ impl Recorder {
     }
 
     /// A target starts (`cfg.target_name`, resolved to `cfg.target`), with its labels.
-    pub fn start(&mut self, cfg: &ClientConfig, src: Option<IpAddr>, labels: &[(String, String)]) {
-        let Some(target) = self.model.target(&cfg.target_name) else {
+    pub fn start<'r>(
+        &mut self,
+        cfg: impl Into<Run<'r>>,
+        src: Option<IpAddr>,
+        labels: &[(String, String)],
+    ) {
+        let cfg = cfg.into();
+        let Some(target) = self.model.target(cfg.target_name) else {
             return;
         };
         let mode = cfg.mode.name();
@@ -189,7 +198,7 @@ impl Recorder {
         self.model.set_meta(
             target,
             TargetMeta {
-                target: cfg.target_name.clone(),
+                target: cfg.target_name.to_string(),
                 name,
                 address: Some(cfg.target.to_string()),
                 source: src.map(|s| s.to_string()),
@@ -218,26 +227,26 @@ impl Recorder {
 
     fn add(&mut self, target: usize, r: &PingResult) {
         let ms = |d: Option<std::time::Duration>| d.map(|d| d.as_secs_f64() * 1e3);
-        let cats = &mut self.model.categories;
-        let failure = match &r.status {
-            Status::Reply => None,
-            Status::Lost => Some(cats.index(Failure::Lost, None)),
-            Status::Timeout if r.phase == crate::probe::Phase::Echo => {
-                Some(cats.index(Failure::TimeoutEcho, None))
-            }
-            Status::Timeout => Some(cats.index(Failure::TimeoutHandshake, None)),
-            Status::Refused => Some(cats.index(Failure::Refused, None)),
-            Status::Error(e) => Some(cats.index(Failure::Error, Some(e))),
-            Status::Interrupted => Some(cats.index(Failure::Interrupted, None)),
-            Status::Icmp(rep) => Some(cats.index(
-                Failure::Icmp {
-                    icmp_type: rep.icmp_type,
-                    code: rep.code,
-                    from: rep.from.to_string(),
-                },
-                Some(&rep.describe().reason),
-            )),
+        let icmp = match &r.status {
+            Status::Icmp(rep) => Some(Icmp {
+                icmp_type: Some(rep.icmp_type),
+                code: Some(rep.code),
+                from: Some(rep.from.to_string().into()),
+                reason: Some(rep.describe().reason.into()),
+                ..Icmp::default()
+            }),
+            _ => None,
         };
+        let error = match &r.status {
+            Status::Error(e) => Some(e.as_str()),
+            _ => None,
+        };
+        let failure = self.model.categories.of_verdict(
+            &Verdict::of(&r.status),
+            r.phase == crate::probe::Phase::Echo,
+            error,
+            icmp.as_ref(),
+        );
         let sample = Sample {
             t: unix_secs(r.sent_at),
             connect_ms: ms(r.connect),
@@ -274,11 +283,6 @@ impl Recorder {
             None => Ok(()),
         }
     }
-}
-
-fn unix_secs(t: std::time::SystemTime) -> f64 {
-    t.duration_since(UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 #[cfg(test)]

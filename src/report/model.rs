@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use super::events::{self, Labels};
 use super::hist::LogHist;
+use crate::event::{Icmp, ProbeStatus, Text, Verdict};
 
 /// Time buckets per target at most.
 pub const MAX_BUCKETS: usize = 400;
@@ -100,6 +101,40 @@ impl Categories {
             count: 0,
         });
         (self.list.len() - 1) as u8
+    }
+}
+
+impl Categories {
+    /// The category of a ping's verdict (None: a reply). `echo`: a timeout came after the
+    /// handshake; `error` and `icmp` word the failure.
+    pub fn of_verdict(
+        &mut self,
+        v: &Verdict,
+        echo: bool,
+        error: Option<&str>,
+        icmp: Option<&Icmp>,
+    ) -> Option<u8> {
+        let (f, reason) = match v {
+            Verdict::Reply => return None,
+            Verdict::Lost => (Failure::Lost, None),
+            Verdict::Timeout if echo => (Failure::TimeoutEcho, None),
+            Verdict::Timeout => (Failure::TimeoutHandshake, None),
+            Verdict::Refused => (Failure::Refused, None),
+            Verdict::Error => (Failure::Error, error),
+            Verdict::Interrupted => (Failure::Interrupted, None),
+            Verdict::Icmp => {
+                let i = icmp.cloned().unwrap_or_default();
+                let f = Failure::Icmp {
+                    icmp_type: i.icmp_type.unwrap_or(0),
+                    code: i.code.unwrap_or(0),
+                    from: i.from.as_deref().unwrap_or("?").to_string(),
+                };
+                let reason = icmp.and_then(|i| i.reason.as_deref());
+                return Some(self.index(f, reason));
+            }
+            Verdict::Unknown(other) => (Failure::Unknown(other.clone()), None),
+        };
+        Some(self.index(f, reason))
     }
 }
 
@@ -461,10 +496,10 @@ impl PingModel {
             TargetMeta {
                 target: name.to_string(),
                 name: label_name(&s.labels),
-                address: s.address.clone(),
-                source: s.source.clone(),
-                host: s.host.clone(),
-                mode: s.mode.clone(),
+                address: owned(&s.address),
+                source: owned(&s.source),
+                host: owned(&s.host),
+                mode: owned(&s.mode),
                 interval_ms: s.interval_ms,
                 start_ts: s.ts,
             },
@@ -478,7 +513,7 @@ impl PingModel {
                     self.targets[i].meta.name = Some(n);
                 }
                 if self.targets[i].meta.address.is_none() {
-                    self.targets[i].meta.address = s.address.clone();
+                    self.targets[i].meta.address = owned(&s.address);
                 }
             }
         }
@@ -520,38 +555,16 @@ impl PingModel {
         }
         let ms = |x: Option<f64>| x.filter(|v| v.is_finite() && *v >= 0.0);
         let (connect_ms, rtt_ms) = (ms(p.connect_ms), ms(p.rtt_ms));
-        let failure = match p.status.as_deref() {
-            Some("reply") => None,
-            Some("lost") => Some(self.categories.index(Failure::Lost, None)),
-            // The phase it was in; files without one: whether it timed a handshake.
-            Some("timeout")
-                if p.phase.as_deref() == Some("echo")
-                    || (p.phase.is_none() && connect_ms.is_some()) =>
-            {
-                Some(self.categories.index(Failure::TimeoutEcho, None))
-            }
-            Some("timeout") => Some(self.categories.index(Failure::TimeoutHandshake, None)),
-            Some("refused") => Some(self.categories.index(Failure::Refused, None)),
-            Some("error") => Some(self.categories.index(Failure::Error, p.error.as_deref())),
-            Some("interrupted") => Some(self.categories.index(Failure::Interrupted, None)),
-            Some("icmp") => {
-                let i = p.icmp.clone().unwrap_or_default();
-                let f = Failure::Icmp {
-                    icmp_type: i.icmp_type.unwrap_or(0),
-                    code: i.code.unwrap_or(0),
-                    from: i.from.unwrap_or_else(|| "?".into()),
-                };
-                Some(self.categories.index(f, i.reason.as_deref()))
-            }
-            Some(other) => Some(
-                self.categories
-                    .index(Failure::Unknown(other.to_string()), None),
-            ),
-            None => {
-                self.skipped += 1;
-                return;
-            }
+        let Some(status) = &p.status else {
+            self.skipped += 1;
+            return;
         };
+        // The phase it was in; files without one: whether it timed a handshake.
+        let echo =
+            p.phase.as_deref() == Some("echo") || (p.phase.is_none() && connect_ms.is_some());
+        let failure = self
+            .categories
+            .of_verdict(status, echo, p.error.as_deref(), p.icmp.as_ref());
         self.add(
             i,
             &Sample {
@@ -607,7 +620,11 @@ impl PingModel {
 }
 
 fn label_name(l: &Option<Labels>) -> Option<String> {
-    l.as_ref().and_then(|l| l.get("name")).cloned()
+    l.as_ref().and_then(|l| l.get("name")).map(String::from)
+}
+
+fn owned(t: &Option<Text>) -> Option<String> {
+    t.as_deref().map(String::from)
 }
 
 /// How one trace probe ended.
@@ -714,10 +731,10 @@ impl TraceModel {
         let Some(h) = self.hop(p.hop) else {
             return;
         };
-        let end = match p.status.as_deref() {
-            Some("time_exceeded") => ProbeEnd::TimeExceeded,
-            Some("reached") => ProbeEnd::Reached,
-            Some("timeout") | None => ProbeEnd::Timeout,
+        let end = match p.status {
+            Some(ProbeStatus::TimeExceeded) => ProbeEnd::TimeExceeded,
+            Some(ProbeStatus::Reached) => ProbeEnd::Reached,
+            Some(ProbeStatus::Timeout) | None => ProbeEnd::Timeout,
             Some(_) => ProbeEnd::Unreachable,
         };
         h.ends[end as usize] += 1;
@@ -730,7 +747,7 @@ impl TraceModel {
             h.router(from);
         }
         if end == ProbeEnd::Unreachable && h.reason.is_none() {
-            h.reason = p.icmp.as_ref().and_then(|i| i.reason.clone());
+            h.reason = p.icmp.as_ref().and_then(|i| owned(&i.reason));
         }
     }
 

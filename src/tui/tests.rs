@@ -11,12 +11,12 @@ use super::board::{synthetic_board, Board, Probe, Sort};
 use super::render_offscreen;
 use super::trace::{Display, HopRow, RouterRow, TraceView, VerdictLine};
 use super::{Action, Key, Palette, Tone};
-use crate::cmd::trace::engine::{Answer, HopDone, Outcome};
 use crate::cmd::trace::live::{hop_rows, verdict_line};
-use crate::cmd::trace::state::TraceState;
-use crate::cmd::trace::verdict::verdict;
 use crate::icmp::correlate::{IcmpReport, Phase, Source};
 use crate::icmp::extension::{Extensions, MplsLabel};
+use crate::trace::engine::{Answer, HopDone, Outcome};
+use crate::trace::state::TraceState;
+use crate::trace::verdict::verdict;
 
 /// The buffer's lines as text.
 fn lines(b: &Buffer) -> Vec<String> {

@@ -483,17 +483,10 @@ mod tests {
 
     #[test]
     fn garbage_never_panics() {
-        let mut x: u32 = 0x9e37_79b9;
+        let mut source = crate::junk::Junk::new(0x9e37_79b9);
         for len in 0..400 {
-            let junk: Vec<u8> = (0..len)
-                .map(|_| {
-                    x ^= x << 13;
-                    x ^= x >> 17;
-                    x ^= x << 5;
-                    // Mostly printable, with newlines, '=', ':', '#', '[' and some bytes.
-                    b" \n=:#[]ab19\xff"[(x % 12) as usize]
-                })
-                .collect();
+            // Mostly printable, with newlines, '=', ':', '#', '[' and some bytes.
+            let junk = source.from(b" \n=:#[]ab19\xff", len);
             let (good, errors) = parse_targets(&junk);
             for t in good {
                 assert!(split_host_port(&t.name).is_ok());

@@ -1,22 +1,19 @@
 //! `tcpping-diag trace HOST:PORT`: where on the path does TCP to a port stop?
 //!
-//! - [`engine`]: the strategy (which probe leaves when, which answers count), pure;
-//! - [`state`]: per-hop accounting over cycles, pure;
-//! - [`verdict`]: the verdict in words and fields, pure;
-//! - [`output`]: hop lines, the mtr-style report, NDJSON;
-//! - [`live`]: on a terminal with several cycles, the live view, updated after every hop
-//!   and cycle, its keys handled between cycles;
+//! - `crate::trace`: the strategy ([`engine`]), per-hop accounting ([`state`]), the
+//!   [`verdict`], all pure;
+//! - `crate::output::trace`: hop lines, the mtr-style report, NDJSON;
+//! - [`live`]: on a terminal with several cycles, the live view (`crate::tui`) fed from
+//!   trace's state after every hop and cycle, its keys read while the cycles run;
 //! - this module: open the probe's sockets while privileged, drop privileges, and [`drive`]
 //!   the engine over a [`Prober`] (the SYN prober, or connect() probes without CAP_NET_RAW).
 
-pub mod dns;
-pub mod engine;
 pub mod live;
-pub mod output;
-pub mod state;
 #[cfg(test)]
 mod tests;
-pub mod verdict;
+
+pub use crate::output::trace as output;
+pub use crate::trace::{dns, engine, state, verdict};
 
 use std::cell::RefCell;
 use std::io::{self, Write};
@@ -180,9 +177,9 @@ pub fn trace(cfg: TraceConfig) -> Result<i32, Error> {
         None => Screen::Through,
     };
     let (stdout, hold) = screen_stdout(screen);
-    let mut out = TraceWriter::new(stdout, &cfg);
+    let mut out = TraceWriter::new(stdout, &cfg.run(), cfg.output);
     let broken = |e: &io::Error| e.kind() == io::ErrorKind::BrokenPipe;
-    match out.start(&cfg, &setup) {
+    match out.start(&cfg.run(), &setup) {
         Err(e) if broken(&e) => return Ok(1),
         Err(e) => return Err(Error::io("write output", e)),
         Ok(()) => {}
@@ -283,7 +280,7 @@ pub fn trace(cfg: TraceConfig) -> Result<i32, Error> {
         late_icmp: tally.late,
         elapsed: started.elapsed(),
     };
-    match out.finish(&cfg, &state, &v, totals) {
+    match out.finish(&cfg.run(), &state, &v, totals) {
         Err(e) if broken(&e) => {}
         Err(e) => return Err(Error::io("write output", e)),
         Ok(()) => {}

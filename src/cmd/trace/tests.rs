@@ -670,13 +670,13 @@ fn config(output: crate::cli::Output, flows: u16, cycles: u64) -> crate::cli::Tr
 fn render(r: &Run, output: crate::cli::Output, flows: u16, cycles: u64) -> String {
     use super::output::{RunTotals, Setup, TraceWriter};
     let cfg = config(output, flows, cycles);
-    let mut w = TraceWriter::new(Vec::new(), &cfg);
+    let mut w = TraceWriter::new(Vec::new(), &cfg.run(), cfg.output);
     let setup = Setup {
         probe: "syn",
         source: Some(ip("10.0.0.2")),
         ports: vec![40000],
     };
-    w.start(&cfg, &setup).unwrap();
+    w.start(&cfg.run(), &setup).unwrap();
     for h in &r.hops {
         w.hop_done(h, cfg.target, flows).unwrap();
         let last_of_cycle = r.hops.iter().rfind(|x| x.cycle == h.cycle) == Some(h);
@@ -690,7 +690,7 @@ fn render(r: &Run, output: crate::cli::Output, flows: u16, cycles: u64) -> Strin
         reprobes,
         ..RunTotals::default()
     };
-    w.finish(&cfg, &r.state, &r.verdict, totals).unwrap();
+    w.finish(&cfg.run(), &r.state, &r.verdict, totals).unwrap();
     String::from_utf8(w.into_inner()).unwrap()
 }
 

@@ -236,16 +236,9 @@ fn truncated_and_garbage_packets_are_skipped() {
             }
         }
     }
-    let mut x: u32 = 0x1234_5678;
+    let mut source = crate::junk::Junk::new(0x1234_5678);
     for len in 0..300 {
-        let junk: Vec<u8> = (0..len)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 17;
-                x ^= x << 5;
-                x as u8
-            })
-            .collect();
+        let junk = source.bytes(len);
         let _ = classify(&junk, false);
         let _ = classify(&junk, true);
     }

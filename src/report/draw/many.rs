@@ -152,14 +152,7 @@ pub fn many(m: &PingModel, notes: &[String]) -> DResult<String> {
                 .y_label_area_size(LEFT)
                 .build_cartesian_2d(axis.lo..axis.hi, 0.0..100.0)?;
             let mut mesh = chart.configure_mesh();
-            mesh.y_labels(0)
-                .disable_y_mesh()
-                .x_labels(12)
-                .light_line_style(TRANSPARENT)
-                .bold_line_style(GRID)
-                .axis_style(AXIS)
-                .label_style(font(12.0))
-                .axis_desc_style(font(13.0));
+            house_style(mesh.y_labels(0).disable_y_mesh().x_labels(12));
             if last_row {
                 mesh.x_desc(axis.desc.as_str());
             }

@@ -11,6 +11,8 @@ mod trace;
 
 use std::time::{Duration, UNIX_EPOCH};
 
+use plotters::chart::MeshStyle;
+use plotters::coord::ranged1d::ValueFormatter;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
@@ -76,6 +78,23 @@ pub fn category_colors(c: &Categories) -> Vec<RGBColor> {
 /// A text style of `px` pixels (the SVG backend divides the size by 1.24).
 pub fn font(px: f64) -> TextStyle<'static> {
     ("sans-serif", px * 1.24).into_font().color(&INK)
+}
+
+/// Every chart's mesh in the house style: no minor lines, grid lines in [`GRID`], axes in
+/// [`AXIS`], tick labels at 12 px and axis descriptions at 13.
+pub fn house_style<'m, 'a, 'b, X, Y, XT, YT, DB>(
+    mesh: &'m mut MeshStyle<'a, 'b, X, Y, DB>,
+) -> &'m mut MeshStyle<'a, 'b, X, Y, DB>
+where
+    X: Ranged<ValueType = XT> + ValueFormatter<XT>,
+    Y: Ranged<ValueType = YT> + ValueFormatter<YT>,
+    DB: DrawingBackend,
+{
+    mesh.light_line_style(TRANSPARENT)
+        .bold_line_style(GRID)
+        .axis_style(AXIS)
+        .label_style(font(12.0))
+        .axis_desc_style(font(13.0))
 }
 
 /// Bold text.

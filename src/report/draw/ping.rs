@@ -249,17 +249,14 @@ pub fn rtt_chart<'a>(
         .x_label_area_size(0)
         .y_label_area_size(left)
         .build_cartesian_2d(axis.lo..axis.hi, 0.0..top)?;
-    chart
-        .configure_mesh()
-        .y_labels(y_ticks)
-        .x_labels(12)
-        .y_label_formatter(&fmt)
-        .light_line_style(TRANSPARENT)
-        .bold_line_style(GRID)
-        .axis_style(AXIS)
-        .label_style(font(12.0))
-        .axis_desc_style(font(13.0))
-        .draw()?;
+    house_style(
+        chart
+            .configure_mesh()
+            .y_labels(y_ticks)
+            .x_labels(12)
+            .y_label_formatter(&fmt),
+    )
+    .draw()?;
     let (x0, y0) = chart.backend_coord(&(axis.lo, 0.0));
     let (_, y1) = chart.backend_coord(&(axis.lo, top));
     let tick_w = text_width(&fmt(&top), 12.0);
@@ -391,18 +388,15 @@ fn failure_rows(area: &Area, root: &Area, p: &Panel) -> DResult<()> {
         .x_label_area_size(52)
         .y_label_area_size(left - 16)
         .build_cartesian_2d(axis.lo..axis.hi, 0.0..n as f64)?;
-    chart
-        .configure_mesh()
-        .x_desc(axis.desc.as_str())
-        .x_labels(12)
-        .y_labels(0)
-        .disable_y_mesh()
-        .light_line_style(TRANSPARENT)
-        .bold_line_style(GRID)
-        .axis_style(AXIS)
-        .label_style(font(12.0))
-        .axis_desc_style(font(13.0))
-        .draw()?;
+    house_style(
+        chart
+            .configure_mesh()
+            .x_desc(axis.desc.as_str())
+            .x_labels(12)
+            .y_labels(0)
+            .disable_y_mesh(),
+    )
+    .draw()?;
     let row_y = |r: usize| (n - r) as f64 - 0.5;
     let (x_lo, _) = chart.backend_coord(&(axis.lo, 0.0));
     put_text(
@@ -478,18 +472,15 @@ fn loss_panel(area: &Area, p: &Panel, seq: bool) -> DResult<()> {
         .build_cartesian_2d(axis.lo..axis.hi, 0.0..100.0)?;
     let desc = format!("loss per {} (%)", width_text(b.width, seq));
     let fmt = |v: &f64| format!("{v:.0}");
-    chart
-        .configure_mesh()
-        .x_desc(axis.desc.as_str())
-        .x_labels(12)
-        .y_labels(5)
-        .y_label_formatter(&fmt)
-        .light_line_style(TRANSPARENT)
-        .bold_line_style(GRID)
-        .axis_style(AXIS)
-        .label_style(font(12.0))
-        .axis_desc_style(font(13.0))
-        .draw()?;
+    house_style(
+        chart
+            .configure_mesh()
+            .x_desc(axis.desc.as_str())
+            .x_labels(12)
+            .y_labels(5)
+            .y_label_formatter(&fmt),
+    )
+    .draw()?;
     let (x0, y0) = chart.backend_coord(&(axis.lo, 0.0));
     let (_, y1) = chart.backend_coord(&(axis.lo, 100.0));
     y_desc(area, &desc, (x0 - 52, (y0 + y1) / 2))?;

@@ -39,7 +39,7 @@ pub fn trace(m: &TraceModel, notes: &[String]) -> DResult<String> {
         title += &format!(" on {h}");
     }
     let verdict = match (&v.text, &v.verdict) {
-        (Some(t), _) => t.clone(),
+        (Some(t), _) => t.to_string(),
         (None, Some(k)) => k.replace('_', " "),
         (None, None) => "no verdict in the file (the trace did not finish?)".into(),
     };
@@ -93,19 +93,16 @@ pub fn trace(m: &TraceModel, notes: &[String]) -> DResult<String> {
             .x_label_area_size(AXIS_H)
             .y_label_area_size(LEFT)
             .build_cartesian_2d(0.0..top, 0.5..(f64::from(n_hops) + 0.5))?;
-        chart
-            .configure_mesh()
-            .x_desc("RTT (ms)")
-            .x_labels(10)
-            .x_label_formatter(&fmt)
-            .y_labels(0)
-            .disable_y_mesh()
-            .light_line_style(TRANSPARENT)
-            .bold_line_style(GRID)
-            .axis_style(AXIS)
-            .label_style(font(12.0))
-            .axis_desc_style(font(13.0))
-            .draw()?;
+        house_style(
+            chart
+                .configure_mesh()
+                .x_desc("RTT (ms)")
+                .x_labels(10)
+                .x_label_formatter(&fmt)
+                .y_labels(0)
+                .disable_y_mesh(),
+        )
+        .draw()?;
         let row = |hop: u32| f64::from(n_hops + 1 - hop);
         let px = |x: f64, hop: u32| chart.backend_coord(&(x, row(hop)));
         let (x_left, _) = px(0.0, 1);

@@ -79,16 +79,6 @@ impl Answer {
         })
     }
 
-    pub fn name(&self) -> &'static str {
-        match self {
-            Answer::TimeExceeded(_) => "time_exceeded",
-            Answer::Reached { .. } => "reached",
-            Answer::Unreachable(_) => "unreachable",
-            Answer::Timeout => "timeout",
-            Answer::Error(_) => "error",
-        }
-    }
-
     /// Whether something answered (a router or the target).
     pub fn answered(&self) -> bool {
         matches!(

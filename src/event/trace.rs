@@ -1,0 +1,153 @@
+//! The events of a trace: `trace_start`, one `probe` per query's verdict, one `hop` per hop
+//! at the end, and the `trace` verdict.
+
+use std::net::{IpAddr, SocketAddr};
+
+use serde::{Deserialize, Serialize};
+
+use super::{Icmp, ProbeStatus, Text};
+use crate::icmp::extension::{InterfaceInfo, MplsLabel};
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct TraceStart<'a> {
+    pub target: Option<Text<'a>>,
+    pub address: Option<Text<'a>>,
+    pub source: Option<Text<'a>>,
+    pub host: Option<Text<'a>>,
+    pub max_hops: Option<u32>,
+    pub queries: Option<u32>,
+    pub flows: Option<u32>,
+    /// "syn" or "connect".
+    #[serde(skip_deserializing)]
+    pub probe: &'a str,
+    /// Our source port of each flow (SYN probes).
+    #[serde(skip_deserializing)]
+    pub ports: &'a [u16],
+    #[serde(skip_deserializing)]
+    pub cycles: Option<u64>,
+    #[serde(skip_deserializing)]
+    pub timeout_ms: f64,
+    #[serde(skip_deserializing)]
+    pub interval_ms: f64,
+    pub ts: Option<f64>,
+}
+
+/// One query's verdict.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Probe<'a> {
+    pub hop: Option<u32>,
+    pub query: Option<u32>,
+    pub flow: Option<u32>,
+    pub cycle: Option<u64>,
+    pub ts: Option<f64>,
+    pub status: Option<ProbeStatus>,
+    pub from: Option<Text<'a>>,
+    #[serde(skip_deserializing)]
+    pub name: Option<String>,
+    pub rtt_ms: Option<f64>,
+    /// "open" / "closed" when the target answered.
+    #[serde(skip_deserializing)]
+    pub port: Option<&'a str>,
+    pub icmp: Option<Icmp<'a>>,
+    #[serde(skip_deserializing)]
+    pub mpls: &'a [MplsLabel],
+    #[serde(skip_deserializing)]
+    pub interfaces: &'a [InterfaceInfo],
+    #[serde(skip_deserializing)]
+    pub error: Option<&'a str>,
+    #[serde(skip_deserializing)]
+    pub seq: u64,
+    #[serde(skip_deserializing)]
+    pub reprobe: bool,
+    #[serde(skip_deserializing)]
+    pub local_port: Option<u16>,
+}
+
+/// A router of a hop, with what it said. Not read back.
+#[derive(Clone, Debug, Serialize)]
+pub struct Router<'a> {
+    pub address: Option<IpAddr>,
+    pub name: Option<String>,
+    pub flows: Vec<u16>,
+    pub count: u64,
+    pub time_exceeded: u64,
+    /// "open" / "closed" when it is the target.
+    pub port: Option<&'static str>,
+    pub icmp: Vec<Icmp<'a>>,
+    pub mpls: &'a [Vec<MplsLabel>],
+    pub interfaces: &'a [InterfaceInfo],
+    pub avg_ms: Option<f64>,
+}
+
+/// One hop over every cycle.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Hop<'a> {
+    pub hop: Option<u32>,
+    /// The addresses that answered, most answers first.
+    #[serde(default)]
+    pub routers: Vec<Text<'a>>,
+    /// The same, with what each said.
+    #[serde(skip_deserializing)]
+    pub router_details: Vec<Router<'a>>,
+    pub sent: Option<u64>,
+    pub received: Option<u64>,
+    pub loss_pct: Option<f64>,
+    #[serde(skip_deserializing)]
+    pub last_ms: Option<f64>,
+    pub avg_ms: Option<f64>,
+    pub best_ms: Option<f64>,
+    pub worst_ms: Option<f64>,
+    #[serde(skip_deserializing)]
+    pub stddev_ms: Option<f64>,
+    #[serde(skip_deserializing)]
+    pub flows_answered: usize,
+    #[serde(skip_deserializing)]
+    pub next_hops: usize,
+    /// Flows the MDA stopping rule needs to rule out one more next hop (95%); null with one
+    /// flow.
+    #[serde(skip_deserializing)]
+    pub flows_needed: Option<usize>,
+    #[serde(skip_deserializing)]
+    pub enough_flows: Option<bool>,
+    #[serde(skip_deserializing)]
+    pub rate_limited: bool,
+    #[serde(skip_deserializing)]
+    pub errors: &'a [String],
+}
+
+/// The verdict of a trace.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Trace<'a> {
+    pub verdict: Option<Text<'a>>,
+    pub hops: Option<u32>,
+    pub break_hop: Option<u32>,
+    pub break_router: Option<Text<'a>>,
+    /// The routers of a routing loop (verdict "loop"), in the order the packets meet them.
+    #[serde(skip_deserializing)]
+    pub loop_routers: Option<&'a [IpAddr]>,
+    pub text: Option<Text<'a>>,
+    #[serde(skip_deserializing)]
+    pub target: &'a str,
+    #[serde(skip_deserializing)]
+    pub address: Option<SocketAddr>,
+    #[serde(skip_deserializing)]
+    pub port: Option<&'a str>,
+    #[serde(skip_deserializing)]
+    pub icmp: Option<Icmp<'a>>,
+    #[serde(skip_deserializing)]
+    pub flows: usize,
+    #[serde(skip_deserializing)]
+    pub flows_reached: usize,
+    #[serde(skip_deserializing)]
+    pub cycles: u64,
+    #[serde(skip_deserializing)]
+    pub probes_sent: u64,
+    #[serde(skip_deserializing)]
+    pub reprobes: u64,
+    #[serde(skip_deserializing)]
+    pub unmatched_icmp: u64,
+    #[serde(skip_deserializing)]
+    pub late_icmp: u64,
+    #[serde(skip_deserializing)]
+    pub elapsed_ms: f64,
+}
