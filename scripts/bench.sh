@@ -20,6 +20,9 @@
 #   multi                many targets: 10,000 loopback targets with --syn next to fping (lag,
 #                        CPU, RSS, scrape time), connect target counts: scripts/bench/multi.py,
 #                        results in bench/runs/<date>-multi/ (a section of its own)
+#   live                 the CPU the live views add: a 30-hop trace, boards of 1,000 and
+#                        10,000 targets, each with the view and with --no-tui in turns
+#                        (scripts/bench/live.sh; results in bench/runs/<date>-live/)
 #   before-after BIN     the build BIN (an earlier commit's binary) and this tree's build in
 #                        turns, one run: connect, persistent, --syn rate and fidelity, many
 #                        targets, trace (scripts/bench/before_after.py; [--rounds N]); results
@@ -74,6 +77,11 @@ if [ "${1:-}" = trace ]; then
   shift
   exec "$SELF_DIR/bench/trace.sh" "$@"
 fi
+# So is the live views' (a pseudo-terminal per run): scripts/bench/live.sh.
+if [ "${1:-}" = live ]; then
+  shift
+  exec "$SELF_DIR/bench/live.sh" "$@"
+fi
 
 mapfile -t need < <(missing_pkgs ip:iproute2 iptables:iptables tcpdump:tcpdump hping3:hping3 \
   nping:nmap python3:python3 taskset:util-linux /usr/bin/time:time perf:linux-perf)
@@ -120,4 +128,4 @@ if [ "${1:-}" = before-after ]; then # two builds in turns: its own folder
   exec "$PY" "$SELF_DIR/bench/before_after.py" "$@"
 fi
 "$PY" "$SELF_DIR/bench/bench.py" "$@"
-case " $* " in *" --smoke "*) "$SELF_DIR/bench/trace.sh" --smoke ;; esac
+case " $* " in *" --smoke "*) "$SELF_DIR/bench/trace.sh" --smoke && "$SELF_DIR/bench/live.sh" --smoke ;; esac

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Benchmark section "live": the CPU the live views add (issue 21).
 #
-#   scripts/bench/live.sh [--smoke] [--seconds S] [--targets "1000 10000"]
+#   scripts/bench/live.sh [--smoke] [--seconds S] [--targets "1000 10000"] [--reps N]
+#   scripts/bench.sh live [...]              (the same, as a section of bench.sh)
 #
-# Each case runs twice, in turns, in a pseudo-terminal (script, 160x50): with the live view,
-# and with --no-tui (its lines to the same terminal). The CPU of the tcpping-diag process
+# Each case runs N times (default 3) with the live view and N times with --no-tui (its lines
+# to the same terminal), in turns, the order alternating, each in a pseudo-terminal (script,
+# 160x50); the table gives the median and the min-max of each. The CPU of the tcpping-diag process
 # (user+system, /proc/PID/stat) is read over S seconds (default 60) after a 5 s warm-up, in
 # % of one core.
 #   - trace: 30 hops, one cycle a second (-i 1 -W 0.5 -q 1), to an address a namespace
@@ -17,7 +19,8 @@
 #
 # Must run as root (a namespace, SYN probes). Builds the binary with cargo when TCPPING_BIN
 # is not set. Traffic goes to loopback and to the namespaces tpb<PID>-live(-drop) it creates
-# and removes on exit. Prints a Markdown table; BENCH_OUT=FILE also writes it there.
+# and removes on exit. Prints a Markdown table, kept in bench/runs/<UTC start>-live/results.md
+# (BENCH_OUT=FILE instead; --smoke keeps nothing).
 
 set -euo pipefail
 SELF_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -27,9 +30,12 @@ cd "$REPO"
 SECONDS_RUN=60
 TARGETS="1000 10000"
 WARM=5
+REPS=3
+SMOKE=
 while [ $# -gt 0 ]; do
     case "$1" in
-    --smoke) SECONDS_RUN=5 TARGETS=200 WARM=1 ;;
+    --smoke) SECONDS_RUN=5 TARGETS=200 WARM=1 REPS=1 SMOKE=1 ;;
+    --reps) REPS=$2; shift ;;
     --seconds) SECONDS_RUN=$2; shift ;;
     --targets) TARGETS=$2; shift ;;
     live) ;;
@@ -47,6 +53,7 @@ if [ -z "${TCPPING_BIN:-}" ]; then
 fi
 BIN="${TCPPING_BIN:-$REPO/target/release/tcpping-diag}"
 
+LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
 NS="tpb$$-live"
 WORK=$(mktemp -d /tmp/tcpping-bench-live.XXXXXX)
 SERVER=""
@@ -87,6 +94,24 @@ measure() {
 ROWS=()
 row() { ROWS+=("| $1 | $2 | $3 | $4 |"); }
 
+# median_of X...: the median; spread_of X...: "median (min-max)".
+median_of() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END {print (NR % 2) ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2}'; }
+spread_of() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END {m = (NR % 2) ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2; printf "%.2f (%.2f-%.2f)", m, v[1], v[NR]}'; }
+
+# pair CMD: REPS runs of CMD with the view and REPS with --no-tui, in turns, the order
+# alternating; sets LIVE and PLAIN (arrays of % of a core).
+pair() {
+    local r
+    LIVE=() PLAIN=()
+    for ((r = 0; r < REPS; r++)); do
+        if ((r % 2 == 0)); then
+            LIVE+=("$(measure "$1")"); PLAIN+=("$(measure "$1 --no-tui")")
+        else
+            PLAIN+=("$(measure "$1 --no-tui")"); LIVE+=("$(measure "$1")")
+        fi
+    done
+}
+
 # trace: 30 silent hops in a namespace.
 ip netns add "$NS"
 ip netns add "$NS-drop"
@@ -98,9 +123,9 @@ ip -n "$NS" link set c0 up
 ip -n "$NS-drop" link set d0 up
 ip -n "$NS" route add 198.51.100.0/24 via 192.0.2.2
 TRACE="ip netns exec $NS $BIN trace 198.51.100.7:443 -m 30 -q 1 -i 1 -W 0.5 --cycles 0"
-live=$(measure "$TRACE")
-plain=$(measure "$TRACE --no-tui")
-row "trace, 30 hops, 1 cycle/s" "$live" "$plain" "view adds $(awk -v a="$live" -v b="$plain" 'BEGIN{printf "%.2f", a - b}') % of a core (goal <= 2)"
+pair "$TRACE"
+live=$(median_of "${LIVE[@]}") plain=$(median_of "${PLAIN[@]}")
+row "trace, 30 hops, 1 cycle/s" "$(spread_of "${LIVE[@]}")" "$(spread_of "${PLAIN[@]}")" "view adds $(awk -v a="$live" -v b="$plain" 'BEGIN{printf "%.2f", a - b}') % of a core (medians; goal <= 2)"
 
 # boards of N loopback targets.
 "$BIN" serve --listen 0.0.0.0:12001 --loss 0 -q >/dev/null 2>&1 &
@@ -113,13 +138,24 @@ n = $n
 for i in range(n):
     print(f'127.1.{i // 250}.{i % 250 + 1}:12001')" >"$WORK/targets.$n"
     BOARD="$BIN -f $WORK/targets.$n -i 1 --syn"
-    live=$(measure "$BOARD")
-    plain=$(measure "$BOARD --no-tui")
-    row "board, $n targets, 1 probe/s each" "$live" "$plain" "$(awk -v a="$live" -v b="$plain" 'BEGIN{ if (b > 0) printf "%+.1f %% over --no-tui (goal <= 10)", 100 * (a - b) / b; else print "-" }')"
+    pair "$BOARD"
+    live=$(median_of "${LIVE[@]}") plain=$(median_of "${PLAIN[@]}")
+    row "board, $n targets, 1 probe/s each" "$(spread_of "${LIVE[@]}")" "$(spread_of "${PLAIN[@]}")" "$(awk -v a="$live" -v b="$plain" 'BEGIN{ if (b > 0) printf "%+.1f %% over --no-tui (medians; goal <= 10)", 100 * (a - b) / b; else print "-" }')"
 done
 
+OUT=${BENCH_OUT:-}
+if [ -z "$OUT" ] && [ -z "$SMOKE" ]; then
+    OUT="$REPO/bench/runs/$(date -u +%Y-%m-%dT%H%MZ)-live/results.md"
+fi
+[ -n "$OUT" ] && mkdir -p "$(dirname "$OUT")"
 {
+    echo "# Live views: the CPU they add ($(date -u '+%Y-%m-%d %H:%M UTC'))"
+    echo
+    echo "$("$BIN" --version); $(nproc) CPUs; load at start ${LOAD0}; $REPS runs of ${SECONDS_RUN} s per case and mode, in turns."
+    echo "Median (min-max) of the tcpping-diag process's CPU, in % of one core."
+    [ -n "$SMOKE" ] && echo && echo "Smoke run: the code paths, not measurements."
+    echo
     echo "| case | CPU with the view (% core) | CPU with --no-tui (% core) | |"
     echo "|---|---|---|---|"
     printf '%s\n' "${ROWS[@]}"
-} | tee "${BENCH_OUT:-/dev/null}"
+} | tee "${OUT:-/dev/null}"
