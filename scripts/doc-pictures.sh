@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
-# The README's example pictures: docs/img/ping.svg, long.svg, many.svg and trace.svg.
+# The README's example pictures: docs/img/ping.svg, long.svg, many.svg and trace.svg, and the
+# live views on a terminal, live-trace.svg and live-board.svg.
 #
-#   sudo scripts/doc-pictures.sh [OUTDIR]      (default docs/img)
+#   sudo scripts/doc-pictures.sh [--live] [OUTDIR]      (default docs/img; --live: only the
+#                                                         live views' pictures)
+#
+# The live views are captured from a pseudo-terminal (script, 100x30; q pressed after 8 s)
+# and drawn by scripts/term-svg.py (python3-pyte, installed when missing).
 #
 # KEEP_NDJSON=DIR keeps the runs' NDJSON there (to redraw them with `tcpping-diag report`).
 #
@@ -15,10 +20,17 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" -eq 0 ] || { echo "doc-pictures.sh: must run as root (network namespaces, iptables)" >&2; exit 2; }
+LIVE_ONLY=
+if [ "${1:-}" = --live ]; then LIVE_ONLY=1; shift; fi
 OUT=${1:-docs/img}
+/usr/bin/python3 -c 'import pyte' 2>/dev/null || {
+    . scripts/common.sh
+    SCRIPT=doc-pictures.sh apt_install python3-pyte || exit 2
+}
 mkdir -p "$OUT"
-cargo build --release --quiet
-BIN=$PWD/target/release/tcpping-diag
+# TCPPING_BIN: a binary already built (else cargo builds one)
+[ -n "${TCPPING_BIN:-}" ] || cargo build --release --quiet
+BIN=${TCPPING_BIN:-$PWD/target/release/tcpping-diag}
 export TCPPING_BIN=$BIN
 WORK=$(mktemp -d)
 ID=
@@ -54,6 +66,28 @@ faults() { # faults T1 T2 T3 T4 : admin-prohibited from T1, DROP from T2, host-u
 }
 client() { ip netns exec "$CLI" "$BIN" "$@" --json </dev/null; }
 
+# capture OUT.svg TITLE CMD...: CMD in a 100x30 pseudo-terminal, q pressed after 8 s; the
+# last frame drawn, as SVG.
+capture() {
+    local out=$1 title=$2
+    shift 2
+    (sleep 8; printf q; sleep 2) | TERM=xterm-256color script -qfec "stty rows 30 cols 100; exec $*" "$WORK/typescript" >/dev/null || true # (its exit status: the run's)
+    /usr/bin/python3 scripts/term-svg.py "$WORK/typescript" "$out" --cols 100 --rows 30 --title "$title"
+}
+live_pictures() {
+    echo "live-trace.svg: trace --cycles 0 on a terminal, along the trace lab's long path"
+    capture "$OUT/live-trace.svg" "tcpping-diag trace 10.78.4.2:12007 --cycles 0 -i 0.5" \
+        ip netns exec "$ID-t-cli" "$BIN" trace 10.78.4.2:12007 --cycles 0 -i 0.5
+    echo "live-board.svg: the seven targets of many.svg on a terminal"
+    capture "$OUT/live-board.svg" "tcpping-diag 10.77.2.2:12001 10.77.2.2:12003 … -i 0.2 -W 0.3" \
+        ip netns exec "$CLI" "$BIN" 10.77.2.2:12001 "$SRV_ADDR:$PORT" 10.77.2.2:12005 10.77.2.2:12007 \
+        10.77.2.2:12016 10.77.2.2:12999 10.77.2.11:12001 -i 0.2 -W 0.3
+}
+if [ -n "$LIVE_ONLY" ]; then
+    live_pictures
+    exit 0
+fi
+
 echo "ping.svg: 300 pings, 50 ms apart, faults switched on the router during the run"
 faults 4 3 3 3 &
 FAULTS=$!
@@ -77,3 +111,5 @@ echo "trace.svg: 20 cycles along the trace lab's long path to a port r2 rejects"
 ip netns exec "$ID-t-cli" "$BIN" trace 10.78.4.2:12007 --cycles 20 -i 0.1 --json </dev/null \
     >"$WORK/trace.ndjson" || true
 "$BIN" report "$WORK/trace.ndjson" -o "$OUT/trace.svg"
+
+live_pictures
