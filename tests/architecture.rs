@@ -1,6 +1,6 @@
 //! The shape of `src/`, read from its own imports: every module sits in a layer, imports run
 //! only to the same layer or lower ones, there is no cycle between modules, and no file is
-//! much over 800 lines of code (tests aside). README.md, section ARCHITECTURE, draws it.
+//! over 800 lines of code, blank lines, comments and tests aside. README.md, section Architecture, draws it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -23,7 +23,7 @@ const LAYERS: &[&[&str]] = &[
 ];
 
 /// Lines of code (not blank, not comments) a file of `src/` may hold, tests aside.
-const MAX_LINES: usize = 850;
+const MAX_LINES: usize = 800;
 
 fn layer_of(module: &str) -> Option<usize> {
     LAYERS.iter().position(|l| l.contains(&module))
@@ -251,7 +251,7 @@ fn no_cycle_between_modules() {
 }
 
 #[test]
-fn no_file_is_far_over_800_lines_of_code() {
+fn no_file_is_over_800_lines_of_code() {
     let tree = read_tree();
     assert!(
         tree.long.is_empty(),

@@ -68,11 +68,15 @@ trap 'exit 130' INT
 
 # cpu_of PID: user+system clock ticks so far.
 cpu_of() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# rss_of PID: resident memory in kB.
+rss_of() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 
 # measure CMD...: run CMD in a 160x50 pseudo-terminal; print its CPU in % of a core over
-# SECONDS_RUN after WARM seconds.
+# SECONDS_RUN after WARM seconds, and its growth in resident memory over that time (kB,
+# VmRSS at the end minus after the warm-up: flat memory is about 0). The memory of the last
+# run is left in $WORK/rss.
 measure() {
-    local fifo="$WORK/in.$RANDOM" spid pid t0 t1 c0 c1
+    local fifo="$WORK/in.$RANDOM" spid pid t0 t1 c0 c1 r0 r1
     mkfifo "$fifo"
     exec 3<>"$fifo" # held open: the terminal's input never ends
     script -qfec "stty rows 50 cols 160; exec $*" /dev/null <"$fifo" >/dev/null 2>&1 &
@@ -80,9 +84,10 @@ measure() {
     sleep "$WARM"
     pid=$(pgrep -P "$spid" | head -n 1)
     [ -n "$pid" ] || { echo "bench live: the run did not start: $*" >&2; exit 1; }
-    c0=$(cpu_of "$pid"); t0=$(date +%s.%N)
+    c0=$(cpu_of "$pid"); t0=$(date +%s.%N); r0=$(rss_of "$pid")
     sleep "$SECONDS_RUN"
-    c1=$(cpu_of "$pid"); t1=$(date +%s.%N)
+    c1=$(cpu_of "$pid"); t1=$(date +%s.%N); r1=$(rss_of "$pid")
+    echo "$r0 $r1" >"$WORK/rss"
     kill -TERM "$pid"
     wait "$spid" || true
     exec 3>&-
@@ -92,7 +97,11 @@ measure() {
 }
 
 ROWS=()
-row() { ROWS+=("| $1 | $2 | $3 | $4 |"); }
+row() { ROWS+=("| $1 | $2 | $3 | $4 | $(rss_cell) |"); }
+# rss_growth: the last run's VmRSS after the warm-up and its growth to the end, "START +GROWTH".
+rss_growth() { awk '{printf "%d %+d", $1, $2 - $1}' "$WORK/rss"; }
+# rss_cell: the runs with the view: VmRSS after the warm-up, MB, and the largest growth, kB.
+rss_cell() { printf '%s\n' "${GROWTH[@]}" | awk '{ if (NR == 1 || $1 > s) s = $1; if (NR == 1 || $2 > g) g = $2 } END { printf "%.1f MB, then %+d kB at most", s / 1024, g }'; }
 
 # median_of X...: the median; spread_of X...: "median (min-max)".
 median_of() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END {print (NR % 2) ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2}'; }
@@ -102,12 +111,12 @@ spread_of() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END {m = (NR % 2) ?
 # alternating; sets LIVE and PLAIN (arrays of % of a core).
 pair() {
     local r
-    LIVE=() PLAIN=()
+    LIVE=() PLAIN=() GROWTH=()
     for ((r = 0; r < REPS; r++)); do
         if ((r % 2 == 0)); then
-            LIVE+=("$(measure "$1")"); PLAIN+=("$(measure "$1 --no-tui")")
+            LIVE+=("$(measure "$1")"); GROWTH+=("$(rss_growth)"); PLAIN+=("$(measure "$1 --no-tui")")
         else
-            PLAIN+=("$(measure "$1 --no-tui")"); LIVE+=("$(measure "$1")")
+            PLAIN+=("$(measure "$1 --no-tui")"); LIVE+=("$(measure "$1")"); GROWTH+=("$(rss_growth)")
         fi
     done
 }
@@ -155,7 +164,7 @@ fi
     echo "Median (min-max) of the tcpping-diag process's CPU, in % of one core."
     [ -n "$SMOKE" ] && echo && echo "Smoke run: the code paths, not measurements."
     echo
-    echo "| case | CPU with the view (% core) | CPU with --no-tui (% core) | |"
-    echo "|---|---|---|---|"
+    echo "| case | CPU with the view (% core) | CPU with --no-tui (% core) | | RSS with the view: after the warm-up, then its growth over the run |"
+    echo "|---|---|---|---|---|"
     printf '%s\n' "${ROWS[@]}"
 } | tee "${OUT:-/dev/null}"
