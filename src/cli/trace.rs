@@ -1,14 +1,12 @@
 //! `tcpping-diag trace`: its flags (`TraceArgs`) and validated settings (`TraceConfig`).
 
-use std::net::SocketAddr;
-use std::time::Duration;
-
 use clap::{Args, ValueEnum};
 
 use super::common::{helps, output, CommonArgs};
 use crate::error::Error;
 use crate::output::Output;
 use crate::resolve::resolve;
+use crate::trace::TraceRun;
 
 const TRACE_AFTER_HELP: &str = "\
 Every hop is probed at once (SYNs with TTL / hop limit 1 to --max-hops), each probe concluded by
@@ -161,38 +159,12 @@ pub const TRACE_MAX_PROBES: u64 = 8192;
 /// Validated trace settings.
 #[derive(Clone, Debug)]
 pub struct TraceConfig {
-    /// What the user typed, for display.
-    pub target_name: String,
-    pub target: SocketAddr,
-    pub max_hops: u8,
-    pub queries: u16,
-    pub flows: u16,
-    /// None: until interrupted.
-    pub cycles: Option<u64>,
-    pub interval: Duration,
-    pub timeout: Duration,
+    /// What to trace, how far and how often (what the output shows of it).
+    pub run: TraceRun,
     pub probe: TraceProbe,
-    pub resolve: bool,
     pub output: Output,
     /// Whether a terminal may get the live view (not `--no-tui`).
     pub tui: bool,
-}
-
-impl TraceConfig {
-    /// What the trace was asked to do, as its output shows it.
-    pub fn run(&self) -> crate::trace::TraceRun {
-        crate::trace::TraceRun {
-            target_name: self.target_name.clone(),
-            target: self.target,
-            max_hops: self.max_hops,
-            queries: self.queries,
-            flows: self.flows,
-            cycles: self.cycles,
-            interval: self.interval,
-            timeout: self.timeout,
-            resolve: self.resolve,
-        }
-    }
 }
 
 impl TraceArgs {
@@ -217,16 +189,18 @@ impl TraceArgs {
         }
         let target = resolve(&self.target, self.common.family())?;
         Ok(TraceConfig {
-            target_name: self.target,
-            target,
-            max_hops: self.max_hops,
-            queries: self.queries,
-            flows: self.flows,
-            cycles: (self.cycles > 0).then_some(self.cycles),
-            interval: self.common.interval,
-            timeout: self.common.timeout,
+            run: TraceRun {
+                target_name: self.target,
+                target,
+                max_hops: self.max_hops,
+                queries: self.queries,
+                flows: self.flows,
+                cycles: (self.cycles > 0).then_some(self.cycles),
+                interval: self.common.interval,
+                timeout: self.common.timeout,
+                resolve: self.resolve,
+            },
             probe: self.probe,
-            resolve: self.resolve,
             output: output(self.json),
             tui: !self.no_tui,
         })

@@ -26,9 +26,9 @@ fn defaults() {
     assert_eq!(t.common.timeout, Duration::from_secs(1));
     assert_eq!(t.probe, TraceProbe::Auto);
     let c = t.into_config().unwrap();
-    assert_eq!(c.cycles, Some(1));
-    assert_eq!(c.target, "127.0.0.1:443".parse().unwrap());
-    assert!(!c.resolve);
+    assert_eq!(c.run.cycles, Some(1));
+    assert_eq!(c.run.target, "127.0.0.1:443".parse().unwrap());
+    assert!(!c.run.resolve);
     assert_eq!(c.output, Output::Human);
 }
 
@@ -54,11 +54,11 @@ fn flags_and_their_bounds() {
         "syn",
     ]);
     let c = t.into_config().unwrap();
-    assert_eq!((c.max_hops, c.queries, c.flows), (8, 2, 6));
-    assert_eq!(c.cycles, None, "--cycles 0: until interrupted");
-    assert_eq!(c.interval, Duration::from_millis(200));
-    assert_eq!(c.timeout, Duration::from_millis(500));
-    assert!(c.resolve && c.output == Output::Json && c.probe == TraceProbe::Syn);
+    assert_eq!((c.run.max_hops, c.run.queries, c.run.flows), (8, 2, 6));
+    assert_eq!(c.run.cycles, None, "--cycles 0: until interrupted");
+    assert_eq!(c.run.interval, Duration::from_millis(200));
+    assert_eq!(c.run.timeout, Duration::from_millis(500));
+    assert!(c.run.resolve && c.output == Output::Json && c.probe == TraceProbe::Syn);
     for bad in [
         &["h:1", "-m", "0"][..],
         &["h:1", "-m", "256"],

@@ -32,7 +32,10 @@ use crate::tui::{Action, Live};
 /// Whether trace draws the live view: stdout is a terminal, more than one cycle is asked (or
 /// until interrupted), the output is for people, and `--no-tui` is not given.
 pub fn wanted(cfg: &TraceConfig) -> bool {
-    cfg.tui && cfg.output == Output::Human && cfg.cycles != Some(1) && io::stdout().is_terminal()
+    cfg.tui
+        && cfg.output == Output::Human
+        && cfg.run.cycles != Some(1)
+        && io::stdout().is_terminal()
 }
 
 /// Trace's live view on the terminal, and the keys' effects on the cycles.
@@ -56,14 +59,14 @@ pub struct LiveTrace {
 impl LiveTrace {
     /// Take the terminal and draw the empty view.
     pub fn start(cfg: &TraceConfig) -> io::Result<LiveTrace> {
-        let title = format!("trace {} ({})", cfg.target_name, cfg.target);
+        let title = format!("trace {} ({})", cfg.run.target_name, cfg.run.target);
         let mut t = LiveTrace {
             live: Live::start()?,
             view: TraceView::new(title, Palette::from_env()),
-            names: Lookups::new(cfg.resolve),
-            waited: humantime::format_duration(cfg.timeout).to_string(),
-            interval: cfg.interval,
-            cycles: cfg.cycles,
+            names: Lookups::new(cfg.run.resolve),
+            waited: humantime::format_duration(cfg.run.timeout).to_string(),
+            interval: cfg.run.interval,
+            cycles: cfg.run.cycles,
             cycle_started: Instant::now(),
             reset_at: 0,
             reset: false,

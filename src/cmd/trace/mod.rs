@@ -129,7 +129,7 @@ fn open_prober(
 ) -> Result<(Box<dyn Prober>, Setup, bool), Error> {
     let syn = |without| Probes::Syn {
         flow: Flow::Constant,
-        flows: usize::from(cfg.flows),
+        flows: usize::from(cfg.run.flows),
         without,
     };
     let need = Need {
@@ -138,8 +138,8 @@ fn open_prober(
             TraceProbe::Syn => syn(NoRaw::Fail(privilege::NO_RAW_SYN_TRACE)),
             TraceProbe::Auto => syn(NoRaw::TtlConnect),
         },
-        targets: Targets::One(cfg.target),
-        timeout: cfg.timeout,
+        targets: Targets::One(cfg.run.target),
+        timeout: cfg.run.timeout,
         interval: None,
         verbose: false,
     };
@@ -177,22 +177,27 @@ pub fn trace(cfg: TraceConfig) -> Result<i32, Error> {
         None => Screen::Through,
     };
     let (stdout, hold) = screen_stdout(screen);
-    let mut out = TraceWriter::new(stdout, &cfg.run(), cfg.output);
+    let mut out = TraceWriter::new(stdout, &cfg.run, cfg.output);
     let broken = |e: &io::Error| e.kind() == io::ErrorKind::BrokenPipe;
-    match out.start(&cfg.run(), &setup) {
+    match out.start(&cfg.run, &setup) {
         Err(e) if broken(&e) => return Ok(1),
         Err(e) => return Err(Error::io("write output", e)),
         Ok(()) => {}
     }
     let plan = Plan {
-        target: cfg.target,
-        max_hops: cfg.max_hops,
-        queries: cfg.queries,
-        flows: cfg.flows,
+        target: cfg.run.target,
+        max_hops: cfg.run.max_hops,
+        queries: cfg.run.queries,
+        flows: cfg.run.flows,
         constant_flows: constant,
     };
     let mut engine = Engine::new(plan);
-    let mut state = TraceState::new(cfg.target, cfg.max_hops, cfg.queries, cfg.flows);
+    let mut state = TraceState::new(
+        cfg.run.target,
+        cfg.run.max_hops,
+        cfg.run.queries,
+        cfg.run.flows,
+    );
     let mut pipe_closed = false;
     // With the view, the waits for the probes are cut short to read its keys.
     let mut keyed;
@@ -210,15 +215,15 @@ pub fn trace(cfg: TraceConfig) -> Result<i32, Error> {
     let driven = drive(
         &mut engine,
         probing,
-        cfg.cycles,
-        cfg.interval,
+        cfg.run.cycles,
+        cfg.run.interval,
         &stop,
         &SystemTime::now,
         &mut |p| {
             let r = match p {
                 Progress::Hop(h) => {
                     state.record(h);
-                    out.hop_done(h, cfg.target, cfg.flows)
+                    out.hop_done(h, cfg.run.target, cfg.run.flows)
                 }
                 Progress::CycleDone(c) => {
                     state.cycles_done = c;
@@ -261,7 +266,7 @@ pub fn trace(cfg: TraceConfig) -> Result<i32, Error> {
     let waited = if cut_short {
         format!("{:.1}s", started.elapsed().as_secs_f64())
     } else {
-        humantime::format_duration(cfg.timeout).to_string()
+        humantime::format_duration(cfg.run.timeout).to_string()
     };
     let mut v = verdict::verdict(&state, &waited);
     if cut_short {
@@ -280,7 +285,7 @@ pub fn trace(cfg: TraceConfig) -> Result<i32, Error> {
         late_icmp: tally.late,
         elapsed: started.elapsed(),
     };
-    match out.finish(&cfg.run(), &state, &v, totals) {
+    match out.finish(&cfg.run, &state, &v, totals) {
         Err(e) if broken(&e) => {}
         Err(e) => return Err(Error::io("write output", e)),
         Ok(()) => {}

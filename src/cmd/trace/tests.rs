@@ -651,16 +651,18 @@ fn the_start_of_the_run_and_a_closed_pipe() {
 
 fn config(output: crate::cli::Output, flows: u16, cycles: u64) -> crate::cli::TraceConfig {
     crate::cli::TraceConfig {
-        target_name: "server.lab:443".into(),
-        target: TARGET.parse().unwrap(),
-        max_hops: 30,
-        queries: 3,
-        flows,
-        cycles: Some(cycles),
-        interval: Duration::from_secs(1),
-        timeout: Duration::from_secs(1),
+        run: crate::trace::TraceRun {
+            target_name: "server.lab:443".into(),
+            target: TARGET.parse().unwrap(),
+            max_hops: 30,
+            queries: 3,
+            flows,
+            cycles: Some(cycles),
+            interval: Duration::from_secs(1),
+            timeout: Duration::from_secs(1),
+            resolve: false,
+        },
         probe: crate::cli::TraceProbe::Auto,
-        resolve: false,
         output,
         tui: false,
     }
@@ -670,15 +672,15 @@ fn config(output: crate::cli::Output, flows: u16, cycles: u64) -> crate::cli::Tr
 fn render(r: &Run, output: crate::cli::Output, flows: u16, cycles: u64) -> String {
     use super::output::{RunTotals, Setup, TraceWriter};
     let cfg = config(output, flows, cycles);
-    let mut w = TraceWriter::new(Vec::new(), &cfg.run(), cfg.output);
+    let mut w = TraceWriter::new(Vec::new(), &cfg.run, cfg.output);
     let setup = Setup {
         probe: "syn",
         source: Some(ip("10.0.0.2")),
         ports: vec![40000],
     };
-    w.start(&cfg.run(), &setup).unwrap();
+    w.start(&cfg.run, &setup).unwrap();
     for h in &r.hops {
-        w.hop_done(h, cfg.target, flows).unwrap();
+        w.hop_done(h, cfg.run.target, flows).unwrap();
         let last_of_cycle = r.hops.iter().rfind(|x| x.cycle == h.cycle) == Some(h);
         if last_of_cycle {
             w.cycle_done(h.cycle).unwrap();
@@ -690,7 +692,7 @@ fn render(r: &Run, output: crate::cli::Output, flows: u16, cycles: u64) -> Strin
         reprobes,
         ..RunTotals::default()
     };
-    w.finish(&cfg.run(), &r.state, &r.verdict, totals).unwrap();
+    w.finish(&cfg.run, &r.state, &r.verdict, totals).unwrap();
     String::from_utf8(w.into_inner()).unwrap()
 }
 
