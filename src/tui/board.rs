@@ -70,6 +70,8 @@ impl Probe {
     fn text(&self) -> String {
         match self {
             Probe::Pending => "…".to_string(),
+            // below 1 ms (loopback, a LAN) three decimals: one would say 0.0
+            Probe::Reply(ms) if *ms < 1.0 => format!("reply {ms:.3} ms"),
             Probe::Reply(ms) => format!("reply {ms:.1} ms"),
             Probe::Lost => "LOST".to_string(),
             Probe::Timeout => "timeout".to_string(),

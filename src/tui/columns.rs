@@ -46,10 +46,12 @@ pub fn layout(columns: &[Column], palette: Palette) -> (Row<'static>, Vec<Constr
     (header, columns.iter().map(|c| c.width).collect())
 }
 
-/// Milliseconds right-aligned in `width` columns: one decimal while it fits, `-` for none.
+/// Milliseconds right-aligned in `width` columns: two decimals below 1 ms (loopback and LAN
+/// times, which one decimal shows as 0.0), else one while it fits; `-` for none.
 pub fn millis(v: Option<f64>, width: u16) -> String {
     let width = usize::from(width);
     match v {
+        Some(v) if v < 1.0 && width >= 4 => format!("{v:>width$.2}"),
         Some(v) if v < 10f64.powi(width as i32 - 2) => format!("{v:>width$.1}"),
         Some(v) => format!("{v:>width$.0}"),
         None => format!("{:>width$}", "-"),
@@ -66,5 +68,7 @@ mod tests {
         assert_eq!(millis(Some(999.9), 5), "999.9");
         assert_eq!(millis(Some(12345.0), 5), "12345");
         assert_eq!(millis(None, 6), "     -");
+        assert_eq!(millis(Some(0.039), 5), " 0.04", "below 1 ms: two decimals");
+        assert_eq!(millis(Some(0.039), 3), "0.0");
     }
 }

@@ -583,3 +583,13 @@ fn new_figures_reorder_the_board_at_most_once_a_second() {
     assert_eq!(names(&mut b)[3], "down.example:443");
     assert!(first_row(&mut b).contains("refused.example"));
 }
+
+#[test]
+fn a_reply_below_a_millisecond_shows_its_microseconds() {
+    let mut b = Board::new(10, Palette::new(true));
+    let lo = b.add("127.0.0.1:18777", Vec::new());
+    b.record(lo, Probe::Reply(0.039));
+    let text = screen(&render_offscreen(80, 24, |f| b.render(f)));
+    assert!(text.contains("reply 0.039 ms"), "{text}");
+    assert!(text.contains("0.04"), "the median to two decimals: {text}");
+}
