@@ -263,19 +263,7 @@ fn syn_probes_of_one_flow_start_every_interval_whatever_is_still_in_flight() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(450));
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-    let out = child.wait_with_output().unwrap();
-    let v = json_lines(&out);
-    let p = pings(&v);
-    assert!(p.len() >= 3, "several in flight: {v:?}");
-    assert!(p.iter().all(|e| e["status"] == "interrupted"), "{v:?}");
-    let mut seqs: Vec<u64> = p.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
-    seqs.sort_unstable();
-    assert_eq!(seqs, (1..=p.len() as u64).collect::<Vec<_>>());
-    let s = summary(&v);
-    assert_eq!(s["sent"].as_u64(), Some(p.len() as u64), "{s}");
-    assert_eq!(s["interrupted"].as_u64(), Some(p.len() as u64), "{s}");
+    assert_interrupted_in_flight(child);
 }
 
 /// A network namespace of the test's own (loopback only), removed on drop.

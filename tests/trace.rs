@@ -488,14 +488,7 @@ impl Lab {
 impl Drop for Lab {
     fn drop(&mut self) {
         for n in ["c", "r", "s"] {
-            let ns = format!("{}-{n}", self.prefix);
-            let pids = Command::new("ip").args(["netns", "pids", &ns]).output();
-            if let Ok(p) = pids {
-                for pid in String::from_utf8_lossy(&p.stdout).split_whitespace() {
-                    let _ = Command::new("kill").args(["-9", pid]).status();
-                }
-            }
-            let _ = Command::new("ip").args(["netns", "del", &ns]).status();
+            common::remove_netns(&format!("{}-{n}", self.prefix));
         }
     }
 }

@@ -217,3 +217,33 @@ pub fn assert_started_every_interval(v: &[serde_json::Value], took: Duration) {
         (Some(5), Some(5))
     );
 }
+
+/// Remove a network namespace a test made: kill what still runs in it, then delete it.
+pub fn remove_netns(ns: &str) {
+    if let Ok(p) = Command::new("ip").args(["netns", "pids", ns]).output() {
+        for pid in String::from_utf8_lossy(&p.stdout).split_whitespace() {
+            let _ = Command::new("kill").args(["-9", pid]).status();
+        }
+    }
+    let _ = Command::new("ip").args(["netns", "del", ns]).status();
+}
+
+/// Ctrl-C (SIGINT) to a `--json` client 450 ms into a run of probes that nobody answers:
+/// several were in flight, every one ends `interrupted`, sequence numbers 1..n, and the
+/// summary counts them all as sent and interrupted.
+pub fn assert_interrupted_in_flight(child: std::process::Child) {
+    std::thread::sleep(Duration::from_millis(450));
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    let v = json_lines(&out);
+    let p = pings(&v);
+    assert!(p.len() >= 3, "several in flight: {v:?}");
+    assert!(p.iter().all(|e| e["status"] == "interrupted"), "{v:?}");
+    let mut seqs: Vec<u64> = p.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    seqs.sort_unstable();
+    assert_eq!(seqs, (1..=p.len() as u64).collect::<Vec<_>>());
+    let s = summary(&v);
+    assert_eq!(s["sent"].as_u64(), Some(p.len() as u64), "{s}");
+    assert_eq!(s["interrupted"].as_u64(), Some(p.len() as u64), "{s}");
+}
