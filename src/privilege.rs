@@ -37,7 +37,7 @@ run it as root (sudo), or once: ",
 /// The one line when trace falls back to connect() probes.
 pub const NO_RAW_TRACE: &str = concat!(
     "tcpping-diag: trace: no CAP_NET_RAW, so connect() probes with a TTL and the socket \
-error queue instead of SYNs (a source port per probe: not a constant flow; no ICMP \
+error queue instead of SYNs (constant flows, each flow's probes one at a time; no ICMP \
 extensions); for SYN probes run with sudo, or once: ",
     setcap!()
 );
@@ -48,13 +48,6 @@ pub const NO_RAW_SYN_TRACE: &str = concat!(
 run it as root (sudo), or once: ",
     setcap!(),
     "; or use --probe connect"
-);
-
-/// The one line when `trace --flows` cannot have its raw sockets.
-pub const NO_RAW_FLOWS: &str = concat!(
-    "--flows needs SYN probes, and they need CAP_NET_RAW: \
-run it as root (sudo), or once: ",
-    setcap!()
 );
 
 /// Rounds of asking the other threads before giving up.

@@ -17,8 +17,8 @@
 # Each link is 10.78.N.0/24 and fd78:N::/64, .1 on the left, .2 on the right; a hop's router
 # answers from its address on the link toward the client (e2 from the link the probe came
 # in by: icmp_errors_use_inbound_ifaddr). e1 splits traffic to 10.78.14.0/24 (fd78:14::/64)
-# over two equal-cost next hops, hashing on the ports (fib_multipath_hash_policy=1, both
-# families); e2 sends everything back through ea.
+# over two equal-cost next hops, hashing on the 5-tuple (t_ecmp: fib_multipath_hash_policy=3,
+# both families); e2 sends everything back through ea.
 #
 # The server namespace runs `tcpping-diag serve` on 12001, 12003, 12007, 12011 ([::]).
 # Faults, on r2 (each on its own port, so scenarios never touch each other's rules):
@@ -71,6 +71,17 @@ t_route() {
     tns "$node" ip -6 route add "$v6" via "$via6"
 }
 
+# t_ecmp NODE SEED : NODE balances multipath routes on the 5-tuple (both families), with its
+# own hash seed. Policy 3 with the fields src/dst address, protocol, src/dst port (0x37), not
+# policy 1: with 1 a Linux router takes the hash already on a packet when there is one, and
+# a veth keeps the hash our own kernel drew for the sending socket (a random one per socket:
+# connect() probes of one flow would then be balanced apart, which no real router does).
+t_ecmp() {
+    tns "$1" sysctl -q -w net.ipv4.fib_multipath_hash_policy=3 net.ipv6.fib_multipath_hash_policy=3 \
+        net.ipv4.fib_multipath_hash_fields=0x37 net.ipv6.fib_multipath_hash_fields=0x37 >/dev/null
+    tns "$1" sysctl -q -w net.ipv4.fib_multipath_hash_seed="$2" >/dev/null 2>&1 || true
+}
+
 # trace_topology_up PREFIX RECORD : build both topologies; RECORD NAME is called for every
 # namespace before it is created (so that a failure half way can still be cleaned up)
 trace_topology_up() {
@@ -114,7 +125,7 @@ trace_topology_up() {
     t_route r2 10.78.99.0/24 fd78:99::/64 10.78.3.2 fd78:3::2
     t_route r3 10.78.99.0/24 fd78:99::/64 10.78.3.1 fd78:3::1
     # diamond: e1 balances over ea and eb by a hash of addresses and ports
-    tns e1 sysctl -q -w net.ipv4.fib_multipath_hash_policy=1 net.ipv6.fib_multipath_hash_policy=1 >/dev/null
+    t_ecmp e1 1
     tns e1 ip route add 10.78.14.0/24 nexthop via 10.78.12.2 weight 1 nexthop via 10.78.13.2 weight 1
     tns e1 ip -6 route add fd78:14::/64 nexthop via fd78:12::2 weight 1 nexthop via fd78:13::2 weight 1
     t_route ea 10.78.14.0/24 fd78:14::/64 10.78.15.2 fd78:15::2
@@ -246,6 +257,26 @@ tclient() {
     case "$CLIENT_RC" in 130 | 143) exit "$CLIENT_RC" ;; esac
 }
 
+# tnobody OUT ARGS... : as tclient, as `nobody` without capabilities (the binary copied where
+# nobody can run it); stderr OUT.err
+tnobody() {
+    local out=$1 d=$LAB_DIR/bin t0 t1
+    shift
+    install -d -m 755 "$d"
+    [ "$d/tcpping-diag" -nt "$BIN" ] || install -m 755 "$BIN" "$d/tcpping-diag"
+    echo "  \$ setpriv --reuid=nobody ... tcpping-diag trace $* --json" >&2
+    t0=$(date +%s%N)
+    set +e
+    tns cli timeout --foreground 120 setpriv --reuid=nobody --regid=nogroup --clear-groups \
+        --inh-caps=-all --bounding-set=-all "$d/tcpping-diag" trace "$@" --json >"$out.json" 2>"$out.err" </dev/null
+    CLIENT_RC=$?
+    set -e
+    t1=$(date +%s%N)
+    CLIENT_WALL_MS=$(((t1 - t0) / 1000000))
+    echo "    exit $CLIENT_RC, ${CLIENT_WALL_MS} ms: $(jq -r 'select(.type=="trace") | .text' "$out.json" 2>/dev/null); stderr: $(head -c 200 "$out.err")" >&2
+    case "$CLIENT_RC" in 130 | 143) exit "$CLIENT_RC" ;; esac
+}
+
 # tcheck FILE JQ-BOOL DESC : the NDJSON (slurped: `.` is the array of events) satisfies it
 tcheck() {
     local f=$1 expr=$2 desc=$3
@@ -356,16 +387,7 @@ scen_trace-ipv6() {
 scen_trace-unprivileged() {
     trace_ensure_up
     local d=$LAB_DIR/bin n
-    install -d -m 755 "$d"
-    install -m 755 "$BIN" "$d/tcpping-diag"
-    echo "  \$ setpriv --reuid=nobody ... tcpping-diag trace $T_SRV:$T_PORT_OPEN -W 3 --json" >&2
-    set +e
-    tns cli timeout --foreground 60 setpriv --reuid=nobody --regid=nogroup --clear-groups \
-        --inh-caps=-all --bounding-set=-all "$d/tcpping-diag" trace "$T_SRV:$T_PORT_OPEN" -W 3 --json \
-        >"$W/tunpriv.json" 2>"$W/tunpriv.err" </dev/null
-    CLIENT_RC=$?
-    set -e
-    echo "    exit $CLIENT_RC; stderr: $(head -c 300 "$W/tunpriv.err")" >&2
+    tnobody "$W/tunpriv" "$T_SRV:$T_PORT_OPEN" -W 3
     rc_is 0 "reached"
     n=$(grep -c CAP_NET_RAW "$W/tunpriv.err" || true)
     [ "$n" -eq 1 ] && [ "$(wc -l <"$W/tunpriv.err")" -eq 1 ] ||
@@ -376,14 +398,29 @@ scen_trace-unprivileged() {
     thop_routers "$W/tunpriv.json" 2 "$T_R2"
     thop_routers "$W/tunpriv.json" 3 "$T_R3"
     tcheck "$W/tunpriv.json" '[.[] | select(.type=="hop")] | all(.received == 3)' "every query answered"
-    set +e
-    tns cli timeout --foreground 60 setpriv --reuid=nobody --regid=nogroup --clear-groups \
-        --inh-caps=-all --bounding-set=-all "$d/tcpping-diag" trace "$T_SRV:$T_PORT_REJECT" -W 3 --json \
-        >"$W/tunpriv-reject.json" 2>"$W/tunpriv-reject.err" </dev/null
-    CLIENT_RC=$?
-    set -e
+    # a constant flow: every probe from the one port the start event names
+    tcheck "$W/tunpriv.json" '(.[0].ports | length) == 1 and ([.[] | select(.type=="probe") | .local_port] | unique) == .[0].ports' \
+        "one source port for every probe: $(jq -c -s '[.[0].ports, ([.[] | select(.type=="probe") | .local_port] | unique)]' "$W/tunpriv.json")"
+    tnobody "$W/tunpriv-reject" "$T_SRV:$T_PORT_REJECT" -W 3
     rc_is 1 "not reached (unprivileged reject)"
     tverdict "$W/tunpriv-reject.json" path_ends "path ends at hop 2: $T_R2 says communication administratively prohibited"
+    # The ECMP diamond as nobody: a Paris trace, so no false link. 10 cycles of one flow stay
+    # on one branch (a port per probe would show both at hops 2 and 3 in all but 2 in 2^30
+    # of runs); 16 flows find both, and a flow that took ea at hop 2 meets e2 over ea's link.
+    tnobody "$W/tunpriv-paris" "$T_D_SRV:$T_PORT_OPEN" --cycles 10 -i 0.05 -W 3
+    rc_is 0 "reached (diamond, unprivileged)"
+    tcheck "$W/tunpriv-paris.json" '[.[] | select(.type=="hop")] | all((.routers | length) == 1 and .sent == 30 and .received == 30)' \
+        "unprivileged diamond: one router per hop over 10 cycles; hops: $(thops "$W/tunpriv-paris.json")"
+    tcheck "$W/tunpriv-paris.json" "[.[] | select(.type==\"hop\" and (.hop==2 or .hop==3)) | .routers[0]] as \$p | \$p == [\"$T_EA\",\"$T_E2A\"] or \$p == [\"$T_EB\",\"$T_E2B\"]" \
+        "unprivileged diamond: hops 2 and 3 on one branch; hops: $(thops "$W/tunpriv-paris.json")"
+    tnobody "$W/tunpriv-flows" "$T_D_SRV:$T_PORT_OPEN" --flows 16 -q 1 -W 3
+    rc_is 0 "reached (diamond, unprivileged, 16 flows)"
+    tcheck "$W/tunpriv-flows.json" '.[0].probe == "connect" and (.[0].ports | length) == 16' "16 flows, connect() probes"
+    thop_routers "$W/tunpriv-flows.json" 2 "$T_EA" "$T_EB"
+    thop_routers "$W/tunpriv-flows.json" 3 "$T_E2A" "$T_E2B"
+    tcheck "$W/tunpriv-flows.json" "([.[] | select(.type==\"hop\" and .hop==2) | .router_details[] | select(.address==\"$T_EA\") | .flows] == [.[] | select(.type==\"hop\" and .hop==3) | .router_details[] | select(.address==\"$T_E2A\") | .flows])" \
+        "unprivileged: the flows of $T_EA at hop 2 are those of $T_E2A at hop 3 (no false link)"
+    tcheck "$W/tunpriv-flows.json" '[.[] | select(.type=="probe" and .hop==4)] | length == 16 and all(.port=="open")' "16 flows reached, open"
     # Times: unprivileged, from the clock read before connect() to the ICMP's kernel receive
     # stamp (the target: TCP_INFO's SYN to SYN-ACK), against the SYN probes' wire times: the
     # same within 20 µs at every hop, IPv4 and IPv6. Three rounds of 10 cycles of each kind,

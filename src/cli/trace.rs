@@ -16,9 +16,10 @@ routers that come back in the same order (A B A B) are a routing loop, named as 
 repeats. The last line says where the path stops, in words.
 
 SYN probes need CAP_NET_RAW (sudo, or: sudo setcap cap_net_raw+ep $(command -v tcpping-diag)).
-Without it, trace uses connect() with IP_TTL / IPV6_UNICAST_HOPS and the socket error queue
-(one source port per probe, no ICMP extensions; times from the ICMP's kernel receive
-timestamp), and says so.
+Without it, trace uses connect() with IP_TTL / IPV6_UNICAST_HOPS and the socket error queue,
+and says so: still constant flows (a source port per flow, --flows too), but a flow's probes
+leave one at a time (one connection per 4-tuple), so a silent hop costs each probe of a flow
+the timeout; no ICMP extensions; times from the ICMP's kernel receive timestamp.
 
 Examples:
   tcpping-diag trace example.net:443                 where does TCP to port 443 stop?
@@ -181,11 +182,6 @@ impl TraceArgs {
                 "--max-hops {} x --queries {} x --flows {} = {probes} probes per cycle: at most {TRACE_MAX_PROBES}",
                 self.max_hops, self.queries, self.flows
             )));
-        }
-        if self.flows > 1 && self.probe == TraceProbe::Connect {
-            return Err(Error::Usage(
-                "--flows needs SYN probes (connect() probes take a new source port each)".into(),
-            ));
         }
         let target = resolve(&self.target, self.common.family())?;
         Ok(TraceConfig {

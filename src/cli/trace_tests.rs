@@ -83,10 +83,11 @@ fn validation() {
         .into_config()
         .unwrap_err();
     assert!(e.to_string().contains("probes per cycle"), "{e}");
-    let e = trace_args(&["127.0.0.1:1", "--flows", "2", "--probe", "connect"])
+    // connect() probes keep a constant flow too (a port per flow): --flows with them is fine.
+    let c = trace_args(&["127.0.0.1:1", "--flows", "2", "--probe", "connect"])
         .into_config()
-        .unwrap_err();
-    assert!(e.to_string().contains("--flows needs SYN probes"), "{e}");
+        .unwrap();
+    assert_eq!((c.run.flows, c.probe), (2, TraceProbe::Connect));
     let e = trace_args(&["127.0.0.1:0"]).into_config().unwrap_err();
     assert!(e.to_string().contains("port 0"), "{e}");
     assert!(trace_args(&["[::1]:7", "-4"]).into_config().is_err());

@@ -20,7 +20,7 @@ pub struct TraceStart<'a> {
     /// "syn" or "connect".
     #[serde(skip_deserializing)]
     pub probe: &'a str,
-    /// Our source port of each flow (SYN probes).
+    /// Our source port of each flow.
     #[serde(skip_deserializing)]
     pub ports: &'a [u16],
     #[serde(skip_deserializing)]

@@ -40,8 +40,9 @@ pub enum Probes {
         flows: usize,
         without: NoRaw,
     },
-    /// connect() with a TTL and the socket error queue: no privilege needed.
-    TtlConnect,
+    /// connect() with a TTL and the socket error queue on `flows` constant flows: no
+    /// privilege needed.
+    TtlConnect { flows: usize },
 }
 
 impl Probes {
@@ -69,8 +70,8 @@ impl Probes {
 pub enum NoRaw {
     /// Fail with this line (exit status 2, nothing sent).
     Fail(&'static str),
-    /// trace's default: connect() probes with a TTL instead, said in one line; several
-    /// flows need SYN probes, so then fail.
+    /// trace's default: connect() probes with a TTL instead (as many constant flows), said
+    /// in one line.
     TtlConnect,
 }
 
@@ -131,7 +132,9 @@ enum Privileged {
         wire: Option<WireTap>,
     },
     Syn(Box<SynProber>),
-    TtlConnect,
+    TtlConnect {
+        flows: usize,
+    },
 }
 
 /// Open what `need` needs while privileged, drop every privilege, and build the prober
@@ -162,9 +165,9 @@ pub fn open(need: &Need, waker: &Arc<Waker>, stop: &Arc<AtomicBool>) -> Result<O
             without,
         } => match open_syn(need, flow, flows, without, waker, stop)? {
             Some(p) => Privileged::Syn(Box::new(p)),
-            None => Privileged::TtlConnect,
+            None => Privileged::TtlConnect { flows },
         },
-        Probes::TtlConnect => Privileged::TtlConnect,
+        Probes::TtlConnect { flows } => Privileged::TtlConnect { flows },
     };
     if let Err(e) = privilege::drop_all() {
         return Err(Error::Setup(format!("drop capabilities: {e}")));
@@ -221,17 +224,23 @@ pub fn open(need: &Need, waker: &Arc<Waker>, stop: &Arc<AtomicBool>) -> Result<O
             kind: Kind::Syn,
             source,
         },
-        Privileged::TtlConnect => {
+        Privileged::TtlConnect { flows } => {
             // connect() probes hold a socket each while in flight.
             net::raise_open_files();
+            let Some(t) = target else {
+                return Err(Error::Setup(
+                    "connect() probes with a TTL go to one target".into(),
+                ));
+            };
+            let p =
+                TtlConnectProber::new(t, flows, need.timeout, Arc::clone(waker), Arc::clone(stop))
+                    .map_err(|e| {
+                        Error::io("reserve source ports for the connect() probes' flows", e)
+                    })?;
             Opened {
-                prober: Box::new(TtlConnectProber::new(
-                    need.timeout,
-                    Arc::clone(waker),
-                    Arc::clone(stop),
-                )),
+                ports: p.ports(),
+                prober: Box::new(p),
                 kind: Kind::TtlConnect,
-                ports: Vec::new(),
                 source,
             }
         }
@@ -334,7 +343,6 @@ fn open_syn(
         Err((true, e)) if e.kind() == io::ErrorKind::PermissionDenied => {
             return match without {
                 NoRaw::Fail(line) => Err(Error::Setup(line.into())),
-                NoRaw::TtlConnect if flows > 1 => Err(Error::Setup(privilege::NO_RAW_FLOWS.into())),
                 NoRaw::TtlConnect => {
                     eprintln!("{}", privilege::NO_RAW_TRACE);
                     Ok(None)

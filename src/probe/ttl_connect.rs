@@ -3,11 +3,28 @@
 //! said about the SYN on the socket's error queue (IP_RECVERR / IPV6_RECVERR): the offender's
 //! address, type and code of a time exceeded or an unreachable, and fails the connection with
 //! it. A completed connection is the target's SYN-ACK (port open), a refused one its RST.
+//! ICMP extensions are not available (the kernel does not pass them on).
 //!
-//! Each probe has its own socket and so its own source port: probes never collide at the
-//! target, but they are not a constant flow (a load balancer may send each its own way), and
-//! an answered probe is a real connection, closed at once with RST (SO_LINGER 0). ICMP
-//! extensions are not available (the kernel does not pass them on).
+//! Constant flows (Paris traceroute) without a raw socket: each flow has a source port,
+//! reserved for the run by a socket bound to it (SO_REUSEADDR, never listening, so no other
+//! program's connect() picks it), and every probe of the flow binds that port too, so that
+//! all of them share the 5-tuple and a load balancer hashing it sends them the same way.
+//! The kernel keeps one connection per 4-tuple, so a flow's probes leave one at a time
+//! ([`Lanes`]): the next when the previous is concluded, its socket gone. It goes at once:
+//! an ICMP error fails a connection still opening (the kernel drops it), a refused one is
+//! gone, and a completed one or a timed-out one is closed with RST (SO_LINGER 0), so no
+//! TIME_WAIT holds the 4-tuple. Flows run side by side. A late ICMP error about an earlier
+//! probe of the flow never lands on the next one: the kernel checks the sequence number it
+//! quotes against the socket's (its ISN differs).
+//!
+//! Over IPv6 the probes carry no flow label (IPV6_AUTOFLOWLABEL off: the kernel's label is a
+//! random hash per socket). The skb hash our kernel draws per socket never leaves the host,
+//! so routers hash the headers alone; but a Linux router that gets our packets with that
+//! hash still on them (a veth into a namespace on this host) balances on it with
+//! `fib_multipath_hash_policy` 1, and so the lab's multipath routers use policy 3 with the
+//! 5-tuple fields.
+//!
+//! The price: a silent hop costs every probe of a flow the timeout, one after the other.
 //!
 //! Times are the kernel's where it gives them without privilege:
 //! - an ICMP error: from the clock read just before `connect()` (CLOCK_REALTIME, the
@@ -22,8 +39,9 @@
 //! - its RST (closed port), or when the kernel gave no stamp: user space's, from before
 //!   `connect()` to the verdict read.
 
+use std::collections::VecDeque;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -31,7 +49,7 @@ use std::time::{Duration, Instant};
 
 use crate::timing;
 
-use socket2::Socket;
+use socket2::{Domain, Protocol, Socket, Type};
 
 use super::connect::probe_socket;
 use super::{Clock, IcmpTally, PingResult, ProbeSpec, Prober, Status};
@@ -51,9 +69,66 @@ struct Flight {
     deadline: Instant,
 }
 
-/// connect() probes with a TTL, many in flight, one socket each.
+/// The probes waiting for their flow: each flow sends one probe at a time, in the order
+/// given, and the flows side by side. Pure bookkeeping, tested without sockets.
+#[derive(Debug, Default)]
+pub struct Lanes {
+    queues: Vec<VecDeque<ProbeSpec>>,
+    busy: Vec<bool>,
+}
+
+impl Lanes {
+    pub fn new(flows: usize) -> Lanes {
+        Lanes {
+            queues: vec![VecDeque::new(); flows],
+            busy: vec![false; flows],
+        }
+    }
+
+    /// Queue a probe on its flow; Err(spec) when the flow does not exist.
+    pub fn push(&mut self, spec: ProbeSpec) -> Result<(), ProbeSpec> {
+        match self.queues.get_mut(usize::from(spec.flow)) {
+            Some(q) => {
+                q.push_back(spec);
+                Ok(())
+            }
+            None => Err(spec),
+        }
+    }
+
+    /// The next probe that may leave now (its flow idle), its flow marked busy.
+    pub fn take_next(&mut self) -> Option<ProbeSpec> {
+        let f = (0..self.queues.len()).find(|&f| !self.busy[f] && !self.queues[f].is_empty())?;
+        self.busy[f] = true;
+        self.queues[f].pop_front()
+    }
+
+    /// The probe in flight on `flow` is concluded (its socket closed): the flow is idle.
+    pub fn done(&mut self, flow: u16) {
+        if let Some(b) = self.busy.get_mut(usize::from(flow)) {
+            *b = false;
+        }
+    }
+
+    /// Probes waiting, not sent yet.
+    pub fn waiting(&self) -> usize {
+        self.queues.iter().map(VecDeque::len).sum()
+    }
+
+    /// Take every probe waiting.
+    pub fn drain(&mut self) -> Vec<ProbeSpec> {
+        self.queues.iter_mut().flat_map(|q| q.drain(..)).collect()
+    }
+}
+
+/// connect() probes with a TTL on constant flows: one socket per probe, one probe in flight
+/// per flow.
 pub struct TtlConnectProber {
     flights: Vec<Flight>,
+    lanes: Lanes,
+    /// Each flow's source port, and the socket that holds it for the run.
+    ports: Vec<u16>,
+    _held: Vec<Socket>,
     timeout: Duration,
     /// Verdicts known when sending (the socket could not be opened, no route).
     early: Vec<PingResult>,
@@ -61,26 +136,54 @@ pub struct TtlConnectProber {
     stop: Arc<AtomicBool>,
 }
 
+/// A TCP socket of `target`'s family bound to a free port of any address, that others of
+/// ours may bind too (SO_REUSEADDR): it holds the port for a flow.
+fn hold_port(target: SocketAddr) -> io::Result<(u16, Socket)> {
+    let any = match target {
+        SocketAddr::V4(_) => SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)),
+        SocketAddr::V6(_) => SocketAddr::from((Ipv6Addr::UNSPECIFIED, 0)),
+    };
+    let held = Socket::new(Domain::for_address(any), Type::STREAM, Some(Protocol::TCP))?;
+    held.set_reuse_address(true)?;
+    held.bind(&any.into())?;
+    let bound = held.local_addr()?.as_socket();
+    match bound.map(|a| a.port()) {
+        Some(p) if p != 0 => Ok((p, held)),
+        _ => Err(io::Error::other("the bound socket has no port")),
+    }
+}
+
 impl TtlConnectProber {
-    pub fn new(timeout: Duration, waker: Arc<Waker>, stop: Arc<AtomicBool>) -> Self {
-        TtlConnectProber {
+    /// A prober of `flows` constant flows (at least one) to `target`'s family: reserves
+    /// their source ports.
+    pub fn new(
+        target: SocketAddr,
+        flows: usize,
+        timeout: Duration,
+        waker: Arc<Waker>,
+        stop: Arc<AtomicBool>,
+    ) -> io::Result<Self> {
+        let flows = flows.max(1);
+        let (ports, held) = (0..flows)
+            .map(|_| hold_port(target))
+            .collect::<io::Result<Vec<_>>>()?
+            .into_iter()
+            .unzip();
+        Ok(TtlConnectProber {
             flights: Vec::new(),
+            lanes: Lanes::new(flows),
+            ports,
+            _held: held,
             timeout,
             early: Vec::new(),
             waker,
             stop,
-        }
+        })
     }
 
-    fn open(spec: &ProbeSpec) -> io::Result<(Socket, Option<u16>)> {
-        // Any source address: the route's, which the kernel picks.
-        let sock = probe_socket(spec.target, spec.ttl, None)?;
-        let port = sock
-            .local_addr()
-            .ok()
-            .and_then(|a| a.as_socket())
-            .map(|a| a.port());
-        Ok((sock, port))
+    /// The flows' source ports.
+    pub fn ports(&self) -> Vec<u16> {
+        self.ports.clone()
     }
 
     /// The verdict of a probe whose socket is ready (connected or failed), or None.
@@ -111,6 +214,13 @@ impl TtlConnectProber {
         }
     }
 
+    /// Conclude flight `i`: its verdict to `done`, its socket closed (RST), its flow free.
+    fn conclude(&mut self, i: usize, status: Status, now: Instant, done: &mut Vec<PingResult>) {
+        let f = self.flights.swap_remove(i);
+        done.push(Self::result(&f, status, now));
+        self.lanes.done(f.spec.flow);
+    }
+
     fn result(f: &Flight, status: Status, now: Instant) -> PingResult {
         let mut r = PingResult::of(&f.spec, status);
         r.local_port = f.port;
@@ -129,6 +239,64 @@ impl TtlConnectProber {
             r.connect_user = Some(user);
         }
         r
+    }
+
+    /// Send every probe whose flow is idle.
+    fn pump(&mut self) {
+        while let Some(spec) = self.lanes.take_next() {
+            if let Err(r) = self.launch(spec) {
+                self.early.push(*r);
+                self.lanes.done(spec.flow);
+            }
+        }
+    }
+
+    /// Open the probe's socket on its flow's port and start its connect(); Err: its verdict.
+    fn launch(&mut self, spec: ProbeSpec) -> Result<(), Box<PingResult>> {
+        let port = self.ports[usize::from(spec.flow)];
+        let sock = probe_socket(spec.target, spec.ttl, None, port).map_err(|e| {
+            Box::new(PingResult::of(
+                &spec,
+                Status::Error(format!(
+                    "open a socket on source port {port}: {}",
+                    describe_io(&e)
+                )),
+            ))
+        })?;
+        if spec.target.is_ipv6() {
+            // No automatic flow label (the kernel's is a random hash per socket, and routers
+            // that balance on the flow label would split the flow): 0 on every probe, as
+            // the SYN probes send. Kernels before 4.10 lack the option: left as it is.
+            let _ = net::setsockopt_int(
+                sock.as_raw_fd(),
+                libc::IPPROTO_IPV6,
+                libc::IPV6_AUTOFLOWLABEL,
+                0,
+            );
+        }
+        let sent_wall = timing::realtime_now();
+        let sent = Instant::now();
+        match sock.connect(&spec.target.into()) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+            Err(e) => {
+                let mut r = PingResult::of(
+                    &spec,
+                    Status::Error(format!("connect: {}", describe_io(&e))),
+                );
+                r.local_port = Some(port);
+                return Err(Box::new(r));
+            }
+        }
+        self.flights.push(Flight {
+            spec,
+            sock,
+            port: Some(port),
+            sent,
+            sent_wall,
+            deadline: sent + self.timeout,
+        });
+        Ok(())
     }
 }
 
@@ -160,39 +328,17 @@ impl Prober for TtlConnectProber {
     }
 
     fn send(&mut self, spec: ProbeSpec) {
-        let (sock, port) = match Self::open(&spec) {
-            Ok(s) => s,
-            Err(e) => {
-                self.early.push(PingResult::of(
-                    &spec,
-                    Status::Error(format!("open a socket: {}", describe_io(&e))),
-                ));
-                return;
-            }
-        };
-        let sent_wall = timing::realtime_now();
-        let sent = Instant::now();
-        match sock.connect(&spec.target.into()) {
-            Ok(()) => {}
-            Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
-            Err(e) => {
-                let mut r = PingResult::of(
-                    &spec,
-                    Status::Error(format!("connect: {}", describe_io(&e))),
-                );
-                r.local_port = port;
-                self.early.push(r);
-                return;
-            }
+        if let Err(spec) = self.lanes.push(spec) {
+            self.early.push(PingResult::of(
+                &spec,
+                Status::Error(format!(
+                    "no flow {} (the prober has {})",
+                    spec.flow,
+                    self.ports.len()
+                )),
+            ));
         }
-        self.flights.push(Flight {
-            spec,
-            sock,
-            port,
-            sent,
-            sent_wall,
-            deadline: sent + self.timeout,
-        });
+        self.pump();
     }
 
     fn poll(&mut self, until: Instant, done: &mut Vec<PingResult>) -> io::Result<()> {
@@ -203,12 +349,14 @@ impl Prober for TtlConnectProber {
             let mut i = 0;
             while i < self.flights.len() {
                 if self.flights[i].deadline <= now {
-                    let f = self.flights.swap_remove(i);
-                    done.push(Self::result(&f, Status::Timeout, now));
+                    self.conclude(i, Status::Timeout, now, done);
                 } else {
                     i += 1;
                 }
             }
+            // The next probe of every flow concluded leaves now.
+            self.pump();
+            done.append(&mut self.early);
             if !done.is_empty() || self.stop.load(Ordering::Relaxed) {
                 return Ok(());
             }
@@ -232,20 +380,17 @@ impl Prober for TtlConnectProber {
                 self.waker.drain();
             }
             let now = Instant::now();
-            let mut k = 0;
-            let mut idx = 0;
-            while idx < self.flights.len() {
-                let r = ready[k];
-                k += 1;
+            // From the last: swap_remove leaves the flights below in place.
+            for idx in (0..self.flights.len()).rev() {
+                let r = ready[idx];
                 if r.write || r.error || r.read {
                     if let Some(status) = Self::verdict(&self.flights[idx], now) {
-                        let f = self.flights.remove(idx);
-                        done.push(Self::result(&f, status, now));
-                        continue;
+                        self.conclude(idx, status, now, done);
                     }
                 }
-                idx += 1;
             }
+            self.pump();
+            done.append(&mut self.early);
             if !done.is_empty() {
                 return Ok(());
             }
@@ -253,7 +398,7 @@ impl Prober for TtlConnectProber {
     }
 
     fn in_flight(&self) -> usize {
-        self.flights.len() + self.early.len()
+        self.flights.len() + self.early.len() + self.lanes.waiting()
     }
 
     fn interrupt(&mut self, done: &mut Vec<PingResult>) {
@@ -262,6 +407,10 @@ impl Prober for TtlConnectProber {
         for f in self.flights.drain(..) {
             done.push(Self::result(&f, Status::Interrupted, now));
         }
+        for spec in self.lanes.drain() {
+            done.push(PingResult::of(&spec, Status::Interrupted));
+        }
+        self.lanes = Lanes::new(self.ports.len());
     }
 
     fn icmp_tally(&self) -> IcmpTally {
@@ -274,26 +423,5 @@ impl Prober for TtlConnectProber {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn an_icmp_error_is_timed_to_its_kernel_receive_stamp() {
-        let sent = Instant::now();
-        let now = sent + Duration::from_millis(3);
-        let wall = Duration::from_secs(1_800_000_000);
-        // Read 3 ms after the send (late in a burst); it arrived 41 µs after it.
-        let rx = wall + Duration::from_micros(41);
-        assert_eq!(
-            icmp_after(Some(rx), wall, sent, now),
-            Duration::from_micros(41)
-        );
-        // No stamp, or one before the send (a clock step): the read time.
-        assert_eq!(icmp_after(None, wall, sent, now), Duration::from_millis(3));
-        let early = wall - Duration::from_micros(5);
-        assert_eq!(
-            icmp_after(Some(early), wall, sent, now),
-            Duration::from_millis(3)
-        );
-    }
-}
+#[path = "ttl_connect_tests.rs"]
+mod tests;

@@ -134,7 +134,9 @@ fn open_prober(
     };
     let need = Need {
         probes: match cfg.probe {
-            TraceProbe::Connect => Probes::TtlConnect,
+            TraceProbe::Connect => Probes::TtlConnect {
+                flows: usize::from(cfg.run.flows),
+            },
             TraceProbe::Syn => syn(NoRaw::Fail(privilege::NO_RAW_SYN_TRACE)),
             TraceProbe::Auto => syn(NoRaw::TtlConnect),
         },

@@ -215,7 +215,7 @@ impl ConnectProber {
 
     fn open_socket(&mut self, spec: &ProbeSpec) -> io::Result<Conn> {
         let source = self.source_for(spec.target);
-        let sock = probe_socket(spec.target, spec.ttl, source)?;
+        let sock = probe_socket(spec.target, spec.ttl, source, 0)?;
         sock.set_nodelay(true)?;
         let local = sock
             .local_addr()?

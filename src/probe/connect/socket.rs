@@ -35,11 +35,14 @@ impl Conn {
 /// closed with RST (SO_LINGER 0: no TIME_WAIT left behind, so a million probes never run out
 /// of ports), ICMP errors about it on its error queue, kernel timestamps when it can have
 /// them (else user space's times remain), `ttl` when given, and bound to `source` (None: any
-/// address of the family) so that its source port is known before its SYN leaves.
+/// address of the family) so that its source port is known before its SYN leaves. `port`:
+/// that source port, shared (SO_REUSEADDR) with the socket that holds it for the run (trace's
+/// constant flows without privilege); 0: the kernel picks one.
 pub(crate) fn probe_socket(
     target: SocketAddr,
     ttl: Option<u8>,
     source: Option<IpAddr>,
+    port: u16,
 ) -> io::Result<Socket> {
     let v6 = target.is_ipv6();
     let sock = Socket::new(
@@ -62,7 +65,10 @@ pub(crate) fn probe_socket(
     } else {
         IpAddr::V4(Ipv4Addr::UNSPECIFIED)
     });
-    sock.bind(&SocketAddr::new(ip, 0).into())?;
+    if port != 0 {
+        sock.set_reuse_address(true)?;
+    }
+    sock.bind(&SocketAddr::new(ip, port).into())?;
     Ok(sock)
 }
 
