@@ -14,6 +14,26 @@
 #   diamond:    cli b0 --- e1 ==< ea (10.78.12.2) >== e2 --- srv
 #               10.78.11.2  .11.1 ==< eb (10.78.13.2) >== .15.2|.16.2  10.78.14.2
 #
+#   3-way split, unequal lengths (s1 balances over sa, sb1, sc; sb2 is silent: it sends no
+#   time exceeded; sj answers from the link the probe came in by):
+#               cli f0 --- s1 ==< sa (.21.2) ---------------- >== sj --- srv 10.78.28.2
+#               10.78.20.2 .20.1 =< sb1 (.22.2) --- sb2 (.23.2, silent) >=  (.25.2 .26.2 .27.2)
+#                                ==< sc (.24.2) ---------------- >==
+#
+#   two diamonds in a row (d1 and d2 balance; d2 and d3 answer from their address toward the
+#   client, d2's on da's link: an address off the path of the flows through db):
+#               cli g0 --- d1 ==< da (.31.2) | db (.32.2) >== d2 (10.78.33.2)
+#               10.78.30.2 .30.1   ==< dc (.35.2) | dd (.36.2) >== d3 (10.78.37.2) --- srv .39.2
+#
+#   nested split (n1 balances over three; na splits again): hop 2 na nb nc, hop 3 naa nab
+#   (a sixth of the flows each), nb3 nc3 (a third each), then nj (10.78.48.2), srv .53.2:
+#               cli h0 --- n1 ==< na (.41.2) ==< naa (.44.2) | nab (.45.2) >== nj --- srv
+#               10.78.40.2 .40.1 =< nb (.42.2) --- nb3 (.46.2) >==
+#                                ==< nc (.43.2) --- nc3 (.47.2) >==
+#
+# A branch that drops: eb (10.78.13.2) drops TCP to port 12011 (FORWARD DROP, both
+# families), so to 10.78.14.2:12011 the flows through ea reach, those through eb do not.
+#
 # Each link is 10.78.N.0/24 and fd78:N::/64, .1 on the left, .2 on the right; a hop's router
 # answers from its address on the link toward the client (e2 from the link the probe came
 # in by: icmp_errors_use_inbound_ifaddr). e1 splits traffic to 10.78.14.0/24 (fd78:14::/64)
@@ -42,7 +62,10 @@ T6_R1=fd78:1::1 T6_R2=fd78:2::2 T6_R3=fd78:3::2 T6_SRV=fd78:4::2
 T_LOOP=10.78.99.5 T6_LOOP=fd78:99::5
 T_D_CLI=10.78.11.2 T_E1=10.78.11.1 T_EA=10.78.12.2 T_EB=10.78.13.2 T_E2A=10.78.15.2
 T_E2B=10.78.16.2 T_D_SRV=10.78.14.2
-T_NODES="cli r1 r2 r3 srv e1 ea eb e2"
+# the multipath topologies (links 10.78.20-59): see trace_multipath_up
+T_S3_SRV=10.78.28.2 T_DD_SRV=10.78.39.2 T_N_SRV=10.78.53.2
+T6_S3_SRV=fd78:28::2 T6_DD_SRV=fd78:39::2 T6_N_SRV=fd78:53::2
+T_NODES="cli r1 r2 r3 srv e1 ea eb e2 s1 sa sb1 sb2 sc sj d1 da db d2 dc dd d3 n1 na nb nc naa nab nb3 nc3 nj"
 TRACE_NS=""
 
 tns() { # tns NODE CMD... : run CMD in the trace namespace of NODE
@@ -134,6 +157,10 @@ trace_topology_up() {
     t_route eb 10.78.11.0/24 fd78:11::/64 10.78.13.1 fd78:13::1
     t_route e2 10.78.11.0/24 fd78:11::/64 10.78.15.1 fd78:15::1
     tns e2 sysctl -q -w net.ipv4.icmp_errors_use_inbound_ifaddr=1 >/dev/null
+    # the diamond's branch that drops a port
+    tns eb iptables -w -A FORWARD -p tcp --dport "$T_PORT_DROP" -j DROP
+    tns eb ip6tables -w -A FORWARD -p tcp --dport "$T_PORT_DROP" -j DROP
+    trace_multipath_up
     # faults on r2
     tns r2 iptables -w -A FORWARD -p tcp --dport "$T_PORT_REJECT" -j REJECT --reject-with icmp-admin-prohibited
     tns r2 ip6tables -w -A FORWARD -p tcp --dport "$T_PORT_REJECT" -j REJECT --reject-with icmp6-adm-prohibited
@@ -142,6 +169,115 @@ trace_topology_up() {
     for n in r2 r3; do
         tns "$n" iptables -w -t raw -A PREROUTING -p tcp --dport "$T_PORT_MPLS" -m ttl --ttl-eq 1 -j DROP
     done
+}
+
+# t_mp NODE DEST VIA... : a multipath route to link DEST (10.78.DEST.0/24, fd78:DEST::/64)
+# over equal-weight next hops VIA (N.X: 10.78.N.X, fd78:N::X)
+t_mp() {
+    local node=$1 dest=$2 v
+    shift 2
+    local n4=() n6=()
+    for v in "$@"; do
+        n4+=(nexthop via "10.78.$v" weight 1)
+        n6+=(nexthop via "fd78:${v%.*}::${v#*.}" weight 1)
+    done
+    tns "$node" ip route add "10.78.$dest.0/24" "${n4[@]}"
+    tns "$node" ip -6 route add "fd78:$dest::/64" "${n6[@]}"
+}
+
+# t_via NODE DEST N.X : the route to link DEST via 10.78.N.X (fd78:N::X)
+t_via() {
+    t_route "$1" "10.78.$2.0/24" "fd78:$2::/64" "10.78.$3" "fd78:${3%.*}::${3#*.}"
+}
+
+# the three multipath topologies of the header (links 10.78.20-53)
+trace_multipath_up() {
+    local n
+    # 3-way split, unequal branch lengths, a silent hop
+    t_link cli f0 2 s1 l0 1 20
+    t_link s1 la 1 sa l0 2 21
+    t_link s1 lb 1 sb1 l0 2 22
+    t_link sb1 l1 1 sb2 l0 2 23
+    t_link s1 lc 1 sc l0 2 24
+    t_link sa l1 1 sj la 2 25
+    t_link sb2 l1 1 sj lb 2 26
+    t_link sc l1 1 sj lc 2 27
+    t_link sj l1 1 srv s2 2 28
+    t_via cli 28 20.1
+    t_ecmp s1 1001
+    t_mp s1 28 21.2 22.2 24.2
+    t_via sa 28 25.2
+    t_via sa 20 21.1
+    t_via sb1 28 23.2
+    t_via sb1 20 22.1
+    t_via sb2 28 26.2
+    t_via sb2 20 23.1
+    t_via sc 28 27.2
+    t_via sc 20 24.1
+    t_via sj 20 25.1
+    t_via srv 20 28.1
+    tns sj sysctl -q -w net.ipv4.icmp_errors_use_inbound_ifaddr=1 >/dev/null
+    tns sb2 iptables -w -A OUTPUT -p icmp --icmp-type time-exceeded -j DROP
+    tns sb2 ip6tables -w -A OUTPUT -p icmpv6 --icmpv6-type time-exceeded -j DROP
+    # two diamonds in a row
+    t_link cli g0 2 d1 l0 1 30
+    t_link d1 la 1 da l0 2 31
+    t_link d1 lb 1 db l0 2 32
+    t_link da l1 1 d2 la 2 33
+    t_link db l1 1 d2 lb 2 34
+    t_link d2 lc 1 dc l0 2 35
+    t_link d2 ld 1 dd l0 2 36
+    t_link dc l1 1 d3 la 2 37
+    t_link dd l1 1 d3 lb 2 38
+    t_link d3 l1 1 srv s3 2 39
+    t_via cli 39 30.1
+    t_ecmp d1 1002
+    t_mp d1 39 31.2 32.2
+    t_via da 39 33.2
+    t_via da 30 31.1
+    t_via db 39 34.2
+    t_via db 30 32.1
+    t_ecmp d2 1003
+    t_mp d2 39 35.2 36.2
+    t_via d2 30 33.1
+    t_via dc 39 37.2
+    t_via dc 30 35.1
+    t_via dd 39 38.2
+    t_via dd 30 36.1
+    t_via d3 30 37.1
+    t_via srv 30 39.1
+    # nested split
+    t_link cli h0 2 n1 l0 1 40
+    t_link n1 la 1 na l0 2 41
+    t_link n1 lb 1 nb l0 2 42
+    t_link n1 lc 1 nc l0 2 43
+    t_link na la 1 naa l0 2 44
+    t_link na lb 1 nab l0 2 45
+    t_link nb l1 1 nb3 l0 2 46
+    t_link nc l1 1 nc3 l0 2 47
+    t_link naa l1 1 nj la 2 48
+    t_link nab l1 1 nj lb 2 49
+    t_link nb3 l1 1 nj lc 2 50
+    t_link nc3 l1 1 nj ld 2 51
+    t_link nj l1 1 srv s4 2 53
+    t_via cli 53 40.1
+    t_ecmp n1 1004
+    t_mp n1 53 41.2 42.2 43.2
+    t_ecmp na 1005
+    t_mp na 53 44.2 45.2
+    t_via na 40 41.1
+    t_via nb 53 46.2
+    t_via nb 40 42.1
+    t_via nc 53 47.2
+    t_via nc 40 43.1
+    for n in "naa 48 44" "nab 49 45" "nb3 50 46" "nc3 51 47"; do
+        # shellcheck disable=SC2086
+        set -- $n
+        t_via "$1" 53 "$2.2"
+        t_via "$1" 40 "$3.1"
+    done
+    t_via nj 40 48.1
+    t_via srv 40 53.1
 }
 
 # trace_start_bg NODE LOG CMD... : a background process in a trace namespace; prints its PID
@@ -183,7 +319,8 @@ trace_servers() {
 # trace_check_paths : every hop of both topologies answers ping (routing is right)
 trace_check_paths() {
     local a
-    for a in $T_R1 $T_R2 $T_R3 $T_SRV $T6_SRV $T_E1 $T_D_SRV fd78:14::2; do
+    for a in $T_R1 $T_R2 $T_R3 $T_SRV $T6_SRV $T_E1 $T_D_SRV fd78:14::2 $T_S3_SRV $T6_S3_SRV \
+        $T_DD_SRV $T6_DD_SRV $T_N_SRV $T6_N_SRV; do
         tns cli ping -q -c 1 -W 2 "$a" >/dev/null 2>&1 || {
             echo "trace lab: the client cannot ping $a" >&2
             return 1
@@ -211,7 +348,8 @@ trace_topology_down() {
 # ---------------------------------------------------------------- lab.sh integration
 
 SCENARIOS+=(trace-reached trace-reject-at-hop-2 trace-silent-drop trace-ipv6 trace-unprivileged
-    trace-ecmp-paris trace-ecmp-flows trace-mpls trace-ratelimit trace-loop)
+    trace-ecmp-paris trace-ecmp-flows trace-mpls trace-ratelimit trace-loop
+    trace-split3 trace-two-diamonds trace-nested trace-partial)
 
 # called from lab_down_loaded: the trace namespaces recorded in the lab's state
 trace_down_loaded() {
@@ -591,4 +729,158 @@ scen_trace-loop() {
     rc_is 1 "not reached: a loop (human)"
     [ "$(tail -n 1 "$W/tloop.txt")" = "routing loop between $T_R2 and $T_R3 from hop 2: packets to $T_LOOP:$T_PORT_OPEN circle until their TTL runs out" ] ||
         fail "human output's last line: $(tail -n 3 "$W/tloop.txt")"
+}
+
+# ------------------------------------------------------------ multipath topologies
+
+# The truth of each multipath topology (IPv4): routers per hop, and links (router at hop h >
+# router at hop h+1 on one flow; none across sb2, which is silent).
+T_S3_HOPS='{"1":["10.78.20.1"],"2":["10.78.21.2","10.78.22.2","10.78.24.2"],"3":["10.78.25.2","10.78.27.2"],"4":["10.78.26.2","10.78.28.2"],"5":["10.78.28.2"]}'
+T_S3_LINKS='["10.78.20.1>10.78.21.2","10.78.20.1>10.78.22.2","10.78.20.1>10.78.24.2","10.78.21.2>10.78.25.2","10.78.24.2>10.78.27.2","10.78.25.2>10.78.28.2","10.78.26.2>10.78.28.2","10.78.27.2>10.78.28.2"]'
+T_DD_HOPS='{"1":["10.78.30.1"],"2":["10.78.31.2","10.78.32.2"],"3":["10.78.33.2"],"4":["10.78.35.2","10.78.36.2"],"5":["10.78.37.2"],"6":["10.78.39.2"]}'
+T_DD_LINKS='["10.78.30.1>10.78.31.2","10.78.30.1>10.78.32.2","10.78.31.2>10.78.33.2","10.78.32.2>10.78.33.2","10.78.33.2>10.78.35.2","10.78.33.2>10.78.36.2","10.78.35.2>10.78.37.2","10.78.36.2>10.78.37.2","10.78.37.2>10.78.39.2"]'
+T_N_HOPS='{"1":["10.78.40.1"],"2":["10.78.41.2","10.78.42.2","10.78.43.2"],"3":["10.78.44.2","10.78.45.2","10.78.46.2","10.78.47.2"],"4":["10.78.48.2"],"5":["10.78.53.2"]}'
+T_N_LINKS='["10.78.40.1>10.78.41.2","10.78.40.1>10.78.42.2","10.78.40.1>10.78.43.2","10.78.41.2>10.78.44.2","10.78.41.2>10.78.45.2","10.78.42.2>10.78.46.2","10.78.43.2>10.78.47.2","10.78.44.2>10.78.48.2","10.78.45.2>10.78.48.2","10.78.46.2>10.78.48.2","10.78.47.2>10.78.48.2","10.78.48.2>10.78.53.2"]'
+
+# jq definitions over the slurped events: the routers per hop, and the links (two routers at
+# consecutive hops that saw a flow in common)
+T_JQ_DEFS='
+def t_hops: [.[] | select(.type=="hop")] | map({key: (.hop | tostring), value: (.routers | sort)}) | from_entries;
+def t_links: [.[] | select(.type=="hop")] as $h
+    | [$h[] as $x | $h[] | select(.hop == $x.hop + 1) as $y
+        | $x.router_details[] as $a | $y.router_details[] as $b
+        | select([$a.flows[] | IN($b.flows[])] | any) | "\($a.address)>\($b.address)"] | unique;'
+
+# ttruth FILE HOPS LINKS WHAT : the trace found exactly these routers per hop and these links
+ttruth() {
+    local f=$1 hops=$2 links=$3 what=$4
+    tcheck "$f" "$T_JQ_DEFS t_hops == $hops" \
+        "$what: routers per hop $(jq -c . <<<"$hops") expected; got $(jq -c -s "$T_JQ_DEFS t_hops" "$f")"
+    tcheck "$f" "$T_JQ_DEFS t_links == ($links | sort)" \
+        "$what: links expected $(jq -c 'sort' <<<"$links"); got $(jq -c -s "$T_JQ_DEFS t_links" "$f")"
+}
+
+# tlinks_within FILE LINKS WHAT : every link the trace drew is a true one (no false link)
+tlinks_within() {
+    local f=$1 links=$2 what=$3
+    tcheck "$f" "$T_JQ_DEFS (t_links - $links) == []" \
+        "$what: false links $(jq -c -s "$T_JQ_DEFS t_links - $links" "$f")"
+}
+
+# tcount6 FILE COUNTS WHAT : IPv6: the number of routers per hop (ICMPv6 comes from the link
+# the probe came in by, so a joining router has an address per branch)
+tcount6() {
+    tcheck "$1" "[.[] | select(.type==\"hop\") | .routers | length] == $2" \
+        "$3: routers per hop $2 expected; got $(jq -c -s '[.[] | select(.type=="hop") | .routers | length]' "$1")"
+}
+
+# tmultipath OUT TARGET HOPS LINKS WHAT : `--multipath --confidence 99` finds every router
+# and link; a miss is allowed at that rate, so a run that misses is run once more (a real
+# fault misses every time). Its probes are fewer than 64 fixed flows'.
+tmultipath() {
+    local out=$1 target=$2 hops=$3 links=$4 what=$5 try
+    for try in 1 2; do
+        tclient "$out" "$target" --multipath --confidence 99 -W 1
+        rc_is 0 "$what --multipath: reached"
+        if jq -e -s "$T_JQ_DEFS t_hops == $hops and t_links == ($links | sort)" "$out.json" >/dev/null; then
+            break
+        fi
+        echo "    run $try missed: $(jq -c -s "$T_JQ_DEFS t_hops" "$out.json")" >&2
+    done
+    ttruth "$out.json" "$hops" "$links" "$what --multipath"
+    tcheck "$out.json" 'last.multipath == true and last.confidence == 99' "$what: summary says multipath, confidence 99"
+    echo "    $what --multipath: $(jq -r -s 'last.probes_sent' "$out.json") probes" >&2
+}
+
+scen_trace-split3() {
+    trace_ensure_up
+    # 64 flows: a branch that gets a third of them is missed in (2/3)^64 of runs
+    tclient "$W/ts3" "$T_S3_SRV:$T_PORT_OPEN" --flows 64 -q 1 -W 1
+    rc_is 0 "reached"
+    tcheck "$W/ts3.json" "last.verdict == \"reached\" and last.flows_reached == 64" "every flow reached"
+    ttruth "$W/ts3.json" "$T_S3_HOPS" "$T_S3_LINKS" "3-way split"
+    # the silent hop: the flows through sb1 get nothing at hop 3, and reach at hop 5
+    tcheck "$W/ts3.json" '[.[] | select(.type=="hop" and .hop==3)][0] | .received < .sent and .received > 0' "hop 3: silent on sb2's flows"
+    tcheck "$W/ts3.json" "([.[] | select(.type==\"hop\" and .hop==2) | .router_details[] | select(.address==\"10.78.22.2\") | .flows] == [.[] | select(.type==\"hop\" and .hop==5) | .router_details[] | .flows])" \
+        "the flows of sb1 (hop 2) are those that reach at hop 5"
+    tclient "$W/ts3-6" "[$T6_S3_SRV]:$T_PORT_OPEN" --flows 64 -q 1 -W 1
+    rc_is 0 "reached (IPv6)"
+    tcount6 "$W/ts3-6.json" '[1,3,2,2,1]' "3-way split, IPv6"
+    tmultipath "$W/ts3-mda" "$T_S3_SRV:$T_PORT_OPEN" "$T_S3_HOPS" "$T_S3_LINKS" "3-way split"
+}
+
+scen_trace-two-diamonds() {
+    trace_ensure_up
+    tclient "$W/tdd" "$T_DD_SRV:$T_PORT_OPEN" --flows 64 -q 1 -W 1
+    rc_is 0 "reached"
+    ttruth "$W/tdd.json" "$T_DD_HOPS" "$T_DD_LINKS" "two diamonds"
+    tclient "$W/tdd-6" "[$T6_DD_SRV]:$T_PORT_OPEN" --flows 64 -q 1 -W 1
+    rc_is 0 "reached (IPv6)"
+    tcount6 "$W/tdd-6.json" '[1,2,2,2,2,1]' "two diamonds, IPv6"
+    tmultipath "$W/tdd-mda" "$T_DD_SRV:$T_PORT_OPEN" "$T_DD_HOPS" "$T_DD_LINKS" "two diamonds"
+    # Unprivileged: one flow over 10 cycles stays on one branch of each diamond (a port per
+    # probe showed both at hop 2 and one at hop 3: false links); 16 flows draw true links only.
+    tnobody "$W/tdd-nobody" "$T_DD_SRV:$T_PORT_OPEN" --cycles 10 -i 0.05 -W 1
+    rc_is 0 "reached (unprivileged)"
+    tcheck "$W/tdd-nobody.json" '[.[] | select(.type=="hop")] | length == 6 and all((.routers | length) == 1 and .received == 30)' \
+        "unprivileged, one flow: one router per hop over 10 cycles; hops: $(thops "$W/tdd-nobody.json")"
+    tnobody "$W/tdd-nobody16" "$T_DD_SRV:$T_PORT_OPEN" --flows 16 -q 1 -W 1
+    rc_is 0 "reached (unprivileged, 16 flows)"
+    tlinks_within "$W/tdd-nobody16.json" "$T_DD_LINKS" "two diamonds, unprivileged, 16 flows"
+    tcheck "$W/tdd-nobody16.json" '[.[] | select(.type=="hop" and (.hop==2 or .hop==4)) | .routers | length] == [2,2]' \
+        "unprivileged, 16 flows: both branches of both diamonds; hops: $(thops "$W/tdd-nobody16.json")"
+}
+
+scen_trace-nested() {
+    trace_ensure_up
+    # 64 flows: naa and nab get a sixth each, missed in (5/6)^64 (1e-5) of runs
+    tclient "$W/tn" "$T_N_SRV:$T_PORT_OPEN" --flows 64 -q 1 -W 1
+    rc_is 0 "reached"
+    ttruth "$W/tn.json" "$T_N_HOPS" "$T_N_LINKS" "nested split"
+    tclient "$W/tn-6" "[$T6_N_SRV]:$T_PORT_OPEN" --flows 64 -q 1 -W 1
+    rc_is 0 "reached (IPv6)"
+    tcount6 "$W/tn-6.json" '[1,3,4,4,1]' "nested split, IPv6"
+    tmultipath "$W/tn-mda" "$T_N_SRV:$T_PORT_OPEN" "$T_N_HOPS" "$T_N_LINKS" "nested split"
+}
+
+# tpartial FILE FLOWS WHAT : the verdict partial through eb at hop 2, silent, on FLOWS flows
+tpartial() {
+    local f=$1 flows=$2 what=$3
+    tcheck "$f" "last.verdict == \"partial\" and last.break_hop == 2 and last.break_router == \"$T_EB\" and last.flows == $flows
+        and last.flows_broken > 0 and last.flows_reached > 0 and last.flows_broken + last.flows_reached == $flows
+        and (last.broken | length) == 1 and last.broken[0].hop == 2 and last.broken[0].router == \"$T_EB\"
+        and last.broken[0].how == \"silent\" and last.broken[0].count == last.flows_broken
+        and (last.broken[0].flows | length) == last.flows_broken" \
+        "$what: partial through $T_EB at hop 2; got $(jq -c -s 'last | {verdict, break_hop, break_router, flows, flows_reached, flows_broken, broken}' "$f")"
+    # the broken flows are eb's at hop 2
+    tcheck "$f" "([.[] | select(.type==\"hop\" and .hop==2) | .router_details[] | select(.address==\"$T_EB\") | .flows[]] | sort) == (last.broken[0].flows | sort)" \
+        "$what: the broken flows are those through $T_EB"
+}
+
+scen_trace-partial() {
+    trace_ensure_up
+    # eb drops TCP to 12011: the flows through it break after hop 2, the others reach
+    tclient "$W/tpart" "$T_D_SRV:$T_PORT_DROP" --flows 16 -q 1 -W 0.5
+    rc_is 3 "partial"
+    tpartial "$W/tpart.json" 16 "16 flows"
+    tcheck "$W/tpart.json" "last.text | startswith(\"reached $T_D_SRV:$T_PORT_DROP on \") and contains(\"through $T_EB (hop 2) are silent after hop 2 ($T_EB): it drops TCP to port $T_PORT_DROP\")" \
+        "text in one line, grouped by branch; got $(jq -r -s last.text "$W/tpart.json")"
+    tclient "$W/tpart-6" "[fd78:14::2]:$T_PORT_DROP" --flows 16 -q 1 -W 0.5
+    rc_is 3 "partial (IPv6)"
+    tcheck "$W/tpart-6.json" 'last.verdict == "partial" and last.break_hop == 2 and last.broken[0].how == "silent"' "IPv6: partial at hop 2"
+    tclient "$W/tpart-mda" "$T_D_SRV:$T_PORT_DROP" --multipath -W 0.5
+    rc_is 3 "partial (--multipath)"
+    tcheck "$W/tpart-mda.json" "last.verdict == \"partial\" and last.break_hop == 2 and last.break_router == \"$T_EB\"" "--multipath: partial through $T_EB"
+    # One flow: it reaches (exit 0) or breaks, and then tries others before blaming the path
+    tclient "$W/tpart-1" "$T_D_SRV:$T_PORT_DROP" -W 0.5
+    case $CLIENT_RC in
+    0) tcheck "$W/tpart-1.json" 'last.verdict == "reached"' "one flow, exit 0: reached" ;;
+    3) tcheck "$W/tpart-1.json" "last.verdict == \"partial\" and last.other_flows.tried == 6 and last.other_flows.reached > 0 and (last.text | contains(\"a load-balanced branch through $T_EB drops TCP to port $T_PORT_DROP\"))" \
+        "one flow that broke: other flows tried, partial; got $(jq -c -s 'last | {verdict, other_flows, text}' "$W/tpart-1.json")" ;;
+    *) fail "one flow: exit $CLIENT_RC (0 or 3 expected)" ;;
+    esac
+    # as nobody too: constant flows through the same branches
+    tnobody "$W/tpart-nobody" "$T_D_SRV:$T_PORT_DROP" --flows 16 -q 1 -W 0.5
+    rc_is 3 "partial (unprivileged)"
+    tpartial "$W/tpart-nobody.json" 16 "unprivileged, 16 flows"
 }
