@@ -7,7 +7,10 @@
 # For each topology (long path: port open, refused at hop 2, silent after hop 2, forged MPLS
 # labels; ECMP diamond) and each tool: does it name the right hop where the path breaks,
 # does it show a false flapping path on the diamond, what extensions it shows, and the wall
-# time until its complete answer. Every tool probes with a 1 s wait and at most 10 hops;
+# time until its complete answer. Then the load-balanced topologies (3-way split, two
+# diamonds, nested split, a branch that drops): routers and links found against the truth,
+# false links, probes and time of ours (--flows 16, --multipath), scamper tracelb,
+# dublin-traceroute, traceroute -T and mtr --tcp. Every tool probes with a 1 s wait and at most 10 hops;
 # runs are interleaved (tool after tool, repeated BENCH_REPS times, default 5; --smoke: 1,
 # two topologies, no dublin-traceroute). Results: bench/runs/<UTC date and time>-trace/
 # (results.json, results.md, every tool's raw output; --smoke: bench/smoke/trace/), or BENCH_OUT.
@@ -54,12 +57,18 @@ record() { NS_LIST+=("$1"); }
 WORK=$(mktemp -d /tmp/tcpping-bench-trace.XXXXXX)
 cleanup() {
     trace_topology_down "${NS_LIST[@]}"
+    rm -rf "/etc/netns/$PREFIX-cli"
     rm -rf "$WORK"
 }
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
+# No DNS in the client's namespace: a name lookup fails at once (127.0.0.1, nothing listens)
+# instead of waiting for the host's resolver it cannot reach (dublin-traceroute looks every
+# address up and has no flag against it).
+mkdir -p "/etc/netns/$PREFIX-cli"
+echo "nameserver 127.0.0.1" >"/etc/netns/$PREFIX-cli/resolv.conf"
 trace_topology_up "$PREFIX" record
 T_PREFIX=$PREFIX
 trace_check_paths

@@ -15,6 +15,11 @@ against what the lab is known to do), whether that is right in every repetition,
 median and the longest wall time until it exits with its complete answer. dublin-traceroute
 probes with UDP only, so it runs once per topology where UDP can show anything (the long
 path and the diamond); it needs a default route, set in the client's namespace before it runs.
+
+Then the load-balanced topologies (3-way split, two diamonds, nested split, a branch that drops
+a port): per tool the routers and links found against the truth, false links, probes sent and
+wall time: ours with --flows 16 and --multipath, scamper tracelb, dublin-traceroute,
+traceroute -T and mtr --tcp (BENCH_TRACE_ONLY=multipath: these alone).
 """
 import datetime
 import json
@@ -52,6 +57,9 @@ TOPOLOGIES = [
 ]
 if SMOKE:
     TOPOLOGIES = [t for t in TOPOLOGIES if t[0] in ("reject-at-hop-2", "ecmp-diamond")]
+# BENCH_TRACE_ONLY=multipath: the load-balanced topologies alone
+if os.environ.get("BENCH_TRACE_ONLY") == "multipath":
+    TOPOLOGIES = []
 
 # tool: (name, argv builder, runs where, repetitions)
 def t_ours(t, p):
@@ -287,6 +295,271 @@ def judge(topo, tool, hops, mpls, verdict):
     return False, "?"
 
 
+# ------------------------------------------------------------------ multipath topologies
+
+def _truth(hops, links):
+    return {"hops": {int(k): sorted(v) for k, v in hops.items()}, "links": sorted(links)}
+
+
+S3 = _truth({1: ["10.78.20.1"], 2: ["10.78.21.2", "10.78.22.2", "10.78.24.2"], 3: ["10.78.25.2", "10.78.27.2"],
+             4: ["10.78.26.2", "10.78.28.2"], 5: ["10.78.28.2"]},
+            ["10.78.20.1>10.78.21.2", "10.78.20.1>10.78.22.2", "10.78.20.1>10.78.24.2", "10.78.21.2>10.78.25.2",
+             "10.78.24.2>10.78.27.2", "10.78.25.2>10.78.28.2", "10.78.26.2>10.78.28.2", "10.78.27.2>10.78.28.2"])
+DD = _truth({1: ["10.78.30.1"], 2: ["10.78.31.2", "10.78.32.2"], 3: ["10.78.33.2"], 4: ["10.78.35.2", "10.78.36.2"],
+             5: ["10.78.37.2"], 6: ["10.78.39.2"]},
+            ["10.78.30.1>10.78.31.2", "10.78.30.1>10.78.32.2", "10.78.31.2>10.78.33.2", "10.78.32.2>10.78.33.2",
+             "10.78.33.2>10.78.35.2", "10.78.33.2>10.78.36.2", "10.78.35.2>10.78.37.2", "10.78.36.2>10.78.37.2",
+             "10.78.37.2>10.78.39.2"])
+NS = _truth({1: ["10.78.40.1"], 2: ["10.78.41.2", "10.78.42.2", "10.78.43.2"],
+             3: ["10.78.44.2", "10.78.45.2", "10.78.46.2", "10.78.47.2"], 4: ["10.78.48.2"], 5: ["10.78.53.2"]},
+            ["10.78.40.1>10.78.41.2", "10.78.40.1>10.78.42.2", "10.78.40.1>10.78.43.2", "10.78.41.2>10.78.44.2",
+             "10.78.41.2>10.78.45.2", "10.78.42.2>10.78.46.2", "10.78.43.2>10.78.47.2", "10.78.44.2>10.78.48.2",
+             "10.78.45.2>10.78.48.2", "10.78.46.2>10.78.48.2", "10.78.47.2>10.78.48.2", "10.78.48.2>10.78.53.2"])
+# TCP to 12011: the flows through eb stop there (silent after hop 2)
+DROP = _truth({1: [E1], 2: [EA, EB], 3: [E2A], 4: [DSRV]},
+              [f"{E1}>{EA}", f"{E1}>{EB}", f"{EA}>{E2A}", f"{E2A}>{DSRV}"])
+
+# (name, what, target, port, first hop for the default route, truth)
+MP_TOPOLOGIES = [
+    ("split3", "s1 balances 3 ways; branches of 3, 4 and 3 hops; sb2 (hop 3) silent", "10.78.28.2", 12001,
+     "10.78.20.1", S3),
+    ("two-diamonds", "d1 and d2 balance 2 ways each; d2 answers from its address on da's link", "10.78.39.2", 12001,
+     "10.78.30.1", DD),
+    ("nested", "n1 balances 3 ways, na 2 ways again: 4 routers at hop 3 (1/6, 1/6, 1/3, 1/3 of flows)",
+     "10.78.53.2", 12001, "10.78.40.1", NS),
+    ("drop-branch", "the diamond; eb drops TCP to 12011: partial", DSRV, 12011, E1, DROP),
+]
+if SMOKE:
+    MP_TOPOLOGIES = [t for t in MP_TOPOLOGIES if t[0] in ("two-diamonds", "drop-branch")]
+
+
+def has_multipath():
+    r = subprocess.run([BIN, "trace", "--help"], capture_output=True, text=True)
+    return "--multipath" in r.stdout
+
+
+def mp_ours(flows):
+    def build(t, p):
+        extra = ["--multipath"] if flows is None else ["--flows", str(flows), "-q", "1"]
+        return [BIN, "trace", f"{t}:{p}", "--json", "-W", WAIT, "-m", MAXHOPS] + extra
+    return build
+
+
+def mp_tracelb(t, p):
+    return ["scamper", "-O", "text", "-c", f"tracelb -P tcp-sport -d {p} -q 3 -w {WAIT}", "-i", t]
+
+
+def mp_dublin(t, p):
+    return ["dublin-traceroute", "-n", "16", "-T", MAXHOPS, t]
+
+
+def nobody_bin():
+    """The binary copied where nobody may run it (once)."""
+    d = tempfile.mkdtemp(prefix="tcpping-bench-nobody-")
+    os.chmod(d, 0o755)
+    b = os.path.join(d, "tcpping-diag")
+    subprocess.run(["install", "-m", "755", BIN, b], check=True)
+    return b
+
+
+NOBODY = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--inh-caps=-all",
+          "--bounding-set=-all"]
+NOBODY_BIN = None
+
+
+def mp_ours_nobody(t, p):
+    global NOBODY_BIN
+    NOBODY_BIN = NOBODY_BIN or nobody_bin()
+    return NOBODY + [NOBODY_BIN] + mp_ours(16)(t, p)[1:]
+
+
+MP_TOOLS = [("tcpping-diag trace --flows 16", mp_ours(16)),
+            ("tcpping-diag trace --flows 16, as nobody", mp_ours_nobody)]
+if has_multipath():
+    MP_TOOLS.append(("tcpping-diag trace --multipath", mp_ours(None)))
+MP_TOOLS += [
+    ("scamper tracelb (tcp-sport)", mp_tracelb),
+    ("dublin-traceroute -n 16 (UDP)", mp_dublin),
+    ("traceroute -T", t_traceroute),
+    ("mtr --tcp", t_mtr),
+]
+if SMOKE:
+    MP_TOOLS = [t for t in MP_TOOLS if not t[0].startswith("dublin")]
+
+
+def graph_ours(text):
+    """Routers per hop, links (two routers at consecutive hops on one flow), probes, verdict."""
+    hops, per_hop, summary = {}, {}, {}
+    for line in text.splitlines():
+        try:
+            e = json.loads(line)
+        except ValueError:
+            continue
+        if e.get("type") == "hop":
+            per_hop[e["hop"]] = e
+            hops[e["hop"]] = sorted(r for r in e["routers"] if r)
+        elif e.get("type") == "trace":
+            summary = e
+    links = set()
+    for h, e in per_hop.items():
+        nxt = per_hop.get(h + 1)
+        if not nxt:
+            continue
+        for a in e.get("router_details", []):
+            for b in nxt.get("router_details", []):
+                if a.get("address") and b.get("address") and set(a.get("flows", [])) & set(b.get("flows", [])):
+                    links.add(f"{a['address']}>{b['address']}")
+    return hops, sorted(links), summary.get("probes_sent"), summary
+
+
+def graph_tracelb(text):
+    """scamper's text: 'a -> b' links, and 'a -> (x, y) -> (z, *) -> b' for stretches whose links
+    it did not resolve (their routers count as found, their links as not drawn)."""
+    routers, links, probes = set(), set(), None
+    for line in text.splitlines():
+        m = re.match(r"^tracelb from \S+ to \S+, \d+ nodes, \d+ links, (\d+) probes", line)
+        if m:
+            probes = int(m.group(1))
+            continue
+        if "->" not in line:
+            continue
+        parts = [x.strip() for x in line.split("->")]
+        groups = [[a.strip() for a in x.strip("()").split(",")] for x in parts]
+        for g in groups:
+            routers.update(a for a in g if IP.match(a))
+        for g1, g2 in zip(groups, groups[1:]):
+            if len(g1) == 1 and len(g2) == 1 and IP.match(g1[0]) and IP.match(g2[0]):
+                links.add(f"{g1[0]}>{g2[0]}")
+    return routers, sorted(links), probes
+
+
+def graph_dublin(path):
+    hops, links, probes = {}, set(), 0
+    with open(path) as f:
+        d = json.load(f)
+    for flow in d.get("flows", {}).values():
+        prev = None
+        for h in sorted(flow, key=lambda h: h["sent"]["ip"]["ttl"]):
+            probes += 1
+            src = ((h.get("received") or {}).get("ip") or {}).get("src")
+            ttl = h["sent"]["ip"]["ttl"]
+            if src:
+                hops.setdefault(ttl, set()).add(src)
+                if prev and prev[0] == ttl - 1:
+                    links.add(f"{prev[1]}>{src}")
+                prev = (ttl, src)
+            else:
+                prev = None
+    return {k: sorted(v) for k, v in hops.items()}, sorted(links), probes
+
+
+def graph_single(hops):
+    """A single-path tool's drawing: every address of a hop linked to every one of the next."""
+    h = {n: sorted({a[0] for a in v}) for n, v in hops.items() if v}
+    links = set()
+    for n, v in h.items():
+        for a in v:
+            for b in h.get(n + 1, []):
+                if a != b:
+                    links.add(f"{a}>{b}")
+    return h, sorted(links)
+
+
+def mp_judge(truth, routers, links):
+    true_routers = {a for v in truth["hops"].values() for a in v}
+    true_links = set(truth["links"])
+    return {"routers_found": len(routers & true_routers), "routers_true": len(true_routers),
+            "routers_false": sorted(routers - true_routers),
+            "links_found": len(set(links) & true_links), "links_true": len(true_links),
+            "links_false": sorted(set(links) - true_links),
+            "links_missed": sorted(true_links - set(links))}
+
+
+def run_multipath(raw):
+    rows = {}
+    for topo, what, target, port, gw, truth in MP_TOPOLOGIES:
+        subprocess.run(["ip", "netns", "exec", f"{PREFIX}-cli", "ip", "route", "replace", "default",
+                        "via", gw], check=True)
+        for rep in range(REPS):
+            for name, build in MP_TOOLS:
+                argv = build(target, port)
+                probes, verdict, exit_code = None, None, None
+                with tempfile.TemporaryDirectory() as cwd:
+                    r, secs, exit_secs = in_client(argv, cwd=cwd)
+                    if name.startswith("dublin"):
+                        p = os.path.join(cwd, "trace.json")
+                        hops, links, probes = graph_dublin(p) if os.path.exists(p) else ({}, [], None)
+                        routers = {a for v in hops.values() for a in v}
+                if name.startswith("tcpping-diag"):
+                    hops, links, probes, summary = graph_ours(r.stdout)
+                    routers = {a for v in hops.values() for a in v}
+                    verdict = summary.get("verdict")
+                elif name.startswith("scamper"):
+                    routers, links, probes = graph_tracelb(r.stdout)
+                elif not name.startswith("dublin"):
+                    hops, links = graph_single(parse_mtr(r.stdout) if name.startswith("mtr") else parse_lines(r.stdout))
+                    routers = {a for v in hops.values() for a in v}
+                exit_code = r.returncode
+                j = mp_judge(truth, routers, links)
+                safe = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+                with open(os.path.join(raw, f"mp-{topo}.{safe}.{rep}.txt") if rep == 0 else os.devnull, "w") as f:
+                    f.write(f"$ {shlex.join(argv)}\n# exit {r.returncode}; answer complete after {secs:.4f} s, "
+                            f"exited after {exit_secs:.4f} s\n{r.stdout}\n# stderr\n{r.stderr}")
+                row = rows.setdefault((topo, name), {"tool": name, "topology": topo, "command": shlex.join(argv),
+                                                     "runs": []})
+                row["runs"].append({**j, "probes": probes, "secs": round(secs, 4), "exit": exit_code,
+                                    "verdict": verdict})
+                log(f"mp {topo:14} {name:34} routers {j['routers_found']}/{j['routers_true']} "
+                    f"links {j['links_found']}/{j['links_true']} false {len(j['links_false'])} "
+                    f"probes {probes} {secs:7.3f} s exit {exit_code} {verdict or ''}")
+    out = []
+    for row in rows.values():
+        runs = row["runs"]
+        med = lambda k: statistics.median([x[k] for x in runs]) if all(x[k] is not None for x in runs) else None
+        row.update({
+            "all_routers_runs": sum(x["routers_found"] == x["routers_true"] and not x["routers_false"] for x in runs),
+            "all_links_runs": sum(x["links_found"] == x["links_true"] for x in runs),
+            "false_link_runs": sum(bool(x["links_false"]) for x in runs),
+            "routers_found_min": min(x["routers_found"] for x in runs),
+            "links_found_min": min(x["links_found"] for x in runs),
+            "routers_true": runs[0]["routers_true"], "links_true": runs[0]["links_true"],
+            "probes_median": med("probes"), "median_s": round(statistics.median([x["secs"] for x in runs]), 4),
+            "max_s": round(max(x["secs"] for x in runs), 4),
+            "verdicts": sorted({str(x["verdict"]) for x in runs if x["verdict"]}),
+            "exits": sorted({x["exit"] for x in runs}),
+        })
+        out.append(row)
+    return out
+
+
+def markdown_multipath(meta, rows):
+    lines = ["# Load-balanced paths", "",
+             f"{meta['reps']} interleaved runs per tool and topology. Routers: the true routers found in every "
+             "run (the fewest found in a run / all); links: likewise, a link being two routers at consecutive hops "
+             "on one flow (for traceroute and mtr, which keep no flow, every address of a hop joined to every one "
+             "of the next, as their output is read); false: runs that drew a link that does not exist; probes: "
+             "median probes sent (tracelb: its count; dublin-traceroute: its probes; ours: `probes_sent`); time: "
+             "median and longest wall time. scamper tracelb prints a stretch whose links it did not resolve as "
+             "`a -> (x, y) -> b`: its routers count, its links do not. dublin-traceroute probes UDP (it cannot see "
+             "a TCP port dropped).", ""]
+    for topo in meta["mp_topologies"]:
+        lines += [f"## {topo['name']}: {topo['what']} ({topo['target']})", "",
+                  "| tool | routers | links | false links | probes | time, median | time, max | verdict (exit) |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for r in rows:
+            if r["topology"] != topo["name"]:
+                continue
+            n = len(r["runs"])
+            pr = "—" if r["probes_median"] is None else f"{r['probes_median']:g}"
+            v = ", ".join(r["verdicts"]) or "—"
+            lines.append(f"| {r['tool']} | {r['routers_found_min']}/{r['routers_true']} ({r['all_routers_runs']}/{n} all) "
+                         f"| {r['links_found_min']}/{r['links_true']} ({r['all_links_runs']}/{n} all) "
+                         f"| {r['false_link_runs']}/{n} | {pr} | {fmt_s(r['median_s'])} | {fmt_s(r['max_s'])} "
+                         f"| {v} ({', '.join(map(str, r['exits']))}) |")
+        lines.append("")
+    return "\n".join(lines) + "\n"
+
+
 # ------------------------------------------------------------------ main
 
 def main():
@@ -344,6 +617,7 @@ def main():
             if bad:
                 row["says"] = bad[0]
             results.append(row)
+    mp_rows = run_multipath(raw)
     meta = {
         "when": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "smoke": SMOKE,
@@ -352,11 +626,13 @@ def main():
         "wait_s": float(WAIT),
         "max_hops": int(MAXHOPS),
         "topologies": [{"name": t[0], "what": t[1], "target": f"{t[2]}:{t[3]}"} for t in TOPOLOGIES],
+        "mp_topologies": [{"name": t[0], "what": t[1], "target": f"{t[2]}:{t[3]}"} for t in MP_TOPOLOGIES],
     }
     with open(os.path.join(OUT, "results.json"), "w") as f:
-        json.dump({"meta": meta, "results": results}, f, indent=1)
+        json.dump({"meta": meta, "results": results, "multipath": mp_rows}, f, indent=1)
     with open(os.path.join(OUT, "results.md"), "w") as f:
         f.write(markdown(meta, results))
+        f.write("\n" + markdown_multipath(meta, mp_rows))
     log(f"results in {OUT}")
 
 
