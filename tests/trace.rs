@@ -45,7 +45,6 @@ fn usage_errors_exit_2_with_one_line() {
         &["127.0.0.1:80", "-m", "0"],
         &["127.0.0.1:80", "--queries", "0"],
         &["127.0.0.1:80", "--flows", "65"],
-        &["127.0.0.1:80", "--flows", "2", "--probe", "connect"],
         &["127.0.0.1:80", "-m", "255", "-q", "16", "--flows", "64"],
         &["127.0.0.1:0"],
         &["127.0.0.1"],
@@ -378,9 +377,39 @@ fn without_cap_net_raw_one_line_and_connect_probes() {
         err.contains("CAP_NET_RAW") && err.contains("--probe connect"),
         "{err}"
     );
-    // --flows cannot fall back: exit 2.
-    let out = as_nobody(&bin, &[&target, "--flows", "2"]);
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    // Constant flows without the privilege: --flows 4, each flow's probes from its own
+    // port, back to back on one 4-tuple (closed with RST: no TIME_WAIT in the way).
+    let out = as_nobody(&bin, &[&target, "--flows", "4", "-q", "3", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v = events(&out);
+    let ports: Vec<u64> = v[0]["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_u64().unwrap())
+        .collect();
+    let mut distinct = ports.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    assert_eq!(
+        (v[0]["probe"].as_str(), distinct.len()),
+        (Some("connect"), 4),
+        "{}",
+        v[0]
+    );
+    let probes: Vec<&serde_json::Value> = v.iter().filter(|e| e["type"] == "probe").collect();
+    assert_eq!(probes.len(), 12, "4 flows x 3 queries at hop 1");
+    for p in probes {
+        assert_eq!(p["status"], "reached", "{p}");
+        let flow = p["flow"].as_u64().unwrap() as usize;
+        assert_eq!(p["local_port"].as_u64(), Some(ports[flow]), "{p}");
+    }
+    let s = summary_of(&v);
+    assert_eq!(
+        (s["flows"].as_u64(), s["flows_reached"].as_u64()),
+        (Some(4), Some(4)),
+        "{s}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
