@@ -30,7 +30,7 @@ Examples:
   tcpping-diag trace [2001:db8::1]:22 --json         NDJSON events
 
 Exit status: 0 if the target was reached (port open or closed), 1 if not, 2 on a usage or
-setup error.";
+setup error, 3 if some flows reached it and others broke (partial).";
 
 /// `trace -i`.
 const INTERVAL_HELP: &str =

@@ -138,6 +138,18 @@ pub struct Trace<'a> {
     pub flows: usize,
     #[serde(skip_deserializing)]
     pub flows_reached: usize,
+    /// Flows that did not reach the target.
+    #[serde(skip_deserializing)]
+    pub flows_broken: usize,
+    /// Verdict "partial": one entry per broken branch, the largest first (empty otherwise).
+    #[serde(skip_deserializing)]
+    pub broken: Vec<Broken<'a>>,
+    /// Where the flows reached the target when not all at one hop (empty otherwise).
+    #[serde(skip_deserializing)]
+    pub lengths: Vec<Length>,
+    /// A single flow that broke, weighed against other flows: `{"tried":6,"reached":5}`.
+    #[serde(skip_deserializing)]
+    pub other_flows: Option<OtherFlows>,
     #[serde(skip_deserializing)]
     pub cycles: u64,
     #[serde(skip_deserializing)]
@@ -150,4 +162,35 @@ pub struct Trace<'a> {
     pub late_icmp: u64,
     #[serde(skip_deserializing)]
     pub elapsed_ms: f64,
+}
+
+/// A broken branch of a partly broken path (verdict "partial").
+#[derive(Clone, Debug, Serialize)]
+pub struct Broken<'a> {
+    /// Where its flows break (0: nothing answered them).
+    pub hop: u8,
+    pub router: Option<IpAddr>,
+    /// "silent", "refused" or "loop".
+    pub how: &'static str,
+    /// The refusing ICMP error.
+    pub icmp: Option<Icmp<'a>>,
+    pub flows: Vec<u16>,
+    pub count: usize,
+}
+
+/// Flows that reached the target at one hop, with the branch they took.
+#[derive(Clone, Debug, Serialize)]
+pub struct Length {
+    pub hops: u8,
+    pub flows: Vec<u16>,
+    /// The first hop where their routers are none of the other flows', and its router.
+    pub through: Option<IpAddr>,
+    pub through_hop: Option<u8>,
+}
+
+/// Other flows tried after a single flow broke.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct OtherFlows {
+    pub tried: usize,
+    pub reached: usize,
 }

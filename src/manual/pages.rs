@@ -187,7 +187,7 @@ pub const PAGES: &[Page] = &[
             Section {
                 title: "VERDICT",
                 blocks: &[
-                    Para("The last line says where the path stops, in words: `reached 10.0.0.5:443 (open) in 4 hops`; `path ends at hop 3: 10.0.2.1 says communication administratively prohibited`; `silent after hop 2 (10.0.1.1): nothing answers beyond it`. A router that rate-limits its ICMP errors (answers some probes, not all) is not called a break. With `--json`, one `probe` event per probe, one `hop` event per hop, and a final `trace` event carry the same as fields."),
+                    Para("The last line says where the path stops, in words: `reached 10.0.0.5:443 (open) in 4 hops`; `path ends at hop 3: 10.0.2.1 says communication administratively prohibited`; `silent after hop 2 (10.0.1.1): nothing answers beyond it`. A router that rate-limits its ICMP errors (answers some probes, not all) is not called a break. When some flows reach the target and others break, the verdict is `partial`, grouped by branch: `reached 10.0.0.5:443 on 10 of 16 flows; the 6 through 10.0.2.2 (hop 2) are silent after hop 2 (10.0.2.2): it drops TCP to port 443`. A single flow that breaks first tries 6 other flows at the hop where it broke and at the target (one more round trip): when some get through, it says a load-balanced branch breaks, and the verdict is `partial`. With `--json`, one `probe` event per probe, one `hop` event per hop, and a final `trace` event carry the same as fields."),
                 ],
             },
             Section {
@@ -200,6 +200,7 @@ pub const PAGES: &[Page] = &[
                     ("0", "The target was reached (port open or closed)."),
                     ("1", "It was not."),
                     ("2", "A usage or setup error: one line on standard error says what failed."),
+                    ("3", "Partly: some flows reached the target and others broke (verdict `partial`), with `--flows`, or when a single flow broke and other flows tried after it got through."),
                 ])],
             },
             Section {

@@ -304,6 +304,12 @@ impl Engine {
         (self.sent, self.reprobes)
     }
 
+    /// The sequence number the next probe would get (a driver that sends probes of its own
+    /// after the cycles numbers them from here).
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
     /// Whether a cycle is under way (started, not every answer in).
     pub fn in_cycle(&self) -> bool {
         self.in_cycle

@@ -1,7 +1,9 @@
 //! The verdict of a trace, in words and as fields: reached (open or closed), the path ends at
 //! a router that refuses, the packets circle between routers (a routing loop), it goes
-//! silent after the last hop that answers, or nothing answered.
-//! Pure: computed from a [`TraceState`] per flow, then combined.
+//! silent after the last hop that answers, or nothing answered; and partial: some flows
+//! reach the target while others break, grouped by the branch where they break.
+//! Pure: computed from a [`TraceState`] per flow, then combined ([`verdict`]); a single
+//! flow that broke is weighed against a few other flows ([`with_other_flows`]).
 //!
 //! A hop that answers some probes and not others while later hops answer is rate-limiting
 //! its ICMP (common: routers answer time exceeded from a slow path with a token bucket),
@@ -9,7 +11,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use super::engine::find_loop;
+use super::engine::{find_loop, Answer};
 use super::state::TraceState;
 use crate::icmp::parse::describe;
 
@@ -43,6 +45,175 @@ pub enum Kind {
     TooFar { hop: u8, router: Option<IpAddr> },
     /// Nothing answered at all (or no probe could be sent: `error`).
     Nothing { error: Option<String> },
+    /// Some flows reached the target (at `hop`, the lowest; None when only flows probed
+    /// straight at the target did, [`with_other_flows`]), the others broke: `broken`, one
+    /// entry per branch, the largest first.
+    Partial {
+        hop: Option<u8>,
+        open: bool,
+        broken: Vec<Branch>,
+    },
+}
+
+/// How the flows of a broken branch fail.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum How {
+    /// Nothing answers beyond the branch's hop (or, hop 0, nothing answered at all).
+    Silent,
+    /// Its router refuses them with this ICMP error.
+    Refused {
+        v6: bool,
+        icmp_type: u8,
+        code: u8,
+        info: u32,
+    },
+    /// They circle between these routers.
+    Loop { routers: Vec<IpAddr> },
+}
+
+impl How {
+    /// Its name in the JSON.
+    pub fn name(&self) -> &'static str {
+        match self {
+            How::Silent => "silent",
+            How::Refused { .. } => "refused",
+            How::Loop { .. } => "loop",
+        }
+    }
+}
+
+/// Flows that break the same way at the same place: a branch of a load-balanced path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Branch {
+    /// Where they break: the last hop that answers (silent), the refusing router's hop, the
+    /// loop's first hop; 0 when nothing answered them at all.
+    pub hop: u8,
+    /// The router at that hop.
+    pub router: Option<IpAddr>,
+    pub how: How,
+    pub flows: Vec<u16>,
+}
+
+impl Branch {
+    /// The branch a flow's own verdict puts it on (None: it reached).
+    fn of(kind: &Kind, flow: u16) -> Option<Branch> {
+        let (hop, router, how) = match kind {
+            Kind::Reached { .. } | Kind::Partial { .. } => return None,
+            Kind::SilentAfter { hop, router } | Kind::TooFar { hop, router } => {
+                (*hop, *router, How::Silent)
+            }
+            Kind::PathEnds {
+                hop,
+                router,
+                v6,
+                icmp_type,
+                code,
+                info,
+                ..
+            } => (
+                *hop,
+                Some(*router),
+                How::Refused {
+                    v6: *v6,
+                    icmp_type: *icmp_type,
+                    code: *code,
+                    info: *info,
+                },
+            ),
+            Kind::Loop { hop, routers, .. } => (
+                *hop,
+                routers.first().copied(),
+                How::Loop {
+                    routers: routers.clone(),
+                },
+            ),
+            Kind::Nothing { .. } => (0, None, How::Silent),
+        };
+        Some(Branch {
+            hop,
+            router,
+            how,
+            flows: vec![flow],
+        })
+    }
+
+    fn same_place(&self, other: &Branch) -> bool {
+        (self.hop, self.router, &self.how) == (other.hop, other.router, &other.how)
+    }
+
+    /// "the 6 through 10.78.13.2 (hop 2) are silent after hop 2 (10.78.13.2): it drops TCP
+    /// to port 12011".
+    fn text(&self, target: SocketAddr) -> String {
+        let n = self.flows.len();
+        let (who, are) = if n == 1 {
+            ("the one".to_string(), "is")
+        } else {
+            (format!("the {n}"), "are")
+        };
+        let at = match self.router {
+            Some(r) => format!("{who} through {r} (hop {})", self.hop),
+            None => format!(
+                "{who} on flow{} {}",
+                if n == 1 { "" } else { "s" },
+                flow_list(&self.flows)
+            ),
+        };
+        let port = target.port();
+        match (&self.how, self.router) {
+            (How::Silent, _) if self.hop == 0 => {
+                format!("{at} {are} answered by nothing, not even hop 1")
+            }
+            (How::Silent, r) => {
+                let r = r.map(|r| format!(" ({r})")).unwrap_or_default();
+                format!(
+                    "{at} {are} silent after hop {}{r}: it drops TCP to port {port}",
+                    self.hop
+                )
+            }
+            (
+                How::Refused {
+                    v6,
+                    icmp_type,
+                    code,
+                    info,
+                },
+                r,
+            ) => {
+                let reason = describe(*v6, *icmp_type, *code, *info).reason;
+                let r = r.map_or("a router".to_string(), |r| r.to_string());
+                format!("{at} {are} refused at hop {}: {r} says {reason}", self.hop)
+            }
+            (How::Loop { routers }, _) => {
+                let circle = if n == 1 { "circles" } else { "circle" };
+                format!(
+                    "{at} {circle} in a routing loop between {}",
+                    and_list(routers)
+                )
+            }
+        }
+    }
+}
+
+/// Flows the same way the other flows of a trace are told: "0,2,4".
+fn flow_list(flows: &[u16]) -> String {
+    let s: Vec<String> = flows.iter().map(u16::to_string).collect();
+    s.join(",")
+}
+
+/// Group flows' verdicts into branches, the largest first (then by hop).
+fn branches(per_flow: &[(u16, Kind)]) -> Vec<Branch> {
+    let mut out: Vec<Branch> = Vec::new();
+    for (f, k) in per_flow {
+        let Some(b) = Branch::of(k, *f) else {
+            continue;
+        };
+        match out.iter_mut().find(|x| x.same_place(&b)) {
+            Some(x) => x.flows.push(*f),
+            None => out.push(b),
+        }
+    }
+    out.sort_by_key(|b| (std::cmp::Reverse(b.flows.len()), b.hop));
+    out
 }
 
 impl Kind {
@@ -50,6 +221,7 @@ impl Kind {
     pub fn name(&self) -> &'static str {
         match self {
             Kind::Reached { .. } => "reached",
+            Kind::Partial { .. } => "partial",
             Kind::PathEnds { .. } => "path_ends",
             Kind::Loop { .. } => "loop",
             Kind::SilentAfter { .. } => "silent_after",
@@ -65,7 +237,18 @@ impl Kind {
             | Kind::Loop { hop, .. }
             | Kind::SilentAfter { hop, .. }
             | Kind::TooFar { hop, .. } => Some(*hop),
+            Kind::Partial { hop, .. } => *hop,
             Kind::Nothing { .. } => None,
+        }
+    }
+
+    /// Where the path breaks (the largest broken branch's hop for a partial path); None when
+    /// reached, or when nothing answered.
+    pub fn break_hop(&self) -> Option<u8> {
+        match self {
+            Kind::Reached { .. } => None,
+            Kind::Partial { broken, .. } => broken.first().map(|b| b.hop).filter(|h| *h > 0),
+            k => k.hop(),
         }
     }
 
@@ -75,6 +258,7 @@ impl Kind {
             Kind::PathEnds { router, .. } => Some(*router),
             Kind::SilentAfter { router, .. } => *router,
             Kind::Loop { routers, .. } => routers.first().copied(),
+            Kind::Partial { broken, .. } => broken.first().and_then(|b| b.router),
             _ => None,
         }
     }
@@ -89,12 +273,46 @@ pub struct Verdict {
     pub flows: usize,
     /// The verdict of each flow that disagrees with `kind` (flow, verdict).
     pub dissent: Vec<(u16, Kind)>,
+    /// Where the flows reached the target, when not all at the same hop: each hop, its
+    /// flows, and the branch they took there (the first hop where their routers are
+    /// none of the other flows': hop, router).
+    pub lengths: Vec<Length>,
+    /// After a single flow broke: other flows tried, and how many reached the target.
+    pub other_flows: Option<(usize, usize)>,
     pub text: String,
+}
+
+/// Flows that reached the target at one hop, when others reached it at another.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Length {
+    pub hop: u8,
+    pub flows: Vec<u16>,
+    /// (hop, router): where their branch leaves the others'.
+    pub through: Option<(u8, IpAddr)>,
 }
 
 impl Verdict {
     pub fn reached(&self) -> bool {
         matches!(self.kind, Kind::Reached { .. })
+    }
+
+    /// Some flows reached the target, others broke.
+    pub fn partial(&self) -> bool {
+        matches!(self.kind, Kind::Partial { .. })
+    }
+
+    /// Flows that did not reach the target.
+    pub fn flows_broken(&self) -> usize {
+        self.flows - self.flows_reached
+    }
+
+    /// The exit status it makes: 0 reached, 3 partial, 1 not reached.
+    pub fn exit_status(&self) -> i32 {
+        match self.kind {
+            Kind::Reached { .. } => 0,
+            Kind::Partial { .. } => 3,
+            _ => 1,
+        }
     }
 }
 
@@ -271,6 +489,10 @@ fn text_of(kind: &Kind, target: SocketAddr, timeout_text: &str) -> String {
                 hops_word(*hop)
             )
         }
+        Kind::Partial { broken, .. } => {
+            let parts: Vec<String> = broken.iter().map(|b| b.text(target)).collect();
+            parts.join("; ")
+        }
         Kind::Nothing { error: Some(e) } => format!("not reached: no probe could be sent: {e}"),
         Kind::Nothing { error: None } => format!(
             "not reached: nothing answered within {timeout_text}, not even hop 1; this host's firewall or the first hop drops TCP to port {port}, or no router on the way answers"
@@ -288,35 +510,57 @@ pub fn verdict(state: &TraceState, timeout_text: &str) -> Verdict {
         v
     };
     let per_flow: Vec<(u16, Kind)> = flows.iter().map(|&f| (f, judge(state, Some(f)))).collect();
-    let flows_reached = per_flow
+    let reached_at: Vec<(u16, u8)> = per_flow
         .iter()
-        .filter(|(_, k)| matches!(k, Kind::Reached { .. }))
-        .count();
-    // The overall verdict: the first flow that reached (at the lowest hop over all flows),
-    // else what all flows together say.
+        .filter_map(|(f, k)| match k {
+            Kind::Reached { hop, .. } => Some((*f, *hop)),
+            _ => None,
+        })
+        .collect();
+    let flows_reached = reached_at.len();
+    // The overall verdict: reached, at the lowest hop over all flows, when every flow
+    // reached; partial when some did; else what all flows together say.
     let kind = if flows_reached > 0 {
-        let hop = per_flow
-            .iter()
-            .filter_map(|(_, k)| match k {
-                Kind::Reached { hop, .. } => Some(*hop),
-                _ => None,
-            })
-            .min()
-            .unwrap_or(0);
+        let hop = reached_at.iter().map(|(_, h)| *h).min().unwrap_or(0);
         let open = per_flow
             .iter()
             .any(|(_, k)| matches!(k, Kind::Reached { open: true, .. }));
-        Kind::Reached { hop, open }
+        if flows_reached < per_flow.len() {
+            Kind::Partial {
+                hop: Some(hop),
+                open,
+                broken: branches(&per_flow),
+            }
+        } else {
+            Kind::Reached { hop, open }
+        }
     } else {
         judge(state, None)
     };
     let dissent: Vec<(u16, Kind)> = per_flow
         .iter()
-        .filter(|(_, k)| k.name() != kind.name())
+        .filter(|(_, k)| match &kind {
+            Kind::Partial { .. } => !matches!(k, Kind::Reached { .. }),
+            kind => k.name() != kind.name(),
+        })
         .cloned()
         .collect();
+    let lengths = lengths(state, &reached_at);
     let mut text = text_of(&kind, state.target, timeout_text);
-    if flows.len() > 1 && !dissent.is_empty() {
+    match &kind {
+        Kind::Partial { .. } => {
+            text = format!(
+                "reached {} on {flows_reached} of {} flows; {text}",
+                state.target,
+                flows.len()
+            );
+        }
+        Kind::Reached { open, .. } if lengths.len() > 1 => {
+            text = reached_text(state.target, *open, &lengths);
+        }
+        _ => {}
+    }
+    if flows.len() > 1 && !dissent.is_empty() && !matches!(kind, Kind::Partial { .. }) {
         let n = flows.len();
         text.push_str(&format!(" on {} of {n} flows", n - dissent.len()));
         for (f, k) in dissent.iter().take(3) {
@@ -333,6 +577,289 @@ pub fn verdict(state: &TraceState, timeout_text: &str) -> Verdict {
         flows_reached,
         flows: flows.len(),
         dissent,
+        lengths,
+        other_flows: None,
         text,
+    }
+}
+
+/// Where the flows reached the target, when not all at one hop (else empty): by hop, each
+/// with the branch its flows took.
+fn lengths(state: &TraceState, reached_at: &[(u16, u8)]) -> Vec<Length> {
+    let mut out: Vec<Length> = Vec::new();
+    for &(f, hop) in reached_at {
+        match out.iter_mut().find(|l| l.hop == hop) {
+            Some(l) => l.flows.push(f),
+            None => out.push(Length {
+                hop,
+                flows: vec![f],
+                through: None,
+            }),
+        }
+    }
+    if out.len() < 2 {
+        return Vec::new();
+    }
+    out.sort_by_key(|l| l.hop);
+    let lowest = out[0].hop;
+    let routers = |h: u8, flows: &dyn Fn(u16) -> bool| -> Vec<IpAddr> {
+        let mut v: Vec<IpAddr> = state.hops.get(&h).map_or(Vec::new(), |hop| {
+            hop.flows
+                .iter()
+                .filter(|(f, _)| flows(**f))
+                .flat_map(|(_, fh)| fh.routers.iter().copied())
+                .collect()
+        });
+        v.sort();
+        v.dedup();
+        v
+    };
+    let reached: Vec<u16> = reached_at.iter().map(|(f, _)| *f).collect();
+    for l in &mut out {
+        let mine = &l.flows;
+        l.through = (1..lowest).find_map(|h| {
+            let own = routers(h, &|f| mine.contains(&f));
+            let others = routers(h, &|f| reached.contains(&f) && !mine.contains(&f));
+            match own.first() {
+                Some(r) if own.iter().all(|a| !others.contains(a)) => Some((h, *r)),
+                _ => None,
+            }
+        });
+    }
+    out
+}
+
+/// "reached 10.0.9.5:443 (open) in 4–5 hops: 4 for the 3 flows through 10.0.12.2 (hop 2),
+/// 5 for the 3 through 10.0.13.2 (hop 2)".
+fn reached_text(target: SocketAddr, open: bool, lengths: &[Length]) -> String {
+    let (lo, hi) = (lengths[0].hop, lengths[lengths.len() - 1].hop);
+    let parts: Vec<String> = lengths
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            let n = l.flows.len();
+            let who = match (n, i) {
+                (1, _) => "the one flow".to_string(),
+                (_, 0) => format!("the {n} flows"),
+                _ => format!("the {n}"),
+            };
+            match l.through {
+                Some((h, r)) => format!("{} for {who} through {r} (hop {h})", l.hop),
+                None => format!(
+                    "{} for flow{} {}",
+                    l.hop,
+                    if n == 1 { "" } else { "s" },
+                    flow_list(&l.flows)
+                ),
+            }
+        })
+        .collect();
+    format!(
+        "reached {target} ({}) in {lo}\u{2013}{hi} hops: {}",
+        if open { "open" } else { "closed" },
+        parts.join(", ")
+    )
+}
+
+/// What other flows said after a single flow broke (see [`with_other_flows`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OtherFlow {
+    pub flow: u16,
+    /// Who answered time exceeded at the hop where the first flow broke.
+    pub router: Option<IpAddr>,
+    /// The target answered (either probe of the flow).
+    pub reached: Option<bool>,
+    /// A refusal on the way: (router, v6, type, code, info).
+    pub refused: Option<(IpAddr, bool, u8, u8, u32)>,
+}
+
+impl OtherFlow {
+    /// A flow and its two answers: at the break hop, and at the target.
+    pub fn of(flow: u16, at_hop: Option<&Answer>, at_target: Option<&Answer>) -> OtherFlow {
+        let mut o = OtherFlow {
+            flow,
+            router: None,
+            reached: None,
+            refused: None,
+        };
+        for a in [at_hop, at_target].into_iter().flatten() {
+            match a {
+                Answer::TimeExceeded(rep) if o.router.is_none() => o.router = Some(rep.from),
+                Answer::Reached { open } => o.reached = Some(o.reached.unwrap_or(false) || *open),
+                Answer::Unreachable(rep) if o.refused.is_none() => {
+                    o.refused = Some((rep.from, rep.v6, rep.icmp_type, rep.code, rep.info));
+                }
+                _ => {}
+            }
+        }
+        o
+    }
+}
+
+/// The hop to probe other flows at when a single flow broke there (silent after it, refused
+/// at it, a loop from it); None when the verdict does not name one.
+pub fn break_to_retry(kind: &Kind) -> Option<u8> {
+    match kind {
+        Kind::SilentAfter { hop, .. } | Kind::PathEnds { hop, .. } | Kind::Loop { hop, .. } => {
+            Some(*hop)
+        }
+        _ => None,
+    }
+}
+
+/// A single flow's verdict `v`, weighed against other flows probed at its break hop and at
+/// the target: some of them reach it: partial (a load-balanced branch breaks); none: the
+/// verdict stands, saying so.
+pub fn with_other_flows(mut v: Verdict, others: &[OtherFlow], target: SocketAddr) -> Verdict {
+    let tried = others.len();
+    let reached = others.iter().filter(|o| o.reached.is_some()).count();
+    v.other_flows = Some((tried, reached));
+    let Some(mut first) = Branch::of(&v.kind, 0) else {
+        return v;
+    };
+    let port = target.port();
+    if reached == 0 {
+        v.text = format!("{}; none of {tried} other flows reach the target", v.text);
+        return v;
+    }
+    let own_flows: Vec<u16> = (0..u16::try_from(v.flows).unwrap_or(1)).collect();
+    first.flows = own_flows;
+    let mut broken = vec![first.clone()];
+    for o in others.iter().filter(|o| o.reached.is_none()) {
+        let b = match o.refused {
+            Some((r, v6, icmp_type, code, info)) => Branch {
+                hop: first.hop,
+                router: Some(r),
+                how: How::Refused {
+                    v6,
+                    icmp_type,
+                    code,
+                    info,
+                },
+                flows: vec![o.flow],
+            },
+            None => Branch {
+                hop: first.hop,
+                router: o.router.or(first.router),
+                how: match &first.how {
+                    How::Refused { .. } => How::Silent,
+                    h => h.clone(),
+                },
+                flows: vec![o.flow],
+            },
+        };
+        match broken.iter_mut().find(|x| x.same_place(&b)) {
+            Some(x) => x.flows.push(o.flow),
+            None => broken.push(b),
+        }
+    }
+    broken.sort_by_key(|b| (std::cmp::Reverse(b.flows.len()), b.hop));
+    let here = match &v.kind {
+        Kind::SilentAfter { hop, router } => {
+            let r = router.map(|r| format!(" ({r})")).unwrap_or_default();
+            format!("silent after hop {hop}{r}")
+        }
+        k @ Kind::PathEnds { .. } => {
+            let t = text_of(k, target, "");
+            t.split(';').next().unwrap_or(&t).to_string()
+        }
+        Kind::Loop { hop, routers, .. } => {
+            format!("routing loop between {} from hop {hop}", and_list(routers))
+        }
+        _ => String::new(),
+    };
+    let does = match &first.how {
+        How::Silent => format!("drops TCP to port {port}"),
+        How::Refused { .. } => format!("refuses TCP to port {port}"),
+        How::Loop { .. } => "loops".to_string(),
+    };
+    let through = first
+        .router
+        .map_or(format!("after hop {}", first.hop), |r| {
+            format!("through {r}")
+        });
+    v.text = format!(
+        "{here} on this flow; {reached} of {tried} other flows reach the target: a load-balanced branch {through} {does}"
+    );
+    let open = others.iter().any(|o| o.reached == Some(true));
+    v.flows += tried;
+    v.flows_reached = reached;
+    v.kind = Kind::Partial {
+        hop: None,
+        open,
+        broken,
+    };
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn broken_flows_are_grouped_by_where_and_how_they_break_largest_first() {
+        let target: SocketAddr = "10.0.9.5:443".parse().unwrap();
+        let silent = Kind::SilentAfter {
+            hop: 2,
+            router: Some(ip("10.0.13.2")),
+        };
+        let refused = Kind::PathEnds {
+            hop: 3,
+            probe_hop: 4,
+            router: ip("10.0.16.2"),
+            v6: false,
+            icmp_type: 3,
+            code: 13,
+            info: 0,
+        };
+        let looped = Kind::Loop {
+            hop: 3,
+            routers: vec![ip("10.0.7.1"), ip("10.0.8.1")],
+            until: 6,
+        };
+        let reached = Kind::Reached { hop: 4, open: true };
+        let per_flow: Vec<(u16, Kind)> = vec![
+            (0, reached.clone()),
+            (1, refused.clone()),
+            (2, silent.clone()),
+            (3, refused.clone()),
+            (4, looped.clone()),
+            (5, refused),
+            (6, silent),
+            (7, Kind::Nothing { error: None }),
+        ];
+        let b = branches(&per_flow);
+        let got: Vec<(u8, Option<IpAddr>, &str, Vec<u16>)> = b
+            .iter()
+            .map(|b| (b.hop, b.router, b.how.name(), b.flows.clone()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (3, Some(ip("10.0.16.2")), "refused", vec![1, 3, 5]),
+                (2, Some(ip("10.0.13.2")), "silent", vec![2, 6]),
+                (0, None, "silent", vec![7]),
+                (3, Some(ip("10.0.7.1")), "loop", vec![4]),
+            ]
+        );
+        let kind = Kind::Partial {
+            hop: Some(4),
+            open: true,
+            broken: b,
+        };
+        assert_eq!(kind.break_hop(), Some(3));
+        assert_eq!(kind.router(), Some(ip("10.0.16.2")));
+        assert_eq!(
+            text_of(&kind, target, "1s"),
+            "the 3 through 10.0.16.2 (hop 3) are refused at hop 3: 10.0.16.2 says communication administratively prohibited; \
+             the 2 through 10.0.13.2 (hop 2) are silent after hop 2 (10.0.13.2): it drops TCP to port 443; \
+             the one on flow 7 is answered by nothing, not even hop 1; \
+             the one through 10.0.7.1 (hop 3) circles in a routing loop between 10.0.7.1 and 10.0.8.1"
+        );
+        assert_eq!(branches(&[(0, reached)]), []);
     }
 }

@@ -302,7 +302,7 @@ pub fn verdict_line(v: &Verdict) -> VerdictLine {
     let tone = match v.kind {
         Kind::Reached { .. } => Tone::Good,
         Kind::PathEnds { .. } | Kind::Loop { .. } | Kind::Nothing { .. } => Tone::Bad,
-        Kind::SilentAfter { .. } | Kind::TooFar { .. } => Tone::Warn,
+        Kind::SilentAfter { .. } | Kind::TooFar { .. } | Kind::Partial { .. } => Tone::Warn,
     };
     VerdictLine {
         text: v.text.clone(),

@@ -9,6 +9,7 @@
 //!   the engine over a [`Prober`] (the SYN prober, or connect() probes without CAP_NET_RAW).
 
 pub mod live;
+pub mod retry;
 #[cfg(test)]
 mod tests;
 
@@ -127,35 +128,55 @@ fn open_prober(
     waker: &Arc<Waker>,
     stop: &Arc<AtomicBool>,
 ) -> Result<(Box<dyn Prober>, Setup, bool), Error> {
-    let syn = |without| Probes::Syn {
+    // A single flow gets the ports of the other flows it may try (`retry`).
+    let flows = usize::from(cfg.run.flows);
+    let spare = if flows == 1 {
+        usize::from(retry::OTHER_FLOWS)
+    } else {
+        0
+    };
+    let syn = |without, flows| Probes::Syn {
         flow: Flow::Constant,
-        flows: usize::from(cfg.run.flows),
+        flows,
         without,
     };
-    let need = Need {
+    let mut need = Need {
         probes: match cfg.probe {
             TraceProbe::Connect => Probes::TtlConnect {
-                flows: usize::from(cfg.run.flows),
+                flows: flows + spare,
             },
-            TraceProbe::Syn => syn(NoRaw::Fail(privilege::NO_RAW_SYN_TRACE)),
-            TraceProbe::Auto => syn(NoRaw::TtlConnect),
+            // Auto too: without CAP_NET_RAW it opens again below, for connect() probes.
+            TraceProbe::Syn | TraceProbe::Auto => {
+                syn(NoRaw::Fail(privilege::NO_RAW_SYN_TRACE), flows + spare)
+            }
         },
         targets: Targets::One(cfg.run.target),
         timeout: cfg.run.timeout,
         interval: None,
         verbose: false,
     };
-    let opened = open::open(&need, waker, stop)?;
+    let opened = match open::open(&need, waker, stop) {
+        // No CAP_NET_RAW (nothing was opened): connect() probes, said by `open`.
+        Err(Error::Setup(s))
+            if cfg.probe == TraceProbe::Auto && s == privilege::NO_RAW_SYN_TRACE =>
+        {
+            need.probes = syn(NoRaw::TtlConnect, flows + spare);
+            open::open(&need, waker, stop)?
+        }
+        r => r?,
+    };
     let constant = opened.kind == Kind::Syn;
+    let mut ports = opened.ports;
+    ports.truncate(flows);
     let setup = Setup {
         probe: if constant { "syn" } else { "connect" },
         source: opened.source,
-        ports: opened.ports,
+        ports,
     };
     Ok((opened.prober, setup, constant))
 }
 
-/// The trace command. Returns the exit status: 0 reached, 1 not.
+/// The trace command. Returns the exit status: 0 reached, 1 not, 3 partly (some flows).
 pub fn trace(cfg: TraceConfig) -> Result<i32, Error> {
     let waker = Arc::new(Waker::new().map_err(|e| Error::io("create wake-up channel", e))?);
     let stop = Arc::new(AtomicBool::new(false));
@@ -271,17 +292,23 @@ pub fn trace(cfg: TraceConfig) -> Result<i32, Error> {
         humantime::format_duration(cfg.run.timeout).to_string()
     };
     let mut v = verdict::verdict(&state, &waited);
+    let mut other_probes = 0;
     if cut_short {
         v.text = format!("interrupted before the first round ended: {}", v.text);
+    } else if !pipe_closed {
+        // One flow broke: do others get through?
+        let first = engine.next_seq();
+        (v, other_probes) = retry::try_other_flows(v, engine.plan(), first, prober.as_mut(), &stop)
+            .map_err(|e| Error::io("trace: probe other flows", e))?;
     }
-    let code = if v.reached() { 0 } else { 1 };
+    let code = v.exit_status();
     if pipe_closed {
         return Ok(code);
     }
     let tally = prober.icmp_tally();
     let (sent, reprobes) = engine.sent();
     let totals = RunTotals {
-        probes_sent: sent,
+        probes_sent: sent + other_probes,
         reprobes,
         unmatched_icmp: tally.unmatched,
         late_icmp: tally.late,

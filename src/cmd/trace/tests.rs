@@ -10,8 +10,9 @@ use std::sync::atomic::AtomicBool;
 use std::time::{Duration, SystemTime};
 
 use super::engine::{Answer, Engine, HopDone, Plan};
+use super::retry::try_other_flows;
 use super::state::TraceState;
-use super::verdict::{verdict, Kind, Verdict};
+use super::verdict::{verdict, Branch, How, Kind, Verdict};
 use super::{drive, Progress};
 use crate::cmd::sim::{diamond, ip, net, Net, Sim, TARGET};
 use crate::icmp::extension::{Extensions, MplsLabel};
@@ -506,27 +507,285 @@ fn several_flows_find_both_branches_and_say_which_flow_took_which() {
 }
 
 #[test]
-fn flows_that_disagree_are_named_in_the_verdict() {
-    // Branch B loses everything past its hop 2: flow 1 never gets through.
+fn a_partly_broken_path_is_partial_grouped_by_branch() {
+    // Branch B (odd flows) loses everything past its hop 2: those flows never get through.
     let mut n = diamond();
     n.branch_drop_after = Some((1, 2));
-    let r = run_with(n, 1, 2, 6, 1);
-    assert_eq!(r.verdict.kind, Kind::Reached { hop: 4, open: true });
-    assert_eq!((r.verdict.flows_reached, r.verdict.flows), (1, 2));
+    let r = run_with(n.clone(), 1, 16, 6, 1);
+    let odd: Vec<u16> = (1..16).step_by(2).collect();
     assert_eq!(
-        r.verdict.dissent,
-        [(
-            1,
-            Kind::SilentAfter {
+        r.verdict.kind,
+        Kind::Partial {
+            hop: Some(4),
+            open: true,
+            broken: vec![Branch {
                 hop: 2,
-                router: Some(ip("10.0.13.2"))
-            }
-        )]
+                router: Some(ip("10.0.13.2")),
+                how: How::Silent,
+                flows: odd.clone(),
+            }],
+        }
     );
+    assert_eq!(r.verdict.kind.name(), "partial");
+    assert_eq!((r.verdict.flows_reached, r.verdict.flows), (8, 16));
+    assert_eq!(r.verdict.flows_broken(), 8);
+    assert_eq!(r.verdict.exit_status(), 3);
+    assert!(!r.verdict.reached());
     assert_eq!(
         r.verdict.text,
-        "reached 10.0.9.5:443 (open) in 4 hops on 1 of 2 flows; flow 1: silent after hop 2 (10.0.13.2): nothing answers beyond it"
+        "reached 10.0.9.5:443 on 8 of 16 flows; the 8 through 10.0.13.2 (hop 2) are silent after hop 2 (10.0.13.2): it drops TCP to port 443"
     );
+    // The fields.
+    let out = render(&r, crate::cli::Output::Json, 16, 1);
+    let t: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    assert_eq!(t["verdict"], "partial");
+    assert_eq!(t["hops"], 4);
+    assert_eq!(t["port"], "open");
+    assert_eq!(t["break_hop"], 2);
+    assert_eq!(t["break_router"], "10.0.13.2");
+    assert_eq!((&t["flows"], &t["flows_reached"]), (&16.into(), &8.into()));
+    assert_eq!(t["flows_broken"], 8);
+    assert_eq!(
+        t["broken"],
+        serde_json::json!([{"hop": 2, "router": "10.0.13.2", "how": "silent", "icmp": null,
+                            "flows": odd, "count": 8}])
+    );
+    assert_eq!(t["icmp"], serde_json::Value::Null);
+    assert_eq!(t["text"], r.verdict.text.as_str());
+    // The human output ends with it, in one line.
+    let human = render(&r, crate::cli::Output::Human, 16, 1);
+    assert!(
+        human.ends_with(&format!("\n{}\n", r.verdict.text)),
+        "{human}"
+    );
+    // One flow of two: "the one".
+    let r = run_with(n, 1, 2, 6, 1);
+    assert_eq!(
+        r.verdict.text,
+        "reached 10.0.9.5:443 on 1 of 2 flows; the one through 10.0.13.2 (hop 2) is silent after hop 2 (10.0.13.2): it drops TCP to port 443"
+    );
+    assert_eq!(r.verdict.dissent.len(), 1);
+    // Every flow reached, or none: not partial.
+    let r = run_with(diamond(), 1, 16, 6, 1);
+    assert_eq!(r.verdict.kind, Kind::Reached { hop: 4, open: true });
+    assert_eq!((r.verdict.flows_broken(), r.verdict.exit_status()), (0, 0));
+    let mut n = diamond();
+    n.drop_after = Some(2);
+    let r = run_with(n, 1, 4, 6, 1);
+    assert_eq!(r.verdict.kind.name(), "silent_after");
+    assert_eq!(r.verdict.exit_status(), 1);
+}
+
+#[test]
+fn a_branch_is_named_by_the_last_router_that_answers_on_it() {
+    // Three branches: two reach, one drops past its hop 2; or past its hop 1, its hop 2
+    // mute: then it is named by the shared first router.
+    let n = Net {
+        branches: vec![
+            vec![ip("10.0.1.1"), ip("10.0.12.2"), ip("10.0.15.2")],
+            vec![ip("10.0.1.1"), ip("10.0.13.2"), ip("10.0.16.2")],
+            vec![ip("10.0.1.1"), ip("10.0.14.2"), ip("10.0.17.2")],
+        ],
+        open: true,
+        branch_drop_after: Some((1, 2)),
+        ..Net::default()
+    };
+    let r = run_with(n.clone(), 1, 9, 6, 1);
+    assert_eq!(r.verdict.flows_reached, 6);
+    let mut m = n;
+    m.branch_drop_after = Some((2, 1));
+    m.mute.insert(2);
+    let r2 = run_with(m, 1, 9, 6, 1);
+    // Branch 2 (flows 2, 5, 8) is silent after hop 1, its hop 2 mute and nothing after it.
+    match &r2.verdict.kind {
+        Kind::Partial { broken, .. } => {
+            assert_eq!(broken.len(), 1);
+            assert_eq!((broken[0].hop, broken[0].router), (1, Some(ip("10.0.1.1"))));
+            assert_eq!(broken[0].flows, [2, 5, 8]);
+        }
+        k => panic!("{k:?}"),
+    }
+    match &r.verdict.kind {
+        Kind::Partial { broken, .. } => assert_eq!(broken[0].flows, [1, 4, 7]),
+        k => panic!("{k:?}"),
+    }
+}
+
+/// `try_other_flows` after a run, as the trace command does.
+fn with_others(r: &mut Run) -> (Verdict, u64) {
+    let stop = AtomicBool::new(false);
+    let plan = r.engine.plan().clone();
+    let first = r.engine.next_seq();
+    try_other_flows(r.verdict.clone(), &plan, first, &mut r.sim, &stop).unwrap()
+}
+
+#[test]
+fn a_single_flow_that_breaks_tries_other_flows_before_it_blames_the_path() {
+    // Flow 0 takes branch A, which drops past hop 2; flows 1, 3, 5 of the 6 others take B.
+    for constant in [true, false] {
+        let mut n = diamond();
+        n.branch_drop_after = Some((0, 2));
+        let mut r = run_with(n, 3, 1, 30, 1);
+        if !constant {
+            // connect() probes: the same over a fresh engine that does not keep flows.
+            r.engine = Engine::new(Plan {
+                constant_flows: false,
+                ..r.engine.plan().clone()
+            });
+        }
+        assert_eq!(
+            r.verdict.kind,
+            Kind::SilentAfter {
+                hop: 2,
+                router: Some(ip("10.0.12.2"))
+            }
+        );
+        let before = r.sim.sent.len();
+        let (v, sent) = with_others(&mut r);
+        assert_eq!(sent, 12, "the break hop and the target on 6 flows");
+        let extra = &r.sim.sent[before..];
+        assert_eq!(extra.len(), 12);
+        let flows: std::collections::BTreeSet<u16> = extra.iter().map(|s| s.flow).collect();
+        assert_eq!(flows.into_iter().collect::<Vec<_>>(), [1, 2, 3, 4, 5, 6]);
+        assert!(extra.iter().all(|s| s.ttl == Some(2) || s.ttl == Some(30)));
+        assert_eq!(v.other_flows, Some((6, 3)));
+        assert_eq!(
+            v.text,
+            "silent after hop 2 (10.0.12.2) on this flow; 3 of 6 other flows reach the target: a load-balanced branch through 10.0.12.2 drops TCP to port 443"
+        );
+        assert_eq!(
+            v.kind,
+            Kind::Partial {
+                hop: None,
+                open: true,
+                broken: vec![Branch {
+                    hop: 2,
+                    router: Some(ip("10.0.12.2")),
+                    how: How::Silent,
+                    flows: vec![0, 2, 4, 6],
+                }],
+            }
+        );
+        assert_eq!((v.flows, v.flows_reached, v.flows_broken()), (7, 3, 4));
+        assert_eq!(v.exit_status(), 3);
+        // Its JSON.
+        let r = Run { verdict: v, ..r };
+        let out = render(&r, crate::cli::Output::Json, 1, 1);
+        let t: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+        assert_eq!(t["verdict"], "partial");
+        assert_eq!(
+            t["other_flows"],
+            serde_json::json!({"tried": 6, "reached": 3})
+        );
+        assert_eq!(t["break_hop"], 2);
+        assert_eq!(t["break_router"], "10.0.12.2");
+        assert_eq!(t["hops"], serde_json::Value::Null);
+        assert_eq!(t["broken"][0]["flows"], serde_json::json!([0, 2, 4, 6]));
+    }
+}
+
+#[test]
+fn when_no_other_flow_gets_through_the_verdict_stands_and_says_so() {
+    let mut n = net(4);
+    n.drop_after = Some(2);
+    let mut r = run(n);
+    let (v, sent) = with_others(&mut r);
+    assert_eq!(sent, 12);
+    assert_eq!(v.kind, r.verdict.kind);
+    assert_eq!(v.other_flows, Some((6, 0)));
+    assert_eq!(
+        v.text,
+        format!("{}; none of 6 other flows reach the target", r.verdict.text)
+    );
+    assert_eq!(v.exit_status(), 1);
+    let r = Run { verdict: v, ..r };
+    let out = render(&r, crate::cli::Output::Json, 1, 1);
+    let t: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    assert_eq!(t["verdict"], "silent_after");
+    assert_eq!(
+        t["other_flows"],
+        serde_json::json!({"tried": 6, "reached": 0})
+    );
+    assert_eq!(t["flows_broken"], 1);
+    // A refusing router: the same.
+    let mut n = net(4);
+    n.refuse_at = Some((2, 3, 13));
+    let mut r = run(n);
+    let (v, _) = with_others(&mut r);
+    assert_eq!(v.kind.name(), "path_ends");
+    assert!(
+        v.text
+            .ends_with("prohibited; none of 6 other flows reach the target"),
+        "{}",
+        v.text
+    );
+}
+
+#[test]
+fn other_flows_are_tried_only_by_a_single_flow_that_names_a_break() {
+    // Reached: nothing more is sent.
+    let mut r = run(net(3));
+    let before = r.sim.sent.len();
+    let (v, sent) = with_others(&mut r);
+    assert_eq!((sent, r.sim.sent.len()), (0, before));
+    assert_eq!(v, r.verdict);
+    // Several flows already: the verdict is theirs.
+    let mut n = diamond();
+    n.drop_after = Some(2);
+    let mut r = run_with(n, 1, 4, 6, 1);
+    assert_eq!(with_others(&mut r).1, 0);
+    // Nothing answered at all: no hop to probe.
+    let mut n = net(3);
+    n.drop_after = Some(0);
+    let mut r = run_with(n, 1, 1, 6, 1);
+    assert_eq!(with_others(&mut r).1, 0);
+    // Interrupted: nothing sent.
+    let mut n = net(4);
+    n.drop_after = Some(2);
+    let mut r = run(n);
+    let plan = r.engine.plan().clone();
+    let stop = AtomicBool::new(true);
+    let (v, sent) = try_other_flows(r.verdict.clone(), &plan, 1000, &mut r.sim, &stop).unwrap();
+    assert_eq!((sent, v.other_flows), (0, None));
+}
+
+#[test]
+fn unequal_branches_reach_in_a_range_of_hops_with_the_branches() {
+    // Branch B has one router more: its flows reach the target at hop 5.
+    let n = Net {
+        branches: vec![
+            vec![ip("10.0.1.1"), ip("10.0.12.2"), ip("10.0.15.2")],
+            vec![
+                ip("10.0.1.1"),
+                ip("10.0.13.2"),
+                ip("10.0.16.2"),
+                ip("10.0.18.2"),
+            ],
+        ],
+        open: true,
+        ..Net::default()
+    };
+    let r = run_with(n, 1, 6, 30, 1);
+    assert_eq!(r.verdict.kind, Kind::Reached { hop: 4, open: true });
+    assert_eq!(
+        r.verdict.text,
+        "reached 10.0.9.5:443 (open) in 4\u{2013}5 hops: 4 for the 3 flows through 10.0.12.2 (hop 2), 5 for the 3 through 10.0.13.2 (hop 2)"
+    );
+    assert_eq!(r.verdict.exit_status(), 0);
+    let out = render(&r, crate::cli::Output::Json, 6, 1);
+    let t: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    assert_eq!(t["hops"], 4);
+    assert_eq!(
+        t["lengths"],
+        serde_json::json!([
+            {"hops": 4, "flows": [0, 2, 4], "through": "10.0.12.2", "through_hop": 2},
+            {"hops": 5, "flows": [1, 3, 5], "through": "10.0.13.2", "through_hop": 2},
+        ])
+    );
+    // One length: no range, no lengths.
+    let r = run_with(diamond(), 1, 6, 30, 1);
+    assert_eq!(r.verdict.text, "reached 10.0.9.5:443 (open) in 4 hops");
+    assert!(r.verdict.lengths.is_empty());
 }
 
 #[test]
@@ -767,10 +1026,21 @@ fn human_lines_with_several_flows_and_mpls() {
         out.contains("note: hops 2, 3: 2 next hops seen on 4 answering flows; 11 are needed"),
         "{out}"
     );
+    // Not about hop 4, the destination: no router there forwards, no flows can branch.
     assert!(
-        out.contains("note: hops 1, 4: 1 next hop seen on 4 answering flows; 6 are needed"),
+        out.contains("note: hop 1: 1 next hop seen on 4 answering flows; 6 are needed"),
         "{out}"
     );
+    assert!(!out.contains("hop 4:") && !out.contains(", 4:"), "{out}");
+    let json = render(&r, crate::cli::Output::Json, 4, 1);
+    let hops: Vec<serde_json::Value> = json
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|e| e["type"] == "hop")
+        .collect();
+    assert_eq!(hops[0]["flows_needed"], 6);
+    assert_eq!(hops[3]["flows_needed"], serde_json::Value::Null);
+    assert_eq!(hops[3]["enough_flows"], serde_json::Value::Null);
 }
 
 #[test]

@@ -5,14 +5,14 @@ use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::time::SystemTime;
 
-use super::{End, RunTotals, Setup, TraceSink};
+use super::{forwards, End, RunTotals, Setup, TraceSink};
 use crate::event::{self, round3, unix_secs, us_ms as ms, Event, ProbeStatus};
 use crate::icmp::extension::{InterfaceInfo, MplsLabel};
 use crate::icmp::parse::describe;
 use crate::trace::dns::Names;
 use crate::trace::engine::{Answer, HopDone, Outcome};
 use crate::trace::state::{flows_needed, Hop, Router, TraceState, MDA_ALPHA};
-use crate::trace::verdict::{Kind, Verdict};
+use crate::trace::verdict::{How, Kind, Verdict};
 use crate::trace::TraceRun;
 
 /// NDJSON events.
@@ -110,6 +110,8 @@ impl<W: Write> Events<W> {
             .collect();
         let k = h.next_hops();
         let needed = flows_needed(k.max(1), MDA_ALPHA);
+        // The stopping rule at a hop that forwards, with several flows.
+        let branching = state.flows > 1 && forwards(h);
         let ev = event::Hop {
             hop: Some(h.hop.into()),
             routers,
@@ -124,8 +126,8 @@ impl<W: Write> Events<W> {
             stddev_ms: h.rtt.mdev().map(round3),
             flows_answered: h.flows_answered(),
             next_hops: k,
-            flows_needed: (state.flows > 1).then_some(needed),
-            enough_flows: (state.flows > 1).then_some(h.flows_answered() >= needed),
+            flows_needed: branching.then_some(needed),
+            enough_flows: branching.then_some(h.flows_answered() >= needed),
             rate_limited: state.rate_limited(h.hop),
             errors: &h.local_errors,
         };
@@ -161,17 +163,17 @@ impl<W: Write> Events<W> {
                 )),
                 Some(*probe_hop),
             ),
+            Kind::Partial { hop, open, broken } => (
+                Some(if *open { "open" } else { "closed" }),
+                broken.first().and_then(|b| branch_icmp(&b.how)),
+                *hop,
+            ),
             k => (None, None, k.hop()),
         };
-        let breaks = !matches!(v.kind, Kind::Reached { .. });
         let ev = event::Trace {
             verdict: Some(v.kind.name().into()),
             hops: hops.map(u32::from),
-            break_hop: if breaks {
-                v.kind.hop().map(u32::from)
-            } else {
-                None
-            },
+            break_hop: v.kind.break_hop().map(u32::from),
             break_router: v.kind.router().map(|a| a.to_string().into()),
             loop_routers: match &v.kind {
                 Kind::Loop { routers, .. } => Some(routers),
@@ -184,6 +186,34 @@ impl<W: Write> Events<W> {
             icmp,
             flows: v.flows,
             flows_reached: v.flows_reached,
+            flows_broken: v.flows_broken(),
+            broken: match &v.kind {
+                Kind::Partial { broken, .. } => broken
+                    .iter()
+                    .map(|b| event::trace::Broken {
+                        hop: b.hop,
+                        router: b.router,
+                        how: b.how.name(),
+                        icmp: branch_icmp(&b.how),
+                        flows: b.flows.clone(),
+                        count: b.flows.len(),
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            },
+            lengths: v
+                .lengths
+                .iter()
+                .map(|l| event::trace::Length {
+                    hops: l.hop,
+                    flows: l.flows.clone(),
+                    through: l.through.map(|t| t.1),
+                    through_hop: l.through.map(|t| t.0),
+                })
+                .collect(),
+            other_flows: v
+                .other_flows
+                .map(|(tried, reached)| event::trace::OtherFlows { tried, reached }),
             cycles: state.cycles_done,
             probes_sent: totals.probes_sent,
             reprobes: totals.reprobes,
@@ -245,6 +275,23 @@ fn status(a: &Answer) -> ProbeStatus {
         Answer::Unreachable(_) => ProbeStatus::Unreachable,
         Answer::Timeout => ProbeStatus::Timeout,
         Answer::Error(_) => ProbeStatus::Error,
+    }
+}
+
+/// The ICMP error a broken branch is refused with.
+fn branch_icmp(how: &How) -> Option<event::Icmp<'static>> {
+    match how {
+        How::Refused {
+            v6,
+            icmp_type,
+            code,
+            info,
+        } => Some(icmp(
+            *icmp_type,
+            *code,
+            describe(*v6, *icmp_type, *code, *info).reason,
+        )),
+        _ => None,
     }
 }
 

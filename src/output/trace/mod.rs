@@ -12,7 +12,7 @@ use std::time::Duration;
 use crate::output::Output;
 use crate::trace::dns::Names;
 use crate::trace::engine::HopDone;
-use crate::trace::state::{flows_needed, TraceState, MDA_ALPHA};
+use crate::trace::state::{flows_needed, Hop, TraceState, MDA_ALPHA};
 use crate::trace::verdict::Verdict;
 use crate::trace::TraceRun;
 
@@ -126,8 +126,15 @@ impl<W: Write> std::ops::DerefMut for TraceWriter<W> {
     }
 }
 
+/// Whether a router at this hop forwards (answered time exceeded): only there can the
+/// flows branch. At the destination hop (only the target, or refusals) the multipath
+/// stopping rule means nothing: no note, and no `flows_needed`.
+pub fn forwards(h: &Hop) -> bool {
+    h.routers.iter().any(|r| r.time_exceeded > 0)
+}
+
 /// Notes under the hops: rate-limiting routers, and hops where the flows were too few for
-/// the multipath detection algorithm's confidence.
+/// the multipath detection algorithm's confidence (hops that forward only).
 pub fn notes(state: &TraceState) -> Vec<String> {
     let mut out = Vec::new();
     // (next hops seen, flows answered, flows needed) -> hops
@@ -143,7 +150,7 @@ pub fn notes(state: &TraceState) -> Vec<String> {
                 h.hop, h.received, h.sent
             ));
         }
-        if state.flows > 1 && h.received > 0 {
+        if state.flows > 1 && forwards(h) {
             let k = h.next_hops();
             let needed = flows_needed(k.max(1), MDA_ALPHA);
             let answered = h.flows_answered();
