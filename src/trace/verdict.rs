@@ -102,24 +102,7 @@ impl Branch {
             Kind::SilentAfter { hop, router } | Kind::TooFar { hop, router } => {
                 (*hop, *router, How::Silent)
             }
-            Kind::PathEnds {
-                hop,
-                router,
-                v6,
-                icmp_type,
-                code,
-                info,
-                ..
-            } => (
-                *hop,
-                Some(*router),
-                How::Refused {
-                    v6: *v6,
-                    icmp_type: *icmp_type,
-                    code: *code,
-                    info: *info,
-                },
-            ),
+            Kind::PathEnds { hop, router, .. } => (*hop, Some(*router), refusal(kind)),
             Kind::Loop { hop, routers, .. } => (
                 *hop,
                 routers.first().copied(),
@@ -191,6 +174,25 @@ impl Branch {
                 )
             }
         }
+    }
+}
+
+/// How a refusing router's flows fail (its ICMP error); silent for another verdict.
+fn refusal(kind: &Kind) -> How {
+    match *kind {
+        Kind::PathEnds {
+            v6,
+            icmp_type,
+            code,
+            info,
+            ..
+        } => How::Refused {
+            v6,
+            icmp_type,
+            code,
+            info,
+        },
+        _ => How::Silent,
     }
 }
 
