@@ -413,7 +413,7 @@ fn without_cap_net_raw_one_line_and_connect_probes() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// Network namespaces client -- router -- server, removed on drop.
+/// Network namespaces client -- router -- server (tpdt<pid><name>-{c,r,s}), removed on drop.
 struct Lab {
     prefix: String,
 }
@@ -436,10 +436,13 @@ impl Lab {
         assert!(st.success(), "{ns}: {args:?}");
     }
 
-    /// client 10.79.1.2 -- 10.79.1.1 router 10.79.2.1 -- 10.79.2.2 server
-    fn up() -> Lab {
+    /// client 10.79.1.2 -- 10.79.1.1 router 10.79.2.1 -- 10.79.2.2 server; and a second
+    /// link router 10.79.3.1 -- 10.79.3.2 server, so that the router splits traffic to the
+    /// server's 10.79.9.1 over both links, hashing the ports, and drops TCP to port 11 on
+    /// the second (a load-balanced branch that drops).
+    fn up(name: &str) -> Lab {
         let lab = Lab {
-            prefix: format!("tpdt{}", std::process::id()),
+            prefix: format!("tpdt{}{name}", std::process::id()),
         };
         for n in ["c", "r", "s"] {
             lab.ip(&["netns", "add", &format!("{}-{n}", lab.prefix)]);
@@ -447,39 +450,25 @@ impl Lab {
             lab.run(n, &["sysctl", "-q", "-w", "net.ipv4.icmp_ratemask=0"]);
         }
         let p = &lab.prefix;
-        lab.ip(&[
-            "link",
-            "add",
-            "c0",
-            "netns",
-            &format!("{p}-c"),
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "r0",
-            "netns",
-            &format!("{p}-r"),
-        ]);
-        lab.ip(&[
-            "link",
-            "add",
-            "r1",
-            "netns",
-            &format!("{p}-r"),
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "s0",
-            "netns",
-            &format!("{p}-s"),
-        ]);
+        for (a, dev_a, b, dev_b) in [
+            ("c", "c0", "r", "r0"),
+            ("r", "r1", "s", "s0"),
+            ("r", "r2", "s", "s1"),
+        ] {
+            let (ns_a, ns_b) = (format!("{p}-{a}"), format!("{p}-{b}"));
+            lab.ip(&[
+                "link", "add", dev_a, "netns", &ns_a, "type", "veth", "peer", "name", dev_b,
+                "netns", &ns_b,
+            ]);
+        }
         for (ns, dev, addr) in [
             ("c", "c0", "10.79.1.2/24"),
             ("r", "r0", "10.79.1.1/24"),
             ("r", "r1", "10.79.2.1/24"),
             ("s", "s0", "10.79.2.2/24"),
+            ("r", "r2", "10.79.3.1/24"),
+            ("s", "s1", "10.79.3.2/24"),
+            ("s", "lo", "10.79.9.1/32"),
         ] {
             lab.run(ns, &["ip", "addr", "add", addr, "dev", dev]);
             lab.run(ns, &["ip", "link", "set", dev, "up"]);
@@ -510,7 +499,49 @@ impl Lab {
                 "iptables", "-w", "-A", "FORWARD", "-p", "tcp", "--dport", "9", "-j", "DROP",
             ],
         );
+        lab.run(
+            "r",
+            &["sysctl", "-q", "-w", "net.ipv4.fib_multipath_hash_policy=1"],
+        );
+        lab.run(
+            "r",
+            &[
+                "ip",
+                "route",
+                "add",
+                "10.79.9.1/32",
+                "nexthop",
+                "via",
+                "10.79.2.2",
+                "nexthop",
+                "via",
+                "10.79.3.2",
+            ],
+        );
+        lab.run(
+            "r",
+            &[
+                "iptables", "-w", "-A", "FORWARD", "-o", "r2", "-p", "tcp", "--dport", "11", "-j",
+                "DROP",
+            ],
+        );
         lab
+    }
+}
+
+impl Lab {
+    /// The lab, or None (said) when it cannot be built: not root, or no iptables, both
+    /// outside CI only.
+    fn try_up(name: &str) -> Option<Lab> {
+        if !need_root("building network namespaces") {
+            return None;
+        }
+        if Command::new("iptables").arg("--version").output().is_err() {
+            assert!(std::env::var_os("CI").is_none(), "iptables missing in CI");
+            eprintln!("SKIPPED: iptables missing");
+            return None;
+        }
+        Some(Lab::up(name))
     }
 }
 
@@ -524,15 +555,9 @@ impl Drop for Lab {
 
 #[test]
 fn through_a_router_reached_refused_and_silent() {
-    if !need_root("building network namespaces") {
+    let Some(lab) = Lab::try_up("a") else {
         return;
-    }
-    if Command::new("iptables").arg("--version").output().is_err() {
-        assert!(std::env::var_os("CI").is_none(), "iptables missing in CI");
-        eprintln!("SKIPPED: iptables missing");
-        return;
-    }
-    let lab = Lab::up();
+    };
     // Closed port 5 on the server: reached in 2 hops, router first.
     let out = lab
         .exec("c", &[BIN, "trace", "10.79.2.2:5", "--json", "-m", "6"])
@@ -566,7 +591,7 @@ fn through_a_router_reached_refused_and_silent() {
     );
     assert_eq!(
         t["text"],
-        "path ends at hop 1: 10.79.1.1 says communication administratively prohibited"
+        "path ends at hop 1: 10.79.1.1 says communication administratively prohibited; none of 6 other flows reach the target"
     );
     // Port 9: dropped past the router.
     let out = lab
@@ -597,6 +622,17 @@ fn through_a_router_reached_refused_and_silent() {
         .as_str()
         .unwrap()
         .contains("between hop 1 and hop 2 drops TCP to port 9"));
+    // A single flow that broke tried 6 others (the break hop and the target each): none
+    // got through.
+    assert!(t["text"]
+        .as_str()
+        .unwrap()
+        .ends_with("; none of 6 other flows reach the target"));
+    assert_eq!(
+        t["other_flows"],
+        serde_json::json!({"tried": 6, "reached": 0})
+    );
+    assert_eq!(t["probes_sent"], 6 * 3 + 12);
     // The same, interrupted well before its 5 s timeout: the verdict says so, and names the
     // time it waited, not the timeout.
     let child = lab
@@ -615,4 +651,74 @@ fn through_a_router_reached_refused_and_silent() {
         "{text}"
     );
     assert!(!last.contains("within 5s"), "{last}");
+}
+
+#[test]
+fn a_load_balanced_branch_that_drops_is_partial_with_exit_status_3() {
+    let Some(lab) = Lab::try_up("b") else {
+        return;
+    };
+    // 16 flows over the router's two links to 10.79.9.1: those on the second are dropped
+    // there (all 16 on one link: 2 chances in 65,536).
+    let args = [BIN, "trace", "10.79.9.1:11", "--json", "-m", "4", "-q", "1"];
+    let out = lab
+        .exec("c", &[&args[..], &["--flows", "16", "-W", "0.5"]].concat())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let t = summary_of(&events(&out)).clone();
+    assert_eq!(t["verdict"], "partial");
+    let broken = t["broken"].as_array().unwrap();
+    assert_eq!(broken.len(), 1, "{t}");
+    let b = &broken[0];
+    assert_eq!(
+        (&b["hop"], &b["router"], &b["how"]),
+        (&1.into(), &"10.79.1.1".into(), &"silent".into())
+    );
+    let (n, reached) = (
+        b["count"].as_u64().unwrap(),
+        t["flows_reached"].as_u64().unwrap(),
+    );
+    assert_eq!(
+        (t["flows_broken"].as_u64(), t["flows"].as_u64()),
+        (Some(n), Some(16))
+    );
+    assert_eq!(n + reached, 16);
+    assert_eq!(
+        t["text"],
+        format!("reached 10.79.9.1:11 on {reached} of 16 flows; the {n} through 10.79.1.1 (hop 1) are silent after hop 1 (10.79.1.1): it drops TCP to port 11")
+    );
+    assert_eq!(
+        (t["break_hop"].as_u64(), t["port"].as_str()),
+        (Some(1), Some("closed"))
+    );
+    // One flow: reached, or it broke and other flows were tried (each of the 6 others on
+    // the first link with chance 1/2): then partial when any got through.
+    for _ in 0..4 {
+        let out = lab
+            .exec("c", &[&args[..], &["-W", "0.5"]].concat())
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let t = summary_of(&events(&out)).clone();
+        let text = t["text"].as_str().unwrap().to_string();
+        match out.status.code() {
+            Some(0) => assert_eq!(text, "reached 10.79.9.1:11 (closed) in 2 hops"),
+            Some(3) => {
+                let k = t["other_flows"]["reached"].as_u64().unwrap();
+                assert!(k >= 1, "{t}");
+                assert_eq!(t["verdict"], "partial");
+                assert_eq!(
+                    text,
+                    format!("silent after hop 1 (10.79.1.1) on this flow; {k} of 6 other flows reach the target: a load-balanced branch through 10.79.1.1 drops TCP to port 11")
+                );
+            }
+            Some(1) => assert!(
+                text.ends_with("none of 6 other flows reach the target"),
+                "{text}"
+            ),
+            c => panic!("exit {c:?}: {}", stderr(&out)),
+        }
+    }
 }

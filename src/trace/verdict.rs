@@ -102,24 +102,7 @@ impl Branch {
             Kind::SilentAfter { hop, router } | Kind::TooFar { hop, router } => {
                 (*hop, *router, How::Silent)
             }
-            Kind::PathEnds {
-                hop,
-                router,
-                v6,
-                icmp_type,
-                code,
-                info,
-                ..
-            } => (
-                *hop,
-                Some(*router),
-                How::Refused {
-                    v6: *v6,
-                    icmp_type: *icmp_type,
-                    code: *code,
-                    info: *info,
-                },
-            ),
+            Kind::PathEnds { hop, router, .. } => (*hop, Some(*router), refusal(kind)),
             Kind::Loop { hop, routers, .. } => (
                 *hop,
                 routers.first().copied(),
@@ -191,6 +174,25 @@ impl Branch {
                 )
             }
         }
+    }
+}
+
+/// How a refusing router's flows fail (its ICMP error); silent for another verdict.
+fn refusal(kind: &Kind) -> How {
+    match *kind {
+        Kind::PathEnds {
+            v6,
+            icmp_type,
+            code,
+            info,
+            ..
+        } => How::Refused {
+            v6,
+            icmp_type,
+            code,
+            info,
+        },
+        _ => How::Silent,
     }
 }
 
@@ -861,5 +863,108 @@ mod tests {
              the one through 10.0.7.1 (hop 3) circles in a routing loop between 10.0.7.1 and 10.0.8.1"
         );
         assert_eq!(branches(&[(0, reached)]), []);
+    }
+
+    #[test]
+    fn a_refused_flow_weighed_against_others_that_get_through_or_are_refused_elsewhere() {
+        let target: SocketAddr = "10.0.9.5:443".parse().unwrap();
+        let kind = Kind::PathEnds {
+            hop: 2,
+            probe_hop: 3,
+            router: ip("10.0.13.2"),
+            v6: false,
+            icmp_type: 3,
+            code: 13,
+            info: 0,
+        };
+        let v = Verdict {
+            text: text_of(&kind, target, "1s"),
+            kind,
+            flows_reached: 0,
+            flows: 1,
+            dissent: Vec::new(),
+            lengths: Vec::new(),
+            other_flows: None,
+        };
+        let reached = |flow| OtherFlow {
+            flow,
+            router: Some(ip("10.0.12.2")),
+            reached: Some(false),
+            refused: None,
+        };
+        let refused = |flow, by: &str| OtherFlow {
+            flow,
+            router: Some(ip(by)),
+            reached: None,
+            refused: Some((ip(by), false, 3, 13, 0)),
+        };
+        let others = [
+            reached(1),
+            refused(2, "10.0.13.2"),
+            reached(3),
+            refused(4, "10.0.14.2"),
+        ];
+        let w = with_other_flows(v.clone(), &others, target);
+        assert_eq!(
+            w.text,
+            "path ends at hop 2: 10.0.13.2 says communication administratively prohibited on this flow; 2 of 4 other flows reach the target: a load-balanced branch through 10.0.13.2 refuses TCP to port 443"
+        );
+        assert_eq!(w.exit_status(), 3);
+        assert_eq!(
+            (w.flows, w.flows_reached, w.other_flows),
+            (5, 2, Some((4, 2)))
+        );
+        match &w.kind {
+            Kind::Partial { hop, open, broken } => {
+                assert_eq!((*hop, *open), (None, false), "closed: RST only");
+                let got: Vec<(Option<IpAddr>, Vec<u16>)> =
+                    broken.iter().map(|b| (b.router, b.flows.clone())).collect();
+                assert_eq!(
+                    got,
+                    [
+                        (Some(ip("10.0.13.2")), vec![0, 2]),
+                        (Some(ip("10.0.14.2")), vec![4]),
+                    ]
+                );
+                assert!(broken.iter().all(|b| b.how.name() == "refused"));
+            }
+            k => panic!("{k:?}"),
+        }
+        // None through: the verdict stands.
+        let w = with_other_flows(v.clone(), &others[1..2], target);
+        assert_eq!(w.kind, v.kind);
+        assert!(w
+            .text
+            .ends_with("prohibited; none of 1 other flows reach the target"));
+        // The answers of one flow: its router at the break hop, and the target's answer on
+        // either probe (a short branch's target answers the break hop's probe).
+        let te = Answer::TimeExceeded(crate::icmp::IcmpReport {
+            icmp_type: 11,
+            code: 0,
+            v6: false,
+            info: 0,
+            from: ip("10.0.12.2"),
+            after: std::time::Duration::from_micros(200),
+            phase: crate::icmp::Phase::Connect,
+            source: crate::icmp::Source::Raw,
+            extensions: None,
+        });
+        let open = Answer::Reached { open: true };
+        assert_eq!(
+            OtherFlow::of(1, Some(&te), Some(&open)),
+            reached(1).with_open()
+        );
+        assert_eq!(
+            OtherFlow::of(1, Some(&open), Some(&Answer::Timeout)).reached,
+            Some(true)
+        );
+        assert_eq!(OtherFlow::of(1, None, Some(&Answer::Timeout)).reached, None);
+    }
+
+    impl OtherFlow {
+        fn with_open(mut self) -> OtherFlow {
+            self.reached = Some(true);
+            self
+        }
     }
 }

@@ -558,6 +558,11 @@ fn a_partly_broken_path_is_partial_grouped_by_branch() {
         human.ends_with(&format!("\n{}\n", r.verdict.text)),
         "{human}"
     );
+    // The silent hops above, one line each: how many probes, not a star for each.
+    assert!(
+        human.contains("\n 5  *  (8 probes)\n 6  *  (8 probes)\n"),
+        "{human}"
+    );
     // One flow of two: "the one".
     let r = run_with(n, 1, 2, 6, 1);
     assert_eq!(

@@ -42,7 +42,14 @@ impl<W: Write> Lines<W> {
 
     fn flush_silent(&mut self, trailing: bool) -> io::Result<()> {
         let hops = std::mem::take(&mut self.silent);
-        let stars = |h: &HopDone| vec!["*"; h.outcomes.len()].join("  ");
+        // A star per probe, as traceroute; with several flows, how many.
+        let stars = |h: &HopDone| {
+            let many = h.outcomes.windows(2).any(|w| w[0].flow != w[1].flow);
+            match (many, h.outcomes.len()) {
+                (true, n) => format!("*  ({n} probes)"),
+                (false, n) => vec!["*"; n].join("  "),
+            }
+        };
         if trailing && hops.len() > 2 {
             let (first, last) = (&hops[0], &hops[hops.len() - 1]);
             let probes: usize = hops[1..].iter().map(|h| h.outcomes.len()).sum();
