@@ -27,7 +27,7 @@ pub use generate::{GenerateArgs, Generated};
 pub use ping::{ClientConfig, FlowArg, MultiConfig, PingArgs};
 pub use report::ReportArgs;
 pub use serve::ServeArgs;
-pub use trace::{TraceArgs, TraceConfig, TraceProbe};
+pub use trace::{Search, TraceArgs, TraceConfig, TraceProbe};
 
 /// How results are written (a type of the output layer).
 pub use crate::output::Output;

@@ -21,9 +21,18 @@ and says so: still constant flows (a source port per flow, --flows too), but a f
 leave one at a time (one connection per 4-tuple), so a silent hop costs each probe of a flow
 the timeout; no ICMP extensions; times from the ICMP's kernel receive timestamp.
 
+Probes leave at most --rate per second (2000 by default). --flows N sends every hop on N
+flows; --multipath searches instead: hop by hop, a round of probes each (the next one as
+soon as the answers are in), new flows only where a router branches, until every router has
+had enough of its flows answered one hop on to rule out one more next hop (the MDA stopping
+rule, per router, at --confidence for the whole trace). Its hop events say, per hop, whether
+the flows were enough (enough_flows).
+
 Examples:
   tcpping-diag trace example.net:443                 where does TCP to port 443 stop?
   tcpping-diag trace example.net:443 --flows 6       6 flows: find load-balanced (ECMP) next hops
+  tcpping-diag trace example.net:443 --multipath    every load-balanced path, flows spent only
+                                                     where routers branch (95% confidence)
   tcpping-diag trace example.net:443 --cycles 20     mtr-style report: loss and RTT per hop
   tcpping-diag trace example.net:443 --cycles 0      on a terminal, live per hop until q
                                                      (p pause, r reset, d chart), then the report
@@ -64,6 +73,23 @@ pub struct TraceArgs {
     #[arg(long, value_name = "N", default_value_t = 1,
           value_parser = parse_flows, allow_negative_numbers = true)]
     pub flows: u16,
+
+    /// Adaptive multipath search (MDA-Lite style): flows spent only where load balancers
+    /// branch, until every router's next hops are found at --confidence; one cycle, one
+    /// query per hop and flow
+    #[arg(long)]
+    pub multipath: bool,
+
+    /// Confidence that no next hop of any router is missed, in percent (--multipath and the
+    /// --flows check)
+    #[arg(long, value_name = "PCT", default_value_t = 95,
+          value_parser = parse_confidence, allow_negative_numbers = true)]
+    pub confidence: u8,
+
+    /// Most probes sent per second in a burst; 0 = unpaced
+    #[arg(long, value_name = "PPS", default_value_t = 2000,
+          value_parser = parse_rate, allow_negative_numbers = true)]
+    pub rate: u32,
 
     /// Rounds over every hop; 0 = until interrupted (Ctrl-C). More than one: an mtr-style
     /// report of loss and RTT per hop at the end
@@ -133,6 +159,26 @@ fn parse_flows(s: &str) -> Result<u16, String> {
     parse_whole(s, "the flows must be a whole number from 1 to 64", 1, 64)
 }
 
+/// `trace --confidence`.
+fn parse_confidence(s: &str) -> Result<u8, String> {
+    parse_whole(
+        s,
+        "the confidence must be a whole percentage from 50 to 99",
+        50,
+        99,
+    )
+}
+
+/// `trace --rate`.
+fn parse_rate(s: &str) -> Result<u32, String> {
+    parse_whole(
+        s,
+        "the rate must be a whole number of probes per second, 0 (unpaced) to 1000000",
+        0,
+        1_000_000,
+    )
+}
+
 /// `trace --cycles`.
 fn parse_cycles(s: &str) -> Result<u64, String> {
     parse_whole(
@@ -166,6 +212,29 @@ pub struct TraceConfig {
     pub output: Output,
     /// Whether a terminal may get the live view (not `--no-tui`).
     pub tui: bool,
+    /// `--multipath`, `--confidence`, `--rate`.
+    pub search: Search,
+}
+
+/// How the flows are spent and the probes paced.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Search {
+    /// The adaptive search (`--multipath`) rather than every hop on every flow.
+    pub multipath: bool,
+    /// The failure probability the stopping rule allows the whole trace (1 - confidence).
+    pub alpha: f64,
+    /// Probes per second at most (0: unpaced).
+    pub rate: u32,
+}
+
+impl Default for Search {
+    fn default() -> Search {
+        Search {
+            multipath: false,
+            alpha: 0.05,
+            rate: 2000,
+        }
+    }
 }
 
 impl TraceArgs {
@@ -183,14 +252,24 @@ impl TraceArgs {
                 self.max_hops, self.queries, self.flows
             )));
         }
+        if self.multipath && (self.flows > 1 || self.cycles != 1 || self.queries != 3) {
+            return Err(Error::Usage(
+                "--multipath picks its own flows, one query each, in one cycle: drop --flows, -q and --cycles".into(),
+            ));
+        }
         let target = resolve(&self.target, self.common.family())?;
         Ok(TraceConfig {
             run: TraceRun {
                 target_name: self.target,
                 target,
                 max_hops: self.max_hops,
-                queries: self.queries,
-                flows: self.flows,
+                // The search picks its flows from a budget, one query each.
+                queries: if self.multipath { 1 } else { self.queries },
+                flows: if self.multipath {
+                    crate::trace::mda::MAX_FLOWS
+                } else {
+                    self.flows
+                },
                 cycles: (self.cycles > 0).then_some(self.cycles),
                 interval: self.common.interval,
                 timeout: self.common.timeout,
@@ -199,6 +278,11 @@ impl TraceArgs {
             probe: self.probe,
             output: output(self.json),
             tui: !self.no_tui,
+            search: Search {
+                multipath: self.multipath,
+                alpha: f64::from(100 - self.confidence) / 100.0,
+                rate: self.rate,
+            },
         })
     }
 }

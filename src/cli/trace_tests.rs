@@ -92,3 +92,54 @@ fn validation() {
     assert!(e.to_string().contains("port 0"), "{e}");
     assert!(trace_args(&["[::1]:7", "-4"]).into_config().is_err());
 }
+
+#[test]
+fn multipath_confidence_and_rate() {
+    let c = trace_args(&["127.0.0.1:443"]).into_config().unwrap();
+    assert_eq!(c.search, Search::default());
+    assert!(!c.search.multipath && c.search.rate == 2000);
+    assert!((c.search.alpha - 0.05).abs() < 1e-9);
+    let c = trace_args(&[
+        "127.0.0.1:443",
+        "--multipath",
+        "--confidence",
+        "99",
+        "--rate",
+        "0",
+    ])
+    .into_config()
+    .unwrap();
+    assert!(c.search.multipath && c.search.rate == 0);
+    assert!((c.search.alpha - 0.01).abs() < 1e-9);
+    // The search picks its flows from the whole budget, one query each.
+    assert_eq!(c.run.queries, 1);
+    assert_eq!(c.run.flows, crate::trace::mda::MAX_FLOWS);
+    for bad in [
+        &["h:1", "--confidence", "49"][..],
+        &["h:1", "--confidence", "100"],
+        &["h:1", "--confidence", "95.5"],
+        &["h:1", "--rate", "-1"],
+        &["h:1", "--rate", "1000001"],
+    ] {
+        assert!(parse(bad).is_err(), "{bad:?} accepted");
+    }
+    for (args, says) in [
+        (
+            &["127.0.0.1:1", "--multipath", "--flows", "8"][..],
+            "drop --flows",
+        ),
+        (
+            &["127.0.0.1:1", "--multipath", "--cycles", "3"],
+            "drop --flows",
+        ),
+        (&["127.0.0.1:1", "--multipath", "-q", "2"], "drop --flows"),
+    ] {
+        let e = trace_args(args).into_config().unwrap_err();
+        assert!(e.to_string().contains(says), "{args:?}: {e}");
+    }
+    // connect() probes keep constant flows too: --multipath with them is fine.
+    let c = trace_args(&["127.0.0.1:1", "--multipath", "--probe", "connect"])
+        .into_config()
+        .unwrap();
+    assert_eq!(c.probe, TraceProbe::Connect);
+}

@@ -92,7 +92,106 @@ pub struct Net {
     /// Hosts that probes without a TTL reach (ping, many targets); a probe to an address
     /// not here is lost.
     pub hosts: HashMap<SocketAddr, Host>,
+    /// The path as a graph of load balancers (replaces `branches` when set).
+    pub graph: Option<Graph>,
 }
+
+/// A load-balanced network as a graph: the source and each router send a flow to one of
+/// their next hops, picked by a hash of (seed, router, flow), as a per-flow ECMP router does.
+/// Nested splits, branches of unequal length, diamonds in a row.
+#[derive(Clone, Debug, Default)]
+pub struct Graph {
+    /// The source's next hops (the routers of hop 1).
+    pub first: Vec<IpAddr>,
+    /// Each router's next hops; none: the target.
+    pub next: HashMap<IpAddr, Vec<IpAddr>>,
+    /// The flow hash's seed.
+    pub seed: u64,
+    /// Routers that answer time exceeded from another address (off the path).
+    pub answer_from: HashMap<IpAddr, IpAddr>,
+    /// Routers that never answer time exceeded.
+    pub silent: HashSet<IpAddr>,
+    /// Routers that drop every probe they would forward.
+    pub drops: HashSet<IpAddr>,
+}
+
+/// splitmix64: the flow hash.
+fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+impl Graph {
+    /// A graph from (router, next hops) pairs, the source's next hops first.
+    pub fn of(first: &[&str], next: &[(&str, &[&str])]) -> Graph {
+        Graph {
+            first: first.iter().map(|a| ip(a)).collect(),
+            next: next
+                .iter()
+                .map(|(r, n)| (ip(r), n.iter().map(|a| ip(a)).collect()))
+                .collect(),
+            ..Graph::default()
+        }
+    }
+
+    fn pick(&self, at: Option<IpAddr>, choices: &[IpAddr], flow: u16) -> IpAddr {
+        let node = match at {
+            Some(IpAddr::V4(a)) => u64::from(u32::from(a)),
+            Some(IpAddr::V6(a)) => u128::from(a) as u64,
+            None => 0,
+        };
+        let h = mix(self.seed ^ mix(node ^ (u64::from(flow) << 40)));
+        choices[(h % choices.len() as u64) as usize]
+    }
+
+    /// The routers a flow crosses, hop 1 first (the target after the last).
+    pub fn path(&self, flow: u16) -> Vec<IpAddr> {
+        let mut path = Vec::new();
+        let mut choices = &self.first;
+        while !choices.is_empty() && path.len() < 64 {
+            let r = self.pick(path.last().copied(), choices, flow);
+            path.push(r);
+            choices = self.next.get(&r).map_or(&EMPTY, |n| n);
+        }
+        path
+    }
+
+    /// Every (hop, address that answers there) and every link between two hops' answers
+    /// (hop of the first), over all paths: what a complete trace finds (silent routers and
+    /// what lies past a router that drops left out; the target not included).
+    pub fn truth(&self) -> Truth {
+        let mut nodes = HashSet::new();
+        let mut links = HashSet::new();
+        let mut stack: Vec<(Vec<IpAddr>, &Vec<IpAddr>)> = vec![(Vec::new(), &self.first)];
+        while let Some((path, choices)) = stack.pop() {
+            for &r in choices {
+                let mut p = path.clone();
+                p.push(r);
+                if !self.drops.contains(&r) {
+                    stack.push((p.clone(), self.next.get(&r).map_or(&EMPTY, |n| n)));
+                }
+                let seen: Vec<(u8, IpAddr)> = p
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, r)| !self.silent.contains(r))
+                    .map(|(i, r)| (i as u8 + 1, *self.answer_from.get(r).unwrap_or(r)))
+                    .collect();
+                nodes.extend(seen.iter().copied());
+                for w in seen.windows(2) {
+                    links.insert((w[0].0, w[0].1, w[1].1));
+                }
+            }
+        }
+        (nodes, links)
+    }
+}
+
+static EMPTY: Vec<IpAddr> = Vec::new();
+
+/// The routers per hop and the links (hop of the first router) a trace can find.
+pub type Truth = (HashSet<(u8, IpAddr)>, HashSet<(u8, IpAddr, IpAddr)>);
 
 /// A path of `routers` routers, 10.0.1.1, 10.0.2.1, …, then the open target.
 pub fn net(routers: u8) -> Net {
@@ -327,7 +426,27 @@ impl Sim {
             return;
         }
         let ttl = spec.ttl.expect("trace probes carry a TTL");
-        let path = &self.net.branches[usize::from(spec.flow) % self.net.branches.len()];
+        let path = match &self.net.graph {
+            Some(g) => {
+                let path = g.path(spec.flow);
+                let past = &path[..usize::from(ttl - 1).min(path.len())];
+                if past.iter().any(|r| g.drops.contains(r)) {
+                    self.lost.push(PingResult::of(&spec, Status::Timeout));
+                    return;
+                }
+                if let Some(r) = path.get(usize::from(ttl) - 1) {
+                    if g.silent.contains(r) {
+                        self.lost.push(PingResult::of(&spec, Status::Timeout));
+                        return;
+                    }
+                    let from = *g.answer_from.get(r).unwrap_or(r);
+                    self.answers.push_back(Self::icmp(&spec, from, 11, 0, None));
+                    return;
+                }
+                path
+            }
+            None => self.net.branches[usize::from(spec.flow) % self.net.branches.len()].clone(),
+        };
         let routers = path.len() as u8;
         if let Some((k, t, c)) = self.net.refuse_at {
             if ttl > k {
@@ -336,7 +455,7 @@ impl Sim {
                 return;
             }
         }
-        let branch = usize::from(spec.flow) % self.net.branches.len();
+        let branch = usize::from(spec.flow) % self.net.branches.len().max(1);
         let branch_drop = self
             .net
             .branch_drop_after

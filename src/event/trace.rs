@@ -162,6 +162,11 @@ pub struct Trace<'a> {
     pub late_icmp: u64,
     #[serde(skip_deserializing)]
     pub elapsed_ms: f64,
+    /// The adaptive search (`trace --multipath`) made the hops, at this confidence (%).
+    #[serde(skip_deserializing, skip_serializing_if = "std::ops::Not::not")]
+    pub multipath: bool,
+    #[serde(skip_deserializing, skip_serializing_if = "Option::is_none")]
+    pub confidence: Option<u8>,
 }
 
 /// A broken branch of a partly broken path (verdict "partial").

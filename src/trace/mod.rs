@@ -3,12 +3,14 @@
 //! [`Prober`](crate::probe::Prober), read by the sinks in `output::trace` and the live view.
 //!
 //! - [`engine`]: the strategy (which probe leaves when, which answers count);
+//! - [`mda`]: the per-router stopping rule and the adaptive multipath search (`--multipath`);
 //! - [`state`]: per-hop accounting over cycles (loss, RTTs, routers, flows, MPLS);
 //! - [`verdict`]: the verdict in words and fields (reached, refused, loop, silent ...);
 //! - [`dns`]: reverse names of the routers, cached, for the human output.
 
 pub mod dns;
 pub mod engine;
+pub mod mda;
 pub mod state;
 pub mod verdict;
 

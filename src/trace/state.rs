@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
 
 use super::engine::{Answer, HopDone, Outcome};
+use super::mda::{rules, HopRule, Paths};
 use crate::icmp::extension::{InterfaceInfo, MplsLabel};
 use crate::stats::Summary;
 
@@ -195,6 +196,13 @@ pub struct TraceState {
     pub hops: BTreeMap<u8, Hop>,
     /// Cycles whose every hop was reported.
     pub cycles_done: u64,
+    /// The failure probability the flows are counted against (1 - the confidence).
+    pub alpha: f64,
+    /// The adaptive search (`--multipath`) made the hops.
+    pub multipath: bool,
+    /// Flows the search took to cross the only router of a hop without probing them there:
+    /// (flow, hop, router).
+    pub assumed: Vec<(u16, u8, IpAddr)>,
 }
 
 impl TraceState {
@@ -206,6 +214,9 @@ impl TraceState {
             flows: flows.max(1),
             hops: BTreeMap::new(),
             cycles_done: 0,
+            alpha: MDA_ALPHA,
+            multipath: false,
+            assumed: Vec::new(),
         }
     }
 
@@ -226,6 +237,35 @@ impl TraceState {
         self.hops.values()
     }
 
+    /// Each flow's hops: who answered it at each hop probed (None: silent).
+    pub fn paths(&self) -> Paths {
+        let mut paths = Paths::new();
+        for (&hop, h) in &self.hops {
+            for (&f, fh) in &h.flows {
+                let seen = if fh.received == 0 {
+                    None
+                } else if let Some(r) = fh.routers.first() {
+                    Some(*r)
+                } else if fh.reached.is_some() {
+                    Some(self.target.ip())
+                } else {
+                    fh.error.map(|e| e.0)
+                };
+                paths.entry(f).or_default().insert(hop, seen);
+            }
+        }
+        for &(f, hop, addr) in &self.assumed {
+            paths.entry(f).or_default().entry(hop).or_insert(Some(addr));
+        }
+        paths
+    }
+
+    /// The stopping rule of the multipath detection algorithm applied per router (see
+    /// [`mda`](super::mda)), at each hop: None with one flow.
+    pub fn flow_rules(&self) -> Option<BTreeMap<u8, HopRule>> {
+        (self.flows > 1 || self.multipath).then(|| rules(&self.paths(), self.alpha))
+    }
+
     /// Whether a hop rate-limits its ICMP rather than breaking the path: it lost some of its
     /// probes (not all) while a later hop lost a smaller share.
     pub fn rate_limited(&self, hop: u8) -> bool {
@@ -242,27 +282,7 @@ impl TraceState {
     }
 }
 
-/// The multipath detection algorithm's stopping rule (Veitch, Augustin, Teixeira, Friedman:
-/// "Failure Control in Multipath Route Tracing", IEEE INFOCOM 2009): with `k` next hops
-/// seen, the number of flows (each hashed independently and uniformly over the next hops)
-/// that must have been answered to reject, with failure probability at most `alpha`, the
-/// hypothesis that there are `k + 1`: the smallest n for which the chance that n flows spread
-/// over k + 1 equally likely next hops miss at least one of them is at most `alpha`
-/// (inclusion-exclusion: sum over i of (-1)^(i+1) C(k+1, i) (1 - i/(k+1))^n).
-pub fn flows_needed(k: usize, alpha: f64) -> usize {
-    let m = (k.max(1) + 1) as f64;
-    let miss = |n: i32| -> f64 {
-        let mut p = 0.0;
-        let mut c = 1.0; // C(m, i)
-        for i in 1..=(m as i32) {
-            c = c * (m - f64::from(i) + 1.0) / f64::from(i);
-            let term = c * (1.0 - f64::from(i) / m).powi(n);
-            p += if i % 2 == 1 { term } else { -term };
-        }
-        p
-    };
-    (1..10_000).find(|&n| miss(n) <= alpha).unwrap_or(10_000) as usize
-}
+pub use super::mda::flows_needed;
 
 /// The confidence the stopping rule is used with.
 pub const MDA_ALPHA: f64 = 0.05;

@@ -9,6 +9,8 @@
 //!   the engine over a [`Prober`] (the SYN prober, or connect() probes without CAP_NET_RAW).
 
 pub mod live;
+#[cfg(test)]
+mod mda_tests;
 pub mod retry;
 #[cfg(test)]
 mod tests;
@@ -17,6 +19,7 @@ pub use crate::output::trace as output;
 pub use crate::trace::{dns, engine, state, verdict};
 
 use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::io::{self, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -29,7 +32,8 @@ use crate::net::Waker;
 use crate::privilege;
 use crate::probe::open::{self, Kind, Need, NoRaw, Probes, Targets};
 use crate::probe::syn::Flow;
-use crate::probe::{PingResult, Prober};
+use crate::probe::{PingResult, ProbeSpec, Prober};
+use crate::trace::mda::Mda;
 
 use engine::{Engine, HopDone, Plan};
 use output::{RunTotals, Setup, TraceWriter};
@@ -46,12 +50,62 @@ pub enum Progress<'a> {
     CycleDone(u64),
 }
 
-/// Run cycles of the engine over `prober`: start a cycle when the previous one is done and
-/// `interval` has passed since it started, send what the engine asks (telling it when, by
-/// `clock`: the clock the probes' wire times add to), feed it the verdicts, and report
-/// progress. Stops after `cycles` cycles (None: until `stop`), on `stop` (every
-/// probe in flight is then dropped: an interrupted cycle is not reported), or when
-/// `on_progress` returns false (a closed pipe).
+/// Spaces the probes of a burst: at most `rate` per second (0: unpaced). A probe that
+/// leaves late does not let the next ones catch up: the spacing is at least 1/rate.
+#[derive(Clone, Debug)]
+pub struct Pacer {
+    gap: Duration,
+    next: Option<Instant>,
+}
+
+impl Pacer {
+    pub fn new(rate: u32) -> Pacer {
+        Pacer {
+            gap: if rate == 0 {
+                Duration::ZERO
+            } else {
+                Duration::from_secs(1) / rate
+            },
+            next: None,
+        }
+    }
+
+    /// When the next probe may leave, if not yet at `now`.
+    pub fn wait_until(&self, now: Instant) -> Option<Instant> {
+        self.next.filter(|t| *t > now)
+    }
+
+    /// A probe left at `now`.
+    pub fn sent(&mut self, now: Instant) {
+        if !self.gap.is_zero() {
+            self.next = Some(self.next.map_or(now, |t| t.max(now)) + self.gap);
+        }
+    }
+}
+
+/// Send the queued probes the pacer lets go now, stamping them on `clock` (`stamp` tells
+/// the strategy). Returns when the next one may leave (None: the queue is empty).
+fn send_paced(
+    queue: &mut VecDeque<ProbeSpec>,
+    pacer: &mut Pacer,
+    prober: &mut dyn Prober,
+    clock: &dyn Fn() -> SystemTime,
+    stamp: &mut dyn FnMut(u64, SystemTime),
+) -> Option<Instant> {
+    while let Some(&spec) = queue.front() {
+        let now = Instant::now();
+        if let Some(t) = pacer.wait_until(now) {
+            return Some(t);
+        }
+        queue.pop_front();
+        prober.send(spec);
+        pacer.sent(now);
+        stamp(spec.seq, clock());
+    }
+    None
+}
+
+/// Run cycles of the engine over `prober`, unpaced: see [`drive_paced`].
 pub fn drive(
     engine: &mut Engine,
     prober: &mut dyn Prober,
@@ -61,7 +115,38 @@ pub fn drive(
     clock: &dyn Fn() -> SystemTime,
     on_progress: &mut dyn FnMut(Progress) -> io::Result<bool>,
 ) -> io::Result<()> {
+    let mut pacer = Pacer::new(0);
+    drive_paced(
+        engine,
+        prober,
+        cycles,
+        interval,
+        &mut pacer,
+        stop,
+        clock,
+        on_progress,
+    )
+}
+
+/// Run cycles of the engine over `prober`: start a cycle when the previous one is done and
+/// `interval` has passed since it started, send what the engine asks as the `pacer` lets it
+/// (telling it when, by `clock`: the clock the probes' wire times add to), feed it the
+/// verdicts, and report progress. Stops after `cycles` cycles (None: until `stop`), on
+/// `stop` (every probe in flight is then dropped: an interrupted cycle is not reported), or
+/// when `on_progress` returns false (a closed pipe).
+#[allow(clippy::too_many_arguments)]
+pub fn drive_paced(
+    engine: &mut Engine,
+    prober: &mut dyn Prober,
+    cycles: Option<u64>,
+    interval: Duration,
+    pacer: &mut Pacer,
+    stop: &AtomicBool,
+    clock: &dyn Fn() -> SystemTime,
+    on_progress: &mut dyn FnMut(Progress) -> io::Result<bool>,
+) -> io::Result<()> {
     let mut done: Vec<PingResult> = Vec::new();
+    let mut queue: VecDeque<ProbeSpec> = VecDeque::new();
     let mut next_start = Instant::now();
     loop {
         if stop.load(Ordering::Relaxed) {
@@ -86,11 +171,13 @@ pub fn drive(
                 next_start = now + interval;
             }
         }
-        for spec in engine.take_sends() {
-            prober.send(spec);
-            engine.sent_at(spec.seq, clock());
-        }
-        let until = if engine.in_cycle() {
+        queue.extend(engine.take_sends());
+        let paced = send_paced(&mut queue, pacer, prober, clock, &mut |seq, at| {
+            engine.sent_at(seq, at)
+        });
+        let until = if let Some(t) = paced {
+            t
+        } else if engine.in_cycle() {
             if prober.in_flight() == 0 {
                 // Nothing out and nothing to wait for: the engine would wait forever.
                 return Err(io::Error::other(format!(
@@ -119,6 +206,60 @@ pub fn drive(
             return Ok(());
         }
     }
+}
+
+/// Run the adaptive multipath search over `prober`: round after round, send what it asks as
+/// the `pacer` lets it (stamped on `clock`), feed it the verdicts, and start the next round
+/// as soon as the probes that matter are answered (a probe the search no longer needs is
+/// not waited for). Then report its hops and one cycle. On `stop`, the probes in flight
+/// are dropped and what was concluded is reported.
+pub fn drive_mda(
+    mda: &mut Mda,
+    prober: &mut dyn Prober,
+    pacer: &mut Pacer,
+    stop: &AtomicBool,
+    clock: &dyn Fn() -> SystemTime,
+    on_progress: &mut dyn FnMut(Progress) -> io::Result<bool>,
+) -> io::Result<()> {
+    let mut done: Vec<PingResult> = Vec::new();
+    let mut queue: VecDeque<ProbeSpec> = VecDeque::new();
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            prober.interrupt(&mut done);
+            done.clear();
+            break;
+        }
+        if queue.is_empty() && !mda.in_round() && !mda.next_round() {
+            break;
+        }
+        queue.extend(mda.take_sends());
+        let paced = send_paced(&mut queue, pacer, prober, clock, &mut |seq, at| {
+            mda.sent_at(seq, at)
+        });
+        let until = match paced {
+            Some(t) => t,
+            None if prober.in_flight() == 0 && mda.in_round() => {
+                return Err(io::Error::other(format!(
+                    "multipath trace stalled with {} probes waiting and none in flight",
+                    mda.waiting()
+                )));
+            }
+            None => Instant::now() + Duration::from_secs(3600),
+        };
+        if paced.is_some() || mda.in_round() {
+            prober.poll(until, &mut done)?;
+        }
+        for r in done.drain(..) {
+            mda.on_result(r);
+        }
+    }
+    for h in mda.hops_done() {
+        if !on_progress(Progress::Hop(&h))? {
+            return Ok(());
+        }
+    }
+    on_progress(Progress::CycleDone(1))?;
+    Ok(())
 }
 
 /// The prober: SYN probes when the raw sockets open (or `--probe syn` demands them), else
@@ -215,12 +356,21 @@ pub fn trace(cfg: TraceConfig) -> Result<i32, Error> {
         constant_flows: constant,
     };
     let mut engine = Engine::new(plan);
+    let mut mda = Mda::new(
+        cfg.run.target,
+        cfg.run.max_hops,
+        cfg.search.alpha,
+        cfg.run.flows,
+    );
+    let mut pacer = Pacer::new(cfg.search.rate);
     let mut state = TraceState::new(
         cfg.run.target,
         cfg.run.max_hops,
         cfg.run.queries,
         cfg.run.flows,
     );
+    state.alpha = cfg.search.alpha;
+    state.multipath = cfg.search.multipath;
     let mut pipe_closed = false;
     // With the view, the waits for the probes are cut short to read its keys.
     let mut keyed;
@@ -235,45 +385,59 @@ pub fn trace(cfg: TraceConfig) -> Result<i32, Error> {
         }
         None => prober.as_mut(),
     };
-    let driven = drive(
-        &mut engine,
-        probing,
-        cfg.run.cycles,
-        cfg.run.interval,
-        &stop,
-        &SystemTime::now,
-        &mut |p| {
-            let r = match p {
-                Progress::Hop(h) => {
-                    state.record(h);
-                    out.hop_done(h, cfg.run.target, cfg.run.flows)
-                }
-                Progress::CycleDone(c) => {
-                    state.cycles_done = c;
-                    out.cycle_done(c)
-                }
+    let mut on_progress = |p: Progress| {
+        let r = match p {
+            Progress::Hop(h) => {
+                state.record(h);
+                out.hop_done(h, cfg.run.target, cfg.run.flows)
+            }
+            Progress::CycleDone(c) => {
+                state.cycles_done = c;
+                out.cycle_done(c)
+            }
+        };
+        if let Some(view) = &live {
+            let mut view = view.borrow_mut();
+            // `q` is Ctrl-C: the cycle under way is dropped, the report follows.
+            let quit = match p {
+                Progress::Hop(_) => view.hop(&mut state)?,
+                Progress::CycleDone(c) => view.cycle_done(&mut state, c)?,
             };
-            if let Some(view) = &live {
-                let mut view = view.borrow_mut();
-                // `q` is Ctrl-C: the cycle under way is dropped, the report follows.
-                let quit = match p {
-                    Progress::Hop(_) => view.hop(&mut state)?,
-                    Progress::CycleDone(c) => view.cycle_done(&mut state, c)?,
-                };
-                if quit {
-                    stop.store(true, Ordering::Relaxed);
-                }
+            if quit {
+                stop.store(true, Ordering::Relaxed);
             }
-            match r {
-                Ok(()) => Ok(true),
-                Err(e) if broken(&e) => {
-                    pipe_closed = true;
-                    Ok(false)
-                }
-                Err(e) => Err(e),
+        }
+        match r {
+            Ok(()) => Ok(true),
+            Err(e) if broken(&e) => {
+                pipe_closed = true;
+                Ok(false)
             }
-        },
-    );
+            Err(e) => Err(e),
+        }
+    };
+    let driven = if cfg.search.multipath {
+        drive_mda(
+            &mut mda,
+            probing,
+            &mut pacer,
+            &stop,
+            &SystemTime::now,
+            &mut on_progress,
+        )
+    } else {
+        drive_paced(
+            &mut engine,
+            probing,
+            cfg.run.cycles,
+            cfg.run.interval,
+            &mut pacer,
+            &stop,
+            &SystemTime::now,
+            &mut on_progress,
+        )
+    };
+    state.assumed = mda.assumed().to_vec();
     // The terminal back first, whatever happened, then what was held for it.
     let restored = live.map(|l| l.into_inner().finish()).transpose();
     let released = hold.release();
@@ -306,7 +470,11 @@ pub fn trace(cfg: TraceConfig) -> Result<i32, Error> {
         return Ok(code);
     }
     let tally = prober.icmp_tally();
-    let (sent, reprobes) = engine.sent();
+    let (sent, reprobes) = if cfg.search.multipath {
+        (mda.sent(), 0)
+    } else {
+        engine.sent()
+    };
     let totals = RunTotals {
         probes_sent: sent + other_probes,
         reprobes,

@@ -11,7 +11,7 @@ use crate::icmp::extension::{InterfaceInfo, MplsLabel};
 use crate::icmp::parse::describe;
 use crate::trace::dns::Names;
 use crate::trace::engine::{Answer, HopDone, Outcome};
-use crate::trace::state::{flows_needed, Hop, Router, TraceState, MDA_ALPHA};
+use crate::trace::state::{Hop, Router, TraceState};
 use crate::trace::verdict::{How, Kind, Verdict};
 use crate::trace::TraceRun;
 
@@ -109,9 +109,12 @@ impl<W: Write> Events<W> {
             })
             .collect();
         let k = h.next_hops();
-        let needed = flows_needed(k.max(1), MDA_ALPHA);
-        // The stopping rule at a hop that forwards, with several flows.
-        let branching = state.flows > 1 && forwards(h);
+        // The stopping rule, per router of the hop before (`trace::mda`); none at a hop
+        // that does not forward (the destination's).
+        let rule = state
+            .flow_rules()
+            .and_then(|r| r.get(&h.hop).cloned())
+            .filter(|_| forwards(h));
         let ev = event::Hop {
             hop: Some(h.hop.into()),
             routers,
@@ -126,8 +129,8 @@ impl<W: Write> Events<W> {
             stddev_ms: h.rtt.mdev().map(round3),
             flows_answered: h.flows_answered(),
             next_hops: k,
-            flows_needed: branching.then_some(needed),
-            enough_flows: branching.then_some(h.flows_answered() >= needed),
+            flows_needed: rule.as_ref().map(|r| r.needed),
+            enough_flows: rule.as_ref().map(|r| r.enough),
             rate_limited: state.rate_limited(h.hop),
             errors: &h.local_errors,
         };
@@ -220,6 +223,10 @@ impl<W: Write> Events<W> {
             unmatched_icmp: totals.unmatched_icmp,
             late_icmp: totals.late_icmp,
             elapsed_ms: ms(totals.elapsed),
+            multipath: state.multipath,
+            confidence: state
+                .multipath
+                .then(|| (100.0 * (1.0 - state.alpha)).round() as u8),
         };
         self.json(Event::Trace(ev))
     }

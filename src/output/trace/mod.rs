@@ -12,7 +12,8 @@ use std::time::Duration;
 use crate::output::Output;
 use crate::trace::dns::Names;
 use crate::trace::engine::HopDone;
-use crate::trace::state::{flows_needed, Hop, TraceState, MDA_ALPHA};
+use crate::trace::mda::Pred;
+use crate::trace::state::{Hop, TraceState};
 use crate::trace::verdict::Verdict;
 use crate::trace::TraceRun;
 
@@ -137,8 +138,7 @@ pub fn forwards(h: &Hop) -> bool {
 /// the multipath detection algorithm's confidence (hops that forward only).
 pub fn notes(state: &TraceState) -> Vec<String> {
     let mut out = Vec::new();
-    // (next hops seen, flows answered, flows needed) -> hops
-    let mut short: Vec<((usize, usize, usize), Vec<u8>)> = Vec::new();
+    let rules = state.flow_rules();
     for h in state.hops() {
         if state.rate_limited(h.hop) {
             let who = h
@@ -150,27 +150,33 @@ pub fn notes(state: &TraceState) -> Vec<String> {
                 h.hop, h.received, h.sent
             ));
         }
-        if state.flows > 1 && forwards(h) {
-            let k = h.next_hops();
-            let needed = flows_needed(k.max(1), MDA_ALPHA);
-            let answered = h.flows_answered();
-            if answered < needed {
-                let key = (k, answered, needed);
-                match short.iter_mut().find(|(x, _)| *x == key) {
-                    Some((_, hops)) => hops.push(h.hop),
-                    None => short.push((key, vec![h.hop])),
-                }
-            }
+        // The stopping rule per router of the hop before (`trace::mda`): the router furthest
+        // from its count.
+        let short = rules
+            .as_ref()
+            .and_then(|r| r.get(&h.hop))
+            .filter(|r| !r.enough && h.received > 0 && forwards(h))
+            .and_then(|r| {
+                r.routers
+                    .iter()
+                    .max_by_key(|(_, x)| x.needed.saturating_sub(x.have))
+            });
+        if let Some((pred, r)) = short {
+            let through = match pred {
+                Pred::Source => String::new(),
+                Pred::Node(j, a) => format!(" through {a} (hop {j})"),
+            };
+            out.push(format!(
+                "note: hop {}: {} flow{}{through} answered, {} next hop{} seen; {} are needed to rule out one more at {:.0}% confidence (--flows)",
+                h.hop,
+                r.have,
+                if r.have == 1 { "" } else { "s" },
+                r.next,
+                if r.next == 1 { "" } else { "s" },
+                r.needed,
+                100.0 * (1.0 - state.alpha)
+            ));
         }
-    }
-    for ((k, answered, needed), hops) in short {
-        let hops: Vec<String> = hops.iter().map(u8::to_string).collect();
-        out.push(format!(
-            "note: hop{} {}: {k} next hop{} seen on {answered} answering flows; {needed} are needed to rule out one more at 95% confidence (--flows)",
-            if hops.len() == 1 { "" } else { "s" },
-            hops.join(", "),
-            if k == 1 { "" } else { "s" }
-        ));
     }
     out
 }
