@@ -829,6 +829,10 @@ scen_trace-two-diamonds() {
     tlinks_within "$W/tdd-nobody16.json" "$T_DD_LINKS" "two diamonds, unprivileged, 16 flows"
     tcheck "$W/tdd-nobody16.json" '[.[] | select(.type=="hop" and (.hop==2 or .hop==4)) | .routers | length] == [2,2]' \
         "unprivileged, 16 flows: both branches of both diamonds; hops: $(thops "$W/tdd-nobody16.json")"
+    tnobody "$W/tdd-nobody-mda" "$T_DD_SRV:$T_PORT_OPEN" --multipath --confidence 99 -W 1
+    rc_is 0 "reached (unprivileged, --multipath)"
+    tcheck "$W/tdd-nobody-mda.json" '.[0].probe == "connect" and last.multipath == true' "unprivileged --multipath: connect() probes"
+    tlinks_within "$W/tdd-nobody-mda.json" "$T_DD_LINKS" "two diamonds, unprivileged, --multipath"
 }
 
 scen_trace-nested() {
