@@ -421,3 +421,33 @@ fn multipath_rounds_are_paced_and_end_on_their_answers() {
         assert!(complete(&g, &r.state), "{name}");
     }
 }
+
+#[test]
+fn multipath_verdicts_count_only_flows_probed_beyond_their_last_answer() {
+    // The search leaves most flows at the hop where they were needed: those say nothing
+    // about the path beyond, so a path that every branch crosses is reached, not partial.
+    for (name, g) in topologies() {
+        for seed in 0..20 {
+            let r = run_mda(seeded(&g, seed), 0.05, 0);
+            let v = crate::trace::verdict::verdict(&r.state, "1s");
+            if name == "a branch that drops" {
+                // Partial when the search sent a flow through each branch to the target.
+                assert!(
+                    v.exit_status() != 0 || v.flows_broken() == 0,
+                    "{name}, seed {seed}: {}",
+                    v.text
+                );
+                if v.partial() {
+                    assert!(
+                        v.text.contains("through 10.0.2.2 (hop 2)"),
+                        "{name}, seed {seed}: {}",
+                        v.text
+                    );
+                }
+            } else {
+                assert_eq!(v.exit_status(), 0, "{name}, seed {seed}: {}", v.text);
+                assert_eq!(v.flows_broken(), 0, "{name}, seed {seed}: {}", v.text);
+            }
+        }
+    }
+}
