@@ -292,6 +292,19 @@ impl Mda {
         &self.assumed
     }
 
+    /// Flows not probed up to where they end (the target, an unreachable, [`GAP`] silent
+    /// hops, `max_hops`): the rule needed no more of them.
+    pub fn unfinished(&self) -> BTreeSet<u16> {
+        self.paths
+            .iter()
+            .filter(|(f, hops)| {
+                let top = hops.keys().next_back().copied().unwrap_or(0);
+                top < self.max_hops && self.alive(**f, top + 1)
+            })
+            .map(|(f, _)| *f)
+            .collect()
+    }
+
     /// Probes that mattered to a round and timed out (a round that waited for a timeout).
     pub fn timeouts(&self) -> u64 {
         self.timeouts

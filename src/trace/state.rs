@@ -203,6 +203,8 @@ pub struct TraceState {
     /// Flows the search took to cross the only router of a hop without probing them there:
     /// (flow, hop, router).
     pub assumed: Vec<(u16, u8, IpAddr)>,
+    /// Flows the search had no need to probe up to where they end: no verdict of their own.
+    pub unfinished: BTreeSet<u16>,
 }
 
 impl TraceState {
@@ -217,6 +219,7 @@ impl TraceState {
             alpha: MDA_ALPHA,
             multipath: false,
             assumed: Vec::new(),
+            unfinished: BTreeSet::new(),
         }
     }
 

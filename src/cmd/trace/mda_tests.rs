@@ -192,6 +192,7 @@ fn run_mda(net: Net, alpha: f64, rate: u32) -> MdaRun {
     )
     .unwrap();
     state.assumed = mda.assumed().to_vec();
+    state.unfinished = mda.unfinished();
     MdaRun { state, mda, sim }
 }
 
@@ -419,5 +420,11 @@ fn multipath_rounds_are_paced_and_end_on_their_answers() {
             "{name}: {took:?} for {rounds} rounds"
         );
         assert!(complete(&g, &r.state), "{name}");
+        // Flows the search left early (it needed no more of them) are not judged: every
+        // flow with a verdict reached the target.
+        let v = crate::trace::verdict::verdict(&r.state, "1s");
+        assert!(v.reached(), "{name}: {}", v.text);
+        assert_eq!(v.flows_reached, v.flows, "{name}: {}", v.text);
+        assert!(!r.state.unfinished.is_empty(), "{name}");
     }
 }

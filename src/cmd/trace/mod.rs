@@ -415,6 +415,7 @@ pub fn trace(cfg: TraceConfig) -> Result<i32, Error> {
         )
     };
     state.assumed = mda.assumed().to_vec();
+    state.unfinished = mda.unfinished();
     // The terminal back first, whatever happened, then what was held for it.
     let restored = live.map(|l| l.into_inner().finish()).transpose();
     let released = hold.release();
