@@ -266,7 +266,8 @@ impl TraceState {
     /// The stopping rule of the multipath detection algorithm applied per router (see
     /// [`mda`](super::mda)), at each hop: None with one flow.
     pub fn flow_rules(&self) -> Option<BTreeMap<u8, HopRule>> {
-        (self.flows > 1 || self.multipath).then(|| rules(&self.paths(), self.alpha))
+        let assumed = self.assumed.iter().map(|&(f, h, _)| (f, h)).collect();
+        (self.flows > 1 || self.multipath).then(|| rules(&self.paths(), self.alpha, &assumed))
     }
 
     /// Whether a hop rate-limits its ICMP rather than breaking the path: it lost some of its
