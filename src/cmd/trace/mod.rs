@@ -98,7 +98,9 @@ fn send_paced(
         }
         queue.pop_front();
         prober.send(spec);
-        pacer.sent(now);
+        // Spaced from when the send returned: a send that took long (a route or neighbour
+        // looked up) does not bring the next one closer on the wire.
+        pacer.sent(Instant::now());
         stamp(spec.seq, clock());
     }
     None
