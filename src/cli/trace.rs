@@ -284,6 +284,7 @@ impl TraceArgs {
                 interval: self.common.interval,
                 timeout: self.common.timeout,
                 resolve: self.resolve,
+                multipath: self.multipath,
             },
             probe: self.probe,
             output: output(self.json),
