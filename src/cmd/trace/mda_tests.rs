@@ -394,3 +394,33 @@ fn multipath_rounds_are_paced_and_end_on_their_answers() {
         assert!(!r.state.unfinished.is_empty(), "{name}");
     }
 }
+
+#[test]
+fn an_interrupted_search_reports_what_it_concluded_and_no_cycle() {
+    let target = TARGET.parse().unwrap();
+    let mut mda = Mda::new(target, 16, 0.05, crate::trace::mda::MAX_FLOWS);
+    let mut sim = Sim::new(seeded(&nested(), 1));
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    // Ctrl-C as the 20th probe leaves: the first rounds (hop 1, part of hop 2) are in.
+    sim.raise_after = Some((20, std::sync::Arc::clone(&stop)));
+    let clock = Rc::clone(&sim.clock);
+    let (mut hops, mut cycles) = (Vec::new(), 0);
+    drive_mda(
+        &mut mda,
+        &mut sim,
+        &mut Pacer::new(0),
+        &stop,
+        &move || clock.get(),
+        &mut |p| {
+            match p {
+                Progress::Hop(h) => hops.push(h.hop),
+                Progress::CycleDone(_) => cycles += 1,
+            }
+            Ok(true)
+        },
+    )
+    .unwrap();
+    assert_eq!(cycles, 0);
+    assert_eq!(hops.first(), Some(&1), "hop 1 was concluded: {hops:?}");
+    assert!(mda.sent() >= 20 && mda.sent() < 60, "{}", mda.sent());
+}

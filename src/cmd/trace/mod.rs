@@ -259,7 +259,10 @@ pub fn drive_mda(
             return Ok(());
         }
     }
-    on_progress(Progress::CycleDone(1))?;
+    if !stop.load(Ordering::Relaxed) {
+        // Interrupted, the search is not a cycle done.
+        on_progress(Progress::CycleDone(1))?;
+    }
     Ok(())
 }
 
