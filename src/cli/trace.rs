@@ -69,7 +69,8 @@ pub struct TraceArgs {
     pub queries: u16,
 
     /// Flows (source ports) per hop, each a constant 5-tuple: finds load-balanced next hops
-    /// (6 flows rule out a second next hop at 95% confidence, 11 a third, 16 a fourth)
+    /// (whether they sufficed is judged per router: at one 2-way split, 12 flows through it
+    /// rule out a third next hop at 95% confidence; see --multipath)
     #[arg(long, value_name = "N", default_value_t = 1,
           value_parser = parse_flows, allow_negative_numbers = true)]
     pub flows: u16,
@@ -274,6 +275,7 @@ impl TraceArgs {
                 interval: self.common.interval,
                 timeout: self.common.timeout,
                 resolve: self.resolve,
+                multipath: self.multipath,
             },
             probe: self.probe,
             output: output(self.json),

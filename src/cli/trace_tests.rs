@@ -110,6 +110,7 @@ fn multipath_confidence_and_rate() {
     .into_config()
     .unwrap();
     assert!(c.search.multipath && c.search.rate == 0);
+    assert!(c.run.multipath, "the output says the flows are a budget");
     assert!((c.search.alpha - 0.01).abs() < 1e-9);
     // The search picks its flows from the whole budget, one query each.
     assert_eq!(c.run.queries, 1);

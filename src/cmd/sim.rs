@@ -124,18 +124,6 @@ fn mix(mut z: u64) -> u64 {
 }
 
 impl Graph {
-    /// A graph from (router, next hops) pairs, the source's next hops first.
-    pub fn of(first: &[&str], next: &[(&str, &[&str])]) -> Graph {
-        Graph {
-            first: first.iter().map(|a| ip(a)).collect(),
-            next: next
-                .iter()
-                .map(|(r, n)| (ip(r), n.iter().map(|a| ip(a)).collect()))
-                .collect(),
-            ..Graph::default()
-        }
-    }
-
     fn pick(&self, at: Option<IpAddr>, choices: &[IpAddr], flow: u16) -> IpAddr {
         let node = match at {
             Some(IpAddr::V4(a)) => u64::from(u32::from(a)),

@@ -180,7 +180,7 @@ pub const PAGES: &[Page] = &[
                 title: "HOW IT PROBES",
                 blocks: &[
                     Para("SYNs to the target port with TTL (IPv6: hop limit) 1 to `--max-hops`, `--queries` per hop, every hop in flight at once, each probe concluded by its answer or at `-W`. Time exceeded names the router of a hop; a SYN-ACK or RST from the target means it was reached (port open or closed); destination unreachable or administratively prohibited ends the path at the router that says so. Answers are matched by the quoted 4-tuple and TCP sequence number."),
-                    Para("Every probe of a flow has the same 5-tuple (Paris traceroute's constant flow), so a load balancer hashing the flow keeps them on one path. `--flows N` probes each hop on N flows (source ports) and reports every router seen and which flows saw it: 6 flows rule out a second next hop at 95% confidence, 11 a third, 16 a fourth (the multipath detection stopping rule of Veitch et al.)."),
+                    Para("Every probe of a flow has the same 5-tuple (Paris traceroute's constant flow), so a load balancer hashing the flow keeps them on one path. `--flows N` probes each hop on N flows (source ports) and reports every router seen and which flows saw it. Whether they were enough is the multipath detection stopping rule of Veitch et al., per router: the flows that crossed a router must be enough to rule out one more next hop of it (at one split, 7 for a second, 12 for a third), at `--confidence` for the whole trace. `--multipath` searches instead, hop by hop, spending new flows only where a router branches, until the rule holds everywhere. Every burst is paced at `--rate` probes per second (2000)."),
                     Para("MPLS label stacks (RFC 4950) and interface information (RFC 5837) carried by ICMP extensions (RFC 4884) are shown per hop. `--cycles N` repeats the rounds and ends with a report of loss, last, average, best, worst and deviation per hop, as mtr does."),
                 ],
             },
@@ -208,6 +208,7 @@ pub const PAGES: &[Page] = &[
                 blocks: &[
                     Example("Where does TCP to port 443 stop?", "tcpping-diag trace example.net:443"),
                     Example("Six flows per hop: find load-balanced next hops:", "tcpping-diag trace example.net:443 --flows 6"),
+                    Example("Every load-balanced path, flows spent where routers branch:", "tcpping-diag trace example.net:443 --multipath"),
                     Example("Twenty rounds, then loss and round trips per hop:", "tcpping-diag trace example.net:443 --cycles 20"),
                     Example("Without privileges, with connect() probes:", "tcpping-diag trace example.net:22 --probe connect"),
                 ],

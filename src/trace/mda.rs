@@ -133,11 +133,18 @@ impl Group {
     }
 }
 
+/// (flow, hop) taken to cross the only router of the hop without a probe there: they say
+/// whom the flow crossed below the hop above, never what the hop itself has.
+pub type Assumed = BTreeSet<(u16, u8)>;
+
 /// The groups of one hop: per router of the hops below, its flows probed at `hop`.
-pub fn groups(paths: &Paths, hop: u8) -> BTreeMap<Pred, Group> {
+pub fn groups(paths: &Paths, hop: u8, assumed: &Assumed) -> BTreeMap<Pred, Group> {
     let mut out: BTreeMap<Pred, Group> = BTreeMap::new();
     for (&f, hops) in paths {
         let Some(seen) = hops.get(&hop) else { continue };
+        if assumed.contains(&(f, hop)) {
+            continue;
+        }
         let Some(p) = pred(hops, hop) else { continue };
         let g = out.entry(p).or_default();
         g.probed.insert(f);
@@ -172,23 +179,23 @@ pub struct RouterRule {
 }
 
 /// The bound per router: `alpha` shared among the routers seen branching, and one more.
-pub fn router_alpha(paths: &Paths, alpha: f64) -> f64 {
+pub fn router_alpha(paths: &Paths, alpha: f64, assumed: &Assumed) -> f64 {
     let hops: BTreeSet<u8> = paths.values().flat_map(|h| h.keys().copied()).collect();
     let branching = hops
         .iter()
-        .flat_map(|&h| groups(paths, h).into_values())
+        .flat_map(|&h| groups(paths, h, assumed).into_values())
         .filter(|g| g.next.len() >= 2)
         .count();
     alpha / (branching + 1) as f64
 }
 
 /// The per-router rule at every hop probed.
-pub fn rules(paths: &Paths, alpha: f64) -> BTreeMap<u8, HopRule> {
-    let a = router_alpha(paths, alpha);
+pub fn rules(paths: &Paths, alpha: f64, assumed: &Assumed) -> BTreeMap<u8, HopRule> {
+    let a = router_alpha(paths, alpha, assumed);
     let hops: BTreeSet<u8> = paths.values().flat_map(|h| h.keys().copied()).collect();
     hops.into_iter()
         .map(|h| {
-            let routers: BTreeMap<Pred, RouterRule> = groups(paths, h)
+            let routers: BTreeMap<Pred, RouterRule> = groups(paths, h, assumed)
                 .into_iter()
                 .map(|(p, g)| {
                     let r = RouterRule {
@@ -290,6 +297,23 @@ impl Mda {
     /// router).
     pub fn assumed(&self) -> &[(u16, u8, IpAddr)] {
         &self.assumed
+    }
+
+    /// Flows not probed up to where they end (the target, an unreachable, [`GAP`] silent
+    /// hops, `max_hops`): the rule needed no more of them.
+    pub fn unfinished(&self) -> BTreeSet<u16> {
+        self.paths
+            .iter()
+            .filter(|(f, hops)| {
+                let top = hops.keys().next_back().copied().unwrap_or(0);
+                top < self.max_hops && self.alive(**f, top + 1)
+            })
+            .map(|(f, _)| *f)
+            .collect()
+    }
+
+    fn assumed_set(&self) -> Assumed {
+        self.assumed.iter().map(|&(f, h, _)| (f, h)).collect()
     }
 
     /// Probes that mattered to a round and timed out (a round that waited for a timeout).
@@ -475,10 +499,11 @@ impl Mda {
     /// The probes the rule still lacks at hops 1 to the current one: (hop, flow).
     fn plan(&mut self) -> Vec<(u8, u16)> {
         self.drop_broken_assumptions();
-        let a = router_alpha(&self.paths, self.alpha);
+        let assumed = self.assumed_set();
+        let a = router_alpha(&self.paths, self.alpha, &assumed);
         let mut wants: BTreeSet<(u8, u16)> = BTreeSet::new();
         for hop in 1..=self.hop {
-            let gs = groups(&self.paths, hop);
+            let gs = groups(&self.paths, hop, &assumed);
             // Routers below this hop whose flows go on to it: each gets its group.
             let mut preds: BTreeSet<Pred> = gs.keys().copied().collect();
             if hop == 1 {
@@ -491,6 +516,9 @@ impl Mda {
                     }
                 }
             }
+            // New flows wanted, per hop of the routers short of flows: the most any of them
+            // needs (the new flows land on every router of that hop, each its share).
+            let mut demand: BTreeMap<u8, (Pred, usize)> = BTreeMap::new();
             for p in preds {
                 let g = gs.get(&p).cloned().unwrap_or_default();
                 let need = flows_needed(g.k(), a);
@@ -512,8 +540,13 @@ impl Mda {
                     }
                 }
                 if short > 0 {
-                    self.new_flows(p, hop, short, &mut wants);
+                    let n = self.new_needed(p, short);
+                    let d = demand.entry(p.hop()).or_insert((p, 0));
+                    d.1 = d.1.max(n);
                 }
+            }
+            for (p, n) in demand.into_values() {
+                self.new_flows(p, hop, n, &mut wants);
             }
             self.fill_links(hop, &mut wants);
         }
@@ -543,9 +576,9 @@ impl Mda {
         }
     }
 
-    /// `short` more flows through `p` are needed at `hop`: new flows, probed from `p`'s
-    /// hop (or 1) up to `hop`, as many as `p`'s share of its hop makes likely to give them.
-    fn new_flows(&mut self, p: Pred, hop: u8, short: usize, wants: &mut BTreeSet<(u8, u16)>) {
+    /// `short` more flows through `p` are needed: how many new flows `p`'s share of the
+    /// flows at its hop makes likely to give them.
+    fn new_needed(&self, p: Pred, short: usize) -> usize {
         let share = match p {
             Pred::Source => 1.0,
             Pred::Node(j, addr) => {
@@ -559,7 +592,14 @@ impl Mda {
                 (mine as f64 / at.len().max(1) as f64).max(1.0 / 32.0)
             }
         };
-        let n = ((short as f64 / share).ceil() as usize).min(NEW_PER_ROUND);
+        ((short as f64 / share).ceil() as usize).min(NEW_PER_ROUND)
+    }
+
+    /// `n` new flows through `p`'s hop, probed from there (from the hop above, when `p` is
+    /// the only router of its hop: they cross it) up to `hop`; or, when `p`'s hop is the one
+    /// below and has several routers, only there (which router they cross decides whether
+    /// they are worth a probe at `hop`).
+    fn new_flows(&mut self, p: Pred, hop: u8, n: usize, wants: &mut BTreeSet<(u8, u16)>) {
         // The only router of its hop: every flow crosses it, no need to probe there.
         let only = match p {
             Pred::Node(j, addr) => self
@@ -570,6 +610,13 @@ impl Mda {
             Pred::Source => false,
         };
         let from = if only { p.hop() + 1 } else { p.hop().max(1) };
+        // Where the hop below has several routers, a new flow is probed there first: the
+        // next round takes on only those that crossed a router still short of flows.
+        let to = if !only && p.hop() + 1 == hop && p.hop() >= 1 {
+            p.hop()
+        } else {
+            hop
+        };
         for _ in 0..n {
             if self.next_flow >= self.max_flows {
                 return;
@@ -581,7 +628,7 @@ impl Mda {
                 path.insert(j, Some(addr));
                 self.assumed.push((f, j, addr));
             }
-            for h in from..=hop {
+            for h in from..=to {
                 wants.insert((h, f));
             }
         }

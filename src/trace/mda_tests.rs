@@ -58,12 +58,12 @@ fn the_rule_counts_the_flows_of_each_router_not_of_the_hop() {
     }
     let refs: Vec<(u16, &[(u8, &str)])> = v.iter().map(|(f, h)| (*f, h.as_slice())).collect();
     let p = paths(&refs);
-    let g = groups(&p, 3);
+    let g = groups(&p, 3, &Assumed::new());
     assert_eq!(g.len(), 2);
     assert_eq!(g[&Pred::Node(2, ip("10.0.2.2"))].have(), 2);
     // One router branches (hop 1's): the bound per router is 0.05 / 2.
-    assert!((router_alpha(&p, 0.05) - 0.025).abs() < 1e-12);
-    let r = rules(&p, 0.05);
+    assert!((router_alpha(&p, 0.05, &Assumed::new()) - 0.025).abs() < 1e-12);
+    let r = rules(&p, 0.05, &Assumed::new());
     // Hop 3 has 12 flows answered, more than 7 = n_1 at 0.025: per hop it would be enough;
     // B had only 2 of its own.
     assert_eq!(r[&3].needed, flows_needed(1, 0.025));
@@ -83,7 +83,7 @@ fn a_router_whose_flows_all_go_silent_has_one_anonymous_next_hop() {
         .map(|f| (f, vec![(1, "10.0.1.1"), (2, "*")]))
         .collect();
     let refs: Vec<(u16, &[(u8, &str)])> = hops.iter().map(|(f, h)| (*f, h.as_slice())).collect();
-    let r = rules(&paths(&refs), 0.05);
+    let r = rules(&paths(&refs), 0.05, &Assumed::new());
     assert_eq!(r[&2].needed, 6);
     assert!(r[&2].enough);
 }

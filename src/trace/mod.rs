@@ -33,4 +33,6 @@ pub struct TraceRun {
     pub timeout: Duration,
     /// Reverse DNS names for the routers.
     pub resolve: bool,
+    /// The adaptive search (`--multipath`): `flows` is its budget, not what it sends.
+    pub multipath: bool,
 }

@@ -203,6 +203,8 @@ pub struct TraceState {
     /// Flows the search took to cross the only router of a hop without probing them there:
     /// (flow, hop, router).
     pub assumed: Vec<(u16, u8, IpAddr)>,
+    /// Flows the search had no need to probe up to where they end: no verdict of their own.
+    pub unfinished: BTreeSet<u16>,
 }
 
 impl TraceState {
@@ -217,6 +219,7 @@ impl TraceState {
             alpha: MDA_ALPHA,
             multipath: false,
             assumed: Vec::new(),
+            unfinished: BTreeSet::new(),
         }
     }
 
@@ -263,7 +266,8 @@ impl TraceState {
     /// The stopping rule of the multipath detection algorithm applied per router (see
     /// [`mda`](super::mda)), at each hop: None with one flow.
     pub fn flow_rules(&self) -> Option<BTreeMap<u8, HopRule>> {
-        (self.flows > 1 || self.multipath).then(|| rules(&self.paths(), self.alpha))
+        let assumed = self.assumed.iter().map(|&(f, h, _)| (f, h)).collect();
+        (self.flows > 1 || self.multipath).then(|| rules(&self.paths(), self.alpha, &assumed))
     }
 
     /// Whether a hop rate-limits its ICMP rather than breaking the path: it lost some of its

@@ -507,6 +507,8 @@ fn text_of(kind: &Kind, target: SocketAddr, timeout_text: &str) -> String {
 pub fn verdict(state: &TraceState, timeout_text: &str) -> Verdict {
     let flows: Vec<u16> = {
         let mut v: Vec<u16> = state.hops().flat_map(|h| h.flows.keys().copied()).collect();
+        // Flows the multipath search had no need to probe further say nothing of the path.
+        v.retain(|f| !state.unfinished.contains(f));
         v.sort_unstable();
         v.dedup();
         v

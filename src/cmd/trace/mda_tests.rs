@@ -20,75 +20,69 @@ const SEEDS: u64 = 1000;
 /// Seeded runs of each topology in the survey of all.
 const SURVEY: u64 = 400;
 
+/// A graph from "src > hop-1 routers; router > its next hops; …" (none: the target).
+fn graph(spec: &str) -> Graph {
+    let mut g = Graph::default();
+    for part in spec.split(';') {
+        let (from, to) = part.split_once('>').unwrap();
+        let to: Vec<IpAddr> = to.split_whitespace().map(ip).collect();
+        match from.trim() {
+            "src" => g.first = to,
+            r => {
+                g.next.insert(ip(r), to);
+            }
+        }
+    }
+    g
+}
+
 /// A 3-way split at hop 2 whose branches are 1, 2 and 3 routers long.
 fn three_way_unequal() -> Graph {
-    Graph::of(
-        &["10.0.1.1"],
-        &[
-            ("10.0.1.1", &["10.0.2.1", "10.0.2.2", "10.0.2.3"]),
-            ("10.0.2.2", &["10.0.3.2"]),
-            ("10.0.2.3", &["10.0.3.3"]),
-            ("10.0.3.3", &["10.0.4.3"]),
-        ],
+    graph(
+        "src > 10.0.1.1; 10.0.1.1 > 10.0.2.1 10.0.2.2 10.0.2.3; \
+         10.0.2.2 > 10.0.3.2; 10.0.2.3 > 10.0.3.3; 10.0.3.3 > 10.0.4.3",
     )
 }
 
 /// Two diamonds in a row.
 fn two_diamonds() -> Graph {
-    Graph::of(
-        &["10.0.1.1"],
-        &[
-            ("10.0.1.1", &["10.0.2.1", "10.0.2.2"]),
-            ("10.0.2.1", &["10.0.3.1"]),
-            ("10.0.2.2", &["10.0.3.1"]),
-            ("10.0.3.1", &["10.0.4.1", "10.0.4.2"]),
-            ("10.0.4.1", &["10.0.5.1"]),
-            ("10.0.4.2", &["10.0.5.1"]),
-        ],
+    graph(
+        "src > 10.0.1.1; 10.0.1.1 > 10.0.2.1 10.0.2.2; 10.0.2.1 > 10.0.3.1; \
+         10.0.2.2 > 10.0.3.1; 10.0.3.1 > 10.0.4.1 10.0.4.2; 10.0.4.1 > 10.0.5.1; \
+         10.0.4.2 > 10.0.5.1",
     )
 }
 
 /// Three branches at hop 2, the first splitting again at hop 3, all meeting at hop 4.
 fn nested() -> Graph {
-    Graph::of(
-        &["10.0.1.1"],
-        &[
-            ("10.0.1.1", &["10.0.2.1", "10.0.2.2", "10.0.2.3"]),
-            ("10.0.2.1", &["10.0.3.1", "10.0.3.4"]),
-            ("10.0.2.2", &["10.0.3.2"]),
-            ("10.0.2.3", &["10.0.3.3"]),
-            ("10.0.3.1", &["10.0.4.1"]),
-            ("10.0.3.2", &["10.0.4.1"]),
-            ("10.0.3.3", &["10.0.4.1"]),
-            ("10.0.3.4", &["10.0.4.1"]),
-        ],
+    graph(
+        "src > 10.0.1.1; 10.0.1.1 > 10.0.2.1 10.0.2.2 10.0.2.3; \
+         10.0.2.1 > 10.0.3.1 10.0.3.4; 10.0.2.2 > 10.0.3.2; 10.0.2.3 > 10.0.3.3; \
+         10.0.3.1 > 10.0.4.1; 10.0.3.2 > 10.0.4.1; 10.0.3.3 > 10.0.4.1; \
+         10.0.3.4 > 10.0.4.1",
+    )
+}
+
+/// A diamond: 10.0.1.1, then 10.0.2.1 or 10.0.2.2, then 10.0.3.1.
+fn small_diamond() -> Graph {
+    graph(
+        "src > 10.0.1.1; 10.0.1.1 > 10.0.2.1 10.0.2.2; 10.0.2.1 > 10.0.3.1; \
+         10.0.2.2 > 10.0.3.1",
     )
 }
 
 /// A diamond whose second branch drops everything it would forward.
 fn branch_drops() -> Graph {
-    let mut g = Graph::of(
-        &["10.0.1.1"],
-        &[
-            ("10.0.1.1", &["10.0.2.1", "10.0.2.2"]),
-            ("10.0.2.1", &["10.0.3.1"]),
-            ("10.0.2.2", &["10.0.3.1"]),
-        ],
-    );
+    let mut g = small_diamond();
     g.drops.insert(ip("10.0.2.2"));
     g
 }
 
 /// A silent hop 2 before a diamond.
 fn silent_hop() -> Graph {
-    let mut g = Graph::of(
-        &["10.0.1.1"],
-        &[
-            ("10.0.1.1", &["10.0.2.1"]),
-            ("10.0.2.1", &["10.0.3.1", "10.0.3.2"]),
-            ("10.0.3.1", &["10.0.4.1"]),
-            ("10.0.3.2", &["10.0.4.1"]),
-        ],
+    let mut g = graph(
+        "src > 10.0.1.1; 10.0.1.1 > 10.0.2.1; 10.0.2.1 > 10.0.3.1 10.0.3.2; \
+         10.0.3.1 > 10.0.4.1; 10.0.3.2 > 10.0.4.1",
     );
     g.silent.insert(ip("10.0.2.1"));
     g
@@ -96,14 +90,7 @@ fn silent_hop() -> Graph {
 
 /// A diamond one of whose routers answers from an address off the path.
 fn off_path() -> Graph {
-    let mut g = Graph::of(
-        &["10.0.1.1"],
-        &[
-            ("10.0.1.1", &["10.0.2.1", "10.0.2.2"]),
-            ("10.0.2.1", &["10.0.3.1"]),
-            ("10.0.2.2", &["10.0.3.1"]),
-        ],
-    );
+    let mut g = small_diamond();
     g.answer_from.insert(ip("10.0.2.2"), ip("192.0.2.7"));
     g
 }
@@ -192,11 +179,12 @@ fn run_mda(net: Net, alpha: f64, rate: u32) -> MdaRun {
     )
     .unwrap();
     state.assumed = mda.assumed().to_vec();
+    state.unfinished = mda.unfinished();
     MdaRun { state, mda, sim }
 }
 
-/// `--flows N -q 1` on the engine.
-fn run_flows(net: Net, flows: u16) -> (TraceState, u64) {
+/// `--flows N -q 1 --rate R` on the engine: the state, the probes sent, the network.
+fn run_flows(net: Net, flows: u16, rate: u32) -> (TraceState, u64, Sim) {
     let target = TARGET.parse().unwrap();
     let plan = Plan {
         target,
@@ -215,7 +203,7 @@ fn run_flows(net: Net, flows: u16) -> (TraceState, u64) {
         &mut sim,
         Some(1),
         Duration::ZERO,
-        &mut Pacer::new(0),
+        &mut Pacer::new(rate),
         &stop,
         &move || clock.get(),
         &mut |p| {
@@ -226,7 +214,8 @@ fn run_flows(net: Net, flows: u16) -> (TraceState, u64) {
         },
     )
     .unwrap();
-    (state, engine.sent().0)
+    let sent = engine.sent().0;
+    (state, sent, sim)
 }
 
 #[test]
@@ -256,7 +245,7 @@ fn multipath_finds_every_router_and_link_of_each_topology_at_its_confidence() {
         let median = probes[probes.len() / 2];
         // A fixed --flows 16 sends 16 probes on each hop up to the target: at least 64 here
         // with one query, 192 with the default three, 1,440 in the first cycle at -m 30.
-        let (_, fixed) = run_flows(seeded(&g, 1), 16);
+        let (_, fixed, _) = run_flows(seeded(&g, 1), 16, 0);
         assert!(
             median < fixed * 3,
             "{name}: median {median} probes, --flows 16 -q 1 {fixed}"
@@ -298,7 +287,7 @@ fn nested_split_flows_runs_that_claim_enough_flows_miss_at_most_the_stated_share
     for flows in [16, 32, 48] {
         let (mut m, mut c, mut missed_all) = (0, 0, 0);
         for seed in 0..SEEDS {
-            let (state, _) = run_flows(seeded(&g, seed), flows);
+            let (state, _, _) = run_flows(seeded(&g, seed), flows, 0);
             let whole = complete(&g, &state);
             missed_all += u64::from(!whole);
             if state.flow_rules().unwrap().values().all(|h| h.enough) {
@@ -352,29 +341,7 @@ fn gaps(sim: &Sim) -> Vec<Duration> {
 
 #[test]
 fn flows_bursts_are_paced_at_the_set_rate() {
-    let net = seeded(&two_diamonds(), 3);
-    let target = TARGET.parse().unwrap();
-    let mut engine = Engine::new(Plan {
-        target,
-        max_hops: 8,
-        queries: 1,
-        flows: 8,
-        constant_flows: true,
-    });
-    let mut sim = Sim::new(net);
-    let stop = AtomicBool::new(false);
-    let clock = Rc::clone(&sim.clock);
-    drive_paced(
-        &mut engine,
-        &mut sim,
-        Some(1),
-        Duration::ZERO,
-        &mut Pacer::new(2000),
-        &stop,
-        &move || clock.get(),
-        &mut |_| Ok(true),
-    )
-    .unwrap();
+    let (_, _, sim) = run_flows(seeded(&two_diamonds(), 3), 8, 2000);
     let g = gaps(&sim);
     assert!(g.len() >= 40, "{} probes", g.len() + 1);
     let gap = Duration::from_micros(500);
@@ -419,6 +386,12 @@ fn multipath_rounds_are_paced_and_end_on_their_answers() {
             "{name}: {took:?} for {rounds} rounds"
         );
         assert!(complete(&g, &r.state), "{name}");
+        // Flows the search left early (it needed no more of them) are not judged: every
+        // flow with a verdict reached the target.
+        let v = crate::trace::verdict::verdict(&r.state, "1s");
+        assert!(v.reached(), "{name}: {}", v.text);
+        assert_eq!(v.flows_reached, v.flows, "{name}: {}", v.text);
+        assert!(!r.state.unfinished.is_empty(), "{name}");
     }
 }
 
@@ -450,4 +423,34 @@ fn multipath_verdicts_count_only_flows_probed_beyond_their_last_answer() {
             }
         }
     }
+}
+
+#[test]
+fn an_interrupted_search_reports_what_it_concluded_and_no_cycle() {
+    let target = TARGET.parse().unwrap();
+    let mut mda = Mda::new(target, 16, 0.05, crate::trace::mda::MAX_FLOWS);
+    let mut sim = Sim::new(seeded(&nested(), 1));
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    // Ctrl-C as the 20th probe leaves: the first rounds (hop 1, part of hop 2) are in.
+    sim.raise_after = Some((20, std::sync::Arc::clone(&stop)));
+    let clock = Rc::clone(&sim.clock);
+    let (mut hops, mut cycles) = (Vec::new(), 0);
+    drive_mda(
+        &mut mda,
+        &mut sim,
+        &mut Pacer::new(0),
+        &stop,
+        &move || clock.get(),
+        &mut |p| {
+            match p {
+                Progress::Hop(h) => hops.push(h.hop),
+                Progress::CycleDone(_) => cycles += 1,
+            }
+            Ok(true)
+        },
+    )
+    .unwrap();
+    assert_eq!(cycles, 0);
+    assert_eq!(hops.first(), Some(&1), "hop 1 was concluded: {hops:?}");
+    assert!(mda.sent() >= 20 && mda.sent() < 60, "{}", mda.sent());
 }

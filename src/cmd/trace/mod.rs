@@ -99,7 +99,9 @@ fn send_paced(
         }
         queue.pop_front();
         prober.send(spec);
-        pacer.sent(now);
+        // Spaced from when the send returned: a send that took long (a route or neighbour
+        // looked up) does not bring the next one closer on the wire.
+        pacer.sent(Instant::now());
         stamp(spec.seq, clock());
     }
     None
@@ -258,7 +260,10 @@ pub fn drive_mda(
             return Ok(());
         }
     }
-    on_progress(Progress::CycleDone(1))?;
+    if !stop.load(Ordering::Relaxed) {
+        // Interrupted, the search is not a cycle done.
+        on_progress(Progress::CycleDone(1))?;
+    }
     Ok(())
 }
 
@@ -438,6 +443,7 @@ pub fn trace(cfg: TraceConfig) -> Result<i32, Error> {
         )
     };
     state.assumed = mda.assumed().to_vec();
+    state.unfinished = mda.unfinished();
     // The terminal back first, whatever happened, then what was held for it.
     let restored = live.map(|l| l.into_inner().finish()).transpose();
     let released = hold.release();

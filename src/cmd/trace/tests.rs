@@ -926,6 +926,7 @@ fn config(output: crate::cli::Output, flows: u16, cycles: u64) -> crate::cli::Tr
             interval: Duration::from_secs(1),
             timeout: Duration::from_secs(1),
             resolve: false,
+            multipath: false,
         },
         probe: crate::cli::TraceProbe::Auto,
         output,

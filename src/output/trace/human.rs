@@ -294,7 +294,12 @@ impl<W: Write> TraceSink<W> for Lines<W> {
             .source
             .map(|s| format!(" from {s}"))
             .unwrap_or_default();
-        let flows = if cfg.flows > 1 {
+        let flows = if cfg.multipath {
+            format!(
+                ", flows as the multipath search needs them (up to {})",
+                cfg.flows
+            )
+        } else if cfg.flows > 1 {
             format!(", {} flows", cfg.flows)
         } else {
             String::new()
