@@ -513,33 +513,7 @@ pub fn verdict(state: &TraceState, timeout_text: &str) -> Verdict {
         v.dedup();
         v
     };
-    // A flow the search left at some hop (--multipath spends a flow only where it is
-    // needed) says nothing about the path beyond: when some flow reached the target, a flow
-    // that did not is judged only if it was probed above its last answer and as far as the
-    // lowest hop where the target answered. Every flow of --flows is.
-    let judged: Vec<(u16, Kind)> = flows.iter().map(|&f| (f, judge(state, Some(f)))).collect();
-    let reach = judged
-        .iter()
-        .filter_map(|(_, k)| match k {
-            Kind::Reached { hop, .. } => Some(*hop),
-            _ => None,
-        })
-        .min();
-    let probed_from = |f: u16, hop: u8| {
-        state
-            .hops()
-            .any(|h| h.hop >= hop && h.flows.get(&f).is_some_and(|x| x.sent > 0))
-    };
-    let per_flow: Vec<(u16, Kind)> = judged
-        .into_iter()
-        .filter(|(f, k)| match (k, reach) {
-            (Kind::SilentAfter { hop, .. } | Kind::TooFar { hop, .. }, Some(r)) => {
-                probed_from(*f, hop.saturating_add(1)) && probed_from(*f, r)
-            }
-            (Kind::Nothing { .. }, Some(r)) => probed_from(*f, r),
-            _ => true,
-        })
-        .collect();
+    let per_flow: Vec<(u16, Kind)> = flows.iter().map(|&f| (f, judge(state, Some(f)))).collect();
     let reached_at: Vec<(u16, u8)> = per_flow
         .iter()
         .filter_map(|(f, k)| match k {
