@@ -61,6 +61,7 @@ pub fn ping(mut cfg: ClientConfig) -> Result<i32, Error> {
         timeout: cfg.timeout,
         interval: Some(cfg.interval),
         verbose: cfg.verbose,
+        marks: Default::default(),
     };
     let waker = Arc::new(Waker::new().map_err(|e| Error::io("create wake-up channel", e))?);
     let stop = Arc::new(AtomicBool::new(false));

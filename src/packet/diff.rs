@@ -162,6 +162,28 @@ pub enum Field {
 }
 
 impl Field {
+    /// Its name in words: `MSS`, `SACK-permitted`, `source port`.
+    pub fn words(self) -> &'static str {
+        match self {
+            Field::Dscp => "DSCP",
+            Field::Ecn => "ECN codepoint",
+            Field::EcnFlags => "ECN-setup flags",
+            Field::Src => "source",
+            Field::Dst => "destination",
+            Field::Sport => "source port",
+            Field::Dport => "destination port",
+            Field::Seq => "sequence number",
+            Field::Window => "window",
+            Field::Mss => "MSS",
+            Field::Wscale => "window scale",
+            Field::SackPerm => "SACK-permitted",
+            Field::Timestamps => "timestamps",
+            Field::Checksum => "TCP checksum",
+            Field::PayloadLen => "payload length",
+        }
+    }
+
+    /// Its name in the JSON.
     pub fn as_str(self) -> &'static str {
         match self {
             Field::Dscp => "dscp",
@@ -337,23 +359,7 @@ pub fn diff(sent: &Headers, seen: &Headers) -> Vec<Change> {
 /// `ECN bits cleared`, `SACK-permitted removed`.
 pub fn describe(c: &Change) -> String {
     use Value::*;
-    let what = match c.field {
-        Field::Dscp => "DSCP",
-        Field::Ecn => "ECN codepoint",
-        Field::EcnFlags => "ECN-setup flags",
-        Field::Src => "source",
-        Field::Dst => "destination",
-        Field::Sport => "source port",
-        Field::Dport => "destination port",
-        Field::Seq => "sequence number",
-        Field::Window => "window",
-        Field::Mss => "MSS",
-        Field::Wscale => "window scale",
-        Field::SackPerm => "SACK-permitted",
-        Field::Timestamps => "timestamps",
-        Field::Checksum => "TCP checksum",
-        Field::PayloadLen => "payload length",
-    };
+    let what = c.field.words();
     match (c.field, c.sent, c.seen) {
         (Field::Ecn, Codepoint(_), Codepoint(0)) | (Field::EcnFlags, EcnFlags(_), EcnFlags(0)) => {
             format!("ECN bits cleared ({what} {} → {})", c.sent, c.seen)

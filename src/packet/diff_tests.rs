@@ -184,7 +184,7 @@ fn a_short_quote_checks_only_what_it_holds() {
             x ^= x << 13;
             x ^= x >> 17;
             x ^= x << 5;
-            if x % 5 == 0 {
+            if x.is_multiple_of(5) {
                 *b = x as u8;
             }
         }
@@ -192,4 +192,167 @@ fn a_short_quote_checks_only_what_it_holds() {
             let _ = describe_all(&diff(&sent, &h));
         }
     }
+}
+
+// ---- captured in the middlebox lab ----------------------------------------------------------
+
+fn unhex(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+pub(crate) fn captured(name: &str) -> Vec<u8> {
+    include_str!("../../tests/fixtures/middlebox-captured.txt")
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .find(|f| f[0] == name)
+        .map(|f| unhex(f[2]))
+        .unwrap_or_else(|| panic!("fixture {name}"))
+}
+
+/// The packet an ICMP error quotes: after the outer IP header (IPv4: its IHL; IPv6: 40
+/// bytes) and the 8 bytes of the ICMP header.
+pub(crate) fn quote_of(icmp: &[u8]) -> &[u8] {
+    let outer = if icmp[0] >> 4 == 4 {
+        usize::from(icmp[0] & 0x0f) * 4
+    } else {
+        40
+    };
+    &icmp[outer + 8..]
+}
+
+/// (case, the changes hop 3's quote shows: field, sent, seen; SEQ: the SYN's sequence number,
+/// which our SYN sends as its timestamp value too)
+type Expected = &'static [(&'static str, Option<&'static str>, Option<&'static str>)];
+
+const CASES: &[(&str, Expected)] = &[
+    ("clean4", &[]),
+    ("mss4", &[("mss", Some("1460"), Some("1400"))]),
+    (
+        "strip4",
+        &[
+            ("sack_perm", Some("present"), None),
+            ("timestamps", Some("SEQ,0"), None),
+        ],
+    ),
+    ("ecn4", &[("ecn", Some("ECE+CWR"), Some("none"))]),
+    ("dscp4", &[("dscp", Some("46"), Some("0"))]),
+    ("seq4", &[("seq", Some("SEQ"), Some("SEQ+1000000"))]),
+    ("mss6", &[("mss", Some("1440"), Some("1380"))]),
+    (
+        "strip6",
+        &[
+            ("sack_perm", Some("present"), None),
+            ("timestamps", Some("SEQ,0"), None),
+        ],
+    ),
+    ("dscp6", &[("dscp", Some("46"), Some("0"))]),
+];
+
+#[test]
+fn captured_quotes_of_linux_routers_show_each_middlebox() {
+    for (case, want) in CASES {
+        let sent = Headers::parse(&captured(&format!("{case}_syn"))).unwrap();
+        let icmp = captured(&format!("{case}_te3"));
+        let seen = Headers::parse(quote_of(&icmp)).unwrap();
+        assert_eq!(
+            seen.quote,
+            Quote::Full,
+            "{case}: Linux quotes the whole SYN"
+        );
+        let got: Vec<(&str, Option<String>, Option<String>)> = diff(&sent, &seen)
+            .iter()
+            .map(|c| (c.field.as_str(), c.sent.json(), c.seen.json()))
+            .collect();
+        let want: Vec<(&str, Option<String>, Option<String>)> = want
+            .iter()
+            .map(|(f, a, b)| {
+                let seq = sent.seq.unwrap();
+                let v = |x: &str| {
+                    x.replace("SEQ+1000000", &seq.wrapping_add(1_000_000).to_string())
+                        .replace("SEQ", &seq.to_string())
+                };
+                (*f, a.map(v), b.map(v))
+            })
+            .collect();
+        assert_eq!(got, want, "{case}");
+    }
+}
+
+#[test]
+fn the_syn_built_again_is_the_syn_captured() {
+    // What trace's middlebox report compares with: build_syn and mark_syn from the probe's
+    // fields give the bytes that left, byte for byte.
+    for (case, marks) in [
+        (
+            "clean4",
+            Marks {
+                tos: 46 << 2,
+                ecn_setup: true,
+            },
+        ),
+        ("mss4", Marks::default()),
+        (
+            "dscp6",
+            Marks {
+                tos: 46 << 2,
+                ecn_setup: false,
+            },
+        ),
+        ("mss6", Marks::default()),
+    ] {
+        let pkt = captured(&format!("{case}_syn"));
+        let h = Headers::parse(&pkt).unwrap();
+        let ip_id = if h.src.is_ipv6() {
+            0
+        } else {
+            u16::from_be_bytes([pkt[4], pkt[5]])
+        };
+        let f = SynFields {
+            src: std::net::SocketAddr::new(h.src, h.sport),
+            dst: std::net::SocketAddr::new(h.dst, h.dport),
+            seq: h.seq.unwrap(),
+            ip_id,
+            ttl: 3,
+        };
+        let mut buf = [0u8; 128];
+        let n = build_syn(&mut buf, &f).unwrap();
+        mark_syn(&mut buf[..n], marks);
+        assert_eq!(&buf[..n], &pkt[..], "{case}");
+    }
+}
+
+#[test]
+fn captured_quotes_cut_short_check_only_what_they_hold() {
+    let sent = Headers::parse(&captured("mss4_syn")).unwrap();
+    let icmp = captured("mss4_te3");
+    let quote = quote_of(&icmp);
+    for n in 0..=quote.len() {
+        let Some(seen) = Headers::parse(&quote[..n]) else {
+            assert!(n < 24, "a quote with the ports reads ({n} bytes)");
+            continue;
+        };
+        let fields: Vec<&str> = diff(&sent, &seen)
+            .iter()
+            .map(|c| c.field.as_str())
+            .collect();
+        match seen.quote {
+            // RFC 792's 8 bytes: ports and sequence number, nothing to say of the MSS.
+            Quote::Ports => assert!(fields.is_empty(), "{n}: {fields:?}"),
+            // The fixed header: the options are cut off, but the checksum covers them: it
+            // changed while nothing quoted did.
+            Quote::Header => assert_eq!(fields, ["checksum"], "{n}"),
+            Quote::Full => assert_eq!(fields, ["mss"], "{n}"),
+        }
+        assert_eq!(seen.quote == Quote::Full, n >= 60, "{n}");
+    }
+    // The SYN-ACK (a whole segment) and an ICMPv6 error's quote read as well.
+    let sa = Headers::parse(&captured("mss6_synack")).unwrap();
+    assert_eq!(
+        (sa.syn(), sa.options.unwrap().mss),
+        (Some(true), Some(1440))
+    );
 }

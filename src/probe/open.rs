@@ -102,6 +102,8 @@ pub struct Need {
     pub interval: Option<Duration>,
     /// Keep unattributed ICMP errors for -v.
     pub verbose: bool,
+    /// The probes' TOS / traffic class and (SYN probes) ECN setup: `--tos`, `--ecn`.
+    pub marks: crate::packet::build::Marks,
 }
 
 /// Which kind of prober was opened.
@@ -315,6 +317,11 @@ fn open_syn(
             Arc::clone(waker),
             Arc::clone(stop),
         )
+        // Trace (no interval) keeps the SYN-ACK's headers for its middlebox report.
+        .map(|p| {
+            p.with_marks(need.marks)
+                .with_headers(need.interval.is_none())
+        })
         .map_err(|e| (false, e))
     };
     let p = match build(v4, v6) {

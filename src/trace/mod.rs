@@ -5,10 +5,12 @@
 //! - [`engine`]: the strategy (which probe leaves when, which answers count);
 //! - [`state`]: per-hop accounting over cycles (loss, RTTs, routers, flows, MPLS);
 //! - [`verdict`]: the verdict in words and fields (reached, refused, loop, silent ...);
+//! - [`middlebox`]: what routers' quotes show a middlebox changed in the SYN (tracebox);
 //! - [`dns`]: reverse names of the routers, cached, for the human output.
 
 pub mod dns;
 pub mod engine;
+pub mod middlebox;
 pub mod state;
 pub mod verdict;
 

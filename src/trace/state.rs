@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
 
 use super::engine::{Answer, HopDone, Outcome};
+use super::middlebox::Middlebox;
 use crate::icmp::extension::{InterfaceInfo, MplsLabel};
 use crate::stats::Summary;
 
@@ -195,6 +196,8 @@ pub struct TraceState {
     pub hops: BTreeMap<u8, Hop>,
     /// Cycles whose every hop was reported.
     pub cycles_done: u64,
+    /// What the routers' quotes show of middleboxes (SYN probes: `Middlebox::probing`).
+    pub middlebox: Middlebox,
 }
 
 impl TraceState {
@@ -206,6 +209,7 @@ impl TraceState {
             flows: flows.max(1),
             hops: BTreeMap::new(),
             cycles_done: 0,
+            middlebox: Middlebox::default(),
         }
     }
 
@@ -219,6 +223,7 @@ impl TraceState {
             hop.record(o);
         }
         hop.last_cycle = done.outcomes.clone();
+        self.middlebox.record(self.target, done);
     }
 
     /// Hops from 1 up to the last one reported, in order.

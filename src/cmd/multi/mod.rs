@@ -131,6 +131,7 @@ fn need(cfg: &Config) -> Need {
         timeout: t.timeout,
         interval: Some(t.interval),
         verbose: t.verbose,
+        marks: Default::default(),
     }
 }
 

@@ -30,6 +30,7 @@ use crate::probe::open::{self, Kind, Need, NoRaw, Probes, Targets};
 use crate::probe::syn::Flow;
 use crate::probe::{PingResult, Prober};
 
+use crate::trace::middlebox::Middlebox;
 use engine::{Engine, HopDone, Plan};
 use output::{RunTotals, Setup, TraceWriter};
 use state::TraceState;
@@ -142,6 +143,7 @@ fn open_prober(
         timeout: cfg.run.timeout,
         interval: None,
         verbose: false,
+        marks: cfg.marks,
     };
     let opened = open::open(&need, waker, stop)?;
     let constant = opened.kind == Kind::Syn;
@@ -198,6 +200,9 @@ pub fn trace(cfg: TraceConfig) -> Result<i32, Error> {
         cfg.run.queries,
         cfg.run.flows,
     );
+    if let (true, Some(source)) = (constant, setup.source) {
+        state.middlebox = Middlebox::probing(source, cfg.marks);
+    }
     let mut pipe_closed = false;
     // With the view, the waits for the probes are cut short to read its keys.
     let mut keyed;

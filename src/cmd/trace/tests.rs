@@ -665,6 +665,7 @@ fn config(output: crate::cli::Output, flows: u16, cycles: u64) -> crate::cli::Tr
         probe: crate::cli::TraceProbe::Auto,
         output,
         tui: false,
+        marks: Default::default(),
     }
 }
 

@@ -317,7 +317,7 @@ impl Matcher {
     ) -> Option<PingResult> {
         let why = match err.quoted {
             None => Unmatched::NotTcp,
-            Some(q) => match q.seq.map(|seq| (q.src.port(), seq)) {
+            Some(q) => match q.seq.map(|seq| self.quoted_key((q.src.port(), seq), &err)) {
                 Some(key) if self.flights.contains_key(&key) => {
                     let f = &self.flights[&key];
                     if f.spec.target != q.dst {
@@ -331,7 +331,9 @@ impl Matcher {
                             _ => now.saturating_duration_since(f.sent),
                         };
                         let report = IcmpReport::of(&err, after, Phase::Connect);
-                        return Some(f.result(key, Status::Icmp(report)));
+                        let mut r = f.result(key, Status::Icmp(report));
+                        r.seen = err.quote;
+                        return Some(r);
                     }
                 }
                 Some(key) if self.ended_set.contains_key(&key) => Unmatched::Late,
@@ -342,6 +344,19 @@ impl Matcher {
         };
         self.unmatched.record(&err, why);
         None
+    }
+
+    /// The probe an error quotes: by port and sequence number, or, when a middlebox
+    /// rewrote the sequence number (a firewall randomising ISNs), by the timestamp value
+    /// (`build_syn` sends the sequence number there too) of a whole quote.
+    fn quoted_key(&self, key: Key, err: &IcmpError) -> Key {
+        if self.flights.contains_key(&key) {
+            return key;
+        }
+        match err.quote.and_then(|h| h.options).and_then(|o| o.timestamps) {
+            Some((value, _)) if self.flights.contains_key(&(key.0, value)) => (key.0, value),
+            _ => key,
+        }
     }
 
     pub fn tally(&self) -> IcmpTally {

@@ -1,0 +1,1 @@
+//! The middlebox report on quotes captured in the lab.
