@@ -417,4 +417,4 @@ pub fn describe_all(changes: &[Change]) -> Vec<String> {
 
 #[cfg(test)]
 #[path = "diff_tests.rs"]
-mod tests;
+pub(crate) mod tests;

@@ -1,1 +1,279 @@
-//! The middlebox report on quotes captured in the lab.
+//! The middlebox report over a trace, fed the quotes and SYN-ACKs captured in the middlebox
+//! lab (tests/fixtures/middlebox-captured.txt), and the SYN prober's matching of a quote
+//! whose sequence number a middlebox rewrote.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant, SystemTime};
+
+use super::*;
+use crate::icmp::parse::{parse_icmpv4_packet, IcmpError};
+use crate::icmp::{IcmpReport, Phase};
+use crate::packet::diff::tests::{captured, quote_of};
+use crate::probe::syn::{Matcher, Seen as Captured};
+use crate::probe::{ProbeSpec, Status};
+
+const TARGET: &str = "10.80.4.2:13002";
+
+fn target(case: &str) -> SocketAddr {
+    let h = Headers::parse(&captured(&format!("{case}_syn"))).unwrap();
+    SocketAddr::new(h.dst, h.dport)
+}
+
+fn icmp_of(bytes: &[u8]) -> IcmpError {
+    parse_icmpv4_packet(bytes).unwrap().unwrap()
+}
+
+/// hop `hop`'s outcome for the probe captured as `case`_syn, answered by `seen` from `from`.
+fn outcome(case: &str, hop: u8, from: &str, answer: Answer, seen: Option<Headers>) -> Outcome {
+    let sent = Headers::parse(&captured(&format!("{case}_syn"))).unwrap();
+    Outcome {
+        cycle: 1,
+        hop,
+        flow: 0,
+        query: 0,
+        seq: u64::from(hop),
+        reprobe: false,
+        answer,
+        from: Some(from.parse().unwrap()),
+        rtt: Some(Duration::from_micros(40)),
+        sent_at: SystemTime::UNIX_EPOCH,
+        local_port: Some(sent.sport),
+        tcp_seq: sent.seq,
+        seen,
+    }
+}
+
+fn time_exceeded(case: &str) -> Answer {
+    let err = icmp_of(&captured(&format!("{case}_te3")));
+    Answer::TimeExceeded(IcmpReport::of(
+        &err,
+        Duration::from_micros(40),
+        Phase::Connect,
+    ))
+}
+
+/// A trace of `case` over 4 hops: hops 1 and 2 quote the SYN as sent (they see it before
+/// the middlebox on r2), hop 3 quotes what the lab's r3 quoted (`quote` cuts it), hop 4 is
+/// the target's SYN-ACK.
+fn traced(case: &str, marks: Marks, quote: usize) -> Middlebox {
+    let syn = captured(&format!("{case}_syn"));
+    let sent = Headers::parse(&syn).unwrap();
+    let te = captured(&format!("{case}_te3"));
+    let q = quote_of(&te);
+    let mut m = Middlebox::probing(sent.src, marks);
+    let t = target(case);
+    let unchanged = Headers::parse(&syn);
+    for (hop, from) in [(1, "10.80.1.1"), (2, "10.80.2.2")] {
+        let o = outcome(case, hop, from, time_exceeded(case), unchanged);
+        m.record(
+            t,
+            &HopDone {
+                cycle: 1,
+                hop,
+                outcomes: vec![o],
+            },
+        );
+    }
+    let seen = Headers::parse(&q[..quote.min(q.len())]);
+    let o = outcome(case, 3, "10.80.3.2", time_exceeded(case), seen);
+    m.record(
+        t,
+        &HopDone {
+            cycle: 1,
+            hop: 3,
+            outcomes: vec![o],
+        },
+    );
+    let sa = Headers::parse(&captured(&format!("{case}_synack")));
+    let o = outcome(case, 4, "10.80.4.2", Answer::Reached { open: true }, sa);
+    m.record(
+        t,
+        &HopDone {
+            cycle: 1,
+            hop: 4,
+            outcomes: vec![o],
+        },
+    );
+    m
+}
+
+fn plain(a: IpAddr) -> String {
+    a.to_string()
+}
+
+#[test]
+fn an_mss_clamp_is_named_at_the_first_hop_that_shows_it() {
+    assert_eq!(target("mss4").to_string(), TARGET);
+    let m = traced("mss4", Marks::default(), usize::MAX);
+    let all = m.changes();
+    assert_eq!(all.len(), 1);
+    let s = all[0];
+    assert_eq!((s.change.field, s.hop, s.to_target), (Field::Mss, 3, true));
+    assert_eq!(s.router, Some("10.80.3.2".parse().unwrap()));
+    assert_eq!(m.hops[&1].quote, Quote::Full);
+    assert!(m.hops[&1].changes.is_empty() && m.hops[&2].changes.is_empty());
+    let lines = m.lines(&mut plain);
+    assert_eq!(lines[0], "hop 3 (10.80.3.2): MSS 1460 → 1400 (clamped)");
+    assert_eq!(
+        lines[1],
+        "target's SYN-ACK offers MSS 1460, window scale 10, SACK-permitted, timestamps: the SYN arrived with MSS 1400 (changed at hop 3)"
+    );
+    assert_eq!(
+        lines[2],
+        "middleboxes: MSS 1460 → 1400 (clamped): first seen at hop 3 (10.80.3.2), changed between hop 2 and hop 3, and lasts to the target"
+    );
+    let o = m.offer().unwrap();
+    assert_eq!(
+        (o.mss, o.wscale, o.sack_perm, o.timestamps, o.ecn),
+        (Some(1460), Some(10), true, true, None)
+    );
+}
+
+#[test]
+fn ecn_bleaching_and_the_target_that_never_saw_the_request() {
+    let m = traced(
+        "ecn4",
+        Marks {
+            tos: 0,
+            ecn_setup: true,
+        },
+        usize::MAX,
+    );
+    let all = m.changes();
+    assert_eq!(all.len(), 1);
+    assert_eq!((all[0].change.field, all[0].hop), (Field::EcnFlags, 3));
+    assert_eq!(m.offer().unwrap().ecn, Some(false));
+    let lines = m.lines(&mut plain);
+    assert!(
+        lines[0].starts_with("hop 3 (10.80.3.2): ECN bits cleared"),
+        "{lines:?}"
+    );
+    assert!(
+        lines[1].ends_with("ECN not agreed: the SYN arrived without ECN setup (cleared at hop 3)"),
+        "{lines:?}"
+    );
+    // The untouched path: the target agrees.
+    let clean = traced(
+        "clean4",
+        Marks {
+            tos: 46 << 2,
+            ecn_setup: true,
+        },
+        usize::MAX,
+    );
+    assert!(clean.changes().is_empty());
+    assert_eq!(clean.offer().unwrap().ecn, Some(true));
+    assert_eq!(
+        clean.lines(&mut plain).last().unwrap(),
+        "middleboxes: none seen: the SYN's quotes (hops 1 to 3) match what was sent"
+    );
+}
+
+#[test]
+fn a_short_quote_says_so_and_never_unchanged() {
+    // RFC 792's minimum at hop 3: the IP header and 8 bytes of TCP.
+    let m = traced("mss4", Marks::default(), 28);
+    assert!(m.changes().is_empty());
+    assert_eq!(m.hops[&3].quote, Quote::Ports);
+    let lines = m.lines(&mut plain);
+    assert_eq!(
+        lines[0],
+        "hop 3 (10.80.3.2): quote too short to check options"
+    );
+    assert_eq!(
+        lines.last().unwrap(),
+        "middleboxes: none seen: the SYN's quotes (hops 1 to 3) match what was sent; hop 3: quote too short to check options"
+    );
+}
+
+#[test]
+fn a_change_undone_later_does_not_reach_the_target() {
+    // Hop 3 shows the clamp; a hop 4 router quotes the SYN as sent (a NAT translating back,
+    // or another path): the change is not said to reach the target.
+    let mut m = traced("mss4", Marks::default(), usize::MAX);
+    let syn = captured("mss4_syn");
+    let o = outcome(
+        "mss4",
+        4,
+        "10.80.9.9",
+        time_exceeded("mss4"),
+        Headers::parse(&syn),
+    );
+    m.record(
+        target("mss4"),
+        &HopDone {
+            cycle: 1,
+            hop: 4,
+            outcomes: vec![o],
+        },
+    );
+    let s = m.changes()[0];
+    assert_eq!((s.hop, s.last_hop, s.to_target), (3, 3, false));
+    assert!(m
+        .lines(&mut plain)
+        .last()
+        .unwrap()
+        .ends_with("gone again after hop 3"));
+}
+
+#[test]
+fn nothing_without_syn_probes_and_nothing_to_compare_without_quotes() {
+    let mut off = Middlebox::default();
+    let o = outcome("mss4", 3, "10.80.3.2", time_exceeded("mss4"), None);
+    off.record(
+        target("mss4"),
+        &HopDone {
+            cycle: 1,
+            hop: 3,
+            outcomes: vec![o.clone()],
+        },
+    );
+    assert!(off.lines(&mut plain).is_empty() && off.hops.is_empty());
+    let mut on = Middlebox::probing("10.80.1.2".parse().unwrap(), Marks::default());
+    on.record(
+        target("mss4"),
+        &HopDone {
+            cycle: 1,
+            hop: 3,
+            outcomes: vec![o],
+        },
+    );
+    assert_eq!(
+        on.lines(&mut plain),
+        ["middleboxes: no router quoted the SYN: nothing to compare"]
+    );
+}
+
+#[test]
+fn a_quote_whose_sequence_number_was_rewritten_finds_its_probe_by_timestamp() {
+    let syn = Headers::parse(&captured("seq4_syn")).unwrap();
+    let err = icmp_of(&captured("seq4_te3"));
+    let quoted = err.quote.unwrap();
+    assert_eq!(quoted.seq, Some(syn.seq.unwrap().wrapping_add(1_000_000)));
+    let spec = ProbeSpec {
+        seq: 3,
+        target: target("seq4"),
+        ttl: Some(3),
+        flow: 0,
+    };
+    let src = SocketAddr::new(syn.src, syn.sport);
+    let now = Instant::now();
+    let mut matcher = Matcher::new(false);
+    matcher.insert(spec, src, syn.seq.unwrap(), now, Duration::from_secs(1));
+    let r = matcher
+        .on_seen(Captured::Icmp(err.clone()), None, now)
+        .unwrap();
+    assert!(matches!(r.status, Status::Icmp(_)));
+    assert_eq!((r.tcp_seq, r.seen), (syn.seq, Some(quoted)));
+    // A quote of another sequence number and another timestamp stays unattributed.
+    let mut other = Matcher::new(false);
+    other.insert(
+        spec,
+        src,
+        syn.seq.unwrap().wrapping_add(7),
+        now,
+        Duration::from_secs(1),
+    );
+    assert!(other.on_seen(Captured::Icmp(err), None, now).is_none());
+    assert_eq!(other.in_flight(), 1);
+}
