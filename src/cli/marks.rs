@@ -73,4 +73,39 @@ mod tests {
         );
         assert_eq!(TosArgs::default().tos(), 0);
     }
+
+    fn parse(args: &[&str]) -> Result<crate::cli::Cli, clap::Error> {
+        use clap::Parser;
+        crate::cli::Cli::try_parse_from(std::iter::once("tcpping-diag").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn the_flags_on_the_command_lines() {
+        // ping: --dscp N is --tos N*4; the two conflict.
+        let cli = parse(&["--dscp", "46", "127.0.0.1:80"]).unwrap();
+        assert_eq!(cli.ping.into_config().unwrap().tos, 184);
+        let cli = parse(&["--tos", "0x28", "127.0.0.1:80"]).unwrap();
+        assert_eq!(cli.ping.into_config().unwrap().tos, 0x28);
+        assert!(parse(&["--tos", "4", "--dscp", "1", "127.0.0.1:80"]).is_err());
+        assert!(parse(&["--dscp", "64", "127.0.0.1:80"]).is_err());
+        // trace: --ecn and --dscp make the marks; they need SYN probes.
+        let trace = |args: &[&str]| match parse(args).unwrap().command {
+            Some(crate::cli::Command::Trace(t)) => t.into_config(),
+            _ => panic!("not a trace"),
+        };
+        let cfg = trace(&["trace", "127.0.0.1:80", "--ecn", "--dscp", "46"]).unwrap();
+        assert_eq!(
+            cfg.marks,
+            Marks {
+                tos: 184,
+                ecn_setup: true
+            }
+        );
+        assert_eq!(
+            trace(&["trace", "127.0.0.1:80"]).unwrap().marks,
+            Marks::default()
+        );
+        let e = trace(&["trace", "127.0.0.1:80", "--ecn", "--probe", "connect"]).unwrap_err();
+        assert!(e.to_string().contains("need SYN probes"), "{e}");
+    }
 }

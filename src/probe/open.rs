@@ -206,7 +206,8 @@ pub fn open(need: &Need, waker: &Arc<Waker>, stop: &Arc<AtomicBool>) -> Result<O
             .with_capture(capture)
             .with_echo_fallback(echo_fallback)
             .with_wire_tap(wire)
-            .with_spin(need.interval.is_some_and(|i| i.is_zero()));
+            .with_spin(need.interval.is_some_and(|i| i.is_zero()))
+            .with_tos(need.marks.tos);
             if let Some(t) = target {
                 p = p.with_source(t.ip(), source);
             }
