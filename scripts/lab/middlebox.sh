@@ -20,6 +20,9 @@
 #   13004  r2: ECN --ecn-tcp-remove (IPv4: ip6tables has no ECN target)
 #   13005  r2: DSCP --set-dscp 0 (probed with --dscp 46)
 #   13006  r1: MASQUERADE (conntrack translates the quotes of later hops back: hidden)
+#   13008  r1: a stateless NAT (nftables payload rewriting, no conntrack): the source becomes
+#          10.80.2.9 / fd80:2::9 (an address of r1's), and what comes back to it is sent
+#          on to the client; the quotes of later hops keep the rewritten source: visible
 #   13007  r2: seq_rewrite.py adds 1,000,000 to the SYN's sequence number (and takes it off
 #          the SYN-ACK's acknowledgment), a firewall's ISN randomisation; r2 drops the
 #          packets it rewrites in raw PREROUTING (TTL above 1) and sends them on itself.
@@ -28,7 +31,9 @@
 # SYN as it arrived, before its FORWARD rules.
 
 M_OPEN=13001 M_MSS=13002 M_STRIP=13003 M_ECN=13004 M_DSCP=13005 M_NAT=13006 M_SEQ=13007
-M_PORTS="$M_OPEN $M_MSS $M_STRIP $M_ECN $M_DSCP $M_NAT $M_SEQ"
+M_SNAT=13008
+M_PORTS="$M_OPEN $M_MSS $M_STRIP $M_ECN $M_DSCP $M_NAT $M_SEQ $M_SNAT"
+M_NAT_ADDR=10.80.2.9 M6_NAT_ADDR=fd80:2::9
 M_CLI=10.80.1.2 M_R1=10.80.1.1 M_R2=10.80.2.2 M_R3=10.80.3.2 M_SRV=10.80.4.2
 M6_CLI=fd80:1::2 M6_R1=fd80:1::1 M6_R2=fd80:2::2 M6_R3=fd80:3::2 M6_SRV=fd80:4::2
 M_NODES="cli r1 r2 r3 srv"
@@ -101,6 +106,25 @@ mbox_topology_up() {
     m_ipt r2 -t mangle -A FORWARD -p tcp --dport "$M_DSCP" -j DSCP --set-dscp 0
     mns r1 iptables -w -t nat -A POSTROUTING -o l1 -p tcp --dport "$M_NAT" -j MASQUERADE
     mns r1 ip6tables -w -t nat -A POSTROUTING -o l1 -p tcp --dport "$M_NAT" -j MASQUERADE
+    mns r1 ip addr add "$M_NAT_ADDR/24" dev l1
+    mns r1 ip -6 addr add "$M6_NAT_ADDR/64" dev l1 nodad
+    mns r1 nft -f - <<EOF
+table inet mbox_snat {
+    chain post {
+        type filter hook postrouting priority 100;
+        oifname "l1" ip saddr $M_CLI tcp dport $M_SNAT ip saddr set $M_NAT_ADDR
+        oifname "l1" ip6 saddr $M6_CLI tcp dport $M_SNAT ip6 saddr set $M6_NAT_ADDR
+    }
+    chain pre {
+        # (not neighbour discovery: the router answers for its own address)
+        type filter hook prerouting priority -300;
+        iifname "l1" ip daddr $M_NAT_ADDR tcp sport $M_SNAT ip daddr set $M_CLI
+        iifname "l1" ip daddr $M_NAT_ADDR icmp type { destination-unreachable, time-exceeded } ip daddr set $M_CLI
+        iifname "l1" ip6 daddr $M6_NAT_ADDR tcp sport $M_SNAT ip6 daddr set $M6_CLI
+        iifname "l1" ip6 daddr $M6_NAT_ADDR icmpv6 type { destination-unreachable, packet-too-big, time-exceeded } ip6 daddr set $M6_CLI
+    }
+}
+EOF
     # the sequence rewriter takes over what it rewrites (the kernel still answers TTL 1)
     mns r2 iptables -w -t raw -A PREROUTING -i l0 -p tcp --dport "$M_SEQ" -m ttl --ttl-gt 1 -j DROP
     mns r2 ip6tables -w -t raw -A PREROUTING -i l0 -p tcp --dport "$M_SEQ" -m hl --hl-gt 1 -j DROP
@@ -290,6 +314,18 @@ scen_mbox-nat() {
         mreached "$W/mnat.json"
         monly "$W/mnat.json" ""
     done
+    # a stateless NAT on r1 leaves the quotes alone: hop 2 shows the new source, to the target
+    mclient "$W/msnat" "$M_SRV:$M_SNAT" -W 2
+    rc_is 0 "reached (stateless NAT)"
+    mreached "$W/msnat.json"
+    monly "$W/msnat.json" src
+    mchange "$W/msnat.json" src "\"$M_CLI\"" "\"$M_NAT_ADDR\"" 2 true
+    grep -q "^hop 2 ($M_R2): source $M_CLI → $M_NAT_ADDR (NAT)" "$W/msnat.txt" ||
+        fail "text: 'hop 2 ($M_R2): source $M_CLI → $M_NAT_ADDR (NAT)' expected"
+    mclient "$W/msnat6" "[$M6_SRV]:$M_SNAT" -W 2
+    rc_is 0 "reached (stateless NAT, IPv6)"
+    monly "$W/msnat6.json" src
+    mchange "$W/msnat6.json" src "\"$M6_CLI\"" "\"$M6_NAT_ADDR\"" 2 true
 }
 
 scen_mbox-seq-rewrite() {

@@ -277,3 +277,40 @@ fn a_quote_whose_sequence_number_was_rewritten_finds_its_probe_by_timestamp() {
     assert!(other.on_seen(Captured::Icmp(err), None, now).is_none());
     assert_eq!(other.in_flight(), 1);
 }
+
+#[test]
+fn a_quote_whose_source_a_nat_rewrote_is_ours_by_its_timestamp() {
+    let syn = Headers::parse(&captured("snat4_syn")).unwrap();
+    let err = icmp_of(&captured("snat4_te3"));
+    assert_eq!(
+        err.quote.unwrap().src,
+        "10.80.2.9".parse::<IpAddr>().unwrap()
+    );
+    let spec = ProbeSpec {
+        seq: 3,
+        target: target("snat4"),
+        ttl: Some(3),
+        flow: 0,
+    };
+    let src = SocketAddr::new(syn.src, syn.sport);
+    let now = Instant::now();
+    let mut matcher = Matcher::new(false);
+    matcher.insert(spec, src, syn.seq.unwrap(), now, Duration::from_secs(1));
+    let r = matcher
+        .on_seen(Captured::Icmp(err.clone()), None, now)
+        .unwrap();
+    let d = diff::diff(&syn, &r.seen.unwrap());
+    assert_eq!(
+        diff::describe_all(&d),
+        ["source 10.80.1.2 → 10.80.2.9 (NAT)"]
+    );
+    // Without our timestamp in the quote, another source address is not ours.
+    let mut cut = err;
+    cut.quote = None;
+    let mut other = Matcher::new(true);
+    other.insert(spec, src, syn.seq.unwrap(), now, Duration::from_secs(1));
+    assert!(other.on_seen(Captured::Icmp(cut), None, now).is_none());
+    let kept = other.drain_unmatched();
+    assert_eq!(kept.len(), 1);
+    assert_eq!(kept[0].1, crate::icmp::correlate::Unmatched::OtherSource);
+}

@@ -322,7 +322,7 @@ impl Matcher {
                     let f = &self.flights[&key];
                     if f.spec.target != q.dst {
                         Unmatched::OtherDestination
-                    } else if f.src.ip() != q.src.ip() {
+                    } else if f.src.ip() != q.src.ip() && !nat_of_ours(&err, key) {
                         Unmatched::OtherSource
                     } else {
                         let f = self.end(key)?;
@@ -366,6 +366,15 @@ impl Matcher {
     pub fn drain_unmatched(&mut self) -> Vec<(IcmpError, Unmatched)> {
         self.unmatched.drain()
     }
+}
+
+/// A quote of our SYN whose source address a NAT rewrote: besides the port and sequence
+/// number (`key`), its timestamp value is ours (`build_syn` sends the sequence number there).
+fn nat_of_ours(err: &IcmpError, key: Key) -> bool {
+    err.quote
+        .and_then(|h| h.options)
+        .and_then(|o| o.timestamps)
+        .is_some_and(|(value, _)| value == key.1)
 }
 
 impl Matcher {
