@@ -34,7 +34,8 @@ for dst in 10.80.4.2 fd80:4::2; do
     run "tpd-dscp-$f.json" "$BIN" trace "$a:13005" -W 2 --dscp 46 --json
     run "tpd-nat-$f.json" "$BIN" trace "$a:13006" -W 2 --json
     run "tpd-seq-$f.json" "$BIN" trace "$a:13007" -W 2 --json
-    for p in 13001 13002 13003 13004 13006 13007; do
+    run "tpd-snat-$f.json" "$BIN" trace "$a:13008" -W 2 --json
+    for p in 13001 13002 13003 13004 13006 13007 13008; do
         run "scamper-trace-$p-$f.json" scamper -O json -i "$dst" -c "trace -P tcp -q 1 -d $p"
     done
     run "scamper-trace-13005-$f.json" scamper -O json -i "$dst" -c "trace -P tcp -q 1 -d 13005 -t 184"

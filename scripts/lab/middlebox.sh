@@ -21,8 +21,9 @@
 #   13005  r2: DSCP --set-dscp 0 (probed with --dscp 46)
 #   13006  r1: MASQUERADE (conntrack translates the quotes of later hops back: hidden)
 #   13008  r1: a stateless NAT (nftables payload rewriting, no conntrack): the source becomes
-#          10.80.2.9 / fd80:2::9 (an address of r1's), and what comes back to it is sent
-#          on to the client; the quotes of later hops keep the rewritten source: visible
+#          10.80.9.9 / fd80:9::9 (on r1's lo, routed to r1 by r2; not on l1, where IPv6
+#          MASQUERADE would pick it), and what comes back to it is sent on to the client;
+#          the quotes of later hops keep the rewritten source: visible
 #   13007  r2: seq_rewrite.py adds 1,000,000 to the SYN's sequence number (and takes it off
 #          the SYN-ACK's acknowledgment), a firewall's ISN randomisation; r2 drops the
 #          packets it rewrites in raw PREROUTING (TTL above 1) and sends them on itself.
@@ -33,7 +34,7 @@
 M_OPEN=13001 M_MSS=13002 M_STRIP=13003 M_ECN=13004 M_DSCP=13005 M_NAT=13006 M_SEQ=13007
 M_SNAT=13008
 M_PORTS="$M_OPEN $M_MSS $M_STRIP $M_ECN $M_DSCP $M_NAT $M_SEQ $M_SNAT"
-M_NAT_ADDR=10.80.2.9 M6_NAT_ADDR=fd80:2::9
+M_NAT_ADDR=10.80.9.9 M6_NAT_ADDR=fd80:9::9
 M_CLI=10.80.1.2 M_R1=10.80.1.1 M_R2=10.80.2.2 M_R3=10.80.3.2 M_SRV=10.80.4.2
 M6_CLI=fd80:1::2 M6_R1=fd80:1::1 M6_R2=fd80:2::2 M6_R3=fd80:3::2 M6_SRV=fd80:4::2
 M_NODES="cli r1 r2 r3 srv"
@@ -106,8 +107,10 @@ mbox_topology_up() {
     m_ipt r2 -t mangle -A FORWARD -p tcp --dport "$M_DSCP" -j DSCP --set-dscp 0
     mns r1 iptables -w -t nat -A POSTROUTING -o l1 -p tcp --dport "$M_NAT" -j MASQUERADE
     mns r1 ip6tables -w -t nat -A POSTROUTING -o l1 -p tcp --dport "$M_NAT" -j MASQUERADE
-    mns r1 ip addr add "$M_NAT_ADDR/24" dev l1
-    mns r1 ip -6 addr add "$M6_NAT_ADDR/64" dev l1 nodad
+    mns r1 ip addr add "$M_NAT_ADDR/32" dev lo
+    mns r1 ip -6 addr add "$M6_NAT_ADDR/128" dev lo nodad
+    mns r2 ip route add "$M_NAT_ADDR/32" via 10.80.2.1
+    mns r2 ip -6 route add "$M6_NAT_ADDR/128" via fd80:2::1
     mns r1 nft -f - <<EOF
 table inet mbox_snat {
     chain post {

@@ -250,8 +250,8 @@ const CASES: &[(&str, Expected)] = &[
         ],
     ),
     ("dscp6", &[("dscp", Some("46"), Some("0"))]),
-    ("snat4", &[("src", Some("10.80.1.2"), Some("10.80.2.9"))]),
-    ("snat6", &[("src", Some("fd80:1::2"), Some("fd80:2::9"))]),
+    ("snat4", &[("src", Some("10.80.1.2"), Some("10.80.9.9"))]),
+    ("snat6", &[("src", Some("fd80:1::2"), Some("fd80:9::9"))]),
 ];
 
 #[test]

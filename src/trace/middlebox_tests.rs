@@ -284,7 +284,7 @@ fn a_quote_whose_source_a_nat_rewrote_is_ours_by_its_timestamp() {
     let err = icmp_of(&captured("snat4_te3"));
     assert_eq!(
         err.quote.unwrap().src,
-        "10.80.2.9".parse::<IpAddr>().unwrap()
+        "10.80.9.9".parse::<IpAddr>().unwrap()
     );
     let spec = ProbeSpec {
         seq: 3,
@@ -302,7 +302,7 @@ fn a_quote_whose_source_a_nat_rewrote_is_ours_by_its_timestamp() {
     let d = diff::diff(&syn, &r.seen.unwrap());
     assert_eq!(
         diff::describe_all(&d),
-        ["source 10.80.1.2 → 10.80.2.9 (NAT)"]
+        ["source 10.80.1.2 → 10.80.9.9 (NAT)"]
     );
     // Without our timestamp in the quote, another source address is not ours.
     let mut cut = err;
