@@ -244,36 +244,42 @@ fn nothing_without_syn_probes_and_nothing_to_compare_without_quotes() {
     );
 }
 
+/// A matcher (keeping unattributed errors) with the probe captured as `case`_syn in flight,
+/// its sequence number plus `off`.
+fn in_flight(case: &str, off: u32) -> Matcher {
+    let syn = Headers::parse(&captured(&format!("{case}_syn"))).unwrap();
+    let spec = ProbeSpec {
+        seq: 3,
+        target: SocketAddr::new(syn.dst, syn.dport),
+        ttl: Some(3),
+        flow: 0,
+    };
+    let mut m = Matcher::new(true);
+    let src = SocketAddr::new(syn.src, syn.sport);
+    m.insert(
+        spec,
+        src,
+        syn.seq.unwrap().wrapping_add(off),
+        Instant::now(),
+        Duration::from_secs(1),
+    );
+    m
+}
+
 #[test]
 fn a_quote_whose_sequence_number_was_rewritten_finds_its_probe_by_timestamp() {
     let syn = Headers::parse(&captured("seq4_syn")).unwrap();
     let err = icmp_of(&captured("seq4_te3"));
     let quoted = err.quote.unwrap();
     assert_eq!(quoted.seq, Some(syn.seq.unwrap().wrapping_add(1_000_000)));
-    let spec = ProbeSpec {
-        seq: 3,
-        target: target("seq4"),
-        ttl: Some(3),
-        flow: 0,
-    };
-    let src = SocketAddr::new(syn.src, syn.sport);
     let now = Instant::now();
-    let mut matcher = Matcher::new(false);
-    matcher.insert(spec, src, syn.seq.unwrap(), now, Duration::from_secs(1));
-    let r = matcher
+    let r = in_flight("seq4", 0)
         .on_seen(Captured::Icmp(err.clone()), None, now)
         .unwrap();
     assert!(matches!(r.status, Status::Icmp(_)));
     assert_eq!((r.tcp_seq, r.seen), (syn.seq, Some(quoted)));
     // A quote of another sequence number and another timestamp stays unattributed.
-    let mut other = Matcher::new(false);
-    other.insert(
-        spec,
-        src,
-        syn.seq.unwrap().wrapping_add(7),
-        now,
-        Duration::from_secs(1),
-    );
+    let mut other = in_flight("seq4", 7);
     assert!(other.on_seen(Captured::Icmp(err), None, now).is_none());
     assert_eq!(other.in_flight(), 1);
 }
@@ -286,17 +292,8 @@ fn a_quote_whose_source_a_nat_rewrote_is_ours_by_its_timestamp() {
         err.quote.unwrap().src,
         "10.80.9.9".parse::<IpAddr>().unwrap()
     );
-    let spec = ProbeSpec {
-        seq: 3,
-        target: target("snat4"),
-        ttl: Some(3),
-        flow: 0,
-    };
-    let src = SocketAddr::new(syn.src, syn.sport);
     let now = Instant::now();
-    let mut matcher = Matcher::new(false);
-    matcher.insert(spec, src, syn.seq.unwrap(), now, Duration::from_secs(1));
-    let r = matcher
+    let r = in_flight("snat4", 0)
         .on_seen(Captured::Icmp(err.clone()), None, now)
         .unwrap();
     let d = diff::diff(&syn, &r.seen.unwrap());
@@ -307,8 +304,7 @@ fn a_quote_whose_source_a_nat_rewrote_is_ours_by_its_timestamp() {
     // Without our timestamp in the quote, another source address is not ours.
     let mut cut = err;
     cut.quote = None;
-    let mut other = Matcher::new(true);
-    other.insert(spec, src, syn.seq.unwrap(), now, Duration::from_secs(1));
+    let mut other = in_flight("snat4", 0);
     assert!(other.on_seen(Captured::Icmp(cut), None, now).is_none());
     let kept = other.drain_unmatched();
     assert_eq!(kept.len(), 1);
