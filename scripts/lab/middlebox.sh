@@ -177,6 +177,11 @@ mbox_record_ns() { state_add "MBOX_NS+=\" $1\""; }
 mbox_ensure_up() {
     M_PREFIX=$LAB_ID-m
     [ -e "$LAB_DIR/mbox.up" ] && return 0
+    if ! command -v nft >/dev/null 2>&1; then
+        log "lab.sh: installing nftables"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends nftables </dev/null >&2 ||
+            die "apt-get install nftables failed"
+    fi
     log "lab.sh: building the middlebox topology (namespaces $M_PREFIX-*)"
     mbox_topology_up "$M_PREFIX" mbox_record_ns || die "middlebox topology setup failed"
     local a
