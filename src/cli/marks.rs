@@ -13,7 +13,8 @@ pub struct TosArgs {
     #[arg(long, value_name = "N", value_parser = parse_tos, conflicts_with = "dscp")]
     pub tos: Option<u8>,
 
-    /// The DSCP of every probe (0-63; --tos N*4): trace names the hop that remarks it
+    /// The DSCP of every probe (0-63, i.e. --tos N*4), to test QoS policies (trace names the
+    /// hop that remarks it)
     #[arg(long, value_name = "N", value_parser = parse_dscp)]
     pub dscp: Option<u8>,
 }
