@@ -17,7 +17,8 @@
 #   13001  nothing: the untouched path
 #   13002  r2: TCPMSS --set-mss 1400 (IPv6: 1380), in mangle FORWARD (both directions)
 #   13003  r2: TCPOPTSTRIP of sack-permitted and timestamp
-#   13004  r2: ECN --ecn-tcp-remove (IPv4: ip6tables has no ECN target)
+#   13004  r2: ECN --ecn-tcp-remove (IPv4); IPv6, where ip6tables has no ECN target: nftables
+#          sets an ECN-setup SYN's flags to SYN alone
 #   13005  r2: DSCP --set-dscp 0 (probed with --dscp 46)
 #   13006  r1: MASQUERADE (conntrack translates the quotes of later hops back: hidden)
 #   13008  r1: a stateless NAT (nftables payload rewriting, no conntrack): the source becomes
@@ -104,6 +105,14 @@ mbox_topology_up() {
     mns r2 ip6tables -w -t mangle -A FORWARD -p tcp --dport "$M_MSS" --tcp-flags SYN,RST SYN -j TCPMSS --set-mss 1380
     m_ipt r2 -t mangle -A FORWARD -p tcp --dport "$M_STRIP" -j TCPOPTSTRIP --strip-options sack-permitted,timestamp
     mns r2 iptables -w -t mangle -A FORWARD -p tcp --dport "$M_ECN" -j ECN --ecn-tcp-remove
+    mns r2 nft -f - <<EOF
+table ip6 mbox_ecn {
+    chain bleach {
+        type filter hook forward priority -150;
+        tcp dport $M_ECN tcp flags == syn | ecn | cwr tcp flags set syn
+    }
+}
+EOF
     m_ipt r2 -t mangle -A FORWARD -p tcp --dport "$M_DSCP" -j DSCP --set-dscp 0
     mns r1 iptables -w -t nat -A POSTROUTING -o l1 -p tcp --dport "$M_NAT" -j MASQUERADE
     mns r1 ip6tables -w -t nat -A POSTROUTING -o l1 -p tcp --dport "$M_NAT" -j MASQUERADE
@@ -297,6 +306,12 @@ scen_mbox-ecn-bleach() {
     mclient "$W/mecn-off" "$M_SRV:$M_ECN" -W 2
     monly "$W/mecn-off.json" ""
     tcheck "$W/mecn-off.json" 'last.syn_ack.ecn == null' "no ECN asked: syn_ack.ecn null"
+    mclient "$W/mecn6" "[$M6_SRV]:$M_ECN" -W 2 --ecn
+    rc_is 0 "reached (IPv6)"
+    mreached "$W/mecn6.json"
+    monly "$W/mecn6.json" ecn
+    mchange "$W/mecn6.json" ecn '"ECE+CWR"' '"none"' 3 true
+    tcheck "$W/mecn6.json" 'last.syn_ack.ecn == false' "IPv6: the target does not agree to ECN"
 }
 
 scen_mbox-dscp-remark() {
