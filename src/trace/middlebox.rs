@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 
 use super::engine::{Answer, HopDone, Outcome};
-use crate::packet::build::{build_syn, mark_syn, Marks, SynFields, V6_LEN};
+use crate::packet::build::{build_syn, mark_syn, restamp, Marks, SynFields};
 use crate::packet::diff::{self, Change, Field, Headers, Quote, ECE};
 
 /// How much of a quote a field needs.
@@ -75,6 +75,45 @@ pub struct Middlebox {
     pub hops: BTreeMap<u8, HopQuotes>,
     /// The first SYN-ACK's headers.
     pub syn_ack: Option<Headers>,
+    /// The SYNs' size in all, when padded (`with_size`).
+    size: Option<usize>,
+}
+
+/// The largest SYN built again (a jumbo frame).
+const MAX_SIZE: usize = 9000;
+
+/// Make the SYN built in `buf[..bare]` `total` bytes long in all: zeros after the TCP header,
+/// the IP length field to match, checksums again (`restamp` sums the TCP segment to the
+/// buffer's end). A total below the bare SYN's length keeps it bare. Returns the length.
+fn pad(buf: &mut [u8], bare: usize, total: Option<usize>) -> usize {
+    let Some(n) = total.map(|t| t.clamp(bare, buf.len())) else {
+        return bare;
+    };
+    if n == bare {
+        return bare;
+    }
+    buf[bare..n].fill(0);
+    let v6 = buf[0] >> 4 == 6;
+    let (at, len) = if v6 {
+        (4, n - crate::packet::ip::V6_HEADER_LEN)
+    } else {
+        (2, n)
+    };
+    let Ok(len) = u16::try_from(len) else {
+        return bare;
+    };
+    buf[at..at + 2].copy_from_slice(&len.to_be_bytes());
+    let h = Headers::parse(&buf[..n]);
+    let ip_id = if v6 {
+        0
+    } else {
+        u16::from_be_bytes([buf[4], buf[5]])
+    };
+    let ttl = if v6 { buf[7] } else { buf[8] };
+    if let Some(seq) = h.and_then(|h| h.seq) {
+        restamp(&mut buf[..n], seq, ip_id, ttl);
+    }
+    n
 }
 
 impl Middlebox {
@@ -90,6 +129,7 @@ impl Middlebox {
     pub fn reset(&self) -> Middlebox {
         Middlebox {
             probe: self.probe,
+            size: self.size,
             ..Middlebox::default()
         }
     }
@@ -108,10 +148,19 @@ impl Middlebox {
             ip_id: 0,
             ttl: o.hop,
         };
-        let mut buf = [0u8; V6_LEN];
-        let n = build_syn(&mut buf, &f).ok()?;
+        let mut buf = [0u8; MAX_SIZE];
+        let bare = build_syn(&mut buf, &f).ok()?;
+        let n = pad(&mut buf, bare, self.size);
         mark_syn(&mut buf[..n], marks);
         Headers::parse(&buf[..n])
+    }
+
+    /// The SYNs are `total` bytes in all (`trace --size`: zeros after the TCP header), not
+    /// the bare SYN: the SYN built again must be too, or its payload length and checksum
+    /// would differ from every quote's.
+    pub fn with_size(mut self, total: Option<usize>) -> Middlebox {
+        self.size = total;
+        self
     }
 
     /// Take one hop's verdicts of one cycle.

@@ -310,3 +310,67 @@ fn a_quote_whose_source_a_nat_rewrote_is_ours_by_its_timestamp() {
     assert_eq!(kept.len(), 1);
     assert_eq!(kept[0].1, crate::icmp::correlate::Unmatched::OtherSource);
 }
+
+/// The one's-complement sum of `data` (RFC 1071), folded.
+fn sum16(data: &[u8]) -> u16 {
+    let mut s: u32 = data
+        .chunks(2)
+        .map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])))
+        .sum();
+    while s >> 16 != 0 {
+        s = (s & 0xffff) + (s >> 16);
+    }
+    s as u16
+}
+
+#[test]
+fn padded_syns_are_built_again_padded_with_valid_checksums() {
+    // A SYN of 1000 bytes in all (`trace --size 1000`), as a router quotes it (576 bytes of
+    // ICMPv4: the quote stops inside the payload; its IP length says 1000).
+    let m =
+        Middlebox::probing("10.80.1.2".parse().unwrap(), Marks::default()).with_size(Some(1000));
+    let o = outcome("mss4", 3, "10.80.3.2", time_exceeded("mss4"), None);
+    let sent = m.sent(target("mss4"), &o).unwrap();
+    assert_eq!((sent.payload_len, sent.quote), (Some(940), Quote::Full));
+    // Rebuild the bytes the same way and check both checksums independently.
+    let f = SynFields {
+        src: SocketAddr::new(sent.src, sent.sport),
+        dst: SocketAddr::new(sent.dst, sent.dport),
+        seq: sent.seq.unwrap(),
+        ip_id: 0,
+        ttl: 3,
+    };
+    let mut buf = [0u8; 9000];
+    let bare = build_syn(&mut buf, &f).unwrap();
+    let n = pad(&mut buf, bare, Some(1000));
+    assert_eq!(n, 1000);
+    assert_eq!(sum16(&buf[..20]), 0xffff, "IPv4 header checksum");
+    let mut pseudo = buf[12..20].to_vec();
+    pseudo.extend([0, 6]);
+    pseudo.extend(((n - 20) as u16).to_be_bytes());
+    pseudo.extend(&buf[20..n]);
+    assert_eq!(
+        sum16(&pseudo),
+        0xffff,
+        "TCP checksum over the padded segment"
+    );
+    assert_eq!(Headers::parse(&buf[..n]).unwrap().checksum, sent.checksum);
+    // The quote of that SYN matches the padded SYN built again, and not the bare one.
+    let quote = Headers::parse(&buf[..548]).unwrap();
+    assert!(diff::diff(&sent, &quote).is_empty());
+    let bare_sent = Middlebox::probing("10.80.1.2".parse().unwrap(), Marks::default())
+        .sent(target("mss4"), &o)
+        .unwrap();
+    let d = diff::diff(&bare_sent, &quote);
+    assert_eq!(d.len(), 1);
+    assert_eq!(
+        (d[0].field, d[0].seen.json()),
+        (Field::PayloadLen, Some("940".into()))
+    );
+    // Below the bare SYN's length, or none: bare. IPv6 too.
+    assert_eq!(pad(&mut buf, bare, Some(10)), bare);
+    let m6 =
+        Middlebox::probing("fd80:1::2".parse().unwrap(), Marks::default()).with_size(Some(1280));
+    let h = m6.sent("[fd80:4::2]:13002".parse().unwrap(), &o).unwrap();
+    assert_eq!(h.payload_len, Some(1280 - 40 - 40));
+}
