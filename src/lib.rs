@@ -13,6 +13,7 @@
 //! | an answer is matched to its probe | SYN answers: `probe/syn/matcher.rs`; ICMP errors to connect pings: `icmp/correlate.rs`; the kernel's error queue: `probe/connect/icmp.rs` |
 //! | a packet's headers are read | `packet/` (typed views: `ip.rs`, `tcp.rs`, `icmp.rs` for ICMP types and codes) |
 //! | an ICMP error is parsed | `icmp/parse.rs` (RFC 4884 extensions, MPLS, RFC 5837 in `icmp/extension.rs`) |
+//! | a middlebox's change to the SYN is found | `packet/diff.rs` (a quote against the SYN as sent), `trace/middlebox.rs` (per hop, the SYN-ACK, in words) |
 //! | a verdict gets its name | `event/mod.rs` (`Verdict` for pings, `ProbeStatus` for trace probes) |
 //! | a verdict becomes words | a ping's: `output/human.rs`, with ICMP reasons from `icmp/parse.rs` (`describe`); a trace's: `trace/verdict.rs`, written by `output/trace/human.rs` |
 //! | an event is defined | `event/` (`ping.rs`, `trace.rs`: Serialize for the writers, Deserialize for `report`) |

@@ -14,6 +14,7 @@
 
 mod common;
 mod generate;
+mod marks;
 mod ping;
 mod report;
 mod serve;
@@ -24,6 +25,7 @@ use clap::{Parser, Subcommand};
 
 pub use common::CommonArgs;
 pub use generate::{GenerateArgs, Generated};
+pub use marks::TosArgs;
 pub use ping::{ClientConfig, FlowArg, MultiConfig, PingArgs};
 pub use report::ReportArgs;
 pub use serve::ServeArgs;

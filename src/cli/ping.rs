@@ -56,6 +56,10 @@ pub struct PingArgs {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(1..))]
     pub ttl: Option<u8>,
 
+    /// --tos, --dscp.
+    #[command(flatten)]
+    pub marks: super::marks::TosArgs,
+
     /// Only time the TCP handshake (works with any TCP service, e.g. :22 or :443)
     #[arg(long, conflicts_with = "persistent")]
     pub connect_only: bool,
@@ -129,6 +133,9 @@ pub struct ClientConfig {
     pub interval: Duration,
     pub timeout: Duration,
     pub ttl: Option<u8>,
+    /// The IPv4 TOS byte / IPv6 traffic class of every probe (`--tos`, `--dscp`; 0: the
+    /// system's).
+    pub tos: u8,
     pub mode: Mode,
     /// `--echo`: a non-echo answer is an error (else the echo mode times the handshake of
     /// a target that does not speak the echo protocol).
@@ -267,6 +274,7 @@ impl PingArgs {
             interval: self.common.interval,
             timeout: self.common.timeout,
             ttl: self.ttl,
+            tos: self.marks.tos(),
             mode,
             strict_echo: self.echo,
             flow: match self.flow {

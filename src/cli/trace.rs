@@ -3,8 +3,10 @@
 use clap::{Args, ValueEnum};
 
 use super::common::{helps, output, CommonArgs};
+use super::marks::TosArgs;
 use crate::error::Error;
 use crate::output::Output;
+use crate::packet::build::Marks;
 use crate::resolve::resolve;
 use crate::trace::TraceRun;
 
@@ -14,6 +16,12 @@ its answer or at -W: time exceeded names the router of a hop; SYN-ACK or RST mea
 was reached (port open or closed); destination unreachable or prohibited ends the path there;
 routers that come back in the same order (A B A B) are a routing loop, named as soon as it
 repeats. The last line says where the path stops, in words.
+
+With SYN probes, each router's time exceeded quotes the SYN as it arrived there: the quote is
+compared with the SYN as sent (DSCP, ECN, addresses and ports, sequence number, window, MSS,
+window scale, SACK-permitted, timestamps, payload length), and the first hop where each change
+shows is named (`hop 3 (10.0.3.2): MSS 1460 → 1400 (clamped)`), with what the target's SYN-ACK
+offers. No extra probe. A NAT that translates the quotes back hides itself: nothing is guessed.
 
 SYN probes need CAP_NET_RAW (sudo, or: sudo setcap cap_net_raw+ep $(command -v tcpping-diag)).
 Without it, trace uses connect() with IP_TTL / IPV6_UNICAST_HOPS and the socket error queue,
@@ -37,6 +45,8 @@ Examples:
   tcpping-diag trace example.net:443 --cycles 0      on a terminal, live per hop until q
                                                      (p pause, r reset, d chart), then the report
   tcpping-diag trace [2001:db8::1]:22 --json         NDJSON events
+  tcpping-diag trace example.net:443 --ecn --dscp 46 who clamps the MSS, strips options,
+                                                     bleaches ECN or remarks the DSCP?
 
 Exit status: 0 if the target was reached (port open or closed), 1 if not, 2 on a usage or
 setup error, 3 if some flows reached it and others broke (partial).";
@@ -120,6 +130,15 @@ pub struct TraceArgs {
     /// this prints the lines and the report as to a pipe instead
     #[arg(long)]
     pub no_tui: bool,
+
+    /// --tos, --dscp.
+    #[command(flatten)]
+    pub marks: TosArgs,
+
+    /// ECN-setup SYNs (ECE and CWR set, RFC 3168): which hop bleaches them, and whether the
+    /// target agrees (SYN probes)
+    #[arg(long)]
+    pub ecn: bool,
 
     /// Not a trace flag (ping's --syn): caught to point at --probe syn.
     #[arg(long, hide = true)]
@@ -215,6 +234,8 @@ pub struct TraceConfig {
     pub tui: bool,
     /// `--multipath`, `--confidence`, `--rate`.
     pub search: Search,
+    /// The SYN probes' TOS and ECN setup (`--tos`, `--dscp`, `--ecn`).
+    pub marks: Marks,
 }
 
 /// How the flows are spent and the probes paced.
@@ -258,6 +279,12 @@ impl TraceArgs {
                 "--multipath picks its own flows, one query each, in one cycle: drop --flows, -q and --cycles".into(),
             ));
         }
+        let marks = self.marks.marks(self.ecn);
+        if marks != Marks::default() && self.probe == TraceProbe::Connect {
+            return Err(Error::Usage(
+                "--tos, --dscp and --ecn need SYN probes (not --probe connect)".into(),
+            ));
+        }
         let target = resolve(&self.target, self.common.family())?;
         Ok(TraceConfig {
             run: TraceRun {
@@ -285,6 +312,7 @@ impl TraceArgs {
                 alpha: f64::from(100 - self.confidence) / 100.0,
                 rate: self.rate,
             },
+            marks,
         })
     }
 }

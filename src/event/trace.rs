@@ -113,6 +113,41 @@ pub struct Hop<'a> {
     pub rate_limited: bool,
     #[serde(skip_deserializing)]
     pub errors: &'a [String],
+    /// What this hop's quotes show changed in the SYN (SYN probes), each with the hop where
+    /// it first shows.
+    #[serde(skip_deserializing)]
+    pub changes: Vec<Change>,
+    /// How much of the SYN the quotes held: "full", "header" or "ports" (no options); null
+    /// without a quote.
+    #[serde(skip_deserializing)]
+    pub quote: Option<&'static str>,
+}
+
+/// A field a middlebox changed in the SYN (`packet::diff`). Not read back.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Change {
+    /// dscp, ecn, src, dst, sport, dport, seq, window, mss, wscale, sack_perm, timestamps,
+    /// checksum, payload_len.
+    pub field: &'static str,
+    /// The value sent and seen, as strings; null for an absent option.
+    pub sent: Option<String>,
+    pub seen: Option<String>,
+    /// The first hop whose quote shows it.
+    pub hop: u32,
+    /// In the trace's summary: whether it lasts to the last hop able to show it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub to_target: Option<bool>,
+}
+
+/// What the target's SYN-ACK offers. Not read back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct SynAck {
+    pub mss: Option<u16>,
+    pub wscale: Option<u8>,
+    pub sack_perm: bool,
+    pub timestamps: bool,
+    /// ECN agreed; null when the SYN did not ask (no --ecn).
+    pub ecn: Option<bool>,
 }
 
 /// The verdict of a trace.
@@ -167,6 +202,12 @@ pub struct Trace<'a> {
     pub multipath: bool,
     #[serde(skip_deserializing, skip_serializing_if = "Option::is_none")]
     pub confidence: Option<u8>,
+    /// Each change a middlebox made to the SYN, once, at the first hop that shows it.
+    #[serde(skip_deserializing)]
+    pub changes: Vec<Change>,
+    /// What the target's SYN-ACK offered (SYN probes that reached an open port).
+    #[serde(skip_deserializing)]
+    pub syn_ack: Option<SynAck>,
 }
 
 /// A broken branch of a partly broken path (verdict "partial").

@@ -21,6 +21,7 @@ use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use etherparse::icmpv4::{DestUnreachableHeader, ParameterProblemHeader};
 use etherparse::{Icmpv4Slice, Icmpv4Type, Icmpv6Slice, Icmpv6Type, IpNumber, LaxIpv4Slice};
 
+use crate::packet::diff::Headers;
 use crate::packet::icmp::{
     IcmpType, Icmpv4Type as V4, Icmpv6Type as V6, Unreachable4, Unreachable6,
 };
@@ -64,6 +65,9 @@ pub struct IcmpError {
     /// RFC 4884 extensions after the quoted packet (MPLS labels, interface information):
     /// see `super::extension`. None when there are none.
     pub extensions: Option<Box<super::extension::Extensions>>,
+    /// The quoted TCP packet's headers as far as the quote goes (what the router received:
+    /// compared with what was sent by `packet::diff`). None when it is not TCP.
+    pub quote: Option<Headers>,
 }
 
 impl IcmpError {
@@ -169,6 +173,7 @@ pub fn parse_icmpv4_packet(buf: &[u8]) -> Result<Option<IcmpError>, ParseError> 
         quoted_proto,
         extensions: super::extension::from_icmp(false, icmp.type_u8(), b, icmp.payload())
             .map(Box::new),
+        quote: Headers::parse(icmp.payload()),
     }))
 }
 
@@ -206,6 +211,7 @@ pub fn parse_icmpv6_message(buf: &[u8], from: Ipv6Addr) -> Result<Option<IcmpErr
         quoted_proto,
         extensions: super::extension::from_icmp(true, type_u8, icmp.bytes5to8(), icmp.payload())
             .map(Box::new),
+        quote: Headers::parse(icmp.payload()),
     }))
 }
 

@@ -139,6 +139,7 @@ mod tests {
             quoted: None,
             quoted_proto: None,
             extensions: None,
+            quote: None,
         }
     }
 

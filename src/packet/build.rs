@@ -143,3 +143,37 @@ pub fn restamp(pkt: &mut [u8], seq: u32, ip_id: u16, ttl: u8) {
         tcp.set_checksum(sum);
     }
 }
+
+/// What a SYN carries beyond `build_syn`'s defaults: the IPv4 TOS byte or IPv6 traffic class
+/// (DSCP and ECN bits, `--tos`), and the ECN-setup flags ECE and CWR (RFC 3168, `--ecn`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Marks {
+    pub tos: u8,
+    pub ecn_setup: bool,
+}
+
+/// Set `marks` in a SYN built by `build_syn` and recompute its checksums (keeping its
+/// sequence number, IPv4 ID and TTL); `restamp` keeps them for the flow's later probes.
+pub fn mark_syn(pkt: &mut [u8], marks: Marks) {
+    let v6 = pkt.first().is_some_and(|b| b >> 4 == 6);
+    let ip_len = if v6 { V6_HEADER_LEN } else { V4_HEADER_LEN };
+    if pkt.len() < ip_len + TCP_LEN {
+        return;
+    }
+    let (seq, ip_id, ttl) = if v6 {
+        pkt[0] = 0x60 | marks.tos >> 4;
+        pkt[1] = (marks.tos & 0x0f) << 4 | (pkt[1] & 0x0f);
+        (view::Tcp::new_unchecked(&pkt[ip_len..]).seq(), 0, pkt[7])
+    } else {
+        pkt[1] = marks.tos;
+        let id = u16::from_be_bytes([pkt[4], pkt[5]]);
+        (view::Tcp::new_unchecked(&pkt[ip_len..]).seq(), id, pkt[8])
+    };
+    let flags = &mut pkt[ip_len + view::field::FLAGS];
+    if marks.ecn_setup {
+        *flags |= super::diff::ECE | super::diff::CWR;
+    } else {
+        *flags &= !(super::diff::ECE | super::diff::CWR);
+    }
+    restamp(pkt, seq, ip_id, ttl);
+}

@@ -17,6 +17,7 @@
 //! in this module panics on any input.
 
 pub mod build;
+pub mod diff;
 pub mod icmp;
 pub mod ip;
 pub mod tcp;

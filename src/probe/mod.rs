@@ -163,6 +163,10 @@ pub struct PingResult {
     /// What answered a SYN probe (SYN-ACK, RST, or the ACK of a target that still held an
     /// earlier probe's half-open connection); None for other probes and for no answer.
     pub answer: Option<syn::AnswerKind>,
+    /// The headers of what concluded a SYN probe, for `packet::diff`: the packet an ICMP
+    /// error quotes (our SYN as the router received it), or the target's SYN-ACK when the
+    /// prober keeps them (`SynProber::with_headers`). None otherwise.
+    pub seen: Option<crate::packet::diff::Headers>,
 }
 
 /// Something a ping found out about its target, said once per target.
@@ -209,6 +213,7 @@ impl PingResult {
             handshake_only: false,
             notice: None,
             answer: None,
+            seen: None,
         }
     }
 }

@@ -103,6 +103,8 @@ pub struct Need {
     pub interval: Option<Duration>,
     /// Keep unattributed ICMP errors for -v.
     pub verbose: bool,
+    /// The probes' TOS / traffic class and (SYN probes) ECN setup: `--tos`, `--ecn`.
+    pub marks: crate::packet::build::Marks,
 }
 
 /// Which kind of prober was opened.
@@ -207,7 +209,8 @@ pub fn open(need: &Need, waker: &Arc<Waker>, stop: &Arc<AtomicBool>) -> Result<O
             .with_capture(capture)
             .with_echo_fallback(echo_fallback)
             .with_wire_tap(wire)
-            .with_spin(need.interval.is_some_and(|i| i.is_zero()));
+            .with_spin(need.interval.is_some_and(|i| i.is_zero()))
+            .with_tos(need.marks.tos);
             if let Some(t) = target {
                 p = p.with_source(t.ip(), source);
             }
@@ -324,6 +327,11 @@ fn open_syn(
             Arc::clone(waker),
             Arc::clone(stop),
         )
+        // Trace (no interval) keeps the SYN-ACK's headers for its middlebox report.
+        .map(|p| {
+            p.with_marks(need.marks)
+                .with_headers(need.interval.is_none())
+        })
         .map_err(|e| (false, e))
     };
     let p = match build(v4, v6) {

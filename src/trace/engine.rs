@@ -117,6 +117,10 @@ pub struct Outcome {
     pub rtt: Option<Duration>,
     pub sent_at: SystemTime,
     pub local_port: Option<u16>,
+    /// The SYN probe's sequence number, and the headers its answer showed (`PingResult::seen`):
+    /// for the middlebox report (`super::middlebox`).
+    pub tcp_seq: Option<u32>,
+    pub seen: Option<crate::packet::diff::Headers>,
 }
 
 impl Outcome {
@@ -139,6 +143,8 @@ impl Outcome {
             // When it left (the prober's own stamp is when its verdict was made).
             sent_at: meta.sent.unwrap_or(r.sent_at),
             local_port: r.local_port,
+            tcp_seq: r.tcp_seq,
+            seen: r.seen,
         }
     }
 }

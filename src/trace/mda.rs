@@ -402,6 +402,8 @@ impl Mda {
                 rtt,
                 sent_at: o.sent.unwrap_or(r.sent_at),
                 local_port: r.local_port,
+                tcp_seq: r.tcp_seq,
+                seen: r.seen,
             },
         );
         self.paths

@@ -6,11 +6,13 @@
 //! - [`mda`]: the per-router stopping rule and the adaptive multipath search (`--multipath`);
 //! - [`state`]: per-hop accounting over cycles (loss, RTTs, routers, flows, MPLS);
 //! - [`verdict`]: the verdict in words and fields (reached, refused, loop, silent ...);
+//! - [`middlebox`]: what routers' quotes show a middlebox changed in the SYN (tracebox);
 //! - [`dns`]: reverse names of the routers, cached, for the human output.
 
 pub mod dns;
 pub mod engine;
 pub mod mda;
+pub mod middlebox;
 pub mod state;
 pub mod verdict;
 

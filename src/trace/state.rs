@@ -8,6 +8,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use super::engine::{Answer, HopDone, Outcome};
 use super::mda::{rules, HopRule, Paths};
+use super::middlebox::Middlebox;
 use crate::icmp::extension::{InterfaceInfo, MplsLabel};
 use crate::stats::Summary;
 
@@ -205,6 +206,8 @@ pub struct TraceState {
     pub assumed: Vec<(u16, u8, IpAddr)>,
     /// Flows the search had no need to probe up to where they end: no verdict of their own.
     pub unfinished: BTreeSet<u16>,
+    /// What the routers' quotes show of middleboxes (SYN probes: `Middlebox::probing`).
+    pub middlebox: Middlebox,
 }
 
 impl TraceState {
@@ -220,6 +223,7 @@ impl TraceState {
             multipath: false,
             assumed: Vec::new(),
             unfinished: BTreeSet::new(),
+            middlebox: Middlebox::default(),
         }
     }
 
@@ -233,6 +237,7 @@ impl TraceState {
             hop.record(o);
         }
         hop.last_cycle = done.outcomes.clone();
+        self.middlebox.record(self.target, done);
     }
 
     /// Hops from 1 up to the last one reported, in order.

@@ -301,6 +301,8 @@ fn outcome(hop: u8, flow: u16, answer: Answer, from: Option<IpAddr>, ms: u64) ->
         from,
         sent_at: SystemTime::UNIX_EPOCH,
         local_port: None,
+        tcp_seq: None,
+        seen: None,
     }
 }
 

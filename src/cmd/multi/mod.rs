@@ -131,6 +131,10 @@ fn need(cfg: &Config) -> Need {
         timeout: t.timeout,
         interval: Some(t.interval),
         verbose: t.verbose,
+        marks: crate::packet::build::Marks {
+            tos: t.tos,
+            ecn_setup: false,
+        },
     }
 }
 

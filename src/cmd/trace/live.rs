@@ -153,7 +153,9 @@ impl LiveTrace {
     fn take_reset(&mut self, state: &mut TraceState) {
         if std::mem::take(&mut self.reset) {
             self.reset_at += state.cycles_done;
+            let middlebox = state.middlebox.reset();
             *state = TraceState::new(state.target, state.max_hops, state.queries, state.flows);
+            state.middlebox = middlebox;
         }
     }
 

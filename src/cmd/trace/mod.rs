@@ -35,6 +35,7 @@ use crate::probe::syn::Flow;
 use crate::probe::{PingResult, ProbeSpec, Prober};
 use crate::trace::mda::Mda;
 
+use crate::trace::middlebox::Middlebox;
 use engine::{Engine, HopDone, Plan};
 use output::{RunTotals, Setup, TraceWriter};
 use state::TraceState;
@@ -300,6 +301,7 @@ fn open_prober(
         timeout: cfg.run.timeout,
         interval: None,
         verbose: false,
+        marks: cfg.marks,
     };
     let opened = match open::open(&need, waker, stop) {
         // No CAP_NET_RAW (nothing was opened): connect() probes, said by `open`.
@@ -376,6 +378,9 @@ pub fn trace(cfg: TraceConfig) -> Result<i32, Error> {
     );
     state.alpha = cfg.search.alpha;
     state.multipath = cfg.search.multipath;
+    if let (true, Some(source)) = (constant, setup.source) {
+        state.middlebox = Middlebox::probing(source, cfg.marks);
+    }
     let mut pipe_closed = false;
     // With the view, the waits for the probes are cut short to read its keys.
     let mut keyed;

@@ -932,6 +932,7 @@ fn config(output: crate::cli::Output, flows: u16, cycles: u64) -> crate::cli::Tr
         output,
         tui: false,
         search: crate::cli::Search::default(),
+        marks: Default::default(),
     }
 }
 

@@ -188,16 +188,24 @@ fn hex(s: &str) -> Vec<u8> {
         .collect()
 }
 
+/// An error without its quoted headers (`packet::diff`'s tests check them).
+fn bare(e: IcmpError) -> IcmpError {
+    IcmpError { quote: None, ..e }
+}
+
+/// The error parsed, its quoted headers left out (`packet::diff`'s tests check them).
 fn v4(s: &str) -> IcmpError {
-    parse_icmpv4_packet(&hex(s))
+    let e = parse_icmpv4_packet(&hex(s))
         .expect("parses")
-        .expect("is an error")
+        .expect("is an error");
+    IcmpError { quote: None, ..e }
 }
 
 fn v6(s: &str, from: Ipv6Addr) -> IcmpError {
-    parse_icmpv6_message(&hex(s), from)
+    let e = parse_icmpv6_message(&hex(s), from)
         .expect("parses")
-        .expect("is an error")
+        .expect("is an error");
+    IcmpError { quote: None, ..e }
 }
 
 // The quoted sequence numbers passed to tcp4/tcp6 below were read by hand from the
@@ -234,6 +242,7 @@ fn err4(from: Ipv4Addr, t: u8, code: u8, info: u32, quoted: Option<QuotedTcp>) -
         quoted,
         quoted_proto: Some(6),
         extensions: None,
+        quote: None,
     }
 }
 
@@ -247,6 +256,7 @@ fn err6(from: Ipv6Addr, t: u8, code: u8, info: u32, quoted: Option<QuotedTcp>) -
         quoted,
         quoted_proto: Some(6),
         extensions: None,
+        quote: None,
     }
 }
 
@@ -436,7 +446,7 @@ fn v4_source_quench() {
     let mut b = hex(V4_HOST_UNREACH);
     b[20] = 4;
     b[21] = 0;
-    let e = parse_icmpv4_packet(&b).unwrap().unwrap();
+    let e = bare(parse_icmpv4_packet(&b).unwrap().unwrap());
     assert_eq!(
         e,
         err4(ROUTER4, 4, 0, 0, tcp4(41001, SERVER4, 81, 0x851b_5248))
@@ -451,7 +461,7 @@ fn v4_parameter_problem_pointer() {
         b[20] = 12;
         b[21] = code;
         b[24] = 20;
-        let e = parse_icmpv4_packet(&b).unwrap().unwrap();
+        let e = bare(parse_icmpv4_packet(&b).unwrap().unwrap());
         assert_eq!(
             e,
             err4(ROUTER4, 12, code, 20, tcp4(41001, SERVER4, 81, 0x851b_5248))
@@ -466,7 +476,7 @@ fn v4_unknown_codes_are_still_errors() {
         let mut b = hex(V4_FRAG_NEEDED);
         b[20] = t;
         b[21] = code;
-        let e = parse_icmpv4_packet(&b).unwrap().unwrap();
+        let e = bare(parse_icmpv4_packet(&b).unwrap().unwrap());
         assert_eq!((e.icmp_type, e.code), (t, code));
         assert_eq!(e.quoted, tcp4(41006, SERVER4, 80, 0x8d4a_5285));
         let d = e.describe();
@@ -480,7 +490,7 @@ fn v6_parameter_problem_and_unknown_codes() {
     b[0] = 4;
     b[1] = 1;
     b[4..8].copy_from_slice(&40u32.to_be_bytes());
-    let e = parse_icmpv6_message(&b, ROUTER6).unwrap().unwrap();
+    let e = bare(parse_icmpv6_message(&b, ROUTER6).unwrap().unwrap());
     assert_eq!(
         e,
         err6(ROUTER6, 4, 1, 40, tcp6(42004, SERVER6, 80, 0xd606_e43d))
@@ -494,17 +504,17 @@ fn v6_parameter_problem_and_unknown_codes() {
     assert_eq!(parse_icmpv6_message(&b, ROUTER6).unwrap().unwrap().info, 40);
     let mut b = hex(V6_PACKET_TOO_BIG);
     b[1] = 1;
-    let e = parse_icmpv6_message(&b, ROUTER6).unwrap().unwrap();
+    let e = bare(parse_icmpv6_message(&b, ROUTER6).unwrap().unwrap());
     assert_eq!((e.icmp_type, e.code, e.info), (2, 1, 1280));
     assert_eq!(e.describe().title, "Packet too big: mtu=1280, code=1");
     let mut b = hex(V6_NO_ROUTE);
     b[1] = 9;
-    let e = parse_icmpv6_message(&b, ROUTER6).unwrap().unwrap();
+    let e = bare(parse_icmpv6_message(&b, ROUTER6).unwrap().unwrap());
     assert_eq!((e.icmp_type, e.code), (1, 9));
     assert!(e.describe().reason.contains("unknown code 9"));
     // an unassigned error type is still handed up (RFC 4443 2.4 (d))
     b[0] = 100;
-    let e = parse_icmpv6_message(&b, ROUTER6).unwrap().unwrap();
+    let e = bare(parse_icmpv6_message(&b, ROUTER6).unwrap().unwrap());
     assert_eq!(e.quoted, tcp6(42002, NOWHERE6, 80, 0x54fb_7034));
 }
 
@@ -513,7 +523,7 @@ fn v4_quoted_later_fragment_has_no_ports() {
     let mut b = hex(V4_HOST_UNREACH);
     b[28 + 6] = 0x00; // quoted flags/fragment offset: offset 8 * 8 bytes
     b[28 + 7] = 0x08;
-    let e = parse_icmpv4_packet(&b).unwrap().unwrap();
+    let e = bare(parse_icmpv4_packet(&b).unwrap().unwrap());
     assert_eq!((e.quoted, e.quoted_proto), (None, Some(6)));
 }
 
@@ -528,7 +538,7 @@ fn v6_quoted_fragment_header() {
         let flags = (offset << 3) | 1; // M flag set
         let frag = [6, 0, (flags >> 8) as u8, flags as u8, 0, 0, 0, 1];
         b[48..56].copy_from_slice(&frag);
-        let e = parse_icmpv6_message(&b, ROUTER6).unwrap().unwrap();
+        let e = bare(parse_icmpv6_message(&b, ROUTER6).unwrap().unwrap());
         assert_eq!(e.quoted_proto, Some(6));
         let expected = if ports_visible {
             tcp6(42005, SERVER6, 80, 0xe649_987a)
@@ -543,14 +553,14 @@ fn v6_quoted_fragment_header() {
 fn quoted_garbage_still_reports_the_error() {
     let mut b = hex(V4_HOST_UNREACH);
     b[28] = 0x60; // not IPv4
-    let e = parse_icmpv4_packet(&b).unwrap().unwrap();
+    let e = bare(parse_icmpv4_packet(&b).unwrap().unwrap());
     assert_eq!(
         (e.icmp_type, e.code, e.quoted, e.quoted_proto),
         (3, 1, None, None)
     );
     let mut b = hex(V6_HOP_LIMIT);
     b[8] = 0x45; // not IPv6
-    let e = parse_icmpv6_message(&b, ROUTER6).unwrap().unwrap();
+    let e = bare(parse_icmpv6_message(&b, ROUTER6).unwrap().unwrap());
     assert_eq!((e.icmp_type, e.quoted, e.quoted_proto), (3, None, None));
 }
 
@@ -872,7 +882,7 @@ fn v6_codes_assigned_since_rfc_4443() {
     for (code, reason, title) in unreachable {
         let mut b = hex(V6_NO_ROUTE);
         b[1] = code;
-        let e = parse_icmpv6_message(&b, ROUTER6).unwrap().unwrap();
+        let e = bare(parse_icmpv6_message(&b, ROUTER6).unwrap().unwrap());
         assert_eq!((e.icmp_type, e.code, e.info), (1, code, 0));
         assert_eq!(e.quoted, tcp6(42002, NOWHERE6, 80, 0x54fb_7034));
         let d = e.describe();
@@ -917,7 +927,7 @@ fn v6_codes_assigned_since_rfc_4443() {
         b[0] = 4;
         b[1] = code;
         b[4..8].copy_from_slice(&40u32.to_be_bytes());
-        let e = parse_icmpv6_message(&b, ROUTER6).unwrap().unwrap();
+        let e = bare(parse_icmpv6_message(&b, ROUTER6).unwrap().unwrap());
         assert_eq!(
             e,
             err6(ROUTER6, 4, code, 40, tcp6(42004, SERVER6, 80, 0xd606_e43d))

@@ -364,6 +364,14 @@ impl<W: Write> TraceSink<W> for Lines<W> {
         for l in notes(state) {
             writeln!(self.out, "{l}")?;
         }
+        let names = &mut self.names;
+        let mut addr = |a: IpAddr| match names.name(a) {
+            Some(n) => format!("{n} {a}"),
+            None => a.to_string(),
+        };
+        for l in state.middlebox.lines(&mut addr) {
+            writeln!(self.out, "{l}")?;
+        }
         writeln!(self.out, "{}", verdict.text)?;
         self.out.flush()
     }

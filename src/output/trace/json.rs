@@ -9,6 +9,7 @@ use super::{forwards, End, RunTotals, Setup, TraceSink};
 use crate::event::{self, round3, unix_secs, us_ms as ms, Event, ProbeStatus};
 use crate::icmp::extension::{InterfaceInfo, MplsLabel};
 use crate::icmp::parse::describe;
+use crate::packet::diff;
 use crate::trace::dns::Names;
 use crate::trace::engine::{Answer, HopDone, Outcome};
 use crate::trace::state::{Hop, Router, TraceState};
@@ -133,6 +134,8 @@ impl<W: Write> Events<W> {
             enough_flows: rule.as_ref().map(|r| r.enough),
             rate_limited: state.rate_limited(h.hop),
             errors: &h.local_errors,
+            changes: hop_changes(state, h.hop),
+            quote: state.middlebox.hops.get(&h.hop).map(|q| q.quote.as_str()),
         };
         self.json(Event::Hop(ev))
     }
@@ -227,6 +230,19 @@ impl<W: Write> Events<W> {
             confidence: state
                 .multipath
                 .then(|| (100.0 * (1.0 - state.alpha)).round() as u8),
+            changes: state
+                .middlebox
+                .changes()
+                .iter()
+                .map(|s| change(&s.change, s.hop, Some(s.to_target)))
+                .collect(),
+            syn_ack: state.middlebox.offer().map(|o| event::SynAck {
+                mss: o.mss,
+                wscale: o.wscale,
+                sack_perm: o.sack_perm,
+                timestamps: o.timestamps,
+                ecn: o.ecn,
+            }),
         };
         self.json(Event::Trace(ev))
     }
@@ -275,6 +291,35 @@ impl<W: Write> TraceSink<W> for Events<W> {
 }
 
 /// A probe's answer as its event names it.
+/// A change for the JSON.
+fn change(c: &diff::Change, hop: u8, to_target: Option<bool>) -> event::Change {
+    event::Change {
+        field: c.field.as_str(),
+        sent: c.sent.json(),
+        seen: c.seen.json(),
+        hop: hop.into(),
+        to_target,
+    }
+}
+
+/// The changes a hop's quotes show, each with the hop where it first shows.
+fn hop_changes(state: &TraceState, hop: u8) -> Vec<event::Change> {
+    let Some(h) = state.middlebox.hops.get(&hop) else {
+        return Vec::new();
+    };
+    let all = state.middlebox.changes();
+    h.changes
+        .iter()
+        .map(|c| {
+            let first = all
+                .iter()
+                .find(|s| s.change.field == c.field)
+                .map_or(hop, |s| s.hop);
+            change(c, first, None)
+        })
+        .collect()
+}
+
 fn status(a: &Answer) -> ProbeStatus {
     match a {
         Answer::TimeExceeded(_) => ProbeStatus::TimeExceeded,

@@ -123,6 +123,8 @@ pub struct ConnectProber {
     /// Verdicts reached while sending (a socket that could not be opened, a refused connect).
     early: Vec<PingResult>,
     chunk: Box<[u8; 2048]>,
+    /// IP_TOS / IPV6_TCLASS of every socket (`with_tos`; 0: the system's).
+    tos: u8,
 }
 
 impl ConnectProber {
@@ -164,6 +166,7 @@ impl ConnectProber {
             sources: HashMap::new(),
             early: Vec::new(),
             chunk: Box::new([0; 2048]),
+            tos: 0,
         })
     }
 
@@ -196,6 +199,13 @@ impl ConnectProber {
         self
     }
 
+    /// Every socket's IPv4 TOS / IPv6 traffic class (`--tos`): IP_TOS / IPV6_TCLASS. (Linux
+    /// keeps the ECN bits of a TCP socket's packets to itself: the DSCP is what goes out.)
+    pub fn with_tos(mut self, tos: u8) -> Self {
+        self.tos = tos;
+        self
+    }
+
     /// Leave from `src` toward `target` (instead of asking the route).
     pub fn with_source(mut self, target: IpAddr, src: Option<IpAddr>) -> Self {
         self.sources.insert(target, src);
@@ -216,6 +226,13 @@ impl ConnectProber {
     fn open_socket(&mut self, spec: &ProbeSpec) -> io::Result<Conn> {
         let source = self.source_for(spec.target);
         let sock = probe_socket(spec.target, spec.ttl, source, 0)?;
+        if self.tos != 0 {
+            if spec.target.is_ipv6() {
+                sock.set_tclass_v6(u32::from(self.tos))?;
+            } else {
+                sock.set_tos(u32::from(self.tos))?;
+            }
+        }
         sock.set_nodelay(true)?;
         let local = sock
             .local_addr()?

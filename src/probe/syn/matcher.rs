@@ -317,12 +317,12 @@ impl Matcher {
     ) -> Option<PingResult> {
         let why = match err.quoted {
             None => Unmatched::NotTcp,
-            Some(q) => match q.seq.map(|seq| (q.src.port(), seq)) {
+            Some(q) => match q.seq.map(|seq| self.quoted_key((q.src.port(), seq), &err)) {
                 Some(key) if self.flights.contains_key(&key) => {
                     let f = &self.flights[&key];
                     if f.spec.target != q.dst {
                         Unmatched::OtherDestination
-                    } else if f.src.ip() != q.src.ip() {
+                    } else if f.src.ip() != q.src.ip() && !nat_of_ours(&err, key) {
                         Unmatched::OtherSource
                     } else {
                         let f = self.end(key)?;
@@ -331,7 +331,9 @@ impl Matcher {
                             _ => now.saturating_duration_since(f.sent),
                         };
                         let report = IcmpReport::of(&err, after, Phase::Connect);
-                        return Some(f.result(key, Status::Icmp(report)));
+                        let mut r = f.result(key, Status::Icmp(report));
+                        r.seen = err.quote;
+                        return Some(r);
                     }
                 }
                 Some(key) if self.ended_set.contains_key(&key) => Unmatched::Late,
@@ -344,6 +346,19 @@ impl Matcher {
         None
     }
 
+    /// The probe an error quotes: by port and sequence number, or, when a middlebox
+    /// rewrote the sequence number (a firewall randomising ISNs), by the timestamp value
+    /// (`build_syn` sends the sequence number there too) of a whole quote.
+    fn quoted_key(&self, key: Key, err: &IcmpError) -> Key {
+        if self.flights.contains_key(&key) {
+            return key;
+        }
+        match err.quote.and_then(|h| h.options).and_then(|o| o.timestamps) {
+            Some((value, _)) if self.flights.contains_key(&(key.0, value)) => (key.0, value),
+            _ => key,
+        }
+    }
+
     pub fn tally(&self) -> IcmpTally {
         self.unmatched.tally()
     }
@@ -351,6 +366,15 @@ impl Matcher {
     pub fn drain_unmatched(&mut self) -> Vec<(IcmpError, Unmatched)> {
         self.unmatched.drain()
     }
+}
+
+/// A quote of our SYN whose source address a NAT rewrote: besides the port and sequence
+/// number (`key`), its timestamp value is ours (`build_syn` sends the sequence number there).
+fn nat_of_ours(err: &IcmpError, key: Key) -> bool {
+    err.quote
+        .and_then(|h| h.options)
+        .and_then(|o| o.timestamps)
+        .is_some_and(|(value, _)| value == key.1)
 }
 
 impl Matcher {

@@ -16,7 +16,8 @@ use super::Flow;
 use crate::icmp::correlate::Unmatched;
 use crate::icmp::parse::IcmpError;
 use crate::net::{self, Waker};
-use crate::packet::build::{build_syn, restamp, SynFields, V6_LEN};
+use crate::packet::build::{build_syn, mark_syn, restamp, Marks, SynFields, V6_LEN};
+use crate::packet::diff::Headers;
 use crate::probe::capture::SNAP;
 use crate::probe::{IcmpTally, PingResult, ProbeSpec, Prober, Status};
 
@@ -55,6 +56,10 @@ pub struct SynProber<S: SynIo = SynSockets> {
     overlap: usize,
     /// Packets the packet socket's queue dropped, so far.
     drops: u64,
+    /// TOS and ECN setup of every SYN (`with_marks`).
+    marks: Marks,
+    /// Keep the headers of SYN-ACKs in their verdicts (`with_headers`).
+    headers: bool,
 }
 
 /// Most probes a constant flow carries to one target at once.
@@ -119,6 +124,8 @@ impl<S: SynIo> SynProber<S> {
             spin: false,
             overlap: 1,
             drops: 0,
+            marks: Marks::default(),
+            headers: false,
         })
     }
 
@@ -131,6 +138,19 @@ impl<S: SynIo> SynProber<S> {
     pub fn with_interval(mut self, interval: Duration) -> Self {
         self.overlap = overlap(self.timeout, interval);
         self.matcher.ack_answers = true;
+        self
+    }
+
+    /// Send every SYN with `marks` (TOS / traffic class, ECN setup).
+    pub fn with_marks(mut self, marks: Marks) -> Self {
+        self.marks = marks;
+        self
+    }
+
+    /// Keep the headers of the target's SYN-ACK in its verdict (`PingResult::seen`: what it
+    /// offers, for trace's middlebox report); ICMP errors' quotes are kept anyway.
+    pub fn with_headers(mut self, on: bool) -> Self {
+        self.headers = on;
         self
     }
 
@@ -178,7 +198,20 @@ impl<S: SynIo> SynProber<S> {
             let now = Instant::now();
             let pkt = &self.buf[..got.len];
             if let Some(seen) = classify(pkt, got.outgoing) {
-                done.extend(self.matcher.on_seen(seen, got.at, now));
+                let synack = self.headers
+                    && matches!(
+                        seen,
+                        super::Seen::Answer {
+                            kind: super::AnswerKind::SynAck,
+                            ..
+                        }
+                    );
+                if let Some(mut r) = self.matcher.on_seen(seen, got.at, now) {
+                    if synack {
+                        r.seen = Headers::parse(pkt);
+                    }
+                    done.push(r);
+                }
             }
         }
     }
@@ -234,6 +267,9 @@ impl<S: SynIo> Prober for SynProber<S> {
                 };
                 match build_syn(&mut self.pkt, &fields) {
                     Ok(len) => {
+                        if self.marks != Marks::default() {
+                            mark_syn(&mut self.pkt[..len], self.marks);
+                        }
                         self.built = Some((port, spec.target, len));
                         len
                     }
