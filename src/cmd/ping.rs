@@ -65,6 +65,7 @@ pub fn ping(mut cfg: ClientConfig) -> Result<i32, Error> {
     let waker = Arc::new(Waker::new().map_err(|e| Error::io("create wake-up channel", e))?);
     let stop = Arc::new(AtomicBool::new(false));
     let mut opened = open::open(&need, &waker, &stop)?;
+    opened.prober.set_shape(cfg.shape);
     // SYN probes are built with the route's source address: without one, say so.
     let src = if cfg.mode == Mode::Syn {
         let route = opened

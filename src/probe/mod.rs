@@ -104,6 +104,22 @@ pub trait Prober {
     fn capture_drops(&mut self) -> u64 {
         0
     }
+    /// Give the probes sent from now on this size and Don't Fragment behaviour (ping's
+    /// `-s`/`-M`, `--pmtu`'s sizes; trace's `--size`). False: this kind of probe has no
+    /// size (the probes stay as they were).
+    fn set_shape(&mut self, _shape: Shape) -> bool {
+        false
+    }
+}
+
+/// The size of probes and their Don't Fragment behaviour: for connect probes, the
+/// request's bytes and `IP_MTU_DISCOVER`; for SYN probes, the packet's bytes in all (IP
+/// header included), DF always set.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Shape {
+    /// None: the probe as it is without `-s`.
+    pub size: Option<usize>,
+    pub pmtud: connect::Pmtud,
 }
 
 /// The verdict of one ping.

@@ -10,6 +10,7 @@ use mio::{Interest, Token};
 
 use super::echo::{judge_reply, Speaks};
 use super::icmp::Verdict;
+use super::size;
 use super::socket::{queued_error, read_later, Conn};
 use super::{ConnectProber, MAX_REPLY, RAW_GRACE};
 use crate::icmp::{Phase, Registry};
@@ -50,6 +51,8 @@ pub(super) struct Flight {
     pub(super) stage: Stage,
     /// It times only the handshake: `--connect-only`, or a target known not to echo.
     pub(super) handshake_only: bool,
+    /// Its request's size (`-s`; None: the protocol's line as it is).
+    pub(super) size: Option<usize>,
 }
 
 /// A time measured twice: by the wire or kernel (when they could) and by user space.
@@ -161,6 +164,7 @@ impl ConnectProber {
             deadline,
             stage: Stage::Connecting { t0, hs },
             handshake_only,
+            size: self.shape.size,
         };
         self.install(tok, f);
         // The SYN has left: its copy is waiting on the packet socket, with our ISN. Read it
@@ -233,7 +237,7 @@ impl ConnectProber {
         let fd = f.conn.sock.as_raw_fd();
         let port = f.conn.local.port();
         self.registry.set_phase(port, Phase::Echo);
-        let request = format!("ping {} {}\n", f.spec.seq, net::wall_timestamp()).into_bytes();
+        let request = size::request(f.spec.seq, &net::wall_timestamp(), f.size);
         // Timestamps and errors of earlier pings on a persistent connection are not ours.
         let mut tx = None;
         let mut stale = None;

@@ -19,6 +19,7 @@
 //! - [`echo`]: judging the echo, and the fallback for targets that do not speak it;
 //! - [`pipe`]: the persistent connection, its pings pipelined;
 //! - [`icmp`]: an error the kernel reported, handed over to the ping (or pings) it concerns;
+//! - [`size`]: the request's size (`-s`) and Don't Fragment (`-M`);
 //! - [`socket`]: the probe socket, opened the same way by trace's `ttl_connect`;
 //! - this module: the prober and its event loop.
 
@@ -26,6 +27,7 @@ mod echo;
 mod flight;
 mod icmp;
 mod pipe;
+mod size;
 mod socket;
 #[cfg(test)]
 mod tests;
@@ -33,6 +35,7 @@ mod tests;
 use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -41,7 +44,7 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 
 use super::tap::WireTap;
-use super::{IcmpTally, Mode, PingResult, ProbeSpec, Prober, Status};
+use super::{IcmpTally, Mode, PingResult, ProbeSpec, Prober, Shape, Status};
 use crate::icmp::correlate::Unmatched;
 use crate::icmp::listener::Capture;
 use crate::icmp::parse::IcmpError;
@@ -54,6 +57,7 @@ use pipe::{Pipe, Waiting};
 use socket::Conn;
 
 pub use echo::judge_reply;
+pub use size::{Pmtud, MAX_SIZE, MIN_SIZE, SMALL};
 pub(crate) use socket::probe_socket;
 
 /// How long back-to-back pings (-i 0) poll without sleeping before they wait: a CPU that
@@ -64,8 +68,8 @@ const SPIN: Duration = Duration::from_micros(250);
 /// How long a ping waits for the raw socket's copy of an error the kernel already reported.
 const RAW_GRACE: Duration = Duration::from_millis(50);
 
-/// Longest answer read: more is an error.
-const MAX_REPLY: usize = 4096;
+/// Longest answer read: more is an error (the echo of the largest `-s`, and room to spare).
+const MAX_REPLY: usize = 2 * MAX_SIZE;
 
 /// The event-loop token of the wake-up channel (signals, ICMP attributions); pings count
 /// from 1.
@@ -123,6 +127,8 @@ pub struct ConnectProber {
     /// Verdicts reached while sending (a socket that could not be opened, a refused connect).
     early: Vec<PingResult>,
     chunk: Box<[u8; 2048]>,
+    /// The requests' size (`-s`) and Don't Fragment (`-M`) of the pings sent from now on.
+    shape: Shape,
 }
 
 impl ConnectProber {
@@ -164,6 +170,7 @@ impl ConnectProber {
             sources: HashMap::new(),
             early: Vec::new(),
             chunk: Box::new([0; 2048]),
+            shape: Shape::default(),
         })
     }
 
@@ -217,6 +224,7 @@ impl ConnectProber {
         let source = self.source_for(spec.target);
         let sock = probe_socket(spec.target, spec.ttl, source)?;
         sock.set_nodelay(true)?;
+        size::set_pmtud(sock.as_raw_fd(), spec.target.is_ipv6(), self.shape.pmtud)?;
         let local = sock
             .local_addr()?
             .as_socket()
@@ -451,5 +459,10 @@ impl Prober for ConnectProber {
 
     fn drain_unmatched(&mut self) -> Vec<(IcmpError, Unmatched)> {
         self.registry.drain_unmatched()
+    }
+
+    fn set_shape(&mut self, shape: Shape) -> bool {
+        self.shape = shape;
+        true
     }
 }
