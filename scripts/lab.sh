@@ -365,6 +365,7 @@ pid_is_ours() { # a recorded PID is ours while it still lives in one of our name
 lab_down_loaded() {
     local pid n
     trace_down_loaded # the trace topology's namespaces (scripts/lab/trace.sh)
+    mtu_down_loaded   # the MTU path's (scripts/lab/mtu.sh)
     for pid in $LAB_PIDS; do
         if pid_is_ours "$pid"; then stop_pid "$pid"; fi
     done
@@ -422,7 +423,7 @@ cmd_list() {
             printf '%s  (state %s)\n' "$LAB_ID" "$f"
             # the basic lab's namespaces, then the trace topology's (when it was built)
             # shellcheck disable=SC2086
-            for n in "$NS_CLI" "$NS_RTR" "$NS_SRV" ${TRACE_NS:-}; do
+            for n in "$NS_CLI" "$NS_RTR" "$NS_SRV" ${TRACE_NS:-} ${MTU_NS:-}; do
                 if [ ! -e "/run/netns/$n" ]; then
                     printf '  netns %-22s MISSING\n' "$n"
                     continue
@@ -999,6 +1000,9 @@ EOF
 # `tcpping-diag trace` topologies and scenarios (trace-*): scripts/lab/trace.sh
 # shellcheck source=lab/trace.sh
 . "$LAB_LIB/trace.sh"
+# MTU path (mtu-*): scripts/lab/mtu.sh
+# shellcheck source=lab/mtu.sh
+. "$LAB_LIB/mtu.sh"
 
 # ---------------------------------------------------------------- main
 cmd_up() {
@@ -1009,6 +1013,7 @@ cmd_up() {
     trap 'exit 143' TERM
     lab_up "${1:-}"
     [ -z "${TRACE_LAB:-}" ] || trace_ensure_up # the trace topology too (scripts/lab/trace.sh)
+    [ -z "${MTU_LAB:-}" ] || mtu_ensure_up     # the MTU path too (scripts/lab/mtu.sh)
     trap - EXIT INT TERM
     cat <<EOF
 lab $LAB_ID is up (state $STATE_FILE)

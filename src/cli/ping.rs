@@ -95,12 +95,6 @@ pub struct PingArgs {
           conflicts_with = "syn")]
     pub pmtud: PmtudArg,
 
-    /// Find the path MTU: the largest request that passes, by bisection (pings of sizes
-    /// between 64 bytes and the route's MTU), and which router reports the smaller MTU, or
-    /// that none does (a black hole)
-    #[arg(long, conflicts_with_all = ["connect_only", "syn", "persistent", "size", "count"])]
-    pub pmtu: bool,
-
     /// One JSON object per line (NDJSON): a "ping" event per ping and a final "summary"
     #[arg(long)]
     pub json: bool,
@@ -177,8 +171,6 @@ pub struct ClientConfig {
     pub plot: Option<std::path::PathBuf>,
     /// The requests' size (`-s`) and Don't Fragment (`-M`).
     pub shape: Shape,
-    /// `--pmtu`: search the path MTU instead of pinging.
-    pub pmtu: bool,
 }
 
 /// The run this config describes, for its output and its picture.
@@ -323,7 +315,6 @@ impl PingArgs {
                     PmtudArg::Dont => Pmtud::Dont,
                 },
             },
-            pmtu: self.pmtu,
         }
     }
 }

@@ -79,6 +79,13 @@ pub struct TraceArgs {
     #[arg(long, value_enum, value_name = "KIND", default_value_t = TraceProbe::Auto)]
     pub probe: TraceProbe,
 
+    /// SYNs of N bytes in all (IP header included, as traceroute's packet length; the rest
+    /// is payload the target ignores), DF set: finds the hop whose next link's MTU is
+    /// smaller, and whether it says "packet too big" or drops them silently (a black hole).
+    /// Needs SYN probes
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(60..=9000))]
+    pub size: Option<u16>,
+
     /// Look up the routers' names (reverse DNS); off by default
     #[arg(long)]
     pub resolve: bool,
@@ -165,6 +172,8 @@ pub struct TraceConfig {
     pub output: Output,
     /// Whether a terminal may get the live view (not `--no-tui`).
     pub tui: bool,
+    /// `--size`: the SYNs' length in all.
+    pub size: Option<usize>,
 }
 
 impl TraceArgs {
@@ -187,6 +196,11 @@ impl TraceArgs {
                 "--flows needs SYN probes (connect() probes take a new source port each)".into(),
             ));
         }
+        if self.size.is_some() && self.probe == TraceProbe::Connect {
+            return Err(Error::Usage(
+                "--size needs SYN probes (connect() probes carry no payload in their SYN)".into(),
+            ));
+        }
         let target = resolve(&self.target, self.common.family())?;
         Ok(TraceConfig {
             run: TraceRun {
@@ -203,6 +217,7 @@ impl TraceArgs {
             probe: self.probe,
             output: output(self.json),
             tui: !self.no_tui,
+            size: self.size.map(usize::from),
         })
     }
 }

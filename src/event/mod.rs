@@ -25,7 +25,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 pub use ping::{Icmp, Notice, Ping, Start, Summary, Unmatched};
-pub use trace::{Hop, Probe, Router, Trace, TraceStart};
+pub use trace::{Hop, Probe, Router, Trace, TraceMtu, TraceStart};
 
 use crate::probe::syn::Flow;
 use crate::probe::{Mode, Status};

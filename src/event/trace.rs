@@ -150,4 +150,17 @@ pub struct Trace<'a> {
     pub late_icmp: u64,
     #[serde(skip_deserializing)]
     pub elapsed_ms: f64,
+    /// `trace --size` only: the hop whose next link is smaller than the SYNs.
+    #[serde(skip_deserializing, skip_serializing_if = "Option::is_none")]
+    pub mtu: Option<TraceMtu>,
+}
+
+/// `trace --size`'s finding: `{"size":1500,"hop":1,"router":"10.81.1.1","mtu":1400|null,"black_hole":false}`.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct TraceMtu {
+    pub size: usize,
+    pub hop: u8,
+    pub router: Option<String>,
+    pub mtu: Option<u32>,
+    pub black_hole: bool,
 }

@@ -59,6 +59,7 @@ impl<W: Write> PingSink for Json<W> {
             let (what, saw, now) = match n {
                 Notice::NotEcho { saw } => ("not_echo", saw.as_deref(), "connect-only"),
                 Notice::NoEcho => ("no_echo", None, "echo"),
+                Notice::BlackHole { .. } => ("mtu_black_hole", None, "echo"),
             };
             let ev = event::Notice {
                 target: tag.map(|t| t.target),

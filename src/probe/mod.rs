@@ -193,6 +193,10 @@ pub enum Notice {
     /// echoed: it may not be an echo server (the ping stays a timeout: an echo server's loss
     /// looks the same).
     NoEcho,
+    /// Requests of `size` bytes got no echo within the timeout while a control ping of
+    /// `small` bytes to the same target, sent then on a new connection, got its echo, and
+    /// no ICMP "packet too big" came back: a path MTU black hole.
+    BlackHole { size: usize, small: usize },
 }
 
 impl PingResult {

@@ -9,6 +9,7 @@
 
 pub mod dns;
 pub mod engine;
+pub mod mtu;
 pub mod state;
 pub mod verdict;
 

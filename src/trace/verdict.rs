@@ -90,6 +90,8 @@ pub struct Verdict {
     /// The verdict of each flow that disagrees with `kind` (flow, verdict).
     pub dissent: Vec<(u16, Kind)>,
     pub text: String,
+    /// `trace --size`: what the sized SYNs found about the MTU (set by the driver).
+    pub mtu: Option<super::mtu::MtuFinding>,
 }
 
 impl Verdict {
@@ -334,5 +336,6 @@ pub fn verdict(state: &TraceState, timeout_text: &str) -> Verdict {
         flows: flows.len(),
         dissent,
         text,
+        mtu: None,
     }
 }

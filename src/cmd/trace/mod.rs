@@ -9,6 +9,7 @@
 //!   the engine over a [`Prober`] (the SYN prober, or connect() probes without CAP_NET_RAW).
 
 pub mod live;
+mod mtu;
 #[cfg(test)]
 mod tests;
 
@@ -161,6 +162,9 @@ pub fn trace(cfg: TraceConfig) -> Result<i32, Error> {
     // effect before the first probe (`timing::RxStamping`).
     let stamping = crate::timing::RxStamping::request();
     let (mut prober, setup, constant) = open_prober(&cfg, &waker, &stop)?;
+    if let Some(size) = cfg.size {
+        mtu::size_probes(prober.as_mut(), size)?;
+    }
     super::shared::on_signals(&stop, &waker)?;
     if let Some(on) = &stamping {
         let _ = on.wait_in_effect(STAMPS_ON_WITHIN);
@@ -271,6 +275,17 @@ pub fn trace(cfg: TraceConfig) -> Result<i32, Error> {
     let mut v = verdict::verdict(&state, &waited);
     if cut_short {
         v.text = format!("interrupted before the first round ended: {}", v.text);
+    }
+    if let (Some(size), false) = (cfg.size, cut_short) {
+        let run = &cfg.run;
+        mtu::judge(
+            &mut v,
+            prober.as_mut(),
+            size,
+            run.target,
+            run.max_hops,
+            run.timeout,
+        );
     }
     let code = if v.reached() { 0 } else { 1 };
     if pipe_closed {

@@ -663,6 +663,7 @@ fn config(output: crate::cli::Output, flows: u16, cycles: u64) -> crate::cli::Tr
             resolve: false,
         },
         probe: crate::cli::TraceProbe::Auto,
+        size: None,
         output,
         tui: false,
     }

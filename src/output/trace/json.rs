@@ -190,6 +190,13 @@ impl<W: Write> Events<W> {
             unmatched_icmp: totals.unmatched_icmp,
             late_icmp: totals.late_icmp,
             elapsed_ms: ms(totals.elapsed),
+            mtu: v.mtu.as_ref().map(|m| event::TraceMtu {
+                size: m.size,
+                hop: m.hop,
+                router: m.router.map(|r| r.to_string()),
+                mtu: m.mtu,
+                black_hole: m.black_hole,
+            }),
         };
         self.json(Event::Trace(ev))
     }

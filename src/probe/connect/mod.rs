@@ -16,6 +16,7 @@
 //! ICMP error first) waiting a moment for the raw socket's copy of it.
 //!
 //! - [`flight`]: one ping on its own connection, a state machine;
+//! - [`control`]: the small control ping that tells a path MTU black hole from a dead path;
 //! - [`echo`]: judging the echo, and the fallback for targets that do not speak it;
 //! - [`pipe`]: the persistent connection, its pings pipelined;
 //! - [`icmp`]: an error the kernel reported, handed over to the ping (or pings) it concerns;
@@ -23,6 +24,7 @@
 //! - [`socket`]: the probe socket, opened the same way by trace's `ttl_connect`;
 //! - this module: the prober and its event loop.
 
+mod control;
 mod echo;
 mod flight;
 mod icmp;
@@ -129,6 +131,8 @@ pub struct ConnectProber {
     chunk: Box<[u8; 2048]>,
     /// The requests' size (`-s`) and Don't Fragment (`-M`) of the pings sent from now on.
     shape: Shape,
+    /// Targets found behind a path MTU black hole (said once each).
+    black_holes: std::collections::HashSet<SocketAddr>,
 }
 
 impl ConnectProber {
@@ -171,6 +175,7 @@ impl ConnectProber {
             early: Vec::new(),
             chunk: Box::new([0; 2048]),
             shape: Shape::default(),
+            black_holes: Default::default(),
         })
     }
 
@@ -283,7 +288,7 @@ impl ConnectProber {
                     self.on_error_queue(tok);
                 }
             }
-            Stage::AwaitRaw { .. } => {}
+            Stage::AwaitRaw { .. } | Stage::AwaitControl => {}
         }
     }
 
@@ -311,6 +316,9 @@ impl ConnectProber {
             if f.deadline == at && !matches!(f.stage, Stage::AwaitRaw { .. }) {
                 let opening = matches!(f.stage, Stage::Connecting { .. });
                 if opening && self.hand_over(tok) {
+                    continue;
+                }
+                if self.start_control(tok) {
                     continue;
                 }
                 self.hint_if_silent(tok);

@@ -69,6 +69,35 @@ pub fn set_pmtud(fd: RawFd, v6: bool, how: Pmtud) -> io::Result<()> {
     net::setsockopt_int(fd, level, opt, how.value())
 }
 
+/// The path MTU the kernel holds for a connected socket (`IP_MTU` / `IPV6_MTU`): lowered
+/// by a "packet too big".
+pub fn path_mtu(fd: RawFd, v6: bool) -> Option<usize> {
+    let (level, opt) = if v6 {
+        (libc::IPPROTO_IPV6, libc::IPV6_MTU)
+    } else {
+        (libc::IPPROTO_IP, libc::IP_MTU)
+    };
+    let mut v: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: v and len are valid for the call and sized for an int.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            level,
+            opt,
+            (&mut v as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    (rc == 0).then(|| usize::try_from(v).ok()).flatten()
+}
+
+/// The bytes a request of `size` takes on the wire in one segment: IP and TCP headers, with
+/// the timestamps option Linux sends.
+pub fn on_wire(size: usize, v6: bool) -> usize {
+    size + if v6 { 40 } else { 20 } + 32
+}
+
 /// The request of ping `seq`, stamped `ts`, padded to `size` bytes (None: unpadded).
 pub fn request(seq: u64, ts: &str, size: Option<usize>) -> Vec<u8> {
     let mut line = format!("ping {seq} {ts}").into_bytes();

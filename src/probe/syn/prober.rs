@@ -16,7 +16,7 @@ use super::Flow;
 use crate::icmp::correlate::Unmatched;
 use crate::icmp::parse::IcmpError;
 use crate::net::{self, Waker};
-use crate::packet::build::{build_syn, restamp, SynFields, V6_LEN};
+use crate::packet::build::{build_syn_sized, restamp, SynFields, MAX_SYN_LEN};
 use crate::probe::capture::SNAP;
 use crate::probe::{IcmpTally, PingResult, ProbeSpec, Prober, Status};
 
@@ -42,8 +42,10 @@ pub struct SynProber<S: SynIo = SynSockets> {
     /// First sequence number of the run (random): another run's probes are not ours.
     seq_base: u32,
     /// The SYN last built, and the flow it was built for (`restamp` reuses it).
-    pkt: [u8; V6_LEN],
+    pkt: Box<[u8]>,
     built: Option<(u16, SocketAddr, usize)>,
+    /// The SYNs' length in all (trace's `--size`; None: no payload).
+    size: Option<usize>,
     /// Verdicts found while sending (a send that failed).
     early: Vec<PingResult>,
     buf: Box<[u8; SNAP as usize]>,
@@ -110,8 +112,9 @@ impl<S: SynIo> SynProber<S> {
             matcher: Matcher::new(verbose),
             timeout,
             seq_base: rand::random(),
-            pkt: [0; V6_LEN],
+            pkt: vec![0; MAX_SYN_LEN].into_boxed_slice(),
             built: None,
+            size: None,
             early: Vec::new(),
             buf: Box::new([0; SNAP as usize]),
             waker,
@@ -232,7 +235,7 @@ impl<S: SynIo> Prober for SynProber<S> {
                     ip_id: spec.seq as u16,
                     ttl,
                 };
-                match build_syn(&mut self.pkt, &fields) {
+                match build_syn_sized(&mut self.pkt, &fields, self.size) {
                     Ok(len) => {
                         self.built = Some((port, spec.target, len));
                         len
@@ -314,6 +317,12 @@ impl<S: SynIo> Prober for SynProber<S> {
 
     fn drain_unmatched(&mut self) -> Vec<(IcmpError, Unmatched)> {
         self.matcher.drain_unmatched()
+    }
+
+    fn set_shape(&mut self, shape: crate::probe::Shape) -> bool {
+        self.size = shape.size;
+        self.built = None;
+        true
     }
 
     fn capture_drops(&mut self) -> u64 {
