@@ -131,7 +131,7 @@ mtu_forget() {
 
 # ---------------------------------------------------------------- lab.sh integration
 
-SCENARIOS+=(mtu-clean mtu-ping-ptb mtu-ping-black-hole mtu-trace-size)
+SCENARIOS+=(mtu-clean mtu-ping-ptb mtu-ping-black-hole mtu-pmtu mtu-trace-size)
 
 mtu_down_loaded() {
     # shellcheck disable=SC2086
@@ -222,6 +222,30 @@ scen_mtu-ping-black-hole() {
             "$a: both pings time out waiting for the echo"
         ucheck "$W/uhole.json" '[.[] | select(.type=="notice")] | length == 1 and (.[0].kind=="mtu_black_hole") and (.[0].message | contains("large segments (1400 bytes) time out while 64-byte pings pass: a path MTU black hole; no ICMP '"'"'packet too big'"'"' came back"))' \
             "$a: one black hole notice"
+    done
+}
+
+# --pmtu: the router that reports is named with its MTU; the black hole is bisected to the
+# byte (1348-byte requests pass: 1400 on the wire) and said to be one; IPv4 and IPv6.
+scen_mtu-pmtu() {
+    mtu_ensure_up
+    local a r
+    for a in "$U_PTB" "[$U6_PTB]"; do
+        if [ "$a" = "$U_PTB" ]; then r=$U_R1; else r=$U6_R1; fi
+        mtu_forget
+        uclient "$W/upmtu" "$a:$U_PORT" --pmtu
+        rc_is 0 "path MTU found ($a)"
+        ucheck "$W/upmtu.json" "last.type==\"pmtu\" and last.path_mtu==$U_MTU and last.router==\"$r\" and last.black_hole==false and last.probes==3" \
+            "$a --pmtu: MTU $U_MTU reported by $r, in 3 requests"
+    done
+    for a in "$U_HOLE" "[$U6_HOLE]"; do
+        mtu_forget
+        uclient "$W/upmtu" "$a:$U_PORT" --pmtu -W 0.5
+        rc_is 0 "path MTU found ($a)"
+        ucheck "$W/upmtu.json" "last.type==\"pmtu\" and last.path_mtu==$U_MTU and last.router==null and last.black_hole==true and (last.text | contains(\"black hole\"))" \
+            "$a --pmtu: MTU $U_MTU by bisection, no router reports it: a black hole"
+        ucheck "$W/upmtu.json" '[.[] | select(.type=="pmtu_probe" and .status=="passed")] | max_by(.size) | .wire == '"$U_MTU" \
+            "$a --pmtu: the largest request that passed is $U_MTU bytes on the wire"
     done
 }
 

@@ -95,6 +95,12 @@ pub struct PingArgs {
           conflicts_with = "syn")]
     pub pmtud: PmtudArg,
 
+    /// Find the path MTU instead of pinging: echo requests of 64 bytes, of the largest size
+    /// the route allows, then by bisection, DF set; says which router reports the smaller
+    /// MTU, or that none does (a black hole)
+    #[arg(long, conflicts_with_all = ["connect_only", "syn", "persistent", "size", "count"])]
+    pub pmtu: bool,
+
     /// One JSON object per line (NDJSON): a "ping" event per ping and a final "summary"
     #[arg(long)]
     pub json: bool,
@@ -171,6 +177,8 @@ pub struct ClientConfig {
     pub plot: Option<std::path::PathBuf>,
     /// The requests' size (`-s`) and Don't Fragment (`-M`).
     pub shape: Shape,
+    /// `--pmtu`: search the path MTU instead of pinging.
+    pub pmtu: bool,
 }
 
 /// The run this config describes, for its output and its picture.
@@ -315,6 +323,7 @@ impl PingArgs {
                     PmtudArg::Dont => Pmtud::Dont,
                 },
             },
+            pmtu: self.pmtu,
         }
     }
 }

@@ -48,6 +48,9 @@ fn prompt_count() -> Result<Option<u64>, Error> {
 
 /// The client: ping, report, summarise. Returns the exit status.
 pub fn ping(mut cfg: ClientConfig) -> Result<i32, Error> {
+    if cfg.pmtu {
+        return super::pmtu::pmtu(&cfg);
+    }
     if cfg.count.is_none() && io::stdin().is_terminal() && cfg.output == Output::Human {
         cfg.count = prompt_count()?;
     }

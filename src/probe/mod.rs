@@ -21,6 +21,7 @@
 pub mod capture;
 pub mod connect;
 pub mod open;
+pub mod pmtu;
 pub mod syn;
 pub mod tap;
 pub mod ttl_connect;

@@ -59,7 +59,7 @@ use pipe::{Pipe, Waiting};
 use socket::Conn;
 
 pub use echo::judge_reply;
-pub use size::{Pmtud, MAX_SIZE, MIN_SIZE, SMALL};
+pub use size::{on_wire, path_mtu, Pmtud, MAX_SIZE, MIN_SIZE, SMALL};
 pub(crate) use socket::probe_socket;
 
 /// How long back-to-back pings (-i 0) poll without sleeping before they wait: a CPU that

@@ -92,8 +92,8 @@ pub fn path_mtu(fd: RawFd, v6: bool) -> Option<usize> {
     (rc == 0).then(|| usize::try_from(v).ok()).flatten()
 }
 
-/// The bytes a request of `size` takes on the wire in one segment: IP and TCP headers, with
-/// the timestamps option Linux sends.
+/// The bytes a one-segment request of `size` takes on the wire: IP and TCP headers, with
+/// the timestamps option Linux sends (12 bytes).
 pub fn on_wire(size: usize, v6: bool) -> usize {
     size + if v6 { 40 } else { 20 } + 32
 }
