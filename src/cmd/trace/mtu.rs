@@ -75,6 +75,13 @@ pub fn judge(
         return;
     };
     let small = if target.is_ipv6() { SMALL_V6 } else { SMALL_V4 };
-    v.text = format!("{}; {}", v.text, mtu::words(&f, small));
+    // A black hole is not a port dropped: the verdict's first clause (where it goes silent),
+    // then the finding instead of its guess.
+    let head = if f.black_hole {
+        v.text.split(';').next().unwrap_or_default().to_string()
+    } else {
+        v.text.clone()
+    };
+    v.text = format!("{head}; {}", mtu::words(&f, small));
     v.mtu = Some(f);
 }
