@@ -77,6 +77,11 @@ pub fn path_mtu(fd: RawFd, v6: bool) -> Option<usize> {
     } else {
         (libc::IPPROTO_IP, libc::IP_MTU)
     };
+    getsockopt_int(fd, level, opt).and_then(|v| usize::try_from(v).ok())
+}
+
+/// An int socket option (None: the call failed).
+fn getsockopt_int(fd: RawFd, level: libc::c_int, opt: libc::c_int) -> Option<libc::c_int> {
     let mut v: libc::c_int = 0;
     let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
     // SAFETY: v and len are valid for the call and sized for an int.
@@ -89,7 +94,7 @@ pub fn path_mtu(fd: RawFd, v6: bool) -> Option<usize> {
             &mut len,
         )
     };
-    (rc == 0).then(|| usize::try_from(v).ok()).flatten()
+    (rc == 0).then_some(v)
 }
 
 /// The bytes a one-segment request of `size` takes on the wire: IP and TCP headers, with
@@ -159,22 +164,7 @@ mod tests {
     #[test]
     fn pmtud_is_set_on_sockets_and_read_back() {
         use std::os::fd::AsRawFd;
-        let get = |fd: RawFd, level, opt| {
-            let mut v: libc::c_int = -1;
-            let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-            // SAFETY: v and len are valid for the call and sized for an int.
-            let rc = unsafe {
-                libc::getsockopt(
-                    fd,
-                    level,
-                    opt,
-                    (&mut v as *mut libc::c_int).cast(),
-                    &mut len,
-                )
-            };
-            assert_eq!(rc, 0);
-            v
-        };
+        let get = |fd, level, opt| getsockopt_int(fd, level, opt).unwrap();
         let v4 = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         for how in [Pmtud::Dont, Pmtud::Want, Pmtud::Do] {
             set_pmtud(v4.as_raw_fd(), false, how).unwrap();
