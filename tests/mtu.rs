@@ -270,6 +270,10 @@ fn a_silent_small_link_is_called_a_black_hole_and_dont_fragment_decides() {
         // Large requests stall after the handshake; a small control ping passes.
         let (v, code) = lab.client(&[&target, "-n", "2", "-i", "0.1", "-W", "0.5", "-s", "1400"]);
         assert_eq!(code, 1, "{v:?}");
+        assert_eq!(
+            (&v[0]["size"], &v[0]["pmtud"]),
+            (&Value::from(1400), &Value::from("do"))
+        );
         let p = pings(&v);
         assert!(
             p.iter()

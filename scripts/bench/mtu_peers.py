@@ -195,7 +195,7 @@ def main():
                 "median_s": statistics.median(r["seconds"] for r in rs),
                 "max_s": max(r["seconds"] for r in rs), "reps": len(rs),
             })
-    meta = {"generated": STAMP, "command": "scripts/bench.sh mtu" + (" --smoke" if SMOKE else ""),
+    meta = {"kind": "mtu", "generated": STAMP, "command": "scripts/bench.sh mtu" + (" --smoke" if SMOKE else ""),
             "host": platform.node(), "kernel": platform.release(), "reps": REPS, "rows": rows}
     with open(os.path.join(OUT, "results.json"), "w") as f:
         json.dump(meta, f, indent=1)

@@ -192,6 +192,7 @@ impl<'a> From<&'a ClientConfig> for crate::event::Run<'a> {
             count: c.count,
             interval: c.interval,
             timeout: c.timeout,
+            shape: c.shape,
         }
     }
 }

@@ -43,6 +43,8 @@ pub struct Run<'a> {
     pub count: Option<u64>,
     pub interval: Duration,
     pub timeout: Duration,
+    /// The requests' size (`-s`) and Don't Fragment (`-M`).
+    pub shape: crate::probe::Shape,
 }
 
 impl<'a> From<&Run<'a>> for Run<'a> {

@@ -44,6 +44,8 @@ impl<W: Write> PingSink for Json<W> {
             count: cfg.count,
             interval_ms: Some(ms(cfg.interval)),
             timeout_ms: Some(ms(cfg.timeout)),
+            size: cfg.shape.size,
+            pmtud: cfg.shape.size.map(|_| cfg.shape.pmtud.name().into()),
             ts: Some(unix_secs(SystemTime::now())),
         };
         Event::Start(ev).write_line(&mut self.out)?;
