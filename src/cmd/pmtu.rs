@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde_json::json;
+use serde::Serialize;
 
 use super::shared;
 use crate::cli::{ClientConfig, Mode, Output};
@@ -34,6 +34,47 @@ fn route_mtu(target: SocketAddr) -> Result<usize, Error> {
     sock.connect(target).map_err(|e| Error::io(what(), e))?;
     path_mtu(sock.as_raw_fd(), target.is_ipv6())
         .ok_or_else(|| Error::Setup(format!("{}: IP_MTU unavailable", what())))
+}
+
+/// The `--json` events, fields in this order (`type` first, as every event).
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum Event<'a> {
+    PmtuStart {
+        target: &'a str,
+        address: SocketAddr,
+        source: Option<std::net::IpAddr>,
+        route_mtu: usize,
+        pmtud: &'a str,
+        timeout_ms: f64,
+    },
+    PmtuProbe {
+        seq: u64,
+        size: usize,
+        wire: usize,
+        status: &'a str,
+        router: Option<String>,
+        mtu: Option<u32>,
+        error: Option<&'a str>,
+    },
+    Pmtu {
+        target: &'a str,
+        address: SocketAddr,
+        route_mtu: usize,
+        path_mtu: Option<usize>,
+        largest_request: Option<usize>,
+        router: Option<String>,
+        black_hole: bool,
+        probes: usize,
+        text: &'a str,
+        elapsed_ms: f64,
+    },
+}
+
+impl Event<'_> {
+    fn line(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
 }
 
 /// What a request's verdict says to the search.
@@ -143,9 +184,15 @@ pub fn pmtu(cfg: &ClientConfig) -> Result<i32, Error> {
     };
     let written = |r: io::Result<()>| shared::written(r);
     let start = if json {
-        json!({"type":"pmtu_start","target":name,"address":cfg.target,"source":opened.source,
-               "route_mtu":route,"pmtud":cfg.shape.pmtud.name(),"timeout_ms":cfg.timeout.as_secs_f64()*1e3})
-        .to_string()
+        Event::PmtuStart {
+            target: name,
+            address: cfg.target,
+            source: opened.source,
+            route_mtu: route,
+            pmtud: cfg.shape.pmtud.name(),
+            timeout_ms: crate::event::ms(cfg.timeout),
+        }
+        .line()
     } else {
         format!(
             "PMTU {name} ({}) from {}: route MTU {route}, echo requests with DF (-M {}), timeout {} ms",
@@ -186,11 +233,18 @@ pub fn pmtu(cfg: &ClientConfig) -> Result<i32, Error> {
                     ("too_big", Some(router.to_string()), Some(*mtu), None)
                 }
                 Answer::Vanished => ("vanished", None, None, None),
-                Answer::Failed(w) => ("failed", None, None, Some(w.clone())),
+                Answer::Failed(w) => ("failed", None, None, Some(w.as_str())),
             };
-            json!({"type":"pmtu_probe","seq":seq,"size":size,"wire":wire,"status":status,
-                   "router":router,"mtu":mtu,"error":error})
-            .to_string()
+            Event::PmtuProbe {
+                seq,
+                size,
+                wire,
+                status,
+                router,
+                mtu,
+                error,
+            }
+            .line()
         } else {
             probe_line(size, wire, &a, cfg.timeout)
         };
@@ -222,10 +276,19 @@ pub fn pmtu(cfg: &ClientConfig) -> Result<i32, Error> {
             ),
             Outcome::SmallFails(_) => (None, None, None, false),
         };
-        json!({"type":"pmtu","target":name,"address":cfg.target,"route_mtu":route,"path_mtu":mtu,
-               "largest_request":largest,"router":router,"black_hole":hole,"probes":search.tried,
-               "text":text,"elapsed_ms":started.elapsed().as_secs_f64()*1e3})
-        .to_string()
+        Event::Pmtu {
+            target: name,
+            address: cfg.target,
+            route_mtu: route,
+            path_mtu: mtu,
+            largest_request: largest,
+            router,
+            black_hole: hole,
+            probes: search.tried,
+            text: &text,
+            elapsed_ms: crate::event::ms(started.elapsed()),
+        }
+        .line()
     } else {
         text
     };
