@@ -2,7 +2,7 @@
 # tcpping-diag benchmarks.
 #
 #   scripts/bench.sh [--smoke] [all|perf|fidelity|throughput|scale|client|fidelity-tail|syn]...
-#   scripts/bench.sh [--smoke] trace | multi      (sections of their own: run them alone)
+#   scripts/bench.sh [--smoke] trace | multi | mtu   (sections of their own: run them alone)
 #
 #   (no argument) / all  every section: 3 server throughput, 4 scale (10,000 idle clients),
 #                        5 client cost (+ ICMP error flood), 1 timing fidelity vs the wire,
@@ -17,6 +17,10 @@
 #   trace                `tcpping-diag trace` next to traceroute -T, tcptraceroute, mtr, scamper
 #                        and dublin-traceroute in the trace lab: scripts/bench/trace.sh, results
 #                        in bench/runs/<date>-trace/ (a section of its own: run it alone)
+#   mtu                  --pmtu, trace --size and ping -s next to tracepath, scamper trace -M
+#                        and ping -M do -s on a path with a 1400-byte link, its "packet too
+#                        big" let through or dropped: scripts/bench/mtu.sh, results in
+#                        bench/runs/<date>-mtu/ (a section of its own)
 #   multi                many targets: 10,000 loopback targets with --syn next to fping (lag,
 #                        CPU, RSS, scrape time), connect target counts: scripts/bench/multi.py,
 #                        results in bench/runs/<date>-multi/ (a section of its own)
@@ -76,6 +80,11 @@ fi
 if [ "${1:-}" = trace ]; then
   shift
   exec "$SELF_DIR/bench/trace.sh" "$@"
+fi
+# So is the MTU section's (its own path and peers): scripts/bench/mtu.sh.
+if [ "${1:-}" = mtu ]; then
+  shift
+  exec "$SELF_DIR/bench/mtu.sh" "$@"
 fi
 # So is the live views' (a pseudo-terminal per run): scripts/bench/live.sh.
 if [ "${1:-}" = live ]; then

@@ -366,6 +366,7 @@ lab_down_loaded() {
     local pid n
     trace_down_loaded # the trace topology's namespaces (scripts/lab/trace.sh)
     mbox_down_loaded  # the middlebox topology's (scripts/lab/middlebox.sh)
+    mtu_down_loaded   # the MTU path's (scripts/lab/mtu.sh)
     for pid in $LAB_PIDS; do
         if pid_is_ours "$pid"; then stop_pid "$pid"; fi
     done
@@ -423,7 +424,7 @@ cmd_list() {
             printf '%s  (state %s)\n' "$LAB_ID" "$f"
             # the basic lab's namespaces, then the trace topology's (when it was built)
             # shellcheck disable=SC2086
-            for n in "$NS_CLI" "$NS_RTR" "$NS_SRV" ${TRACE_NS:-} ${MBOX_NS:-}; do
+            for n in "$NS_CLI" "$NS_RTR" "$NS_SRV" ${TRACE_NS:-} ${MBOX_NS:-} ${MTU_NS:-}; do
                 if [ ! -e "/run/netns/$n" ]; then
                     printf '  netns %-22s MISSING\n' "$n"
                     continue
@@ -1003,6 +1004,9 @@ EOF
 # middleboxes that rewrite the SYN (mbox-*): scripts/lab/middlebox.sh
 # shellcheck source=lab/middlebox.sh
 . "$LAB_LIB/middlebox.sh"
+# MTU path (mtu-*): scripts/lab/mtu.sh
+# shellcheck source=lab/mtu.sh
+. "$LAB_LIB/mtu.sh"
 
 # ---------------------------------------------------------------- main
 cmd_up() {
@@ -1014,6 +1018,7 @@ cmd_up() {
     lab_up "${1:-}"
     [ -z "${TRACE_LAB:-}" ] || trace_ensure_up # the trace topology too (scripts/lab/trace.sh)
     [ -z "${MBOX_LAB:-}" ] || mbox_ensure_up   # the middlebox topology (scripts/lab/middlebox.sh)
+    [ -z "${MTU_LAB:-}" ] || mtu_ensure_up     # the MTU path too (scripts/lab/mtu.sh)
     trap - EXIT INT TERM
     cat <<EOF
 lab $LAB_ID is up (state $STATE_FILE)

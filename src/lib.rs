@@ -22,6 +22,7 @@
 //! | a picture is drawn | `report/` (`model.rs` reads events, `draw/` draws SVG, `png.rs` rasterises) |
 //! | the live terminal view | `tui/` (terminal guard, trace view, board), fed by `cmd/trace/live.rs` |
 //! | statistics | `stats.rs` (`Summary`, `Series`) |
+//! | the MTU: request size and DF, a black hole, `--pmtu`, `trace --size` | `probe/connect/size.rs` (`-s`, `-M`), `probe/connect/control.rs` (the control ping), `probe/pmtu.rs` (the search, pure) driven by `cmd/pmtu.rs`; sized SYNs by `packet/build.rs`, their finding in `trace/mtu.rs`, driven by `cmd/trace/mtu.rs` |
 //!
 //! # Layers
 //!

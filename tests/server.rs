@@ -116,24 +116,24 @@ fn garbage_binary_and_invalid_utf8_get_an_error_not_a_crash() {
 fn an_oversized_line_closes_only_that_connection() {
     let srv = ServerProc::start(&["--loss", "0", "-q"]);
     let mut s = connect(srv.addr);
-    let big = vec![b'a'; 5000];
+    let big = vec![b'a'; 20000];
     let _ = s.write_all(&big);
     let mut got = Vec::new();
     let _ = s.read_to_end(&mut got);
     let text = String::from_utf8_lossy(&got);
     assert!(
-        text.starts_with("ERROR request longer than 1024 bytes"),
+        text.starts_with("ERROR request longer than 9000 bytes"),
         "{text}"
     );
-    // A line of exactly 1024 bytes is fine.
+    // A line of exactly 9000 bytes is fine (the client's largest -s).
     let mut s = connect(srv.addr);
-    let mut line = vec![b'x'; 1024];
+    let mut line = vec![b'x'; 9000];
     line.push(b'\n');
     let reply = ask(&mut s, &line);
-    assert_eq!(reply.len(), 1025);
+    assert_eq!(reply.len(), 9001);
     healthy(srv.addr);
     std::thread::sleep(Duration::from_millis(100));
-    assert!(srv.log_text().contains("Request longer than 1024 bytes"));
+    assert!(srv.log_text().contains("Request longer than 9000 bytes"));
 }
 
 #[test]

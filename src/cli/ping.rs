@@ -12,7 +12,8 @@ use super::common::{helps, output, CommonArgs};
 use super::values::{parse_count, parse_metrics_listen};
 use crate::error::Error;
 use crate::output::Output;
-use crate::probe::Mode;
+use crate::probe::connect::{Pmtud, MAX_SIZE, MIN_SIZE};
+use crate::probe::{Mode, Shape};
 use crate::resolve::{resolve, Family};
 
 /// `-i` of a ping.
@@ -83,6 +84,27 @@ pub struct PingArgs {
     #[arg(long)]
     pub persistent: bool,
 
+    /// Size of each echo request in bytes (32-9000), padded with 'x' before its newline, for
+    /// testing a path's MTU; the segment on the wire adds the TCP and IP headers (52 bytes
+    /// with IPv4, 72 with IPv6)
+    #[arg(short = 's', long = "size", value_name = "SIZE",
+          value_parser = clap::value_parser!(u16).range(MIN_SIZE as i64..=MAX_SIZE as i64),
+          conflicts_with_all = ["connect_only", "syn"])]
+    pub size: Option<u16>,
+
+    /// Don't Fragment (IP_MTU_DISCOVER): do = DF always, a 'packet too big' lowers the
+    /// segment size (default: a smaller link shows); want = the kernel's default (DF unless
+    /// the route's MTU is locked); dont = no DF, routers may fragment (IPv4)
+    #[arg(short = 'M', value_enum, value_name = "HOW", default_value_t = PmtudArg::Do,
+          conflicts_with = "syn")]
+    pub pmtud: PmtudArg,
+
+    /// Find the path MTU instead of pinging: echo requests of 64 bytes, of the largest size
+    /// the route allows, then by bisection, DF set; says which router reports the smaller
+    /// MTU, or that none does (a black hole)
+    #[arg(long, conflicts_with_all = ["connect_only", "syn", "persistent", "size", "count"])]
+    pub pmtu: bool,
+
     /// One JSON object per line (NDJSON): a "ping" event per ping and a final "summary"
     #[arg(long)]
     pub json: bool,
@@ -122,6 +144,17 @@ pub enum FlowArg {
     PerProbe,
 }
 
+/// `-M`.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PmtudArg {
+    /// DF always (IP_PMTUDISC_DO)
+    Do,
+    /// The kernel's default (IP_PMTUDISC_WANT)
+    Want,
+    /// No DF (IP_PMTUDISC_DONT)
+    Dont,
+}
+
 /// Validated client settings.
 #[derive(Clone, Debug)]
 pub struct ClientConfig {
@@ -149,6 +182,10 @@ pub struct ClientConfig {
     pub icmp: bool,
     /// Where to draw the run (--plot).
     pub plot: Option<std::path::PathBuf>,
+    /// The requests' size (`-s`) and Don't Fragment (`-M`).
+    pub shape: Shape,
+    /// `--pmtu`: search the path MTU instead of pinging.
+    pub pmtu: bool,
 }
 
 /// The run this config describes, for its output and its picture.
@@ -162,6 +199,7 @@ impl<'a> From<&'a ClientConfig> for crate::event::Run<'a> {
             count: c.count,
             interval: c.interval,
             timeout: c.timeout,
+            shape: c.shape,
         }
     }
 }
@@ -286,6 +324,15 @@ impl PingArgs {
             verbose: self.verbose,
             icmp: !self.no_icmp,
             plot: self.plot,
+            shape: Shape {
+                size: self.size.map(usize::from),
+                pmtud: match self.pmtud {
+                    PmtudArg::Do => Pmtud::Do,
+                    PmtudArg::Want => Pmtud::Want,
+                    PmtudArg::Dont => Pmtud::Dont,
+                },
+            },
+            pmtu: self.pmtu,
         }
     }
 }

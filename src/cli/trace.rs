@@ -117,6 +117,13 @@ pub struct TraceArgs {
     #[arg(long, value_enum, value_name = "KIND", default_value_t = TraceProbe::Auto)]
     pub probe: TraceProbe,
 
+    /// SYNs of N bytes in all (IP header included, as traceroute's packet length; the rest
+    /// is payload the target ignores), DF set: finds the hop whose next link's MTU is
+    /// smaller, and whether it says "packet too big" or drops them silently (a black hole).
+    /// Needs SYN probes
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(60..=9000))]
+    pub size: Option<u16>,
+
     /// Look up the routers' names (reverse DNS); off by default
     #[arg(long)]
     pub resolve: bool,
@@ -236,6 +243,8 @@ pub struct TraceConfig {
     pub search: Search,
     /// The SYN probes' TOS and ECN setup (`--tos`, `--dscp`, `--ecn`).
     pub marks: Marks,
+    /// `--size`: the SYNs' length in all.
+    pub size: Option<usize>,
 }
 
 /// How the flows are spent and the probes paced.
@@ -285,6 +294,11 @@ impl TraceArgs {
                 "--tos, --dscp and --ecn need SYN probes (not --probe connect)".into(),
             ));
         }
+        if self.size.is_some() && self.probe == TraceProbe::Connect {
+            return Err(Error::Usage(
+                "--size needs SYN probes (connect() probes carry no payload in their SYN)".into(),
+            ));
+        }
         let target = resolve(&self.target, self.common.family())?;
         Ok(TraceConfig {
             run: TraceRun {
@@ -313,6 +327,7 @@ impl TraceArgs {
                 rate: self.rate,
             },
             marks,
+            size: self.size.map(usize::from),
         })
     }
 }

@@ -5,6 +5,7 @@ mod demo;
 mod generate;
 mod multi;
 pub mod ping;
+mod pmtu;
 mod report;
 pub mod screen;
 mod serve;

@@ -48,6 +48,9 @@ fn prompt_count() -> Result<Option<u64>, Error> {
 
 /// The client: ping, report, summarise. Returns the exit status.
 pub fn ping(mut cfg: ClientConfig) -> Result<i32, Error> {
+    if cfg.pmtu {
+        return super::pmtu::pmtu(&cfg);
+    }
     if cfg.count.is_none() && io::stdin().is_terminal() && cfg.output == Output::Human {
         cfg.count = prompt_count()?;
     }
@@ -69,6 +72,7 @@ pub fn ping(mut cfg: ClientConfig) -> Result<i32, Error> {
     let waker = Arc::new(Waker::new().map_err(|e| Error::io("create wake-up channel", e))?);
     let stop = Arc::new(AtomicBool::new(false));
     let mut opened = open::open(&need, &waker, &stop)?;
+    opened.prober.set_shape(cfg.shape);
     // SYN probes are built with the route's source address: without one, say so.
     let src = if cfg.mode == Mode::Syn {
         let route = opened

@@ -25,7 +25,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 pub use ping::{Icmp, Notice, Ping, Start, Summary, Unmatched};
-pub use trace::{Change, Hop, Probe, Router, SynAck, Trace, TraceStart};
+pub use trace::{Change, Hop, Probe, Router, SynAck, Trace, TraceMtu, TraceStart};
 
 use crate::probe::syn::Flow;
 use crate::probe::{Mode, Status};
@@ -43,6 +43,8 @@ pub struct Run<'a> {
     pub count: Option<u64>,
     pub interval: Duration,
     pub timeout: Duration,
+    /// The requests' size (`-s`) and Don't Fragment (`-M`).
+    pub shape: crate::probe::Shape,
 }
 
 impl<'a> From<&Run<'a>> for Run<'a> {

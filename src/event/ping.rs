@@ -25,6 +25,11 @@ pub struct Start<'a> {
     pub count: Option<u64>,
     pub interval_ms: Option<f64>,
     pub timeout_ms: Option<f64>,
+    /// `-s`: the requests' size, and `-M` with it (absent without `-s`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pmtud: Option<Text<'a>>,
     pub ts: Option<f64>,
 }
 

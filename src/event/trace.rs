@@ -208,6 +208,9 @@ pub struct Trace<'a> {
     /// What the target's SYN-ACK offered (SYN probes that reached an open port).
     #[serde(skip_deserializing)]
     pub syn_ack: Option<SynAck>,
+    /// `trace --size` only: the hop whose next link is smaller than the SYNs.
+    #[serde(skip_deserializing, skip_serializing_if = "Option::is_none")]
+    pub mtu: Option<TraceMtu>,
 }
 
 /// A broken branch of a partly broken path (verdict "partial").
@@ -239,4 +242,14 @@ pub struct Length {
 pub struct OtherFlows {
     pub tried: usize,
     pub reached: usize,
+}
+
+/// `trace --size`'s finding: `{"size":1500,"hop":1,"router":"10.81.1.1","mtu":1400|null,"black_hole":false}`.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct TraceMtu {
+    pub size: usize,
+    pub hop: u8,
+    pub router: Option<String>,
+    pub mtu: Option<u32>,
+    pub black_hole: bool,
 }

@@ -144,9 +144,13 @@ impl<W: Write> PingSink for Human<W> {
             },
         };
         let from = src.map(|s| format!(" from {s}")).unwrap_or_default();
+        // -s: the requests' size and Don't Fragment.
+        let size = cfg.shape.size.map_or(String::new(), |n| {
+            format!(", {n}-byte requests (-M {})", cfg.shape.pmtud.name())
+        });
         writeln!(
             self.out,
-            "TCPPING {} ({}){from}: {count}, {mode}, timeout {}",
+            "TCPPING {} ({}){from}: {count}, {mode}{size}, timeout {}",
             cfg.target_name,
             cfg.target,
             humantime::format_duration(cfg.timeout)

@@ -44,6 +44,8 @@ impl<W: Write> PingSink for Json<W> {
             count: cfg.count,
             interval_ms: Some(ms(cfg.interval)),
             timeout_ms: Some(ms(cfg.timeout)),
+            size: cfg.shape.size,
+            pmtud: cfg.shape.size.map(|_| cfg.shape.pmtud.name().into()),
             ts: Some(unix_secs(SystemTime::now())),
         };
         Event::Start(ev).write_line(&mut self.out)?;
@@ -59,6 +61,7 @@ impl<W: Write> PingSink for Json<W> {
             let (what, saw, now) = match n {
                 Notice::NotEcho { saw } => ("not_echo", saw.as_deref(), "connect-only"),
                 Notice::NoEcho => ("no_echo", None, "echo"),
+                Notice::BlackHole { .. } => ("mtu_black_hole", None, "echo"),
             };
             let ev = event::Notice {
                 target: tag.map(|t| t.target),

@@ -185,6 +185,10 @@ pub fn notice_text(n: &Notice, name: &str, timeout: Duration) -> String {
              echo server, --connect-only or --syn time the handshake",
             timeout.as_millis()
         ),
+        Notice::BlackHole { size, small } => format!(
+            "{name}: large segments ({size} bytes) time out while {small}-byte pings pass: a \
+             path MTU black hole; no ICMP 'packet too big' came back"
+        ),
     }
 }
 

@@ -23,6 +23,9 @@ const TS_VALUE_AT: usize = 4 + 2 + 2;
 pub const V4_LEN: usize = V4_HEADER_LEN + TCP_LEN;
 pub const V6_LEN: usize = V6_HEADER_LEN + TCP_LEN;
 
+/// Longest SYN built (`trace --size`): a jumbo frame.
+pub const MAX_SYN_LEN: usize = 9000;
+
 /// The fields of one SYN.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SynFields {
@@ -47,11 +50,23 @@ pub enum BuildError {
 /// Build the SYN into `buf` (IP header, TCP header with options, checksums) with pnet's
 /// packet builders; returns its length.
 pub fn build_syn(buf: &mut [u8], f: &SynFields) -> Result<usize, BuildError> {
-    let (ip_len, len) = match (f.src.ip(), f.dst.ip()) {
+    build_syn_sized(buf, f, None)
+}
+
+/// [`build_syn`], `total` bytes long in all (IP header included, as traceroute's packet
+/// length): the rest after the TCP header is payload, zeros (a target answers the SYN and
+/// ignores its data). None, or less than the headers: the SYN without payload.
+pub fn build_syn_sized(
+    buf: &mut [u8],
+    f: &SynFields,
+    total: Option<usize>,
+) -> Result<usize, BuildError> {
+    let (ip_len, bare) = match (f.src.ip(), f.dst.ip()) {
         (IpAddr::V4(_), IpAddr::V4(_)) => (V4_HEADER_LEN, V4_LEN),
         (IpAddr::V6(_), IpAddr::V6(_)) => (V6_HEADER_LEN, V6_LEN),
         _ => return Err(BuildError::MixedFamilies),
     };
+    let len = total.map_or(bare, |t| t.clamp(bare, MAX_SYN_LEN));
     let buf = buf.get_mut(..len).ok_or(BuildError::ShortBuffer)?;
     buf.fill(0);
     {
@@ -84,7 +99,7 @@ pub fn build_syn(buf: &mut [u8], f: &SynFields) -> Result<usize, BuildError> {
         (IpAddr::V6(s), IpAddr::V6(d)) => {
             let mut ip = MutableIpv6Packet::new(buf).ok_or(BuildError::ShortBuffer)?;
             ip.set_version(6);
-            ip.set_payload_length(TCP_LEN as u16);
+            ip.set_payload_length((len - V6_HEADER_LEN) as u16);
             ip.set_next_header(IpNextHeaderProtocols::Tcp);
             ip.set_source(s);
             ip.set_destination(d);
@@ -177,3 +192,6 @@ pub fn mark_syn(pkt: &mut [u8], marks: Marks) {
     }
     restamp(pkt, seq, ip_id, ttl);
 }
+#[cfg(test)]
+#[path = "build_sized_tests.rs"]
+mod sized_tests;

@@ -21,6 +21,7 @@
 pub mod capture;
 pub mod connect;
 pub mod open;
+pub mod pmtu;
 pub mod syn;
 pub mod tap;
 pub mod ttl_connect;
@@ -104,6 +105,22 @@ pub trait Prober {
     fn capture_drops(&mut self) -> u64 {
         0
     }
+    /// Give the probes sent from now on this size and Don't Fragment behaviour (ping's
+    /// `-s`/`-M`, `--pmtu`'s sizes; trace's `--size`). False: this kind of probe has no
+    /// size (the probes stay as they were).
+    fn set_shape(&mut self, _shape: Shape) -> bool {
+        false
+    }
+}
+
+/// The size of probes and their Don't Fragment behaviour: for connect probes, the
+/// request's bytes and `IP_MTU_DISCOVER`; for SYN probes, the packet's bytes in all (IP
+/// header included), DF always set.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Shape {
+    /// None: the probe as it is without `-s`.
+    pub size: Option<usize>,
+    pub pmtud: connect::Pmtud,
 }
 
 /// The verdict of one ping.
@@ -181,6 +198,10 @@ pub enum Notice {
     /// echoed: it may not be an echo server (the ping stays a timeout: an echo server's loss
     /// looks the same).
     NoEcho,
+    /// Requests of `size` bytes got no echo within the timeout while a control ping of
+    /// `small` bytes to the same target, sent then on a new connection, got its echo, and
+    /// no ICMP "packet too big" came back: a path MTU black hole.
+    BlackHole { size: usize, small: usize },
 }
 
 impl PingResult {

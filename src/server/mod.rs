@@ -54,8 +54,9 @@ pub struct ServerConfig {
     pub quiet: bool,
 }
 
-/// Longest request line accepted, in bytes (without the newline).
-pub const MAX_LINE: usize = 1024;
+/// Longest request line accepted, in bytes (without the newline): the client's largest
+/// `-s` (a jumbo frame's 9000 bytes) fits.
+pub const MAX_LINE: usize = 9000;
 /// Stack of a client thread: small, so thousands of idle clients cost little memory.
 const CLIENT_STACK: usize = 64 * 1024;
 

@@ -13,6 +13,7 @@ pub mod dns;
 pub mod engine;
 pub mod mda;
 pub mod middlebox;
+pub mod mtu;
 pub mod state;
 pub mod verdict;
 

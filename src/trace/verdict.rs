@@ -282,6 +282,8 @@ pub struct Verdict {
     /// After a single flow broke: other flows tried, and how many reached the target.
     pub other_flows: Option<(usize, usize)>,
     pub text: String,
+    /// `trace --size`: what the sized SYNs found about the MTU (set by the driver).
+    pub mtu: Option<super::mtu::MtuFinding>,
 }
 
 /// Flows that reached the target at one hop, when others reached it at another.
@@ -585,6 +587,7 @@ pub fn verdict(state: &TraceState, timeout_text: &str) -> Verdict {
         lengths,
         other_flows: None,
         text,
+        mtu: None,
     }
 }
 
@@ -888,6 +891,7 @@ mod tests {
             dissent: Vec::new(),
             lengths: Vec::new(),
             other_flows: None,
+            mtu: None,
         };
         let reached = |flow| OtherFlow {
             flow,

@@ -219,6 +219,7 @@ pub fn run(args: PingArgs) -> Result<i32, Error> {
     // Then the prober's sockets, and every thread's capabilities dropped, before any
     // untrusted input (the targets file, names, scrapes) and before any thread of ours starts.
     let mut prober = open::open(&need(&cfg), &waker, &stop)?.prober;
+    prober.set_shape(cfg.template.shape);
     let lines = first_targets(&cfg)?;
     // --plot: its destination checked before the first probe, with the privileges the
     // picture is written with at the end.

@@ -11,6 +11,7 @@
 pub mod live;
 #[cfg(test)]
 mod mda_tests;
+mod mtu;
 pub mod retry;
 #[cfg(test)]
 mod tests;
@@ -332,6 +333,9 @@ pub fn trace(cfg: TraceConfig) -> Result<i32, Error> {
     // effect before the first probe (`timing::RxStamping`).
     let stamping = crate::timing::RxStamping::request();
     let (mut prober, setup, constant) = open_prober(&cfg, &waker, &stop)?;
+    if let Some(size) = cfg.size {
+        mtu::size_probes(prober.as_mut(), size)?;
+    }
     super::shared::on_signals(&stop, &waker)?;
     if let Some(on) = &stamping {
         let _ = on.wait_in_effect(STAMPS_ON_WITHIN);
@@ -379,7 +383,7 @@ pub fn trace(cfg: TraceConfig) -> Result<i32, Error> {
     state.alpha = cfg.search.alpha;
     state.multipath = cfg.search.multipath;
     if let (true, Some(source)) = (constant, setup.source) {
-        state.middlebox = Middlebox::probing(source, cfg.marks);
+        state.middlebox = Middlebox::probing(source, cfg.marks).with_size(cfg.size);
     }
     let mut pipe_closed = false;
     // With the view, the waits for the probes are cut short to read its keys.
@@ -475,6 +479,17 @@ pub fn trace(cfg: TraceConfig) -> Result<i32, Error> {
         let first = engine.next_seq();
         (v, other_probes) = retry::try_other_flows(v, engine.plan(), first, prober.as_mut(), &stop)
             .map_err(|e| Error::io("trace: probe other flows", e))?;
+    }
+    if let (Some(size), false) = (cfg.size, cut_short) {
+        let run = &cfg.run;
+        mtu::judge(
+            &mut v,
+            prober.as_mut(),
+            size,
+            run.target,
+            run.max_hops,
+            run.timeout,
+        );
     }
     let code = v.exit_status();
     if pipe_closed {

@@ -929,6 +929,7 @@ fn config(output: crate::cli::Output, flows: u16, cycles: u64) -> crate::cli::Tr
             multipath: false,
         },
         probe: crate::cli::TraceProbe::Auto,
+        size: None,
         output,
         tui: false,
         search: crate::cli::Search::default(),

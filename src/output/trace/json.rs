@@ -243,6 +243,13 @@ impl<W: Write> Events<W> {
                 timestamps: o.timestamps,
                 ecn: o.ecn,
             }),
+            mtu: v.mtu.as_ref().map(|m| event::TraceMtu {
+                size: m.size,
+                hop: m.hop,
+                router: m.router.map(|r| r.to_string()),
+                mtu: m.mtu,
+                black_hole: m.black_hole,
+            }),
         };
         self.json(Event::Trace(ev))
     }

@@ -10,6 +10,7 @@ use mio::{Interest, Token};
 
 use super::echo::{judge_reply, Speaks};
 use super::icmp::Verdict;
+use super::size;
 use super::socket::{queued_error, read_later, Conn};
 use super::{ConnectProber, MAX_REPLY, RAW_GRACE};
 use crate::icmp::{Phase, Registry};
@@ -38,6 +39,10 @@ pub(super) enum Stage {
         phase: Phase,
         until: Instant,
     },
+    /// A large request got no echo within the timeout: a small control ping to the same
+    /// target tells a path MTU black hole from a dead path (`control`); its answer is read
+    /// no more, and its verdict (a timeout) waits for the control's.
+    AwaitControl,
 }
 
 /// One ping in flight.
@@ -50,6 +55,10 @@ pub(super) struct Flight {
     pub(super) stage: Stage,
     /// It times only the handshake: `--connect-only`, or a target known not to echo.
     pub(super) handshake_only: bool,
+    /// Its request's size (`-s`; None: the protocol's line as it is).
+    pub(super) size: Option<usize>,
+    /// A control ping's: the ping whose verdict waits for it (see `control`).
+    pub(super) control_of: Option<Token>,
 }
 
 /// A time measured twice: by the wire or kernel (when they could) and by user space.
@@ -120,13 +129,24 @@ impl ConnectProber {
     /// Begin a ping: a new connection (its SYN leaves now), or the target's persistent
     /// connection (its request leaves now).
     pub(super) fn begin(&mut self, spec: ProbeSpec) {
+        self.begin_flight(spec, self.shape.size, None);
+    }
+
+    /// Begin a ping of request size `size`; `control_of`: a control ping's (on its own
+    /// connection, whatever the mode), for that ping.
+    pub(super) fn begin_flight(
+        &mut self,
+        spec: ProbeSpec,
+        size: Option<usize>,
+        control_of: Option<Token>,
+    ) -> Option<Token> {
         let start = Instant::now();
         let deadline = start + self.timeout;
         let mut result = PingResult::of(&spec, Status::Timeout);
         result.sent_at = std::time::SystemTime::now();
-        if let Some(tok) = self.pipe_of(spec.target) {
+        if let Some(tok) = self.pipe_of(spec.target).filter(|_| control_of.is_none()) {
             self.pipe_send(tok, spec, start, result);
-            return;
+            return None;
         }
         let tok = Token(self.next_token);
         self.next_token += 1;
@@ -134,8 +154,10 @@ impl ConnectProber {
             Ok(c) => c,
             Err(e) => {
                 result.status = Status::Error(format!("open socket: {}", describe_io(&e)));
-                self.early.push(result);
-                return;
+                if control_of.is_none() {
+                    self.early.push(result);
+                }
+                return None;
             }
         };
         let port = conn.local.port();
@@ -160,7 +182,9 @@ impl ConnectProber {
             start,
             deadline,
             stage: Stage::Connecting { t0, hs },
-            handshake_only,
+            handshake_only: handshake_only && control_of.is_none(),
+            size,
+            control_of,
         };
         self.install(tok, f);
         // The SYN has left: its copy is waiting on the packet socket, with our ISN. Read it
@@ -174,6 +198,7 @@ impl ConnectProber {
                 self.settle(tok, st);
             }
         }
+        Some(tok)
     }
 
     /// Register a ping in the event loop (writable while connecting, readable after).
@@ -218,7 +243,7 @@ impl ConnectProber {
         if f.handshake_only {
             f.result.handshake_only = true;
             self.conclude(tok, Status::Reply);
-        } else if self.mode == Mode::Persistent {
+        } else if self.mode == Mode::Persistent && f.control_of.is_none() {
             self.open_pipe(tok);
         } else {
             self.start_echo(tok);
@@ -233,7 +258,7 @@ impl ConnectProber {
         let fd = f.conn.sock.as_raw_fd();
         let port = f.conn.local.port();
         self.registry.set_phase(port, Phase::Echo);
-        let request = format!("ping {} {}\n", f.spec.seq, net::wall_timestamp()).into_bytes();
+        let request = size::request(f.spec.seq, &net::wall_timestamp(), f.size);
         // Timestamps and errors of earlier pings on a persistent connection are not ours.
         let mut tx = None;
         let mut stale = None;
@@ -334,6 +359,12 @@ impl ConnectProber {
                         f.result.rtt = Some(d);
                         f.result.rtt_clock = Some(clock);
                         f.result.rtt_user = Some(t.user);
+                        if status == Status::Reply && self.raw_capture && self.shrunk(tok) {
+                            // A "packet too big" about this request came before its echo
+                            // (the kernel resent it smaller): the error names the router.
+                            self.settle(tok, Verdict::AwaitRaw(status, Phase::Echo));
+                            return;
+                        }
                         self.conclude(tok, status);
                         return;
                     }
@@ -379,6 +410,9 @@ impl ConnectProber {
         let Some(mut f) = self.flights.remove(&tok) else {
             return;
         };
+        if let Some(parent) = f.control_of {
+            self.control_done(parent, &status);
+        }
         if self.deadlines.back() == Some(&(f.deadline, tok)) {
             self.deadlines.pop_back();
         }
@@ -390,6 +424,7 @@ impl ConnectProber {
             Stage::Connecting { .. } => Phase::Connect,
             Stage::Echo { .. } => Phase::Echo,
             Stage::AwaitRaw { phase, .. } => *phase,
+            Stage::AwaitControl => Phase::Echo,
         };
         let opening = self.mode == Mode::Persistent && f.result.phase == Phase::Connect;
         if opening {
@@ -397,7 +432,9 @@ impl ConnectProber {
             self.fail_waiting(f.spec.target, &status, f.result.local_port);
         }
         f.result.status = status;
-        self.early.push(f.result);
+        if f.control_of.is_none() {
+            self.early.push(f.result);
+        }
         let fd = f.conn.sock.as_raw_fd();
         let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
     }

@@ -16,16 +16,20 @@
 //! ICMP error first) waiting a moment for the raw socket's copy of it.
 //!
 //! - [`flight`]: one ping on its own connection, a state machine;
+//! - [`control`]: the small control ping that tells a path MTU black hole from a dead path;
 //! - [`echo`]: judging the echo, and the fallback for targets that do not speak it;
 //! - [`pipe`]: the persistent connection, its pings pipelined;
 //! - [`icmp`]: an error the kernel reported, handed over to the ping (or pings) it concerns;
+//! - [`size`]: the request's size (`-s`) and Don't Fragment (`-M`);
 //! - [`socket`]: the probe socket, opened the same way by trace's `ttl_connect`;
 //! - this module: the prober and its event loop.
 
+mod control;
 mod echo;
 mod flight;
 mod icmp;
 mod pipe;
+mod size;
 mod socket;
 #[cfg(test)]
 mod tests;
@@ -33,6 +37,7 @@ mod tests;
 use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -41,7 +46,7 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 
 use super::tap::WireTap;
-use super::{IcmpTally, Mode, PingResult, ProbeSpec, Prober, Status};
+use super::{IcmpTally, Mode, PingResult, ProbeSpec, Prober, Shape, Status};
 use crate::icmp::correlate::Unmatched;
 use crate::icmp::listener::Capture;
 use crate::icmp::parse::IcmpError;
@@ -54,6 +59,7 @@ use pipe::{Pipe, Waiting};
 use socket::Conn;
 
 pub use echo::judge_reply;
+pub use size::{on_wire, path_mtu, Pmtud, MAX_SIZE, MIN_SIZE, SMALL};
 pub(crate) use socket::probe_socket;
 
 /// How long back-to-back pings (-i 0) poll without sleeping before they wait: a CPU that
@@ -64,8 +70,8 @@ const SPIN: Duration = Duration::from_micros(250);
 /// How long a ping waits for the raw socket's copy of an error the kernel already reported.
 const RAW_GRACE: Duration = Duration::from_millis(50);
 
-/// Longest answer read: more is an error.
-const MAX_REPLY: usize = 4096;
+/// Longest answer read: more is an error (the echo of the largest `-s`, and room to spare).
+const MAX_REPLY: usize = 2 * MAX_SIZE;
 
 /// The event-loop token of the wake-up channel (signals, ICMP attributions); pings count
 /// from 1.
@@ -125,6 +131,10 @@ pub struct ConnectProber {
     chunk: Box<[u8; 2048]>,
     /// IP_TOS / IPV6_TCLASS of every socket (`with_tos`; 0: the system's).
     tos: u8,
+    /// The requests' size (`-s`) and Don't Fragment (`-M`) of the pings sent from now on.
+    shape: Shape,
+    /// Targets found behind a path MTU black hole (said once each).
+    black_holes: std::collections::HashSet<SocketAddr>,
 }
 
 impl ConnectProber {
@@ -167,6 +177,8 @@ impl ConnectProber {
             early: Vec::new(),
             chunk: Box::new([0; 2048]),
             tos: 0,
+            shape: Shape::default(),
+            black_holes: Default::default(),
         })
     }
 
@@ -234,6 +246,7 @@ impl ConnectProber {
             }
         }
         sock.set_nodelay(true)?;
+        size::set_pmtud(sock.as_raw_fd(), spec.target.is_ipv6(), self.shape.pmtud)?;
         let local = sock
             .local_addr()?
             .as_socket()
@@ -292,7 +305,7 @@ impl ConnectProber {
                     self.on_error_queue(tok);
                 }
             }
-            Stage::AwaitRaw { .. } => {}
+            Stage::AwaitRaw { .. } | Stage::AwaitControl => {}
         }
     }
 
@@ -320,6 +333,9 @@ impl ConnectProber {
             if f.deadline == at && !matches!(f.stage, Stage::AwaitRaw { .. }) {
                 let opening = matches!(f.stage, Stage::Connecting { .. });
                 if opening && self.hand_over(tok) {
+                    continue;
+                }
+                if self.start_control(tok) {
                     continue;
                 }
                 self.hint_if_silent(tok);
@@ -468,5 +484,10 @@ impl Prober for ConnectProber {
 
     fn drain_unmatched(&mut self) -> Vec<(IcmpError, Unmatched)> {
         self.registry.drain_unmatched()
+    }
+
+    fn set_shape(&mut self, shape: Shape) -> bool {
+        self.shape = shape;
+        true
     }
 }

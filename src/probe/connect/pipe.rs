@@ -12,6 +12,7 @@ use mio::unix::SourceFd;
 use mio::Token;
 
 use super::flight::{Stage, Timed};
+use super::size;
 use super::socket::{read_later, Conn};
 use super::{ConnectProber, MAX_REPLY, RAW_GRACE};
 use crate::icmp::Phase;
@@ -331,7 +332,7 @@ impl ConnectProber {
         result.local_port = Some(p.conn.local.port());
         result.phase = Phase::Echo;
         let deadline = start + self.timeout;
-        let request = format!("ping {} {}\n", spec.seq, net::wall_timestamp()).into_bytes();
+        let request = size::request(spec.seq, &net::wall_timestamp(), self.shape.size);
         let lo = p.conn.sent;
         let sent_at = Instant::now();
         let sent = p.conn.sock.send(&request);

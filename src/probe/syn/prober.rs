@@ -16,7 +16,7 @@ use super::Flow;
 use crate::icmp::correlate::Unmatched;
 use crate::icmp::parse::IcmpError;
 use crate::net::{self, Waker};
-use crate::packet::build::{build_syn, mark_syn, restamp, Marks, SynFields, V6_LEN};
+use crate::packet::build::{build_syn_sized, mark_syn, restamp, Marks, SynFields, MAX_SYN_LEN};
 use crate::packet::diff::Headers;
 use crate::probe::capture::SNAP;
 use crate::probe::{IcmpTally, PingResult, ProbeSpec, Prober, Status};
@@ -43,8 +43,10 @@ pub struct SynProber<S: SynIo = SynSockets> {
     /// First sequence number of the run (random): another run's probes are not ours.
     seq_base: u32,
     /// The SYN last built, and the flow it was built for (`restamp` reuses it).
-    pkt: [u8; V6_LEN],
+    pkt: Box<[u8]>,
     built: Option<(u16, SocketAddr, usize)>,
+    /// The SYNs' length in all (trace's `--size`; None: no payload).
+    size: Option<usize>,
     /// Verdicts found while sending (a send that failed).
     early: Vec<PingResult>,
     buf: Box<[u8; SNAP as usize]>,
@@ -115,8 +117,9 @@ impl<S: SynIo> SynProber<S> {
             matcher: Matcher::new(verbose),
             timeout,
             seq_base: rand::random(),
-            pkt: [0; V6_LEN],
+            pkt: vec![0; MAX_SYN_LEN].into_boxed_slice(),
             built: None,
+            size: None,
             early: Vec::new(),
             buf: Box::new([0; SNAP as usize]),
             waker,
@@ -265,7 +268,7 @@ impl<S: SynIo> Prober for SynProber<S> {
                     ip_id: spec.seq as u16,
                     ttl,
                 };
-                match build_syn(&mut self.pkt, &fields) {
+                match build_syn_sized(&mut self.pkt, &fields, self.size) {
                     Ok(len) => {
                         if self.marks != Marks::default() {
                             mark_syn(&mut self.pkt[..len], self.marks);
@@ -350,6 +353,12 @@ impl<S: SynIo> Prober for SynProber<S> {
 
     fn drain_unmatched(&mut self) -> Vec<(IcmpError, Unmatched)> {
         self.matcher.drain_unmatched()
+    }
+
+    fn set_shape(&mut self, shape: crate::probe::Shape) -> bool {
+        self.size = shape.size;
+        self.built = None;
+        true
     }
 
     fn capture_drops(&mut self) -> u64 {

@@ -1,0 +1,93 @@
+//! The control ping: when a large request (`-s` above [`SMALL`]) gets no echo within the
+//! timeout, on its own connection, with no ICMP error, a ping of [`SMALL`] bytes goes to the
+//! same target on a new connection. The large ping's verdict (a timeout) waits for it (at
+//! most one more timeout); when the small one is echoed, the large one carries
+//! [`Notice::BlackHole`]: segments of that size vanish where small ones pass, and nothing
+//! said "packet too big" (such an error would have ended the ping). Said once per target;
+//! a target found so sends no more controls. A small control that times out too says
+//! nothing about the MTU (the path or the server is down): the ping stays a plain timeout.
+
+use std::os::fd::AsRawFd;
+use std::time::Instant;
+
+use mio::Token;
+
+use super::echo::Speaks;
+use super::flight::Stage;
+use super::size::{self, SMALL};
+use super::ConnectProber;
+use crate::probe::{Mode, Notice, Status};
+
+impl ConnectProber {
+    /// A ping about to time out: start its control ping instead, when it is a large
+    /// request waiting for its echo. True: its verdict now waits for the control's.
+    pub(super) fn start_control(&mut self, tok: Token) -> bool {
+        let Some(f) = self.flights.get(&tok) else {
+            return false;
+        };
+        let large = f.size.is_some_and(|s| s > SMALL);
+        if !large
+            || f.control_of.is_some()
+            || self.mode == Mode::Persistent
+            || !matches!(f.stage, Stage::Echo { .. })
+            || self.black_holes.contains(&f.spec.target)
+        {
+            return false;
+        }
+        let spec = f.spec;
+        let Some(ctl) = self.begin_flight(spec, Some(SMALL), Some(tok)) else {
+            return false;
+        };
+        if !self.flights.contains_key(&ctl) {
+            // Concluded at once (refused, an error): `control_done` has ended the ping.
+            return true;
+        }
+        let Some(f) = self.flights.get_mut(&tok) else {
+            return true;
+        };
+        f.stage = Stage::AwaitControl;
+        // Its own deadline after the control's (queued after it): the control decides.
+        f.deadline = Instant::now() + self.timeout;
+        self.deadlines.push_back((f.deadline, tok));
+        true
+    }
+
+    /// Whether ping `tok`'s request did not fit the path as sent: the kernel's path MTU
+    /// for its connection is now below the request's segment (a "packet too big" came).
+    pub(super) fn shrunk(&self, tok: Token) -> bool {
+        let Some(f) = self.flights.get(&tok) else {
+            return false;
+        };
+        let Some(size) = f.size.filter(|&s| s > SMALL) else {
+            return false;
+        };
+        let v6 = f.spec.target.is_ipv6();
+        size::path_mtu(f.conn.sock.as_raw_fd(), v6).is_some_and(|m| m < size::on_wire(size, v6))
+    }
+
+    /// The control ping of `parent` concluded with `status`: the parent's verdict.
+    pub(super) fn control_done(&mut self, parent: Token, status: &Status) {
+        let Some(f) = self.flights.get_mut(&parent) else {
+            return;
+        };
+        if !matches!(f.stage, Stage::AwaitControl) {
+            // Concluded at once, before the parent waited: it still waits in Echo.
+            f.stage = Stage::AwaitControl;
+        }
+        let target = f.spec.target;
+        if *status == Status::Reply {
+            f.result.notice = Some(Notice::BlackHole {
+                size: f.size.unwrap_or(SMALL),
+                small: SMALL,
+            });
+            self.black_holes.insert(target);
+            if self.fallback {
+                self.speaks.insert(target, Speaks::Echo);
+            }
+        } else if self.fallback && !self.speaks.contains_key(&target) {
+            self.speaks.insert(target, Speaks::Hinted);
+            f.result.notice = Some(Notice::NoEcho);
+        }
+        self.conclude(parent, Status::Timeout);
+    }
+}
