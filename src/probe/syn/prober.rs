@@ -11,13 +11,13 @@ use std::time::{Duration, Instant};
 
 use super::classify::classify;
 use super::matcher::Matcher;
-use super::sockets::{SynIo, SynSockets};
+use super::sockets::{Outbox, SynIo, SynSockets, BATCH};
 use super::Flow;
 use crate::icmp::correlate::Unmatched;
 use crate::icmp::parse::IcmpError;
 use crate::net::{self, Waker};
 use crate::packet::build::{build_syn, restamp, SynFields, V6_LEN};
-use crate::probe::capture::SNAP;
+use crate::probe::capture::Received;
 use crate::probe::{IcmpTally, PingResult, ProbeSpec, Prober, Status};
 
 /// Distance between the sequence numbers of two probes of a flow: more than any receive
@@ -46,7 +46,9 @@ pub struct SynProber<S: SynIo = SynSockets> {
     built: Option<(u16, SocketAddr, usize)>,
     /// Verdicts found while sending (a send that failed).
     early: Vec<PingResult>,
-    buf: Box<[u8; SNAP as usize]>,
+    /// SYNs built and waiting to leave together (one `sendmmsg`): sent when full and
+    /// whenever the prober polls.
+    outbox: Outbox,
     waker: Arc<Waker>,
     stop: Arc<AtomicBool>,
     /// Back-to-back probing (-i 0): look for answers without sleeping for a moment first.
@@ -59,12 +61,15 @@ pub struct SynProber<S: SynIo = SynSockets> {
 
 /// Most probes a constant flow carries to one target at once.
 pub const MAX_OVERLAP: usize = 64;
+/// Probes a constant flow carries to one target at once back to back (-i 0): a window, so
+/// that SYNs leave in batches and answers are read in batches.
+pub const BACK_TO_BACK: usize = 32;
 
 /// How many probes a constant flow carries to one target at once when one starts every
 /// `interval` and each waits `timeout`: see `SynProber::with_interval`.
 pub(crate) fn overlap(timeout: Duration, interval: Duration) -> usize {
     if interval.is_zero() {
-        return 1;
+        return BACK_TO_BACK;
     }
     let fit = timeout.as_nanos().div_ceil(interval.as_nanos());
     usize::try_from(fit)
@@ -113,7 +118,7 @@ impl<S: SynIo> SynProber<S> {
             pkt: [0; V6_LEN],
             built: None,
             early: Vec::new(),
-            buf: Box::new([0; SNAP as usize]),
+            outbox: Outbox::default(),
             waker,
             stop,
             spin: false,
@@ -169,20 +174,49 @@ impl<S: SynIo> SynProber<S> {
 
     /// Read every waiting packet and take it into account.
     fn read_answers(&mut self, done: &mut Vec<PingResult>) {
-        loop {
-            let got = match self.io.recv(&mut self.buf[..]) {
-                Ok(g) => g,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(_) => return,
-            };
-            let now = Instant::now();
-            let pkt = &self.buf[..got.len];
+        let matcher = &mut self.matcher;
+        let mut take = |pkt: &[u8], got: Received| {
             if let Some(seen) = classify(pkt, got.outgoing) {
-                done.extend(self.matcher.on_seen(seen, got.at, now));
+                done.extend(matcher.on_seen(seen, got.at, Instant::now()));
+            }
+        };
+        loop {
+            match self.io.recv_batch(READ_BATCH, &mut take) {
+                Ok(n) if n == READ_BATCH => continue,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                _ => return,
             }
         }
     }
+
+    /// Send the SYNs waiting in the outbox. One that cannot leave (no route, a local
+    /// firewall) gets its verdict at once.
+    fn flush(&mut self) {
+        let mut from = 0;
+        while from < self.outbox.len() {
+            let err = match self.io.send_batch(&self.outbox, from) {
+                Ok(0) => io::Error::other("the kernel took no packet"),
+                Ok(n) => {
+                    from += n;
+                    continue;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => e,
+            };
+            let mut gone = Vec::new();
+            self.matcher.interrupt_one(self.outbox.key(from), &mut gone);
+            for mut r in gone {
+                r.status = Status::Error(format!("send the SYN: {}", net::describe_io(&err)));
+                self.early.push(r);
+            }
+            from += 1;
+        }
+        self.outbox.clear();
+    }
 }
+
+/// Most captured packets read before the matcher's timeouts are looked at again.
+const READ_BATCH: usize = 4 * BATCH;
 
 impl<S: SynIo> Prober for SynProber<S> {
     fn ready(&self, target: SocketAddr) -> bool {
@@ -261,20 +295,17 @@ impl<S: SynIo> Prober for SynProber<S> {
             self.early.push(r);
             return;
         }
-        let sent = Instant::now();
-        self.matcher.insert(spec, src, seq, sent, self.timeout);
-        if let Err(e) = self.io.send(&self.pkt[..len], spec.target.ip()) {
-            // No route, a local firewall: the verdict is known at once.
-            let mut gone = Vec::new();
-            self.matcher.interrupt_one((port, seq), &mut gone);
-            for mut r in gone {
-                r.status = Status::Error(format!("send the SYN: {}", net::describe_io(&e)));
-                self.early.push(r);
-            }
+        let to = spec.target.ip();
+        if !self.outbox.push(&self.pkt[..len], to, (port, seq)) {
+            self.flush();
+            self.outbox.push(&self.pkt[..len], to, (port, seq));
         }
+        self.matcher
+            .insert(spec, src, seq, Instant::now(), self.timeout);
     }
 
     fn poll(&mut self, until: Instant, done: &mut Vec<PingResult>) -> io::Result<()> {
+        self.flush();
         done.append(&mut self.early);
         let spin_until = self.spin.then(|| Instant::now() + SPIN);
         loop {
@@ -304,6 +335,7 @@ impl<S: SynIo> Prober for SynProber<S> {
     }
 
     fn interrupt(&mut self, done: &mut Vec<PingResult>) {
+        self.outbox.clear();
         done.append(&mut self.early);
         self.matcher.interrupt(done);
     }
