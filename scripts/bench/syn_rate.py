@@ -32,6 +32,7 @@ os.environ.setdefault("BENCH_NS_PREFIX", "tpd-bsyn-")
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import bench  # noqa: E402
+import pcap  # noqa: E402
 from bench import log, sh, nsx, stop  # noqa: E402
 
 PORT = 12082
@@ -87,16 +88,24 @@ def sample_rss(pid_of, stop_ev, out):
         time.sleep(0.05)
 
 
-def child_pid(name):
-    r = sh(["pgrep", "-n", "-x", name], check=False)
-    return int(r.stdout.split()[0]) if r.stdout.split() else None
+def child_pid(binary):
+    """The running process of exactly this binary (other helpers' builds have other paths)."""
+    want = os.path.realpath(binary)
+    r = sh(["pgrep", "-x", os.path.basename(binary)[:15]], check=False)
+    for pid in r.stdout.split():
+        try:
+            if os.path.realpath(f"/proc/{pid}/exe") == want:
+                return int(pid)
+        except OSError:
+            continue
+    return None
 
 
 def run_ours(binary, cns, n):
     c0 = cpu_times()
     rss, ev = [], threading.Event()
     t = threading.Thread(target=sample_rss,
-                         args=(lambda: child_pid(os.path.basename(binary)), ev, rss))
+                         args=(lambda: child_pid(binary), ev, rss))
     t.start()
     try:
         rc, text, ru, wall = bench.run_measured(
@@ -116,7 +125,9 @@ def run_ours(binary, cns, n):
     secs = (s.get("elapsed_ms") or 0) / 1000
     counted = sum(s.get(k, 0) or 0 for k in
                   ("received", "refused", "timeout", "icmp", "error", "interrupted"))
+    cpu = ru.ru_utime + ru.ru_stime
     return {"rate": n / secs if secs and counted == n else None,
+            "per_cpu_s": n / cpu if cpu and counted == n else None,
             "elapsed_s": secs, "sent": s.get("sent"), "received": s.get("received"),
             "timeout": s.get("timeout"), "counted": counted, "rc": rc,
             "rss_peak_mb": round(ru.peak_kb / 1024, 1),
@@ -128,13 +139,55 @@ def run_ours(binary, cns, n):
 def run_flood(cns, sns, secs):
     before = syns_at_server(sns)
     c0 = cpu_times()
-    r = sh(nsx(cns) + ["timeout", "-s", "INT", str(secs), "hping3", "-S", "-p", str(PORT),
-                       "--flood", SERVER], check=False)
+    usage = os.path.join(bench.TMP, "flood.time")
+    r = sh(nsx(cns) + ["/usr/bin/time", "-f", "%U %S", "-o", usage, "timeout", "-s", "INT",
+                       str(secs), "hping3", "-S", "-p", str(PORT), "--flood", SERVER],
+           check=False)
     c1 = cpu_times()
     got = syns_at_server(sns) - before
     m = re.search(r"(\d+) packets transmitted", r.stdout + r.stderr)
-    return {"rate": int(m.group(1)) / secs if m else None,
+    try:
+        cpu = sum(float(x) for x in open(usage).read().split()[-2:])
+    except (OSError, ValueError):
+        cpu = None
+    sent = int(m.group(1)) if m else None
+    return {"rate": sent / secs if sent else None, "cpu_s": cpu,
+            "per_cpu_s": sent / cpu if sent and cpu else None,
             "server_rate": got / secs, "cpu_busy": cpu_busy(c0, c1)}
+
+
+def run_fidelity(binary, cns, n, interval):
+    """|reported − wire| of --syn (SYN out -> SYN-ACK in on the client's veth, tcpdump),
+    matched by sequence number: paced (-i 0.01) and back to back (-i 0, in batches)."""
+    cap = bench.Capture(cns, "bsyc0", f"tcp port {PORT}", f"fid-{os.getpid()}-{time.time()}")
+    pings, _, _, _ = bench.client_json(f"{SERVER}:{PORT}",
+                                       ["--syn", "-n", str(n), "-i", str(interval)],
+                                       ns=cns) if binary == bench.BIN else with_bin(
+        binary, bench.client_json, f"{SERVER}:{PORT}",
+        ["--syn", "-n", str(n), "-i", str(interval)], ns=cns)
+    pkts = cap.packets()
+    client = "10.82.1.2"
+    syn_at = {p.seq: p.t for p in pkts if p.src == client and p.flags & pcap.SYN
+              and not p.flags & pcap.ACK}
+    ack_at = {(p.ack - 1) % 2**32: p.t for p in pkts if p.dst == client
+              and p.flags & pcap.ACK and (p.flags & pcap.SYN or p.flags & pcap.RST)}
+    pairs = []
+    for p in pings:
+        s_ = p.get("tcp_seq")
+        if p.get("status") == "reply" and s_ in syn_at and s_ in ack_at:
+            pairs.append((p["connect_ms"] * 1000, (ack_at[s_] - syn_at[s_]) * 1e6))
+    e = bench.errors_us(pairs) or {}
+    e["pings"] = len(pings)
+    return e
+
+
+def with_bin(path, fn, *a, **kw):
+    saved = bench.BIN
+    bench.BIN = path
+    try:
+        return fn(*a, **kw)
+    finally:
+        bench.BIN = saved
 
 
 def run_counting(cns, n):
@@ -188,6 +241,9 @@ def main():
                     r[c] = run_flood(cns, sns, flood_s)
                 else:
                     r[c] = run_counting(cns, max(a.n // 10, 100))
+            for name, b in [("ours", bench.BIN)] + ([("before", a.before)] if a.before else []):
+                r[f"fid_{name}"] = run_fidelity(b, cns, 50 if a.smoke else 200, 0.01)
+                r[f"fid_b2b_{name}"] = run_fidelity(b, cns, 200 if a.smoke else 2000, 0)
             rounds.append(r)
             log(f"round {i + 1}/{a.rounds}: ours {r['ours']['rate']}/s, flood "
                 f"{r['flood']['rate']}/s (server {r['flood']['server_rate']:.0f}/s), "
@@ -207,10 +263,24 @@ def main():
         "ratio_ours_to_flood": med(ratios),
         "ours_rss_peak_mb": med(col("ours", "rss_peak_mb")),
         "ours_cpu_s": med(col("ours", "cpu_s")),
+        "ours_per_cpu_s": med(col("ours", "per_cpu_s")),
+        "flood_per_cpu_s": med(col("flood", "per_cpu_s")),
+        "ratio_per_cpu_ours_to_flood": med(
+            [r["ours"]["per_cpu_s"] / r["flood"]["per_cpu_s"] for r in rounds
+             if r["ours"]["per_cpu_s"] and r["flood"]["per_cpu_s"]]),
         "all_counted": all(r["ours"]["counted"] == a.n for r in rounds),
     }
+    for name in ["ours"] + (["before"] if a.before else []):
+        for kind in ("fid", "fid_b2b"):
+            for k in ("median_abs", "p99_abs"):
+                summary[f"{kind}_{name}_{k}"] = med(
+                    [r[f"{kind}_{name}"].get(k) for r in rounds])
     if a.before:
         summary["before_rate"] = med(col("before", "rate"))
+        summary["before_per_cpu_s"] = med(col("before", "per_cpu_s"))
+        summary["ratio_per_cpu_ours_to_before"] = med(
+            [r["ours"]["per_cpu_s"] / r["before"]["per_cpu_s"] for r in rounds
+             if r["ours"]["per_cpu_s"] and r["before"]["per_cpu_s"]])
         summary["ratio_ours_to_before"] = med(
             [r["ours"]["rate"] / r["before"]["rate"] for r in rounds
              if r["ours"]["rate"] and r["before"]["rate"]])
@@ -237,11 +307,26 @@ def render(res):
              f"| hping3 -S -i u1 (counting): sent/s | {fmt(s['counting_rate'])} |",
              f"| hping3 -S -i u1: answers counted | {fmt(s['counting_answered'])} |",
              f"| ours / flood | {fmt(s['ratio_ours_to_flood'], 2)} |",
+             f"| ours: probes per CPU second | {fmt(s['ours_per_cpu_s'])} |",
+             f"| hping3 --flood: SYNs per CPU second | {fmt(s['flood_per_cpu_s'])} |",
+             f"| ours / flood, per CPU second | {fmt(s['ratio_per_cpu_ours_to_flood'], 2)} |",
+             f"| --syn -i 0.01: median / p99 abs(reported − wire) µs | "
+             f"{fmt(s['fid_ours_median_abs'], 1)} / {fmt(s['fid_ours_p99_abs'], 1)} |",
+             f"| --syn -i 0 (batched): median / p99 abs(reported − wire) µs | "
+             f"{fmt(s['fid_b2b_ours_median_abs'], 1)} / {fmt(s['fid_b2b_ours_p99_abs'], 1)} |",
              f"| ours: peak RSS MB | {fmt(s['ours_rss_peak_mb'], 1)} |",
              f"| ours: CPU s | {fmt(s['ours_cpu_s'], 2)} |",
              f"| every verdict counted in every round | {s['all_counted']} |"]
     if "before_rate" in s:
         lines += [f"| before ({res['before']}): probes/s | {fmt(s['before_rate'])} |",
+                  f"| before: probes per CPU second | {fmt(s['before_per_cpu_s'])} |",
+                  f"| ours / before, per CPU second | "
+                  f"{fmt(s['ratio_per_cpu_ours_to_before'], 2)} |",
+                  f"| before, --syn -i 0.01: median / p99 abs(reported − wire) µs | "
+                  f"{fmt(s['fid_before_median_abs'], 1)} / {fmt(s['fid_before_p99_abs'], 1)} |",
+                  f"| before, --syn -i 0: median / p99 abs(reported − wire) µs | "
+                  f"{fmt(s['fid_b2b_before_median_abs'], 1)} / "
+                  f"{fmt(s['fid_b2b_before_p99_abs'], 1)} |",
                   f"| ours / before | {fmt(s['ratio_ours_to_before'], 2)} |"]
     lines += ["", "Per round (load average 1/5/15 min at its start; CPU busy per core):", ""]
     for i, r in enumerate(res["rounds"]):
@@ -249,9 +334,10 @@ def render(res):
         lines.append(f"- round {i + 1} (load {' '.join(r['load_avg'])}; order "
                      f"{', '.join(r['order'])}): ours {o['rate'] or 0:,.0f}/s "
                      f"(counted {o['counted']}, timeouts {o['timeout']}, RSS peak "
-                     f"{o['rss_peak_mb']} MB, samples {min(o['rss_samples_mb'] or [0])}–"
+                     f"{o['rss_peak_mb']} MB, {o['per_cpu_s'] or 0:,.0f} per CPU s, samples {min(o['rss_samples_mb'] or [0])}–"
                      f"{max(o['rss_samples_mb'] or [0])} MB, cpu {o['cpu_busy']}); flood "
-                     f"{fl['rate'] or 0:,.0f}/s, server {fl['server_rate']:,.0f}/s "
+                     f"{fl['rate'] or 0:,.0f}/s ({fl['per_cpu_s'] or 0:,.0f} per CPU s), server "
+                     f"{fl['server_rate']:,.0f}/s "
                      f"(cpu {fl['cpu_busy']}); counting {r['counting']['rate'] or 0:,.0f}/s "
                      f"answered {r['counting']['answered']}"
                      + (f"; before {r['before']['rate'] or 0:,.0f}/s" if "before" in r else ""))
