@@ -294,7 +294,7 @@ impl PacketSocket {
         // SAFETY: raw is a fresh descriptor nobody else owns.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
         crate::net::setsockopt_int(raw, libc::SOL_SOCKET, SO_TIMESTAMPNS, 1)?;
-        let mut sock = PacketSocket {
+        let sock = PacketSocket {
             fd,
             ring: None,
             buf: Box::new([0; SNAP as usize]),
@@ -309,9 +309,15 @@ impl PacketSocket {
         // Packets that passed before the filter was attached are not ours to judge.
         let mut buf = [0u8; SNAP as usize];
         while sock.recv(&mut buf).is_ok() {}
-        // The ring, when the kernel gives one (else packets are read one recvmsg each).
-        sock.ring = ring::Ring::open(raw).ok();
         Ok(sock)
+    }
+
+    /// Read it from now on through a receive ring ([`ring`]) with [`PacketSocket::drain`],
+    /// when the kernel gives one (else `drain` reads one recvmsg per packet). `recv` then
+    /// sees nothing new: packets go to the ring.
+    pub fn with_ring(mut self) -> PacketSocket {
+        self.ring = ring::Ring::open(self.fd()).ok();
+        self
     }
 
     /// Whether packets are read from a receive ring (no system call per packet).

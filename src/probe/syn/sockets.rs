@@ -128,7 +128,7 @@ impl SynSockets {
         };
         let send4 = v4.then(|| raw(Domain::IPV4)).transpose()?;
         let send6 = v6.then(|| raw(Domain::IPV6)).transpose()?;
-        let tap = PacketSocket::open(&answers_filter(port, &[]))?;
+        let tap = PacketSocket::open(&answers_filter(port, &[]))?.with_ring();
         Ok(SynSockets {
             send4,
             send6,
