@@ -41,6 +41,17 @@ fn unhex(s: &str) -> Vec<u8> {
         .collect()
 }
 
+/// The SYN both tests build.
+fn fields() -> SynFields {
+    SynFields {
+        src: "10.0.0.1:40000".parse().unwrap(),
+        dst: "10.0.0.2:443".parse().unwrap(),
+        seq: 1,
+        ip_id: 1,
+        ttl: 64,
+    }
+}
+
 #[test]
 fn restamping_and_classifying_allocate_nothing() {
     // The captured TCP segments: (outgoing, bytes).
@@ -52,14 +63,7 @@ fn restamping_and_classifying_allocate_nothing() {
         .map(|f| (f[1] == "out", unhex(f[2])))
         .collect();
     let mut pkt = [0u8; 128];
-    let f = SynFields {
-        src: "10.0.0.1:40000".parse().unwrap(),
-        dst: "10.0.0.2:443".parse().unwrap(),
-        seq: 1,
-        ip_id: 1,
-        ttl: 64,
-    };
-    let len = build_syn(&mut pkt, &f).unwrap();
+    let len = build_syn(&mut pkt, &fields()).unwrap();
     let before = allocations();
     let mut seen = 0;
     for n in 0..1000u32 {
@@ -80,14 +84,7 @@ fn restamping_and_classifying_allocate_nothing() {
 fn the_batched_path_allocates_nothing() {
     let syn = {
         let mut pkt = [0u8; 128];
-        let f = SynFields {
-            src: "10.0.0.1:40000".parse().unwrap(),
-            dst: "10.0.0.2:443".parse().unwrap(),
-            seq: 1,
-            ip_id: 1,
-            ttl: 64,
-        };
-        let len = build_syn(&mut pkt, &f).unwrap();
+        let len = build_syn(&mut pkt, &fields()).unwrap();
         pkt[..len].to_vec()
     };
     let to = "10.0.0.2".parse().unwrap();

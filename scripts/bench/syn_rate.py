@@ -33,6 +33,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import bench  # noqa: E402
 import pcap  # noqa: E402
+from before_after import with_bin  # noqa: E402
 from bench import log, sh, nsx, stop  # noqa: E402
 
 PORT = 12082
@@ -179,15 +180,6 @@ def run_fidelity(binary, cns, n, interval):
     e = bench.errors_us(pairs) or {}
     e["pings"] = len(pings)
     return e
-
-
-def with_bin(path, fn, *a, **kw):
-    saved = bench.BIN
-    bench.BIN = path
-    try:
-        return fn(*a, **kw)
-    finally:
-        bench.BIN = saved
 
 
 def run_counting(cns, n):
