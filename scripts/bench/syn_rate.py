@@ -277,12 +277,17 @@ def main():
             [r["ours"]["rate"] / r["before"]["rate"] for r in rounds
              if r["ours"]["rate"] and r["before"]["rate"]])
     res = {"n": a.n, "rounds": rounds, "summary": summary, "smoke": a.smoke,
-           "binary": bench.BIN, "before": a.before}
+           "binary": bench.BIN, "before": a.before,
+           "generated": datetime.datetime.now(datetime.timezone.utc).strftime(
+               "%Y-%m-%d %H:%M:%S UTC"),
+           "command": "bench.sh syn-rate " + " ".join(sys.argv[1:])}
     with open(os.path.join(out_dir, "results.json"), "w") as f:
         json.dump(res, f, indent=1)
     with open(os.path.join(out_dir, "results.md"), "w") as f:
         f.write(render(res))
     log(f"results in {out_dir}")
+    if not a.smoke and not os.environ.get("BENCH_OUT"):
+        bench.write_index()
     print(render(res))
 
 
