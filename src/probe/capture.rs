@@ -312,11 +312,11 @@ impl PacketSocket {
         Ok(sock)
     }
 
-    /// Read it from now on through a receive ring ([`ring`]) with [`PacketSocket::drain`],
-    /// when the kernel gives one (else `drain` reads one recvmsg per packet). `recv` then
-    /// sees nothing new: packets go to the ring.
-    pub fn with_ring(mut self) -> PacketSocket {
-        self.ring = ring::Ring::open(self.fd()).ok();
+    /// Read it from now on through a receive ring ([`ring`]) of about `bytes` with
+    /// [`PacketSocket::drain`], when the kernel gives one (else `drain` reads one recvmsg
+    /// per packet). `recv` then sees nothing new: packets go to the ring.
+    pub fn with_ring(mut self, bytes: usize) -> PacketSocket {
+        self.ring = ring::Ring::open(self.fd(), bytes).ok();
         self
     }
 

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::connect::ConnectProber;
-use super::syn::{Flow, SynProber, SynSockets};
+use super::syn::{sockets, Flow, SynProber, SynSockets};
 use super::tap::WireTap;
 use super::ttl_connect::TtlConnectProber;
 use super::{Mode, Prober};
@@ -305,7 +305,11 @@ fn open_syn(
     };
     // Err: whether the sockets failed to open (else the ports to be reserved), and why.
     let build = |v4: bool, v6: bool| -> Result<SynProber, (bool, io::Error)> {
-        let sockets = SynSockets::open(v4, v6, port).map_err(|e| (true, e))?;
+        let ring = match need.targets {
+            Targets::One(_) => sockets::RING_ONE,
+            Targets::Many { .. } => sockets::RING_MANY,
+        };
+        let sockets = SynSockets::open(v4, v6, port, ring).map_err(|e| (true, e))?;
         SynProber::new(
             sockets,
             flow,

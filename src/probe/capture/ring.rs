@@ -47,10 +47,9 @@ pub mod field {
 /// Frame size: the headers, the alignment the kernel adds before the packet, and `SNAP`
 /// bytes of packet, rounded to a power of two (frames must tile the blocks).
 pub const FRAME: usize = 1024;
-/// Block size (a multiple of the page size and of `FRAME`), and blocks: 8 MiB in all, the
-/// queue the socket had without a ring.
+/// Block size (a multiple of the page size and of `FRAME`): a ring is a whole number of
+/// blocks.
 const BLOCK: usize = 1 << 16;
-const BLOCKS: usize = 128;
 
 /// One frame as the kernel filled it: the packet's place in the frame, and what it says of
 /// it. None: the frame points outside itself.
@@ -141,9 +140,10 @@ pub struct Ring {
 unsafe impl Send for Ring {}
 
 impl Ring {
-    /// Give packet socket `fd` a receive ring and map it. Packets already queued on the
-    /// socket stay there (read them first).
-    pub fn open(fd: RawFd) -> io::Result<Ring> {
+    /// Give packet socket `fd` a receive ring of about `bytes` (whole blocks, at least one)
+    /// and map it. Packets already queued on the socket stay there (read them first).
+    pub fn open(fd: RawFd, bytes: usize) -> io::Result<Ring> {
+        let blocks = bytes.div_ceil(BLOCK).max(1);
         use crate::net::setsockopt_int;
         setsockopt_int(fd, libc::SOL_PACKET, PACKET_VERSION, TPACKET_V2)?;
         // The skb's software stamp (the one SO_TIMESTAMPNS and tcpdump report).
@@ -155,9 +155,9 @@ impl Ring {
         )?;
         let req = libc::tpacket_req {
             tp_block_size: BLOCK as u32,
-            tp_block_nr: BLOCKS as u32,
+            tp_block_nr: blocks as u32,
             tp_frame_size: FRAME as u32,
-            tp_frame_nr: (BLOCK / FRAME * BLOCKS) as u32,
+            tp_frame_nr: (BLOCK / FRAME * blocks) as u32,
         };
         // SAFETY: req is a valid tpacket_req for the call.
         let rc = unsafe {
@@ -172,7 +172,7 @@ impl Ring {
         if rc != 0 {
             return Err(io::Error::last_os_error());
         }
-        let len = BLOCK * BLOCKS;
+        let len = BLOCK * blocks;
         // SAFETY: mapping the ring the kernel just made for fd, shared, of its size.
         let base = unsafe {
             libc::mmap(

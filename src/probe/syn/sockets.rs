@@ -14,6 +14,12 @@ use socket2::{Domain, Protocol, Socket, Type};
 use crate::net::{self, Waker};
 use crate::probe::capture::{answers_filter, PacketSocket, Received};
 
+/// The receive ring for one target (1,024 packets: the answers of a -i 0 window many times
+/// over; little memory and set-up for a ping or a trace) and for many targets (8,192: a
+/// burst while we are descheduled, the queue the socket had before it had a ring).
+pub const RING_ONE: usize = 1 << 20;
+pub const RING_MANY: usize = 8 << 20;
+
 /// Most packets sent with one system call (`sendmmsg`).
 pub const BATCH: usize = 64;
 /// Bytes the outbox holds: a batch of the largest SYNs.
@@ -117,9 +123,10 @@ pub struct SynSockets {
 
 impl SynSockets {
     /// Raw sockets to send hand-built IPv4 and/or IPv6 packets, and a packet socket for the
-    /// answers (SYN/RST segments to or from `port` when given, ICMP errors). Needs
-    /// CAP_NET_RAW.
-    pub fn open(v4: bool, v6: bool, port: Option<u16>) -> io::Result<SynSockets> {
+    /// answers (SYN/RST segments to or from `port` when given, ICMP errors) read through a
+    /// receive ring of `ring` bytes (`RING_ONE` for one target, `RING_MANY` for many).
+    /// Needs CAP_NET_RAW.
+    pub fn open(v4: bool, v6: bool, port: Option<u16>, ring: usize) -> io::Result<SynSockets> {
         // IPPROTO_RAW: we give the IP header (IP_HDRINCL / IPV6_HDRINCL implied).
         let raw = |domain| -> io::Result<Socket> {
             let s = Socket::new(domain, Type::RAW, Some(Protocol::from(libc::IPPROTO_RAW)))?;
@@ -128,7 +135,7 @@ impl SynSockets {
         };
         let send4 = v4.then(|| raw(Domain::IPV4)).transpose()?;
         let send6 = v6.then(|| raw(Domain::IPV6)).transpose()?;
-        let tap = PacketSocket::open(&answers_filter(port, &[]))?.with_ring();
+        let tap = PacketSocket::open(&answers_filter(port, &[]))?.with_ring(ring);
         Ok(SynSockets {
             send4,
             send6,
