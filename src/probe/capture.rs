@@ -6,6 +6,10 @@
 //! (our SYNs leaving, SYN-ACKs and RSTs arriving), pure ACKs arriving at our reserved ports,
 //! and ICMP / ICMPv6 messages. Everything else is dropped in the kernel, so unrelated
 //! traffic costs nothing.
+//!
+//! Read one packet per `recvmsg` ([`PacketSocket::recv`]), or, after
+//! [`PacketSocket::with_ring`], in batches from a receive ring shared with the kernel
+//! ([`ring`], [`PacketSocket::drain`]): the SYN prober's way.
 
 pub mod ring;
 #[cfg(test)]
