@@ -35,12 +35,13 @@
 //! SYN-ACK. The matcher takes that ACK as the answer of the oldest later probe of the flow
 //! in flight ([`Matcher::with_ack_answers`]: the port is open, `answer` says "ack"). So with
 //! an interval (`SynProber::with_interval`) a constant flow starts a probe every interval
-//! whatever is in flight (up to `MAX_OVERLAP` per target); back to back (-i 0) it keeps a
-//! window of `BACK_TO_BACK` probes in flight, sending the next as soon as one concluded ("as
-//! fast as answers can be matched"): the window's SYNs leave in one `sendmmsg` and their
-//! answers are read from the ring together. (Across a router the kernel carries a SYN, its
-//! SYN-ACK and our kernel's RST within the send call itself, so the next SYN of the flow
-//! rarely meets a half-open connection; when it does, the ACK rule below answers it.)
+//! whatever is in flight (up to `MAX_OVERLAP` per target); back to back (-i 0) it sends the
+//! next probe as soon as one concluded ("as fast as answers can be matched"), in a window:
+//! one at a time, growing (up to `BACK_TO_BACK`) while every probe is concluded by the time
+//! its send returns, i.e. while the kernel carries the SYN, its answer and our RST within
+//! the send call itself (loopback, namespaces: the next SYN of the flow then meets no
+//! half-open connection), and back to one as soon as an answer has to be waited for. The
+//! window's SYNs leave in one `sendmmsg` and their answers are read from the ring together.
 //! Per-probe flows keep up to one probe in flight per reserved port.
 pub mod classify;
 pub mod matcher;

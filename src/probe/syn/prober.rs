@@ -55,21 +55,24 @@ pub struct SynProber<S: SynIo = SynSockets> {
     spin: bool,
     /// Most probes a constant flow carries to one target at once (see `with_interval`).
     overlap: usize,
+    /// Back to back (-i 0) on a constant flow: `overlap` is a window that grows while every
+    /// probe sent is concluded by the time its send returns, and falls back to 1 when not.
+    adaptive: bool,
     /// Packets the packet socket's queue dropped, so far.
     drops: u64,
 }
 
 /// Most probes a constant flow carries to one target at once.
 pub const MAX_OVERLAP: usize = 64;
-/// Probes a constant flow carries to one target at once back to back (-i 0): a window, so
-/// that SYNs leave in batches and answers are read in batches.
+/// Most probes a constant flow carries to one target at once back to back (-i 0): a window,
+/// so that SYNs leave in batches and answers are read in batches (see `with_interval`).
 pub const BACK_TO_BACK: usize = 32;
 
 /// How many probes a constant flow carries to one target at once when one starts every
 /// `interval` and each waits `timeout`: see `SynProber::with_interval`.
 pub(crate) fn overlap(timeout: Duration, interval: Duration) -> usize {
     if interval.is_zero() {
-        return BACK_TO_BACK;
+        return 1;
     }
     let fit = timeout.as_nanos().div_ceil(interval.as_nanos());
     usize::try_from(fit)
@@ -123,18 +126,26 @@ impl<S: SynIo> SynProber<S> {
             stop,
             spin: false,
             overlap: 1,
+            adaptive: false,
             drops: 0,
         })
     }
 
     /// Probes start every `interval` (ping's -i): a constant flow carries to a target as
     /// many at once as start within the timeout (and one more, for the probe due as the
-    /// oldest one's time runs out), at most `MAX_OVERLAP`; with 0 (back to back), one at a
-    /// time, sent as soon as the previous one concluded. Either way a pure ACK for an
-    /// earlier probe answers a later one ([`Matcher::with_ack_answers`]). Without this call
-    /// (trace, whose probes of a flow differ in TTL), one probe at a time and no ACK rule.
+    /// oldest one's time runs out), at most `MAX_OVERLAP`; with 0 (back to back), each
+    /// probe sent as soon as one concluded, in a window: one at a time, and while every
+    /// probe is concluded by the time its send returns (the kernel carried the SYN, the
+    /// answer and our RST within the send: loopback, namespaces), twice as many each time, up
+    /// to `BACK_TO_BACK`; back to one as soon as an answer has to be waited for (a real
+    /// network, where a second SYN of the flow in flight would meet the first one's
+    /// half-open connection and get at best a rate-limited ACK). Either way a pure ACK for
+    /// an earlier probe answers a later one ([`Matcher::with_ack_answers`]). Without this
+    /// call (trace, whose probes of a flow differ in TTL), one probe at a time and no ACK
+    /// rule.
     pub fn with_interval(mut self, interval: Duration) -> Self {
         self.overlap = overlap(self.timeout, interval);
+        self.adaptive = interval.is_zero() && self.flow == Flow::Constant;
         self.matcher.ack_answers = true;
         self
     }
@@ -142,6 +153,13 @@ impl<S: SynIo> SynProber<S> {
     /// Poll without sleeping for a moment before waiting (for -i 0).
     pub fn with_spin(mut self, on: bool) -> Self {
         self.spin = on;
+        self
+    }
+
+    /// Carry `n` probes of a constant flow at once, for now (tests: a window already grown).
+    #[cfg(test)]
+    pub(crate) fn with_overlap(mut self, n: usize) -> Self {
+        self.overlap = n;
         self
     }
 
@@ -305,7 +323,17 @@ impl<S: SynIo> Prober for SynProber<S> {
     }
 
     fn poll(&mut self, until: Instant, done: &mut Vec<PingResult>) -> io::Result<()> {
+        let sent = !self.outbox.is_empty();
         self.flush();
+        if self.adaptive && sent {
+            // Were they all concluded within their send? Then the window may grow.
+            self.read_answers(done);
+            self.overlap = if self.matcher.in_flight() == 0 {
+                (self.overlap * 2).min(BACK_TO_BACK)
+            } else {
+                1
+            };
+        }
         done.append(&mut self.early);
         let spin_until = self.spin.then(|| Instant::now() + SPIN);
         loop {

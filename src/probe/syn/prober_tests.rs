@@ -276,7 +276,7 @@ fn silence_is_a_timeout_and_failures_to_send_are_errors() {
 /// Back to back (-i 0): `n` probes to 10.99.0.2:12001, all in flight at once.
 fn window(n: u64) -> (SynProber<Fake>, Rc<RefCell<World>>) {
     let (p, world) = prober(38515, "10.99.0.1", 0x2356_f0e5, Duration::from_secs(1));
-    let mut p = p.with_interval(Duration::ZERO);
+    let mut p = p.with_interval(Duration::ZERO).with_overlap(32);
     for seq in 1..=n {
         assert!(
             p.ready(sa("10.99.0.2:12001")),
@@ -373,4 +373,32 @@ fn garbage_in_a_captured_batch_is_skipped() {
         (&done[0].status, done[0].connect),
         (&Status::Reply, Some(Duration::from_micros(24)))
     );
+}
+
+#[test]
+fn back_to_back_the_window_grows_while_answers_come_within_the_send_and_falls_back_when_not() {
+    let (p, world) = prober(38515, "10.99.0.1", 0x2356_f0e5, Duration::from_secs(1));
+    let mut p = p.with_interval(Duration::ZERO);
+    let target = sa("10.99.0.2:12001");
+    p.send(spec(1, "10.99.0.2:12001"));
+    assert!(!p.ready(target), "one at a time at first");
+    // Its SYN and SYN-ACK are there as soon as the send returns (namespaces, loopback).
+    show(&world, "v4_syn", 0);
+    show(&world, "v4_synack", 24);
+    let done = verdicts(&mut p);
+    assert_eq!((done.len(), &done[0].status), (1, &Status::Reply));
+    p.send(spec(2, "10.99.0.2:12001"));
+    assert!(p.ready(target), "the window grew to two");
+    p.send(spec(3, "10.99.0.2:12001"));
+    assert!(!p.ready(target), "and not beyond");
+    // These two are not answered within their send (a real network): back to one.
+    let mut done = Vec::new();
+    p.poll(Instant::now() + Duration::from_millis(2), &mut done)
+        .unwrap();
+    assert!(done.is_empty());
+    assert_eq!(p.in_flight(), 2);
+    let _ = verdicts(&mut p); // both time out after a second
+    assert_eq!(p.in_flight(), 0);
+    p.send(spec(4, "10.99.0.2:12001"));
+    assert!(!p.ready(target), "one at a time again");
 }
