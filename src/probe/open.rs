@@ -305,10 +305,8 @@ fn open_syn(
     };
     // Err: whether the sockets failed to open (else the ports to be reserved), and why.
     let build = |v4: bool, v6: bool| -> Result<SynProber, (bool, io::Error)> {
-        let ring = match need.targets {
-            Targets::One(_) => sockets::RING_ONE,
-            Targets::Many { .. } => sockets::RING_MANY,
-        };
+        let one = matches!(need.targets, Targets::One(_));
+        let ring = sockets::ring_for(one, flow, flows);
         let sockets = SynSockets::open(v4, v6, port, ring).map_err(|e| (true, e))?;
         SynProber::new(
             sockets,

@@ -11,14 +11,26 @@ use std::time::Duration;
 
 use socket2::{Domain, Protocol, Socket, Type};
 
+use super::Flow;
 use crate::net::{self, Waker};
-use crate::probe::capture::{answers_filter, PacketSocket, Received};
+use crate::probe::capture::{answers_filter, PacketSocket, Received, PORTS_LISTED};
 
-/// The receive ring for one target (1,024 packets: the answers of a -i 0 window many times
-/// over; little memory and set-up for a ping or a trace) and for many targets (8,192: a
-/// burst while we are descheduled, the queue the socket had before it had a ring).
+/// The receive ring when the filter passes our own few ports only (1,024 packets: the
+/// answers of a -i 0 window many times over; little memory and set-up for a ping or a
+/// trace), and otherwise (8,192: many targets, or the target port's segments of every
+/// connection to it; a burst while we are descheduled; the queue the socket had before it
+/// had a ring).
 pub const RING_ONE: usize = 1 << 20;
 pub const RING_MANY: usize = 8 << 20;
+
+/// The ring for one target or many, probed with `flows` flows of kind `flow`.
+pub fn ring_for(one_target: bool, flow: Flow, flows: usize) -> usize {
+    if one_target && flow == Flow::Constant && flows <= PORTS_LISTED {
+        RING_ONE
+    } else {
+        RING_MANY
+    }
+}
 
 /// Most packets sent with one system call (`sendmmsg`).
 pub const BATCH: usize = 64;
