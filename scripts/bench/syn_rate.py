@@ -276,7 +276,7 @@ def main():
         summary["ratio_ours_to_before"] = med(
             [r["ours"]["rate"] / r["before"]["rate"] for r in rounds
              if r["ours"]["rate"] and r["before"]["rate"]])
-    res = {"n": a.n, "rounds": rounds, "summary": summary, "smoke": a.smoke,
+    res = {"kind": "syn-rate", "n": a.n, "rounds": rounds, "summary": summary, "smoke": a.smoke,
            "binary": bench.BIN, "before": a.before,
            "generated": datetime.datetime.now(datetime.timezone.utc).strftime(
                "%Y-%m-%d %H:%M:%S UTC"),
