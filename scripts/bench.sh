@@ -31,6 +31,11 @@
 #                        turns, one run: connect, persistent, --syn rate and fidelity, many
 #                        targets, trace (scripts/bench/before_after.py; [--rounds N]); results
 #                        in bench/runs/<date>-before-after/ (a section of its own)
+#   syn-rate             --syn -i 0 -n 200000 -q next to hping3 -S --flood (send-only) and
+#                        hping3 -S -i u1 (counting) in rounds, with the SYNs reaching the
+#                        server, CPU per core, RSS and the load average: scripts/bench/syn_rate.py
+#                        ([--rounds N] [--n N] [--before BIN]), namespaces tpd-bsyn-*,
+#                        10.82.0.0/16; results in bench/runs/<date>-syn-rate/ (its own section)
 #   --smoke              tiny durations and counts, one repetition (< 60 s; for CI): the same
 #                        code paths, figures are not measurements (the trace section's smoke
 #                        run too, into bench/smoke/trace/)
@@ -114,6 +119,13 @@ hard=$(ulimit -Hn)
 want=20000
 if [ "$hard" != unlimited ] && [ "$hard" -lt "$want" ]; then want=$hard; fi
 ulimit -n "$want"
+
+if [ "${1:-}" = syn-rate ]; then # its own lab (tpd-bsyn-*) and folder
+  shift
+  PY=python3
+  command -v /usr/bin/python3 >/dev/null 2>&1 && PY=/usr/bin/python3
+  BENCH_NS_PREFIX=tpd-bsyn- PYTHONDONTWRITEBYTECODE=1 exec "$PY" "$SELF_DIR/bench/syn_rate.py" "$@"
+fi
 
 export BENCH_NS_PREFIX="tpb$$"
 cleanup() {

@@ -1,9 +1,12 @@
-//! The SYN prober's per-packet work allocates nothing: re-stamping the next SYN, and reading
-//! a captured answer (our SYN leaving, a SYN-ACK, an RST) through the packet views.
+//! The SYN prober's per-packet work allocates nothing: re-stamping the next SYN, queueing it
+//! in the outbox for the next `sendmmsg`, reading a captured answer (our SYN leaving, a
+//! SYN-ACK, an RST) from the receive ring's frames and through the packet views.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
+use tcpping_diag::probe::capture::ring::{Frames, FRAME, TP_STATUS_USER};
+use tcpping_diag::probe::syn::sockets::{Outbox, BATCH};
 use tcpping_diag::probe::syn::{build_syn, classify, restamp, Seen, SynFields};
 
 /// The system allocator, counting the allocations of each thread (the test harness's own
@@ -38,6 +41,17 @@ fn unhex(s: &str) -> Vec<u8> {
         .collect()
 }
 
+/// The SYN both tests build.
+fn fields() -> SynFields {
+    SynFields {
+        src: "10.0.0.1:40000".parse().unwrap(),
+        dst: "10.0.0.2:443".parse().unwrap(),
+        seq: 1,
+        ip_id: 1,
+        ttl: 64,
+    }
+}
+
 #[test]
 fn restamping_and_classifying_allocate_nothing() {
     // The captured TCP segments: (outgoing, bytes).
@@ -49,14 +63,7 @@ fn restamping_and_classifying_allocate_nothing() {
         .map(|f| (f[1] == "out", unhex(f[2])))
         .collect();
     let mut pkt = [0u8; 128];
-    let f = SynFields {
-        src: "10.0.0.1:40000".parse().unwrap(),
-        dst: "10.0.0.2:443".parse().unwrap(),
-        seq: 1,
-        ip_id: 1,
-        ttl: 64,
-    };
-    let len = build_syn(&mut pkt, &f).unwrap();
+    let len = build_syn(&mut pkt, &fields()).unwrap();
     let before = allocations();
     let mut seen = 0;
     for n in 0..1000u32 {
@@ -71,4 +78,49 @@ fn restamping_and_classifying_allocate_nothing() {
     drop(std::hint::black_box(vec![0u8; 16]));
     assert_eq!(allocations(), before + 1, "the count counts");
     assert!(seen >= 1000 * 5, "{seen}");
+}
+
+#[test]
+fn the_batched_path_allocates_nothing() {
+    let syn = {
+        let mut pkt = [0u8; 128];
+        let len = build_syn(&mut pkt, &fields()).unwrap();
+        pkt[..len].to_vec()
+    };
+    let to = "10.0.0.2".parse().unwrap();
+    // A ring of 8 frames as the kernel fills them: status, snap length, packet offset.
+    let mut mem = vec![0u128; 8 * FRAME / 16];
+    let base = mem.as_mut_ptr() as *mut u8;
+    let fill = |i: usize| {
+        // SAFETY: frame i of the 8 in `mem`.
+        let f = unsafe { std::slice::from_raw_parts_mut(base.add(i * FRAME), FRAME) };
+        f[0..4].copy_from_slice(&TP_STATUS_USER.to_ne_bytes());
+        f[8..12].copy_from_slice(&(syn.len() as u32).to_ne_bytes());
+        f[14..16].copy_from_slice(&80u16.to_ne_bytes());
+        f[16..20].copy_from_slice(&1u32.to_ne_bytes());
+        f[42] = 4; // leaving
+        f[80..80 + syn.len()].copy_from_slice(&syn);
+    };
+    // SAFETY: `mem` is 8 frames, 16-aligned, alive while `frames` is used.
+    let mut frames = unsafe { Frames::new(base, 8) };
+    let mut out = Outbox::default();
+    let mut seen = 0;
+    let before = allocations();
+    for round in 0..100u16 {
+        for k in 0..BATCH as u16 {
+            assert!(out.push(&syn, to, (40000, u32::from(round * 64 + k))));
+        }
+        assert!(!out.push(&syn, to, (1, 1)), "full");
+        out.clear();
+        for i in 0..8 {
+            fill(i);
+        }
+        frames.drain(8, &mut |p, rx| {
+            if let Some(Seen::Syn { .. }) = classify(p, rx.outgoing) {
+                seen += 1;
+            }
+        });
+    }
+    assert_eq!(allocations(), before, "allocations");
+    assert_eq!(seen, 800);
 }

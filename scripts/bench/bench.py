@@ -1392,7 +1392,7 @@ if __name__ == "__main__":
         for d in sys.argv[2:] or [os.path.join(RUNS_DIR, n) for n, _ in load_runs()]:
             with open(os.path.join(d, "results.json")) as f:
                 doc = json.load(f)
-            if doc.get("kind") == "before-after":  # its own tables (before_after.py)
+            if doc.get("kind") in ("before-after", "syn-rate"):  # their own tables
                 continue
             with open(os.path.join(d, "results.md"), "w") as f:
                 f.write(render_md(doc))

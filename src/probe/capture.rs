@@ -6,6 +6,14 @@
 //! (our SYNs leaving, SYN-ACKs and RSTs arriving), pure ACKs arriving at our reserved ports,
 //! and ICMP / ICMPv6 messages. Everything else is dropped in the kernel, so unrelated
 //! traffic costs nothing.
+//!
+//! Read one packet per `recvmsg` ([`PacketSocket::recv`]), or, after
+//! [`PacketSocket::with_ring`], in batches from a receive ring shared with the kernel
+//! ([`ring`], [`PacketSocket::drain`]): the SYN prober's way.
+
+pub mod ring;
+#[cfg(test)]
+mod ring_tests;
 
 use std::io;
 use std::mem;
@@ -264,9 +272,12 @@ pub struct Received {
     pub at: Option<Duration>,
 }
 
-/// The packet socket.
+/// The packet socket, read through its receive ring when it has one (see [`ring`]).
 pub struct PacketSocket {
     fd: OwnedFd,
+    ring: Option<ring::Ring>,
+    /// Where a packet is read when there is no ring.
+    buf: Box<[u8; SNAP as usize]>,
 }
 
 impl PacketSocket {
@@ -287,7 +298,11 @@ impl PacketSocket {
         // SAFETY: raw is a fresh descriptor nobody else owns.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
         crate::net::setsockopt_int(raw, libc::SOL_SOCKET, SO_TIMESTAMPNS, 1)?;
-        let sock = PacketSocket { fd };
+        let sock = PacketSocket {
+            fd,
+            ring: None,
+            buf: Box::new([0; SNAP as usize]),
+        };
         sock.set_filter(filter)?;
         // A large queue: a burst of packets while we are descheduled must not be dropped
         // before it is read. Beyond net.core.rmem_max only with CAP_NET_ADMIN (root).
@@ -299,6 +314,41 @@ impl PacketSocket {
         let mut buf = [0u8; SNAP as usize];
         while sock.recv(&mut buf).is_ok() {}
         Ok(sock)
+    }
+
+    /// Read it from now on through a receive ring ([`ring`]) of about `bytes` with
+    /// [`PacketSocket::drain`], when the kernel gives one (else `drain` reads one recvmsg
+    /// per packet). `recv` then sees nothing new: packets go to the ring.
+    pub fn with_ring(mut self, bytes: usize) -> PacketSocket {
+        self.ring = ring::Ring::open(self.fd(), bytes).ok();
+        self
+    }
+
+    /// Whether packets are read from a receive ring (no system call per packet).
+    pub fn has_ring(&self) -> bool {
+        self.ring.is_some()
+    }
+
+    /// Hand every waiting packet (at most `max`) to `f`, from its IP header on, without
+    /// blocking; how many there were. From the ring when there is one, else one recvmsg
+    /// each (`WouldBlock` ends the batch; another error is returned when it comes first).
+    pub fn drain(&mut self, max: usize, f: &mut dyn FnMut(&[u8], Received)) -> io::Result<usize> {
+        if let Some(r) = &mut self.ring {
+            return Ok(r.drain(max, f));
+        }
+        let mut n = 0;
+        while n < max {
+            match recv_on(self.fd.as_raw_fd(), &mut self.buf[..]) {
+                Ok(got) => {
+                    n += 1;
+                    f(&self.buf[..got.len], got);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if n > 0 || e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(n)
     }
 
     pub fn fd(&self) -> RawFd {
@@ -353,32 +403,38 @@ impl PacketSocket {
         }
     }
 
-    /// The next waiting packet; `WouldBlock` when none is.
+    /// The next waiting packet from the socket's queue (not the ring); `WouldBlock` when
+    /// none is.
     pub fn recv(&self, buf: &mut [u8]) -> io::Result<Received> {
-        // SAFETY: zeroed sockaddr_ll is valid; recvmsg fills it.
-        let mut from: libc::sockaddr_ll = unsafe { mem::zeroed() };
-        let mut at = None;
-        let read_at = crate::timing::realtime_now();
-        let len = crate::net::recvmsg_named(
-            self.fd(),
-            buf,
-            &mut from as *mut libc::sockaddr_ll as *mut libc::c_void,
-            mem::size_of::<libc::sockaddr_ll>(),
-            libc::MSG_DONTWAIT,
-            |level, kind, bytes| {
-                if level == libc::SOL_SOCKET && kind == SO_TIMESTAMPNS {
-                    at = crate::timing::parse_scm_timestamping(bytes);
-                }
-            },
-        )?;
-        Ok(Received {
-            len,
-            outgoing: from.sll_pkttype == PACKET_OUTGOING,
-            // A stamp not earlier than the read was filled in by the read: the packet
-            // passed before the host's timestamping was on (`timing::stamp_before_read`).
-            at: crate::timing::stamp_before_read(at, read_at),
-        })
+        recv_on(self.fd(), buf)
     }
+}
+
+/// The next waiting packet of packet socket `fd` into `buf`; `WouldBlock` when none is.
+fn recv_on(fd: RawFd, buf: &mut [u8]) -> io::Result<Received> {
+    // SAFETY: zeroed sockaddr_ll is valid; recvmsg fills it.
+    let mut from: libc::sockaddr_ll = unsafe { mem::zeroed() };
+    let mut at = None;
+    let read_at = crate::timing::realtime_now();
+    let len = crate::net::recvmsg_named(
+        fd,
+        buf,
+        &mut from as *mut libc::sockaddr_ll as *mut libc::c_void,
+        mem::size_of::<libc::sockaddr_ll>(),
+        libc::MSG_DONTWAIT,
+        |level, kind, bytes| {
+            if level == libc::SOL_SOCKET && kind == SO_TIMESTAMPNS {
+                at = crate::timing::parse_scm_timestamping(bytes);
+            }
+        },
+    )?;
+    Ok(Received {
+        len,
+        outgoing: from.sll_pkttype == PACKET_OUTGOING,
+        // A stamp not earlier than the read was filled in by the read: the packet
+        // passed before the host's timestamping was on (`timing::stamp_before_read`).
+        at: crate::timing::stamp_before_read(at, read_at),
+    })
 }
 
 /// Run a classic BPF program over `pkt` as the kernel would (the instructions the filters

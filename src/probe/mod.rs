@@ -11,8 +11,8 @@
 //! [`open`] opens them (what needs privilege first, then the privilege dropped).
 //!
 //! The capture sockets they share:
-//! - [`capture`]: the packet socket (AF_PACKET) with its classic BPF filters, and the filter
-//!   of `syn`'s answers;
+//! - [`capture`]: the packet socket (AF_PACKET) with its classic BPF filters, the filter
+//!   of `syn`'s answers, and the receive ring `syn` reads them from (`capture::ring`);
 //! - [`tap`]: the wire tap that `connect` reads for the wire timestamps of its handshakes.
 //!
 //! Sending, matching answers to probes, and accounting are separate: the matching of each

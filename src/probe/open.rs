@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::connect::ConnectProber;
-use super::syn::{Flow, SynProber, SynSockets};
+use super::syn::{sockets, Flow, SynProber, SynSockets};
 use super::tap::WireTap;
 use super::ttl_connect::TtlConnectProber;
 use super::{Mode, Prober};
@@ -317,7 +317,9 @@ fn open_syn(
     };
     // Err: whether the sockets failed to open (else the ports to be reserved), and why.
     let build = |v4: bool, v6: bool| -> Result<SynProber, (bool, io::Error)> {
-        let sockets = SynSockets::open(v4, v6, port).map_err(|e| (true, e))?;
+        let one = matches!(need.targets, Targets::One(_));
+        let ring = sockets::ring_for(one, flow, flows);
+        let sockets = SynSockets::open(v4, v6, port, ring).map_err(|e| (true, e))?;
         SynProber::new(
             sockets,
             flow,

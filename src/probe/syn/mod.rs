@@ -6,11 +6,13 @@
 //! One file per concern:
 //! - `packet::build`: the SYN itself, built once per flow and re-stamped per probe, one buffer
 //!   reused for every probe.
-//! - [`sockets`]: sending on a raw IP socket (`IPPROTO_RAW`: we write the IP header too);
-//!   one packet socket (`capture::PacketSocket`, `capture::answers_filter`) sees our SYN
-//!   leave and the SYN-ACK, RST or ICMP error arrive, with the kernel's timestamps at the
-//!   device: the time is the wire's. Behind the [`SynIo`] trait, so the loop is tested
-//!   without root.
+//! - [`sockets`]: sending on a raw IP socket (`IPPROTO_RAW`: we write the IP header too),
+//!   the SYNs of a burst queued in an outbox and sent with one `sendmmsg`; one packet
+//!   socket (`capture::PacketSocket`, `capture::answers_filter`) sees our SYN leave and the
+//!   SYN-ACK, RST or ICMP error arrive, each with the kernel's own timestamp at the device
+//!   (the time is the wire's), read from its receive ring (`capture::ring`, TPACKET_V2: no
+//!   system call per packet). Behind the [`SynIo`] trait, so the loop is tested without
+//!   root.
 //! - [`classify`](mod@classify): what a captured packet is, as far as SYN probing cares
 //!   ([`Seen`]).
 //! - [`matcher`] ([`Matcher`], pure, tested on captured bytes): an answer belongs to the
@@ -33,8 +35,13 @@
 //! SYN-ACK. The matcher takes that ACK as the answer of the oldest later probe of the flow
 //! in flight ([`Matcher::with_ack_answers`]: the port is open, `answer` says "ack"). So with
 //! an interval (`SynProber::with_interval`) a constant flow starts a probe every interval
-//! whatever is in flight (up to `MAX_OVERLAP` per target); back to back (-i 0) it sends its
-//! next probe once the previous one concluded ("as fast as answers can be matched").
+//! whatever is in flight (up to `MAX_OVERLAP` per target); back to back (-i 0) it sends the
+//! next probe as soon as one concluded ("as fast as answers can be matched"), in a window:
+//! one at a time, growing (up to `BACK_TO_BACK`) while every probe is concluded by the time
+//! its send returns, i.e. while the kernel carries the SYN, its answer and our RST within
+//! the send call itself (loopback, namespaces: the next SYN of the flow then meets no
+//! half-open connection), and back to one as soon as an answer has to be waited for. The
+//! window's SYNs leave in one `sendmmsg` and their answers are read from the ring together.
 //! Per-probe flows keep up to one probe in flight per reserved port.
 pub mod classify;
 pub mod matcher;
@@ -44,12 +51,12 @@ pub mod sockets;
 #[cfg(test)]
 mod prober_tests;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use crate::packet::build::{build_syn, restamp, BuildError, SynFields, V4_LEN, V6_LEN};
 pub use classify::{classify, AnswerKind, Seen};
 pub use matcher::Matcher;
-pub use prober::{SynProber, MAX_OVERLAP, PER_PROBE_PORTS};
+pub use prober::{SynProber, BACK_TO_BACK, MAX_OVERLAP, PER_PROBE_PORTS};
 pub use sockets::{SynIo, SynSockets};
 
 /// How the probes of a target are spread over source ports.

@@ -11,14 +11,14 @@ use std::time::{Duration, Instant};
 
 use super::classify::classify;
 use super::matcher::Matcher;
-use super::sockets::{SynIo, SynSockets};
+use super::sockets::{Outbox, SynIo, SynSockets, BATCH};
 use super::Flow;
 use crate::icmp::correlate::Unmatched;
 use crate::icmp::parse::IcmpError;
 use crate::net::{self, Waker};
 use crate::packet::build::{build_syn_sized, mark_syn, restamp, Marks, SynFields, MAX_SYN_LEN};
 use crate::packet::diff::Headers;
-use crate::probe::capture::SNAP;
+use crate::probe::capture::Received;
 use crate::probe::{IcmpTally, PingResult, ProbeSpec, Prober, Status};
 
 /// Distance between the sequence numbers of two probes of a flow: more than any receive
@@ -49,13 +49,18 @@ pub struct SynProber<S: SynIo = SynSockets> {
     size: Option<usize>,
     /// Verdicts found while sending (a send that failed).
     early: Vec<PingResult>,
-    buf: Box<[u8; SNAP as usize]>,
+    /// SYNs built and waiting to leave together (one `sendmmsg`): sent when full and
+    /// whenever the prober polls.
+    outbox: Outbox,
     waker: Arc<Waker>,
     stop: Arc<AtomicBool>,
     /// Back-to-back probing (-i 0): look for answers without sleeping for a moment first.
     spin: bool,
     /// Most probes a constant flow carries to one target at once (see `with_interval`).
     overlap: usize,
+    /// Back to back (-i 0) on a constant flow: `overlap` is a window that grows while every
+    /// probe sent is concluded by the time its send returns, and falls back to 1 when not.
+    adaptive: bool,
     /// Packets the packet socket's queue dropped, so far.
     drops: u64,
     /// TOS and ECN setup of every SYN (`with_marks`).
@@ -66,6 +71,9 @@ pub struct SynProber<S: SynIo = SynSockets> {
 
 /// Most probes a constant flow carries to one target at once.
 pub const MAX_OVERLAP: usize = 64;
+/// Most probes a constant flow carries to one target at once back to back (-i 0): a window,
+/// so that SYNs leave in batches and answers are read in batches (see `with_interval`).
+pub const BACK_TO_BACK: usize = 32;
 
 /// How many probes a constant flow carries to one target at once when one starts every
 /// `interval` and each waits `timeout`: see `SynProber::with_interval`.
@@ -121,11 +129,12 @@ impl<S: SynIo> SynProber<S> {
             built: None,
             size: None,
             early: Vec::new(),
-            buf: Box::new([0; SNAP as usize]),
+            outbox: Outbox::default(),
             waker,
             stop,
             spin: false,
             overlap: 1,
+            adaptive: false,
             drops: 0,
             marks: Marks::default(),
             headers: false,
@@ -134,12 +143,19 @@ impl<S: SynIo> SynProber<S> {
 
     /// Probes start every `interval` (ping's -i): a constant flow carries to a target as
     /// many at once as start within the timeout (and one more, for the probe due as the
-    /// oldest one's time runs out), at most `MAX_OVERLAP`; with 0 (back to back), one at a
-    /// time, sent as soon as the previous one concluded. Either way a pure ACK for an
-    /// earlier probe answers a later one ([`Matcher::with_ack_answers`]). Without this call
-    /// (trace, whose probes of a flow differ in TTL), one probe at a time and no ACK rule.
+    /// oldest one's time runs out), at most `MAX_OVERLAP`; with 0 (back to back), each
+    /// probe sent as soon as one concluded, in a window: one at a time, and while every
+    /// probe is concluded by the time its send returns (the kernel carried the SYN, the
+    /// answer and our RST within the send: loopback, namespaces), twice as many each time, up
+    /// to `BACK_TO_BACK`; back to one as soon as an answer has to be waited for (a real
+    /// network, where a second SYN of the flow in flight would meet the first one's
+    /// half-open connection and get at best a rate-limited ACK). Either way a pure ACK for
+    /// an earlier probe answers a later one ([`Matcher::with_ack_answers`]). Without this
+    /// call (trace, whose probes of a flow differ in TTL), one probe at a time and no ACK
+    /// rule.
     pub fn with_interval(mut self, interval: Duration) -> Self {
         self.overlap = overlap(self.timeout, interval);
+        self.adaptive = interval.is_zero() && self.flow == Flow::Constant;
         self.matcher.ack_answers = true;
         self
     }
@@ -160,6 +176,13 @@ impl<S: SynIo> SynProber<S> {
     /// Poll without sleeping for a moment before waiting (for -i 0).
     pub fn with_spin(mut self, on: bool) -> Self {
         self.spin = on;
+        self
+    }
+
+    /// Carry `n` probes of a constant flow at once, for now (tests: a window already grown).
+    #[cfg(test)]
+    pub(crate) fn with_overlap(mut self, n: usize) -> Self {
+        self.overlap = n;
         self
     }
 
@@ -192,16 +215,11 @@ impl<S: SynIo> SynProber<S> {
 
     /// Read every waiting packet and take it into account.
     fn read_answers(&mut self, done: &mut Vec<PingResult>) {
-        loop {
-            let got = match self.io.recv(&mut self.buf[..]) {
-                Ok(g) => g,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(_) => return,
-            };
-            let now = Instant::now();
-            let pkt = &self.buf[..got.len];
+        let matcher = &mut self.matcher;
+        let headers = self.headers;
+        let mut take = |pkt: &[u8], got: Received| {
             if let Some(seen) = classify(pkt, got.outgoing) {
-                let synack = self.headers
+                let synack = headers
                     && matches!(
                         seen,
                         super::Seen::Answer {
@@ -209,16 +227,51 @@ impl<S: SynIo> SynProber<S> {
                             ..
                         }
                     );
-                if let Some(mut r) = self.matcher.on_seen(seen, got.at, now) {
+                if let Some(mut r) = matcher.on_seen(seen, got.at, Instant::now()) {
                     if synack {
                         r.seen = Headers::parse(pkt);
                     }
                     done.push(r);
                 }
             }
+        };
+        loop {
+            match self.io.recv_batch(READ_BATCH, &mut take) {
+                Ok(n) if n == READ_BATCH => continue,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                _ => return,
+            }
         }
     }
+
+    /// Send the SYNs waiting in the outbox. One that cannot leave (no route, a local
+    /// firewall) gets its verdict at once.
+    fn flush(&mut self) {
+        let mut from = 0;
+        while from < self.outbox.len() {
+            let err = match self.io.send_batch(&self.outbox, from) {
+                Ok(0) => io::Error::other("the kernel took no packet"),
+                Ok(n) => {
+                    from += n;
+                    continue;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => e,
+            };
+            let mut gone = Vec::new();
+            self.matcher.interrupt_one(self.outbox.key(from), &mut gone);
+            for mut r in gone {
+                r.status = Status::Error(format!("send the SYN: {}", net::describe_io(&err)));
+                self.early.push(r);
+            }
+            from += 1;
+        }
+        self.outbox.clear();
+    }
 }
+
+/// Most captured packets read before the matcher's timeouts are looked at again.
+const READ_BATCH: usize = 4 * BATCH;
 
 impl<S: SynIo> Prober for SynProber<S> {
     fn ready(&self, target: SocketAddr) -> bool {
@@ -300,20 +353,27 @@ impl<S: SynIo> Prober for SynProber<S> {
             self.early.push(r);
             return;
         }
-        let sent = Instant::now();
-        self.matcher.insert(spec, src, seq, sent, self.timeout);
-        if let Err(e) = self.io.send(&self.pkt[..len], spec.target.ip()) {
-            // No route, a local firewall: the verdict is known at once.
-            let mut gone = Vec::new();
-            self.matcher.interrupt_one((port, seq), &mut gone);
-            for mut r in gone {
-                r.status = Status::Error(format!("send the SYN: {}", net::describe_io(&e)));
-                self.early.push(r);
-            }
+        let to = spec.target.ip();
+        if !self.outbox.push(&self.pkt[..len], to, (port, seq)) {
+            self.flush();
+            self.outbox.push(&self.pkt[..len], to, (port, seq));
         }
+        self.matcher
+            .insert(spec, src, seq, Instant::now(), self.timeout);
     }
 
     fn poll(&mut self, until: Instant, done: &mut Vec<PingResult>) -> io::Result<()> {
+        let sent = !self.outbox.is_empty();
+        self.flush();
+        if self.adaptive && sent {
+            // Were they all concluded within their send? Then the window may grow.
+            self.read_answers(done);
+            self.overlap = if self.matcher.in_flight() == 0 {
+                (self.overlap * 2).min(BACK_TO_BACK)
+            } else {
+                1
+            };
+        }
         done.append(&mut self.early);
         let spin_until = self.spin.then(|| Instant::now() + SPIN);
         loop {
@@ -343,6 +403,7 @@ impl<S: SynIo> Prober for SynProber<S> {
     }
 
     fn interrupt(&mut self, done: &mut Vec<PingResult>) {
+        self.outbox.clear();
         done.append(&mut self.early);
         self.matcher.interrupt(done);
     }

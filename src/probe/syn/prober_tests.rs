@@ -12,10 +12,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::prober::SEQ_STEP;
+use super::sockets::Outbox;
 use super::tests::{at, fixture, sa, spec};
 use super::{AnswerKind, Flow, SynIo, SynProber};
 use crate::net::Waker;
-use crate::probe::capture::Received;
+use crate::probe::capture::{Received, SNAP};
 use crate::probe::{Clock, PingResult, Prober, Status};
 
 /// What the fake saw sent, and what it has to show.
@@ -26,6 +27,13 @@ struct World {
     capture: VecDeque<(Vec<u8>, bool, Option<Duration>)>,
     /// The error `send` fails with, when set.
     send_fails: Option<io::ErrorKind>,
+    /// The error the n-th packet sent (from 0) fails with, once, when set.
+    fail_nth: Option<(usize, io::ErrorKind)>,
+    /// Most packets one `send_batch` takes (a partial `sendmmsg`), when set.
+    send_most: Option<usize>,
+    /// Calls of `send_batch`, and packets offered (counted whether sent or not).
+    send_calls: usize,
+    offered: usize,
 }
 
 /// A fake set of sockets: one reserved port, one source address, both families unless told.
@@ -50,24 +58,54 @@ impl SynIo for Fake {
     fn source_for(&mut self, _: SocketAddr) -> io::Result<IpAddr> {
         Ok(self.source)
     }
-    fn send(&mut self, pkt: &[u8], to: IpAddr) -> io::Result<()> {
+    fn send_batch(&mut self, out: &Outbox, from: usize) -> io::Result<usize> {
         let mut w = self.world.borrow_mut();
+        w.send_calls += 1;
         if let Some(kind) = w.send_fails {
             return Err(kind.into());
         }
-        w.sent.push((pkt.to_vec(), to));
-        Ok(())
+        let most = w.send_most.unwrap_or(usize::MAX);
+        let mut n = 0;
+        for i in from..out.len() {
+            if n == most {
+                break;
+            }
+            let offered = w.offered;
+            if let Some((nth, kind)) = w.fail_nth {
+                if offered == nth {
+                    // sendmmsg: an error after some packets left reports those; the
+                    // packet fails when it comes first.
+                    if n > 0 {
+                        return Ok(n);
+                    }
+                    w.fail_nth = None;
+                    w.offered += 1;
+                    return Err(kind.into());
+                }
+            }
+            w.offered += 1;
+            let (pkt, to) = out.packet(i);
+            w.sent.push((pkt.to_vec(), to));
+            n += 1;
+        }
+        Ok(n)
     }
-    fn recv(&mut self, buf: &mut [u8]) -> io::Result<Received> {
-        let (pkt, outgoing, at) = self
-            .world
-            .borrow_mut()
-            .capture
-            .pop_front()
-            .ok_or(io::ErrorKind::WouldBlock)?;
-        let len = pkt.len().min(buf.len());
-        buf[..len].copy_from_slice(&pkt[..len]);
-        Ok(Received { len, outgoing, at })
+    fn recv_batch(&mut self, max: usize, f: &mut dyn FnMut(&[u8], Received)) -> io::Result<usize> {
+        let mut n = 0;
+        let mut buf = [0u8; SNAP as usize];
+        while n < max {
+            let Some((pkt, outgoing, at)) = self.world.borrow_mut().capture.pop_front() else {
+                break;
+            };
+            let len = pkt.len().min(buf.len());
+            buf[..len].copy_from_slice(&pkt[..len]);
+            f(&buf[..len], Received { len, outgoing, at });
+            n += 1;
+        }
+        if n == 0 {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        Ok(n)
     }
     fn wait(&mut self, _: &Waker, timeout: Duration) -> io::Result<bool> {
         if self.world.borrow().capture.is_empty() {
@@ -133,6 +171,8 @@ fn the_syn_sent_is_the_captured_one_and_its_syn_ack_concludes_it() {
     let (mut p, world) = prober(38515, "10.99.0.1", 0x2356_f0e5, Duration::from_secs(1));
     assert_eq!(p.ports(), [38515]);
     p.send(spec(1, "10.99.0.2:12001"));
+    assert!(world.borrow().sent.is_empty(), "it waits in the outbox");
+    p.poll(Instant::now(), &mut Vec::new()).unwrap();
     let (sent, to) = world.borrow().sent[0].clone();
     assert_eq!(sent, fixture("v4_syn").1, "byte for byte what the wire saw");
     assert_eq!(to, "10.99.0.2".parse::<IpAddr>().unwrap());
@@ -231,4 +271,134 @@ fn silence_is_a_timeout_and_failures_to_send_are_errors() {
         Status::Error("no raw socket of this address family was opened".into())
     );
     assert!(world.borrow().sent.is_empty());
+}
+
+/// Back to back (-i 0): `n` probes to 10.99.0.2:12001, all in flight at once.
+fn window(n: u64) -> (SynProber<Fake>, Rc<RefCell<World>>) {
+    let (p, world) = prober(38515, "10.99.0.1", 0x2356_f0e5, Duration::from_secs(1));
+    let mut p = p.with_interval(Duration::ZERO).with_overlap(32);
+    for seq in 1..=n {
+        assert!(
+            p.ready(sa("10.99.0.2:12001")),
+            "probe {seq} fits the window"
+        );
+        p.send(spec(seq, "10.99.0.2:12001"));
+    }
+    (p, world)
+}
+
+/// The sequence number of each packet sent, in order.
+fn sent_seqs(world: &Rc<RefCell<World>>) -> Vec<u32> {
+    let w = world.borrow();
+    w.sent
+        .iter()
+        .map(|(b, _)| u32::from_be_bytes(b[24..28].try_into().unwrap()))
+        .collect()
+}
+
+#[test]
+fn back_to_back_probes_leave_together_in_one_system_call() {
+    let (mut p, world) = window(5);
+    assert!(world.borrow().sent.is_empty());
+    p.poll(Instant::now(), &mut Vec::new()).unwrap();
+    let first = 0x2356_f0e5u32;
+    let want: Vec<u32> = (0..5).map(|k| first.wrapping_add(k * SEQ_STEP)).collect();
+    assert_eq!(
+        sent_seqs(&world),
+        want,
+        "in order, each its own sequence number"
+    );
+    assert_eq!(world.borrow().send_calls, 1);
+    // The first one's capture and SYN-ACK conclude it alone.
+    show(&world, "v4_syn", 0);
+    show(&world, "v4_synack", 24);
+    let done = verdicts(&mut p);
+    assert_eq!(done.len(), 1);
+    assert_eq!((done[0].seq, &done[0].status), (1, &Status::Reply));
+    assert_eq!(done[0].connect, Some(Duration::from_micros(24)));
+    assert_eq!(p.in_flight(), 4);
+}
+
+#[test]
+fn a_partial_sendmmsg_sends_the_rest_after() {
+    let (mut p, world) = window(5);
+    world.borrow_mut().send_most = Some(2);
+    p.poll(Instant::now(), &mut Vec::new()).unwrap();
+    assert_eq!(sent_seqs(&world).len(), 5, "every SYN left");
+    assert_eq!(world.borrow().send_calls, 3, "2 + 2 + 1");
+    assert_eq!(p.in_flight(), 5);
+}
+
+#[test]
+fn a_packet_that_cannot_leave_mid_batch_ends_its_probe_alone() {
+    for kind in [io::ErrorKind::HostUnreachable, io::ErrorKind::WouldBlock] {
+        let (mut p, world) = window(5);
+        world.borrow_mut().fail_nth = Some((2, kind));
+        let mut done = Vec::new();
+        p.poll(Instant::now(), &mut done).unwrap();
+        assert_eq!(sent_seqs(&world).len(), 4, "the others left");
+        assert_eq!(done.len(), 1);
+        assert_eq!(done[0].seq, 3);
+        assert!(
+            matches!(&done[0].status, Status::Error(e) if e.starts_with("send the SYN")),
+            "{:?}",
+            done[0].status
+        );
+        assert_eq!(p.in_flight(), 4);
+    }
+}
+
+#[test]
+fn garbage_in_a_captured_batch_is_skipped() {
+    let (mut p, world) = window(1);
+    let (_, synack) = fixture("v4_synack");
+    for junk in [
+        vec![],
+        vec![0x45],
+        vec![0x45; 19],
+        synack[..30].to_vec(),
+        vec![0xff; 600],
+    ] {
+        world.borrow_mut().capture.push_back((junk, false, at(3)));
+    }
+    show(&world, "v4_syn", 0);
+    world
+        .borrow_mut()
+        .capture
+        .push_back((vec![0x60, 0, 0], true, None));
+    show(&world, "v4_synack", 24);
+    let done = verdicts(&mut p);
+    assert_eq!(done.len(), 1);
+    assert_eq!(
+        (&done[0].status, done[0].connect),
+        (&Status::Reply, Some(Duration::from_micros(24)))
+    );
+}
+
+#[test]
+fn back_to_back_the_window_grows_while_answers_come_within_the_send_and_falls_back_when_not() {
+    let (p, world) = prober(38515, "10.99.0.1", 0x2356_f0e5, Duration::from_secs(1));
+    let mut p = p.with_interval(Duration::ZERO);
+    let target = sa("10.99.0.2:12001");
+    p.send(spec(1, "10.99.0.2:12001"));
+    assert!(!p.ready(target), "one at a time at first");
+    // Its SYN and SYN-ACK are there as soon as the send returns (namespaces, loopback).
+    show(&world, "v4_syn", 0);
+    show(&world, "v4_synack", 24);
+    let done = verdicts(&mut p);
+    assert_eq!((done.len(), &done[0].status), (1, &Status::Reply));
+    p.send(spec(2, "10.99.0.2:12001"));
+    assert!(p.ready(target), "the window grew to two");
+    p.send(spec(3, "10.99.0.2:12001"));
+    assert!(!p.ready(target), "and not beyond");
+    // These two are not answered within their send (a real network): back to one.
+    let mut done = Vec::new();
+    p.poll(Instant::now() + Duration::from_millis(2), &mut done)
+        .unwrap();
+    assert!(done.is_empty());
+    assert_eq!(p.in_flight(), 2);
+    let _ = verdicts(&mut p); // both time out after a second
+    assert_eq!(p.in_flight(), 0);
+    p.send(spec(4, "10.99.0.2:12001"));
+    assert!(!p.ready(target), "one at a time again");
 }

@@ -1,16 +1,103 @@
 //! The SYN prober's sockets behind one small interface ([`SynIo`]): raw IP sockets that send
-//! the hand-built SYNs, the packet socket that captures what answers them, the route lookup
-//! and the reserved source ports. [`SynSockets`] is the real set (opening it needs
+//! the hand-built SYNs in batches (an [`Outbox`], one `sendmmsg` per batch), the packet
+//! socket that captures what answers them (read in batches, from its receive ring), the
+//! route lookup and the reserved source ports. [`SynSockets`] is the real set (opening it needs
 //! CAP_NET_RAW); the prober's tests drive its loop over a fake that replays captured bytes.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::os::fd::{AsRawFd, RawFd};
 use std::time::Duration;
 
 use socket2::{Domain, Protocol, Socket, Type};
 
+use super::Flow;
 use crate::net::{self, Waker};
-use crate::probe::capture::{answers_filter, PacketSocket, Received};
+use crate::probe::capture::{answers_filter, PacketSocket, Received, PORTS_LISTED};
+
+/// The receive ring when the filter passes our own few ports only (1,024 packets: the
+/// answers of a -i 0 window many times over; little memory and set-up for a ping or a
+/// trace), and otherwise (8,192: many targets, or the target port's segments of every
+/// connection to it; a burst while we are descheduled; the queue the socket had before it
+/// had a ring).
+pub const RING_ONE: usize = 1 << 20;
+pub const RING_MANY: usize = 8 << 20;
+
+/// The ring for one target or many, probed with `flows` flows of kind `flow`.
+pub fn ring_for(one_target: bool, flow: Flow, flows: usize) -> usize {
+    if one_target && flow == Flow::Constant && flows <= PORTS_LISTED {
+        RING_ONE
+    } else {
+        RING_MANY
+    }
+}
+
+/// Most packets sent with one system call (`sendmmsg`).
+pub const BATCH: usize = 64;
+/// Bytes the outbox holds: a batch of the largest SYNs.
+const OUTBOX_BYTES: usize = 64 * 1024;
+
+/// SYNs waiting to leave, all at once: the packets' bytes back to back in one buffer
+/// allocated once, and for each its destination and its probe's key. Pushing allocates
+/// nothing.
+pub struct Outbox {
+    bytes: Vec<u8>,
+    /// Per packet: where it ends in `bytes`, its destination, its probe (port, seq).
+    ends: Vec<usize>,
+    to: Vec<IpAddr>,
+    keys: Vec<(u16, u32)>,
+}
+
+impl Default for Outbox {
+    fn default() -> Self {
+        Outbox {
+            bytes: Vec::with_capacity(OUTBOX_BYTES),
+            ends: Vec::with_capacity(BATCH),
+            to: Vec::with_capacity(BATCH),
+            keys: Vec::with_capacity(BATCH),
+        }
+    }
+}
+
+impl Outbox {
+    /// Add a packet; false (and nothing added) when the outbox is full: send it first.
+    pub fn push(&mut self, pkt: &[u8], to: IpAddr, key: (u16, u32)) -> bool {
+        if self.ends.len() == BATCH || self.bytes.len() + pkt.len() > OUTBOX_BYTES {
+            return false;
+        }
+        self.bytes.extend_from_slice(pkt);
+        self.ends.push(self.bytes.len());
+        self.to.push(to);
+        self.keys.push(key);
+        true
+    }
+
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// Packet `i` and its destination.
+    pub fn packet(&self, i: usize) -> (&[u8], IpAddr) {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        (&self.bytes[start..self.ends[i]], self.to[i])
+    }
+
+    /// The key (source port, sequence number) of packet `i`'s probe.
+    pub fn key(&self, i: usize) -> (u16, u32) {
+        self.keys[i]
+    }
+
+    pub fn clear(&mut self) {
+        self.bytes.clear();
+        self.ends.clear();
+        self.to.clear();
+        self.keys.clear();
+    }
+}
 
 /// What the SYN prober needs of the world: send packets, capture packets, wait.
 pub trait SynIo {
@@ -22,10 +109,12 @@ pub trait SynIo {
     fn capture_ports(&mut self, ours: &[u16]) -> io::Result<()>;
     /// Our source address toward `target` (the route's).
     fn source_for(&mut self, target: SocketAddr) -> io::Result<IpAddr>;
-    /// Send one packet, IP header included, to `to`.
-    fn send(&mut self, pkt: &[u8], to: IpAddr) -> io::Result<()>;
-    /// Read one captured packet into `buf` without blocking (`WouldBlock` when none waits).
-    fn recv(&mut self, buf: &mut [u8]) -> io::Result<Received>;
+    /// Send the outbox's packets (IP header included) from packet `from` on, as many as
+    /// one system call takes: how many left (at least one), or the error of packet `from`
+    /// (which did not leave).
+    fn send_batch(&mut self, out: &Outbox, from: usize) -> io::Result<usize>;
+    /// Hand the captured packets waiting (at most `max`) to `f` without blocking; how many.
+    fn recv_batch(&mut self, max: usize, f: &mut dyn FnMut(&[u8], Received)) -> io::Result<usize>;
     /// Wait at most `timeout` for a packet to capture or for `waker`; true when the waker
     /// woke it.
     fn wait(&mut self, waker: &Waker, timeout: Duration) -> io::Result<bool>;
@@ -46,9 +135,10 @@ pub struct SynSockets {
 
 impl SynSockets {
     /// Raw sockets to send hand-built IPv4 and/or IPv6 packets, and a packet socket for the
-    /// answers (SYN/RST segments to or from `port` when given, ICMP errors). Needs
-    /// CAP_NET_RAW.
-    pub fn open(v4: bool, v6: bool, port: Option<u16>) -> io::Result<SynSockets> {
+    /// answers (SYN/RST segments to or from `port` when given, ICMP errors) read through a
+    /// receive ring of `ring` bytes (`RING_ONE` for one target, `RING_MANY` for many).
+    /// Needs CAP_NET_RAW.
+    pub fn open(v4: bool, v6: bool, port: Option<u16>, ring: usize) -> io::Result<SynSockets> {
         // IPPROTO_RAW: we give the IP header (IP_HDRINCL / IPV6_HDRINCL implied).
         let raw = |domain| -> io::Result<Socket> {
             let s = Socket::new(domain, Type::RAW, Some(Protocol::from(libc::IPPROTO_RAW)))?;
@@ -57,7 +147,7 @@ impl SynSockets {
         };
         let send4 = v4.then(|| raw(Domain::IPV4)).transpose()?;
         let send6 = v6.then(|| raw(Domain::IPV6)).transpose()?;
-        let tap = PacketSocket::open(&answers_filter(port, &[]))?;
+        let tap = PacketSocket::open(&answers_filter(port, &[]))?.with_ring(ring);
         Ok(SynSockets {
             send4,
             send6,
@@ -88,18 +178,29 @@ impl SynIo for SynSockets {
         net::source_address_for(target)
     }
 
-    fn send(&mut self, pkt: &[u8], to: IpAddr) -> io::Result<()> {
-        let sock = match to {
-            IpAddr::V4(_) => self.send4.as_ref(),
-            IpAddr::V6(_) => self.send6.as_ref(),
-        };
-        let sock = sock.ok_or_else(|| io::Error::from(io::ErrorKind::Unsupported))?;
-        // Raw sockets take the destination without a port.
-        sock.send_to(pkt, &SocketAddr::new(to, 0).into()).map(drop)
+    fn send_batch(&mut self, out: &Outbox, from: usize) -> io::Result<usize> {
+        let v6 = out.packet(from).1.is_ipv6();
+        let sock = if v6 { &self.send6 } else { &self.send4 };
+        let sock = sock
+            .as_ref()
+            .ok_or_else(|| io::Error::from(io::ErrorKind::Unsupported))?;
+        // The packets of that family from `from` on, one message each.
+        let run = (from..out.len())
+            .take_while(|&i| out.packet(i).1.is_ipv6() == v6)
+            .count();
+        let fd = sock.as_raw_fd();
+        match send_mmsg(fd, out, from, run) {
+            // The socket's buffer is full: wait for room a moment, once.
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                net::poll(&[(fd, true)], Some(Duration::from_millis(100)))?;
+                send_mmsg(fd, out, from, run)
+            }
+            r => r,
+        }
     }
 
-    fn recv(&mut self, buf: &mut [u8]) -> io::Result<Received> {
-        self.tap.recv(buf)
+    fn recv_batch(&mut self, max: usize, f: &mut dyn FnMut(&[u8], Received)) -> io::Result<usize> {
+        self.tap.drain(max, f)
     }
 
     fn wait(&mut self, waker: &Waker, timeout: Duration) -> io::Result<bool> {
@@ -113,6 +214,52 @@ impl SynIo for SynSockets {
     fn drops(&mut self) -> u64 {
         self.tap.drops()
     }
+}
+
+/// Send packets `from..from + n` of `out` (all of one family) on raw socket `fd` with one
+/// `sendmmsg`: how many left, or the error of the first.
+fn send_mmsg(fd: RawFd, out: &Outbox, from: usize, n: usize) -> io::Result<usize> {
+    let n = n.min(BATCH);
+    // SAFETY: all-zero iovec, mmsghdr and sockaddr_in6 are valid values.
+    let mut iov: [libc::iovec; BATCH] = unsafe { std::mem::zeroed() };
+    let mut msgs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
+    let mut names: [libc::sockaddr_in6; BATCH] = unsafe { std::mem::zeroed() };
+    for k in 0..n {
+        let (pkt, to) = out.packet(from + k);
+        iov[k] = libc::iovec {
+            iov_base: pkt.as_ptr() as *mut libc::c_void,
+            iov_len: pkt.len(),
+        };
+        // Raw sockets take the destination without a port.
+        let name_len = match to {
+            IpAddr::V4(a) => {
+                let sin = &mut names[k] as *mut libc::sockaddr_in6 as *mut libc::sockaddr_in;
+                // SAFETY: a sockaddr_in fits in the sockaddr_in6 it overlays.
+                unsafe {
+                    (*sin).sin_family = libc::AF_INET as libc::sa_family_t;
+                    (*sin).sin_addr.s_addr = u32::from_ne_bytes(a.octets());
+                }
+                std::mem::size_of::<libc::sockaddr_in>()
+            }
+            IpAddr::V6(a) => {
+                names[k].sin6_family = libc::AF_INET6 as libc::sa_family_t;
+                names[k].sin6_addr.s6_addr = a.octets();
+                std::mem::size_of::<libc::sockaddr_in6>()
+            }
+        };
+        let h = &mut msgs[k].msg_hdr;
+        h.msg_name = &mut names[k] as *mut libc::sockaddr_in6 as *mut libc::c_void;
+        h.msg_namelen = name_len as libc::socklen_t;
+        h.msg_iov = &mut iov[k];
+        h.msg_iovlen = 1;
+    }
+    // SAFETY: msgs[..n] are initialised and point to iov, names and the outbox's bytes, all
+    // alive for the call.
+    let sent = unsafe { libc::sendmmsg(fd, msgs.as_mut_ptr(), n as libc::c_uint, 0) };
+    if sent < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(sent as usize)
 }
 
 /// Hold a source port for the run, on every local address of the families used: a TCP

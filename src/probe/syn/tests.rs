@@ -11,7 +11,7 @@ use crate::icmp::correlate::Unmatched;
 use crate::probe::{Clock, IcmpTally, ProbeSpec, Status};
 
 /// The captured packets of tests/fixtures/syn-captured.txt: (name, outgoing, bytes).
-pub(super) fn fixtures() -> Vec<(String, bool, Vec<u8>)> {
+pub(crate) fn fixtures() -> Vec<(String, bool, Vec<u8>)> {
     include_str!("../../../tests/fixtures/syn-captured.txt")
         .lines()
         .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
@@ -27,7 +27,7 @@ pub(super) fn fixtures() -> Vec<(String, bool, Vec<u8>)> {
         .collect()
 }
 
-pub(super) fn fixture(name: &str) -> (bool, Vec<u8>) {
+pub(crate) fn fixture(name: &str) -> (bool, Vec<u8>) {
     let (_, out, b) = fixtures()
         .into_iter()
         .find(|f| f.0 == name)
@@ -614,7 +614,7 @@ fn a_constant_flow_carries_the_probes_that_start_within_the_timeout() {
     assert_eq!(overlap(ms(1000), ms(1000)), 2);
     assert_eq!(overlap(ms(200), ms(1000)), 2);
     assert_eq!(overlap(Duration::from_secs(60), ms(1)), MAX_OVERLAP);
-    // Back to back: one at a time.
+    // Back to back: one at first (a window that grows: `SynProber::with_interval`).
     assert_eq!(overlap(ms(500), Duration::ZERO), 1);
 }
 
