@@ -147,6 +147,8 @@ pub struct Cell {
     id: u64,
     pub name: String,
     pub labels: Labels,
+    /// `target="…",k="v",…`: its labels as a scrape writes them (escaped once, here).
+    pub labels_text: String,
     /// Probes by verdict, in the order of `Verdict::COUNTED`.
     probes: [AtomicU64; 6],
     /// The last answer's round trip in ns; `u64::MAX` before the first.
@@ -282,6 +284,7 @@ impl Metrics {
             id,
             name: name.to_string(),
             labels: labels.to_vec(),
+            labels_text: render::labels_text(name, labels),
             probes: Default::default(),
             last_rtt_ns: AtomicU64::new(u64::MAX),
             last_success: AtomicU8::new(0),

@@ -341,25 +341,18 @@ impl Render {
             out.push_str("_total");
         }
         out.push_str(suffix);
-        let mut first = true;
-        let mut label = |out: &mut String, k: &str, v: &str| {
-            out.push(if first { '{' } else { ',' });
-            first = false;
-            out.push_str(k);
-            out.push_str("=\"");
-            escape(out, v);
-            out.push('"');
-        };
+        let mut open = false;
         if let Some(c) = c {
-            label(out, "target", &c.name);
-            for (k, v) in &c.labels {
-                label(out, k, v);
-            }
+            out.push('{');
+            out.push_str(&c.labels_text);
+            open = true;
         }
         for (k, v) in extra {
+            out.push(if open { ',' } else { '{' });
+            open = true;
             label(out, k, v);
         }
-        if !first {
+        if open {
             out.push('}');
         }
         out.push(' ');
@@ -372,16 +365,35 @@ impl Render {
     }
 }
 
-/// A label value, escaped: `\` `"` and line feeds.
-fn escape(out: &mut String, v: &str) {
-    for ch in v.chars() {
-        match ch {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
+/// `k="v"`, the value escaped: `\` `"` and line feeds.
+fn label(out: &mut String, k: &str, v: &str) {
+    out.push_str(k);
+    out.push_str("=\"");
+    if v.contains(['\\', '"', '\n']) {
+        for ch in v.chars() {
+            match ch {
+                '\\' => out.push_str("\\\\"),
+                '"' => out.push_str("\\\""),
+                '\n' => out.push_str("\\n"),
+                c => out.push(c),
+            }
         }
+    } else {
+        out.push_str(v);
     }
+    out.push('"');
+}
+
+/// A target's labels as every one of its samples starts them: `target="…"`, then the
+/// file's, comma-separated, escaped.
+pub fn labels_text(name: &str, labels: &[(String, String)]) -> String {
+    let mut s = String::new();
+    label(&mut s, "target", name);
+    for (k, v) in labels {
+        s.push(',');
+        label(&mut s, k, v);
+    }
+    s
 }
 
 /// The families' names (as registered with prometheus-client: without `_total`) and help,
