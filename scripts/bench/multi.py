@@ -125,9 +125,9 @@ class HeldScrape:
         return self.read
 
 
-def run_tcpping(tfile, n, seconds, extra, scrape_every=5.0, metrics=True):
+def run_tcpping(tfile, n, seconds, extra, scrape_every=5.0, metrics=True, binary=None):
     mport = free_port()
-    args = [BIN, "-f", tfile, "-i", "1", "-W", "0.5", "--json", "-q"] + extra
+    args = [binary or BIN, "-f", tfile, "-i", "1", "-W", "0.5", "--json", "-q"] + extra
     if metrics:
         args += ["--metrics", f"127.0.0.1:{mport}"]
     p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -238,6 +238,9 @@ def main():
                     help="seconds of one longer --syn run, RSS every 5 s (0: none)")
     ap.add_argument("--histograms", default="shared", choices=["shared", "per-target"],
                     help="--metrics-histograms of the --syn runs")
+    ap.add_argument("--baseline", metavar="BIN",
+                    help="another build, run with --syn --metrics (its own series set) in turn "
+                         "with the others, scraped the same way: before and after in one run")
     a = ap.parse_args()
     if a.smoke:
         a.targets, a.seconds, a.reps, a.connect_max, a.soak = 100, 4, 1, 200, 0
@@ -261,7 +264,7 @@ def main():
     try:
         time.sleep(0.5)
         tfile, ips = targets_file(work, a.targets, srv_port)
-        syn, bare, fping = [], [], []
+        syn, bare, fping, base = [], [], [], []
         synargs = ["--syn", "--metrics-histograms", a.histograms]
         for rep in range(a.reps):
             print(f"multi: rep {rep + 1}/{a.reps}: tcpping-diag --syn --metrics, {a.targets} "
@@ -272,6 +275,11 @@ def main():
             bare.append(run_tcpping(tfile, a.targets, a.seconds, ["--syn"], metrics=False))
             print(f"multi: rep {rep + 1}/{a.reps}: fping, {a.targets} targets", file=sys.stderr)
             fping.append(run_fping(ips, a.targets, a.seconds))
+            if a.baseline:
+                print(f"multi: rep {rep + 1}/{a.reps}: baseline {a.baseline} --syn --metrics",
+                      file=sys.stderr)
+                base.append(run_tcpping(tfile, a.targets, a.seconds, ["--syn"],
+                                        binary=a.baseline))
         soak = None
         if a.soak > 0:
             print(f"multi: soak, tcpping-diag --syn, {a.targets} targets, {a.soak:.0f} s",
@@ -301,7 +309,9 @@ def main():
         "targets": a.targets, "seconds": a.seconds, "reps": a.reps, "smoke": a.smoke,
         "histograms": a.histograms,
         "load_average": {"start": load_start, "end": load_end},
-        "syn_runs": syn, "bare_runs": bare, "fping_runs": fping, "connect_runs": connect,
+        "baseline": a.baseline,
+        "syn_runs": syn, "bare_runs": bare, "baseline_runs": base, "fping_runs": fping,
+        "connect_runs": connect,
         "soak": soak,
         "syn": {k: summarize(syn, k) for k in
                 ["lag_p50_ms", "lag_p99_ms", "lag_max_ms", "cpu_cores", "cpu_us_per_probe",
@@ -312,6 +322,12 @@ def main():
         "syn_scrape_s": {"median": med([s for r in syn for s in r["scrape_s"]]),
                          "max": max(s for r in syn for s in r["scrape_s"])},
         "fping": {k: summarize(fping, k) for k in ["cpu_cores", "cpu_us_per_probe", "rss_hwm_mb"]},
+        "base": {k: summarize(base, k) for k in
+                 ["lag_p50_ms", "lag_p99_ms", "lag_max_ms", "cpu_cores", "cpu_us_per_probe",
+                  "rss_hwm_mb", "scrape_mb"]} if base else None,
+        "base_scrape_s": {"median": med([s for r in base for s in r["scrape_s"]]),
+                          "max": max((s for r in base for s in r["scrape_s"]), default=0)}
+        if base else None,
         "connect_largest_holding_5ms": max(held) if held else None,
     }
     with open(os.path.join(out_dir, "results.json"), "w") as f:
@@ -355,7 +371,28 @@ def render(r):
         f"| peak RSS | {fmt(s['rss_hwm_mb'], ' MB', 1)} | {fmt(b['rss_hwm_mb'], ' MB', 1)} | ≤ {rss_goal} MB: {ok(s['rss_hwm_mb']['max'] <= rss_goal)} |",
         f"| scrape of /metrics | median {r['syn_scrape_s']['median']:.3f} s, max {r['syn_scrape_s']['max']:.3f} s, {s['scrape_mb']['median']:.1f} MB | | ≤ {scrape_goal} s: {ok(r['syn_scrape_s']['max'] <= scrape_goal)} |",
         f"| CPU per probe | {fmt(s['cpu_us_per_probe'], ' µs', 1)} | {fmt(b['cpu_us_per_probe'], ' µs', 1)} | |",
-        f"| fping, same targets (ICMP echo): CPU per probe | {fmt(f['cpu_us_per_probe'], ' µs', 1)}, {fmt(f['cpu_cores'], ' cores')} | |",
+        f"| fping, same targets (ICMP echo): CPU per probe | {fmt(f['cpu_us_per_probe'], ' µs', 1)}, {fmt(f['cpu_cores'], ' cores')} | | |",
+    ]
+    bs = r.get("base")
+    if bs:
+        bsc = r["base_scrape_s"]
+        lines += [
+            "",
+            f"Before and after, in the same run: the baseline build `{r['baseline']}` with "
+            "`--syn --metrics` (its own series set), scraped the same way:",
+            "",
+            "| --syn --metrics, scraped | this build | baseline |",
+            "|---|---|---|",
+            f"| send lag p50 | {fmt(s['lag_p50_ms'], ' ms', 3)} | {fmt(bs['lag_p50_ms'], ' ms', 3)} |",
+            f"| send lag p99 | {fmt(s['lag_p99_ms'], ' ms', 3)} | {fmt(bs['lag_p99_ms'], ' ms', 3)} |",
+            f"| send lag max | {fmt(s['lag_max_ms'], ' ms', 3)} | {fmt(bs['lag_max_ms'], ' ms', 3)} |",
+            f"| CPU | {fmt(s['cpu_cores'], ' cores')} | {fmt(bs['cpu_cores'], ' cores')} |",
+            f"| peak RSS | {fmt(s['rss_hwm_mb'], ' MB', 1)} | {fmt(bs['rss_hwm_mb'], ' MB', 1)} |",
+            f"| scrape | median {r['syn_scrape_s']['median']:.3f} s, max {r['syn_scrape_s']['max']:.3f} s, "
+            f"{s['scrape_mb']['median']:.1f} MB | median {bsc['median']:.3f} s, max {bsc['max']:.3f} s, "
+            f"{bs['scrape_mb']['median']:.1f} MB |",
+        ]
+    lines += [
         "",
         "Every run: probes sent / answered (SYN-ACK) / timeouts, and RSS every 5 s:",
         "",
@@ -366,6 +403,10 @@ def render(r):
                      + " MB; scrapes " + ", ".join(f"{v:.2f}" for v in x["scrape_s"]) + " s; "
                      "held scrapes read " + ", ".join(f"{v / 1e6:.1f}" for v in
                                                       x.get("held_scrapes_read_bytes", [])) + " MB")
+    for i, x in enumerate(r.get("baseline_runs", [])):
+        lines.append(f"- baseline run {i + 1}: {x['sent']} / {x['answered']} / {x['timeouts']}, RSS "
+                     + ", ".join(f"{v:.0f}" for v in x["rss_mb_each_5s"]) + " MB; scrapes "
+                     + ", ".join(f"{v:.2f}" for v in x["scrape_s"]) + " s")
     for i, x in enumerate(r.get("bare_runs", [])):
         lines.append(f"- tcpping-diag without --metrics run {i + 1}: {x['sent']} / {x['answered']} / "
                      f"{x['timeouts']}, RSS " + ", ".join(f"{v:.0f}" for v in x["rss_mb_each_5s"]) + " MB")
