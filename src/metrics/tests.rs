@@ -284,21 +284,24 @@ fn samples(fams: &[Parsed]) -> BTreeMap<String, f64> {
         .collect()
 }
 
-/// Three targets (awkward label values included) through every kind of verdict.
-fn fill(m: &Metrics) -> Vec<TargetMetrics> {
-    let mut ts = Vec::new();
+/// Three targets and their labels, awkward values included.
+fn three_targets() -> [(&'static str, Labels); 3] {
     let odd = vec![
         ("site".to_string(), "a \"quoted\" \\ back\nline".to_string()),
         ("zone".to_string(), "é".to_string()),
     ];
-    for (name, labels) in [
-        (
-            "db2.example:5432",
-            vec![("tier".to_string(), "b".to_string())],
-        ),
+    let tier = vec![("tier".to_string(), "b".to_string())];
+    [
+        ("db2.example:5432", tier),
         ("db1.example:5432", odd),
         ("10.0.0.9:80", vec![]),
-    ] {
+    ]
+}
+
+/// The three targets through every kind of verdict.
+fn fill(m: &Metrics) -> Vec<TargetMetrics> {
+    let mut ts = Vec::new();
+    for (name, labels) in three_targets() {
         let mut t = m.target(name, &labels);
         t.set_resolved(true);
         t.record(m, &reply(700, Some(300)), true);
@@ -487,18 +490,7 @@ fn reference(om: bool) -> String {
             _ => r.register(f.0, help, late.clone()),
         }
     }
-    let odd = vec![
-        ("site".to_string(), "a \"quoted\" \\ back\nline".to_string()),
-        ("zone".to_string(), "é".to_string()),
-    ];
-    for (name, labels) in [
-        (
-            "db2.example:5432",
-            vec![("tier".to_string(), "b".to_string())],
-        ),
-        ("db1.example:5432", odd),
-        ("10.0.0.9:80", vec![]),
-    ] {
+    for (name, labels) in three_targets() {
         let mut base = vec![("target".to_string(), name.to_string())];
         base.extend(labels);
         let with = |extra: &[(&str, &str)]| {
