@@ -56,11 +56,11 @@ pub const MAX_ICMP_SERIES: usize = 64;
 /// Where the RTT and connect-time histograms are kept (`--metrics-histograms`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum Histograms {
-    /// One histogram for every target together (18 series each, whatever the count of
+    /// One histogram for every target together (20 series each, whatever the count of
     /// targets); per target, the last RTT
     #[default]
     Shared,
-    /// One histogram per target (20 series a target each: 1 million at 50,000 targets)
+    /// One histogram per target (20 series a target each: a million at 50,000 targets)
     PerTarget,
 }
 
