@@ -383,9 +383,19 @@ fn scrapes_held_open_delay_no_probe_and_hold_no_memory_while_the_targets_change(
         .map(String::from)
         .collect();
     let mut m = Monitor::start_args(&args, None);
-    std::thread::sleep(Duration::from_secs(1));
-    let size = scrape(m.addr, Duration::from_secs(5)).unwrap().len();
-    assert!(size > 500_000, "exposition of {size} bytes");
+    // Every target answered once: every histogram is there.
+    let t0 = Instant::now();
+    loop {
+        let size = scrape(m.addr, Duration::from_secs(5)).unwrap().len();
+        if size > 500_000 {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "exposition of {size} bytes"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
     let before = m.rss_kb();
     // Four clients that read nothing, 50 expositions asked each; one that reads 1 KiB
     // every 20 ms (a scrape open for seconds).
