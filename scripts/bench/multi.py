@@ -213,8 +213,14 @@ def run_fping(ips, n, seconds):
         rcv += int(m.group(2))
     wall = time.monotonic() - t_start
     cores = (c1 - c0) / (w1 - w0)
-    return {"sent": xmt, "answered": rcv, "rate": xmt / wall, "cpu_cores": cores,
-            "cpu_us_per_probe": cores * 1e6 / max(xmt / wall, 1), "rss_hwm_mb": hwm / 1024}
+    r = {"sent": xmt, "answered": rcv, "rate": xmt / wall, "cpu_cores": cores,
+         "cpu_us_per_probe": cores * 1e6 / max(xmt / wall, 1), "rss_hwm_mb": hwm / 1024,
+         "exit": p.returncode}
+    if xmt == 0:
+        # No counts read: keep what it said (the run is reported, not silently dropped).
+        r["stderr_tail"] = err.decode(errors="replace")[-500:]
+        print(f"fping counted nothing (exit {p.returncode}): {r['stderr_tail']}", file=sys.stderr)
+    return r
 
 
 def med(xs):
