@@ -4,8 +4,10 @@
 # REJECT admin-prohibited, DROP, closed port), twice at once: connect probes and --syn
 # probes. Then the counts Prometheus stored (read back through its HTTP query API) must
 # equal the NDJSON summaries of the same runs: probes by verdict, ICMP errors by type,
-# code and router, RTT sample counts, last-probe success. Ends with a smoke run of
-# `scripts/bench.sh multi`.
+# code and router, RTT sample counts, last-probe success. The connect run has per-target
+# histograms (--metrics-histograms per-target), the --syn run the default lean set (one
+# RTT histogram shared by its targets: its count is the sum of their replies). Ends with a
+# smoke run of `scripts/bench.sh multi`.
 #
 #   scripts/metrics-test.sh            (as root)
 #
@@ -82,6 +84,7 @@ for job in connect syn; do
     port=PORT_${job^^}
     extra=()
     [ "$job" = syn ] && extra=(--syn)
+    [ "$job" = connect ] && extra=(--metrics-histograms per-target)
     in_cli "$BIN" -f "$WORK/targets.txt" -n "$N" -i 0.2 -W 0.15 --json -q "${extra[@]}" \
         --metrics "127.0.0.1:${!port}" >"$WORK/$job.json" 2>"$WORK/$job.err" &
     PIDS+=($!)
@@ -126,8 +129,13 @@ for job in connect syn; do
             jq -c 'map([(.metric.type|tonumber), (.metric.code|tonumber), .metric.router, (.value[1]|tonumber)]) | sort')
         want=$(jq -c '.icmp_errors | map([.type, .code, .from, .count]) | sort' <<<"$sum")
         check "$job $fault: ICMP errors by type, code, router" "$got" "$want"
-        got=$(query "tcpping_rtt_seconds_count{$sel}" | jq -r '.[0].value[1] // "0"')
-        check "$job $fault: RTT samples" "$got" "$(jq -r .received <<<"$sum")"
+        if [ "$job" = connect ]; then
+            got=$(query "tcpping_rtt_seconds_count{$sel}" | jq -r '.[0].value[1] // "0"')
+            check "$job $fault: RTT samples" "$got" "$(jq -r .received <<<"$sum")"
+        elif [ "$fault" = healthy ]; then
+            got=$(query "tcpping_last_rtt_seconds{$sel} > 0" | jq -r 'length')
+            check "$job $fault: last RTT" "$got" 1
+        fi
         got=$(query "tcpping_last_success{$sel}" | jq -r '.[0].value[1]')
         last=$(jq -r --arg t "$target" 'select(.type=="ping" and .target==$t) | .status' "$WORK/$job.json" | tail -1)
         # -q prints no ping events: the last verdict is the summary's only verdict here.
@@ -135,6 +143,11 @@ for job in connect syn; do
         check "$job $fault: last probe succeeded" "$got" "$([ "$last" = reply ] && echo 1 || echo 0)"
     done < <(jq -c 'select(.type=="summary")' "$WORK/$job.json")
 done
+
+# The lean set (--syn run): one RTT histogram for every target, none per target.
+got=$(query 'tcpping_rtt_seconds_count{job="syn"}' | jq -r 'map(.value[1]) | join(",")')
+check "syn: shared RTT samples" "$got" "$(jq -s 'map(select(.type=="summary") | .received) | add' "$WORK/syn.json")"
+check "syn: no per-target histogram" "$(query 'count(tcpping_rtt_seconds_bucket{job="syn",target!=""})' | jq -r 'length')" 0
 
 # The faults are what the lab says they are (so the comparison above compared something).
 for job in connect syn; do

@@ -1,6 +1,7 @@
 //! The metrics endpoint under attack (issue 19): the real binary's `--metrics` against
 //! hostile or careless clients on loopback. Header bound, a client that reads nothing, a
-//! client that never finishes its request, and running out of descriptors.
+//! client that never finishes its request, and running out of descriptors; scrapes held
+//! open while the targets change (issue 24): no probe late, memory bounded.
 
 mod common;
 
@@ -20,14 +21,21 @@ struct Monitor {
 impl Monitor {
     /// `targets` pinged every 0.5 s, metrics on loopback; `nofile`: the open-file limit.
     fn start(targets: &[String], nofile: Option<u64>) -> Monitor {
+        let mut args = targets.to_vec();
+        args.extend(["-i", "0.5"].map(String::from));
+        Self::start_args(&args, nofile)
+    }
+
+    /// A run with these arguments (`-q`, metrics on a free loopback port added).
+    fn start_args(args: &[String], nofile: Option<u64>) -> Monitor {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
         let mut cmd = Command::new(BIN);
-        cmd.args(targets)
-            .args(["-i", "0.5", "-q", "--metrics", &port.to_string()])
+        cmd.args(args)
+            .args(["-q", "--metrics", &port.to_string()])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
@@ -317,4 +325,121 @@ fn the_monitor_unit_raises_the_open_file_limit() {
         .parse()
         .unwrap();
     assert!(n >= 16384, "LimitNOFILE={n}");
+}
+
+/// The value of the sample `line_start` (a whole series: name and labels) in a scrape.
+fn sample(body: &str, series: &str) -> f64 {
+    body.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no {series} in the scrape"))
+        .parse()
+        .unwrap()
+}
+
+/// A client that asks for `n` expositions and reads none (a 4 KiB receive buffer).
+fn stuck_client(addr: SocketAddr, n: usize) -> TcpStream {
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    sock.set_recv_buffer_size(4096).unwrap();
+    sock.connect(&addr.into()).unwrap();
+    let mut s: TcpStream = sock.into();
+    s.write_all(
+        "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"
+            .repeat(n)
+            .as_bytes(),
+    )
+    .unwrap();
+    s
+}
+
+#[test]
+fn scrapes_held_open_delay_no_probe_and_hold_no_memory_while_the_targets_change() {
+    // 400 targets that answer (a listener on every loopback address, accepting and
+    // closing), each with its own histograms: an exposition of about 1 MB, far past what
+    // the sockets' buffers hold for a client that reads nothing.
+    let listener = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for c in listener.incoming() {
+            drop(c);
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("targets");
+    let set = |third: u32| -> String {
+        (0..400u32)
+            .map(|i| {
+                format!(
+                    "127.3.{}.{}:{port} set={third}\n",
+                    third + i / 200,
+                    1 + i % 200
+                )
+            })
+            .collect()
+    };
+    std::fs::write(&file, set(0)).unwrap();
+    let args: Vec<String> = ["-f", file.to_str().unwrap(), "-i", "0.25", "--connect-only"]
+        .into_iter()
+        .chain(["--metrics-histograms", "per-target"])
+        .map(String::from)
+        .collect();
+    let mut m = Monitor::start_args(&args, None);
+    // Every target answered once: every histogram is there.
+    let t0 = Instant::now();
+    loop {
+        let size = scrape(m.addr, Duration::from_secs(5)).unwrap().len();
+        if size > 500_000 {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "exposition of {size} bytes"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let before = m.rss_kb();
+    // Four clients that read nothing, 50 expositions asked each; one that reads 1 KiB
+    // every 20 ms (a scrape open for seconds).
+    let stuck: Vec<TcpStream> = (0..4).map(|_| stuck_client(m.addr, 50)).collect();
+    let mut slow = TcpStream::connect(m.addr).unwrap();
+    slow.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut got = 0usize;
+        let mut buf = [0u8; 1024];
+        for _ in 0..100 {
+            match slow.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got += n,
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        got
+    });
+    // Meanwhile the loop adds and removes every target twice (SIGHUP): it takes the
+    // table's lock, which no scrape holds while it waits for its client.
+    for third in [10, 0] {
+        std::thread::sleep(Duration::from_millis(700));
+        std::fs::write(&file, set(third)).unwrap();
+        // SAFETY: a signal to our own child.
+        unsafe { libc::kill(m.child.id() as i32, libc::SIGHUP) };
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    let got = reader.join().unwrap();
+    assert!(got >= 50 * 1024, "the slow reader got {got} bytes");
+    let after = m.rss_kb();
+    assert!(
+        after < before + 16 * 1024,
+        "RSS grew from {before} kB to {after} kB with scrapes held"
+    );
+    assert!(m.alive());
+    // Counted, not timed: every send so far left within 1 s of its schedule (a loop held
+    // up by a scrape would have sent late until the held client was dropped, after 5 s).
+    let body = scrape(m.addr, Duration::from_secs(5)).unwrap();
+    let count = sample(&body, "tcpping_send_lag_seconds_count");
+    let within_1s = sample(&body, "tcpping_send_lag_seconds_bucket{le=\"1\"}");
+    assert!(count > 3000.0, "{count} probes sent");
+    assert_eq!(within_1s, count, "sends later than 1 s behind schedule");
+    // The targets are the file's again, each with its series (one reading later).
+    assert_eq!(sample(&body, "tcpping_targets"), 400.0);
+    assert_eq!(body.matches("set=\"10\"").count(), 0);
+    drop(stuck);
 }

@@ -11,6 +11,7 @@ use clap::{Args, ValueEnum};
 use super::common::{helps, output, CommonArgs};
 use super::values::{parse_count, parse_metrics_listen};
 use crate::error::Error;
+use crate::metrics::Histograms;
 use crate::output::Output;
 use crate::probe::connect::{Pmtud, MAX_SIZE, MIN_SIZE};
 use crate::probe::{Mode, Shape};
@@ -43,6 +44,12 @@ pub struct PingArgs {
     /// 0.0.0.0:PORT expose the metrics, which name every target, to the network
     #[arg(long, value_name = "ADDR:PORT")]
     pub metrics: Option<String>,
+
+    /// With --metrics: one RTT (and connect) histogram for every target together (shared,
+    /// the default: a lean exposition at tens of thousands of targets), or one per target
+    /// (per-target: 20 more series a target)
+    #[arg(long, value_name = "WHERE", value_enum, default_value_t = Histograms::Shared)]
+    pub metrics_histograms: Histograms,
 
     /// Number of pings; without it, asks on a terminal, else pings until interrupted
     #[arg(short = 'n', long = "count", visible_short_alias = 'c', value_name = "N",
@@ -232,6 +239,8 @@ pub struct MultiConfig {
     pub file: Option<PathBuf>,
     /// `--metrics`: where to serve the metrics.
     pub metrics: Option<SocketAddr>,
+    /// `--metrics-histograms`: shared or per target.
+    pub histograms: Histograms,
     /// Whether a terminal may get the live board (not `--no-tui`).
     pub tui: bool,
 }
@@ -283,6 +292,7 @@ impl PingArgs {
             .transpose()?;
         let family = self.common.family();
         let tui = !self.no_tui;
+        let histograms = self.metrics_histograms;
         let template = self.settings(String::new(), NO_ADDRESS);
         Ok(MultiConfig {
             template,
@@ -290,6 +300,7 @@ impl PingArgs {
             targets,
             file,
             metrics,
+            histograms,
             tui,
         })
     }

@@ -1,7 +1,11 @@
 //! The HTTP endpoint of the metrics (`--metrics`): hyper's HTTP/1 server on one thread of its
 //! own, running a current-thread tokio runtime; every connection is a task of it, so a slow
-//! or stuck scraper never holds up another. The exposition is rendered on that thread at
-//! each scrape: the probing loop never waits for a scraper.
+//! or stuck scraper never holds up another. The probing loop never waits for a scraper:
+//! - the exposition is streamed ([`Exposition`]): each part ([`CHUNK`] bytes) is written
+//!   from the model when hyper asks for more, that is when the client has read the last
+//!   one; a scrape holds one part and no lock in between, however many targets;
+//! - the thread runs at a lower priority (nice +10): on a busy machine the scheduler gives
+//!   the probing loop its core first.
 //!
 //! Limits, so that no client can wedge the endpoint or grow the process:
 //! - request head: at most [`Limits::header_bytes`] (then 431 and close), read within
@@ -18,21 +22,68 @@
 use std::convert::Infallible;
 use std::io;
 use std::net::{SocketAddr, TcpListener};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use http_body_util::Full;
-use hyper::body::{Bytes, Incoming};
+use hyper::body::{Body, Bytes, Frame, Incoming, SizeHint};
 use hyper::header::{HeaderValue, ACCEPT, ALLOW, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use prometheus_client::encoding::prometheus_text;
 use tokio::sync::{oneshot, Semaphore};
 use tokio_io_timeout::TimeoutStream;
 
-use super::{wants_openmetrics, Metrics, OPENMETRICS_TYPE};
+use super::{wants_openmetrics, Metrics, Render, OPENMETRICS_TYPE, TEXT_TYPE};
+
+/// Bytes of exposition written at a time: what a scrape holds, besides the sockets' buffers.
+pub const CHUNK: usize = 64 * 1024;
+
+/// A response body: a fixed text, or the exposition written part by part as it is sent.
+pub enum Exposition {
+    Fixed(Option<Bytes>),
+    Streamed(Box<Render>),
+}
+
+impl Body for Exposition {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        let next = match self.get_mut() {
+            Exposition::Fixed(b) => b.take(),
+            Exposition::Streamed(r) => {
+                let mut part = String::with_capacity(CHUNK + 4096);
+                r.fill(&mut part, CHUNK).then(|| Bytes::from(part))
+            }
+        };
+        Poll::Ready(next.map(|b| Ok(Frame::data(b))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        matches!(self, Exposition::Fixed(None))
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            Exposition::Fixed(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
+            Exposition::Streamed(_) => SizeHint::default(),
+        }
+    }
+}
+
+/// Lower the calling thread's priority (nice +10; a thread may always lower its own).
+fn lower_priority() {
+    // SAFETY: plain system calls on this thread's own id.
+    unsafe {
+        let tid = libc::gettid();
+        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 10);
+    }
+}
 
 /// The bounds the endpoint enforces (see the module's documentation).
 #[derive(Clone, Copy, Debug)]
@@ -109,6 +160,7 @@ impl Server {
         let thread = std::thread::Builder::new()
             .name("metrics".into())
             .spawn(move || {
+                lower_priority();
                 rt.spawn(accept_loop(listener, metrics, limits));
                 // Until the server is dropped; dropping the runtime then ends every task.
                 let _ = rt.block_on(stopped);
@@ -147,8 +199,6 @@ fn is_shortage(e: &io::Error) -> bool {
 
 async fn accept_loop(listener: tokio::net::TcpListener, metrics: Arc<Metrics>, limits: Limits) {
     let slots = Arc::new(Semaphore::new(limits.connections.max(1)));
-    // The size of the last exposition: the next one's buffer starts at it.
-    let hint = Arc::new(AtomicUsize::new(4096));
     let mut backoff = BACKOFF_MIN;
     loop {
         match listener.accept().await {
@@ -156,9 +206,9 @@ async fn accept_loop(listener: tokio::net::TcpListener, metrics: Arc<Metrics>, l
                 backoff = BACKOFF_MIN;
                 // Past the cap: closed at once (dropped).
                 if let Ok(slot) = Arc::clone(&slots).try_acquire_owned() {
-                    let (m, h) = (Arc::clone(&metrics), Arc::clone(&hint));
+                    let m = Arc::clone(&metrics);
                     tokio::spawn(async move {
-                        serve(stream, m, h, limits).await;
+                        serve(stream, m, limits).await;
                         drop(slot);
                     });
                 }
@@ -182,19 +232,14 @@ async fn accept_loop(listener: tokio::net::TcpListener, metrics: Arc<Metrics>, l
     }
 }
 
-async fn serve(
-    stream: tokio::net::TcpStream,
-    metrics: Arc<Metrics>,
-    hint: Arc<AtomicUsize>,
-    limits: Limits,
-) {
+async fn serve(stream: tokio::net::TcpStream, metrics: Arc<Metrics>, limits: Limits) {
     let _ = stream.set_nodelay(true);
     let mut io = TimeoutStream::new(stream);
     io.set_read_timeout(Some(limits.idle));
     io.set_write_timeout(Some(limits.write));
     let io = TokioIo::new(Box::pin(io));
     let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
-        let resp = respond(&req, &metrics, &hint);
+        let resp = respond(&req, &metrics);
         async move { Ok::<_, Infallible>(resp) }
     });
     let header_bytes = limits.header_bytes.max(4096);
@@ -209,8 +254,8 @@ async fn serve(
         .await;
 }
 
-fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+fn text(status: StatusCode, body: &'static str) -> Response<Exposition> {
+    let mut r = Response::new(Exposition::Fixed(Some(Bytes::from_static(body.as_bytes()))));
     *r.status_mut() = status;
     r.headers_mut().insert(
         CONTENT_TYPE,
@@ -219,9 +264,9 @@ fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
     r
 }
 
-/// The answer to one request: `GET`/`HEAD` of `/metrics` (the exposition), of `/` (a
-/// pointer to it); any other path 404, any other method 405.
-fn respond<B>(req: &Request<B>, metrics: &Metrics, hint: &AtomicUsize) -> Response<Full<Bytes>> {
+/// The answer to one request: `GET`/`HEAD` of `/metrics` (the exposition, streamed; no
+/// body for `HEAD`), of `/` (a pointer to it); any other path 404, any other method 405.
+fn respond<B>(req: &Request<B>, metrics: &Arc<Metrics>) -> Response<Exposition> {
     if req.method() != Method::GET && req.method() != Method::HEAD {
         let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "GET /metrics\n");
         r.headers_mut()
@@ -241,21 +286,13 @@ fn respond<B>(req: &Request<B>, metrics: &Metrics, hint: &AtomicUsize) -> Respon
         .collect::<Vec<_>>()
         .join(",");
     let om = wants_openmetrics((!accept.is_empty()).then_some(accept.as_str()));
-    let mut body = String::with_capacity(hint.load(Ordering::Relaxed));
-    if let Err(e) = metrics.encode(om, &mut body) {
-        let mut r = Response::new(Full::new(Bytes::from(format!(
-            "encoding the metrics failed: {e}\n"
-        ))));
-        *r.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
-        return r;
-    }
-    hint.store(body.len(), Ordering::Relaxed);
-    let ctype = if om {
-        OPENMETRICS_TYPE
+    let body = if req.method() == Method::HEAD {
+        Exposition::Fixed(None)
     } else {
-        prometheus_text::CONTENT_TYPE
+        Exposition::Streamed(Box::new(Render::new(Arc::clone(metrics), om)))
     };
-    let mut r = Response::new(Full::new(Bytes::from(body)));
+    let ctype = if om { OPENMETRICS_TYPE } else { TEXT_TYPE };
+    let mut r = Response::new(body);
     r.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static(ctype));
     r
@@ -270,7 +307,7 @@ mod tests {
 
     fn start(limits: Limits) -> Server {
         let l = Server::bind("127.0.0.1:0".parse().unwrap()).unwrap();
-        Server::start_with(l, Arc::new(Metrics::new()), limits).unwrap()
+        Server::start_with(l, Arc::new(Metrics::default()), limits).unwrap()
     }
 
     /// Whether the server closes `s` within `within` (EOF or reset).

@@ -1,37 +1,39 @@
 //! Prometheus metrics of a many-targets run, and the HTTP endpoint that serves them
 //! (`--metrics ADDR:PORT`, `GET /metrics`).
 //!
-//! The exposition is prometheus-client's (Prometheus text 0.0.4, or OpenMetrics 1.0 when the
-//! scraper asks for it in `Accept`), with every family's series sorted by their labels (so by
-//! target first: [`SortedFamily`]); [`http`] serves it. Every series of a target carries
-//! `target` (as typed) and the target's labels from the targets file.
+//! The model is a table of targets, each a [`Cell`] of atomics that the event loop updates
+//! (a few relaxed atomic additions per probe, no lock, no label hashing) and a scrape reads.
+//! [`render`] writes the exposition from it (Prometheus text 0.0.4, or OpenMetrics 1.0 when
+//! the scraper asks for it in `Accept`), the targets sorted by name then labels, a part at a
+//! time: [`http`] streams it as the client reads, so a scrape holds no lock the loop needs,
+//! and its memory is one part, however many targets.
+//!
+//! The series set is lean by default (see [`Histograms`]): per target, the six probe
+//! counters, ICMP error counters, and three gauges; the RTT and connect histograms are
+//! shared by every target. `--metrics-histograms per-target` gives every target its own.
 //!
 //! Memory is flat however long the run: a target has a fixed set of series, plus ICMP error
 //! series bounded by [`MAX_ROUTERS`] routers and [`MAX_ICMP_SERIES`] series per target.
-//! Each target holds clones of its own series' handles, so recording a probe is a few
-//! atomic operations and no label hashing.
 
 pub mod http;
+pub mod render;
+#[cfg(test)]
+mod tests;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::cmp::Ordering as Cmp;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
-use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use prometheus_client::encoding::{prometheus_text, text, EncodeMetric, MetricEncoder};
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::Histogram;
-use prometheus_client::metrics::{MetricType, TypedMetric};
-use prometheus_client::registry::{Registry, Unit};
-
 pub use http::Server;
+pub use render::Render;
 
 use crate::event::Verdict;
 use crate::probe::{PingResult, Status};
 
-/// Labels of a series: `target`, the target's own labels, then the metric's.
+/// Labels of a series: the target's own, from the targets file (`target` comes first).
 pub type Labels = Vec<(String, String)>;
 
 /// Upper bounds of the RTT and connect-time histograms, in seconds: from 25 µs (loopback,
@@ -51,6 +53,17 @@ pub const MAX_ROUTERS: usize = 16;
 /// `router` are all `"other"`.
 pub const MAX_ICMP_SERIES: usize = 64;
 
+/// Where the RTT and connect-time histograms are kept (`--metrics-histograms`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Histograms {
+    /// One histogram for every target together (20 series each, whatever the count of
+    /// targets); per target, the last RTT
+    #[default]
+    Shared,
+    /// One histogram per target (20 series a target each: a million at 50,000 targets)
+    PerTarget,
+}
+
 /// The index of a probe's verdict in `Verdict::COUNTED` (the `verdict` label); None for
 /// `interrupted`, which is not a verdict of the target: not counted.
 fn verdict_index(s: &Status) -> Option<usize> {
@@ -58,310 +71,287 @@ fn verdict_index(s: &Status) -> Option<usize> {
     Verdict::COUNTED.iter().position(|c| *c == v)
 }
 
-fn rtt_histogram() -> Histogram {
-    Histogram::new(RTT_BUCKETS)
+/// A lock that a panic elsewhere does not poison for us (the values stay valid).
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// A metric family whose series are kept, and so exposed, in the order of their labels:
-/// `target` comes first in every label set, so a scrape lists the targets sorted, the same
-/// way at every scrape (prometheus-client's own `Family` follows a hash map's order).
+/// A histogram of durations kept in atomics: observing is two relaxed additions (bucket,
+/// sum) and takes no lock; a scrape reads it while it is observed (the `+Inf` bucket and the
+/// count are the sum of the buckets read, so they always agree).
 #[derive(Debug)]
-pub struct SortedFamily<M> {
-    series: Arc<RwLock<BTreeMap<Labels, M>>>,
-    new: fn() -> M,
+pub struct AtomicHistogram {
+    bounds: &'static [f64],
+    /// Observations per bucket (not cumulative); the last is past every bound.
+    counts: Box<[AtomicU64]>,
+    sum_ns: AtomicU64,
 }
 
-impl<M> Clone for SortedFamily<M> {
-    fn clone(&self) -> Self {
-        SortedFamily {
-            series: Arc::clone(&self.series),
-            new: self.new,
-        }
-    }
+/// What a scrape reads of a histogram.
+pub struct HistogramValue {
+    /// Cumulative counts, one per bound.
+    pub cumulative: Vec<u64>,
+    pub count: u64,
+    pub sum_secs: f64,
 }
 
-impl<M: Default> Default for SortedFamily<M> {
-    fn default() -> Self {
-        Self::new(M::default)
-    }
-}
-
-impl<M> SortedFamily<M> {
-    /// An empty family whose series `new` creates.
-    pub fn new(new: fn() -> M) -> Self {
-        SortedFamily {
-            series: Arc::new(RwLock::new(BTreeMap::new())),
-            new,
+impl AtomicHistogram {
+    pub fn new(bounds: &'static [f64]) -> Self {
+        AtomicHistogram {
+            bounds,
+            counts: (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect(),
+            sum_ns: AtomicU64::new(0),
         }
     }
 
-    /// Remove the series of `labels`, if any.
-    pub fn remove(&self, labels: &Labels) {
-        self.series
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(labels);
+    pub fn observe(&self, d: Duration) {
+        let s = d.as_secs_f64();
+        // The first bound at or above the value (`le`).
+        let i = self.bounds.partition_point(|b| *b < s);
+        self.counts[i].fetch_add(1, Ordering::Relaxed);
+        let ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        self.sum_ns.fetch_add(ns, Ordering::Relaxed);
     }
-}
 
-impl<M: Clone> SortedFamily<M> {
-    /// The series of `labels` (created when new): a handle that shares its value.
-    pub fn get_or_create_owned(&self, labels: &Labels) -> M {
-        if let Some(m) = self
-            .series
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(labels)
-        {
-            return m.clone();
+    pub fn bounds(&self) -> &'static [f64] {
+        self.bounds
+    }
+
+    pub fn count(&self) -> u64 {
+        self.counts.iter().map(|c| c.load(Ordering::Relaxed)).sum()
+    }
+
+    pub fn read(&self) -> HistogramValue {
+        let mut acc = 0u64;
+        let mut cumulative = Vec::with_capacity(self.bounds.len());
+        for c in &self.counts[..self.bounds.len()] {
+            acc += c.load(Ordering::Relaxed);
+            cumulative.push(acc);
         }
-        self.series
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(labels.clone())
-            .or_insert_with(self.new)
-            .clone()
-    }
-}
-
-impl<M: EncodeMetric + TypedMetric> EncodeMetric for SortedFamily<M> {
-    fn encode(&self, mut encoder: MetricEncoder) -> std::fmt::Result {
-        let series = self.series.read().unwrap_or_else(|p| p.into_inner());
-        for (labels, m) in series.iter() {
-            m.encode(encoder.encode_family(labels)?)?;
-        }
-        Ok(())
-    }
-
-    fn metric_type(&self) -> MetricType {
-        M::TYPE
-    }
-
-    fn is_empty(&self) -> bool {
-        self.series
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .is_empty()
-    }
-}
-
-type HistogramFamily = SortedFamily<Histogram>;
-
-/// Every metric family of the run.
-pub struct Metrics {
-    registry: Registry,
-    probes: SortedFamily<Counter>,
-    icmp: SortedFamily<Counter>,
-    rtt: HistogramFamily,
-    connect: HistogramFamily,
-    last_rtt: SortedFamily<Gauge<f64, AtomicU64>>,
-    last_success: SortedFamily<Gauge>,
-    resolved: SortedFamily<Gauge>,
-    lag: Histogram,
-    targets: Gauge,
-    unmatched: Counter,
-    late: Counter,
-}
-
-impl Default for Metrics {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Metrics {
-    pub fn new() -> Self {
-        let mut registry = Registry::default();
-        let probes = SortedFamily::<Counter>::default();
-        registry.register(
-            "tcpping_probes",
-            "Probes concluded, by verdict (reply, lost, timeout, refused, icmp, error)",
-            probes.clone(),
-        );
-        let icmp = SortedFamily::<Counter>::default();
-        registry.register(
-            "tcpping_icmp_errors",
-            "ICMP errors matched to a probe, by ICMP type, code and reporting router",
-            icmp.clone(),
-        );
-        let rtt: HistogramFamily = SortedFamily::new(rtt_histogram);
-        registry.register_with_unit(
-            "tcpping_rtt",
-            "Round trip of answered probes: request to echo; the handshake for --syn, --connect-only and targets that do not echo",
-            Unit::Seconds,
-            rtt.clone(),
-        );
-        let connect: HistogramFamily = SortedFamily::new(rtt_histogram);
-        registry.register_with_unit(
-            "tcpping_connect",
-            "TCP handshake of probes that also wait for an echo (connect probes of an echo server, without --connect-only)",
-            Unit::Seconds,
-            connect.clone(),
-        );
-        let last_rtt = SortedFamily::<Gauge<f64, AtomicU64>>::default();
-        registry.register_with_unit(
-            "tcpping_last_rtt",
-            "Round trip of the last answered probe",
-            Unit::Seconds,
-            last_rtt.clone(),
-        );
-        let last_success = SortedFamily::<Gauge>::default();
-        registry.register(
-            "tcpping_last_success",
-            "1 when the last probe was answered, 0 when it was not",
-            last_success.clone(),
-        );
-        let resolved = SortedFamily::<Gauge>::default();
-        registry.register(
-            "tcpping_target_resolved",
-            "1 once the target's name resolved (it is being probed), 0 while it is retried",
-            resolved.clone(),
-        );
-        let lag = Histogram::new(LAG_BUCKETS);
-        registry.register_with_unit(
-            "tcpping_send_lag",
-            "How late probes left compared with their schedule",
-            Unit::Seconds,
-            lag.clone(),
-        );
-        let targets = Gauge::default();
-        registry.register(
-            "tcpping_targets",
-            "Targets being monitored",
-            targets.clone(),
-        );
-        let unmatched = Counter::default();
-        registry.register(
-            "tcpping_icmp_unmatched",
-            "ICMP errors that quote none of our probes (other programs, spoofed)",
-            unmatched.clone(),
-        );
-        let late = Counter::default();
-        registry.register(
-            "tcpping_icmp_late",
-            "ICMP errors that quote a probe of ours that had already ended",
-            late.clone(),
-        );
-        Metrics {
-            registry,
-            probes,
-            icmp,
-            rtt,
-            connect,
-            last_rtt,
-            last_success,
-            resolved,
-            lag,
-            targets,
-            unmatched,
-            late,
-        }
-    }
-
-    /// The series of a target (created at zero, so `rate()` and `increase()` work from its
-    /// first scrape).
-    pub fn target(&self, name: &str, labels: &[(String, String)]) -> TargetMetrics {
-        let mut base: Labels = Vec::with_capacity(labels.len() + 1);
-        base.push(("target".into(), name.into()));
-        base.extend(labels.iter().cloned());
-        let with = |k: &str, v: &str| {
-            let mut l = base.clone();
-            l.push((k.into(), v.into()));
-            l
-        };
-        let probes =
-            Verdict::COUNTED.map(|v| self.probes.get_or_create_owned(&with("verdict", v.name())));
-        let resolved = self.resolved.get_or_create_owned(&base);
-        self.targets.inc();
-        TargetMetrics {
-            probes,
-            rtt: None,
-            connect: None,
-            last_rtt: None,
-            last_success: None,
-            resolved,
-            icmp: HashMap::new(),
-            routers: HashSet::new(),
-            base,
-        }
-    }
-
-    /// Remove a target's series (it left the targets file).
-    pub fn remove(&self, t: &TargetMetrics) {
-        let with = |k: &str, v: &str| {
-            let mut l = t.base.clone();
-            l.push((k.into(), v.into()));
-            l
-        };
-        for v in Verdict::COUNTED {
-            self.probes.remove(&with("verdict", v.name()));
-        }
-        for labels in t.icmp.keys() {
-            self.icmp.remove(&t.icmp_labels(labels));
-        }
-        self.rtt.remove(&t.base);
-        self.connect.remove(&t.base);
-        self.last_rtt.remove(&t.base);
-        self.last_success.remove(&t.base);
-        self.resolved.remove(&t.base);
-        self.targets.dec();
-    }
-
-    /// How late a probe left.
-    pub fn lag(&self, d: Duration) {
-        self.lag.observe(d.as_secs_f64());
-    }
-
-    /// The run's ICMP errors attributed to no probe, as totals so far.
-    pub fn icmp_tally(&self, unmatched: u64, late: u64) {
-        for (c, total) in [(&self.unmatched, unmatched), (&self.late, late)] {
-            let have = c.get();
-            if total > have {
-                c.inc_by(total - have);
-            }
-        }
-    }
-
-    /// The exposition, in Prometheus text (0.0.4) or OpenMetrics (1.0) format, into `out`.
-    pub fn encode(&self, openmetrics: bool, out: &mut String) -> std::fmt::Result {
-        out.clear();
-        if openmetrics {
-            text::encode(out, &self.registry)
-        } else {
-            prometheus_text::encode(out, &self.registry)
+        let count = acc + self.counts[self.bounds.len()].load(Ordering::Relaxed);
+        HistogramValue {
+            cumulative,
+            count,
+            sum_secs: self.sum_ns.load(Ordering::Relaxed) as f64 / 1e9,
         }
     }
 }
 
 /// Key of an ICMP series of a target: type, code, router ("other" past the bounds).
-type IcmpKey = (String, String, String);
+pub type IcmpKey = (String, String, String);
 
-/// Handles of one target's series.
+/// One target's series: written by the event loop, read by scrapes.
+#[derive(Debug)]
+pub struct Cell {
+    /// Tells apart two cells of the same name and labels (one leaving as the other comes).
+    id: u64,
+    pub name: String,
+    pub labels: Labels,
+    /// `target="…",k="v",…`: its labels as a scrape writes them (escaped once, here).
+    pub labels_text: String,
+    /// Probes by verdict, in the order of `Verdict::COUNTED`.
+    probes: [AtomicU64; 6],
+    /// The last answer's round trip in ns; `u64::MAX` before the first.
+    last_rtt_ns: AtomicU64,
+    /// 0 before the first verdict, 1 not answered, 2 answered.
+    last_success: AtomicU8,
+    resolved: AtomicBool,
+    /// Per-target histograms (`--metrics-histograms per-target` only).
+    rtt: Option<AtomicHistogram>,
+    connect: Option<AtomicHistogram>,
+    /// ICMP errors by type, code and router: created at the first, bounded; the loop takes
+    /// the lock only to count an ICMP error, a scrape only to copy them.
+    icmp: Mutex<Vec<(IcmpKey, u64)>>,
+}
+
+impl Cell {
+    /// Probes by verdict (`Verdict::COUNTED`'s order).
+    pub fn probes(&self) -> [u64; 6] {
+        std::array::from_fn(|i| self.probes[i].load(Ordering::Relaxed))
+    }
+
+    /// The last answer's round trip, in seconds (None before the first).
+    pub fn last_rtt(&self) -> Option<f64> {
+        let ns = self.last_rtt_ns.load(Ordering::Relaxed);
+        (ns != u64::MAX).then(|| ns as f64 / 1e9)
+    }
+
+    /// Whether the last probe was answered (None before the first verdict).
+    pub fn last_success(&self) -> Option<bool> {
+        match self.last_success.load(Ordering::Relaxed) {
+            0 => None,
+            v => Some(v == 2),
+        }
+    }
+
+    pub fn resolved(&self) -> bool {
+        self.resolved.load(Ordering::Relaxed)
+    }
+
+    pub fn rtt(&self) -> Option<&AtomicHistogram> {
+        self.rtt.as_ref()
+    }
+
+    pub fn connect(&self) -> Option<&AtomicHistogram> {
+        self.connect.as_ref()
+    }
+
+    /// Its ICMP series, sorted by type, code and router (as strings).
+    pub fn icmp(&self) -> Vec<(IcmpKey, u64)> {
+        let mut v = lock(&self.icmp).clone();
+        v.sort();
+        v
+    }
+}
+
+/// The table's order: by name, then labels (then creation).
+struct Sorted(Arc<Cell>);
+
+impl Sorted {
+    fn key(&self) -> (&str, &Labels, u64) {
+        (&self.0.name, &self.0.labels, self.0.id)
+    }
+}
+
+impl PartialEq for Sorted {
+    fn eq(&self, o: &Self) -> bool {
+        self.key() == o.key()
+    }
+}
+impl Eq for Sorted {}
+impl PartialOrd for Sorted {
+    fn partial_cmp(&self, o: &Self) -> Option<Cmp> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Sorted {
+    fn cmp(&self, o: &Self) -> Cmp {
+        self.key().cmp(&o.key())
+    }
+}
+
+/// The targets, sorted, and the list a scrape reads (made again after a change).
+#[derive(Default)]
+struct Book {
+    cells: BTreeSet<Sorted>,
+    list: Option<Arc<[Arc<Cell>]>>,
+    next_id: u64,
+}
+
+/// Every metric of the run.
+pub struct Metrics {
+    histograms: Histograms,
+    book: Mutex<Book>,
+    /// Shared histograms (`Histograms::Shared`).
+    rtt: AtomicHistogram,
+    connect: AtomicHistogram,
+    lag: AtomicHistogram,
+    unmatched: AtomicU64,
+    late: AtomicU64,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new(Histograms::Shared)
+    }
+}
+
+impl Metrics {
+    pub fn new(histograms: Histograms) -> Self {
+        Metrics {
+            histograms,
+            book: Mutex::new(Book::default()),
+            rtt: AtomicHistogram::new(&RTT_BUCKETS),
+            connect: AtomicHistogram::new(&RTT_BUCKETS),
+            lag: AtomicHistogram::new(&LAG_BUCKETS),
+            unmatched: AtomicU64::new(0),
+            late: AtomicU64::new(0),
+        }
+    }
+
+    pub fn histograms(&self) -> Histograms {
+        self.histograms
+    }
+
+    /// The series of a target (its counters created at zero, so `rate()` and `increase()`
+    /// work from its first scrape).
+    pub fn target(&self, name: &str, labels: &[(String, String)]) -> TargetMetrics {
+        let per_target = self.histograms == Histograms::PerTarget;
+        let mut book = lock(&self.book);
+        let id = book.next_id;
+        book.next_id += 1;
+        let cell = Arc::new(Cell {
+            id,
+            name: name.to_string(),
+            labels: labels.to_vec(),
+            labels_text: render::labels_text(name, labels),
+            probes: Default::default(),
+            last_rtt_ns: AtomicU64::new(u64::MAX),
+            last_success: AtomicU8::new(0),
+            resolved: AtomicBool::new(false),
+            rtt: per_target.then(|| AtomicHistogram::new(&RTT_BUCKETS)),
+            connect: per_target.then(|| AtomicHistogram::new(&RTT_BUCKETS)),
+            icmp: Mutex::new(Vec::new()),
+        });
+        book.cells.insert(Sorted(Arc::clone(&cell)));
+        book.list = None;
+        TargetMetrics {
+            cell,
+            icmp: HashMap::new(),
+            routers: HashSet::new(),
+        }
+    }
+
+    /// Remove a target's series (it left the targets file).
+    pub fn remove(&self, t: &TargetMetrics) {
+        let mut book = lock(&self.book);
+        book.cells.remove(&Sorted(Arc::clone(&t.cell)));
+        book.list = None;
+    }
+
+    /// The targets as a scrape lists them, sorted (made once per change of the targets, and
+    /// shared by the scrapes until the next).
+    pub fn cells(&self) -> Arc<[Arc<Cell>]> {
+        let mut book = lock(&self.book);
+        if let Some(l) = &book.list {
+            return Arc::clone(l);
+        }
+        let l: Arc<[Arc<Cell>]> = book.cells.iter().map(|s| Arc::clone(&s.0)).collect();
+        book.list = Some(Arc::clone(&l));
+        l
+    }
+
+    /// How late a probe left.
+    pub fn lag(&self, d: Duration) {
+        self.lag.observe(d);
+    }
+
+    /// The run's ICMP errors attributed to no probe, as totals so far.
+    pub fn icmp_tally(&self, unmatched: u64, late: u64) {
+        self.unmatched.fetch_max(unmatched, Ordering::Relaxed);
+        self.late.fetch_max(late, Ordering::Relaxed);
+    }
+
+    /// The whole exposition in one string (tests, and small runs; the endpoint streams it).
+    pub fn encode(self: &Arc<Self>, openmetrics: bool, out: &mut String) {
+        out.clear();
+        let mut r = Render::new(Arc::clone(self), openmetrics);
+        while r.fill(out, usize::MAX) {}
+    }
+}
+
+/// The event loop's handle on one target's series.
 pub struct TargetMetrics {
-    base: Labels,
-    probes: [Counter; 6],
-    /// Created at the first answer or handshake (a target that never answers has none).
-    rtt: Option<Histogram>,
-    connect: Option<Histogram>,
-    last_rtt: Option<Gauge<f64, AtomicU64>>,
-    last_success: Option<Gauge>,
-    resolved: Gauge,
-    icmp: HashMap<IcmpKey, Counter>,
+    cell: Arc<Cell>,
+    /// Index of each ICMP series in the cell's list.
+    icmp: HashMap<IcmpKey, usize>,
     routers: HashSet<IpAddr>,
 }
 
 impl TargetMetrics {
-    fn icmp_labels(&self, key: &IcmpKey) -> Labels {
-        let mut l = self.base.clone();
-        l.push(("type".into(), key.0.clone()));
-        l.push(("code".into(), key.1.clone()));
-        l.push(("router".into(), key.2.clone()));
-        l
-    }
-
     /// The target's name resolved (1) or is being retried (0).
     pub fn set_resolved(&self, yes: bool) {
-        self.resolved.set(i64::from(yes));
+        self.cell.resolved.store(yes, Ordering::Relaxed);
     }
 
     /// Count a concluded probe. `echo`: the probe also waited for an echo, so its
@@ -370,37 +360,32 @@ impl TargetMetrics {
         let Some(i) = verdict_index(&r.status) else {
             return;
         };
-        self.probes[i].inc();
+        let c = &self.cell;
+        c.probes[i].fetch_add(1, Ordering::Relaxed);
         let ok = r.status == Status::Reply;
-        self.last_success
-            .get_or_insert_with(|| m.last_success.get_or_create_owned(&self.base))
-            .set(i64::from(ok));
+        c.last_success
+            .store(if ok { 2 } else { 1 }, Ordering::Relaxed);
         if ok {
             if let Some(t) = r.rtt.or(r.connect) {
-                let s = t.as_secs_f64();
-                self.rtt
-                    .get_or_insert_with(|| m.rtt.get_or_create_owned(&self.base))
-                    .observe(s);
-                self.last_rtt
-                    .get_or_insert_with(|| m.last_rtt.get_or_create_owned(&self.base))
-                    .set(s);
+                c.rtt.as_ref().unwrap_or(&m.rtt).observe(t);
+                let ns = u64::try_from(t.as_nanos()).unwrap_or(u64::MAX - 1);
+                c.last_rtt_ns.store(ns, Ordering::Relaxed);
             }
         }
         if echo {
-            if let Some(c) = r.connect {
-                self.connect
-                    .get_or_insert_with(|| m.connect.get_or_create_owned(&self.base))
-                    .observe(c.as_secs_f64());
+            if let Some(t) = r.connect {
+                c.connect.as_ref().unwrap_or(&m.connect).observe(t);
             }
         }
         if let Status::Icmp(rep) = &r.status {
             let key = self.icmp_key(rep.icmp_type, rep.code, rep.from);
-            if let Some(c) = self.icmp.get(&key) {
-                c.inc();
-            } else {
-                let c = m.icmp.get_or_create_owned(&self.icmp_labels(&key));
-                c.inc();
-                self.icmp.insert(key, c);
+            let mut series = lock(&self.cell.icmp);
+            match self.icmp.get(&key) {
+                Some(&i) => series[i].1 += 1,
+                None => {
+                    self.icmp.insert(key.clone(), series.len());
+                    series.push((key, 1));
+                }
             }
         }
     }
@@ -424,6 +409,8 @@ impl TargetMetrics {
 
 /// `Content-Type` of the OpenMetrics text format.
 pub const OPENMETRICS_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+/// `Content-Type` of the Prometheus text format.
+pub const TEXT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// Whether a scraper's `Accept` header asks for OpenMetrics (Prometheus sends
 /// `application/openmetrics-text;version=1.0.0,...;q=0.5,text/plain;version=0.0.4;q=0.x`).
@@ -449,224 +436,4 @@ pub fn wants_openmetrics(accept: Option<&str>) -> bool {
         }
     }
     best.is_some_and(|(_, om)| om)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::icmp::{IcmpReport, Phase, Source};
-    use crate::probe::ProbeSpec;
-
-    fn spec(target: &str) -> ProbeSpec {
-        ProbeSpec {
-            seq: 1,
-            target: target.parse().unwrap(),
-            ttl: None,
-            flow: 0,
-        }
-    }
-
-    fn icmp_from(router: &str) -> PingResult {
-        PingResult::of(
-            &spec("10.0.0.9:80"),
-            Status::Icmp(IcmpReport {
-                icmp_type: 3,
-                code: 13,
-                v6: false,
-                info: 0,
-                from: router.parse().unwrap(),
-                after: Duration::from_micros(200),
-                phase: Phase::Connect,
-                source: Source::Raw,
-                extensions: None,
-            }),
-        )
-    }
-
-    fn line_of<'a>(text: &'a str, start: &str) -> Vec<&'a str> {
-        text.lines().filter(|l| l.starts_with(start)).collect()
-    }
-
-    #[test]
-    fn series_per_target_with_its_labels_in_both_formats() {
-        let m = Metrics::new();
-        let labels = vec![("name".to_string(), "db1".to_string())];
-        let mut t = m.target("db1.example:5432", &labels);
-        let mut reply = PingResult::of(&spec("10.0.0.9:5432"), Status::Reply);
-        reply.connect = Some(Duration::from_micros(300));
-        reply.rtt = Some(Duration::from_micros(700));
-        t.record(&m, &reply, true);
-        t.record(
-            &m,
-            &PingResult::of(&spec("10.0.0.9:5432"), Status::Timeout),
-            true,
-        );
-        t.record(&m, &icmp_from("10.0.0.1"), true);
-        t.record(
-            &m,
-            &PingResult::of(&spec("10.0.0.9:5432"), Status::Interrupted),
-            true,
-        );
-        let mut s = String::new();
-        m.encode(false, &mut s).unwrap();
-        let probes = line_of(&s, "tcpping_probes_total{");
-        assert_eq!(probes.len(), 6, "{s}");
-        for (verdict, n) in [("reply", 1), ("timeout", 1), ("icmp", 1), ("lost", 0)] {
-            let want = format!(
-                "tcpping_probes_total{{target=\"db1.example:5432\",name=\"db1\",verdict=\"{verdict}\"}} {n}"
-            );
-            assert!(probes.contains(&want.as_str()), "{want} not in {probes:?}");
-        }
-        assert!(s.contains(
-            "tcpping_icmp_errors_total{target=\"db1.example:5432\",name=\"db1\",type=\"3\",code=\"13\",router=\"10.0.0.1\"} 1"
-        ), "{s}");
-        assert!(s.contains(
-            "tcpping_rtt_seconds_bucket{target=\"db1.example:5432\",name=\"db1\",le=\"0.001\"} 1"
-        ), "{s}");
-        assert!(s.contains(
-            "tcpping_rtt_seconds_bucket{target=\"db1.example:5432\",name=\"db1\",le=\"0.0005\"} 0"
-        ), "{s}");
-        assert!(
-            s.contains("tcpping_connect_seconds_count{target=\"db1.example:5432\",name=\"db1\"} 1"),
-            "{s}"
-        );
-        assert!(
-            s.contains("tcpping_last_rtt_seconds{target=\"db1.example:5432\",name=\"db1\"} 0.0007"),
-            "{s}"
-        );
-        assert!(
-            s.contains("tcpping_last_success{target=\"db1.example:5432\",name=\"db1\"} 0"),
-            "{s}"
-        );
-        assert!(s.contains("tcpping_targets 1"), "{s}");
-        assert!(!s.contains("# EOF"));
-        let mut om = String::new();
-        m.encode(true, &mut om).unwrap();
-        assert!(om.ends_with("# EOF\n"), "{om}");
-        assert!(om.contains("# UNIT tcpping_rtt_seconds seconds"), "{om}");
-        // Removed: no series of it is left.
-        m.remove(&t);
-        m.encode(false, &mut s).unwrap();
-        assert!(!s.contains("db1.example"), "{s}");
-        assert!(s.contains("tcpping_targets 0"), "{s}");
-    }
-
-    #[test]
-    fn routers_and_icmp_series_per_target_are_bounded() {
-        let m = Metrics::new();
-        let mut t = m.target("10.0.0.9:80", &[]);
-        for i in 0..(MAX_ROUTERS + 10) {
-            t.record(&m, &icmp_from(&format!("10.1.0.{i}")), false);
-        }
-        let mut s = String::new();
-        m.encode(false, &mut s).unwrap();
-        let rows = line_of(&s, "tcpping_icmp_errors_total{");
-        assert_eq!(rows.len(), MAX_ROUTERS + 1, "{rows:?}");
-        assert!(rows.contains(
-            &"tcpping_icmp_errors_total{target=\"10.0.0.9:80\",type=\"3\",code=\"13\",router=\"other\"} 10"
-        ), "{rows:?}");
-        // Known routers keep their series; many type/code pairs end in one "other" series.
-        let mut t = m.target("10.0.0.10:80", &[]);
-        for code in 0..=255u8 {
-            let mut r = icmp_from("10.0.0.1");
-            if let Status::Icmp(rep) = &mut r.status {
-                rep.code = code;
-            }
-            t.record(&m, &r, false);
-        }
-        m.encode(false, &mut s).unwrap();
-        let rows: Vec<&str> = line_of(&s, "tcpping_icmp_errors_total{target=\"10.0.0.10:80\"");
-        assert_eq!(rows.len(), MAX_ICMP_SERIES);
-        assert!(rows.contains(
-            &"tcpping_icmp_errors_total{target=\"10.0.0.10:80\",type=\"other\",code=\"other\",router=\"other\"} 193"
-        ), "{rows:?}");
-    }
-
-    #[test]
-    fn accept_header_negotiation() {
-        let prom = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
-        assert!(wants_openmetrics(Some(prom)));
-        assert!(!wants_openmetrics(Some("text/plain;version=0.0.4")));
-        assert!(!wants_openmetrics(Some(
-            "text/plain, application/openmetrics-text;q=0.5"
-        )));
-        assert!(!wants_openmetrics(None));
-        assert!(!wants_openmetrics(Some("*/*")));
-        assert!(!wants_openmetrics(Some("application/openmetrics-text;q=0")));
-        assert!(!wants_openmetrics(Some(";;,,q=x")));
-    }
-
-    #[test]
-    fn series_are_exposed_sorted_by_target_then_labels() {
-        let m = Metrics::new();
-        // Created in reverse order, and one removed and created again (last in any
-        // insertion order).
-        let names: Vec<String> = (0..20).map(|i| format!("h{i:02}.example:80")).collect();
-        let mut ts = Vec::new();
-        for n in names.iter().rev() {
-            let labels = vec![("tier".to_string(), "b".to_string())];
-            let mut t = m.target(n, &labels);
-            let mut reply = PingResult::of(&spec("10.0.0.9:80"), Status::Reply);
-            reply.rtt = Some(Duration::from_micros(700));
-            t.record(&m, &reply, false);
-            t.record(&m, &icmp_from("10.0.0.2"), false);
-            t.record(&m, &icmp_from("10.0.0.1"), false);
-            ts.push(t);
-        }
-        let first = ts.pop().unwrap();
-        m.remove(&first);
-        let _again = m.target(&names[0], &[("tier".into(), "a".into())]);
-        let mut s = String::new();
-        m.encode(false, &mut s).unwrap();
-        let targets_of = |prefix: &str| -> Vec<String> {
-            line_of(&s, prefix)
-                .iter()
-                .map(|l| l.split('"').nth(1).unwrap().to_string())
-                .collect()
-        };
-        // Six verdicts per target, the targets sorted, the verdicts in label order.
-        let probes = targets_of("tcpping_probes_total{");
-        let mut want: Vec<String> = names
-            .iter()
-            .flat_map(|n| std::iter::repeat_n(n.clone(), 6))
-            .collect();
-        assert_eq!(probes, want, "{s}");
-        let verdicts: Vec<&str> = line_of(&s, "tcpping_probes_total{target=\"h05.example:80\"")
-            .iter()
-            .map(|l| {
-                l.split("verdict=\"")
-                    .nth(1)
-                    .unwrap()
-                    .split('"')
-                    .next()
-                    .unwrap()
-            })
-            .collect();
-        let mut sorted = verdicts.clone();
-        sorted.sort();
-        assert_eq!(verdicts, sorted);
-        // The ICMP series of a target: by router too.
-        let icmp = line_of(&s, "tcpping_icmp_errors_total{target=\"h07.example:80\"");
-        assert_eq!(icmp.len(), 2, "{s}");
-        assert!(icmp[0].contains("router=\"10.0.0.1\""), "{icmp:?}");
-        // Histograms: whole series, sorted; h00 has none any more (created again, no answer).
-        let counts = targets_of("tcpping_rtt_seconds_count{");
-        want = names[1..].to_vec();
-        assert_eq!(counts, want, "{s}");
-        // The same text at every scrape.
-        let mut again = String::new();
-        m.encode(false, &mut again).unwrap();
-        assert_eq!(s, again);
-    }
-
-    #[test]
-    fn the_unmatched_totals_follow_the_prober() {
-        let m = Metrics::new();
-        m.icmp_tally(3, 1);
-        m.icmp_tally(5, 1);
-        let mut s = String::new();
-        m.encode(false, &mut s).unwrap();
-        assert!(s.contains("tcpping_icmp_unmatched_total 5"), "{s}");
-        assert!(s.contains("tcpping_icmp_late_total 1"), "{s}");
-    }
 }

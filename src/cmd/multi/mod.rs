@@ -61,6 +61,8 @@ struct Config {
     cli_targets: Vec<String>,
     file: Option<PathBuf>,
     metrics: Option<SocketAddr>,
+    /// `--metrics-histograms`.
+    histograms: metrics::Histograms,
     /// Whether a terminal may get the board (not `--no-tui`).
     tui: bool,
 }
@@ -74,6 +76,7 @@ impl Config {
             cli_targets: m.targets,
             file: m.file,
             metrics: m.metrics,
+            histograms: m.histograms,
             tui: m.tui,
         })
     }
@@ -170,8 +173,9 @@ fn bind_metrics(cfg: &Config) -> Result<Option<TcpListener>, Error> {
 /// --metrics: the model every target records into, and the server that shows it.
 fn start_metrics(
     http: Option<TcpListener>,
+    histograms: metrics::Histograms,
 ) -> Result<(Option<Arc<Metrics>>, Option<metrics::Server>), Error> {
-    let metrics = http.is_some().then(|| Arc::new(Metrics::new()));
+    let metrics = http.is_some().then(|| Arc::new(Metrics::new(histograms)));
     let server = match (http, &metrics) {
         (Some(h), Some(m)) => Some(
             metrics::Server::start(h, Arc::clone(m))
@@ -232,7 +236,7 @@ pub fn run(args: PingArgs) -> Result<i32, Error> {
     super::shared::on_signals(&stop, &waker)?;
     let hup = on_sighup(&waker)?;
     super::shared::stamps_on(stamping.as_ref(), cfg.template.verbose);
-    let (metrics, server) = start_metrics(http)?;
+    let (metrics, server) = start_metrics(http, cfg.histograms)?;
     let resolver = resolve::Resolver::start(
         cfg.family,
         &waker
