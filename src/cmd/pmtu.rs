@@ -125,7 +125,7 @@ fn probe_line(size: usize, wire: usize, a: &Answer, timeout: Duration) -> String
 }
 
 /// The finding in words.
-fn finding_text(out: &Outcome, name: &str) -> String {
+fn finding_text(out: &Outcome, name: &str, v6: bool) -> String {
     match out {
         Outcome::Found {
             mtu,
@@ -154,6 +154,13 @@ fn finding_text(out: &Outcome, name: &str) -> String {
         ),
         Outcome::SmallFails(why) => format!(
             "a 64-byte request to {name} does not pass either ({why}): not an MTU problem"
+        ),
+        Outcome::AtLeast { largest } => format!(
+            "path MTU to {name} at least {}: requests of {largest} bytes (the largest there are) pass",
+            crate::probe::pmtu::on_wire(*largest, v6)
+        ),
+        Outcome::Limited { largest, why } => format!(
+            "requests up to {largest} bytes pass to {name}; larger ones get an answer that is not their echo ({why}): the server's limit, not the path's MTU (no black hole)"
         ),
     }
 }
@@ -264,7 +271,7 @@ pub fn pmtu(cfg: &ClientConfig) -> Result<i32, Error> {
         written(say("interrupted before the search ended".into()))?;
         return Ok(1);
     };
-    let text = finding_text(&outcome, name);
+    let text = finding_text(&outcome, name, v6);
     let line = if json {
         let (mtu, largest, router, hole) = match &outcome {
             Outcome::Found {
@@ -279,6 +286,9 @@ pub fn pmtu(cfg: &ClientConfig) -> Result<i32, Error> {
                 *black_hole,
             ),
             Outcome::SmallFails(_) => (None, None, None, false),
+            Outcome::AtLeast { largest } | Outcome::Limited { largest, .. } => {
+                (None, Some(*largest), None, false)
+            }
         };
         Event::Pmtu {
             target: name,
@@ -298,7 +308,7 @@ pub fn pmtu(cfg: &ClientConfig) -> Result<i32, Error> {
     };
     written(say(line))?;
     Ok(match outcome {
-        Outcome::Found { .. } => 0,
+        Outcome::Found { .. } | Outcome::AtLeast { .. } | Outcome::Limited { .. } => 0,
         Outcome::SmallFails(_) => 1,
     })
 }

@@ -107,8 +107,8 @@ pub const PAGES: &[Page] = &[
             Section {
                 title: "PROTOCOL",
                 blocks: &[
-                    Para("One thread per client; a thread whose client has gone waits up to 5 s for the next one. A request is a line of up to 1024 bytes, several may come over one connection. The reply is the request in upper case (with a newline if the request had one), or `LOST` for a lost ping (`--loss-mode reply`), or nothing at all (`--loss-mode silent`: the client sees a real timeout). A request without a newline, sent in one write by a client that then waits, as the original Python client does, is answered without a newline."),
-                    Para("A line over 1024 bytes gets `ERROR request longer than 1024 bytes` and the connection is closed; bytes that are not UTF-8 get `ERROR request is not UTF-8 text` and the connection goes on. Neither touches other clients."),
+                    Para("One thread per client; a thread whose client has gone waits up to 5 s for the next one. A request is a line of up to 9000 bytes (room for `-s 9000`), several may come over one connection. The reply is the request in upper case (with a newline if the request had one), or `LOST` for a lost ping (`--loss-mode reply`), or nothing at all (`--loss-mode silent`: the client sees a real timeout). A request without a newline, sent in one write by a client that then waits, as the original Python client does, is answered without a newline."),
+                    Para("A line over 9000 bytes gets `ERROR request longer than 9000 bytes` and the connection is closed; bytes that are not UTF-8 get `ERROR request is not UTF-8 text` and the connection goes on. Neither touches other clients."),
                     Para("At start the server raises its soft open-file limit to the hard limit, and warns when `--max-clients` does not fit under it. SIGINT and SIGTERM stop it with a totals line."),
                 ],
             },

@@ -16,7 +16,7 @@
 use std::net::IpAddr;
 
 pub use super::connect::on_wire;
-use super::connect::SMALL;
+use super::connect::{MAX_SIZE, SMALL};
 
 /// The request size whose segment is `mtu` bytes on the wire.
 pub fn fits(mtu: usize, v6: bool) -> usize {
@@ -49,6 +49,12 @@ pub enum Outcome {
     },
     /// Even the small request failed: not an MTU problem.
     SmallFails(String),
+    /// The largest request there is (`-s`'s limit, below the route's MTU) passed: the path
+    /// MTU is at least its segment's size.
+    AtLeast { largest: usize },
+    /// Larger requests got an answer that is not their echo (a server's limit on a line, an
+    /// error): the limit is not the path's, and no black hole is claimed.
+    Limited { largest: usize, why: String },
 }
 
 /// The search's state.
@@ -60,6 +66,10 @@ pub struct Search {
     /// Largest size known to pass, smallest known to vanish.
     lo: Option<usize>,
     hi: Option<usize>,
+    /// The route allows more than the largest request (`MAX_SIZE`).
+    capped: bool,
+    /// A larger request failed with an answer (not silence): why.
+    failed: Option<String>,
     /// A router's report, awaiting its confirmation by a request that fits it.
     reported: Option<(IpAddr, u32)>,
     done: Option<Outcome>,
@@ -72,7 +82,9 @@ impl Search {
     pub fn new(route_mtu: usize, v6: bool) -> Search {
         Search {
             v6,
-            top: fits(route_mtu, v6).max(SMALL),
+            top: fits(route_mtu, v6).min(MAX_SIZE).max(SMALL),
+            capped: fits(route_mtu, v6) > MAX_SIZE,
+            failed: None,
             lo: None,
             hi: None,
             reported: None,
@@ -121,7 +133,9 @@ impl Search {
         match a {
             Answer::Passed => {
                 self.lo = Some(size);
-                if size >= self.top {
+                if size >= self.top && self.capped {
+                    self.done = Some(Outcome::AtLeast { largest: size });
+                } else if size >= self.top {
                     self.done = Some(Outcome::Found {
                         mtu: on_wire(size, self.v6),
                         largest: size,
@@ -151,10 +165,19 @@ impl Search {
                 self.done = Some(Outcome::SmallFails(why));
                 return;
             }
-            Answer::Vanished | Answer::Failed(_) => self.hi = Some(size),
+            Answer::Failed(why) => {
+                self.failed = Some(why);
+                self.hi = Some(size);
+            }
+            Answer::Vanished => self.hi = Some(size),
         }
         if let (Some(lo), Some(hi)) = (self.lo, self.hi) {
-            if hi <= lo + 1 {
+            if hi <= lo + 1 && self.failed.is_some() {
+                self.done = Some(Outcome::Limited {
+                    largest: lo,
+                    why: self.failed.clone().unwrap_or_default(),
+                });
+            } else if hi <= lo + 1 {
                 self.done = Some(Outcome::Found {
                     mtu: on_wire(lo, self.v6),
                     largest: lo,

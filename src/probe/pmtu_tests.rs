@@ -138,3 +138,40 @@ fn a_route_smaller_than_the_small_request_still_ends() {
     let (out, _) = run(&path, 100);
     assert_eq!(out, Outcome::SmallFails("no echo".into()));
 }
+
+/// Loopback (MTU 65535) and a server that answers requests over its line limit with an
+/// error: the search tries no request over `MAX_SIZE`, and says "at least" when the largest
+/// passes; a larger request that gets an answer other than its echo is the server's limit,
+/// never a black hole.
+#[test]
+fn a_route_larger_than_any_request_and_a_server_limit_are_not_black_holes() {
+    let open = Path {
+        mtu: 65535,
+        says: false,
+        dead: false,
+        v6: false,
+    };
+    let (out, sizes) = run(&open, 65535);
+    assert_eq!(out, Outcome::AtLeast { largest: MAX_SIZE });
+    assert!(sizes.iter().all(|&s| s <= MAX_SIZE), "{sizes:?}");
+
+    let mut s = Search::new(65535, false);
+    let mut tried = 0;
+    while let Some(size) = s.next() {
+        tried += 1;
+        assert!(tried <= 20, "the search does not end");
+        let a = if size <= 4000 {
+            Answer::Passed
+        } else {
+            Answer::Failed("unexpected reply: ERROR request longer than 4000 bytes".into())
+        };
+        s.answer(size, a);
+    }
+    match s.outcome().unwrap() {
+        Outcome::Limited { largest, why } => {
+            assert_eq!(*largest, 4000);
+            assert!(why.contains("longer than 4000"), "{why}");
+        }
+        other => panic!("expected the server's limit, got {other:?}"),
+    }
+}
