@@ -82,7 +82,7 @@ impl Search {
     pub fn new(route_mtu: usize, v6: bool) -> Search {
         Search {
             v6,
-            top: fits(route_mtu, v6).min(MAX_SIZE).max(SMALL),
+            top: fits(route_mtu, v6).clamp(SMALL, MAX_SIZE),
             capped: fits(route_mtu, v6) > MAX_SIZE,
             failed: None,
             lo: None,
