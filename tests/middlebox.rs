@@ -23,13 +23,7 @@ impl Path {
     }
 
     fn run(&self, n: &str, args: &[&str]) {
-        let st = Command::new("ip")
-            .args(["netns", "exec", &self.ns(n)])
-            .args(args)
-            .stdout(Stdio::null())
-            .status()
-            .unwrap();
-        assert!(st.success(), "{n}: {args:?}");
+        netns_exec(&self.ns(n), args);
     }
 
     fn up() -> Path {
@@ -150,12 +144,7 @@ fn hop(v: &[Value], n: u64) -> &Value {
 
 #[test]
 fn a_clamp_and_a_remark_named_at_the_hop_after_the_box_and_no_extra_probe() {
-    if !need_root("building network namespaces") {
-        return;
-    }
-    if Command::new("iptables").arg("--version").output().is_err() {
-        assert!(std::env::var_os("CI").is_none(), "iptables missing in CI");
-        eprintln!("SKIPPED: iptables missing");
+    if !need_root_and_iptables("building network namespaces") {
         return;
     }
     let path = Path::up();

@@ -38,13 +38,7 @@ impl Lab {
     }
 
     fn run(&self, n: &str, args: &[&str]) {
-        let st = Command::new("ip")
-            .args(["netns", "exec", &self.ns(n)])
-            .args(args)
-            .stdout(Stdio::null())
-            .status()
-            .unwrap();
-        assert!(st.success(), "{n}: {args:?}");
+        netns_exec(&self.ns(n), args);
     }
 
     fn up(tag: &str, black_hole: bool) -> Lab {

@@ -313,12 +313,9 @@ impl Drop for Netns {
 
 #[test]
 fn a_syn_that_meets_an_earlier_probes_half_open_connection_is_answered_by_an_ack() {
-    if !need_root("a_syn_that_meets_an_earlier_probes_half_open_connection_is_answered_by_an_ack") {
-        return;
-    }
-    if Command::new("iptables").arg("--version").output().is_err() {
-        assert!(std::env::var_os("CI").is_none(), "iptables missing in CI");
-        eprintln!("SKIPPED: iptables missing");
+    if !need_root_and_iptables(
+        "a_syn_that_meets_an_earlier_probes_half_open_connection_is_answered_by_an_ack",
+    ) {
         return;
     }
     // The target never gets our RST (as while it is still on its way): it keeps probe 1's

@@ -533,12 +533,7 @@ impl Lab {
     /// The lab, or None (said) when it cannot be built: not root, or no iptables, both
     /// outside CI only.
     fn try_up(name: &str) -> Option<Lab> {
-        if !need_root("building network namespaces") {
-            return None;
-        }
-        if Command::new("iptables").arg("--version").output().is_err() {
-            assert!(std::env::var_os("CI").is_none(), "iptables missing in CI");
-            eprintln!("SKIPPED: iptables missing");
+        if !need_root_and_iptables("building network namespaces") {
             return None;
         }
         Some(Lab::up(name))

@@ -166,6 +166,31 @@ pub fn need_root(test: &str) -> bool {
     false
 }
 
+/// Whether a test that builds namespaces with iptables rules may run here: root (as
+/// `need_root`), and iptables installed (missing: skipped, loudly, unless CI is set).
+pub fn need_root_and_iptables(test: &str) -> bool {
+    if !need_root(test) {
+        return false;
+    }
+    if Command::new("iptables").arg("--version").output().is_err() {
+        assert!(std::env::var_os("CI").is_none(), "iptables missing in CI");
+        eprintln!("SKIPPED {test}: iptables missing");
+        return false;
+    }
+    true
+}
+
+/// Run `args` in network namespace `ns` (output dropped); panics naming it if it fails.
+pub fn netns_exec(ns: &str, args: &[&str]) {
+    let st = Command::new("ip")
+        .args(["netns", "exec", ns])
+        .args(args)
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success(), "{ns}: {args:?}");
+}
+
 /// Copy the binary to `dest` (mode 755) for a test that runs it as another user. The copy is
 /// written by a `cp` child, never through a descriptor of this process: a writable descriptor
 /// here would be inherited by every child another test forks meanwhile (until its exec), and
