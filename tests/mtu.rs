@@ -213,8 +213,9 @@ fn a_router_that_says_packet_too_big_is_named_with_its_mtu() {
         (format!("[{SRV6}]"), R6, 2, 0),
     ] {
         let target = format!("{srv}:{PORT}");
-        // A request that fits passes.
-        let (v, code0) = lab.client(&[&target, "-n", "1", "-s", "1300"]);
+        // A request that fits passes. (-W 3: the path's first packets wait on neighbour
+        // discovery, and a SYN lost meanwhile is sent again after 1 s: that is not the MTU.)
+        let (v, code0) = lab.client(&[&target, "-n", "1", "-s", "1300", "-W", "3"]);
         assert_eq!(code0, 0, "{v:?}");
         assert_eq!(pings(&v)[0]["status"], "reply", "{v:?}");
         // One that does not: the first ping is ended by the router's error, the next passes
@@ -261,6 +262,10 @@ fn a_silent_small_link_is_called_a_black_hole_and_dont_fragment_decides() {
     let lab = Lab::up("b", true);
     for srv in [SRV4.to_string(), format!("[{SRV6}]")] {
         let target = format!("{srv}:{PORT}");
+        // The path's first packets wait on neighbour discovery (a SYN lost meanwhile is sent
+        // again after 1 s): one small ping first, so that what follows meets only the MTU.
+        let (v, _) = lab.client(&[&target, "-n", "1", "-s", "64", "-W", "3"]);
+        assert_eq!(pings(&v)[0]["status"], "reply", "{v:?}");
         // Large requests stall after the handshake; a small control ping passes.
         let (v, code) = lab.client(&[&target, "-n", "2", "-i", "0.1", "-W", "0.5", "-s", "1400"]);
         assert_eq!(code, 1, "{v:?}");

@@ -64,10 +64,7 @@ pub fn ping(mut cfg: ClientConfig) -> Result<i32, Error> {
         timeout: cfg.timeout,
         interval: Some(cfg.interval),
         verbose: cfg.verbose,
-        marks: crate::packet::build::Marks {
-            tos: cfg.tos,
-            ecn_setup: false,
-        },
+        marks: crate::packet::build::Marks::tos(cfg.tos),
     };
     let waker = Arc::new(Waker::new().map_err(|e| Error::io("create wake-up channel", e))?);
     let stop = Arc::new(AtomicBool::new(false));

@@ -167,6 +167,16 @@ pub struct Marks {
     pub ecn_setup: bool,
 }
 
+impl Marks {
+    /// The TOS byte / traffic class alone (`--tos`, `--dscp` of the pings: no ECN setup).
+    pub fn tos(tos: u8) -> Marks {
+        Marks {
+            tos,
+            ecn_setup: false,
+        }
+    }
+}
+
 /// Set `marks` in a SYN built by `build_syn` and recompute its checksums (keeping its
 /// sequence number, IPv4 ID and TTL); `restamp` keeps them for the flow's later probes.
 pub fn mark_syn(pkt: &mut [u8], marks: Marks) {

@@ -134,10 +134,7 @@ fn need(cfg: &Config) -> Need {
         timeout: t.timeout,
         interval: Some(t.interval),
         verbose: t.verbose,
-        marks: crate::packet::build::Marks {
-            tos: t.tos,
-            ecn_setup: false,
-        },
+        marks: crate::packet::build::Marks::tos(t.tos),
     }
 }
 
