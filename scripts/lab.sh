@@ -893,6 +893,8 @@ run_one() {
         if [ "${#ERRORS[@]}" -gt 0 ]; then
             local e f
             for e in "${ERRORS[@]}"; do printf '  FAIL: %s\n' "$e" >&2; done
+            # kept for the table at the end, where a CI log's tail shows them
+            for e in "${ERRORS[@]}"; do printf '%s: %s\n' "$name" "$e"; done >>"$W/failures.txt"
             for f in "$W"/*.json; do
                 [ -s "$f" ] || continue
                 printf '  --- per ping (%s)\n' "$(basename "$f")" >&2
@@ -941,6 +943,7 @@ cmd_test() {
     need_root
     with_lab
     local i name t0 t1 res nfail=0 npass=0 rows=()
+    rm -f "$LAB_DIR/failures.txt"
     for i in "${!SCENARIOS[@]}"; do
         name=${SCENARIOS[$i]}
         rm -f "$LAB_DIR"/*.json "$LAB_DIR"/*.err
@@ -959,6 +962,11 @@ cmd_test() {
     echo
     echo "scenario                   result  time"
     printf '%s\n' "${rows[@]}"
+    if [ -s "$LAB_DIR/failures.txt" ]; then
+        echo
+        echo "what failed (each scenario's output above has the client's events):"
+        cut -c1-2000 "$LAB_DIR/failures.txt" | sed 's/^/  /'
+    fi
     echo
     echo "$npass passed, $nfail failed"
     [ "$nfail" -eq 0 ]

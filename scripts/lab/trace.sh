@@ -560,8 +560,10 @@ scen_trace-unprivileged() {
         "unprivileged: the flows of $T_EA at hop 2 are those of $T_E2A at hop 3 (no false link)"
     tcheck "$W/tunpriv-flows.json" '[.[] | select(.type=="probe" and .hop==4)] | length == 16 and all(.port=="open")' "16 flows reached, open"
     # Times: unprivileged, from the clock read before connect() to the ICMP's kernel receive
-    # stamp (the target: TCP_INFO's SYN to SYN-ACK), against the SYN probes' wire times: the
-    # same within 20 µs at every hop, IPv4 and IPv6. Three rounds of 10 cycles of each kind,
+    # stamp (the target: TCP_INFO's SYN to SYN-ACK), against the SYN probes' wire times: within
+    # 40 µs at the ICMP hops (connect() includes the kernel's path to the wire, cold when a
+    # flow's probes leave one at a time: 1-23 µs measured) and 20 µs at the target (the
+    # kernel's own SYN stamp), IPv4 and IPv6. Three rounds of 10 cycles of each kind,
     # taking turns; compared by the fastest time per hop (delays on a busy machine only add
     # to a time, so the minimum shows the clocks' agreement; the medians are printed too).
     local cmp dst f round
@@ -590,10 +592,10 @@ scen_trace-unprivileged() {
             | per_hop($u; med) as $am | per_hop($s; med) as $bm
             | [range(1; 5) | tostring | {hop: ., connect_min: $a[.], syn_min: $b[.],
                 connect_median: $am[.], syn_median: $bm[.],
-                ok: ($a[.] != null and $b[.] != null and ((($a[.] - $b[.]) | fabs) <= 0.020))}]')
+                ok: ($a[.] != null and $b[.] != null and ((($a[.] - $b[.]) | fabs) <= (if . == "4" then 0.020 else 0.040 end)))}]')
         echo "    $dst: rtt_ms per hop (fastest and median of 30 cycles), connect() vs SYN: $cmp" >&2
         jq -e 'length == 4 and all(.ok)' <<<"$cmp" >/dev/null ||
-            fail "$dst: unprivileged times differ from the SYN probes' by more than 20 µs at some hop: $cmp"
+            fail "$dst: unprivileged times differ from the SYN probes' by more than 40 µs at an ICMP hop or 20 µs at the target: $cmp"
     done
 }
 

@@ -33,8 +33,9 @@
 //!   caller, `timing::RxStamping`). Not the time the verdict is read: probes leave in a
 //!   burst and their errors are read in turn, so read times grow along the burst, not
 //!   along the path. (The SYN itself gets no transmit timestamp: Linux stamps only data
-//!   sent with `sendmsg()`, and `connect()` sends the SYN within the call, so the clock
-//!   read before it is a few microseconds early at most.)
+//!   sent with `sendmsg()`, so the time includes the kernel's path to the wire inside
+//!   `connect()`: a few microseconds warm, tens cold, and a flow's probes leave one at a
+//!   time, so often cold. The README gives the lab's figures.)
 //! - the target's SYN-ACK: TCP_INFO's `tcpi_rtt`, the kernel's SYN to SYN-ACK measure;
 //! - its RST (closed port), or when the kernel gave no stamp: user space's, from before
 //!   `connect()` to the verdict read.
