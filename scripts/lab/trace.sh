@@ -874,11 +874,23 @@ scen_trace-partial() {
     tclient "$W/tpart-6" "[fd78:14::2]:$T_PORT_DROP" --flows 16 -q 1 -W 0.5
     rc_is 3 "partial (IPv6)"
     tcheck "$W/tpart-6.json" 'last.verdict == "partial" and last.break_hop == 2 and last.broken[0].how == "silent"' "IPv6: partial at hop 2"
-    tclient "$W/tpart-mda" "$T_D_SRV:$T_PORT_DROP" --multipath -W 0.5
+    # --multipath: at 95 % the search may see one branch only (its 6 flows at hop 2 all on one
+    # side in 2 in 2^6 runs): at 99 % and one retry, as tmultipath does
+    local try
+    for try in 1 2; do
+        tclient "$W/tpart-mda" "$T_D_SRV:$T_PORT_DROP" --multipath --confidence 99 -W 0.5
+        [ "$CLIENT_RC" -eq 3 ] && break
+        echo "    run $try: exit $CLIENT_RC" >&2
+    done
     rc_is 3 "partial (--multipath)"
     tcheck "$W/tpart-mda.json" "last.verdict == \"partial\" and last.break_hop == 2 and last.break_router == \"$T_EB\"" "--multipath: partial through $T_EB"
-    # One flow: it reaches (exit 0) or breaks, and then tries others before blaming the path
-    tclient "$W/tpart-1" "$T_D_SRV:$T_PORT_DROP" -W 0.5
+    # One flow: it reaches (exit 0) or breaks, and then tries others before blaming the path.
+    # The 6 others all take eb too in 1 in 64 of the broken runs (exit 1): one retry.
+    for try in 1 2; do
+        tclient "$W/tpart-1" "$T_D_SRV:$T_PORT_DROP" -W 0.5
+        [ "$CLIENT_RC" -ne 1 ] && break
+        echo "    run $try: exit 1, $(jq -c -s 'last.other_flows' "$W/tpart-1.json")" >&2
+    done
     case $CLIENT_RC in
     0) tcheck "$W/tpart-1.json" 'last.verdict == "reached"' "one flow, exit 0: reached" ;;
     3) tcheck "$W/tpart-1.json" "last.verdict == \"partial\" and last.other_flows.tried == 6 and last.other_flows.reached > 0 and (last.text | contains(\"a load-balanced branch through $T_EB drops TCP to port $T_PORT_DROP\"))" \
