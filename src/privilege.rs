@@ -37,8 +37,8 @@ run it as root (sudo), or once: ",
 /// The one line when trace falls back to connect() probes.
 pub const NO_RAW_TRACE: &str = concat!(
     "tcpping-diag: trace: no CAP_NET_RAW, so connect() probes with a TTL and the socket \
-error queue instead of SYNs (constant flows, each flow's probes one at a time; no ICMP \
-extensions); for SYN probes run with sudo, or once: ",
+error queue instead of SYNs (constant flows, each flow's probes one at a time, a flow given up \
+after 3 silent hops; no ICMP extensions); for SYN probes run with sudo, or once: ",
     setcap!()
 );
 

@@ -502,6 +502,14 @@ scen_trace-silent-drop() {
     tcheck "$W/tsilent.json" '[.[] | select(.type=="hop" and .hop > 2)] | length == 6 and all(.received == 0)' "hops 3-8: nothing"
     # everything in flight at once: one timeout, not one per hop
     [ "$CLIENT_WALL_MS" -lt 1500 ] || fail "8 hops at -W 0.5 took ${CLIENT_WALL_MS} ms: hops probed one after the other?"
+    # As nobody, at the defaults (-m 30, -q 3): connect() probes leave one at a time per flow,
+    # so the flow is given up after 3 silent hops: hops 3-5 silent, nothing above them sent
+    tnobody "$W/tsilent-nobody" "$T_SRV:$T_PORT_DROP" -W 0.5
+    rc_is 1 "not reached (unprivileged)"
+    tverdict "$W/tsilent-nobody.json" silent_after "silent after hop 2 ($T_R2): nothing answers beyond it"
+    # (and the 6 other flows tried at hop 2 and the target: 12 probes more)
+    tcheck "$W/tsilent-nobody.json" '([.[] | select(.type=="hop")] | length == 5) and ([.[] | select(.type=="hop" and .hop > 2)] | all(.received == 0)) and ([.[] | select(.type=="hop") | .sent] | add) == 15 and last.probes_sent == 27' \
+        "unprivileged: hops 1-5 reported, 3-5 silent, 15 probes on the flow and 12 on the others; got $(jq -c -s '{hops: [.[] | select(.type=="hop") | .hop], sent: [.[] | select(.type=="hop") | .sent], probes_sent: last.probes_sent}' "$W/tsilent-nobody.json")"
 }
 
 scen_trace-ipv6() {

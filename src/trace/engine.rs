@@ -22,6 +22,13 @@
 //! query takes the first answer of its attempts. Later cycles send the destination hop's
 //! first query with the burst and the others one at a time after it. A closed port (RST)
 //! holds no state, and unreachables come from routers: neither needs this.
+//!
+//! A prober that sends a flow's probes one at a time (connect() probes: the kernel keeps one
+//! connection per 4-tuple) gets them that way from the engine too ([`Plan::gap`]): in order,
+//! hop by hop, the next when the previous is concluded. A silent hop then costs the timeout
+//! once per query, in turn, so a flow unanswered at `gap` hops in a row is given up for the
+//! cycle: its hops above are not probed (the multipath search does the same, `mda::GAP`),
+//! and nothing above its destination hop is sent at all.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
@@ -41,6 +48,10 @@ pub struct Plan {
     /// All probes of a flow share the 4-tuple (SYN probes): the target answers one at a
     /// time. False for probes with a socket (and port) each.
     pub constant_flows: bool,
+    /// The prober sends a flow's probes one at a time (see the module's documentation):
+    /// hand them over so, and give a flow up after this many silent hops in a row. None: all
+    /// at once.
+    pub gap: Option<u8>,
 }
 
 impl Plan {
@@ -376,6 +387,29 @@ impl Engine {
                 self.dest[usize::from(f)].map_or(self.plan.max_hops, |d| d.hop);
         }
         let highest = self.top.iter().copied().max().unwrap_or(0);
+        if self.plan.gap.is_some() {
+            // One at a time per flow, hop by hop, through the lanes.
+            for hop in 1..=highest {
+                for q in 0..self.plan.queries {
+                    for f in 0..flows {
+                        let fi = usize::from(f);
+                        if hop > self.top[fi] {
+                            continue;
+                        }
+                        self.slots.insert(
+                            (hop, f, q),
+                            Slot {
+                                queued: true,
+                                ..Slot::default()
+                            },
+                        );
+                        self.lanes[fi].queue.push_back((hop, q, false));
+                    }
+                }
+            }
+            self.pump_lanes();
+            return;
+        }
         let mut first_at_dest: Vec<Option<u64>> = vec![None; usize::from(flows)];
         for hop in 1..=highest {
             for q in 0..self.plan.queries {
@@ -622,6 +656,22 @@ impl Engine {
         self.dest[fi] = None;
         let from = self.top[fi];
         self.top[fi] = self.plan.max_hops;
+        if self.plan.gap.is_some() {
+            for hop in from.saturating_add(1)..=self.plan.max_hops {
+                for q in 0..self.plan.queries {
+                    self.slots.insert(
+                        (hop, flow, q),
+                        Slot {
+                            queued: true,
+                            ..Slot::default()
+                        },
+                    );
+                    self.lanes[fi].queue.push_back((hop, q, false));
+                }
+            }
+            self.pump_lanes();
+            return;
+        }
         let waiting: Vec<(u8, u16, bool)> = self.lanes[fi].queue.drain(..).collect();
         for (h, q, re) in waiting {
             self.send(h, flow, q, re);
@@ -653,10 +703,32 @@ impl Engine {
                     }
                     continue;
                 }
+                if let Some(gap) = self.plan.gap {
+                    if self.silent_below(hop, f, gap) {
+                        // Given up: nothing above the last silent hop is probed this cycle.
+                        self.top[fi] = hop - 1;
+                        self.lanes[fi].queue.clear();
+                        break;
+                    }
+                }
                 let seq = self.send(hop, f, q, re);
                 self.lanes[fi].busy = Some(seq);
             }
         }
+    }
+
+    /// Every query of `flow` at the `gap` hops right below `hop` concluded unanswered.
+    fn silent_below(&self, hop: u8, flow: u16, gap: u8) -> bool {
+        gap > 0
+            && hop > gap
+            && (hop - gap..hop).all(|h| {
+                (0..self.plan.queries).all(|q| {
+                    self.slots
+                        .get(&(h, flow, q))
+                        .and_then(|s| s.outcome.as_ref())
+                        .is_some_and(|o| o.answer == Answer::Timeout)
+                })
+            })
     }
 
     fn hop_complete(&self, hop: u8) -> bool {

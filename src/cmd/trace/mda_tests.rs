@@ -192,6 +192,7 @@ fn run_flows(net: Net, flows: u16, rate: u32) -> (TraceState, u64, Sim) {
         queries: 1,
         flows,
         constant_flows: true,
+        gap: None,
     };
     let mut engine = Engine::new(plan);
     let mut sim = Sim::new(net);

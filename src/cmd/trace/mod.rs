@@ -365,6 +365,8 @@ pub fn trace(cfg: TraceConfig) -> Result<i32, Error> {
         queries: cfg.run.queries,
         flows: cfg.run.flows,
         constant_flows: constant,
+        // connect() probes leave one at a time per flow: each silent hop costs -W in turn.
+        gap: (!constant).then_some(crate::trace::mda::GAP),
     };
     let mut engine = Engine::new(plan);
     let mut mda = Mda::new(

@@ -36,11 +36,17 @@ fn plan(max_hops: u8, queries: u16, flows: u16) -> Plan {
         queries,
         flows,
         constant_flows: true,
+        gap: None,
     }
 }
 
 fn run_with(net: Net, queries: u16, flows: u16, max_hops: u8, cycles: u64) -> Run {
-    let mut engine = Engine::new(plan(max_hops, queries, flows));
+    run_plan(net, plan(max_hops, queries, flows), cycles)
+}
+
+fn run_plan(net: Net, plan: Plan, cycles: u64) -> Run {
+    let (max_hops, queries, flows) = (plan.max_hops, plan.queries, plan.flows);
+    let mut engine = Engine::new(plan);
     let mut sim = Sim::new(net);
     let mut state = TraceState::new(TARGET.parse().unwrap(), max_hops, queries, flows);
     let mut hops = Vec::new();
@@ -298,6 +304,56 @@ fn silence_after_a_hop_names_the_gap() {
         r.verdict.text,
         "silent after hop 2 (10.0.2.1): nothing answers beyond it; something between hop 2 and hop 3 drops TCP to port 443"
     );
+}
+
+/// connect() probes: a flow's probes one at a time, given up after `GAP` silent hops.
+fn one_at_a_time(queries: u16, flows: u16) -> Plan {
+    Plan {
+        constant_flows: false,
+        gap: Some(crate::trace::mda::GAP),
+        ..plan(30, queries, flows)
+    }
+}
+
+#[test]
+fn probes_one_at_a_time_give_a_silent_flow_up_after_three_silent_hops() {
+    let mut n = net(4);
+    n.drop_after = Some(2);
+    let r = run_plan(n, one_at_a_time(3, 1), 1);
+    assert_eq!(r.sim.max_in_flight, 1, "one probe of the flow at a time");
+    // Hops 1-2 answer, 3-5 are silent: nothing above hop 5 is sent, or waited for.
+    assert_eq!(r.sim.sent.len(), 5 * 3);
+    assert_eq!(r.sim.timeouts_given, 3 * 3);
+    assert_eq!(r.hops.len(), 5);
+    assert_eq!(r.cycles, [1]);
+    assert_eq!(
+        r.verdict.kind,
+        Kind::SilentAfter {
+            hop: 2,
+            router: Some(ip("10.0.2.1"))
+        }
+    );
+    // In order: hop by hop, each hop's queries together.
+    let ttls: Vec<u8> = r.sim.sent.iter().map(|p| p.ttl.unwrap()).collect();
+    assert_eq!(ttls, [1, 1, 1, 2, 2, 2, 3, 3, 3, 4, 4, 4, 5, 5, 5]);
+}
+
+#[test]
+fn probes_one_at_a_time_cross_fewer_silent_hops_than_the_gap_and_stop_at_the_target() {
+    // Two mute routers in a row (hops 2 and 3) are not a gap of three: the target answers
+    // at hop 5, and nothing above it is sent.
+    let mut n = net(4);
+    n.mute.insert(2);
+    n.mute.insert(3);
+    let r = run_plan(n, one_at_a_time(3, 2), 2);
+    assert_eq!(r.verdict.kind, Kind::Reached { hop: 5, open: true });
+    assert!(r.sim.sent.iter().all(|p| p.ttl.unwrap() <= 5));
+    assert_eq!(
+        r.sim.sent.len(),
+        2 * 2 * 5 * 3,
+        "2 cycles, 2 flows, hops 1-5, 3 queries"
+    );
+    assert!(r.sim.max_in_flight <= 2, "one per flow");
 }
 
 #[test]
