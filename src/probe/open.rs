@@ -319,7 +319,10 @@ fn open_syn(
     let build = |v4: bool, v6: bool| -> Result<SynProber, (bool, io::Error)> {
         let one = matches!(need.targets, Targets::One(_));
         let ring = sockets::ring_for(one, flow, flows);
-        let sockets = SynSockets::open(v4, v6, port, ring).map_err(|e| (true, e))?;
+        // Many targets: a thread of its own sends (see `sockets`).
+        let sockets = SynSockets::open(v4, v6, port, ring)
+            .map_err(|e| (true, e))?
+            .with_sender_thread(!one);
         SynProber::new(
             sockets,
             flow,
@@ -333,6 +336,7 @@ fn open_syn(
         .map(|p| {
             p.with_marks(need.marks)
                 .with_headers(need.interval.is_none())
+                .with_nap(!one)
         })
         .map_err(|e| (false, e))
     };

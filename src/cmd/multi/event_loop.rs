@@ -30,6 +30,13 @@ use crate::stats::Stats;
 
 /// How often the loop looks at signals, names and totals when nothing else wakes it.
 const TICK: Duration = Duration::from_millis(100);
+/// Most timers handled in one turn of the loop before the answers are read again (four
+/// `sendmmsg` batches of SYNs).
+const SENDS_PER_TURN: usize = 256;
+/// Timers due this soon are handled in the same turn: a probe may leave up to 1 ms before
+/// its time (its lag counts as none), so that at thousands of probes a second the loop
+/// wakes about once a millisecond with a batch, not once per probe.
+const EARLY: Duration = Duration::from_millis(1);
 
 /// One target's state.
 pub(super) struct Slot {
@@ -224,8 +231,16 @@ impl<'a, W: Write> Run<'a, W> {
                     last_tally = now;
                 }
             }
-            while let Some((at, i, generation)) = self.timers.pop_due(now) {
+            // At most a few batches of probes before the answers are read again: a loop
+            // that fell behind would otherwise send thousands at once and let their
+            // answers overflow the capture ring unread.
+            let mut n = 0;
+            while n < SENDS_PER_TURN {
+                let Some((at, i, generation)) = self.timers.pop_due(now + EARLY) else {
+                    break;
+                };
                 self.on_timer(i, generation, at);
+                n += 1;
             }
             let until = self.timers.next().map_or(now + TICK, |t| t.min(now + TICK));
             self.prober
@@ -261,6 +276,12 @@ impl<'a, W: Write> Run<'a, W> {
                 q(0.5),
                 q(0.99),
                 self.lag.max() as f64 / 1e6
+            );
+        }
+        let drops = self.prober.capture_drops();
+        if drops > 0 {
+            eprintln!(
+                "tcpping-diag: warning: the kernel dropped {drops} captured packets (our queue was full): some timeouts may have been answered"
             );
         }
         Ok(if self.any_reply { 0 } else { 1 })

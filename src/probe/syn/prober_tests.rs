@@ -34,6 +34,15 @@ struct World {
     /// Calls of `send_batch`, and packets offered (counted whether sent or not).
     send_calls: usize,
     offered: usize,
+    /// A sender thread: outboxes handed over whole (`send_later`), and the n-th packet
+    /// handed over (from 0) reported failed afterwards, when set.
+    later: bool,
+    later_fails: Option<usize>,
+    handed: usize,
+    failures: Vec<(u16, u32)>,
+    /// Sleeps that a captured packet would end (`wait`), and those it would not (`nap`).
+    waits: usize,
+    naps: usize,
 }
 
 /// A fake set of sockets: one reserved port, one source address, both families unless told.
@@ -90,6 +99,31 @@ impl SynIo for Fake {
         }
         Ok(n)
     }
+    fn send_later(&mut self, out: &mut Outbox) -> io::Result<bool> {
+        let mut w = self.world.borrow_mut();
+        if !w.later {
+            return Ok(false);
+        }
+        for i in 0..out.len() {
+            if w.later_fails == Some(w.handed) {
+                let key = out.key(i);
+                w.failures.push(key);
+            } else {
+                let (pkt, to) = out.packet(i);
+                w.sent.push((pkt.to_vec(), to));
+            }
+            w.handed += 1;
+        }
+        *out = Outbox::default();
+        Ok(true)
+    }
+    fn send_failures(&mut self) -> Vec<super::sockets::SendFailure> {
+        let mut w = self.world.borrow_mut();
+        w.failures
+            .drain(..)
+            .map(|k| (k, io::ErrorKind::HostUnreachable.into()))
+            .collect()
+    }
     fn recv_batch(&mut self, max: usize, f: &mut dyn FnMut(&[u8], Received)) -> io::Result<usize> {
         let mut n = 0;
         let mut buf = [0u8; SNAP as usize];
@@ -107,7 +141,13 @@ impl SynIo for Fake {
         }
         Ok(n)
     }
+    fn nap(&mut self, _: &Waker, timeout: Duration) -> io::Result<bool> {
+        self.world.borrow_mut().naps += 1;
+        std::thread::sleep(timeout);
+        Ok(false)
+    }
     fn wait(&mut self, _: &Waker, timeout: Duration) -> io::Result<bool> {
+        self.world.borrow_mut().waits += 1;
         if self.world.borrow().capture.is_empty() {
             std::thread::sleep(timeout);
         }
@@ -345,6 +385,54 @@ fn a_packet_that_cannot_leave_mid_batch_ends_its_probe_alone() {
             done[0].status
         );
         assert_eq!(p.in_flight(), 4);
+    }
+}
+
+#[test]
+fn a_sender_thread_gets_the_whole_outbox_and_its_failures_end_their_probes() {
+    let (mut p, world) = window(5);
+    {
+        let mut w = world.borrow_mut();
+        w.later = true;
+        w.later_fails = Some(2);
+    }
+    let mut done = Vec::new();
+    p.poll(Instant::now(), &mut done).unwrap();
+    assert_eq!(
+        world.borrow().send_calls,
+        0,
+        "no sendmmsg on the prober's thread"
+    );
+    assert_eq!(
+        world.borrow().handed,
+        5,
+        "the five SYNs handed over at once"
+    );
+    assert_eq!(sent_seqs(&world).len(), 4, "the others left");
+    assert_eq!(done.len(), 1);
+    assert_eq!(done[0].seq, 3);
+    assert!(
+        matches!(&done[0].status, Status::Error(e) if e.starts_with("send the SYN")),
+        "{:?}",
+        done[0].status
+    );
+    assert_eq!(p.in_flight(), 4);
+}
+
+#[test]
+fn with_many_targets_a_short_wait_is_a_nap_and_a_long_one_wakes_for_answers() {
+    for (nap, until_ms, naps, waits) in [(true, 1, 1, 0), (true, 50, 0, 1), (false, 1, 0, 1)] {
+        let (p, world) = prober(38515, "10.99.0.1", 1, Duration::from_secs(1));
+        let mut p = p.with_nap(nap);
+        p.send(spec(1, "10.99.0.2:12001"));
+        let until = Instant::now() + Duration::from_millis(until_ms);
+        p.poll(until, &mut Vec::new()).unwrap();
+        let w = world.borrow();
+        assert_eq!(
+            (w.naps, w.waits),
+            (naps, waits),
+            "nap {nap}, {until_ms} ms to wait"
+        );
     }
 }
 

@@ -3,10 +3,19 @@
 //! socket that captures what answers them (read in batches, from its receive ring), the
 //! route lookup and the reserved source ports. [`SynSockets`] is the real set (opening it needs
 //! CAP_NET_RAW); the prober's tests drive its loop over a fake that replays captured bytes.
+//!
+//! With many targets the batches are sent by a thread of their own
+//! ([`SynSockets::with_sender_thread`]): the kernel does all it does for a packet inside the
+//! `sendmmsg` that sends it, and when the path is local (loopback, a veth into a namespace)
+//! that includes the peer's side, its SYN-ACK and our kernel's RST, more than our own work.
+//! On one thread that left the loop that schedules and matches no room at 50,000 targets a
+//! second; on its own thread it takes the other core.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsRawFd, RawFd};
+use std::sync::{mpsc, Arc};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use socket2::{Domain, Protocol, Socket, Type};
@@ -113,24 +122,42 @@ pub trait SynIo {
     /// one system call takes: how many left (at least one), or the error of packet `from`
     /// (which did not leave).
     fn send_batch(&mut self, out: &Outbox, from: usize) -> io::Result<usize>;
+    /// Hand the outbox's packets to a sender thread, when this io has one: true, and `out`
+    /// is left empty; false: send them with `send_batch`.
+    fn send_later(&mut self, _out: &mut Outbox) -> io::Result<bool> {
+        Ok(false)
+    }
+    /// The packets the sender thread could not send, since the last call.
+    fn send_failures(&mut self) -> Vec<SendFailure> {
+        Vec::new()
+    }
     /// Hand the captured packets waiting (at most `max`) to `f` without blocking; how many.
     fn recv_batch(&mut self, max: usize, f: &mut dyn FnMut(&[u8], Received)) -> io::Result<usize>;
     /// Wait at most `timeout` for a packet to capture or for `waker`; true when the waker
     /// woke it.
     fn wait(&mut self, waker: &Waker, timeout: Duration) -> io::Result<bool>;
+    /// Sleep at most `timeout`, woken by `waker` only: the packets captured meanwhile wait
+    /// in the ring. True when the waker woke it.
+    fn nap(&mut self, waker: &Waker, timeout: Duration) -> io::Result<bool> {
+        self.wait(waker, timeout)
+    }
     /// Packets the capture dropped since the last call.
     fn drops(&mut self) -> u64;
 }
 
 /// The privileged part of a SYN prober: open it before dropping privileges.
 pub struct SynSockets {
-    send4: Option<Socket>,
-    send6: Option<Socket>,
+    send4: Option<Arc<Socket>>,
+    send6: Option<Arc<Socket>>,
     tap: PacketSocket,
     /// The target port the filter passes (None: any).
     port: Option<u16>,
     /// The bound sockets that hold our reserved source ports.
     held: Vec<Socket>,
+    /// Send from a thread of our own, started at the first batch (after privileges are
+    /// dropped, so it has none).
+    threaded: bool,
+    sender: Option<SendThread>,
 }
 
 impl SynSockets {
@@ -140,10 +167,10 @@ impl SynSockets {
     /// Needs CAP_NET_RAW.
     pub fn open(v4: bool, v6: bool, port: Option<u16>, ring: usize) -> io::Result<SynSockets> {
         // IPPROTO_RAW: we give the IP header (IP_HDRINCL / IPV6_HDRINCL implied).
-        let raw = |domain| -> io::Result<Socket> {
+        let raw = |domain| -> io::Result<Arc<Socket>> {
             let s = Socket::new(domain, Type::RAW, Some(Protocol::from(libc::IPPROTO_RAW)))?;
             s.set_nonblocking(true)?;
-            Ok(s)
+            Ok(Arc::new(s))
         };
         let send4 = v4.then(|| raw(Domain::IPV4)).transpose()?;
         let send6 = v6.then(|| raw(Domain::IPV6)).transpose()?;
@@ -154,7 +181,15 @@ impl SynSockets {
             tap,
             port,
             held: Vec::new(),
+            threaded: false,
+            sender: None,
         })
+    }
+
+    /// Send the batches from a thread of our own (see the module's documentation).
+    pub fn with_sender_thread(mut self, on: bool) -> SynSockets {
+        self.threaded = on;
+        self
     }
 }
 
@@ -179,23 +214,33 @@ impl SynIo for SynSockets {
     }
 
     fn send_batch(&mut self, out: &Outbox, from: usize) -> io::Result<usize> {
-        let v6 = out.packet(from).1.is_ipv6();
-        let sock = if v6 { &self.send6 } else { &self.send4 };
-        let sock = sock
-            .as_ref()
-            .ok_or_else(|| io::Error::from(io::ErrorKind::Unsupported))?;
-        // The packets of that family from `from` on, one message each.
-        let run = (from..out.len())
-            .take_while(|&i| out.packet(i).1.is_ipv6() == v6)
-            .count();
-        let fd = sock.as_raw_fd();
-        match send_mmsg(fd, out, from, run) {
-            // The socket's buffer is full: wait for room a moment, once.
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                net::poll(&[(fd, true)], Some(Duration::from_millis(100)))?;
-                send_mmsg(fd, out, from, run)
+        send_run(&self.send4, &self.send6, out, from)
+    }
+
+    fn send_later(&mut self, out: &mut Outbox) -> io::Result<bool> {
+        if !self.threaded {
+            return Ok(false);
+        }
+        if self.sender.is_none() {
+            self.sender = Some(SendThread::start(self.send4.clone(), self.send6.clone())?);
+        }
+        let t = self.sender.as_mut().expect("just started");
+        t.collect();
+        let full = std::mem::replace(out, t.spare.pop().unwrap_or_default());
+        t.to.as_ref()
+            .expect("the sender's channel, open until drop")
+            .send(full)
+            .map_err(|_| io::Error::other("the sender thread is gone"))?;
+        Ok(true)
+    }
+
+    fn send_failures(&mut self) -> Vec<SendFailure> {
+        match &mut self.sender {
+            Some(t) => {
+                t.collect();
+                std::mem::take(&mut t.failed)
             }
-            r => r,
+            None => Vec::new(),
         }
     }
 
@@ -211,12 +256,127 @@ impl SynIo for SynSockets {
         Ok(r[1].read)
     }
 
+    fn nap(&mut self, waker: &Waker, timeout: Duration) -> io::Result<bool> {
+        let r = net::poll(&[(waker.fd(), false)], Some(timeout))?;
+        Ok(r[0].read)
+    }
+
     fn drops(&mut self) -> u64 {
         self.tap.drops()
     }
 }
 
 /// Send packets `from..from + n` of `out` (all of one family) on raw socket `fd` with one
+/// Send packets of `out` from `from` on, of its family, with one `sendmmsg`: how many left
+/// (at least one), or the error of packet `from`.
+fn send_run(
+    send4: &Option<Arc<Socket>>,
+    send6: &Option<Arc<Socket>>,
+    out: &Outbox,
+    from: usize,
+) -> io::Result<usize> {
+    let v6 = out.packet(from).1.is_ipv6();
+    let sock = if v6 { send6 } else { send4 };
+    let sock = sock
+        .as_ref()
+        .ok_or_else(|| io::Error::from(io::ErrorKind::Unsupported))?;
+    // The packets of that family from `from` on, one message each.
+    let run = (from..out.len())
+        .take_while(|&i| out.packet(i).1.is_ipv6() == v6)
+        .count();
+    let fd = sock.as_raw_fd();
+    match send_mmsg(fd, out, from, run) {
+        // The socket's buffer is full: wait for room a moment, once.
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+            net::poll(&[(fd, true)], Some(Duration::from_millis(100)))?;
+            send_mmsg(fd, out, from, run)
+        }
+        r => r,
+    }
+}
+
+/// A packet the sender thread could not send: its probe's key (port, seq) and why.
+pub type SendFailure = ((u16, u32), io::Error);
+
+/// Outboxes queued for the sender thread before `send_later` waits for it (1,024 SYNs).
+const QUEUED: usize = 16;
+
+/// The sender thread: full outboxes go to it, and come back emptied with what failed.
+struct SendThread {
+    to: Option<mpsc::SyncSender<Outbox>>,
+    back: mpsc::Receiver<(Outbox, Vec<SendFailure>)>,
+    /// Emptied outboxes, to be filled again (no allocation once the queue is primed).
+    spare: Vec<Outbox>,
+    failed: Vec<SendFailure>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl SendThread {
+    fn start(send4: Option<Arc<Socket>>, send6: Option<Arc<Socket>>) -> io::Result<SendThread> {
+        let (to, queued) = mpsc::sync_channel::<Outbox>(QUEUED);
+        let (back_tx, back) = mpsc::channel();
+        let handle = std::thread::Builder::new()
+            .name("syn-send".into())
+            .spawn(move || {
+                for mut out in queued {
+                    let failed = send_all(&send4, &send6, &out);
+                    out.clear();
+                    if back_tx.send((out, failed)).is_err() {
+                        return;
+                    }
+                }
+            })?;
+        Ok(SendThread {
+            to: Some(to),
+            back,
+            spare: Vec::new(),
+            failed: Vec::new(),
+            handle: Some(handle),
+        })
+    }
+
+    /// Take back the outboxes sent, and their failures.
+    fn collect(&mut self) {
+        while let Ok((out, mut failed)) = self.back.try_recv() {
+            self.spare.push(out);
+            self.failed.append(&mut failed);
+        }
+    }
+}
+
+impl Drop for SendThread {
+    fn drop(&mut self) {
+        // Closing the channel ends the thread once it has sent what it holds.
+        drop(self.to.take());
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+/// Send every packet of `out`: the ones that failed, and why.
+fn send_all(
+    send4: &Option<Arc<Socket>>,
+    send6: &Option<Arc<Socket>>,
+    out: &Outbox,
+) -> Vec<SendFailure> {
+    let mut failed = Vec::new();
+    let mut from = 0;
+    while from < out.len() {
+        match send_run(send4, send6, out, from) {
+            Ok(0) => failed.push((out.key(from), io::Error::other("the kernel took no packet"))),
+            Ok(n) => {
+                from += n;
+                continue;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => failed.push((out.key(from), e)),
+        }
+        from += 1;
+    }
+    failed
+}
+
 /// `sendmmsg`: how many left, or the error of the first.
 fn send_mmsg(fd: RawFd, out: &Outbox, from: usize, n: usize) -> io::Result<usize> {
     let n = n.min(BATCH);
@@ -281,4 +441,55 @@ fn reserve_port(v4: bool, v6: bool) -> io::Result<(u16, Socket)> {
         .map(|a| a.port())
         .ok_or_else(|| io::Error::other("bound socket has no port"))?;
     Ok((port, s))
+}
+
+#[cfg(test)]
+mod send_thread_tests {
+    use super::*;
+
+    fn outbox(keys: &[(u16, u32)]) -> Outbox {
+        let mut out = Outbox::default();
+        for &k in keys {
+            assert!(out.push(&[0x45; 40], IpAddr::from([127, 0, 0, 1]), k));
+        }
+        out
+    }
+
+    #[test]
+    fn every_packet_that_cannot_leave_is_named_by_its_key() {
+        // No IPv4 socket: each packet fails on its own, in order, and none is skipped.
+        let failed = send_all(&None, &None, &outbox(&[(1, 10), (1, 11), (2, 12)]));
+        let keys: Vec<_> = failed.iter().map(|(k, _)| *k).collect();
+        assert_eq!(keys, [(1, 10), (1, 11), (2, 12)]);
+        assert!(failed
+            .iter()
+            .all(|(_, e)| e.kind() == io::ErrorKind::Unsupported));
+    }
+
+    #[test]
+    fn the_thread_sends_what_it_is_handed_and_gives_the_outboxes_back() {
+        let mut t = SendThread::start(None, None).expect("start the thread");
+        let sizes = [3usize, 1, 5];
+        let mut next = 0u32;
+        for &n in &sizes {
+            let keys: Vec<(u16, u32)> = (0..n)
+                .map(|_| {
+                    next += 1;
+                    (7, next)
+                })
+                .collect();
+            t.to.as_ref().unwrap().send(outbox(&keys)).unwrap();
+        }
+        // Every failure comes back once, in the order sent, with every outbox emptied.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while t.spare.len() < sizes.len() && std::time::Instant::now() < deadline {
+            t.collect();
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(t.spare.len(), sizes.len());
+        assert!(t.spare.iter().all(Outbox::is_empty));
+        let keys: Vec<u32> = t.failed.iter().map(|((_, s), _)| *s).collect();
+        assert_eq!(keys, (1..=9).collect::<Vec<u32>>());
+        drop(t); // joins: the closed channel ends the thread
+    }
 }
