@@ -27,7 +27,8 @@ SYN probes need CAP_NET_RAW (sudo, or: sudo setcap cap_net_raw+ep $(command -v t
 Without it, trace uses connect() with IP_TTL / IPV6_UNICAST_HOPS and the socket error queue,
 and says so: still constant flows (a source port per flow, --flows too), but a flow's probes
 leave one at a time (one connection per 4-tuple), so a silent hop costs each probe of a flow
-the timeout; no ICMP extensions; times from the ICMP's kernel receive timestamp.
+the timeout, and a flow silent at 3 hops in a row is given up for the cycle; no ICMP
+extensions; times from the ICMP's kernel receive timestamp.
 
 Probes leave at most --rate per second (2000 by default). --flows N sends every hop on N
 flows; --multipath searches instead: hop by hop, a round of probes each (the next one as

@@ -194,7 +194,7 @@ pub const PAGES: &[Page] = &[
             },
             Section {
                 title: "PRIVILEGES",
-                blocks: &[Para("SYN probes need CAP_NET_RAW. Without it (or with `--probe connect`), trace uses connect() with IP_TTL / IPV6_UNICAST_HOPS and the socket error queue, as tracepath does, and still on constant flows: each flow's source port is held for the run and every probe of the flow binds it, so `--flows` works too. The kernel keeps one connection per 4-tuple, so a flow's probes leave one at a time (each closed with RST, no TIME_WAIT): a silent hop costs each probe of a flow the timeout. No ICMP extensions; times from the ICMP's kernel receive timestamp; one line says so.")],
+                blocks: &[Para("SYN probes need CAP_NET_RAW. Without it (or with `--probe connect`), trace uses connect() with IP_TTL / IPV6_UNICAST_HOPS and the socket error queue, as tracepath does, and still on constant flows: each flow's source port is held for the run and every probe of the flow binds it, so `--flows` works too. The kernel keeps one connection per 4-tuple, so a flow's probes leave one at a time (each closed with RST, no TIME_WAIT): a silent hop costs each probe of a flow the timeout, so a flow silent at 3 hops in a row is given up for the cycle (its hops above are not probed). No ICMP extensions; times from the ICMP's kernel receive timestamp; one line says so.")],
             },
             Section {
                 title: "EXIT STATUS",
