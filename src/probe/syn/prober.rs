@@ -178,7 +178,6 @@ impl<S: SynIo> SynProber<S> {
         self
     }
 
-    /// Poll without sleeping for a moment before waiting (for -i 0).
     /// Many targets: when the next thing to do (a probe due, a deadline) is less than `NAP`
     /// away, sleep until then without being woken by each answer captured. The answers wait
     /// in the ring and are read at the next turn: their times are the kernel's stamps, so
@@ -189,6 +188,7 @@ impl<S: SynIo> SynProber<S> {
         self
     }
 
+    /// Poll without sleeping for a moment before waiting (for -i 0).
     pub fn with_spin(mut self, on: bool) -> Self {
         self.spin = on;
         self
