@@ -392,18 +392,9 @@ impl Engine {
             for hop in 1..=highest {
                 for q in 0..self.plan.queries {
                     for f in 0..flows {
-                        let fi = usize::from(f);
-                        if hop > self.top[fi] {
-                            continue;
+                        if hop <= self.top[usize::from(f)] {
+                            self.queue(hop, f, q);
                         }
-                        self.slots.insert(
-                            (hop, f, q),
-                            Slot {
-                                queued: true,
-                                ..Slot::default()
-                            },
-                        );
-                        self.lanes[fi].queue.push_back((hop, q, false));
                     }
                 }
             }
@@ -659,14 +650,7 @@ impl Engine {
         if self.plan.gap.is_some() {
             for hop in from.saturating_add(1)..=self.plan.max_hops {
                 for q in 0..self.plan.queries {
-                    self.slots.insert(
-                        (hop, flow, q),
-                        Slot {
-                            queued: true,
-                            ..Slot::default()
-                        },
-                    );
-                    self.lanes[fi].queue.push_back((hop, q, false));
+                    self.queue(hop, flow, q);
                 }
             }
             self.pump_lanes();
@@ -715,6 +699,20 @@ impl Engine {
                 self.lanes[fi].busy = Some(seq);
             }
         }
+    }
+
+    /// A new query (hop, flow, q) of this cycle, waiting in its flow's lane.
+    fn queue(&mut self, hop: u8, flow: u16, q: u16) {
+        self.slots.insert(
+            (hop, flow, q),
+            Slot {
+                queued: true,
+                ..Slot::default()
+            },
+        );
+        self.lanes[usize::from(flow)]
+            .queue
+            .push_back((hop, q, false));
     }
 
     /// Every query of `flow` at the `gap` hops right below `hop` concluded unanswered.
