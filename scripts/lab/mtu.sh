@@ -249,12 +249,21 @@ scen_mtu-pmtu() {
     done
 }
 
+# trace --size: 1400-byte SYNs fit (to the server and to a closed port, whose reset acknowledges
+# the payload too); 1500 bytes meet the small link: its router names the MTU, or a black hole.
 scen_mtu-trace-size() {
     mtu_ensure_up
     local a r
     uclient "$W/utrace-ok" trace "$U_PTB:$U_PORT" --size 1400 -W 1
     rc_is 0 "1400-byte SYNs fit"
     ucheck "$W/utrace-ok.json" 'last.type=="trace" and last.verdict=="reached" and last.mtu==null' "--size 1400: reached, no MTU finding"
+    # A closed port's reset acknowledges the sized SYN's payload too: still its answer.
+    for a in "$U_PTB" "[$U6_PTB]"; do
+        uclient "$W/utrace-closed" trace "$a:12999" --size 1400 -W 1
+        rc_is 0 "1400-byte SYNs to a closed port: answered ($a)"
+        ucheck "$W/utrace-closed.json" '(last.type=="trace" and last.verdict=="reached" and last.mtu==null) and ([.[] | select(.type=="probe" and .port=="closed")] | length >= 3)' \
+            "$a:12999 --size 1400: reached, the resets matched"
+    done
     for a in "$U_PTB" "[$U6_PTB]"; do
         r=$U_R1
         [ "$a" = "$U_PTB" ] || r=$U6_R1

@@ -244,8 +244,6 @@ pub struct TraceConfig {
     pub search: Search,
     /// The SYN probes' TOS and ECN setup (`--tos`, `--dscp`, `--ecn`).
     pub marks: Marks,
-    /// `--size`: the SYNs' length in all.
-    pub size: Option<usize>,
 }
 
 /// How the flows are spent and the probes paced.
@@ -318,6 +316,7 @@ impl TraceArgs {
                 timeout: self.common.timeout,
                 resolve: self.resolve,
                 multipath: self.multipath,
+                size: self.size.map(usize::from),
             },
             probe: self.probe,
             output: output(self.json),
@@ -328,7 +327,6 @@ impl TraceArgs {
                 rate: self.rate,
             },
             marks,
-            size: self.size.map(usize::from),
         })
     }
 }

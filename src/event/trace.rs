@@ -29,6 +29,9 @@ pub struct TraceStart<'a> {
     pub timeout_ms: f64,
     #[serde(skip_deserializing)]
     pub interval_ms: f64,
+    /// `--size`: the SYNs' length in all (null: bare SYNs).
+    #[serde(skip_deserializing)]
+    pub size: Option<usize>,
     pub ts: Option<f64>,
 }
 

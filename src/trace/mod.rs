@@ -38,4 +38,6 @@ pub struct TraceRun {
     pub resolve: bool,
     /// The adaptive search (`--multipath`): `flows` is its budget, not what it sends.
     pub multipath: bool,
+    /// `--size`: the SYNs' length in all, IP header included (None: bare SYNs).
+    pub size: Option<usize>,
 }

@@ -333,7 +333,7 @@ pub fn trace(cfg: TraceConfig) -> Result<i32, Error> {
     // effect before the first probe (`timing::RxStamping`).
     let stamping = crate::timing::RxStamping::request();
     let (mut prober, setup, constant) = open_prober(&cfg, &waker, &stop)?;
-    if let Some(size) = cfg.size {
+    if let Some(size) = cfg.run.size {
         mtu::size_probes(prober.as_mut(), size)?;
     }
     super::shared::on_signals(&stop, &waker)?;
@@ -385,7 +385,7 @@ pub fn trace(cfg: TraceConfig) -> Result<i32, Error> {
     state.alpha = cfg.search.alpha;
     state.multipath = cfg.search.multipath;
     if let (true, Some(source)) = (constant, setup.source) {
-        state.middlebox = Middlebox::probing(source, cfg.marks).with_size(cfg.size);
+        state.middlebox = Middlebox::probing(source, cfg.marks).with_size(cfg.run.size);
     }
     let mut pipe_closed = false;
     // With the view, the waits for the probes are cut short to read its keys.
@@ -482,7 +482,7 @@ pub fn trace(cfg: TraceConfig) -> Result<i32, Error> {
         (v, other_probes) = retry::try_other_flows(v, engine.plan(), first, prober.as_mut(), &stop)
             .map_err(|e| Error::io("trace: probe other flows", e))?;
     }
-    if let (Some(size), false) = (cfg.size, cut_short) {
+    if let (Some(size), false) = (cfg.run.size, cut_short) {
         let run = &cfg.run;
         mtu::judge(
             &mut v,

@@ -983,9 +983,9 @@ fn config(output: crate::cli::Output, flows: u16, cycles: u64) -> crate::cli::Tr
             timeout: Duration::from_secs(1),
             resolve: false,
             multipath: false,
+            size: None,
         },
         probe: crate::cli::TraceProbe::Auto,
-        size: None,
         output,
         tui: false,
         search: crate::cli::Search::default(),
@@ -1019,6 +1019,34 @@ fn render(r: &Run, output: crate::cli::Output, flows: u16, cycles: u64) -> Strin
     };
     w.finish(&cfg.run, &r.state, &r.verdict, totals).unwrap();
     String::from_utf8(w.into_inner()).unwrap()
+}
+
+#[test]
+fn a_sized_trace_says_its_size_in_the_header_and_trace_start() {
+    use super::output::{Setup, TraceWriter};
+    let setup = Setup {
+        probe: "syn",
+        source: Some(ip("10.0.0.2")),
+        ports: vec![40000],
+    };
+    let first = |size: Option<usize>, output| {
+        let mut cfg = config(output, 1, 1);
+        cfg.run.size = size;
+        let mut w = TraceWriter::new(Vec::new(), &cfg.run, cfg.output);
+        w.start(&cfg.run, &setup).unwrap();
+        let out = String::from_utf8(w.into_inner()).unwrap();
+        out.lines().next().unwrap().to_string()
+    };
+    assert_eq!(
+        first(Some(1500), crate::cli::Output::Human),
+        "trace to server.lab:443 (10.0.9.5:443) from 10.0.0.2: SYN probes of 1500 bytes (don't fragment), 30 hops max, 3 queries per hop, timeout 1s"
+    );
+    let start: serde_json::Value =
+        serde_json::from_str(&first(Some(1500), crate::cli::Output::Json)).unwrap();
+    assert_eq!(start["size"], 1500);
+    let start: serde_json::Value =
+        serde_json::from_str(&first(None, crate::cli::Output::Json)).unwrap();
+    assert!(start["size"].is_null(), "{start}");
 }
 
 #[test]

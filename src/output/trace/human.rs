@@ -309,9 +309,13 @@ impl<W: Write> TraceSink<W> for Lines<W> {
             Some(n) => format!(", {n} cycles"),
             None => ", cycles until interrupted".to_string(),
         };
+        let size = cfg
+            .size
+            .map(|n| format!(" of {n} bytes (don't fragment)"))
+            .unwrap_or_default();
         writeln!(
             self.out,
-            "trace to {} ({}){from}: {} probes, {} hops max, {} per hop{flows}{cycles}, timeout {}",
+            "trace to {} ({}){from}: {} probes{size}, {} hops max, {} per hop{flows}{cycles}, timeout {}",
             cfg.target_name,
             cfg.target,
             setup.probe.to_uppercase(),

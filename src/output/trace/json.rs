@@ -270,6 +270,7 @@ impl<W: Write> TraceSink<W> for Events<W> {
             cycles: cfg.cycles,
             timeout_ms: ms(cfg.timeout),
             interval_ms: ms(cfg.interval),
+            size: cfg.size,
             ts: Some(unix_secs(SystemTime::now())),
         };
         self.json(Event::TraceStart(ev))?;

@@ -31,6 +31,8 @@ struct Flight {
     deadline: Instant,
     /// Its place in sending order (the matcher's count of probes inserted).
     order: u64,
+    /// Bytes of data the SYN carried (trace's `--size`): a reset acknowledges them too.
+    data: u32,
 }
 
 /// A probe is known by its source port and sequence number.
@@ -95,6 +97,9 @@ pub struct Matcher {
     pub(super) ack_answers: bool,
     /// ICMP errors attributed to no probe: counted, the first ones kept for -v when asked.
     unmatched: Ledger,
+    /// Probes whose SYN carried data, by the key a reset acknowledging all of it names:
+    /// (port, seq + data) to the probe's own key.
+    by_data_end: HashMap<Key, Key>,
 }
 
 impl Matcher {
@@ -109,6 +114,7 @@ impl Matcher {
             inserted: 0,
             ack_answers: false,
             unmatched: Ledger::new(keep_unmatched, UNMATCHED_KEPT, WhenFull::KeepFirst),
+            by_data_end: HashMap::new(),
         }
     }
 
@@ -149,8 +155,23 @@ impl Matcher {
                 left: None,
                 deadline,
                 order: self.inserted,
+                data: 0,
             },
         );
+    }
+
+    /// The SYN of probe `key` carried `data` bytes (trace's `--size`). A reset from a
+    /// closed port acknowledges them with the SYN (ack = seq + 1 + data, RFC 9293 3.10.7.1);
+    /// a SYN-ACK acknowledges the SYN alone.
+    pub fn carried(&mut self, key: Key, data: u32) {
+        if data == 0 {
+            return;
+        }
+        if let Some(f) = self.flights.get_mut(&key) {
+            f.data = data;
+            self.by_data_end
+                .insert((key.0, key.1.wrapping_add(data)), key);
+        }
     }
 
     pub fn in_flight(&self) -> usize {
@@ -181,6 +202,10 @@ impl Matcher {
 
     fn end(&mut self, key: Key) -> Option<Flight> {
         let f = self.flights.remove(&key)?;
+        if f.data > 0 {
+            self.by_data_end
+                .remove(&(key.0, key.1.wrapping_add(f.data)));
+        }
         fn less<K: std::hash::Hash + Eq>(m: &mut HashMap<K, usize>, k: K) {
             if let Some(n) = m.get_mut(&k) {
                 *n -= 1;
@@ -250,9 +275,12 @@ impl Matcher {
                 ack,
                 kind,
             } => {
-                let key = (to.port(), ack.wrapping_sub(1));
+                let mut key = (to.port(), ack.wrapping_sub(1));
                 if kind == AnswerKind::Ack {
                     return self.on_ack(from, to, key, at, now);
+                }
+                if kind == AnswerKind::Rst && !self.flights.contains_key(&key) {
+                    key = *self.by_data_end.get(&key)?;
                 }
                 let f = self.flights.get(&key)?;
                 if f.spec.target != from || f.src.ip() != to.ip() {

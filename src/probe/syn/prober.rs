@@ -16,7 +16,9 @@ use super::Flow;
 use crate::icmp::correlate::Unmatched;
 use crate::icmp::parse::IcmpError;
 use crate::net::{self, Waker};
-use crate::packet::build::{build_syn_sized, mark_syn, restamp, Marks, SynFields, MAX_SYN_LEN};
+use crate::packet::build::{
+    build_syn_sized, mark_syn, restamp, Marks, SynFields, MAX_SYN_LEN, V4_LEN, V6_LEN,
+};
 use crate::packet::diff::Headers;
 use crate::probe::capture::Received;
 use crate::probe::{IcmpTally, PingResult, ProbeSpec, Prober, Status};
@@ -393,8 +395,15 @@ impl<S: SynIo> Prober for SynProber<S> {
             self.flush();
             self.outbox.push(&self.pkt[..len], to, (port, seq));
         }
+        let bare = if spec.target.is_ipv6() {
+            V6_LEN
+        } else {
+            V4_LEN
+        };
         self.matcher
             .insert(spec, src, seq, Instant::now(), self.timeout);
+        self.matcher
+            .carried((port, seq), u32::try_from(len - bare).unwrap_or(0));
     }
 
     fn poll(&mut self, until: Instant, done: &mut Vec<PingResult>) -> io::Result<()> {

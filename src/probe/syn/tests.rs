@@ -290,6 +290,48 @@ fn the_syn_ack_concludes_its_probe_with_the_wire_time_once() {
 }
 
 #[test]
+fn a_reset_acknowledging_a_sized_syns_data_concludes_its_probe() {
+    // trace --size 120: the SYN carries 60 bytes, and a closed port's reset acknowledges
+    // them with the SYN (ack = seq + 61), not seq + 1.
+    let t0 = Instant::now();
+    let target = "127.0.0.1:12999";
+    let Seen::Syn { src, seq, .. } = seen("v4_sized_closed_syn") else {
+        panic!("not our SYN");
+    };
+    let mut plain = Matcher::new(false);
+    plain.insert(spec(1, target), src, seq, t0, Duration::from_secs(1));
+    // Told nothing of the data, the reset names no probe in flight.
+    assert!(plain
+        .on_seen(seen("v4_sized_closed_rst"), at(20), t0)
+        .is_none());
+    let mut m = Matcher::new(false);
+    m.insert(spec(1, target), src, seq, t0, Duration::from_secs(1));
+    m.carried((src.port(), seq), 60);
+    assert!(m.on_seen(seen("v4_sized_closed_syn"), at(0), t0).is_none());
+    let r = m.on_seen(seen("v4_sized_closed_rst"), at(20), t0).unwrap();
+    assert_eq!(r.status, Status::Refused);
+    assert_eq!(r.connect, Some(Duration::from_micros(20)));
+    assert_eq!(m.in_flight(), 0);
+    // Once it ended, the same reset again concludes nothing.
+    assert!(m.on_seen(seen("v4_sized_closed_rst"), at(30), t0).is_none());
+    // A SYN-ACK acknowledges the SYN alone: one naming seq + 1 + data is no answer.
+    let mut m = Matcher::new(false);
+    m.insert(spec(2, target), src, seq, t0, Duration::from_secs(1));
+    m.carried((src.port(), seq), 60);
+    let Seen::Answer { from, to, ack, .. } = seen("v4_sized_closed_rst") else {
+        panic!("not an answer");
+    };
+    let synack = Seen::Answer {
+        from,
+        to,
+        ack,
+        kind: AnswerKind::SynAck,
+    };
+    assert!(m.on_seen(synack, at(20), t0).is_none());
+    assert_eq!(m.in_flight(), 1);
+}
+
+#[test]
 fn a_verdict_is_stamped_with_the_time_its_probe_left() {
     let t0 = Instant::now();
     let mut m = Matcher::new(false);
