@@ -146,3 +146,34 @@ fn rounds_go_hop_by_hop_and_spend_new_flows_only_where_a_router_is_short() {
     assert_eq!(third.iter().filter(|s| s.ttl == Some(2)).count(), need);
     assert_eq!(m.rounds(), 3);
 }
+
+#[test]
+fn a_routers_model_share_follows_the_uniform_hash_not_the_few_flows_seen() {
+    // Hop 1: one router; hop 2: three, one of them (10.0.2.3) met by 1 flow of 8; hop 3:
+    // 10.0.2.1 splits in two, 10.0.3.9 is met only on a flow whose lower hops are unprobed.
+    let p = paths(&[
+        (0, &[(1, "10.0.1.1"), (2, "10.0.2.1"), (3, "10.0.3.1")]),
+        (1, &[(1, "10.0.1.1"), (2, "10.0.2.1"), (3, "10.0.3.2")]),
+        (2, &[(1, "10.0.1.1"), (2, "10.0.2.1")]),
+        (3, &[(1, "10.0.1.1"), (2, "10.0.2.2"), (3, "10.0.3.3")]),
+        (4, &[(1, "10.0.1.1"), (2, "10.0.2.2")]),
+        (5, &[(1, "10.0.1.1"), (2, "10.0.2.2")]),
+        (6, &[(1, "10.0.1.1"), (2, "10.0.2.2")]),
+        (7, &[(1, "10.0.1.1"), (2, "10.0.2.3")]),
+        (8, &[(3, "10.0.3.9")]),
+    ]);
+    let none = Assumed::new();
+    let share = |r: Pred| model_share(&p, r, &none);
+    assert_eq!(share(Pred::Source), Some(1.0));
+    assert_eq!(share(Pred::Node(1, ip("10.0.1.1"))), Some(1.0));
+    // A third each, though 10.0.2.3 was met on 1 flow of 8 and 10.0.2.2 on 4.
+    for r in ["10.0.2.1", "10.0.2.2", "10.0.2.3"] {
+        let s = share(Pred::Node(2, ip(r))).unwrap();
+        assert!((s - 1.0 / 3.0).abs() < 1e-9, "{r}: {s}");
+    }
+    // Half of 10.0.2.1's third.
+    let s = share(Pred::Node(3, ip("10.0.3.2"))).unwrap();
+    assert!((s - 1.0 / 6.0).abs() < 1e-9, "{s}");
+    // Nothing says whom 10.0.3.9 hangs off.
+    assert_eq!(share(Pred::Node(3, ip("10.0.3.9"))), None);
+}
