@@ -335,6 +335,42 @@ if SMOKE:
     MP_TOPOLOGIES = [t for t in MP_TOPOLOGIES if t[0] in ("two-diamonds", "drop-branch")]
 
 
+def flows_needed(k, alpha):
+    """The MDA stopping point, as src/trace/mda.rs computes it: the fewest flows through a
+    router with k next hops seen that rule out a (k+1)-th, equally likely, at failure
+    probability alpha (inclusion-exclusion over the k+1 next hops missed)."""
+    m = k + 1
+    for n in range(1, 10000):
+        miss, c = 0.0, 1.0
+        for i in range(1, m + 1):
+            c = c * (m - i + 1) / i
+            miss += (1 if i % 2 else -1) * c * (1 - i / m) ** n
+        if miss <= alpha:
+            return n
+    return 10000
+
+
+def floor(truth, alpha, per_trace):
+    """The fewest probes any search must have answered (or silent, past a silent router) to
+    claim the whole topology under the per-router rule: each router with d next hops needs
+    n_d of its own flows probed one hop on, and each such probe crosses that router alone
+    (the source: the routers of hop 1; a router whose next hop is silent or dropped: one).
+    per_trace: the bound per router is alpha over the routers that branch plus one (ours, for
+    the whole trace); otherwise alpha per router (scamper tracelb's rule)."""
+    hops = truth["hops"]
+    last = max(hops)
+    target = hops[last][0]
+    out = {}
+    for link in truth["links"]:
+        a, b = link.split(">")
+        out.setdefault(a, set()).add(b)
+    routers = {a for h, v in hops.items() for a in v if a != target}
+    degrees = [len(hops[1])] + [max(1, len(out.get(r, ()))) for r in sorted(routers)]
+    if per_trace:
+        alpha = alpha / (sum(d >= 2 for d in degrees) + 1)
+    return sum(flows_needed(d, alpha) for d in degrees)
+
+
 def has_multipath():
     r = subprocess.run([BIN, "trace", "--help"], capture_output=True, text=True)
     return "--multipath" in r.stdout
@@ -549,6 +585,10 @@ def markdown_multipath(meta, rows):
         lines += [f"## {topo['name']}: {topo['what']} ({topo['target']})", "",
                   "| tool | routers | links | false links | probes | time, median | time, max | verdict (exit) |",
                   "|---|---|---|---|---|---|---|---|"]
+        lines.insert(len(lines) - 2,
+                     f"Floor (computed from the true topology): any search that claims it all must have "
+                     f"{topo['floor_per_router_95']} probes answered at 95 % per router (tracelb's rule), "
+                     f"{topo['floor_per_trace_95']} at 95 % for the whole trace (ours).\n")
         for r in rows:
             if r["topology"] != topo["name"]:
                 continue
@@ -629,7 +669,9 @@ def main():
         "wait_s": float(WAIT),
         "max_hops": int(MAXHOPS),
         "topologies": [{"name": t[0], "what": t[1], "target": f"{t[2]}:{t[3]}"} for t in TOPOLOGIES],
-        "mp_topologies": [{"name": t[0], "what": t[1], "target": f"{t[2]}:{t[3]}"} for t in MP_TOPOLOGIES],
+        "mp_topologies": [{"name": t[0], "what": t[1], "target": f"{t[2]}:{t[3]}",
+                           "floor_per_router_95": floor(t[5], 0.05, False),
+                           "floor_per_trace_95": floor(t[5], 0.05, True)} for t in MP_TOPOLOGIES],
     }
     with open(os.path.join(OUT, "results.json"), "w") as f:
         json.dump({"meta": meta, "results": results, "multipath": mp_rows}, f, indent=1)
