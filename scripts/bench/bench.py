@@ -1233,8 +1233,10 @@ def write_index():
         lines += [f"Latest full run: {link(full[0][0])} ({full[0][1]['generated']}).", ""]
     latest = {}
     for n, d in runs:
-        for sec in d.get("runs", {}):
-            latest.setdefault(int(sec), n)
+        secs = d.get("runs", {})
+        for sec in secs if isinstance(secs, dict) else ():
+            if str(sec).isdigit():
+                latest.setdefault(int(sec), n)
     if latest:
         lines += ["Latest figures of each section:", ""]
         lines += [f"- {SECTION_TITLES.get(sec, sec)}: {link(n)}" for sec, n in sorted(latest.items())]
@@ -1242,8 +1244,11 @@ def write_index():
     lines += ["| run | command | sections | goals met |", "|---|---|---|---|"]
     for n, d in runs:
         goals = [x for x in d.get("metrics", []) if x.get("met") is not None]
-        secs = ", ".join(sorted(d.get("runs", {}), key=int))
-        lines.append(f"| {link(n)} | `{d.get('command', '?')}` | {secs} | "
+        runs_of = d.get("runs", {})
+        secs = ", ".join(sorted((s for s in runs_of if str(s).isdigit()), key=int)
+                         if isinstance(runs_of, dict) else [])
+        cmd = d.get("command") or ("scripts/bench.sh trace" if n.endswith("-trace") else "?")
+        lines.append(f"| {link(n)} | `{cmd}` | {secs} | "
                      f"{sum(1 for x in goals if x['met'])} of {len(goals)} |")
     with open(os.path.join(BENCH_DIR, "README.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
@@ -1392,7 +1397,11 @@ if __name__ == "__main__":
         for d in sys.argv[2:] or [os.path.join(RUNS_DIR, n) for n, _ in load_runs()]:
             with open(os.path.join(d, "results.json")) as f:
                 doc = json.load(f)
-            if doc.get("kind") in ("before-after", "syn-rate"):  # their own tables
+            # Runs of the other scripts (trace, mtu, multi, before-after, syn-rate) and runs
+            # from before the machine was recorded keep the tables they were written with.
+            if doc.get("kind") in ("before-after", "syn-rate") or not all(
+                    k in doc for k in ("machine", "generated", "metrics", "runs")):
+                log(f"kept {d}/results.md: not a bench.py run of this format")
                 continue
             with open(os.path.join(d, "results.md"), "w") as f:
                 f.write(render_md(doc))
