@@ -281,6 +281,116 @@ fn delayed_echo_server(delay: Duration) -> std::net::SocketAddr {
     addr
 }
 
+/// A test server that echoes request lines of up to 200 bytes, uppercased, and swallows
+/// longer ones: what a path MTU black hole looks like from the client (large requests
+/// vanish, small ones pass), without one.
+fn small_lines_only_server() -> std::net::SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { continue };
+            std::thread::spawn(move || {
+                let mut buf = Vec::new();
+                let mut b = [0u8; 4096];
+                while let Ok(n) = s.read(&mut b) {
+                    if n == 0 {
+                        break;
+                    }
+                    buf.extend_from_slice(&b[..n]);
+                    while let Some(i) = buf.iter().position(|&c| c == b'\n') {
+                        let line: Vec<u8> = buf.drain(..=i).collect();
+                        if line.len() <= 200 && s.write_all(&line.to_ascii_uppercase()).is_err() {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[test]
+fn large_requests_that_vanish_while_small_ones_pass_are_called_a_black_hole_once() {
+    let addr = small_lines_only_server().to_string();
+    for persistent in [false, true] {
+        let mut args = vec![
+            addr.as_str(),
+            "-n",
+            "3",
+            "-i",
+            "0.1",
+            "-W",
+            "0.3",
+            "-s",
+            "1400",
+        ];
+        if persistent {
+            args.push("--persistent");
+        }
+        args.push("--json");
+        let out = client(&args);
+        assert_eq!(out.status.code(), Some(1), "--persistent {persistent}");
+        let v = json_lines(&out);
+        let p = pings(&v);
+        assert_eq!(p.len(), 3, "--persistent {persistent}: {v:?}");
+        assert!(
+            p.iter()
+                .all(|e| e["status"] == "timeout" && e["phase"] == "echo"),
+            "--persistent {persistent}: {v:?}"
+        );
+        let notices: Vec<&serde_json::Value> = v.iter().filter(|e| e["type"] == "notice").collect();
+        assert_eq!(notices.len(), 1, "--persistent {persistent}: {v:?}");
+        assert_eq!(notices[0]["kind"], "mtu_black_hole");
+        // Said before the first ping's line, and the pings end in their order (the later
+        // ones on the stalled persistent connection wait for the same control).
+        let at = |t: &str| v.iter().position(|e| e["type"] == t).unwrap();
+        assert!(at("notice") < at("ping"), "{v:?}");
+        let seqs: Vec<u64> = p.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+        assert_eq!(seqs, [1, 2, 3], "--persistent {persistent}");
+    }
+    // Small requests to it: replies, nothing said.
+    let out = client(&[
+        &addr,
+        "-n",
+        "2",
+        "-i",
+        "0.1",
+        "-s",
+        "100",
+        "--persistent",
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(json_lines(&out).iter().all(|e| e["type"] != "notice"));
+    // A server that answers nothing, small or large: plain timeouts, in order, no notice.
+    let srv = ServerProc::start(&["--loss", "1", "--loss-mode", "silent", "-q"]);
+    let a = srv.addr.to_string();
+    let out = client(&[
+        &a,
+        "-n",
+        "3",
+        "-i",
+        "0.1",
+        "-W",
+        "0.3",
+        "-s",
+        "1400",
+        "--persistent",
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let v = json_lines(&out);
+    assert!(v.iter().all(|e| e["type"] != "notice"), "{v:?}");
+    let seqs: Vec<u64> = pings(&v)
+        .iter()
+        .map(|e| e["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seqs, [1, 2, 3]);
+    assert!(srv.stop().success());
+}
+
 fn ping_ts(e: &serde_json::Value) -> f64 {
     e["ts"].as_f64().unwrap()
 }

@@ -285,6 +285,30 @@ fn a_silent_small_link_is_called_a_black_hole_and_dont_fragment_decides() {
         assert!(notices[0]["message"].as_str().unwrap().contains(
             "large segments (1400 bytes) time out while 64-byte pings pass: a path MTU black hole; no ICMP 'packet too big' came back"
         ));
+        // The same on a persistent connection: its control ping goes on a connection of
+        // its own (the stalled one holds every later request).
+        let (v, code) = lab.client(&[
+            &target,
+            "-n",
+            "2",
+            "-i",
+            "0.1",
+            "-W",
+            "0.5",
+            "-s",
+            "1400",
+            "--persistent",
+        ]);
+        assert_eq!(code, 1, "{v:?}");
+        assert!(
+            pings(&v)
+                .iter()
+                .all(|e| e["status"] == "timeout" && e["phase"] == "echo"),
+            "{v:?}"
+        );
+        let notices: Vec<&Value> = v.iter().filter(|e| e["type"] == "notice").collect();
+        assert_eq!(notices.len(), 1, "--persistent: {v:?}");
+        assert_eq!(notices[0]["kind"], "mtu_black_hole");
         // Small requests alone: no notice, replies.
         let (v, code) = lab.client(&[&target, "-n", "2", "-i", "0.1", "-s", "64"]);
         assert_eq!(code, 0, "{v:?}");

@@ -210,18 +210,21 @@ scen_mtu-ping-ptb() {
 }
 
 # No "packet too big" comes back: large pings stall in the echo phase while a 64-byte
-# control ping passes: the black hole notice, once.
+# control ping passes: the black hole notice, once; the same on a persistent connection
+# (the control on a connection of its own: the stalled one holds every later request).
 scen_mtu-ping-black-hole() {
     mtu_ensure_up
-    local a
+    local a p
     for a in "$U_HOLE" "[$U6_HOLE]"; do
-        mtu_forget
-        uclient "$W/uhole" "$a:$U_PORT" -n 2 -i 0.1 -W 1 -s 1400
-        rc_is 1 "no reply ($a)"
-        ucheck "$W/uhole.json" '[.[] | select(.type=="ping")] | length == 2 and all(.status=="timeout" and .phase=="echo" and .icmp==null)' \
-            "$a: both pings time out waiting for the echo"
-        ucheck "$W/uhole.json" '[.[] | select(.type=="notice")] | length == 1 and (.[0].kind=="mtu_black_hole") and (.[0].message | contains("large segments (1400 bytes) time out while 64-byte pings pass: a path MTU black hole; no ICMP '"'"'packet too big'"'"' came back"))' \
-            "$a: one black hole notice"
+        for p in "" --persistent; do
+            mtu_forget
+            uclient "$W/uhole" "$a:$U_PORT" -n 2 -i 0.1 -W 1 -s 1400 $p
+            rc_is 1 "no reply ($a $p)"
+            ucheck "$W/uhole.json" '[.[] | select(.type=="ping")] | length == 2 and all(.status=="timeout" and .phase=="echo" and .icmp==null)' \
+                "$a $p: both pings time out waiting for the echo"
+            ucheck "$W/uhole.json" '[.[] | select(.type=="notice")] | length == 1 and (.[0].kind=="mtu_black_hole") and (.[0].message | contains("large segments (1400 bytes) time out while 64-byte pings pass: a path MTU black hole; no ICMP '"'"'packet too big'"'"' came back"))' \
+                "$a $p: one black hole notice"
+        done
     done
 }
 

@@ -6,6 +6,9 @@
 //! said "packet too big" (such an error would have ended the ping). Said once per target;
 //! a target found so sends no more controls. A small control that times out too says
 //! nothing about the MTU (the path or the server is down): the ping stays a plain timeout.
+//! On a persistent connection (`--persistent`) the control goes on a connection of its own
+//! (the stalled one holds every later request), one at a time per connection
+//! ([`ConnectProber::start_pipe_control`]).
 
 use std::os::fd::AsRawFd;
 use std::time::Instant;
@@ -13,10 +16,10 @@ use std::time::Instant;
 use mio::Token;
 
 use super::echo::Speaks;
-use super::flight::Stage;
+use super::flight::{ControlOf, Stage};
 use super::size::{self, SMALL};
 use super::ConnectProber;
-use crate::probe::{Mode, Notice, Status};
+use crate::probe::{Mode, Notice, ProbeSpec, Status};
 
 impl ConnectProber {
     /// A ping about to time out: start its control ping instead, when it is a large
@@ -35,7 +38,7 @@ impl ConnectProber {
             return false;
         }
         let spec = f.spec;
-        let Some(ctl) = self.begin_flight(spec, Some(SMALL), Some(tok)) else {
+        let Some(ctl) = self.begin_flight(spec, Some(SMALL), Some(ControlOf::Ping(tok))) else {
             return false;
         };
         if !self.flights.contains_key(&ctl) {
@@ -89,5 +92,98 @@ impl ConnectProber {
             f.result.notice = Some(Notice::NoEcho);
         }
         self.conclude(parent, Status::Timeout);
+    }
+
+    /// A ping on a persistent connection about to time out (request `i` of pipe `pipe`):
+    /// start a control ping of [`SMALL`] bytes on a connection of its own, when its request
+    /// is large and no control for the target is out. The persistent connection stalls on
+    /// the large segment (every later request waits behind it), so the control cannot go
+    /// there. True: the ping's verdict now waits for the control's.
+    pub(super) fn start_pipe_control(&mut self, pipe: Token, i: usize) -> bool {
+        let large = self.shape.size.is_some_and(|s| s > SMALL);
+        let Some(p) = self.pipes.get(&pipe) else {
+            return false;
+        };
+        let target = p.target;
+        let Some(req) = p.reqs.get(i) else {
+            return false;
+        };
+        let seq = req.seq;
+        let out = self
+            .flights
+            .values()
+            .any(|f| matches!(f.control_of, Some(ControlOf::Piped(t, _)) if t == pipe));
+        if !large || self.black_holes.contains(&target) {
+            return false;
+        }
+        if req.ping.as_ref().is_none_or(|g| g.awaiting_control) {
+            return false;
+        }
+        let timeout = self.timeout;
+        let wait = |p: &mut super::pipe::Pipe| {
+            if let Some(g) = p.reqs.get_mut(i).and_then(|r| r.ping.as_mut()) {
+                g.awaiting_control = true;
+                // A backstop: the control's own timeout ends it first, and this ping with it.
+                g.deadline = Instant::now() + 2 * timeout;
+            }
+        };
+        if out {
+            // A later ping stalled behind the same segment: its verdict waits for the same
+            // control, so that the pings end in their order.
+            if let Some(p) = self.pipes.get_mut(&pipe) {
+                wait(p);
+            }
+            return true;
+        }
+        let spec = ProbeSpec {
+            seq,
+            target,
+            ttl: None,
+            flow: 0,
+        };
+        let Some(ctl) = self.begin_flight(spec, Some(SMALL), Some(ControlOf::Piped(pipe, seq)))
+        else {
+            return false;
+        };
+        if !self.flights.contains_key(&ctl) {
+            // Concluded at once: `pipe_control_done` has ended the ping.
+            return true;
+        }
+        if let Some(p) = self.pipes.get_mut(&pipe) {
+            wait(p);
+        }
+        true
+    }
+
+    /// The control ping for ping `seq` on pipe `pipe` concluded with `status`: the verdicts
+    /// of that ping and of the later ones that waited for it, in order, timeouts, the first
+    /// with the black hole notice when the small ping was echoed.
+    pub(super) fn pipe_control_done(&mut self, pipe: Token, seq: u64, status: &Status) {
+        let size = self.shape.size.unwrap_or(SMALL);
+        let Some(p) = self.pipes.get_mut(&pipe) else {
+            return;
+        };
+        let target = p.target;
+        if *status == Status::Reply {
+            if let Some(g) = p
+                .reqs
+                .iter_mut()
+                .find(|r| r.seq == seq)
+                .and_then(|r| r.ping.as_mut())
+            {
+                g.result.notice = Some(Notice::BlackHole { size, small: SMALL });
+            }
+            self.black_holes.insert(target);
+        }
+        let waiting: Vec<usize> = p
+            .reqs
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.ping.as_ref().is_some_and(|g| g.awaiting_control))
+            .map(|(i, _)| i)
+            .collect();
+        for i in waiting {
+            self.pipe_conclude(pipe, i, Status::Timeout, None);
+        }
     }
 }

@@ -58,7 +58,16 @@ pub(super) struct Flight {
     /// Its request's size (`-s`; None: the protocol's line as it is).
     pub(super) size: Option<usize>,
     /// A control ping's: the ping whose verdict waits for it (see `control`).
-    pub(super) control_of: Option<Token>,
+    pub(super) control_of: Option<ControlOf>,
+}
+
+/// The ping a control ping was sent for (see `control`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum ControlOf {
+    /// A ping on its own connection (its flight's token).
+    Ping(Token),
+    /// A ping on a persistent connection: the pipe's token and the ping's sequence number.
+    Piped(Token, u64),
 }
 
 /// A time measured twice: by the wire or kernel (when they could) and by user space.
@@ -138,7 +147,7 @@ impl ConnectProber {
         &mut self,
         spec: ProbeSpec,
         size: Option<usize>,
-        control_of: Option<Token>,
+        control_of: Option<ControlOf>,
     ) -> Option<Token> {
         let start = Instant::now();
         let deadline = start + self.timeout;
@@ -410,8 +419,10 @@ impl ConnectProber {
         let Some(mut f) = self.flights.remove(&tok) else {
             return;
         };
-        if let Some(parent) = f.control_of {
-            self.control_done(parent, &status);
+        match f.control_of {
+            Some(ControlOf::Ping(parent)) => self.control_done(parent, &status),
+            Some(ControlOf::Piped(pipe, seq)) => self.pipe_control_done(pipe, seq, &status),
+            None => {}
         }
         if self.deadlines.back() == Some(&(f.deadline, tok)) {
             self.deadlines.pop_back();

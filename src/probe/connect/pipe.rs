@@ -55,6 +55,9 @@ pub(super) struct Piped {
     pub(super) result: PingResult,
     pub(super) start: Instant,
     pub(super) deadline: Instant,
+    /// Its request got no echo within the timeout and a control ping decides its notice
+    /// (see `control`): an echo arriving now is late, the ping a timeout.
+    pub(super) awaiting_control: bool,
 }
 
 /// A persistent connection, open: its pings are pipelined (each request leaves when its
@@ -341,6 +344,7 @@ impl ConnectProber {
                 result,
                 start,
                 deadline,
+                awaiting_control: false,
             }))
         };
         match sent {
@@ -422,6 +426,12 @@ impl ConnectProber {
             return;
         };
         let mut result = ping.result;
+        // Past its timeout, waiting on its control ping: an echo now is late.
+        let (status, rx) = if ping.awaiting_control && status == Status::Reply {
+            (Status::Timeout, None)
+        } else {
+            (status, rx)
+        };
         if let Some(rx) = rx {
             let kernel = match (req.tx, rx) {
                 (Some(tx), Some(rx)) if rx > tx => Some((rx - tx, Clock::Kernel)),
@@ -586,6 +596,9 @@ impl ConnectProber {
             .map(|(i, _)| i)
             .collect();
         for i in due {
+            if self.start_pipe_control(tok, i) {
+                continue;
+            }
             self.pipe_conclude(tok, i, Status::Timeout, None);
         }
     }
