@@ -239,57 +239,20 @@ fn persistent_uses_one_connection() {
     assert!(st.success());
 }
 
-/// A test server that echoes each request line uppercased `delay` after it arrived, in
-/// order, whatever else is waiting (a slow path, not a slow server).
-fn delayed_echo_server(delay: Duration) -> std::net::SocketAddr {
+/// A test server on loopback: each connection's request lines (newline included), as they
+/// arrive, go to what `per_conn` makes of a clone of its stream; false closes it.
+fn line_server<F>(
+    per_conn: impl Fn(std::net::TcpStream) -> F + Send + 'static,
+) -> std::net::SocketAddr
+where
+    F: FnMut(Vec<u8>) -> bool + Send + 'static,
+{
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap();
     std::thread::spawn(move || {
         for s in l.incoming() {
             let Ok(mut s) = s else { continue };
-            let mut w = s.try_clone().unwrap();
-            let (tx, rx) = std::sync::mpsc::channel::<(Instant, Vec<u8>)>();
-            std::thread::spawn(move || {
-                for (at, line) in rx {
-                    std::thread::sleep((at + delay).saturating_duration_since(Instant::now()));
-                    if w.write_all(&line).is_err() {
-                        break;
-                    }
-                }
-            });
-            std::thread::spawn(move || {
-                let mut buf = Vec::new();
-                let mut b = [0u8; 256];
-                while let Ok(n) = s.read(&mut b) {
-                    if n == 0 {
-                        break;
-                    }
-                    buf.extend_from_slice(&b[..n]);
-                    while let Some(i) = buf.iter().position(|&c| c == b'\n') {
-                        let line: Vec<u8> = buf.drain(..=i).collect();
-                        if tx
-                            .send((Instant::now(), line.to_ascii_uppercase()))
-                            .is_err()
-                        {
-                            return;
-                        }
-                    }
-                }
-            });
-        }
-    });
-    addr
-}
-
-/// A test server that echoes request lines of up to 200 bytes, uppercased, and swallows
-/// longer ones: what a path MTU black hole looks like from the client (large requests
-/// vanish, small ones pass), without one.
-fn small_lines_only_server() -> std::net::SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = l.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for s in l.incoming() {
-            let Ok(mut s) = s else { continue };
+            let mut on_line = per_conn(s.try_clone().unwrap());
             std::thread::spawn(move || {
                 let mut buf = Vec::new();
                 let mut b = [0u8; 4096];
@@ -299,8 +262,7 @@ fn small_lines_only_server() -> std::net::SocketAddr {
                     }
                     buf.extend_from_slice(&b[..n]);
                     while let Some(i) = buf.iter().position(|&c| c == b'\n') {
-                        let line: Vec<u8> = buf.drain(..=i).collect();
-                        if line.len() <= 200 && s.write_all(&line.to_ascii_uppercase()).is_err() {
+                        if !on_line(buf.drain(..=i).collect()) {
                             return;
                         }
                     }
@@ -311,44 +273,71 @@ fn small_lines_only_server() -> std::net::SocketAddr {
     addr
 }
 
+/// A test server that echoes each request line uppercased `delay` after it arrived, in
+/// order, whatever else is waiting (a slow path, not a slow server).
+fn delayed_echo_server(delay: Duration) -> std::net::SocketAddr {
+    line_server(move |mut w| {
+        let (tx, rx) = std::sync::mpsc::channel::<(Instant, Vec<u8>)>();
+        std::thread::spawn(move || {
+            for (at, line) in rx {
+                std::thread::sleep((at + delay).saturating_duration_since(Instant::now()));
+                if w.write_all(&line).is_err() {
+                    break;
+                }
+            }
+        });
+        move |line: Vec<u8>| tx.send((Instant::now(), line.to_ascii_uppercase())).is_ok()
+    })
+}
+
+/// A test server that echoes request lines of up to 200 bytes, uppercased, and swallows
+/// longer ones: what a path MTU black hole looks like from the client (large requests
+/// vanish, small ones pass), without one.
+fn small_lines_only_server() -> std::net::SocketAddr {
+    line_server(|mut w| {
+        move |line: Vec<u8>| line.len() > 200 || w.write_all(&line.to_ascii_uppercase()).is_ok()
+    })
+}
+
+/// Three 1400-byte pings to `addr` at -W 0.3, with or without `--persistent`, none answered
+/// (exit 1): their events.
+fn large_pings_unanswered(addr: &str, persistent: bool) -> Vec<serde_json::Value> {
+    let mut args = vec![
+        addr, "-n", "3", "-i", "0.1", "-W", "0.3", "-s", "1400", "--json",
+    ];
+    if persistent {
+        args.push("--persistent");
+    }
+    let out = client(&args);
+    assert_eq!(out.status.code(), Some(1), "--persistent {persistent}");
+    let v = json_lines(&out);
+    // The pings end in their order (on a stalled persistent connection, the later ones
+    // wait for the first one's control).
+    let seqs: Vec<u64> = pings(&v)
+        .iter()
+        .map(|e| e["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seqs, [1, 2, 3], "--persistent {persistent}: {v:?}");
+    v
+}
+
 #[test]
 fn large_requests_that_vanish_while_small_ones_pass_are_called_a_black_hole_once() {
     let addr = small_lines_only_server().to_string();
     for persistent in [false, true] {
-        let mut args = vec![
-            addr.as_str(),
-            "-n",
-            "3",
-            "-i",
-            "0.1",
-            "-W",
-            "0.3",
-            "-s",
-            "1400",
-        ];
-        if persistent {
-            args.push("--persistent");
-        }
-        args.push("--json");
-        let out = client(&args);
-        assert_eq!(out.status.code(), Some(1), "--persistent {persistent}");
-        let v = json_lines(&out);
-        let p = pings(&v);
-        assert_eq!(p.len(), 3, "--persistent {persistent}: {v:?}");
+        let v = large_pings_unanswered(&addr, persistent);
         assert!(
-            p.iter()
+            pings(&v)
+                .iter()
                 .all(|e| e["status"] == "timeout" && e["phase"] == "echo"),
             "--persistent {persistent}: {v:?}"
         );
         let notices: Vec<&serde_json::Value> = v.iter().filter(|e| e["type"] == "notice").collect();
         assert_eq!(notices.len(), 1, "--persistent {persistent}: {v:?}");
         assert_eq!(notices[0]["kind"], "mtu_black_hole");
-        // Said before the first ping's line, and the pings end in their order (the later
-        // ones on the stalled persistent connection wait for the same control).
+        // Said before the first ping's line.
         let at = |t: &str| v.iter().position(|e| e["type"] == t).unwrap();
         assert!(at("notice") < at("ping"), "{v:?}");
-        let seqs: Vec<u64> = p.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
-        assert_eq!(seqs, [1, 2, 3], "--persistent {persistent}");
     }
     // Small requests to it: replies, nothing said.
     let out = client(&[
@@ -364,30 +353,12 @@ fn large_requests_that_vanish_while_small_ones_pass_are_called_a_black_hole_once
     ]);
     assert_eq!(out.status.code(), Some(0));
     assert!(json_lines(&out).iter().all(|e| e["type"] != "notice"));
-    // A server that answers nothing, small or large: plain timeouts, in order, no notice.
+    // A server that answers nothing, small or large: plain timeouts, no notice.
     let srv = ServerProc::start(&["--loss", "1", "--loss-mode", "silent", "-q"]);
-    let a = srv.addr.to_string();
-    let out = client(&[
-        &a,
-        "-n",
-        "3",
-        "-i",
-        "0.1",
-        "-W",
-        "0.3",
-        "-s",
-        "1400",
-        "--persistent",
-        "--json",
-    ]);
-    assert_eq!(out.status.code(), Some(1));
-    let v = json_lines(&out);
-    assert!(v.iter().all(|e| e["type"] != "notice"), "{v:?}");
-    let seqs: Vec<u64> = pings(&v)
-        .iter()
-        .map(|e| e["seq"].as_u64().unwrap())
-        .collect();
-    assert_eq!(seqs, [1, 2, 3]);
+    for persistent in [false, true] {
+        let v = large_pings_unanswered(&srv.addr.to_string(), persistent);
+        assert!(v.iter().all(|e| e["type"] != "notice"), "{v:?}");
+    }
     assert!(srv.stop().success());
 }
 
