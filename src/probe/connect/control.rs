@@ -119,20 +119,25 @@ impl ConnectProber {
         if req.ping.as_ref().is_none_or(|g| g.awaiting_control) {
             return false;
         }
-        let timeout = self.timeout;
-        let wait = |p: &mut super::pipe::Pipe| {
-            if let Some(g) = p.reqs.get_mut(i).and_then(|r| r.ping.as_mut()) {
-                g.awaiting_control = true;
-                // A backstop: the control's own timeout ends it first, and this ping with it.
-                g.deadline = Instant::now() + 2 * timeout;
+        // Its verdict waits for the control (a later ping stalled behind the same segment
+        // waits for the one out, so that the pings end in their order). A backstop: the
+        // control's own timeout ends it first, and this ping with it.
+        let until = Instant::now() + 2 * self.timeout;
+        let mark = |this: &mut Self, on: bool| {
+            if let Some(g) = this
+                .pipes
+                .get_mut(&pipe)
+                .and_then(|p| p.reqs.get_mut(i))
+                .and_then(|r| r.ping.as_mut())
+            {
+                g.awaiting_control = on;
+                if on {
+                    g.deadline = until;
+                }
             }
         };
+        mark(self, true);
         if out {
-            // A later ping stalled behind the same segment: its verdict waits for the same
-            // control, so that the pings end in their order.
-            if let Some(p) = self.pipes.get_mut(&pipe) {
-                wait(p);
-            }
             return true;
         }
         let spec = ProbeSpec {
@@ -141,16 +146,14 @@ impl ConnectProber {
             ttl: None,
             flow: 0,
         };
-        let Some(ctl) = self.begin_flight(spec, Some(SMALL), Some(ControlOf::Piped(pipe, seq)))
-        else {
+        // A control that concludes at once (refused) has ended the ping already.
+        if self
+            .begin_flight(spec, Some(SMALL), Some(ControlOf::Piped(pipe, seq)))
+            .is_none()
+        {
+            // No control (its socket did not open): a plain timeout.
+            mark(self, false);
             return false;
-        };
-        if !self.flights.contains_key(&ctl) {
-            // Concluded at once: `pipe_control_done` has ended the ping.
-            return true;
-        }
-        if let Some(p) = self.pipes.get_mut(&pipe) {
-            wait(p);
         }
         true
     }
