@@ -47,8 +47,8 @@ const NEW_PER_ROUND: usize = 64;
 
 /// Flows aimed for above a router's shortfall when new flows are sent for it: half a flow,
 /// so that a round more often finishes the router than leaves it one flow short. Measured on
-/// the simulated graphs against none: the most rounds of a run grew by up to 6 with none;
-/// the median probes grew by 1-2 % with one, by 4-9 % with two.
+/// the simulated graphs: with no margin the most rounds of a run grew by up to 6; with a
+/// margin of one flow the median probes grew by 1-2 %, with two by 4-9 %.
 const MARGIN: f64 = 0.5;
 
 /// The stopping rule (Veitch et al.): with `k` next hops seen, the number of flows (each
