@@ -108,7 +108,8 @@ pub struct PingArgs {
 
     /// Find the path MTU instead of pinging: echo requests of 64 bytes, of the largest size
     /// the route allows, then by bisection, DF set; says which router reports the smaller
-    /// MTU, or that none does (a black hole)
+    /// MTU, or that none does (a black hole). Needs an echo server (tcpping-diag serve);
+    /// toward any TCP service, `trace --size N`
     #[arg(long, conflicts_with_all = ["connect_only", "syn", "persistent", "size", "count"])]
     pub pmtu: bool,
 

@@ -152,6 +152,9 @@ fn finding_text(out: &Outcome, name: &str, v6: bool) -> String {
         Outcome::Found { mtu, largest, .. } => format!(
             "path MTU {mtu} to {name}: the route's own MTU; requests of {largest} bytes pass"
         ),
+        Outcome::SmallFails(why) if crate::probe::connect::not_echo(why) => format!(
+            "{name} does not speak the echo protocol ({why}): --pmtu needs an echo server (tcpping-diag serve); toward any TCP service, trace --size N finds the hop before a smaller link"
+        ),
         Outcome::SmallFails(why) => format!(
             "a 64-byte request to {name} does not pass either ({why}): not an MTU problem"
         ),
@@ -308,4 +311,35 @@ pub fn pmtu(cfg: &ClientConfig) -> Result<i32, Error> {
         Outcome::Found { .. } | Outcome::AtLeast { .. } | Outcome::Limited { .. } => 0,
         Outcome::SmallFails(_) => 1,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_small_request_that_fails_says_whether_the_service_speaks_the_echo_protocol() {
+        // What the prober says of an SSH banner (judge_reply's own words).
+        let req = b"ping 1 1700000000.123456\n";
+        let Some(crate::probe::Status::Error(banner)) =
+            crate::probe::connect::judge_reply(req, b"SSH-2.0-OpenSSH_9.2p1\r\n")
+        else {
+            panic!("a banner is an error");
+        };
+        let text = finding_text(&Outcome::SmallFails(banner), "h:22", false);
+        assert!(
+            text.starts_with("h:22 does not speak the echo protocol (unexpected reply: SSH-2.0"),
+            "{text}"
+        );
+        assert!(text.contains("--pmtu needs an echo server"), "{text}");
+        let closed = crate::probe::connect::CLOSED_BEFORE_ECHO.to_string();
+        let text = finding_text(&Outcome::SmallFails(closed), "h:443", false);
+        assert!(text.contains("does not speak the echo protocol"), "{text}");
+        // Refused or silent: the path or the service, not the protocol.
+        let text = finding_text(&Outcome::SmallFails("refused".into()), "h:1", false);
+        assert_eq!(
+            text,
+            "a 64-byte request to h:1 does not pass either (refused): not an MTU problem"
+        );
+    }
 }

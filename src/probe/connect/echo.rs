@@ -45,10 +45,21 @@ pub fn judge_reply(request: &[u8], got: &[u8]) -> Option<Status> {
         Some(Status::Reply)
     } else {
         Some(Status::Error(format!(
-            "unexpected reply: {}",
+            "{UNEXPECTED_REPLY}: {}",
             net::escape_bytes(&have[..have.len().min(80)])
         )))
     }
+}
+
+/// How an error names an answer that is not the request's echo.
+pub const UNEXPECTED_REPLY: &str = "unexpected reply";
+/// The error of a connection the server closed after the request, without an echo.
+pub const CLOSED_BEFORE_ECHO: &str = "connection closed by the server before the echo";
+
+/// Whether a ping's error says its target answered, but not with the echo protocol (an
+/// answer that is not the echo, or a close after the request): an SSH banner, an HTTP 400.
+pub fn not_echo(why: &str) -> bool {
+    why.starts_with(UNEXPECTED_REPLY) || why.starts_with(CLOSED_BEFORE_ECHO)
 }
 
 /// What the echo mode has learnt about a target's protocol.

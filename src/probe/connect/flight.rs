@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use mio::unix::SourceFd;
 use mio::{Interest, Token};
 
-use super::echo::{judge_reply, Speaks};
+use super::echo::{judge_reply, Speaks, CLOSED_BEFORE_ECHO};
 use super::icmp::Verdict;
 use super::size;
 use super::socket::{queued_error, read_later, Conn};
@@ -331,8 +331,7 @@ impl ConnectProber {
                 Ok((0, _)) => {
                     let saw = (!buf.is_empty()).then(|| buf.clone());
                     if !self.not_echo(tok, saw) {
-                        let st =
-                            Status::Error("connection closed by the server before the echo".into());
+                        let st = Status::Error(CLOSED_BEFORE_ECHO.into());
                         self.conclude(tok, st);
                     }
                     return;

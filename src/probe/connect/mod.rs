@@ -58,7 +58,7 @@ use flight::{Flight, Stage};
 use pipe::{Pipe, Waiting};
 use socket::Conn;
 
-pub use echo::judge_reply;
+pub use echo::{judge_reply, not_echo, CLOSED_BEFORE_ECHO, UNEXPECTED_REPLY};
 pub use size::{on_wire, path_mtu, Pmtud, MAX_SIZE, MIN_SIZE, SMALL};
 pub(crate) use socket::probe_socket;
 

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use mio::unix::SourceFd;
 use mio::Token;
 
+use super::echo::{CLOSED_BEFORE_ECHO, UNEXPECTED_REPLY};
 use super::flight::{Stage, Timed};
 use super::size;
 use super::socket::{read_later, Conn};
@@ -491,9 +492,7 @@ impl ConnectProber {
             let fd = p.conn.sock.as_raw_fd();
             match timing::recv_with_timestamp(fd, &mut self.chunk[..]) {
                 Ok((0, _)) => {
-                    self.close_pipe(tok, |_| {
-                        Status::Error("connection closed by the server before the echo".into())
-                    });
+                    self.close_pipe(tok, |_| Status::Error(CLOSED_BEFORE_ECHO.into()));
                     return;
                 }
                 Ok((n, rx)) => {
@@ -537,7 +536,9 @@ impl ConnectProber {
                     let status = if right {
                         Status::Reply
                     } else {
-                        Status::Error("unexpected reply: an echo that is not the request".into())
+                        Status::Error(format!(
+                            "{UNEXPECTED_REPLY}: an echo that is not the request"
+                        ))
                     };
                     (i, status)
                 }
@@ -548,7 +549,7 @@ impl ConnectProber {
                         self.pipe_conclude(
                             tok,
                             i,
-                            Status::Error(format!("unexpected reply: {saw}")),
+                            Status::Error(format!("{UNEXPECTED_REPLY}: {saw}")),
                             None,
                         );
                     }
