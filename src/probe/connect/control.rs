@@ -100,7 +100,9 @@ impl ConnectProber {
     /// the large segment (every later request waits behind it), so the control cannot go
     /// there. True: the ping's verdict now waits for the control's.
     pub(super) fn start_pipe_control(&mut self, pipe: Token, i: usize) -> bool {
-        let large = self.shape.size.is_some_and(|s| s > SMALL);
+        if self.shape.size.is_none_or(|s| s <= SMALL) {
+            return false;
+        }
         let Some(p) = self.pipes.get(&pipe) else {
             return false;
         };
@@ -109,16 +111,15 @@ impl ConnectProber {
             return false;
         };
         let seq = req.seq;
+        if self.black_holes.contains(&target)
+            || req.ping.as_ref().is_none_or(|g| g.awaiting_control)
+        {
+            return false;
+        }
         let out = self
             .flights
             .values()
             .any(|f| matches!(f.control_of, Some(ControlOf::Piped(t, _)) if t == pipe));
-        if !large || self.black_holes.contains(&target) {
-            return false;
-        }
-        if req.ping.as_ref().is_none_or(|g| g.awaiting_control) {
-            return false;
-        }
         // Its verdict waits for the control (a later ping stalled behind the same segment
         // waits for the one out, so that the pings end in their order). A backstop: the
         // control's own timeout ends it first, and this ping with it.
