@@ -639,6 +639,37 @@ fn sigterm_also_prints_the_summary() {
     assert_eq!(out.status.code(), Some(1));
 }
 
+#[test]
+fn a_ping_past_its_timeout_waiting_for_its_control_is_a_timeout_when_interrupted() {
+    // -W 1: ping 1's request gets no echo by 1 s, its control ping then waits up to 1 s
+    // more; SIGINT at 1.5 s lands in that wait. Ping 1 had timed out: it stays a timeout.
+    let srv = ServerProc::start(&["--loss", "1", "--loss-mode", "silent", "-q"]);
+    for persistent in [false, true] {
+        let mut args = vec![srv.addr.to_string()];
+        args.extend(["-i", "5", "-W", "1", "-s", "1400", "--json"].map(String::from));
+        if persistent {
+            args.push("--persistent".into());
+        }
+        let child = Command::new(BIN)
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(1500));
+        unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+        let out = child.wait_with_output().unwrap();
+        let v = json_lines(&out);
+        let p = pings(&v);
+        assert_eq!(p.len(), 1, "--persistent {persistent}: {v:?}");
+        assert_eq!(
+            p[0]["status"], "timeout",
+            "--persistent {persistent}: {v:?}"
+        );
+    }
+    assert!(srv.stop().success());
+}
+
 /// A server as the original Python one: each recv(1024) answered with the uppercased bytes.
 #[test]
 fn works_against_a_python_style_server() {

@@ -441,7 +441,12 @@ impl ConnectProber {
             // The connection the waiting pings were waiting on will not open.
             self.fail_waiting(f.spec.target, &status, f.result.local_port);
         }
-        f.result.status = status;
+        // Past its timeout, waiting on its control ping: a timeout, whatever ends the wait.
+        f.result.status = if matches!(f.stage, Stage::AwaitControl) {
+            Status::Timeout
+        } else {
+            status
+        };
         if f.control_of.is_none() {
             self.early.push(f.result);
         }

@@ -427,8 +427,9 @@ impl ConnectProber {
             return;
         };
         let mut result = ping.result;
-        // Past its timeout, waiting on its control ping: an echo now is late.
-        let (status, rx) = if ping.awaiting_control && status == Status::Reply {
+        // Past its timeout, waiting on its control ping: a timeout, whatever ends the wait
+        // (an echo now is late; Ctrl-C or the connection's end came after its deadline).
+        let (status, rx) = if ping.awaiting_control {
             (Status::Timeout, None)
         } else {
             (status, rx)
